@@ -1,0 +1,2 @@
+//! log-capturer (in progress)
+fn main() {}

@@ -1,0 +1,119 @@
+//! The data that flows through the engine: sources, lines and their resume keys.
+//!
+//! A [`Line`] is one complete log line (partial Docker entries already merged), with the
+//! [`SourceId`] it came from and the [`Position`] that, once acknowledged by the sink,
+//! lets the source resume after it. Lines carry their bytes as a [`Bytes`] slice of the
+//! chunk they were read in, so moving them through the pipeline copies nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::rt::UnixNanos;
+
+/// Which output of a container a line came from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StdStream {
+    Stdout,
+    Stderr,
+}
+
+impl StdStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StdStream::Stdout => "stdout",
+            StdStream::Stderr => "stderr",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        match self {
+            StdStream::Stdout => 0,
+            StdStream::Stderr => 1,
+        }
+    }
+}
+
+/// A Docker container id (the full 64-hex id in production).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ContainerId(pub Arc<str>);
+
+impl ContainerId {
+    pub fn new(id: impl Into<Arc<str>>) -> ContainerId {
+        ContainerId(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The 12-character short id Docker prints.
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len().min(12)]
+    }
+}
+
+impl std::fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a line came from: one output stream of one container (files come later).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceId {
+    Container { id: ContainerId, stream: StdStream },
+}
+
+/// The resume key of a container line: its Docker timestamp and how many earlier
+/// complete lines of the same stream carried the same timestamp. Ordered, so
+/// "already delivered" is `key <= acknowledged`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ResumeKey {
+    /// Unix nanoseconds of the entry that ended the line.
+    pub ts: UnixNanos,
+    /// Lines of the same stream seen before this one with the same `ts`.
+    pub seq: u32,
+}
+
+/// A source's position: what to resume after.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Position {
+    Container(ResumeKey),
+}
+
+/// Loki stream labels, sorted by name. Shared by every line of a source.
+pub type Labels = Arc<BTreeMap<String, String>>;
+
+/// One complete log line on its way to the sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    /// The line's timestamp (Docker's, or the wall clock at read time for files).
+    pub ts: UnixNanos,
+    /// The content without its trailing newline; truncated lines end with the marker.
+    pub bytes: Bytes,
+    /// Where this line leaves its source once acknowledged.
+    pub position: Position,
+}
+
+/// The lines of one source inside a batch, in source order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchStream {
+    pub source: SourceId,
+    pub labels: Labels,
+    pub lines: Vec<Line>,
+}
+
+/// One push request's worth of lines: what the sink transport sends at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Per source, in the order sources first appeared in the batch.
+    pub streams: Vec<BatchStream>,
+    /// Sum of line lengths.
+    pub bytes: usize,
+    pub lines: usize,
+}

@@ -1,0 +1,13 @@
+//! Parsing Docker's log stream into complete lines. Pure functions and sans-IO state
+//! machines, tested without any runtime.
+//!
+//! - [`frame`]: the multiplexed stream (8-byte header: stream type, 3 zero bytes,
+//!   big-endian u32 length; then the payload), fed in arbitrary chunks.
+//! - [`timestamp`]: RFC 3339 with nanoseconds, as Docker writes it with
+//!   `timestamps=1` (`2026-11-22T19:35:40.123456789Z`), parsed and formatted.
+//! - [`assemble`]: per-stream merging of 16 KiB partial entries into lines, with the
+//!   `line_bytes_max` limit.
+
+pub mod assemble;
+pub mod frame;
+pub mod timestamp;

@@ -1,0 +1,16 @@
+//! Ports: the traits through which the engine reaches the world.
+//!
+//! Each has one real adapter in `capture-daemon` and one model in `capture-sim`. The
+//! engine never learns which. Methods return [`crate::rt::BoxFuture`]s and boxed streams
+//! so that the traits stay object safe and the engine can hold `Arc<dyn …>`.
+
+pub mod checkpoint;
+pub mod docker;
+pub mod sink;
+
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ContainerCheckpoint};
+pub use docker::{
+    ContainerEngine, ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream,
+    LogOptions, LogStream,
+};
+pub use sink::{SendOutcome, SinkTransport};
