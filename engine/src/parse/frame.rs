@@ -1,1 +1,211 @@
-//! TODO
+//! Docker's multiplexed log stream: frames of `[type, 0, 0, 0, len (u32 BE)]` + payload.
+//!
+//! Owns the sans-IO [`FrameDecoder`] (chunks in with [`FrameDecoder::push`], frames out
+//! with [`FrameDecoder::next_frame`]) and [`encode_frame`], its inverse, which the
+//! simulator's Docker model uses.
+//!
+//! Promises:
+//! - Chunks may be split anywhere, including inside a header: any split of a byte
+//!   sequence yields the same frames.
+//! - A payload lying inside one pushed chunk is returned as a zero-copy slice of that
+//!   chunk; only payloads straddling chunks are copied (once, into a buffer of exactly
+//!   their size).
+//! - A payload longer than `frame_bytes_max` is an error as soon as its header is read,
+//!   before any of it is buffered. The decoder itself holds only what was pushed and not
+//!   yet returned ([`FrameDecoder::buffered_bytes`]); the caller bounds that by draining
+//!   after each push.
+//! - Stream type 0 (stdin, which Docker never sends for logs) is taken as stdout; a type
+//!   above 2 is [`FrameError::BadStreamType`]. Bytes 1..4 of the header are ignored, as
+//!   Docker's own `stdcopy` does.
+//! - After an error the decoder is poisoned: [`FrameDecoder::next_frame`] repeats the
+//!   error and pushed chunks are dropped, until [`FrameDecoder::clear`]. The caller is
+//!   expected to drop the stream and reopen it.
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::model::StdStream;
+
+/// Bytes in a frame header.
+pub const HEADER_LEN: usize = 8;
+
+/// One frame's payload and the output it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub stream: StdStream,
+    pub payload: Bytes,
+}
+
+/// A stream that cannot be decoded further. See the module docs for poisoning.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("log stream frame has unknown stream type {0}")]
+    BadStreamType(u8),
+    #[error("log stream frame of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge { len: u32, max: usize },
+}
+
+/// Sans-IO decoder of Docker's multiplexed log stream. See the module docs.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    frame_bytes_max: usize,
+    /// Pushed chunks not yet consumed, oldest first; none is empty.
+    chunks: VecDeque<Bytes>,
+    /// Sum of the lengths of `chunks`.
+    chunks_bytes: usize,
+    /// A header already consumed from `chunks` whose payload is not complete yet.
+    header: Option<(StdStream, usize)>,
+    /// Set by the first error; repeated until `clear`.
+    poisoned: Option<FrameError>,
+}
+
+impl FrameDecoder {
+    pub fn new(frame_bytes_max: usize) -> Self {
+        FrameDecoder {
+            frame_bytes_max,
+            chunks: VecDeque::new(),
+            chunks_bytes: 0,
+            header: None,
+            poisoned: None,
+        }
+    }
+
+    /// Appends a chunk read from the stream. Ignored while poisoned.
+    pub fn push(&mut self, chunk: Bytes) {
+        if chunk.is_empty() || self.poisoned.is_some() {
+            return;
+        }
+        self.chunks_bytes += chunk.len();
+        self.chunks.push_back(chunk);
+    }
+
+    /// The next complete frame, `Ok(None)` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        if let Some(error) = &self.poisoned {
+            return Err(error.clone());
+        }
+        let (stream, payload_len) = match self.header {
+            Some(header) => header,
+            None => {
+                if self.chunks_bytes < HEADER_LEN {
+                    return Ok(None);
+                }
+                match self.take_header() {
+                    Ok(header) => {
+                        self.header = Some(header);
+                        header
+                    }
+                    Err(error) => {
+                        self.poisoned = Some(error.clone());
+                        self.chunks.clear();
+                        self.chunks_bytes = 0;
+                        return Err(error);
+                    }
+                }
+            }
+        };
+        if self.chunks_bytes < payload_len {
+            return Ok(None);
+        }
+        self.header = None;
+        let payload = self.take_payload(payload_len);
+        Ok(Some(Frame { stream, payload }))
+    }
+
+    /// Bytes pushed and not yet returned in a frame (a consumed header still counts).
+    pub fn buffered_bytes(&self) -> usize {
+        self.chunks_bytes + if self.header.is_some() { HEADER_LEN } else { 0 }
+    }
+
+    /// Forgets everything buffered and any error: ready for a new stream.
+    pub fn clear(&mut self) {
+        self.chunks.clear();
+        self.chunks_bytes = 0;
+        self.header = None;
+        self.poisoned = None;
+    }
+
+    /// Consumes and checks a header. Requires `chunks_bytes >= HEADER_LEN`.
+    fn take_header(&mut self) -> Result<(StdStream, usize), FrameError> {
+        let mut header = [0u8; HEADER_LEN];
+        self.copy_out(&mut header);
+        let stream = match header[0] {
+            0 | 1 => StdStream::Stdout,
+            2 => StdStream::Stderr,
+            other => return Err(FrameError::BadStreamType(other)),
+        };
+        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        if len as usize > self.frame_bytes_max {
+            return Err(FrameError::TooLarge { len, max: self.frame_bytes_max });
+        }
+        Ok((stream, len as usize))
+    }
+
+    /// Consumes `len` bytes: a slice of the front chunk if it holds them all, else a copy.
+    fn take_payload(&mut self, len: usize) -> Bytes {
+        debug_assert!(self.chunks_bytes >= len);
+        if len == 0 {
+            return Bytes::new();
+        }
+        self.chunks_bytes -= len;
+        let front = self.chunks.front_mut().expect("chunks_bytes > 0 implies a chunk");
+        if front.len() > len {
+            return front.split_to(len);
+        }
+        if front.len() == len {
+            return self.chunks.pop_front().expect("front exists");
+        }
+        let mut payload = BytesMut::with_capacity(len);
+        while payload.len() < len {
+            let front = self.chunks.front_mut().expect("enough bytes are buffered");
+            let wanted = len - payload.len();
+            if front.len() > wanted {
+                payload.extend_from_slice(&front[..wanted]);
+                front.advance(wanted);
+            } else {
+                payload.extend_from_slice(front);
+                self.chunks.pop_front();
+            }
+        }
+        debug_assert_eq!(payload.len(), len);
+        payload.freeze()
+    }
+
+    /// Consumes `out.len()` bytes into `out`. Requires that many to be buffered.
+    fn copy_out(&mut self, out: &mut [u8]) {
+        debug_assert!(self.chunks_bytes >= out.len());
+        self.chunks_bytes -= out.len();
+        let mut filled = 0;
+        while filled < out.len() {
+            let front = self.chunks.front_mut().expect("enough bytes are buffered");
+            let count = front.len().min(out.len() - filled);
+            out[filled..filled + count].copy_from_slice(&front[..count]);
+            filled += count;
+            if count == front.len() {
+                self.chunks.pop_front();
+            } else {
+                front.advance(count);
+            }
+        }
+    }
+}
+
+/// Appends one frame of `payload` on `stream` to `out`.
+///
+/// Panics if `payload` is longer than `u32::MAX` bytes, which no frame can carry.
+pub fn encode_frame(stream: StdStream, payload: &[u8], out: &mut Vec<u8>) {
+    let len = u32::try_from(payload.len()).expect("a frame payload fits in u32");
+    let stream_type = match stream {
+        StdStream::Stdout => 1,
+        StdStream::Stderr => 2,
+    };
+    out.reserve(HEADER_LEN + payload.len());
+    out.extend_from_slice(&[stream_type, 0, 0, 0]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+#[cfg(test)]
+#[path = "frame_tests.rs"]
+mod tests;

@@ -1,1 +1,250 @@
-//! TODO
+//! RFC 3339 timestamps with nanoseconds, as Docker writes them with `timestamps=1`.
+//!
+//! Owns the conversion between [`UnixNanos`] and text, and the split of a Docker log
+//! payload into its timestamp and its content.
+//!
+//! Promises:
+//! - [`format_rfc3339_nanos`] writes Docker's `RFC3339NanoFixed` layout
+//!   (`2026-11-22T19:35:40.123456789Z`: always 9 fraction digits, always UTC `Z`) for every
+//!   `i64`, without the `fmt` machinery and without allocating beyond `out`'s growth.
+//! - [`parse_rfc3339_nanos`] accepts `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±hh:mm)` (`t`/`z` in
+//!   lower case too, as RFC 3339 allows), checks every field's range including the day of
+//!   the month in leap years, and returns `None` for anything else or for an instant that
+//!   does not fit in `i64` nanoseconds. Docker's fixed 30-byte form takes a fast path.
+//!   Leap seconds (`:60`) are rejected, as Go's `time.Parse` does.
+//! - `parse(format(ts)) == Some(ts)` for every `ts`.
+//! - [`split_timestamp`] never copies: the content is a slice of the payload.
+//!
+//! Calendar arithmetic is Howard Hinnant's `days_from_civil` / `civil_from_days`
+//! (proleptic Gregorian), so pre-1970 instants work like any other.
+
+use bytes::Bytes;
+
+use crate::rt::UnixNanos;
+
+const NANOS_PER_SECOND: i64 = 1_000_000_000;
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// Length of Docker's fixed form `YYYY-MM-DDTHH:MM:SS.fffffffffZ`.
+const FIXED_LEN: usize = 30;
+/// Longest accepted form: 9 fraction digits and a `±hh:mm` offset.
+const TEXT_LEN_MAX: usize = 35;
+
+/// Why a Docker payload has no usable timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimestampError {
+    /// The payload does not start with a timestamp followed by a space.
+    #[error("log entry has no timestamp prefix")]
+    Missing,
+    /// The text before the first space is not an RFC 3339 timestamp.
+    #[error("log entry timestamp is not valid RFC 3339")]
+    Invalid,
+}
+
+/// Splits `TS<space>content` into the timestamp and the content (a zero-copy slice that
+/// still ends in `'\n'` if the payload did).
+pub fn split_timestamp(payload: &Bytes) -> Result<(UnixNanos, Bytes), TimestampError> {
+    // Fast path: Docker's fixed form is exactly 30 bytes.
+    if payload.len() > FIXED_LEN && payload[FIXED_LEN] == b' ' {
+        if let Some(ts) = parse_rfc3339_nanos(&payload[..FIXED_LEN]) {
+            return Ok((ts, payload.slice(FIXED_LEN + 1..)));
+        }
+    }
+    let head = &payload[..payload.len().min(TEXT_LEN_MAX + 1)];
+    let Some(space) = head.iter().position(|&byte| byte == b' ') else {
+        return Err(TimestampError::Missing);
+    };
+    if space == 0 {
+        return Err(TimestampError::Missing);
+    }
+    match parse_rfc3339_nanos(&payload[..space]) {
+        Some(ts) => Ok((ts, payload.slice(space + 1..))),
+        None => Err(TimestampError::Invalid),
+    }
+}
+
+/// Parses an RFC 3339 timestamp with 0 to 9 fraction digits into Unix nanoseconds.
+pub fn parse_rfc3339_nanos(text: &[u8]) -> Option<UnixNanos> {
+    if text.len() == FIXED_LEN && text[19] == b'.' && text[29] == b'Z' {
+        let (date_time_seconds, _) = parse_date_time(text)?;
+        let fraction = digits(&text[20..29])?;
+        return combine(date_time_seconds, fraction);
+    }
+    parse_general(text)
+}
+
+fn parse_general(text: &[u8]) -> Option<UnixNanos> {
+    let (local_seconds, mut index) = parse_date_time(text)?;
+    let mut fraction_nanos: u32 = 0;
+    if text.get(index) == Some(&b'.') {
+        index += 1;
+        let start = index;
+        while index < text.len() && text[index].is_ascii_digit() {
+            index += 1;
+        }
+        let count = index - start;
+        if count == 0 || count > 9 {
+            return None;
+        }
+        fraction_nanos = digits(&text[start..index])? * POWERS_OF_TEN[9 - count];
+    }
+    let offset_seconds: i64 = match text.get(index)? {
+        b'Z' | b'z' if index + 1 == text.len() => 0,
+        sign @ (b'+' | b'-') if index + 6 == text.len() => {
+            let rest = &text[index + 1..];
+            if rest[2] != b':' {
+                return None;
+            }
+            let hours = digits(&rest[0..2])?;
+            let minutes = digits(&rest[3..5])?;
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let magnitude = i64::from(hours * 3600 + minutes * 60);
+            if *sign == b'-' {
+                -magnitude
+            } else {
+                magnitude
+            }
+        }
+        _ => return None,
+    };
+    combine(local_seconds - offset_seconds, fraction_nanos)
+}
+
+/// `seconds * 1e9 + nanos` if it fits in `i64`. Computed in `i128` because the product
+/// alone overflows for the earliest representable second (1677-09-21T00:12:43).
+#[inline]
+fn combine(seconds: i64, nanos: u32) -> Option<UnixNanos> {
+    let total = i128::from(seconds) * i128::from(NANOS_PER_SECOND) + i128::from(nanos);
+    i64::try_from(total).ok()
+}
+
+const POWERS_OF_TEN: [u32; 10] =
+    [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
+
+/// Parses `YYYY-MM-DDTHH:MM:SS` at the start of `text`: seconds since the epoch (in the
+/// text's own offset) and the index just after the seconds.
+fn parse_date_time(text: &[u8]) -> Option<(i64, usize)> {
+    if text.len() < 20 {
+        return None;
+    }
+    if text[4] != b'-'
+        || text[7] != b'-'
+        || !matches!(text[10], b'T' | b't')
+        || text[13] != b':'
+        || text[16] != b':'
+    {
+        return None;
+    }
+    let year = digits(&text[0..4])?;
+    let month = digits(&text[5..7])?;
+    let day = digits(&text[8..10])?;
+    let hour = digits(&text[11..13])?;
+    let minute = digits(&text[14..16])?;
+    let second = digits(&text[17..19])?;
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let days = days_from_civil(i64::from(year), month, day);
+    let seconds = days * SECONDS_PER_DAY + i64::from(hour * 3600 + minute * 60 + second);
+    Some((seconds, 19))
+}
+
+/// Decimal value of a run of ASCII digits (at most 9, so it fits in `u32`).
+#[inline]
+fn digits(text: &[u8]) -> Option<u32> {
+    debug_assert!(text.len() <= 9);
+    let mut value: u32 = 0;
+    for &byte in text {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value * 10 + u32::from(digit);
+    }
+    Some(value)
+}
+
+fn is_leap_year(year: u32) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if is_leap_year(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400; // [0, 399]
+    let month_from_march = i64::from((month + 9) % 12); // March = 0
+    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1; // [0, 365]
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Hinnant's
+/// `civil_from_days`): `(year, month, day)`.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted - era * 146_097; // [0, 146096]
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153; // [0, 11]
+    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Appends `ts` in Docker's `RFC3339NanoFixed` layout: `YYYY-MM-DDTHH:MM:SS.fffffffffZ`.
+pub fn format_rfc3339_nanos(ts: UnixNanos, out: &mut Vec<u8>) {
+    let seconds = ts.div_euclid(NANOS_PER_SECOND);
+    let mut nanos = ts.rem_euclid(NANOS_PER_SECOND) as u32;
+    let days = seconds.div_euclid(SECONDS_PER_DAY);
+    let second_of_day = seconds.rem_euclid(SECONDS_PER_DAY) as u32;
+    let (year, month, day) = civil_from_days(days);
+    // Every i64 of nanoseconds lies between 1677 and 2262.
+    debug_assert!((1000..=9999).contains(&year));
+    let year = year as u32;
+
+    let mut text = *b"0000-00-00T00:00:00.000000000Z";
+    put_two(&mut text[0..2], year / 100);
+    put_two(&mut text[2..4], year % 100);
+    put_two(&mut text[5..7], month);
+    put_two(&mut text[8..10], day);
+    put_two(&mut text[11..13], second_of_day / 3600);
+    put_two(&mut text[14..16], second_of_day / 60 % 60);
+    put_two(&mut text[17..19], second_of_day % 60);
+    for slot in text[20..29].iter_mut().rev() {
+        *slot = b'0' + (nanos % 10) as u8;
+        nanos /= 10;
+    }
+    out.extend_from_slice(&text);
+}
+
+#[inline]
+fn put_two(slot: &mut [u8], value: u32) {
+    debug_assert!(value < 100);
+    slot[0] = b'0' + (value / 10) as u8;
+    slot[1] = b'0' + (value % 10) as u8;
+}
+
+#[cfg(test)]
+#[path = "timestamp_tests.rs"]
+mod tests;
