@@ -1,0 +1,369 @@
+//! The deterministic executor: one thread, virtual time, a seeded choice of what runs next.
+//!
+//! Owns: every task of a simulation run (engine tasks spawned through
+//! [`engine::rt::Rt::spawn_raw`], world tasks spawned through [`Executor::spawn_world`]),
+//! the virtual clock and the timers (see [`SimRt`]).
+//!
+//! ## Scheduling
+//! [`Executor::run_until`] repeats: admit tasks spawned since the last poll; draw a
+//! runnable task at random from the scheduler stream of the seed and poll it once. When
+//! nothing is runnable, the clock jumps to the earliest live timer and every timer due
+//! then fires (wakes its task) in registration order. Time never moves while something
+//! is runnable, so a poll takes zero virtual time.
+//!
+//! ## Promises
+//! - Same seed, same program, same world: same sequence of polls, same
+//!   [`Executor::trace_digest`].
+//! - A task's future is dropped as soon as it completes, or when [`Executor::drop_tasks`]
+//!   (a crash of the capture daemon) or the executor's own drop removes it; it is never
+//!   polled after that, and wakers it left behind are ignored.
+//! - No allocation per poll: each task has one waker, built at spawn; the ready queue
+//!   dedups wakes with a per-task flag.
+//! - [`RunOutcome::Idle`] means nothing is runnable and no timer is left. Whether that is a
+//!   deadlock depends on the work outstanding, which only the caller knows.
+//! - A task that keeps itself runnable forever without letting time pass is reported as
+//!   [`RunOutcome::Livelock`] rather than hanging the run.
+//!
+//! A task that panics unwinds out of `run_until`; the executor is then unusable (drop it).
+
+mod rng;
+mod rt;
+mod task;
+mod timer;
+mod trace;
+mod waker;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use engine::rt::{Instant, Rt, TaskMeta, UnixNanos};
+
+pub use self::rng::{splitmix64, streams, SimRng};
+pub use self::rt::SimRt;
+pub use self::task::{SimTask, SimTaskId, TaskLabel, TaskOrigin};
+
+use self::rt::Shared;
+use self::task::{PendingTask, TaskSlot};
+use self::trace::TraceDigest;
+use self::waker::TaskWaker;
+
+/// Why [`Executor::run_until`] (or [`Executor::run_until_stalled`]) returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Virtual time reached the deadline; tasks may still be runnable later.
+    DeadlineReached,
+    /// Nothing is runnable and no timer is left: only an outside wake (a world model
+    /// poked from the driver) could make progress.
+    Idle,
+    /// (`run_until_stalled` only) nothing is runnable now, but timers remain.
+    Stalled,
+    /// More than [`Executor::set_polls_per_instant_max`] polls happened without virtual
+    /// time moving: some task keeps waking itself.
+    Livelock { at: Instant, polls: u64 },
+}
+
+/// Default bound on polls at one virtual instant before reporting a livelock.
+pub const POLLS_PER_INSTANT_MAX_DEFAULT: u64 = 2_000_000;
+
+/// The single-threaded, virtual-time, seeded executor.
+pub struct Executor {
+    shared: Arc<Shared>,
+    handle: SimRt,
+    rt: Arc<dyn Rt>,
+    slots: Vec<Option<TaskSlot>>,
+    free_slots: Vec<u32>,
+    scheduler: SimRng,
+    polls: u64,
+    digest: TraceDigest,
+    live_engine: usize,
+    live_world: usize,
+    polls_per_instant_max: u64,
+    /// Reused buffers, so that admitting spawns and firing timers do not allocate.
+    admit_buffer: Vec<PendingTask>,
+    fire_buffer: Vec<Waker>,
+}
+
+impl Executor {
+    /// A new executor at virtual time zero, whose wall clock starts at `wall_start`.
+    pub fn new(seed: u64, wall_start: UnixNanos) -> Executor {
+        let shared = Arc::new(Shared::new(seed, wall_start));
+        let handle = SimRt { shared: shared.clone() };
+        let rt: Arc<dyn Rt> = Arc::new(handle.clone());
+        Executor {
+            shared,
+            handle,
+            rt,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            scheduler: SimRng::derive(seed, streams::SCHEDULER),
+            polls: 0,
+            digest: TraceDigest::default(),
+            live_engine: 0,
+            live_world: 0,
+            polls_per_instant_max: POLLS_PER_INSTANT_MAX_DEFAULT,
+            admit_buffer: Vec::new(),
+            fire_buffer: Vec::new(),
+        }
+    }
+
+    /// The runtime for the engine (`Tasks::new(executor.rt())`).
+    pub fn rt(&self) -> Arc<dyn Rt> {
+        self.rt.clone()
+    }
+
+    /// The concrete handle, for world models and drivers (sleep, spawn_world, wall).
+    pub fn handle(&self) -> SimRt {
+        self.handle.clone()
+    }
+
+    pub fn now(&self) -> Instant {
+        self.shared.now()
+    }
+
+    pub fn wall(&self) -> UnixNanos {
+        self.handle.wall()
+    }
+
+    /// Spawn a world-driver task: polled like any other, but not an engine task.
+    pub fn spawn_world<F>(&self, name: &'static str, future: F) -> SimTaskId
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.handle.spawn_world(name, future)
+    }
+
+    /// Bound on polls at a single virtual instant before [`RunOutcome::Livelock`].
+    pub fn set_polls_per_instant_max(&mut self, polls: u64) {
+        self.polls_per_instant_max = polls.max(1);
+    }
+
+    /// Polls so far (the event count of the run).
+    pub fn polls(&self) -> u64 {
+        self.polls
+    }
+
+    /// A hash of (virtual time, task id) over every poll so far.
+    pub fn trace_digest(&self) -> u64 {
+        self.digest.value()
+    }
+
+    /// Timers still waiting.
+    pub fn timers_pending(&self) -> usize {
+        self.shared.timers.lock().unwrap().live()
+    }
+
+    /// Live engine tasks (spawned through `Rt::spawn_raw`, not finished, not dropped).
+    pub fn live_engine_tasks(&self) -> usize {
+        self.live_engine + self.count_pending(false)
+    }
+
+    /// Live world tasks.
+    pub fn live_world_tasks(&self) -> usize {
+        self.live_world + self.count_pending(true)
+    }
+
+    /// Every live task (admitted or just spawned), in spawn order.
+    pub fn live_tasks(&self) -> Vec<SimTask> {
+        let mut tasks: Vec<SimTask> =
+            self.slots.iter().flatten().map(|slot| slot.task).collect();
+        tasks.extend(self.shared.spawns.lock().unwrap().iter().map(|pending| pending.task));
+        tasks.sort_by_key(|task| task.id);
+        tasks
+    }
+
+    /// Live tasks counted by label: engine tasks by (kind, spawn site), world by name.
+    pub fn live_by_label(&self) -> BTreeMap<TaskLabel, usize> {
+        let mut counts = BTreeMap::new();
+        for task in self.live_tasks() {
+            *counts.entry(task.label()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// A printable dump of live tasks by label, for failure reports.
+    pub fn dump_live_tasks(&self) -> String {
+        let mut out = String::new();
+        for (label, count) in self.live_by_label() {
+            out.push_str(&format!("{count:>6}  {label}\n"));
+        }
+        out
+    }
+
+    /// Run until virtual time would pass `deadline` (then the clock is set to `deadline`),
+    /// until nothing can happen any more ([`RunOutcome::Idle`]; the clock stays at the
+    /// last event), or until a livelock is detected.
+    pub fn run_until(&mut self, deadline: Instant) -> RunOutcome {
+        self.run(Some(deadline.as_nanos()))
+    }
+
+    /// [`Self::run_until`] `now() + duration`.
+    pub fn run_for(&mut self, duration: Duration) -> RunOutcome {
+        let deadline = self.now() + duration;
+        self.run_until(deadline)
+    }
+
+    /// Poll until nothing is runnable, without moving the clock. Returns
+    /// [`RunOutcome::Stalled`] (timers remain), [`RunOutcome::Idle`] (none remain) or
+    /// [`RunOutcome::Livelock`].
+    pub fn run_until_stalled(&mut self) -> RunOutcome {
+        self.run(None)
+    }
+
+    fn run(&mut self, deadline: Option<u64>) -> RunOutcome {
+        let mut polls_at_instant: u64 = 0;
+        loop {
+            self.admit_spawns();
+            let next = self.shared.ready.lock().unwrap().pop_random(&mut self.scheduler);
+            if let Some(slot) = next {
+                self.poll_slot(slot);
+                polls_at_instant += 1;
+                if polls_at_instant > self.polls_per_instant_max {
+                    return RunOutcome::Livelock { at: self.now(), polls: polls_at_instant };
+                }
+                continue;
+            }
+            if self.has_pending_spawns() {
+                continue;
+            }
+            let next_deadline = self.shared.timers.lock().unwrap().next_deadline();
+            let Some(next_deadline) = next_deadline else { return RunOutcome::Idle };
+            let Some(deadline) = deadline else { return RunOutcome::Stalled };
+            if next_deadline > deadline {
+                self.shared.advance_to(deadline);
+                return RunOutcome::DeadlineReached;
+            }
+            self.shared.advance_to(next_deadline);
+            polls_at_instant = 0;
+            self.fire_timers();
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.shared.now().as_nanos();
+        let mut wakers = std::mem::take(&mut self.fire_buffer);
+        self.shared.timers.lock().unwrap().fire_due(now, &mut wakers);
+        for waker in wakers.drain(..) {
+            waker.wake();
+        }
+        self.fire_buffer = wakers;
+    }
+
+    #[inline]
+    fn poll_slot(&mut self, slot: u32) {
+        let now = self.shared.now().as_nanos();
+        let entry = self.slots[slot as usize].as_mut().expect("a queued slot holds a task");
+        self.polls += 1;
+        self.digest.record(now, entry.task.id);
+        let mut cx = Context::from_waker(&entry.waker);
+        if entry.future.as_mut().poll(&mut cx).is_ready() {
+            let finished = self.remove_slot(slot);
+            drop(finished);
+        }
+    }
+
+    /// Take the task out of its slot and retire the slot's wakers. The caller drops the
+    /// returned task (its future) when no executor state is borrowed.
+    fn remove_slot(&mut self, slot: u32) -> TaskSlot {
+        let entry = self.slots[slot as usize].take().expect("slot holds a task");
+        self.shared.ready.lock().unwrap().retire(slot);
+        self.free_slots.push(slot);
+        if entry.task.is_world() {
+            self.live_world -= 1;
+        } else {
+            self.live_engine -= 1;
+        }
+        entry
+    }
+
+    fn has_pending_spawns(&self) -> bool {
+        !self.shared.spawns.lock().unwrap().is_empty()
+    }
+
+    fn count_pending(&self, world: bool) -> usize {
+        let spawns = self.shared.spawns.lock().unwrap();
+        spawns.iter().filter(|pending| pending.task.is_world() == world).count()
+    }
+
+    #[inline]
+    fn admit_spawns(&mut self) {
+        {
+            let mut spawns = self.shared.spawns.lock().unwrap();
+            if spawns.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut *spawns, &mut self.admit_buffer);
+        }
+        let mut admitted = std::mem::take(&mut self.admit_buffer);
+        for pending in admitted.drain(..) {
+            let slot = match self.free_slots.pop() {
+                Some(slot) => slot,
+                None => {
+                    self.slots.push(None);
+                    (self.slots.len() - 1) as u32
+                }
+            };
+            let generation = self.shared.ready.lock().unwrap().activate(slot);
+            let waker =
+                Arc::new(TaskWaker { slot, generation, ready: self.shared.ready.clone() });
+            if pending.task.is_world() {
+                self.live_world += 1;
+            } else {
+                self.live_engine += 1;
+            }
+            self.slots[slot as usize] = Some(TaskSlot::new(pending, waker));
+        }
+        self.admit_buffer = admitted;
+    }
+
+    /// Drop, at once and without polling them again, the futures of every live engine
+    /// task whose meta matches: a crash of the capture daemon. World tasks are never
+    /// dropped. Destructors run after all matching tasks are out of the executor, in
+    /// spawn order. Returns how many tasks were dropped.
+    pub fn drop_tasks(&mut self, mut matches: impl FnMut(&TaskMeta) -> bool) -> usize {
+        self.admit_spawns();
+        let mut chosen: Vec<(SimTaskId, u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, entry)| {
+                let entry = entry.as_ref()?;
+                let meta = entry.task.meta()?;
+                matches(&meta).then_some((entry.task.id, slot as u32))
+            })
+            .collect();
+        chosen.sort_unstable();
+        let removed: Vec<TaskSlot> =
+            chosen.iter().map(|&(_, slot)| self.remove_slot(slot)).collect();
+        let count = removed.len();
+        drop(removed);
+        count
+    }
+
+    /// Drop every engine task (a crash that kills the whole capture daemon).
+    pub fn drop_engine_tasks(&mut self) -> usize {
+        self.drop_tasks(|_| true)
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        // Futures hold `SimRt`s (and so `Shared`), and `Shared` holds pending spawns:
+        // drop everything explicitly so that no cycle keeps futures alive. Destructors
+        // may spawn again; loop until nothing is left.
+        loop {
+            let pending = std::mem::take(&mut *self.shared.spawns.lock().unwrap());
+            let tasks: Vec<TaskSlot> = self.slots.iter_mut().filter_map(Option::take).collect();
+            if pending.is_empty() && tasks.is_empty() {
+                break;
+            }
+            drop(tasks);
+            drop(pending);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! `SimRt`: the simulator's implementation of [`engine::rt::Rt`], a cheap clonable handle.
+//!
+//! Owns: the state tasks reach while they run (shared with the [`super::Executor`] that
+//! drives them): the virtual clock, the timers, the engine's entropy stream and the
+//! queue of tasks spawned but not yet admitted.
+//!
+//! Promises:
+//! - `now()` is virtual time; it moves only when the executor has nothing runnable, and
+//!   only forward. `wall()` is the executor's `wall_start` plus `now()`.
+//! - `rand_u64()` draws from its own stream ([`super::rng::streams::ENGINE`]), separate
+//!   from the executor's scheduling choices and from the world's.
+//! - `spawn_raw` never polls the future inline: it is queued and becomes runnable when
+//!   the executor admits it after the current poll.
+//! Everything lives behind uncontended mutexes: the simulation is single-threaded, the
+//! locks exist only because the engine's futures must be `Send`.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use engine::rt::{BoxFuture, Instant, Rt, TaskMeta, UnixNanos};
+
+use super::rng::{streams, SimRng};
+use super::task::{PendingTask, SimTask, SimTaskId, TaskOrigin};
+use super::timer::{Sleep, Timers};
+use super::waker::ReadyQueue;
+
+/// State shared by the executor and every handle.
+pub(crate) struct Shared {
+    now: AtomicU64,
+    wall_start: UnixNanos,
+    next_task_id: AtomicU64,
+    pub(crate) timers: Mutex<Timers>,
+    entropy: Mutex<SimRng>,
+    pub(crate) spawns: Mutex<Vec<PendingTask>>,
+    pub(crate) ready: Arc<Mutex<ReadyQueue>>,
+}
+
+impl Shared {
+    pub(crate) fn new(seed: u64, wall_start: UnixNanos) -> Shared {
+        Shared {
+            now: AtomicU64::new(0),
+            wall_start,
+            next_task_id: AtomicU64::new(0),
+            timers: Mutex::new(Timers::default()),
+            entropy: Mutex::new(SimRng::derive(seed, streams::ENGINE)),
+            spawns: Mutex::new(Vec::new()),
+            ready: Arc::new(Mutex::new(ReadyQueue::default())),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn now(&self) -> Instant {
+        Instant::from_nanos(self.now.load(Ordering::Relaxed))
+    }
+
+    /// Move the clock forward (never back).
+    pub(crate) fn advance_to(&self, nanos: u64) {
+        let current = self.now.load(Ordering::Relaxed);
+        if nanos > current {
+            self.now.store(nanos, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn spawn(&self, origin: TaskOrigin, future: BoxFuture<()>) -> SimTaskId {
+        let id = self.next_task_id.fetch_add(1, Ordering::Relaxed);
+        let task = SimTask { id, origin };
+        self.spawns.lock().unwrap().push(PendingTask { task, future });
+        id
+    }
+}
+
+/// The simulator's runtime handle. Clone it freely; [`super::Executor::rt`] hands it out
+/// as an `Arc<dyn Rt>` for the engine.
+#[derive(Clone)]
+pub struct SimRt {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl SimRt {
+    pub fn now(&self) -> Instant {
+        self.shared.now()
+    }
+
+    pub fn wall(&self) -> UnixNanos {
+        self.shared.wall_start + self.shared.now().as_nanos() as i64
+    }
+
+    pub fn wall_start(&self) -> UnixNanos {
+        self.shared.wall_start
+    }
+
+    /// A future that completes once virtual time reaches `deadline`.
+    pub fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static {
+        Sleep::new(self.shared.clone(), deadline)
+    }
+
+    /// A future that completes after `duration` of virtual time.
+    pub fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static {
+        self.sleep_until(self.now() + duration)
+    }
+
+    /// Spawn a world-driver task (the simulator's own, not an engine task).
+    pub fn spawn_world<F>(&self, name: &'static str, future: F) -> SimTaskId
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.shared.spawn(TaskOrigin::World(name), Box::pin(future))
+    }
+}
+
+impl Rt for SimRt {
+    fn now(&self) -> Instant {
+        self.shared.now()
+    }
+
+    fn wall(&self) -> UnixNanos {
+        SimRt::wall(self)
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
+        Box::pin(Sleep::new(self.shared.clone(), deadline))
+    }
+
+    fn spawn_raw(&self, meta: TaskMeta, future: BoxFuture<()>) {
+        self.shared.spawn(TaskOrigin::Engine(meta), future);
+    }
+
+    fn rand_u64(&self) -> u64 {
+        self.shared.entropy.lock().unwrap().next_u64()
+    }
+}

@@ -1,0 +1,369 @@
+//! Unit tests of the executor: determinism, virtual time, spawning, dropping, and the
+//! engine's `Tasks` running on it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use engine::rt::Instant;
+use engine::task::{TaskKind, Tasks};
+
+use super::*;
+
+const WALL_START: UnixNanos = 1_700_000_000_000_000_000;
+
+/// Yields once (wakes itself and returns Pending the first time).
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+fn yield_now() -> YieldNow {
+    YieldNow(false)
+}
+
+/// A racy program: several tasks append their ids to a shared log, yielding between.
+fn racy_program(seed: u64) -> (u64, Vec<u64>) {
+    let mut executor = Executor::new(seed, WALL_START);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let rt = executor.rt();
+    for id in 0..8u64 {
+        let log = log.clone();
+        let rt = rt.clone();
+        executor.spawn_world("racer", async move {
+            for step in 0..5u64 {
+                log.lock().unwrap().push(id * 100 + step);
+                if step % 2 == 0 {
+                    yield_now().await;
+                } else {
+                    rt.sleep(Duration::from_millis(rt.rand_u64() % 3)).await;
+                }
+            }
+        });
+    }
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+    let log = log.lock().unwrap().clone();
+    (executor.trace_digest(), log)
+}
+
+#[test]
+fn same_seed_same_digest_and_schedule() {
+    for seed in [0, 1, 42, u64::MAX] {
+        assert_eq!(racy_program(seed), racy_program(seed));
+    }
+}
+
+#[test]
+fn different_seeds_give_different_schedules() {
+    let digests: std::collections::BTreeSet<u64> =
+        (0..16).map(|seed| racy_program(seed).0).collect();
+    assert!(digests.len() > 12, "only {} distinct digests of 16", digests.len());
+}
+
+#[test]
+fn rng_streams_are_reproducible_and_independent() {
+    let mut a = SimRng::new(7);
+    let mut b = SimRng::new(7);
+    let first: Vec<u64> = (0..8).map(|_| a.next_u64()).collect();
+    assert_eq!(first, (0..8).map(|_| b.next_u64()).collect::<Vec<_>>());
+    let mut scheduler = SimRng::derive(7, streams::SCHEDULER);
+    let mut world = SimRng::derive(7, streams::WORLD);
+    assert_ne!(scheduler.next_u64(), world.next_u64());
+    let mut rng = SimRng::new(3);
+    for _ in 0..10_000 {
+        assert!(rng.below(7) < 7);
+        let x = rng.range(10..20);
+        assert!((10..20).contains(&x));
+    }
+    assert!(!rng.chance(0.0));
+    assert!(rng.chance(1.0));
+    let hits = (0..10_000).filter(|_| rng.chance(0.25)).count();
+    assert!((2_000..3_000).contains(&hits), "{hits}");
+}
+
+#[test]
+fn four_hour_sleep_completes_instantly_in_virtual_time() {
+    let mut executor = Executor::new(1, WALL_START);
+    let rt = executor.rt();
+    let done = Arc::new(AtomicU64::new(0));
+    let done_in_task = done.clone();
+    executor.spawn_world("sleeper", async move {
+        rt.sleep(Duration::from_secs(4 * 3600)).await;
+        done_in_task.store(rt.now().as_nanos(), Ordering::SeqCst);
+    });
+    let started = std::time::Instant::now();
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    let four_hours = 4 * 3600 * 1_000_000_000u64;
+    assert_eq!(done.load(Ordering::SeqCst), four_hours);
+    assert_eq!(executor.now().as_nanos(), four_hours);
+    assert_eq!(executor.wall(), WALL_START + four_hours as i64);
+}
+
+#[test]
+fn run_until_stops_at_the_deadline_and_resumes() {
+    let mut executor = Executor::new(1, WALL_START);
+    let rt = executor.rt();
+    let ticks = Arc::new(AtomicU64::new(0));
+    let ticks_in_task = ticks.clone();
+    executor.spawn_world("ticker", async move {
+        loop {
+            rt.sleep(Duration::from_secs(1)).await;
+            ticks_in_task.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let outcome = executor.run_until(Instant::ZERO + Duration::from_millis(10_500));
+    assert_eq!(outcome, RunOutcome::DeadlineReached);
+    assert_eq!(ticks.load(Ordering::SeqCst), 10);
+    assert_eq!(executor.now(), Instant::ZERO + Duration::from_millis(10_500));
+    assert_eq!(executor.timers_pending(), 1);
+    // A deadline exactly on a timer fires it.
+    executor.run_until(Instant::ZERO + Duration::from_secs(20));
+    assert_eq!(ticks.load(Ordering::SeqCst), 20);
+    assert_eq!(executor.run_until_stalled(), RunOutcome::Stalled);
+}
+
+#[test]
+fn dropped_sleep_cancels_its_timer() {
+    let mut executor = Executor::new(1, WALL_START);
+    let rt = executor.rt();
+    executor.spawn_world("racer", async move {
+        let long = rt.sleep(Duration::from_secs(3600));
+        let short = rt.sleep(Duration::from_secs(1));
+        futures::pin_mut!(long);
+        futures::pin_mut!(short);
+        // Poll both once (registers both timers), then let the short one win.
+        futures::future::select(long, short).await;
+    });
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+    assert_eq!(executor.now(), Instant::ZERO + Duration::from_secs(1));
+    assert_eq!(executor.timers_pending(), 0);
+}
+
+#[test]
+fn sleep_in_the_past_is_ready_at_once() {
+    let mut executor = Executor::new(1, WALL_START);
+    let rt = executor.rt();
+    let done = Arc::new(AtomicUsize::new(0));
+    let done_in_task = done.clone();
+    executor.spawn_world("past", async move {
+        rt.sleep(Duration::from_secs(5)).await;
+        rt.sleep_until(Instant::ZERO).await;
+        rt.sleep(Duration::ZERO).await;
+        done_in_task.fetch_add(1, Ordering::SeqCst);
+    });
+    executor.run_until(Instant::from_nanos(u64::MAX));
+    assert_eq!(done.load(Ordering::SeqCst), 1);
+    assert_eq!(executor.now(), Instant::ZERO + Duration::from_secs(5));
+}
+
+#[test]
+fn tasks_spawned_from_tasks_run() {
+    let mut executor = Executor::new(9, WALL_START);
+    let handle = executor.handle();
+    let count = Arc::new(AtomicUsize::new(0));
+    let count_in_task = count.clone();
+    executor.spawn_world("parent", async move {
+        for depth in 0..10u64 {
+            let count = count_in_task.clone();
+            let inner = handle.clone();
+            handle.spawn_world("child", async move {
+                inner.sleep(Duration::from_millis(depth)).await;
+                count.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+    assert_eq!(count.load(Ordering::SeqCst), 10);
+    assert_eq!(executor.live_world_tasks(), 0);
+    assert!(executor.live_tasks().is_empty());
+}
+
+struct SetOnDrop(Arc<AtomicUsize>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn drop_tasks_runs_destructors_and_spares_world_tasks() {
+    let mut executor = Executor::new(5, WALL_START);
+    let tasks = Tasks::new(executor.rt());
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for kind in [TaskKind::Container, TaskKind::Container, TaskKind::Sink] {
+        let guard = SetOnDrop(dropped.clone());
+        let rt = tasks.rt().clone();
+        handles.push(tasks.spawn(kind, async move {
+            let _guard = guard;
+            rt.sleep(Duration::from_secs(3600)).await;
+        }));
+    }
+    let world_guard = SetOnDrop(dropped.clone());
+    let handle = executor.handle();
+    executor.spawn_world("world", async move {
+        let _guard = world_guard;
+        handle.sleep(Duration::from_secs(7200)).await;
+    });
+    executor.run_until(Instant::ZERO + Duration::from_secs(1));
+    assert_eq!(executor.live_engine_tasks(), 3);
+    assert_eq!(tasks.registry().alive_total(), 3);
+    assert_eq!(executor.timers_pending(), 4);
+
+    let removed = executor.drop_tasks(|meta| meta.kind == TaskKind::Container);
+    assert_eq!(removed, 2);
+    assert_eq!(dropped.load(Ordering::SeqCst), 2);
+    assert_eq!(tasks.registry().alive(TaskKind::Container), 0);
+    assert_eq!(tasks.registry().alive(TaskKind::Sink), 1);
+    assert_eq!(executor.timers_pending(), 2, "dropped sleeps cancel their timers");
+
+    assert_eq!(executor.drop_engine_tasks(), 1);
+    assert_eq!(tasks.registry().alive_total(), 0);
+    assert_eq!(executor.live_engine_tasks(), 0);
+    assert_eq!(executor.live_world_tasks(), 1);
+    drop(handles);
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+    assert_eq!(dropped.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn engine_tasks_spawn_join_and_cancel_and_join() {
+    let mut executor = Executor::new(11, WALL_START);
+    let tasks = Tasks::new(executor.rt());
+    let registry = tasks.registry().clone();
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let results_in_task = results.clone();
+    let owner_tasks = tasks.clone();
+    // The owner is itself an engine task, as in the engine.
+    let owner = tasks.spawn(TaskKind::Control, async move {
+        let rt = owner_tasks.rt().clone();
+        let worker_rt = rt.clone();
+        let worker = owner_tasks.spawn(TaskKind::Dispatcher, async move {
+            worker_rt.sleep(Duration::from_secs(2)).await;
+            42u32
+        });
+        let forever_rt = rt.clone();
+        let forever = owner_tasks.spawn(TaskKind::Stream, async move {
+            loop {
+                forever_rt.sleep(Duration::from_secs(60)).await;
+            }
+        });
+        let joined = worker.join().await;
+        let cancelled = forever.cancel_and_join().await;
+        results_in_task.lock().unwrap().push((joined, cancelled.map(|_: ()| 0u32)));
+        7u32
+    });
+    let joined_owner = Arc::new(Mutex::new(None));
+    let joined_owner_in_task = joined_owner.clone();
+    executor.spawn_world("joiner", async move {
+        *joined_owner_in_task.lock().unwrap() = Some(owner.join().await);
+    });
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+    assert_eq!(
+        *results.lock().unwrap(),
+        vec![(Ok(42), Err(engine::task::Cancelled))]
+    );
+    assert_eq!(*joined_owner.lock().unwrap(), Some(Ok(7)));
+    assert_eq!(registry.alive_total(), 0);
+    for kind in [TaskKind::Control, TaskKind::Dispatcher, TaskKind::Stream] {
+        assert_eq!(registry.spawned(kind), 1);
+        assert_eq!(registry.finished(kind), 1);
+    }
+    assert_eq!(executor.live_engine_tasks(), 0);
+    assert_eq!(executor.now(), Instant::ZERO + Duration::from_secs(2));
+}
+
+#[test]
+fn live_tasks_report_kind_and_site() {
+    let mut executor = Executor::new(2, WALL_START);
+    let tasks = Tasks::new(executor.rt());
+    let rt = executor.rt();
+    let _handle = tasks.spawn(TaskKind::Container, async move {
+        rt.sleep(Duration::from_secs(10)).await;
+    });
+    executor.spawn_world("driver", std::future::pending());
+    let live = executor.live_tasks();
+    assert_eq!(live.len(), 2);
+    assert_eq!(live[0].kind(), Some(TaskKind::Container));
+    assert!(live[0].site().unwrap().file.ends_with("tests.rs"));
+    assert!(live[1].is_world());
+    executor.run_until(Instant::ZERO + Duration::from_secs(1));
+    let dump = executor.dump_live_tasks();
+    assert!(dump.contains("container @ "), "{dump}");
+    assert!(dump.contains("world:driver"), "{dump}");
+    executor.run_until(Instant::ZERO + Duration::from_secs(11));
+    assert_eq!(executor.live_engine_tasks(), 0);
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+}
+
+#[test]
+fn stale_wakers_are_ignored() {
+    let mut executor = Executor::new(3, WALL_START);
+    let kept = Arc::new(Mutex::new(None));
+    let kept_in_task = kept.clone();
+    executor.spawn_world("leaves a waker", futures::future::poll_fn(move |cx| {
+        *kept_in_task.lock().unwrap() = Some(cx.waker().clone());
+        Poll::Ready(())
+    }));
+    executor.run_until_stalled();
+    let polls_before = executor.polls();
+    // A new task takes the freed slot; the old waker must not wake it.
+    executor.spawn_world("new", std::future::pending());
+    executor.run_until_stalled();
+    assert_eq!(executor.polls(), polls_before + 1);
+    kept.lock().unwrap().take().unwrap().wake();
+    executor.run_until_stalled();
+    assert_eq!(executor.polls(), polls_before + 1);
+}
+
+#[test]
+fn livelock_is_reported() {
+    let mut executor = Executor::new(3, WALL_START);
+    executor.set_polls_per_instant_max(1_000);
+    executor.spawn_world("spinner", async {
+        loop {
+            yield_now().await;
+        }
+    });
+    assert!(matches!(
+        executor.run_until(Instant::from_nanos(u64::MAX)),
+        RunOutcome::Livelock { polls: 1_001, .. }
+    ));
+}
+
+#[test]
+fn dropping_the_executor_drops_all_futures() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    {
+        let mut executor = Executor::new(3, WALL_START);
+        let handle = executor.handle();
+        for _ in 0..3 {
+            let guard = SetOnDrop(dropped.clone());
+            let handle_in_task = handle.clone();
+            executor.spawn_world("w", async move {
+                let _guard = guard;
+                handle_in_task.sleep(Duration::from_secs(1000)).await;
+            });
+        }
+        executor.run_until(Instant::ZERO + Duration::from_secs(1));
+        let guard = SetOnDrop(dropped.clone());
+        executor.spawn_world("never admitted", async move {
+            let _guard = guard;
+        });
+    }
+    assert_eq!(dropped.load(Ordering::SeqCst), 4);
+}
