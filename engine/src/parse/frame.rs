@@ -137,7 +137,10 @@ impl FrameDecoder {
         };
         let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
         if len as usize > self.frame_bytes_max {
-            return Err(FrameError::TooLarge { len, max: self.frame_bytes_max });
+            return Err(FrameError::TooLarge {
+                len,
+                max: self.frame_bytes_max,
+            });
         }
         Ok((stream, len as usize))
     }
@@ -149,7 +152,10 @@ impl FrameDecoder {
             return Bytes::new();
         }
         self.chunks_bytes -= len;
-        let front = self.chunks.front_mut().expect("chunks_bytes > 0 implies a chunk");
+        let front = self
+            .chunks
+            .front_mut()
+            .expect("chunks_bytes > 0 implies a chunk");
         if front.len() > len {
             return front.split_to(len);
         }

@@ -120,8 +120,18 @@ fn combine(seconds: i64, nanos: u32) -> Option<UnixNanos> {
     i64::try_from(total).ok()
 }
 
-const POWERS_OF_TEN: [u32; 10] =
-    [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
+const POWERS_OF_TEN: [u32; 10] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
 
 /// Parses `YYYY-MM-DDTHH:MM:SS` at the start of `text`: seconds since the epoch (in the
 /// text's own offset) and the index just after the seconds.
@@ -172,6 +182,8 @@ fn digits(text: &[u8]) -> Option<u32> {
     Some(value)
 }
 
+// `is_multiple_of` needs Rust 1.87; the workspace promises 1.80.
+#[allow(clippy::manual_is_multiple_of)]
 fn is_leap_year(year: u32) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
 }
@@ -207,7 +219,11 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_from_march = (5 * day_of_year + 2) / 153; // [0, 11]
     let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 } as u32;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
