@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::protobuf::{render_labels, utf8_or_lossy, PushEntry, PushRequest, PushStream};
-use super::DecodeError;
+pub use super::DecodeError;
 use crate::model::Batch;
 use crate::parse::timestamp::format_rfc3339_nanos;
 use crate::rt::UnixNanos;

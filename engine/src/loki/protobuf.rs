@@ -29,7 +29,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::DecodeError;
+pub use super::DecodeError;
 use crate::model::Batch;
 use crate::rt::UnixNanos;
 
