@@ -1,1 +1,68 @@
-//! TODO
+//! Checkpointing: commit acknowledged positions through the `CheckpointStore` port.
+//!
+//! The checkpoint task wakes only when positions changed (no always-on tick), commits at
+//! most once per `commit_every`, and commits once more at shutdown.
+
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointConfig {
+    /// Commit acknowledged positions at most this often.
+    pub commit_every: Duration,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> CheckpointConfig {
+        CheckpointConfig { commit_every: Duration::from_secs(5) }
+    }
+}
+
+use std::sync::Arc;
+
+use crate::pipeline::ack::Acks;
+use crate::port::CheckpointStore;
+use crate::rt::Rt;
+use crate::telemetry::{Component, Telemetry};
+
+/// The checkpoint task body: commit whenever positions changed, at most once per
+/// `commit_every`. Cancelled at shutdown, after which the agent commits once more.
+pub async fn run_checkpointer(
+    rt: Arc<dyn Rt>,
+    config: CheckpointConfig,
+    acks: Arc<Acks>,
+    store: Arc<dyn CheckpointStore>,
+    telemetry: Arc<Telemetry>,
+) {
+    loop {
+        acks.changed().await;
+        let next_commit = rt.now() + config.commit_every;
+        if let Some(checkpoint) = acks.take_dirty() {
+            commit(&*rt, &*store, &acks, &telemetry, checkpoint).await;
+        }
+        rt.sleep_until(next_commit).await;
+    }
+}
+
+/// Commit one checkpoint; on failure the positions stay dirty for the next attempt.
+pub async fn commit(
+    rt: &dyn Rt,
+    store: &dyn CheckpointStore,
+    acks: &Acks,
+    telemetry: &Telemetry,
+    checkpoint: crate::port::Checkpoint,
+) -> bool {
+    match store.commit(checkpoint).await {
+        Ok(()) => {
+            telemetry.checkpoint_commits_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            telemetry.health(Component::Checkpoint).set_up();
+            true
+        }
+        Err(error) => {
+            telemetry.checkpoint_errors_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            telemetry.health(Component::Checkpoint).set_down(rt.now(), &error);
+            tracing::error!(%error, "checkpoint commit failed; positions will be committed again");
+            acks.mark_dirty();
+            false
+        }
+    }
+}

@@ -24,3 +24,4 @@ pub mod pipeline;
 pub mod container;
 pub mod checkpoint;
 pub mod telemetry;
+pub mod agent;

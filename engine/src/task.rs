@@ -223,7 +223,7 @@ impl Tasks {
         };
         let meta = TaskMeta { id, kind, site: location };
         self.rt.spawn_raw(meta, Box::pin(wrapped));
-        TaskHandle { abort, done: done_rx, kind, site }
+        TaskHandle { abort, done: Some(done_rx), cancel_on_drop: true, kind, site }
     }
 }
 
@@ -232,12 +232,17 @@ impl Tasks {
 #[error("task was cancelled")]
 pub struct Cancelled;
 
-/// The owner's side of a task: cancel it, join it. Dropping a handle neither cancels
-/// nor joins, so every owner must call one of [`join`](Self::join) or
-/// [`cancel_and_join`](Self::cancel_and_join) before it finishes itself.
+/// The owner's side of a task: cancel it, join it.
+///
+/// Dropping a handle cancels the task (structured cancellation: when an owner is
+/// cancelled, so is everything it owns), but it does not wait for it; an owner that
+/// finishes normally calls [`join`](Self::join) or [`cancel_and_join`](Self::cancel_and_join)
+/// on every handle first. [`detach`](Self::detach) exists only for tests that model
+/// the predecessor's untracked spawns.
 pub struct TaskHandle<T> {
     abort: AbortHandle,
-    done: oneshot::Receiver<Option<T>>,
+    done: Option<oneshot::Receiver<Option<T>>>,
+    cancel_on_drop: bool,
     kind: TaskKind,
     site: SpawnSite,
 }
@@ -256,9 +261,16 @@ impl<T> TaskHandle<T> {
         self.abort.abort();
     }
 
+    /// A handle that can cancel the task while another owner waits on [`join`](Self::join).
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle(self.abort.clone())
+    }
+
     /// Wait until the task has finished and its future has been dropped.
-    pub async fn join(self) -> Result<T, Cancelled> {
-        match self.done.await {
+    pub async fn join(mut self) -> Result<T, Cancelled> {
+        let done = self.done.take().expect("joined once");
+        self.cancel_on_drop = false;
+        match done.await {
             Ok(Some(value)) => Ok(value),
             // Aborted, or the runtime dropped the task (runtime shut down).
             Ok(None) | Err(oneshot::Canceled) => Err(Cancelled),
@@ -269,5 +281,29 @@ impl<T> TaskHandle<T> {
     pub async fn cancel_and_join(self) -> Result<T, Cancelled> {
         self.cancel();
         self.join().await
+    }
+
+    /// Let the task run on with no owner. Only the simulator's deliberately broken
+    /// variants do this; the oracle then reports the task as a leak at its spawn site.
+    pub fn detach(mut self) {
+        self.cancel_on_drop = false;
+    }
+}
+
+/// Cancels a task without owning it (see [`TaskHandle::cancel_handle`]).
+#[derive(Clone)]
+pub struct CancelHandle(AbortHandle);
+
+impl CancelHandle {
+    pub fn cancel(&self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Drop for TaskHandle<T> {
+    fn drop(&mut self) {
+        if self.cancel_on_drop {
+            self.abort.abort();
+        }
     }
 }

@@ -1,1 +1,82 @@
-//! TODO
+//! The container monitor: discovery plus one supervisor task per known container.
+//!
+//! - [`discovery`] owns the events stream and the periodic reconcile (`list`), keeps the
+//!   set of known containers, spawns a supervisor for each new one, tells supervisors
+//!   when their container starts, stops or is removed, and joins every supervisor it
+//!   spawned before it finishes itself.
+//! - [`supervisor`] owns one container's log stream: it takes a slot from the
+//!   [`pool::StreamPool`] (FIFO, `streams_max`), opens the log since the last position
+//!   it queued (after a restart of the agent: the last acknowledged one), polls the
+//!   stream itself, rotates it every `rotate_every` by dropping it and reopening, and
+//!   watches for stalls. There is no reader task, so a stream cannot outlive its
+//!   rotation: "drop, then reopen".
+//! - [`reader`] is the sans-IO part: frames → timestamps → merged lines → resume keys and
+//!   deduplication against what was already queued.
+
+use std::time::Duration;
+
+pub mod discovery;
+pub mod pool;
+pub mod reader;
+pub mod supervisor;
+
+/// What to read of a container seen for the first time on a first run (no checkpoint).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FirstSight {
+    /// Its whole log.
+    Beginning,
+    /// Only what it writes from now on.
+    Now,
+    /// The last N entries, then follow.
+    Tail(u64),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MonitorConfig {
+    /// Rotate (drop and reopen) every log stream this often...
+    pub rotate_every: Duration,
+    /// ...scaled by a random factor in `[1 - rotate_jitter, 1 + rotate_jitter]`.
+    pub rotate_jitter: f64,
+    /// Log streams open at once, at most. Containers beyond wait in FIFO order and get a
+    /// slot when another stream rotates or ends.
+    pub streams_max: usize,
+    /// A stream that yields nothing for this long is checked (inspect) and reopened.
+    pub stall_timeout: Duration,
+    /// After a container stops, how long its stream may stay open to drain.
+    pub drain_after_stop: Duration,
+    /// Full `list` reconcile period (heals missed events).
+    pub reconcile_every: Duration,
+    /// Backoff after a failed Docker call: from `backoff_min` doubling to `backoff_max`.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Longest line kept; longer ones are truncated with a marker and counted.
+    pub line_bytes_max: usize,
+    /// Largest single Docker frame accepted before the stream is treated as corrupt.
+    pub frame_bytes_max: usize,
+    /// How far stdout and stderr timestamps may run out of order; resuming starts this
+    /// much before the last position (the overlap is deduplicated).
+    pub since_skew: Duration,
+    pub first_sight: FirstSight,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> MonitorConfig {
+        MonitorConfig {
+            rotate_every: Duration::from_secs(300),
+            rotate_jitter: 0.1,
+            streams_max: 50,
+            stall_timeout: Duration::from_secs(120),
+            drain_after_stop: Duration::from_secs(5),
+            reconcile_every: Duration::from_secs(60),
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            line_bytes_max: 256 << 10,
+            frame_bytes_max: 1 << 20,
+            since_skew: Duration::from_secs(2),
+            first_sight: FirstSight::Now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,261 @@
+//! Discovery: which containers exist, and one supervisor for each.
+//!
+//! Sources of truth, both needed: the events stream (fast) and a periodic `list`
+//! reconcile (heals anything the events stream missed, e.g. while it was reconnecting
+//! after a Docker daemon restart). The events stream is reopened with a growing backoff
+//! whenever it ends or fails, and a reconcile follows every reconnect.
+//!
+//! Ownership: discovery spawns every supervisor, keeps its handle, and joins it — when
+//! the container is removed (its state channel is closed, the supervisor finishes and
+//! is joined concurrently with everything else discovery does) and at shutdown (every
+//! supervisor is cancelled and joined before discovery returns).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use crate::agent::Labeler;
+use crate::container::pool::StreamPool;
+use crate::container::supervisor::{Heartbeat, Supervisor};
+use crate::container::{FirstSight, MonitorConfig};
+use crate::model::{ContainerId, StdStream};
+use crate::pipeline::ack::Acks;
+use crate::pipeline::queue::QueueSender;
+use crate::port::{ContainerEngine, ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream};
+use crate::rt::{BoxFuture, Instant, Rt};
+use crate::task::{TaskHandle, TaskKind, Tasks};
+use crate::telemetry::{Component, Telemetry};
+
+/// What discovery tells a supervisor about its container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerState {
+    pub info: ContainerInfo,
+    pub removed: bool,
+}
+
+/// Everything supervisors share.
+pub struct MonitorShared {
+    pub rt: Arc<dyn Rt>,
+    pub tasks: Tasks,
+    pub config: MonitorConfig,
+    pub docker: Arc<dyn ContainerEngine>,
+    pub pool: StreamPool,
+    pub queue: QueueSender,
+    pub telemetry: Arc<Telemetry>,
+    pub labeler: Arc<dyn Labeler>,
+    pub acks: Arc<Acks>,
+}
+
+struct Known {
+    state: watch::Sender<ContainerState>,
+    task: TaskHandle<()>,
+    heartbeat: Arc<Heartbeat>,
+}
+
+pub struct Discovery {
+    shared: Arc<MonitorShared>,
+    known: BTreeMap<ContainerId, Known>,
+    retiring: FuturesUnordered<BoxFuture<()>>,
+    /// No checkpoint was found: containers of the first reconcile get `first_sight`.
+    first_run: bool,
+    reconciled: bool,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Discovery {
+    pub fn new(shared: Arc<MonitorShared>, first_run: bool, shutdown: watch::Receiver<bool>) -> Discovery {
+        Discovery { shared, known: BTreeMap::new(), retiring: FuturesUnordered::new(), first_run, reconciled: false, shutdown }
+    }
+
+    /// The task body: runs until shutdown is signalled, then joins every supervisor.
+    pub async fn run(mut self) {
+        let shared = self.shared.clone();
+        let rt = &shared.rt;
+        let mut events: Option<EventStream> = None;
+        let mut failures = 0u32;
+        let mut reconnect_at = rt.now();
+        let mut reconcile_at = rt.now();
+        loop {
+            let now = rt.now();
+            if events.is_none() && now >= reconnect_at {
+                match shared.docker.events().await {
+                    Ok(stream) => {
+                        events = Some(stream);
+                        reconcile_at = now; // heal whatever happened while disconnected
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        reconnect_at = now + self.backoff(failures);
+                        self.docker_down(&error);
+                    }
+                }
+            }
+            if now >= reconcile_at {
+                match shared.docker.list().await {
+                    Ok(list) => {
+                        self.reconcile(list).await;
+                        reconcile_at = rt.now() + shared.config.reconcile_every;
+                        if events.is_some() {
+                            failures = 0;
+                            shared.telemetry.health(Component::Docker).set_up();
+                        }
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        reconcile_at = now + self.backoff(failures);
+                        self.docker_down(&error);
+                    }
+                }
+            }
+            let wake_at = if events.is_none() { reconnect_at.min(reconcile_at) } else { reconcile_at };
+            let timer = rt.sleep_until(wake_at);
+            tokio::select! {
+                biased;
+                _ = self.shutdown.changed() => break,
+                Some(()) = self.retiring.next(), if !self.retiring.is_empty() => {}
+                event = next_event(&mut events) => match event {
+                    Some(Ok(event)) => self.handle_event(event).await,
+                    Some(Err(error)) => {
+                        events = None;
+                        failures += 1;
+                        reconnect_at = rt.now() + self.backoff(failures);
+                        self.docker_down(&error);
+                    }
+                    None => {
+                        events = None;
+                        failures += 1;
+                        reconnect_at = rt.now() + self.backoff(failures);
+                        self.docker_down(&"the events stream ended");
+                    }
+                },
+                _ = timer => {}
+            }
+        }
+        for (_, known) in std::mem::take(&mut self.known) {
+            let _ = known.task.cancel_and_join().await;
+        }
+        while self.retiring.next().await.is_some() {}
+        self.update_gauge();
+    }
+
+    fn backoff(&self, failures: u32) -> std::time::Duration {
+        let config = &self.shared.config;
+        let exponent = failures.saturating_sub(1).min(20);
+        let backoff = config.backoff_min.saturating_mul(1 << exponent).min(config.backoff_max);
+        self.shared.rt.jitter(backoff, 0.2)
+    }
+
+    fn docker_down(&self, error: &dyn std::fmt::Display) {
+        let now = self.shared.rt.now();
+        self.shared.telemetry.health(Component::Docker).set_down(now, error);
+        if let Some(suppressed) = self.shared.telemetry.docker_log.should_log(now) {
+            tracing::warn!(%error, suppressed, "docker engine unavailable; retrying");
+        }
+    }
+
+    fn update_gauge(&self) {
+        self.shared.telemetry.containers_monitored.store(self.known.len() as u64, Ordering::Relaxed);
+    }
+
+    async fn handle_event(&mut self, event: ContainerEvent) {
+        let known = self.known.contains_key(&event.id);
+        match event.kind {
+            ContainerEventKind::Destroy => self.retire(&event.id),
+            ContainerEventKind::Die | ContainerEventKind::Stop if known => self.update(&event.id, |info| info.running = false),
+            ContainerEventKind::Start | ContainerEventKind::Restart if known => self.update(&event.id, |info| info.running = true),
+            ContainerEventKind::Rename if known => {
+                if let Some(name) = event.attributes.get("name") {
+                    let name = name.trim_start_matches('/').to_string();
+                    self.update(&event.id, |info| info.name = name);
+                }
+            }
+            ContainerEventKind::Die | ContainerEventKind::Stop => {}
+            // A container we do not know yet: ask Docker what it is.
+            ContainerEventKind::Create | ContainerEventKind::Start | ContainerEventKind::Restart | ContainerEventKind::Rename => {
+                match self.shared.docker.inspect(&event.id).await {
+                    Ok(info) => self.add(info, FirstSight::Beginning),
+                    Err(EngineError::NotFound(_)) => {}
+                    Err(error) => self.docker_down(&error), // the next reconcile heals it
+                }
+            }
+        }
+    }
+
+    async fn reconcile(&mut self, list: Vec<ContainerInfo>) {
+        let listed: BTreeSet<ContainerId> = list.iter().map(|info| info.id.clone()).collect();
+        let gone: Vec<ContainerId> = self.known.keys().filter(|id| !listed.contains(*id)).cloned().collect();
+        for id in gone {
+            self.retire(&id);
+        }
+        let first_sight = if self.first_run && !self.reconciled { self.shared.config.first_sight } else { FirstSight::Beginning };
+        for info in list {
+            if self.known.contains_key(&info.id) {
+                let fresh = info.clone();
+                self.update(&info.id, |current| *current = fresh);
+            } else {
+                self.add(info, first_sight);
+            }
+        }
+        if !self.reconciled {
+            self.reconciled = true;
+            self.shared.acks.retain(|id| listed.contains(id));
+        }
+    }
+
+    fn update(&mut self, id: &ContainerId, change: impl FnOnce(&mut ContainerInfo)) {
+        if let Some(known) = self.known.get(id) {
+            known.state.send_if_modified(|state| {
+                let before = state.info.clone();
+                change(&mut state.info);
+                state.info != before
+            });
+        }
+    }
+
+    fn add(&mut self, info: ContainerInfo, first_sight: FirstSight) {
+        if self.known.contains_key(&info.id) || self.shared.labeler.labels(&info, StdStream::Stdout).is_none() {
+            return;
+        }
+        let shared = &self.shared;
+        let id = info.id.clone();
+        shared.acks.track(&id);
+        let resume = shared.acks.get(&id);
+        let (state, state_rx) = watch::channel(ContainerState { info, removed: false });
+        let heartbeat = Arc::new(Heartbeat::default());
+        heartbeat.beat(shared.rt.now());
+        let supervisor = Supervisor::new(shared.clone(), id.clone(), state_rx, resume, first_sight, heartbeat.clone());
+        let task = shared.tasks.spawn(TaskKind::Container, supervisor.run());
+        self.known.insert(id, Known { state, task, heartbeat });
+        self.update_gauge();
+    }
+
+    fn retire(&mut self, id: &ContainerId) {
+        let Some(known) = self.known.remove(id) else { return };
+        known.state.send_modify(|state| state.removed = true);
+        drop(known.state);
+        let acks = self.shared.acks.clone();
+        let id = id.clone();
+        let task = known.task;
+        self.retiring.push(Box::pin(async move {
+            let _ = task.join().await;
+            acks.untrack(&id);
+        }));
+        self.update_gauge();
+    }
+
+    /// Heartbeats of every supervisor, for health checks.
+    pub fn heartbeats(&self) -> Vec<(ContainerId, Instant)> {
+        self.known.iter().map(|(id, known)| (id.clone(), known.heartbeat.last())).collect()
+    }
+}
+
+async fn next_event(events: &mut Option<EventStream>) -> Option<Result<ContainerEvent, EngineError>> {
+    match events {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,133 @@
+//! The sans-IO reader of one container log: raw stream bytes in, runs of new lines out.
+//!
+//! Frames are decoded, timestamps split off, partial entries merged per output stream,
+//! and every complete line gets its resume key: (timestamp of the entry that ended it,
+//! how many lines of the same stream ended at that same timestamp before it in this
+//! session). Docker's `since` is whole seconds, so a reopened stream starts up to a
+//! second (plus `since_skew`) before where we were; every line whose key is not past the
+//! last one already queued for its stream is a duplicate and is skipped. Keys are per
+//! stream because stdout and stderr timestamps interleave out of order, while each
+//! stream's own timestamps never go back.
+//!
+//! Lines come out as [`Run`]s: maximal stretches of one stream in log order, so queueing
+//! the runs in order keeps the container's log order through the pipeline, and an
+//! acknowledged position is always the end of a delivered prefix of the log.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::model::{Line, Position, ResumeKey, StdStream};
+use crate::parse::assemble::Assembler;
+use crate::parse::frame::{FrameDecoder, FrameError};
+use crate::parse::timestamp::{split_timestamp, TimestampError};
+use crate::port::ContainerCheckpoint;
+use crate::rt::UnixNanos;
+
+/// A stretch of lines of one output stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub stream: StdStream,
+    pub lines: Vec<Line>,
+    pub bytes: usize,
+}
+
+/// What a chunk produced besides lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    pub lines: u64,
+    pub bytes: u64,
+    pub duplicates: u64,
+    pub truncated: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("bad frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("bad entry timestamp: {0:?}")]
+    Timestamp(TimestampError),
+}
+
+pub struct LogReader {
+    decoder: FrameDecoder,
+    assemblers: [Assembler; 2],
+    /// Per stream: (timestamp of the last complete line this session, lines at it).
+    counters: [(UnixNanos, u32); 2],
+    /// Per stream: the key of the last line queued (or acknowledged, after a restart).
+    queued: [Option<ResumeKey>; 2],
+    run_bytes_max: usize,
+}
+
+impl LogReader {
+    pub fn new(line_bytes_max: usize, frame_bytes_max: usize, run_bytes_max: usize, resume: ContainerCheckpoint) -> LogReader {
+        assert!(run_bytes_max > line_bytes_max, "a run must hold the longest line");
+        LogReader {
+            decoder: FrameDecoder::new(frame_bytes_max),
+            assemblers: [Assembler::new(line_bytes_max), Assembler::new(line_bytes_max)],
+            counters: [(UnixNanos::MIN, 0); 2],
+            queued: [resume.stdout, resume.stderr],
+            run_bytes_max,
+        }
+    }
+
+    /// Forget the state of the previous stream (a new one is about to be read).
+    pub fn reopen(&mut self) {
+        self.decoder.clear();
+        self.assemblers.iter_mut().for_each(Assembler::clear);
+        self.counters = [(UnixNanos::MIN, 0); 2];
+    }
+
+    /// The Unix second to reopen from, if anything was queued: the last queued line's
+    /// timestamp (the later of the two streams) minus `skew`, rounded down.
+    pub fn since_secs(&self, skew: Duration) -> Option<i64> {
+        let latest = self.queued.iter().flatten().map(|key| key.ts).max()?;
+        let since = latest.saturating_sub(skew.as_nanos() as i64);
+        Some(since.div_euclid(1_000_000_000).max(0))
+    }
+
+    pub fn queued(&self, stream: StdStream) -> Option<ResumeKey> {
+        self.queued[stream.index()]
+    }
+
+    /// Bytes held in partial frames and partial lines.
+    pub fn buffered_bytes(&self) -> usize {
+        self.decoder.buffered_bytes() + self.assemblers.iter().map(Assembler::pending_bytes).sum::<usize>()
+    }
+
+    /// Feed one chunk of the raw stream; new lines are appended to `runs`.
+    pub fn handle_chunk(&mut self, chunk: Bytes, runs: &mut Vec<Run>, stats: &mut ReadStats) -> Result<(), ReadError> {
+        self.decoder.push(chunk);
+        while let Some(frame) = self.decoder.next_frame()? {
+            let (ts, content) = split_timestamp(&frame.payload).map_err(ReadError::Timestamp)?;
+            let index = frame.stream.index();
+            let Some(assembled) = self.assemblers[index].push(ts, content) else { continue };
+            let counter = &mut self.counters[index];
+            if counter.0 == assembled.ts {
+                counter.1 += 1;
+            } else {
+                *counter = (assembled.ts, 0);
+            }
+            let key = ResumeKey { ts: assembled.ts, seq: counter.1 };
+            if self.queued[index].is_some_and(|queued| key <= queued) {
+                stats.duplicates += 1;
+                continue;
+            }
+            self.queued[index] = Some(key);
+            stats.lines += 1;
+            stats.bytes += assembled.bytes.len() as u64;
+            stats.truncated += u64::from(assembled.truncated);
+            let len = assembled.bytes.len();
+            let line = Line { ts: assembled.ts, bytes: assembled.bytes, position: Position::Container(key) };
+            match runs.last_mut() {
+                Some(run) if run.stream == frame.stream && run.bytes + len <= self.run_bytes_max => {
+                    run.lines.push(line);
+                    run.bytes += len;
+                }
+                _ => runs.push(Run { stream: frame.stream, lines: vec![line], bytes: len }),
+            }
+        }
+        Ok(())
+    }
+}
+

@@ -1,0 +1,122 @@
+//! Acknowledged positions: what the sink has accepted, per container and stream.
+//!
+//! The sink worker acknowledges batches in queue order, so each container's entry is
+//! the end of a prefix of its log (in log order) that is fully delivered. Only tracked
+//! containers are kept: discovery tracks a container while it exists and untracks it
+//! once it is removed and its supervisor joined, so the checkpoint does not grow with
+//! every container ever seen. The checkpoint task is woken through [`Acks::changed`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+use crate::model::{Batch, ContainerId, Position, SourceId, StdStream};
+use crate::port::{Checkpoint, ContainerCheckpoint};
+
+#[derive(Default)]
+struct AcksState {
+    containers: BTreeMap<ContainerId, ContainerCheckpoint>,
+    tracked: BTreeSet<ContainerId>,
+    dirty: bool,
+}
+
+#[derive(Default)]
+pub struct Acks {
+    state: Mutex<AcksState>,
+    changed: Notify,
+}
+
+impl Acks {
+    /// Start from a loaded checkpoint; every container in it is tracked.
+    pub fn from_checkpoint(checkpoint: Checkpoint) -> Acks {
+        let tracked = checkpoint.containers.keys().cloned().collect();
+        Acks {
+            state: Mutex::new(AcksState { containers: checkpoint.containers, tracked, dirty: false }),
+            changed: Notify::new(),
+        }
+    }
+
+    /// The acknowledged positions of one container.
+    pub fn get(&self, id: &ContainerId) -> ContainerCheckpoint {
+        self.state.lock().unwrap().containers.get(id).copied().unwrap_or_default()
+    }
+
+    pub fn track(&self, id: &ContainerId) {
+        self.state.lock().unwrap().tracked.insert(id.clone());
+    }
+
+    /// Forget a removed container: its positions leave the next checkpoint.
+    pub fn untrack(&self, id: &ContainerId) {
+        let mut state = self.state.lock().unwrap();
+        state.tracked.remove(id);
+        if state.containers.remove(id).is_some() {
+            state.dirty = true;
+            self.changed.notify_one();
+        }
+    }
+
+    /// Keep only the containers for which `keep` says yes (after the first reconcile).
+    pub fn retain(&self, mut keep: impl FnMut(&ContainerId) -> bool) {
+        let mut state = self.state.lock().unwrap();
+        let before = state.containers.len();
+        state.tracked.retain(|id| keep(id));
+        state.containers.retain(|id, _| keep(id));
+        if state.containers.len() != before {
+            state.dirty = true;
+            self.changed.notify_one();
+        }
+    }
+
+    /// Record a batch the sink accepted (or rejected for good).
+    pub fn acknowledge(&self, batch: &Batch) {
+        let mut state = self.state.lock().unwrap();
+        let mut any = false;
+        for stream in &batch.streams {
+            let Some(last) = stream.lines.last() else { continue };
+            let SourceId::Container { id, stream: std_stream } = &stream.source;
+            let Position::Container(key) = last.position;
+            if !state.tracked.contains(id) {
+                continue;
+            }
+            let entry = state.containers.entry(id.clone()).or_default();
+            let slot = match std_stream {
+                StdStream::Stdout => &mut entry.stdout,
+                StdStream::Stderr => &mut entry.stderr,
+            };
+            if slot.is_none_or(|acked| acked < key) {
+                *slot = Some(key);
+                any = true;
+            }
+        }
+        if any {
+            state.dirty = true;
+            self.changed.notify_one();
+        }
+    }
+
+    /// The whole checkpoint if anything changed since the last call (and mark it clean).
+    pub fn take_dirty(&self) -> Option<Checkpoint> {
+        let mut state = self.state.lock().unwrap();
+        if !state.dirty {
+            return None;
+        }
+        state.dirty = false;
+        Some(Checkpoint { containers: state.containers.clone() })
+    }
+
+    /// Mark dirty again (a commit failed).
+    pub fn mark_dirty(&self) {
+        self.state.lock().unwrap().dirty = true;
+        self.changed.notify_one();
+    }
+
+    pub fn snapshot(&self) -> Checkpoint {
+        Checkpoint { containers: self.state.lock().unwrap().containers.clone() }
+    }
+
+    /// Completes when positions changed since the last wake-up.
+    pub async fn changed(&self) {
+        self.changed.notified().await
+    }
+}

@@ -1,0 +1,132 @@
+//! The dispatcher: turns queued chunks into batches.
+//!
+//! [`BatchBuilder`] is the sans-IO part: lines go in, full batches come out when they
+//! reach `batch_bytes_max` or `batch_lines_max`. The task around it adds the age bound:
+//! a flush timer armed when a batch opens and dropped when it is sent (no timer while
+//! idle). When the queue closes, the open batch is flushed and the task ends, which
+//! closes the sink worker's channel in turn.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::model::{Batch, BatchStream, SourceId};
+use crate::pipeline::queue::{Chunk, QueueReceiver};
+use crate::pipeline::PipelineConfig;
+use crate::rt::{BoxFuture, Instant, Rt};
+
+/// Accumulates lines into one batch at a time, grouped by source.
+pub struct BatchBuilder {
+    bytes_max: usize,
+    lines_max: usize,
+    open: Batch,
+    index: BTreeMap<SourceId, usize>,
+    opened_at: Option<Instant>,
+}
+
+impl BatchBuilder {
+    pub fn new(bytes_max: usize, lines_max: usize) -> BatchBuilder {
+        assert!(bytes_max > 0 && lines_max > 0);
+        BatchBuilder { bytes_max, lines_max, open: Batch::default(), index: BTreeMap::new(), opened_at: None }
+    }
+
+    /// When the open batch was opened, if one is open.
+    pub fn opened_at(&self) -> Option<Instant> {
+        self.opened_at
+    }
+
+    /// Add a chunk; batches that became full are pushed to `full`, in order.
+    pub fn handle_chunk(&mut self, now: Instant, chunk: Chunk, full: &mut Vec<Batch>) {
+        let Chunk { source, labels, lines, .. } = chunk;
+        let mut slot = None;
+        for line in lines {
+            let len = line.bytes.len();
+            let fits = self.open.lines < self.lines_max && self.open.bytes + len <= self.bytes_max;
+            if !fits && self.open.lines > 0 {
+                full.push(self.take());
+                slot = None;
+            }
+            if self.opened_at.is_none() {
+                self.opened_at = Some(now);
+            }
+            let position = match slot {
+                Some(position) => position,
+                None => {
+                    let position = *self.index.entry(source.clone()).or_insert_with(|| {
+                        self.open.streams.push(BatchStream {
+                            source: source.clone(),
+                            labels: labels.clone(),
+                            lines: Vec::new(),
+                        });
+                        self.open.streams.len() - 1
+                    });
+                    slot = Some(position);
+                    position
+                }
+            };
+            self.open.streams[position].lines.push(line);
+            self.open.lines += 1;
+            self.open.bytes += len;
+        }
+        if self.open.lines >= self.lines_max || self.open.bytes >= self.bytes_max {
+            full.push(self.take());
+        }
+    }
+
+    /// Take the open batch, if any.
+    pub fn flush(&mut self) -> Option<Batch> {
+        (self.open.lines > 0).then(|| self.take())
+    }
+
+    fn take(&mut self) -> Batch {
+        self.index.clear();
+        self.opened_at = None;
+        std::mem::take(&mut self.open)
+    }
+}
+
+/// The dispatcher task body.
+pub async fn run_dispatcher(
+    rt: Arc<dyn Rt>,
+    config: PipelineConfig,
+    mut queue: QueueReceiver,
+    batches: mpsc::Sender<Batch>,
+) {
+    let mut builder = BatchBuilder::new(config.batch_bytes_max, config.batch_lines_max);
+    let mut full = Vec::new();
+    let mut flush_timer: Option<BoxFuture<()>> = None;
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            chunk = queue.recv() => chunk,
+            _ = async { flush_timer.as_mut().expect("guarded").await }, if flush_timer.is_some() => {
+                flush_timer = None;
+                if let Some(batch) = builder.flush() {
+                    if batches.send(batch).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+        };
+        let Some(chunk) = chunk else { break };
+        builder.handle_chunk(rt.now(), chunk, &mut full);
+        for batch in full.drain(..) {
+            if batches.send(batch).await.is_err() {
+                return;
+            }
+        }
+        match builder.opened_at() {
+            Some(opened_at) if flush_timer.is_none() => {
+                flush_timer = Some(rt.sleep_until(opened_at + config.batch_wait));
+            }
+            Some(_) => {}
+            None => flush_timer = None,
+        }
+    }
+    if let Some(batch) = builder.flush() {
+        let _ = batches.send(batch).await;
+    }
+}
+
