@@ -49,3 +49,6 @@ impl Default for PipelineConfig {
     }
 }
 
+
+#[cfg(test)]
+mod tests;
