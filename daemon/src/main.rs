@@ -2,8 +2,10 @@
 mod config;
 #[allow(dead_code)]
 mod docker;
+mod http;
 mod labels;
 mod logging;
 mod rt;
+mod sink;
 
 fn main() {}
