@@ -1,4 +1,5 @@
 //! log-capturer: the daemon binary (work in progress).
+mod checkpoint_file;
 mod config;
 #[allow(dead_code)]
 mod docker;
