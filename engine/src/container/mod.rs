@@ -19,6 +19,8 @@ pub mod discovery;
 pub mod pool;
 pub mod reader;
 pub mod supervisor;
+#[cfg(feature = "broken-variants")]
+pub mod broken;
 
 /// What to read of a container seen for the first time on a first run (no checkpoint).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -31,16 +33,35 @@ pub enum FirstSight {
     Tail(u64),
 }
 
+/// Which supervisor runs. Only [`SupervisorVariant::Correct`] ships; the others exist
+/// with the `broken-variants` feature, for the simulator's tests of its own oracle.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum SupervisorVariant {
+    #[default]
+    Correct,
+    /// A reader task per stream that is not awaited before reopening (pile-up).
+    #[cfg(feature = "broken-variants")]
+    ReaderPileUp,
+    /// Rotation joins a group that also holds the heartbeat task (rotation stalls).
+    #[cfg(feature = "broken-variants")]
+    WrongJoin,
+    /// A helper task per container that nobody joins (untracked spawn).
+    #[cfg(feature = "broken-variants")]
+    OrphanTask,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct MonitorConfig {
-    /// Rotate (drop and reopen) every log stream this often...
+    /// Rotate (drop and reopen) every log stream at most this long after it opened...
     pub rotate_every: Duration,
-    /// ...scaled by a random factor in `[1 - rotate_jitter, 1 + rotate_jitter]`.
+    /// ...scaled by a random factor in `[1 - rotate_jitter, 1]`, so that streams opened
+    /// together do not rotate together.
     pub rotate_jitter: f64,
     /// Log streams open at once, at most. Containers beyond wait in FIFO order and get a
     /// slot when another stream rotates or ends.
     pub streams_max: usize,
-    /// A stream that yields nothing for this long is checked (inspect) and reopened.
+    /// A stream that yields nothing for this long is checked (inspect); it is dropped if
+    /// its container no longer runs.
     pub stall_timeout: Duration,
     /// After a container stops, how long its stream may stay open to drain.
     pub drain_after_stop: Duration,
@@ -57,13 +78,14 @@ pub struct MonitorConfig {
     /// much before the last position (the overlap is deduplicated).
     pub since_skew: Duration,
     pub first_sight: FirstSight,
+    pub variant: SupervisorVariant,
 }
 
 impl Default for MonitorConfig {
     fn default() -> MonitorConfig {
         MonitorConfig {
             rotate_every: Duration::from_secs(300),
-            rotate_jitter: 0.1,
+            rotate_jitter: 0.2,
             streams_max: 50,
             stall_timeout: Duration::from_secs(120),
             drain_after_stop: Duration::from_secs(5),
@@ -74,6 +96,7 @@ impl Default for MonitorConfig {
             frame_bytes_max: 1 << 20,
             since_skew: Duration::from_secs(2),
             first_sight: FirstSight::Now,
+            variant: SupervisorVariant::Correct,
         }
     }
 }

@@ -10,7 +10,7 @@
 //! - the container stopped: the stream ended by itself, or it is still open
 //!   `drain_after_stop` after the stop (a stream that outlives its container);
 //! - a stall: nothing arrived for `stall_timeout`; the container is inspected and the
-//!   stream reopened if it still runs;
+//!   stream dropped if it no longer runs (a silent running container keeps its stream);
 //! - an error (decoding or transport): reopened after a backoff that grows per
 //!   consecutive failure up to `backoff_max`;
 //! - the container was removed, or the agent is shutting down: the task ends.
@@ -59,7 +59,7 @@ impl Heartbeat {
 }
 
 pub struct Supervisor {
-    shared: Arc<MonitorShared>,
+    pub(crate) shared: Arc<MonitorShared>,
     id: ContainerId,
     state: watch::Receiver<ContainerState>,
     reader: LogReader,
@@ -92,6 +92,8 @@ impl Supervisor {
 
     /// The task body.
     pub async fn run(mut self) {
+        #[cfg(feature = "broken-variants")]
+        crate::container::broken::on_start(&self);
         loop {
             let Some(info) = self.wait_until_running().await else { return };
             let labeler = &self.shared.labeler;
@@ -116,6 +118,10 @@ impl Supervisor {
                 slot = self.shared.pool.acquire() => slot,
             };
             let end = match self.open().await {
+                #[cfg(feature = "broken-variants")]
+                Ok(stream) if self.shared.config.variant != crate::container::SupervisorVariant::Correct => {
+                    crate::container::broken::pump(&mut self, stream, &labels).await
+                }
                 Ok(stream) => self.pump(stream, &labels).await,
                 Err(EngineError::NotFound(_)) => StreamEnd::ContainerStopped,
                 Err(error) => {
@@ -222,11 +228,11 @@ impl Supervisor {
         Ok(stream)
     }
 
-    async fn pump(&mut self, mut stream: LogStream, labels: &[Labels; 2]) -> StreamEnd {
+    pub(crate) async fn pump(&mut self, mut stream: LogStream, labels: &[Labels; 2]) -> StreamEnd {
         let shared = self.shared.clone();
         let (rt, config, telemetry) = (&shared.rt, &shared.config, &shared.telemetry);
         let opened_at = rt.now();
-        let rotate_at = opened_at + rt.jitter(config.rotate_every, config.rotate_jitter);
+        let rotate_at = opened_at + config.rotate_every.mul_f64(1.0 - config.rotate_jitter * crate::pipeline::retry::unit_from_bits(rt.rand_u64()));
         let mut stall_at = opened_at + config.stall_timeout;
         let mut drain_until = (!self.state.borrow().info.running).then(|| opened_at + config.drain_after_stop);
         let earliest = |stall_at: Instant, drain_until: Option<Instant>| {
@@ -266,7 +272,13 @@ impl Supervisor {
                         return StreamEnd::ContainerStopped;
                     }
                     if now >= stall_at {
-                        return self.after_stall_or_end().await;
+                        // Quiet for stall_timeout: fine for a running container (the
+                        // rotation reopens anyway); a stream that outlives its stopped
+                        // container (bollard #251) is dropped.
+                        match self.after_stall_or_end().await {
+                            StreamEnd::Reopen { after } if after.is_zero() => stall_at = rt.now() + config.stall_timeout,
+                            end => return end,
+                        }
                     }
                     timer_at = earliest(stall_at, drain_until);
                     timer = rt.sleep_until(timer_at);
