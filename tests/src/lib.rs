@@ -1,1 +1,21 @@
-//! End-to-end test helpers (in progress).
+//! capture-tests: helpers for the end-to-end tests in `tests/e2e.rs`, which run the real
+//! Docker adapter (and later the `log-capturer` binary) against the machine's Docker
+//! engine, real files and real tools.
+//!
+//! **Contract.** A test that needs Docker asks [`host::require_docker`] (or
+//! [`host::require_docker_and_image`]) first: with no engine it fails loudly under
+//! `CI=true` and skips, saying why, elsewhere. Every container a test makes is a
+//! [`containers::TestContainer`], labelled `log-capturer-test=1` and removed when dropped,
+//! and every `docker` CLI call is bounded in time. No image is ever pulled: the one test
+//! image is built locally from Debian's `busybox-static` ([`image::ensure_test_image`]).
+//!
+//! [`conformance`] holds the model-conformance script (DESIGN §6): one script of container
+//! actions, run through the `ContainerEngine` port against any world that implements
+//! [`conformance::WorldControl`], recording what it saw in a plain, comparable struct.
+
+pub mod conformance;
+pub mod containers;
+pub mod host;
+pub mod image;
+pub mod real_world;
+pub mod rt;

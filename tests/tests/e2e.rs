@@ -1,5 +1,195 @@
-//! The end-to-end test binary.
+//! The end-to-end test binary: everything here runs against the machine's Docker engine
+//! (and, later, the `log-capturer` binary), per the policy in `capture_tests::host`.
 
 #[path = "../../daemon/src/docker/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod docker;
+
+use std::time::Duration;
+
+use capture_tests::containers::{LinePrinter, TestContainer};
+use capture_tests::host::require_docker_and_image;
+
+#[test]
+fn test_image_builds_idempotently_and_prints_lines() {
+    let Some(image) = require_docker_and_image("test_image_builds_idempotently_and_prints_lines") else {
+        return;
+    };
+    let _serial = one_docker_test_at_a_time();
+    assert_eq!(capture_tests::image::ensure_test_image().unwrap(), image);
+    let printer = LinePrinter::new("hello", 5, 3).exit_when_done();
+    let container = TestContainer::run("image", &printer.script()).unwrap();
+    container.wait_exited(Duration::from_secs(20)).unwrap();
+    let mut lines = container.cli_log_lines().unwrap();
+    lines.sort();
+    let mut expected = [printer.expected_stdout(), printer.expected_stderr()].concat();
+    expected.sort();
+    assert_eq!(lines, expected);
+}
+
+// ---- the Docker adapter against the real engine ---------------------------------------
+
+use std::sync::Arc;
+
+use capture_tests::conformance::run_script;
+use capture_tests::host::docker_socket_path;
+use capture_tests::real_world::RealDocker;
+use capture_tests::rt::TestRt;
+use docker::{DockerConfig, DockerEngine};
+use engine::model::ContainerId;
+use engine::port::docker::{ContainerEngine, ContainerEventKind, EngineError, LogOptions};
+use engine::task::{TaskKind, Tasks};
+use futures::StreamExt;
+
+/// Serialises the tests that use the real engine, so that one test's containers, CLI
+/// pipes and sockets do not blur another's file-descriptor and task counts.
+fn one_docker_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn real_docker(tasks: &Tasks) -> DockerEngine {
+    DockerEngine::new(
+        tasks.clone(),
+        DockerConfig { socket_path: docker_socket_path(), ..DockerConfig::default() },
+    )
+}
+
+/// File descriptors this process has open.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|dir| dir.count()).unwrap_or(0)
+}
+
+/// Polls `condition` every 10 ms for at most `limit`.
+async fn eventually(limit: Duration, condition: impl Fn() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    condition()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adapter_lists_inspects_and_streams_events_from_the_real_engine() {
+    let Some(_image) = require_docker_and_image("adapter_lists_inspects_and_streams_events_from_the_real_engine")
+    else {
+        return;
+    };
+    let _serial = one_docker_test_at_a_time();
+    let tasks = TestRt::tasks();
+    let docker = real_docker(&tasks);
+    docker.ping().await.unwrap();
+    let version = docker.version().await.unwrap();
+    eprintln!("engine {} API {} (min {})", version.version, version.api_version, version.min_api_version);
+
+    let mut events = docker.events().await.unwrap();
+    let container = TestContainer::run("adapter", &LinePrinter::new("adapter", 3, 3).script()).unwrap();
+    let id = ContainerId::new(container.id());
+
+    let listed = docker.list().await.unwrap();
+    let mine = listed.iter().find(|info| info.id == id).expect("list shows the new container");
+    assert_eq!(mine.name, container.name());
+    assert_eq!(mine.image, capture_tests::image::TEST_IMAGE);
+    assert_eq!(mine.labels.get("log-capturer-test").map(String::as_str), Some("1"));
+    assert!(mine.running);
+    assert_eq!(&docker.inspect(&id).await.unwrap(), mine);
+    let bogus = ContainerId::new("0".repeat(64));
+    assert_eq!(docker.inspect(&bogus).await, Err(EngineError::NotFound(bogus.to_string())));
+    assert!(matches!(
+        docker.logs(&bogus, LogOptions { follow: false, since_secs: 0, tail: None }).await,
+        Err(EngineError::NotFound(_))
+    ));
+
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(20), events.next())
+            .await
+            .expect("events within 20 s")
+            .expect("events stream open")
+            .unwrap();
+        if event.id == id {
+            assert_eq!(event.attributes.get("name").map(String::as_str), Some(container.name()));
+            kinds.push(event.kind);
+        }
+    }
+    assert_eq!(kinds, [ContainerEventKind::Create, ContainerEventKind::Start]);
+    drop(events);
+    assert!(eventually(Duration::from_secs(5), || tasks.registry().alive(TaskKind::Connection) == 0).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_stream_open_drop_cycles_leave_no_connection_tasks_or_fds() {
+    const CYCLES: usize = 200;
+    let Some(_image) = require_docker_and_image("log_stream_open_drop_cycles_leave_no_connection_tasks_or_fds")
+    else {
+        return;
+    };
+    let _serial = one_docker_test_at_a_time();
+    let printer = LinePrinter::new("cycle", 1_000_000, 1_000_000).rates(50, 50);
+    let container = TestContainer::run("cycles", &printer.script()).unwrap();
+    let id = ContainerId::new(container.id());
+    let tasks = TestRt::tasks();
+    let docker = real_docker(&tasks);
+    let options = LogOptions { follow: true, since_secs: 0, tail: Some(5) };
+    let runtime = tokio::runtime::Handle::current();
+
+    // Warm up once: lazily created process-wide resources are not a leak.
+    drop(docker.logs(&id, options).await.unwrap().next().await);
+    assert!(eventually(Duration::from_secs(5), || tasks.registry().alive(TaskKind::Connection) == 0).await);
+    let fds_before = open_fds();
+    let runtime_tasks_before = runtime.metrics().num_alive_tasks();
+    let spawned_before = tasks.registry().spawned(TaskKind::Connection);
+
+    let mut alive_max = 0;
+    let mut bytes_read = 0;
+    for cycle in 0..CYCLES {
+        let mut stream = docker.logs(&id, options).await.unwrap();
+        // Half the streams are dropped after data flowed, half before anything was read.
+        if cycle % 2 == 0 {
+            bytes_read += stream.next().await.expect("follow stream yields").unwrap().len();
+        }
+        alive_max = alive_max.max(tasks.registry().alive(TaskKind::Connection));
+        drop(stream);
+    }
+    let alive_right_after = tasks.registry().alive(TaskKind::Connection);
+    let settled = eventually(Duration::from_secs(5), || {
+        tasks.registry().alive(TaskKind::Connection) == 0 && open_fds() <= fds_before
+    })
+    .await;
+    let fds_after = open_fds();
+    let runtime_tasks_after = runtime.metrics().num_alive_tasks();
+    let spawned = tasks.registry().spawned(TaskKind::Connection) - spawned_before;
+    let alive_after = tasks.registry().alive(TaskKind::Connection);
+    eprintln!(
+        "{CYCLES} open/drop cycles: connection tasks spawned {spawned}, alive max {alive_max}, \
+         alive right after the last drop {alive_right_after}, alive settled {alive_after}; \
+         open fds before {fds_before} after {fds_after}; tokio tasks before {runtime_tasks_before} \
+         after {runtime_tasks_after}; {bytes_read} bytes read"
+    );
+    assert_eq!(spawned, CYCLES as u64);
+    assert!(alive_max <= 1, "one stream, one connection task: {alive_max}");
+    assert!(settled, "connection tasks {alive_after}, fds {fds_before} -> {fds_after}");
+    assert_eq!(alive_after, 0);
+    // A leak would show as ~1 fd per cycle; a few fds of a concurrently running unit
+    // test (fake engine sockets) are not one.
+    assert!(fds_after <= fds_before + 4, "fds {fds_before} -> {fds_after}");
+    assert!(runtime_tasks_after <= runtime_tasks_before, "tokio tasks {runtime_tasks_before} -> {runtime_tasks_after}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_script_on_the_real_engine() {
+    let Some(_image) = require_docker_and_image("conformance_script_on_the_real_engine") else {
+        return;
+    };
+    let _serial = one_docker_test_at_a_time();
+    let tasks = TestRt::tasks();
+    let docker: Arc<dyn ContainerEngine> = Arc::new(real_docker(&tasks));
+    let world = Arc::new(RealDocker::new());
+    let observations = run_script(docker, world, tasks.rt().clone()).await.unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&observations).unwrap());
+    assert_eq!(observations.facts, capture_tests::conformance::reference_facts());
+    assert!(eventually(Duration::from_secs(5), || tasks.registry().alive(TaskKind::Connection) == 0).await);
+}
