@@ -10,5 +10,6 @@
 //! after the engine changes how often it draws.
 
 pub mod executor;
+pub mod world;
 
 pub use executor::{Executor, RunOutcome, SimRng, SimRt};

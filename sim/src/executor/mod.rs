@@ -38,6 +38,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::Duration;
@@ -199,7 +200,45 @@ impl Executor {
     /// until nothing can happen any more ([`RunOutcome::Idle`]; the clock stays at the
     /// last event), or until a livelock is detected.
     pub fn run_until(&mut self, deadline: Instant) -> RunOutcome {
-        self.run(Some(deadline.as_nanos()))
+        self.run(Some(deadline.as_nanos()), None)
+    }
+
+    /// Run `future` as a world task until it completes (other tasks run meanwhile, and
+    /// virtual time passes as needed), and return its output. Returns `Err` with the
+    /// outcome if the run went idle or livelocked before the future completed.
+    pub fn block_on<F>(&mut self, future: F) -> Result<F::Output, RunOutcome>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let output = Arc::new(std::sync::Mutex::new(None));
+        let done = Arc::new(AtomicBool::new(false));
+        let (output_in_task, done_in_task) = (output.clone(), done.clone());
+        self.spawn_world("block_on", async move {
+            let value = future.await;
+            *output_in_task.lock().unwrap() = Some(value);
+            done_in_task.store(true, Ordering::Relaxed);
+        });
+        let outcome = self.run(Some(u64::MAX), Some(&done));
+        let value = output.lock().unwrap().take();
+        value.ok_or(outcome)
+    }
+
+    /// Like [`Self::run_until`], but if the run goes [`RunOutcome::Idle`] the clock
+    /// still moves on to `deadline` (for drivers that act from outside the executor and
+    /// want time to pass although no task waits for it). Returns `run_until`'s outcome.
+    pub fn advance_to(&mut self, deadline: Instant) -> RunOutcome {
+        let outcome = self.run_until(deadline);
+        if outcome == RunOutcome::Idle {
+            self.shared.advance_to(deadline.as_nanos());
+        }
+        outcome
+    }
+
+    /// [`Self::advance_to`] `now() + duration`.
+    pub fn advance_for(&mut self, duration: Duration) -> RunOutcome {
+        let deadline = self.now() + duration;
+        self.advance_to(deadline)
     }
 
     /// [`Self::run_until`] `now() + duration`.
@@ -212,16 +251,21 @@ impl Executor {
     /// [`RunOutcome::Stalled`] (timers remain), [`RunOutcome::Idle`] (none remain) or
     /// [`RunOutcome::Livelock`].
     pub fn run_until_stalled(&mut self) -> RunOutcome {
-        self.run(None)
+        self.run(None, None)
     }
 
-    fn run(&mut self, deadline: Option<u64>) -> RunOutcome {
+    /// The scheduling loop. `stop` (checked after every poll) ends the run early with
+    /// `DeadlineReached`.
+    fn run(&mut self, deadline: Option<u64>, stop: Option<&AtomicBool>) -> RunOutcome {
         let mut polls_at_instant: u64 = 0;
         loop {
             self.admit_spawns();
             let next = self.shared.ready.lock().unwrap().pop_random(&mut self.scheduler);
             if let Some(slot) = next {
                 self.poll_slot(slot);
+                if stop.is_some_and(|stop| stop.load(Ordering::Relaxed)) {
+                    return RunOutcome::DeadlineReached;
+                }
                 polls_at_instant += 1;
                 if polls_at_instant > self.polls_per_instant_max {
                     return RunOutcome::Livelock { at: self.now(), polls: polls_at_instant };

@@ -367,3 +367,32 @@ fn dropping_the_executor_drops_all_futures() {
     }
     assert_eq!(dropped.load(Ordering::SeqCst), 4);
 }
+
+#[test]
+fn advance_moves_the_clock_even_when_idle() {
+    let mut executor = Executor::new(1, WALL_START);
+    assert_eq!(executor.run_for(Duration::from_secs(5)), RunOutcome::Idle);
+    assert_eq!(executor.now(), Instant::ZERO);
+    assert_eq!(executor.advance_for(Duration::from_secs(5)), RunOutcome::Idle);
+    assert_eq!(executor.now(), Instant::ZERO + Duration::from_secs(5));
+}
+
+#[test]
+fn block_on_returns_the_output_while_other_tasks_keep_running() {
+    let mut executor = Executor::new(1, WALL_START);
+    let handle = executor.handle();
+    let ticker = executor.handle();
+    executor.spawn_world("ticker", async move {
+        loop {
+            ticker.sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let output = executor.block_on(async move {
+        handle.sleep(Duration::from_millis(2500)).await;
+        7
+    });
+    assert_eq!(output, Ok(7));
+    assert_eq!(executor.now(), Instant::ZERO + Duration::from_millis(2500));
+    let mut quiet = Executor::new(1, WALL_START);
+    assert_eq!(quiet.block_on(std::future::pending::<()>()), Err(RunOutcome::Idle));
+}

@@ -1,0 +1,148 @@
+//! The world's schedule: every action of a run, drawn up front from the world stream.
+//!
+//! Drawing the whole schedule before the run starts makes it independent of what the
+//! engine does: a saved seed replays the same world on a later commit even if the
+//! engine draws its own randomness differently.
+//!
+//! Containers live in numbered slots; a replace (`docker rm` + a new container) gives a
+//! slot a new container. Output is modelled as bursts of lines (one action per burst),
+//! never one event per line.
+
+use std::time::Duration;
+
+use engine::model::StdStream;
+
+use crate::executor::{streams, SimRng};
+use crate::scenario::options::Options;
+use crate::world::docker::StreamFault;
+use crate::world::loki::Outage;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Create and start the slot's first container.
+    Create { slot: u32 },
+    Emit { slot: u32, stream: StdStream, lines: u32, line_bytes: u32, lag: Duration },
+    Restart { slot: u32 },
+    Stop { slot: u32 },
+    Start { slot: u32 },
+    /// `docker rm -f` the slot's container, then create and start a new one.
+    Replace { slot: u32 },
+    Rename { slot: u32 },
+    StreamFault { slot: u32, fault: StreamFault },
+    DockerDown,
+    DockerUp,
+    EventsDrop,
+    LokiOutage { kind: Outage, duration: Duration },
+}
+
+/// A crash of the capture agent at `at`, restarted `downtime` later.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Crash {
+    pub at: Duration,
+    pub downtime: Duration,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Schedule {
+    /// Sorted by time; ties keep drawing order.
+    pub actions: Vec<(Duration, Action)>,
+    pub crashes: Vec<Crash>,
+}
+
+impl Schedule {
+    pub fn generate(options: &Options) -> Schedule {
+        let mut rng = SimRng::derive(options.seed, streams::WORLD);
+        let end = options.duration();
+        let mut actions = Vec::new();
+        let poisson = |rng: &mut SimRng, per_hour: f64, actions: &mut Vec<(Duration, Action)>, make: &mut dyn FnMut(&mut SimRng) -> Action| {
+            if per_hour <= 0.0 {
+                return;
+            }
+            let mean_secs = 3600.0 / per_hour;
+            let mut at = Duration::from_secs(30);
+            loop {
+                at += Duration::from_secs_f64(rng.exponential(mean_secs));
+                if at >= end {
+                    break;
+                }
+                let action = make(rng);
+                actions.push((at, action));
+            }
+        };
+        for slot in 0..options.containers {
+            actions.push((Duration::from_millis(rng.below(30_000)), Action::Create { slot }));
+            // Output.
+            let mean = options.burst_every_mean.as_secs_f64();
+            let mut at = Duration::from_secs(30);
+            loop {
+                at += Duration::from_secs_f64(rng.exponential(mean));
+                if at >= end {
+                    break;
+                }
+                let stderr = rng.chance(options.stderr_share);
+                let stream = if stderr { StdStream::Stderr } else { StdStream::Stdout };
+                let lag = if stderr { Duration::from_nanos(rng.below(options.stderr_lag_max.as_nanos() as u64 + 1)) } else { Duration::ZERO };
+                let (lines, line_bytes) = if rng.chance(options.giant_line_chance) {
+                    (1, rng.range(20_000..100_000) as u32)
+                } else {
+                    let lines = (1.0 + rng.exponential(options.burst_lines_mean as f64)).min(400.0) as u32;
+                    (lines, options.line_bytes)
+                };
+                actions.push((at, Action::Emit { slot, stream, lines, line_bytes, lag }));
+            }
+            // Churn and stream faults.
+            poisson(&mut rng, options.restarts_per_hour, &mut actions, &mut |_| Action::Restart { slot });
+            poisson(&mut rng, options.replaces_per_hour, &mut actions, &mut |_| Action::Replace { slot });
+            poisson(&mut rng, options.renames_per_hour, &mut actions, &mut |_| Action::Rename { slot });
+            let mut stops = Vec::new();
+            poisson(&mut rng, options.stops_per_hour, &mut stops, &mut |_| Action::Stop { slot });
+            for (at, stop) in stops {
+                let downtime = Duration::from_secs(rng.range(5..120));
+                actions.push((at, stop));
+                actions.push((at + downtime, Action::Start { slot }));
+            }
+            poisson(&mut rng, options.stream_faults_per_hour, &mut actions, &mut |rng| {
+                let fault = match rng.below(4) {
+                    0 => StreamFault::End,
+                    1 => StreamFault::Stall,
+                    2 => StreamFault::ErrorMidFrame,
+                    _ => StreamFault::Trickle { chunk_bytes: rng.range(7..200) as usize, delay: Duration::from_millis(rng.range(1..50)) },
+                };
+                Action::StreamFault { slot, fault }
+            });
+        }
+        let mut at_random = |rng: &mut SimRng| Duration::from_secs_f64(60.0 + rng.unit_f64() * (end.as_secs_f64() - 120.0).max(1.0));
+        for _ in 0..options.docker_restarts {
+            let at = at_random(&mut rng);
+            actions.push((at, Action::DockerDown));
+            actions.push((at + Duration::from_secs(rng.range(2..90)), Action::DockerUp));
+        }
+        for _ in 0..options.events_drops {
+            actions.push((at_random(&mut rng), Action::EventsDrop));
+        }
+        for _ in 0..options.loki_outages {
+            let kind = if rng.chance(0.5) { Outage::Down } else { Outage::Partition };
+            let duration = Duration::from_secs(rng.range(10..options.loki_outage_max.as_secs().max(11)));
+            actions.push((at_random(&mut rng), Action::LokiOutage { kind, duration }));
+        }
+        let mut crashes: Vec<Crash> = (0..options.crashes)
+            .map(|_| Crash { at: at_random(&mut rng), downtime: Duration::from_secs(rng.range(1..options.crash_downtime_max.as_secs().max(2))) })
+            .collect();
+        crashes.sort_by_key(|crash| crash.at);
+        // Crashes must not overlap: keep those that start after the previous restart.
+        let mut last_up = Duration::ZERO;
+        crashes.retain(|crash| {
+            let keep = crash.at > last_up;
+            if keep {
+                last_up = crash.at + crash.downtime;
+            }
+            keep
+        });
+        actions.sort_by_key(|(at, _)| *at);
+        Schedule { actions, crashes }
+    }
+
+    pub fn bursts(&self) -> usize {
+        self.actions.iter().filter(|(_, action)| matches!(action, Action::Emit { .. })).count()
+    }
+}

@@ -1,0 +1,114 @@
+//! `SimCheckpointStore`: durable positions that survive a crash only if committed.
+//!
+//! Owns: the last committed [`Checkpoint`] — the stand-in for the file the daemon writes
+//! with temp + fsync + rename + fsync(dir).
+//!
+//! Promises:
+//! - A commit takes effect atomically at the end of its latency (the rename); a commit
+//!   future dropped before then (the daemon crashed mid-commit) leaves the previous
+//!   checkpoint in place. Nothing committed is ever lost.
+//! - `load` returns exactly the last committed checkpoint.
+//! - Injected failures (`fail_next_commits`, `fail_next_loads`) return
+//!   `CheckpointError::Io` and change nothing.
+//! The oracle reads [`SimCheckpointStore::committed`] after a crash or a shutdown.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use engine::port::{Checkpoint, CheckpointError, CheckpointStore};
+use engine::rt::{BoxFuture, Rt};
+
+#[derive(Default)]
+struct StoreState {
+    committed: Checkpoint,
+    commits_total: u64,
+    commit_latency: Duration,
+    fail_next_commits: u32,
+    fail_next_loads: u32,
+    commit_failures: u64,
+}
+
+/// The simulated checkpoint store. Cheap to clone (a shared handle).
+#[derive(Clone)]
+pub struct SimCheckpointStore {
+    state: Arc<Mutex<StoreState>>,
+    rt: Arc<dyn Rt>,
+}
+
+impl SimCheckpointStore {
+    /// An empty store (a first start).
+    pub fn new(rt: Arc<dyn Rt>) -> SimCheckpointStore {
+        SimCheckpointStore { state: Arc::default(), rt }
+    }
+
+    /// A store that already holds `checkpoint` (e.g. a stale one from an old run).
+    pub fn with_checkpoint(rt: Arc<dyn Rt>, checkpoint: Checkpoint) -> SimCheckpointStore {
+        let store = SimCheckpointStore::new(rt);
+        store.state.lock().unwrap().committed = checkpoint;
+        store
+    }
+
+    /// Virtual time a commit takes before it becomes durable.
+    pub fn set_commit_latency(&self, latency: Duration) {
+        self.state.lock().unwrap().commit_latency = latency;
+    }
+
+    pub fn fail_next_commits(&self, count: u32) {
+        self.state.lock().unwrap().fail_next_commits += count;
+    }
+
+    pub fn fail_next_loads(&self, count: u32) {
+        self.state.lock().unwrap().fail_next_loads += count;
+    }
+
+    /// The last committed checkpoint: what a restarted daemon will load.
+    pub fn committed(&self) -> Checkpoint {
+        self.state.lock().unwrap().committed.clone()
+    }
+
+    /// Successful commits so far.
+    pub fn commits_total(&self) -> u64 {
+        self.state.lock().unwrap().commits_total
+    }
+
+    pub fn commit_failures(&self) -> u64 {
+        self.state.lock().unwrap().commit_failures
+    }
+}
+
+impl CheckpointStore for SimCheckpointStore {
+    fn load(&self) -> BoxFuture<Result<Checkpoint, CheckpointError>> {
+        let state = self.state.clone();
+        Box::pin(async move {
+            let mut state = state.lock().unwrap();
+            if state.fail_next_loads > 0 {
+                state.fail_next_loads -= 1;
+                return Err(CheckpointError::Io("injected load failure".into()));
+            }
+            Ok(state.committed.clone())
+        })
+    }
+
+    fn commit(&self, checkpoint: Checkpoint) -> BoxFuture<Result<(), CheckpointError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let latency = this.state.lock().unwrap().commit_latency;
+            if !latency.is_zero() {
+                this.rt.sleep(latency).await;
+            }
+            let mut state = this.state.lock().unwrap();
+            if state.fail_next_commits > 0 {
+                state.fail_next_commits -= 1;
+                state.commit_failures += 1;
+                return Err(CheckpointError::Io("injected commit failure".into()));
+            }
+            state.committed = checkpoint;
+            state.commits_total += 1;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "checkpoint_tests.rs"]
+mod tests;

@@ -1,0 +1,64 @@
+//! The events stream `SimDocker::events` returns.
+//!
+//! Owns: one subscriber's queue of container events, filled by the model's lifecycle
+//! commands from the moment the stream was opened.
+//!
+//! Promises: events arrive in the order the commands happened; the stream ends (after an
+//! `Err(Unavailable)` when the connection broke) when the daemon goes down or the world
+//! drops event streams, and never yields again after that. Dropping it unsubscribes.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use engine::port::{ContainerEvent, EngineError};
+use futures::Stream;
+
+use super::state::{DockerState, StreamEnd};
+
+pub(crate) struct SimEventStream {
+    pub(crate) state: Arc<Mutex<DockerState>>,
+    pub(crate) stream_id: u64,
+    pub(crate) done: bool,
+}
+
+impl Stream for SimEventStream {
+    type Item = Result<ContainerEvent, EngineError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let state_arc = self.state.clone();
+        let mut state = state_arc.lock().unwrap();
+        let subscriber =
+            state.event_streams.get_mut(&self.stream_id).expect("open stream has a record");
+        if let Some(event) = subscriber.queue.pop_front() {
+            state.counters.events_delivered += 1;
+            return Poll::Ready(Some(Ok(event)));
+        }
+        match subscriber.end.clone() {
+            Some(StreamEnd::Eof) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Some(StreamEnd::Error(error)) => {
+                self.done = true;
+                Poll::Ready(Some(Err(error)))
+            }
+            None => {
+                subscriber.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for SimEventStream {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.event_streams.remove(&self.stream_id);
+            state.counters.event_streams_open = state.event_streams.len();
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! One container's log as the json-file driver keeps it, stored as bursts, rendered lazily.
+//!
+//! Owns: the entries of one container in arrival order, and the arithmetic that finds,
+//! renders and counts them without materialising them.
+//!
+//! ## Storage
+//! The world writes output as bursts: `lines` consecutive lines of one output stream,
+//! each `line_bytes` long (its per-stream sequence number in decimal, then `x` padding;
+//! see [`line_content`]). A line of `L` content bytes becomes `L / 16384 + 1` entries:
+//! full 16 KiB partial entries without a newline, then the rest followed by `\n`
+//! (exactly as Docker's copier splits: a line of exactly 16 KiB ends with an entry that
+//! is only `\n`). Entry `j` of a burst has timestamp `first_ts + j * ts_step`.
+//!
+//! ## Promises
+//! - Per output stream, timestamps never go back and sequence numbers are consecutive
+//!   from 0 across the whole life of the container (restarts keep the log).
+//! - stdout and stderr bursts interleave in arrival order whatever their timestamps, so
+//!   a reader sees entries out of timestamp order across streams.
+//! - A [`LogCursor`] is a position in arrival order; [`ContainerLog::seek`] finds the
+//!   start of a request (`since`, `tail`, rotation) by binary search, and
+//!   [`ContainerLog::render`] turns entries into frames from any cursor.
+//! - [`ContainerLog::rotate`] (Docker's own `max-size` rotation) deletes entries from
+//!   the front; [`ContainerLog::retained_from`] then says, per stream, the first line
+//!   still whole in the log, so the oracle can excuse exactly the deleted lines.
+
+use engine::model::StdStream;
+use engine::parse::frame::encode_frame;
+use engine::parse::timestamp::format_rfc3339_nanos;
+use engine::rt::UnixNanos;
+
+/// Docker's split size: content bytes per entry of a long line.
+pub const ENTRY_CONTENT_MAX: usize = 16 * 1024;
+
+const PADDING: [u8; ENTRY_CONTENT_MAX] = [b'x'; ENTRY_CONTENT_MAX];
+
+/// Number of decimal digits of `n`.
+pub fn decimal_digits(n: u64) -> u32 {
+    n.checked_ilog10().map_or(1, |log| log + 1)
+}
+
+/// The content of line `seq` of a burst whose lines are `line_bytes` long (without the
+/// newline): `seq` in decimal, then `x` up to `line_bytes`. Lines are never shorter than
+/// their sequence number.
+pub fn line_content(seq: u64, line_bytes: u32) -> Vec<u8> {
+    let mut content = seq.to_string().into_bytes();
+    let padding = (line_bytes as usize).saturating_sub(content.len());
+    content.extend(std::iter::repeat_n(b'x', padding));
+    content
+}
+
+/// The sequence number a line's content starts with (the oracle's decoder). `None` if
+/// the content does not start with a digit.
+pub fn line_seq(content: &[u8]) -> Option<u64> {
+    let digits = content.iter().take_while(|byte| byte.is_ascii_digit()).count();
+    if digits == 0 || digits > 20 {
+        return None;
+    }
+    std::str::from_utf8(&content[..digits]).ok()?.parse().ok()
+}
+
+/// A run of lines of one output stream, written at one virtual instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Burst {
+    pub(crate) stream: StdStream,
+    /// Per-stream sequence number of the first line.
+    pub(crate) first_seq: u64,
+    pub(crate) lines: u32,
+    /// Content bytes of every line (no newline), at least the digits of the last seq.
+    pub(crate) line_bytes: u32,
+    pub(crate) first_ts: UnixNanos,
+    /// Nanoseconds between consecutive entries (0: all entries share `first_ts`).
+    pub(crate) ts_step: i64,
+}
+
+impl Burst {
+    pub(crate) fn entries_per_line(&self) -> u64 {
+        self.line_bytes as u64 / ENTRY_CONTENT_MAX as u64 + 1
+    }
+
+    pub(crate) fn entries(&self) -> u64 {
+        self.lines as u64 * self.entries_per_line()
+    }
+
+    pub(crate) fn entry_ts(&self, entry: u64) -> UnixNanos {
+        self.first_ts + entry as i64 * self.ts_step
+    }
+
+    pub(crate) fn last_ts(&self) -> UnixNanos {
+        self.entry_ts(self.entries() - 1)
+    }
+
+    /// The first entry with `ts >= since`, if any.
+    fn first_entry_at_or_after(&self, since: UnixNanos) -> Option<u64> {
+        if self.first_ts >= since {
+            return Some(0);
+        }
+        if self.ts_step <= 0 {
+            return None;
+        }
+        let gap = since - self.first_ts;
+        let entry = ((gap + self.ts_step - 1) / self.ts_step) as u64;
+        (entry < self.entries()).then_some(entry)
+    }
+}
+
+/// A position in a log: entry `entry` of burst `burst` (arrival order).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogCursor {
+    pub(crate) burst: usize,
+    pub(crate) entry: u64,
+}
+
+/// From where an output stream's entries pass a request's `since` filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Qualify {
+    /// Every entry of the stream at or after this position passes.
+    From(LogCursor),
+    /// No entry of the stream has passed yet: the first with `ts >= since` will, and
+    /// (timestamps never go back within a stream) every later one.
+    Since(UnixNanos),
+}
+
+/// Where a request starts reading, and from where each output stream qualifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReadStart {
+    /// The first entry the reader looks at.
+    pub(crate) cursor: LogCursor,
+    /// Per output stream, which entries pass the `since` filter.
+    pub(crate) qualify: [Qualify; 2],
+}
+
+/// Which entries a request reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReadRequest {
+    pub(crate) since: Option<UnixNanos>,
+    pub(crate) tail: Option<u64>,
+}
+
+/// The log of one container. See the module docs.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ContainerLog {
+    bursts: Vec<Burst>,
+    /// Indices into `bursts` per output stream, for binary search by timestamp.
+    by_stream: [Vec<usize>; 2],
+    /// First entry not deleted by rotation.
+    start: LogCursor,
+    next_seq: [u64; 2],
+    last_ts: [Option<UnixNanos>; 2],
+    /// Per stream, the first line none of whose entries was deleted.
+    retained_from: [u64; 2],
+    entries_total: u64,
+    entries_deleted: u64,
+}
+
+impl ContainerLog {
+    /// Append a burst of `lines` lines on `stream` with timestamps starting at `ts`
+    /// (raised to the stream's last timestamp if it is earlier). Returns the sequence
+    /// numbers of the new lines.
+    pub(crate) fn append(
+        &mut self,
+        stream: StdStream,
+        lines: u32,
+        line_bytes: u32,
+        ts: UnixNanos,
+        ts_step: i64,
+    ) -> std::ops::Range<u64> {
+        let first_seq = self.next_seq[stream.index()];
+        if lines == 0 {
+            return first_seq..first_seq;
+        }
+        let last_seq = first_seq + lines as u64 - 1;
+        let line_bytes = line_bytes.max(decimal_digits(last_seq));
+        let first_ts = match self.last_ts[stream.index()] {
+            Some(last) => ts.max(last),
+            None => ts,
+        };
+        let burst =
+            Burst { stream, first_seq, lines, line_bytes, first_ts, ts_step: ts_step.max(0) };
+        self.last_ts[stream.index()] = Some(burst.last_ts());
+        self.next_seq[stream.index()] = last_seq + 1;
+        self.entries_total += burst.entries();
+        self.by_stream[stream.index()].push(self.bursts.len());
+        self.bursts.push(burst);
+        first_seq..last_seq + 1
+    }
+
+    /// The position after the last entry.
+    pub(crate) fn end(&self) -> LogCursor {
+        LogCursor { burst: self.bursts.len(), entry: 0 }
+    }
+
+    /// Lines written per stream (`[stdout, stderr]`), deleted ones included.
+    pub(crate) fn lines_written(&self) -> [u64; 2] {
+        self.next_seq
+    }
+
+    pub(crate) fn retained_from(&self) -> [u64; 2] {
+        self.retained_from
+    }
+
+    pub(crate) fn entries_total(&self) -> u64 {
+        self.entries_total
+    }
+
+    pub(crate) fn entries_deleted(&self) -> u64 {
+        self.entries_deleted
+    }
+
+    /// Normalise a cursor: an entry index at the end of its burst means the next burst.
+    fn normalise(&self, cursor: LogCursor) -> LogCursor {
+        match self.bursts.get(cursor.burst) {
+            Some(burst) if cursor.entry >= burst.entries() => {
+                LogCursor { burst: cursor.burst + 1, entry: 0 }
+            }
+            _ => cursor,
+        }
+    }
+
+    /// Where a request reads from. Docker applies `tail` to the entries in the file, then
+    /// filters by `since`; so do we.
+    pub(crate) fn seek(&self, request: ReadRequest) -> ReadStart {
+        let mut cursor = self.start;
+        if let Some(tail) = request.tail {
+            cursor = cursor.max(self.back_from_end(tail));
+        }
+        let mut qualify = [Qualify::From(cursor); 2];
+        if let Some(since) = request.since {
+            let mut first = self.end();
+            for stream in [StdStream::Stdout, StdStream::Stderr] {
+                qualify[stream.index()] = match self.first_of_stream_at_or_after(stream, since) {
+                    Some(found) => {
+                        first = first.min(found.max(cursor));
+                        Qualify::From(found.max(cursor))
+                    }
+                    None => Qualify::Since(since),
+                };
+            }
+            cursor = first.max(cursor);
+        }
+        ReadStart { cursor, qualify }
+    }
+
+    /// The position `entries` entries before the end.
+    fn back_from_end(&self, mut entries: u64) -> LogCursor {
+        let mut burst = self.bursts.len();
+        while burst > 0 && entries > 0 {
+            let count = self.bursts[burst - 1].entries();
+            if entries < count {
+                return LogCursor { burst: burst - 1, entry: count - entries };
+            }
+            entries -= count;
+            burst -= 1;
+        }
+        LogCursor { burst, entry: 0 }
+    }
+
+    /// The first entry of `stream` with `ts >= since`, if there is one yet.
+    fn first_of_stream_at_or_after(&self, stream: StdStream, since: UnixNanos) -> Option<LogCursor> {
+        let indices = &self.by_stream[stream.index()];
+        let first = indices.partition_point(|&index| self.bursts[index].last_ts() < since);
+        let index = *indices.get(first)?;
+        let entry = self.bursts[index]
+            .first_entry_at_or_after(since)
+            .expect("the burst's last entry qualifies");
+        Some(LogCursor { burst: index, entry })
+    }
+
+    /// Delete every entry before the last `keep_entries` (Docker's `max-size`
+    /// rotation). Returns the number of entries deleted.
+    pub(crate) fn rotate(&mut self, keep_entries: u64) -> u64 {
+        let new_start = self.back_from_end(keep_entries).max(self.start);
+        let deleted = self.count_between(self.start, new_start);
+        self.start = self.normalise(new_start);
+        self.entries_deleted += deleted;
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            self.retained_from[stream.index()] = self.first_whole_line(stream);
+        }
+        deleted
+    }
+
+    /// Per stream, the sequence number of the first line whose first entry is at or
+    /// after `start`.
+    fn first_whole_line(&self, stream: StdStream) -> u64 {
+        let indices = &self.by_stream[stream.index()];
+        let first = indices.partition_point(|&index| index < self.start.burst);
+        let Some(&index) = indices.get(first) else { return self.next_seq[stream.index()] };
+        let burst = &self.bursts[index];
+        let skip = if index == self.start.burst { self.start.entry } else { 0 };
+        let per_line = burst.entries_per_line();
+        burst.first_seq + skip.div_ceil(per_line)
+    }
+
+    fn count_between(&self, from: LogCursor, to: LogCursor) -> u64 {
+        if to <= from {
+            return 0;
+        }
+        let mut count = 0;
+        let mut cursor = from;
+        while cursor.burst < to.burst {
+            count += self.bursts[cursor.burst].entries() - cursor.entry;
+            cursor = LogCursor { burst: cursor.burst + 1, entry: 0 };
+        }
+        count + to.entry.saturating_sub(cursor.entry)
+    }
+
+    /// Render entries from `*cursor` as frames into `out`, skipping entries that fail
+    /// their stream's `qualify` filter (which it updates), until `out` holds at least `target_bytes`, `limit`
+    /// is reached, or the log ends. Advances `*cursor`; a cursor behind the log's start
+    /// (entries deleted by rotation) first jumps to the start. Returns the length of the
+    /// last frame rendered (0 if none) and the number of entries rendered.
+    pub(crate) fn render(
+        &self,
+        cursor: &mut LogCursor,
+        qualify: &mut [Qualify; 2],
+        limit: LogCursor,
+        target_bytes: usize,
+        out: &mut Vec<u8>,
+        payload: &mut Vec<u8>,
+    ) -> (usize, u64) {
+        let limit = limit.min(self.end());
+        *cursor = self.normalise((*cursor).max(self.start));
+        let mut last_frame = 0;
+        let mut rendered = 0;
+        while *cursor < limit && out.len() < target_bytes {
+            let burst = &self.bursts[cursor.burst];
+            let burst_end = if cursor.burst == limit.burst { limit.entry } else { burst.entries() };
+            let passes_from = match qualify[burst.stream.index()] {
+                Qualify::From(q) if q.burst > cursor.burst => burst_end,
+                Qualify::From(q) if q.burst == cursor.burst => q.entry,
+                Qualify::From(_) => 0,
+                Qualify::Since(since) => match burst.first_entry_at_or_after(since) {
+                    Some(entry) => {
+                        let found = LogCursor { burst: cursor.burst, entry };
+                        qualify[burst.stream.index()] = Qualify::From(found);
+                        entry
+                    }
+                    None => burst_end,
+                },
+            };
+            let from = cursor.entry.max(passes_from);
+            let mut entry = from;
+            while entry < burst_end && out.len() < target_bytes {
+                payload.clear();
+                render_entry_payload(burst, entry, payload);
+                let before = out.len();
+                encode_frame(burst.stream, payload, out);
+                last_frame = out.len() - before;
+                rendered += 1;
+                entry += 1;
+            }
+            *cursor = self.normalise(LogCursor { burst: cursor.burst, entry: entry.max(from) });
+        }
+        (last_frame, rendered)
+    }
+}
+
+/// `RFC3339Nano SP content-part [\n]` of entry `entry` of `burst`.
+fn render_entry_payload(burst: &Burst, entry: u64, payload: &mut Vec<u8>) {
+    let per_line = burst.entries_per_line();
+    let seq = burst.first_seq + entry / per_line;
+    let part = (entry % per_line) as usize;
+    format_rfc3339_nanos(burst.entry_ts(entry), payload);
+    payload.push(b' ');
+    let line_bytes = burst.line_bytes as usize;
+    let part_start = part * ENTRY_CONTENT_MAX;
+    let part_end = (part_start + ENTRY_CONTENT_MAX).min(line_bytes);
+    if part == 0 {
+        let mut digits = itoa_buffer(seq);
+        let digits = digits.as_slice();
+        let shown = digits.len().min(part_end);
+        payload.extend_from_slice(&digits[..shown]);
+        payload.extend_from_slice(&PADDING[..part_end - shown]);
+    } else {
+        payload.extend_from_slice(&PADDING[..part_end - part_start]);
+    }
+    if part as u64 == per_line - 1 {
+        payload.push(b'\n');
+    }
+}
+
+/// Decimal digits of `n` without allocating.
+struct Digits {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_slice(&mut self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
+fn itoa_buffer(mut n: u64) -> Digits {
+    let mut bytes = [0u8; 20];
+    let mut start = 20;
+    loop {
+        start -= 1;
+        bytes[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    Digits { bytes, start }
+}

@@ -1,0 +1,460 @@
+//! `SimDocker`: the Docker engine as the capture agent sees it, with faults on demand.
+//!
+//! Owns: containers (lifecycle, names, labels, one json-file log each), the events
+//! streams and log streams open against them, and the daemon's own up/down state. The
+//! world driver changes it through the commands below; the engine reads it through
+//! [`engine::port::ContainerEngine`] (`port.rs`).
+//!
+//! ## Semantics (Docker Engine API, json-file driver; see DESIGN.md §6)
+//! - `create` (event `create`), `start` (`start`), `stop` (`die`, `stop`), `exit`
+//!   (the process ends by itself: `die`), `restart` (`die`, `stop`, `start`, `restart`;
+//!   same id, log kept), `remove` (`die` first if running, then `destroy`; log deleted),
+//!   `rename` (`rename` with `name` and Docker's `oldName` = `/old`). Event attributes
+//!   carry `name`, `image` and the labels, as Docker's do.
+//! - Output ([`SimDocker::emit`]) is only accepted while the container runs; timestamps
+//!   are taken per output stream from the wall clock (optionally lagging), never going
+//!   back per stream. See `log.rs` for the log and `log_stream.rs` for the stream.
+//! - A stop ends every follow stream of the container once it has handed out what was
+//!   written before the stop, even if the container is started again meanwhile.
+//! - `docker rm` ends the container's streams at once; inspect/logs then say NotFound.
+//! - Daemon down ([`SimDocker::daemon_down`]): every call fails with `Unavailable`,
+//!   open log and events streams yield `Err(Unavailable)` and end. Containers keep their
+//!   state (live-restore); the driver stops them explicitly if the scenario says so.
+//!
+//! ## For the oracle
+//! [`SimDocker::counters`] (open streams now and max, opens, events delivered, ...),
+//! [`SimDocker::containers`] (per container: lines written per stream, first line still
+//! retained per stream, opens), and [`line_seq`] to decode a line's sequence number.
+
+mod events;
+mod log;
+mod log_stream;
+mod port;
+mod state;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use engine::model::{ContainerId, StdStream};
+use engine::port::{ContainerEventKind, ContainerInfo, EngineError};
+use engine::rt::Rt;
+
+pub use self::log::{decimal_digits, line_content, line_seq, ENTRY_CONTENT_MAX};
+pub use self::log_stream::StreamFault;
+pub use self::state::{ApiCall, DockerCounters};
+
+use self::state::{Container, DockerState, StreamEnd};
+
+/// Why a world command could not be applied (the driver picked an impossible move).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandError {
+    NoSuchContainer,
+    AlreadyRunning,
+    NotRunning,
+}
+
+/// One burst of output: `lines` lines on `stream`, written at the current virtual time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Burst {
+    pub stream: StdStream,
+    pub lines: u32,
+    /// Content bytes per line (raised to the digits of its sequence number). Above
+    /// [`ENTRY_CONTENT_MAX`] a line becomes several entries.
+    pub line_bytes: u32,
+    /// Timestamp distance between consecutive entries (zero: all share one timestamp).
+    pub entry_gap: Duration,
+    /// The first entry's timestamp is this far behind the wall clock (still never
+    /// before the stream's last timestamp): how stderr falls behind stdout.
+    pub lag: Duration,
+}
+
+impl Burst {
+    /// `lines` short lines on `stream`, 1 µs apart, no lag.
+    pub fn lines(stream: StdStream, lines: u32) -> Burst {
+        Burst { stream, lines, line_bytes: 0, entry_gap: Duration::from_micros(1), lag: Duration::ZERO }
+    }
+}
+
+/// What happens to open follow streams when Docker rotates a container's log file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RotationEffect {
+    /// Readers behind the new start skip the deleted entries and go on.
+    Continue,
+    /// Open streams end (moby #37646).
+    End,
+    /// Open streams stall without ending (moby #37646).
+    Stall,
+}
+
+/// What the oracle learns about one container, live or removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerReport {
+    pub id: ContainerId,
+    pub name: String,
+    pub running: bool,
+    pub removed: bool,
+    /// Lines written per stream (`[stdout, stderr]`); their seqs are `0..lines_written`.
+    pub lines_written: [u64; 2],
+    /// Per stream, the first line not (partly) deleted by log rotation.
+    pub retained_from: [u64; 2],
+    /// Entries written (long lines are several entries), and deleted by rotation.
+    pub entries_written: u64,
+    pub entries_deleted: u64,
+    /// Log requests made for it.
+    pub opens_total: u64,
+    /// Log streams open on it now.
+    pub streams_open: usize,
+}
+
+/// The simulated Docker engine. Cheap to clone (a shared handle).
+#[derive(Clone)]
+pub struct SimDocker {
+    state: Arc<Mutex<DockerState>>,
+    rt: Arc<dyn Rt>,
+}
+
+impl SimDocker {
+    /// A daemon with no containers. `seed` feeds the model's own streams (container ids,
+    /// chunk boundaries); derive it from the world seed.
+    pub fn new(rt: Arc<dyn Rt>, seed: u64) -> SimDocker {
+        SimDocker { state: Arc::new(Mutex::new(DockerState::new(seed))), rt }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut DockerState) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    fn report(id: &ContainerId, container: &Container, streams_open: usize) -> ContainerReport {
+        ContainerReport {
+            id: id.clone(),
+            name: container.info.name.clone(),
+            running: container.info.running,
+            removed: false,
+            lines_written: container.log.lines_written(),
+            retained_from: container.log.retained_from(),
+            entries_written: container.log.entries_total(),
+            entries_deleted: container.log.entries_deleted(),
+            opens_total: container.opens_total,
+            streams_open,
+        }
+    }
+
+    // ---- configuration -------------------------------------------------------------
+
+    /// Virtual time every API call takes before it is answered (default zero).
+    pub fn set_api_latency(&self, latency: Duration) {
+        self.with(|state| state.api_latency = latency);
+    }
+
+    /// Largest chunk a log stream hands out (default 64 KiB), and the probability that
+    /// a chunk is cut at a random byte instead (default 0.25).
+    pub fn set_chunking(&self, chunk_bytes_max: usize, split_chance: f64) {
+        self.with(|state| {
+            state.chunk_bytes_max = chunk_bytes_max.max(1);
+            state.chunk_split_chance = split_chance;
+        });
+    }
+
+    /// Make the next `count` calls of `call` fail with `Unavailable`.
+    pub fn fail_next(&self, call: ApiCall, count: u32) {
+        self.with(|state| *state.fail_next.entry(call).or_insert(0) += count);
+    }
+
+    // ---- container lifecycle ---------------------------------------------------------
+
+    /// Create a (stopped) container. Its id is 64 hex digits drawn from the model's id
+    /// stream.
+    pub fn create(&self, name: &str, image: &str, labels: BTreeMap<String, String>) -> ContainerId {
+        self.with(|state| {
+            let id = loop {
+                let text: String =
+                    (0..4).map(|_| format!("{:016x}", state.id_rng.next_u64())).collect();
+                let id = ContainerId::new(text);
+                if !state.containers.contains_key(&id) && !state.removed.contains_key(&id) {
+                    break id;
+                }
+            };
+            let info = ContainerInfo {
+                id: id.clone(),
+                name: name.to_owned(),
+                image: image.to_owned(),
+                labels,
+                running: false,
+            };
+            let container = Container {
+                info,
+                log: Default::default(),
+                opens_total: 0,
+                next_open_faults: Default::default(),
+            };
+            state.containers.insert(id.clone(), container);
+            state.publish(ContainerEventKind::Create, &id, &[]);
+            id
+        })
+    }
+
+    pub fn start(&self, id: &ContainerId) -> Result<(), CommandError> {
+        self.with(|state| {
+            let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
+            if container.info.running {
+                return Err(CommandError::AlreadyRunning);
+            }
+            container.info.running = true;
+            state.publish(ContainerEventKind::Start, id, &[]);
+            Ok(())
+        })
+    }
+
+    /// Mark a container stopped: its follow streams end after what was written so far.
+    fn halt(state: &mut DockerState, id: &ContainerId, exit_code: i32) -> Result<(), CommandError> {
+        let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
+        if !container.info.running {
+            return Err(CommandError::NotRunning);
+        }
+        container.info.running = false;
+        let end = container.log.end();
+        state.for_log_streams_of(id, |stream| {
+            stream.limit = Some(stream.limit.map_or(end, |limit| limit.min(end)));
+        });
+        state.publish(ContainerEventKind::Die, id, &[("exitCode", exit_code.to_string())]);
+        Ok(())
+    }
+
+    /// `docker stop`: `die`, then `stop`.
+    pub fn stop(&self, id: &ContainerId) -> Result<(), CommandError> {
+        self.with(|state| {
+            Self::halt(state, id, 143)?;
+            state.publish(ContainerEventKind::Stop, id, &[]);
+            Ok(())
+        })
+    }
+
+    /// The container's process exits by itself: `die` only.
+    pub fn exit(&self, id: &ContainerId, exit_code: i32) -> Result<(), CommandError> {
+        self.with(|state| Self::halt(state, id, exit_code))
+    }
+
+    /// `docker restart`: same id, log kept; `die`, `stop`, `start`, `restart` (only
+    /// `start`, `restart` if it was not running).
+    pub fn restart(&self, id: &ContainerId) -> Result<(), CommandError> {
+        self.with(|state| {
+            let running = state.containers.get(id).ok_or(CommandError::NoSuchContainer)?.info.running;
+            if running {
+                Self::halt(state, id, 143)?;
+                state.publish(ContainerEventKind::Stop, id, &[]);
+            }
+            state.containers.get_mut(id).expect("checked").info.running = true;
+            state.publish(ContainerEventKind::Start, id, &[]);
+            state.publish(ContainerEventKind::Restart, id, &[]);
+            Ok(())
+        })
+    }
+
+    /// `docker rm -f`: kills it if running, deletes it and its log; its streams end.
+    pub fn remove(&self, id: &ContainerId) -> Result<(), CommandError> {
+        self.with(|state| {
+            let running = state.containers.get(id).ok_or(CommandError::NoSuchContainer)?.info.running;
+            if running {
+                Self::halt(state, id, 137)?;
+            }
+            state.publish(ContainerEventKind::Destroy, id, &[]);
+            state.for_log_streams_of(id, |stream| {
+                stream.end.get_or_insert(StreamEnd::Eof);
+            });
+            let streams_open = state.log_streams.values().filter(|s| &s.container == id).count();
+            let container = state.containers.remove(id).expect("checked");
+            let mut report = Self::report(id, &container, streams_open);
+            report.removed = true;
+            state.removed.insert(id.clone(), report);
+            Ok(())
+        })
+    }
+
+    /// `docker rename`.
+    pub fn rename(&self, id: &ContainerId, new_name: &str) -> Result<(), CommandError> {
+        self.with(|state| {
+            let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
+            let old_name = std::mem::replace(&mut container.info.name, new_name.to_owned());
+            state.publish(ContainerEventKind::Rename, id, &[("oldName", format!("/{old_name}"))]);
+            Ok(())
+        })
+    }
+
+    /// Write a burst of output. Returns the sequence numbers of the new lines.
+    pub fn emit(&self, id: &ContainerId, burst: Burst) -> Result<Range<u64>, CommandError> {
+        let wall = self.rt.wall();
+        self.with(|state| {
+            let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
+            if !container.info.running {
+                return Err(CommandError::NotRunning);
+            }
+            let ts = wall - burst.lag.as_nanos() as i64;
+            let gap = burst.entry_gap.as_nanos() as i64;
+            let seqs = container.log.append(burst.stream, burst.lines, burst.line_bytes, ts, gap);
+            if !seqs.is_empty() {
+                state.wake_followers(id);
+            }
+            Ok(seqs)
+        })
+    }
+
+    /// Docker's own log rotation (`max-size`): keep only the last `keep_entries`
+    /// entries. Returns how many were deleted.
+    pub fn rotate_log(
+        &self,
+        id: &ContainerId,
+        keep_entries: u64,
+        effect: RotationEffect,
+    ) -> Result<u64, CommandError> {
+        self.with(|state| {
+            let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
+            let deleted = container.log.rotate(keep_entries);
+            state.counters.entries_deleted_by_rotation += deleted;
+            state.for_log_streams_of(id, |stream| match effect {
+                RotationEffect::Continue => {}
+                RotationEffect::End => {
+                    stream.end.get_or_insert(StreamEnd::Eof);
+                }
+                RotationEffect::Stall => stream.fault = Some(StreamFault::Stall),
+            });
+            Ok(deleted)
+        })
+    }
+
+    // ---- stream faults -----------------------------------------------------------------
+
+    /// Inject `fault` into every open log stream of the container. Returns how many.
+    pub fn fault_open_streams(&self, id: &ContainerId, fault: StreamFault) -> usize {
+        self.with(|state| {
+            state.for_log_streams_of(id, |stream| {
+                if stream.fault != Some(StreamFault::Stall) {
+                    stream.fault = Some(fault);
+                }
+            })
+        })
+    }
+
+    /// Arm `fault` for the next log request of the container (faults queue up).
+    pub fn fault_next_open(&self, id: &ContainerId, fault: StreamFault) -> Result<(), CommandError> {
+        self.with(|state| {
+            let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
+            container.next_open_faults.push_back(fault);
+            Ok(())
+        })
+    }
+
+    /// End every open events stream (the events connection drops, daemon still up).
+    pub fn drop_event_streams(&self) -> usize {
+        self.with(|state| {
+            let error = EngineError::Unavailable("events connection reset".into());
+            end_event_streams(state, StreamEnd::Error(error))
+        })
+    }
+
+    // ---- the daemon ----------------------------------------------------------------------
+
+    /// The daemon stops: calls fail, open log and events streams error and end.
+    pub fn daemon_down(&self) {
+        self.with(|state| {
+            state.daemon_up = false;
+            let error = EngineError::Unavailable("docker daemon restarting".into());
+            let ids: Vec<ContainerId> = state.containers.keys().cloned().collect();
+            for id in &ids {
+                state.for_log_streams_of(id, |stream| {
+                    stream.end.get_or_insert(StreamEnd::Error(error.clone()));
+                });
+            }
+            end_event_streams(state, StreamEnd::Error(error));
+        });
+    }
+
+    /// The daemon is back.
+    pub fn daemon_up(&self) {
+        self.with(|state| state.daemon_up = true);
+    }
+
+    /// Down and up at once: every open stream ends, new calls succeed.
+    pub fn restart_daemon(&self) {
+        self.daemon_down();
+        self.daemon_up();
+    }
+
+    pub fn is_daemon_up(&self) -> bool {
+        self.with(|state| state.daemon_up)
+    }
+
+    // ---- for the oracle and the driver -------------------------------------------------
+
+    pub fn counters(&self) -> DockerCounters {
+        self.with(|state| {
+            let mut counters = state.counters.clone();
+            counters.log_streams_open = state.log_streams.len();
+            counters.event_streams_open = state.event_streams.len();
+            counters
+        })
+    }
+
+    /// Every container ever created (live ones first, each group by id).
+    pub fn containers(&self) -> Vec<ContainerReport> {
+        self.with(|state| {
+            let mut reports: Vec<ContainerReport> = state
+                .containers
+                .iter()
+                .map(|(id, container)| {
+                    let open = state.log_streams.values().filter(|s| &s.container == id).count();
+                    Self::report(id, container, open)
+                })
+                .collect();
+            reports.extend(state.removed.values().cloned());
+            reports
+        })
+    }
+
+    pub fn container(&self, id: &ContainerId) -> Option<ContainerReport> {
+        self.with(|state| match state.containers.get(id) {
+            Some(container) => {
+                let open = state.log_streams.values().filter(|s| &s.container == id).count();
+                Some(Self::report(id, container, open))
+            }
+            None => state.removed.get(id).cloned(),
+        })
+    }
+
+    /// Ids of live (not removed) containers, running or not.
+    pub fn container_ids(&self) -> Vec<ContainerId> {
+        self.with(|state| state.containers.keys().cloned().collect())
+    }
+
+    /// Ids of running containers.
+    pub fn running_ids(&self) -> Vec<ContainerId> {
+        self.with(|state| {
+            state.containers.iter().filter(|(_, c)| c.info.running).map(|(id, _)| id.clone()).collect()
+        })
+    }
+}
+
+fn end_event_streams(state: &mut DockerState, end: StreamEnd) -> usize {
+    let mut count = 0;
+    for subscriber in state.event_streams.values_mut() {
+        if subscriber.end.is_none() {
+            // The connection is gone: events not yet read are lost with it.
+            subscriber.queue.clear();
+            subscriber.end = Some(end.clone());
+            if let Some(waker) = subscriber.waker.take() {
+                waker.wake();
+            }
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Turn an error of a model-internal lookup into the engine's view.
+fn not_found(id: &ContainerId) -> EngineError {
+    EngineError::NotFound(id.to_string())
+}

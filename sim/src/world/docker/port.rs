@@ -1,0 +1,113 @@
+//! `SimDocker` as the engine sees it: the [`ContainerEngine`] port.
+//!
+//! Owns: the translation of API calls into model state — each call first waits the
+//! configured API latency (so the world can change in between, as with a real daemon),
+//! then fails if the daemon is down or a failure is armed, then answers from the state
+//! at that moment.
+//!
+//! Promises: `logs` registers the stream as open before returning it and consumes at
+//! most one armed [`super::StreamFault`]; `since_secs <= 0` means no `since` filter.
+
+use engine::model::ContainerId;
+use engine::port::{
+    ContainerEngine, ContainerInfo, EngineError, EventStream, LogOptions, LogStream,
+};
+use engine::rt::BoxFuture;
+
+use super::events::SimEventStream;
+use super::log::ReadRequest;
+use super::log_stream::SimLogStream;
+use super::state::{ApiCall, EventSubscriber, OpenLogStream};
+use super::{not_found, SimDocker};
+
+impl SimDocker {
+    async fn api_latency(&self) {
+        let latency = self.with(|state| state.api_latency);
+        if !latency.is_zero() {
+            self.rt.sleep(latency).await;
+        }
+    }
+}
+
+impl ContainerEngine for SimDocker {
+    fn list(&self) -> BoxFuture<Result<Vec<ContainerInfo>, EngineError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            this.api_latency().await;
+            this.with(|state| {
+                state.begin_call(ApiCall::List)?;
+                Ok(state.containers.values().map(|container| container.info.clone()).collect())
+            })
+        })
+    }
+
+    fn inspect(&self, id: &ContainerId) -> BoxFuture<Result<ContainerInfo, EngineError>> {
+        let this = self.clone();
+        let id = id.clone();
+        Box::pin(async move {
+            this.api_latency().await;
+            this.with(|state| {
+                state.begin_call(ApiCall::Inspect)?;
+                let container = state.containers.get(&id).ok_or_else(|| not_found(&id))?;
+                Ok(container.info.clone())
+            })
+        })
+    }
+
+    fn events(&self) -> BoxFuture<Result<EventStream, EngineError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            this.api_latency().await;
+            let stream_id = this.with(|state| {
+                state.begin_call(ApiCall::Events)?;
+                let stream_id = state.next_stream_id();
+                state.event_streams.insert(stream_id, EventSubscriber::default());
+                state.counters.event_streams_open = state.event_streams.len();
+                state.counters.event_streams_open_max =
+                    state.counters.event_streams_open_max.max(state.event_streams.len());
+                Ok::<u64, EngineError>(stream_id)
+            })?;
+            let stream = SimEventStream { state: this.state.clone(), stream_id, done: false };
+            Ok(Box::pin(stream) as EventStream)
+        })
+    }
+
+    fn logs(&self, id: &ContainerId, options: LogOptions) -> BoxFuture<Result<LogStream, EngineError>> {
+        let this = self.clone();
+        let id = id.clone();
+        Box::pin(async move {
+            this.api_latency().await;
+            let stream = this.with(|state| {
+                state.begin_call(ApiCall::Logs)?;
+                let container = state.containers.get_mut(&id).ok_or_else(|| not_found(&id))?;
+                container.opens_total += 1;
+                let fault = container.next_open_faults.pop_front();
+                let since = (options.since_secs > 0)
+                    .then(|| options.since_secs.saturating_mul(1_000_000_000));
+                let start = container.log.seek(ReadRequest { since, tail: options.tail });
+                let following = options.follow && container.info.running;
+                let limit = (!following).then(|| container.log.end());
+                let stream_id = state.next_stream_id();
+                state.log_streams.insert(
+                    stream_id,
+                    OpenLogStream { container: id.clone(), fault, limit, end: None, waker: None },
+                );
+                state.counters.log_opens_total += 1;
+                state.counters.log_streams_open = state.log_streams.len();
+                state.counters.log_streams_open_max =
+                    state.counters.log_streams_open_max.max(state.log_streams.len());
+                let rng = state.chunk_rng.fork();
+                Ok::<_, EngineError>(SimLogStream::new(
+                    this.state.clone(),
+                    this.rt.clone(),
+                    stream_id,
+                    id.clone(),
+                    start.cursor,
+                    start.qualify,
+                    rng,
+                ))
+            })?;
+            Ok(Box::pin(stream) as LogStream)
+        })
+    }
+}

@@ -1,0 +1,218 @@
+//! The Docker model's state behind one lock: containers, open streams, faults, counters.
+//!
+//! Owns: the data every part of the model shares — the commands of [`super::SimDocker`],
+//! the port implementation, and the open log and event streams, which look their
+//! records up here on every poll. Single-threaded simulation, so one uncontended mutex.
+//!
+//! Promises: iteration is over `BTreeMap`s keyed by id or by open order, so every wake
+//! and every event is delivered in a deterministic order.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::task::Waker;
+use std::time::Duration;
+
+use engine::port::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineError};
+use engine::model::ContainerId;
+
+use super::log::{ContainerLog, LogCursor};
+use super::log_stream::StreamFault;
+use crate::executor::SimRng;
+
+/// The Docker API calls the model serves, for targeted failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ApiCall {
+    List,
+    Inspect,
+    Events,
+    Logs,
+}
+
+/// How an open stream was ended by the world (not by its own reader).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StreamEnd {
+    /// Clean end of stream.
+    Eof,
+    /// The connection failed: the reader gets this error, then the end.
+    Error(EngineError),
+}
+
+pub(crate) struct Container {
+    pub(crate) info: ContainerInfo,
+    pub(crate) log: ContainerLog,
+    /// Log requests ever made for this container.
+    pub(crate) opens_total: u64,
+    /// Faults armed for the next log requests, in order.
+    pub(crate) next_open_faults: VecDeque<StreamFault>,
+}
+
+/// The model's record of one open (not yet dropped) log stream.
+pub(crate) struct OpenLogStream {
+    pub(crate) container: ContainerId,
+    pub(crate) fault: Option<StreamFault>,
+    /// The stream ends once its cursor reaches this (non-follow requests, stopped
+    /// containers). `None`: follow on.
+    pub(crate) limit: Option<LogCursor>,
+    pub(crate) end: Option<StreamEnd>,
+    pub(crate) waker: Option<Waker>,
+}
+
+/// The model's record of one open events stream.
+#[derive(Default)]
+pub(crate) struct EventSubscriber {
+    pub(crate) queue: VecDeque<ContainerEvent>,
+    pub(crate) end: Option<StreamEnd>,
+    pub(crate) waker: Option<Waker>,
+}
+
+/// Counters the oracle reads. See [`super::SimDocker::counters`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DockerCounters {
+    /// Log streams open now (returned by `logs` and not yet dropped by the reader).
+    pub log_streams_open: usize,
+    /// The most log streams open at once.
+    pub log_streams_open_max: usize,
+    /// Successful `logs` calls.
+    pub log_opens_total: u64,
+    /// Bytes handed to log stream readers.
+    pub log_bytes_delivered: u64,
+    /// Log entries rendered into frames for readers.
+    pub log_entries_delivered: u64,
+    /// Events streams open now, and at most.
+    pub event_streams_open: usize,
+    pub event_streams_open_max: usize,
+    /// Events handed to events stream readers.
+    pub events_delivered: u64,
+    /// Calls of the API (list, inspect, events, logs), and those that failed.
+    pub api_calls: u64,
+    pub api_failures: u64,
+    /// Entries deleted by the daemon's own log rotation, over all containers.
+    pub entries_deleted_by_rotation: u64,
+}
+
+pub(crate) struct DockerState {
+    pub(crate) containers: BTreeMap<ContainerId, Container>,
+    /// Final reports of removed containers, for the oracle.
+    pub(crate) removed: BTreeMap<ContainerId, super::ContainerReport>,
+    pub(crate) daemon_up: bool,
+    pub(crate) log_streams: BTreeMap<u64, OpenLogStream>,
+    pub(crate) event_streams: BTreeMap<u64, EventSubscriber>,
+    pub(crate) next_stream_id: u64,
+    /// Container ids: a stream of its own, so ids depend only on the world's commands.
+    pub(crate) id_rng: SimRng,
+    /// Chunking of log streams: depends on how the engine reads, kept apart from ids.
+    pub(crate) chunk_rng: SimRng,
+    pub(crate) fail_next: BTreeMap<ApiCall, u32>,
+    pub(crate) api_latency: Duration,
+    pub(crate) chunk_bytes_max: usize,
+    pub(crate) chunk_split_chance: f64,
+    pub(crate) counters: DockerCounters,
+}
+
+impl DockerState {
+    pub(crate) fn new(seed: u64) -> DockerState {
+        DockerState {
+            containers: BTreeMap::new(),
+            removed: BTreeMap::new(),
+            daemon_up: true,
+            log_streams: BTreeMap::new(),
+            event_streams: BTreeMap::new(),
+            next_stream_id: 0,
+            id_rng: SimRng::derive(seed, 0x1D),
+            chunk_rng: SimRng::derive(seed, 0xC4),
+            fail_next: BTreeMap::new(),
+            api_latency: Duration::ZERO,
+            chunk_bytes_max: 64 * 1024,
+            chunk_split_chance: 0.25,
+            counters: DockerCounters::default(),
+        }
+    }
+
+    /// Start an API call: counts it, and fails it if the daemon is down or a failure
+    /// is armed for this call.
+    pub(crate) fn begin_call(&mut self, call: ApiCall) -> Result<(), EngineError> {
+        self.counters.api_calls += 1;
+        let armed = self.fail_next.get_mut(&call).filter(|count| **count > 0);
+        let failed = if let Some(count) = armed {
+            *count -= 1;
+            Some(EngineError::Unavailable(format!("injected failure of {call:?}")))
+        } else if !self.daemon_up {
+            Some(EngineError::Unavailable("docker daemon is not running".into()))
+        } else {
+            None
+        };
+        match failed {
+            Some(error) => {
+                self.counters.api_failures += 1;
+                Err(error)
+            }
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn next_stream_id(&mut self) -> u64 {
+        let id = self.next_stream_id;
+        self.next_stream_id += 1;
+        id
+    }
+
+    /// Queue an event for every open events stream.
+    pub(crate) fn publish(
+        &mut self,
+        kind: ContainerEventKind,
+        id: &ContainerId,
+        extra: &[(&str, String)],
+    ) {
+        if self.event_streams.is_empty() {
+            return;
+        }
+        let Some(container) = self.containers.get(id) else { return };
+        let mut attributes = container.info.labels.clone();
+        attributes.insert("name".into(), container.info.name.clone());
+        attributes.insert("image".into(), container.info.image.clone());
+        for (key, value) in extra {
+            attributes.insert((*key).into(), value.clone());
+        }
+        let event = ContainerEvent { kind, id: id.clone(), attributes };
+        for subscriber in self.event_streams.values_mut() {
+            if subscriber.end.is_none() {
+                subscriber.queue.push_back(event.clone());
+                if let Some(waker) = subscriber.waker.take() {
+                    waker.wake();
+                }
+            }
+        }
+    }
+
+    /// Apply `change` to every open log stream of `container` and wake it (unless it is
+    /// stalled and not ended).
+    pub(crate) fn for_log_streams_of(
+        &mut self,
+        container: &ContainerId,
+        mut change: impl FnMut(&mut OpenLogStream),
+    ) -> usize {
+        let mut count = 0;
+        for stream in self.log_streams.values_mut().filter(|s| &s.container == container) {
+            change(stream);
+            // A stalled stream is woken only to be ended.
+            let stalled = matches!(stream.fault, Some(StreamFault::Stall));
+            if !stalled || stream.end.is_some() {
+                if let Some(waker) = stream.waker.take() {
+                    waker.wake();
+                }
+            }
+            count += 1;
+        }
+        count
+    }
+
+    /// Wake the readers of `container` waiting for new entries (not the stalled ones).
+    pub(crate) fn wake_followers(&mut self, container: &ContainerId) {
+        for stream in self.log_streams.values_mut() {
+            if &stream.container == container && !matches!(stream.fault, Some(StreamFault::Stall)) {
+                if let Some(waker) = stream.waker.take() {
+                    waker.wake();
+                }
+            }
+        }
+    }
+}

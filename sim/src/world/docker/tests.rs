@@ -1,0 +1,624 @@
+//! Tests of the Docker model's semantics: the log, the streams, the events, the faults.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use engine::model::{ContainerId, StdStream};
+use engine::parse::frame::FrameDecoder;
+use engine::parse::timestamp::split_timestamp;
+use engine::port::{ContainerEngine, ContainerEventKind, EngineError, LogOptions, LogStream};
+use engine::rt::{Instant, UnixNanos};
+use futures::StreamExt;
+
+use super::*;
+use crate::executor::Executor;
+
+const WALL_START: UnixNanos = 1_700_000_000_000_000_000;
+const SECOND: i64 = 1_000_000_000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    stream: StdStream,
+    ts: UnixNanos,
+    content: Bytes,
+}
+
+fn world(seed: u64) -> (Executor, SimDocker) {
+    let executor = Executor::new(seed, WALL_START);
+    let docker = SimDocker::new(executor.rt(), seed);
+    (executor, docker)
+}
+
+fn running(docker: &SimDocker, name: &str) -> ContainerId {
+    let id = docker.create(name, "busybox", BTreeMap::new());
+    docker.start(&id).unwrap();
+    id
+}
+
+fn opts(follow: bool, since_secs: i64) -> LogOptions {
+    LogOptions { follow, since_secs, tail: None }
+}
+
+/// Decode frames from raw chunks.
+fn decode(chunks: &[Bytes]) -> (Vec<Entry>, usize) {
+    let mut decoder = FrameDecoder::new(1 << 20);
+    let mut entries = Vec::new();
+    for chunk in chunks {
+        decoder.push(chunk.clone());
+        while let Some(frame) = decoder.next_frame().unwrap() {
+            let (ts, content) = split_timestamp(&frame.payload).unwrap();
+            entries.push(Entry { stream: frame.stream, ts, content });
+        }
+    }
+    (entries, decoder.buffered_bytes())
+}
+
+/// Read a stream to its end: (chunks, error if one ended it).
+async fn drain(mut stream: LogStream) -> (Vec<Bytes>, Option<EngineError>) {
+    let mut chunks = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(chunk) => chunks.push(chunk),
+            Err(error) => {
+                assert!(stream.next().await.is_none(), "an error ends the stream");
+                return (chunks, Some(error));
+            }
+        }
+    }
+    (chunks, None)
+}
+
+fn read_all(executor: &mut Executor, docker: &SimDocker, id: &ContainerId, options: LogOptions) -> Vec<Entry> {
+    let docker = docker.clone();
+    let id = id.clone();
+    let (chunks, error) = executor
+        .block_on(async move { drain(docker.logs(&id, options).await.unwrap()).await })
+        .unwrap();
+    assert_eq!(error, None);
+    let (entries, leftover) = decode(&chunks);
+    assert_eq!(leftover, 0);
+    entries
+}
+
+fn seqs(entries: &[Entry], stream: StdStream) -> Vec<u64> {
+    entries.iter().filter(|e| e.stream == stream).map(|e| line_seq(&e.content).unwrap()).collect()
+}
+
+#[test]
+fn lines_carry_per_stream_sequence_numbers_in_arrival_order() {
+    let (mut executor, docker) = world(1);
+    let id = running(&docker, "app");
+    assert_eq!(docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap(), 0..3);
+    assert_eq!(docker.emit(&id, Burst::lines(StdStream::Stderr, 2)).unwrap(), 0..2);
+    assert_eq!(docker.emit(&id, Burst::lines(StdStream::Stdout, 2)).unwrap(), 3..5);
+    let entries = read_all(&mut executor, &docker, &id, opts(false, 0));
+    let streams: Vec<StdStream> = entries.iter().map(|e| e.stream).collect();
+    use StdStream::{Stderr as E, Stdout as O};
+    assert_eq!(streams, vec![O, O, O, E, E, O, O]);
+    assert_eq!(seqs(&entries, O), vec![0, 1, 2, 3, 4]);
+    assert_eq!(seqs(&entries, E), vec![0, 1]);
+    assert_eq!(entries[0].content, Bytes::from_static(b"0\n"));
+    for stream in [O, E] {
+        let ts: Vec<i64> = entries.iter().filter(|e| e.stream == stream).map(|e| e.ts).collect();
+        assert!(ts.windows(2).all(|w| w[0] <= w[1]), "per-stream ts never go back");
+    }
+}
+
+#[test]
+fn padding_and_content_decode() {
+    assert_eq!(line_content(42, 6), b"42xxxx".to_vec());
+    assert_eq!(line_content(12345, 2), b"12345".to_vec());
+    assert_eq!(line_seq(b"42xxxx"), Some(42));
+    assert_eq!(line_seq(b"xx"), None);
+    let (mut executor, docker) = world(1);
+    let id = running(&docker, "app");
+    let burst = Burst { line_bytes: 100, ..Burst::lines(StdStream::Stdout, 12) };
+    docker.emit(&id, burst).unwrap();
+    let entries = read_all(&mut executor, &docker, &id, opts(false, 0));
+    for (seq, entry) in entries.iter().enumerate() {
+        let mut expected = line_content(seq as u64, 100);
+        expected.push(b'\n');
+        assert_eq!(entry.content, expected);
+    }
+}
+
+#[test]
+fn stderr_lagging_behind_stdout_interleaves_out_of_timestamp_order() {
+    let (mut executor, docker) = world(2);
+    let id = running(&docker, "app");
+    executor.advance_for(Duration::from_secs(10));
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 2)).unwrap();
+    let lagging = Burst { lag: Duration::from_millis(500), ..Burst::lines(StdStream::Stderr, 2) };
+    docker.emit(&id, lagging).unwrap();
+    let entries = read_all(&mut executor, &docker, &id, opts(false, 0));
+    assert_eq!(entries[2].stream, StdStream::Stderr);
+    assert!(entries[2].ts < entries[1].ts, "stderr behind stdout in arrival order");
+    // A second lagging burst cannot go behind stderr's own last timestamp.
+    let lagging_more = Burst { lag: Duration::from_secs(5), ..Burst::lines(StdStream::Stderr, 1) };
+    docker.emit(&id, lagging_more).unwrap();
+    let entries = read_all(&mut executor, &docker, &id, opts(false, 0));
+    assert!(entries[4].ts >= entries[3].ts);
+}
+
+#[test]
+fn since_keeps_entries_at_or_after_it_per_stream() {
+    let (mut executor, docker) = world(3);
+    let id = running(&docker, "app");
+    // t = 10 s: stdout 0..3; t = 20 s: stdout 3..6, stderr 0..3 lagging 15 s (ts = 5 s,
+    // raised to nothing: first stderr), then t = 30 s stderr 3..5.
+    executor.advance_for(Duration::from_secs(10));
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
+    executor.advance_for(Duration::from_secs(10));
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
+    let lagging = Burst { lag: Duration::from_secs(15), ..Burst::lines(StdStream::Stderr, 3) };
+    docker.emit(&id, lagging).unwrap();
+    executor.advance_for(Duration::from_secs(10));
+    docker.emit(&id, Burst::lines(StdStream::Stderr, 2)).unwrap();
+    let wall_secs = |offset: i64| (WALL_START / SECOND) + offset;
+
+    let all = read_all(&mut executor, &docker, &id, opts(false, 0));
+    assert_eq!(all.len(), 11);
+    let since = read_all(&mut executor, &docker, &id, opts(false, wall_secs(15)));
+    // stdout 3..6 (ts 20 s) and stderr 3..5 (ts 30 s); stderr 0..3 (ts 5 s) filtered out
+    // although it arrived after stdout entries that pass.
+    assert_eq!(seqs(&since, StdStream::Stdout), vec![3, 4, 5]);
+    assert_eq!(seqs(&since, StdStream::Stderr), vec![3, 4]);
+    assert!(since.iter().all(|e| e.ts >= wall_secs(15) * SECOND));
+    // Whole-second since at exactly an entry's second keeps it (>=).
+    let at_ten = read_all(&mut executor, &docker, &id, opts(false, wall_secs(10)));
+    assert_eq!(seqs(&at_ten, StdStream::Stdout), vec![0, 1, 2, 3, 4, 5]);
+    let future = read_all(&mut executor, &docker, &id, opts(false, wall_secs(100)));
+    assert!(future.is_empty());
+}
+
+#[test]
+fn since_on_a_follow_stream_filters_entries_written_later() {
+    let (mut executor, docker) = world(4);
+    let id = running(&docker, "app");
+    executor.advance_for(Duration::from_secs(10));
+    let since = WALL_START / SECOND + 8;
+    let (docker2, id2) = (docker.clone(), id.clone());
+    let reader = executor.handle().clone();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let got_in_task = got.clone();
+    executor.spawn_world("reader", async move {
+        let _ = reader;
+        let (chunks, _) = drain(docker2.logs(&id2, opts(true, since)).await.unwrap()).await;
+        *got_in_task.lock().unwrap() = chunks;
+    });
+    executor.run_until_stalled();
+    // Lags 5 s: ts = 5 s < since: filtered; then a fresh one passes.
+    docker.emit(&id, Burst { lag: Duration::from_secs(5), ..Burst::lines(StdStream::Stderr, 2) }).unwrap();
+    executor.advance_for(Duration::from_secs(10));
+    docker.emit(&id, Burst::lines(StdStream::Stderr, 1)).unwrap();
+    docker.stop(&id).unwrap();
+    executor.advance_for(Duration::from_secs(1));
+    let (entries, _) = decode(&got.lock().unwrap());
+    assert_eq!(seqs(&entries, StdStream::Stderr), vec![2]);
+}
+
+#[test]
+fn long_lines_split_into_16k_entries_each_with_its_own_timestamp() {
+    let (mut executor, docker) = world(5);
+    let id = running(&docker, "app");
+    let long = Burst { line_bytes: 40_000, ..Burst::lines(StdStream::Stdout, 2) };
+    docker.emit(&id, long).unwrap();
+    let exact = Burst { line_bytes: 16_384, ..Burst::lines(StdStream::Stderr, 1) };
+    docker.emit(&id, exact).unwrap();
+    let just_under = Burst { line_bytes: 16_383, ..Burst::lines(StdStream::Stderr, 1) };
+    docker.emit(&id, just_under).unwrap();
+    let entries = read_all(&mut executor, &docker, &id, opts(false, 0));
+    let lens: Vec<usize> = entries.iter().map(|e| e.content.len()).collect();
+    assert_eq!(lens, vec![16_384, 16_384, 7_233, 16_384, 16_384, 7_233, 16_384, 1, 16_384]);
+    for (entry, ends_line) in entries.iter().zip([false, false, true, false, false, true, false, true, true]) {
+        assert_eq!(entry.content.ends_with(b"\n"), ends_line);
+    }
+    assert_eq!(entries[7].content, Bytes::from_static(b"\n"));
+    assert!(entries[0].ts < entries[1].ts && entries[1].ts < entries[2].ts);
+    // Reassembled, each line is its content.
+    let mut line = Vec::new();
+    let mut lines = Vec::new();
+    for entry in entries.iter().filter(|e| e.stream == StdStream::Stdout) {
+        line.extend_from_slice(&entry.content);
+        if line.ends_with(b"\n") {
+            line.pop();
+            lines.push(std::mem::take(&mut line));
+        }
+    }
+    assert_eq!(lines, vec![line_content(0, 40_000), line_content(1, 40_000)]);
+    assert_eq!(docker.container(&id).unwrap().entries_written, 9);
+}
+
+#[test]
+fn tail_counts_entries_from_the_end() {
+    let (mut executor, docker) = world(6);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 5)).unwrap();
+    docker.emit(&id, Burst::lines(StdStream::Stderr, 3)).unwrap();
+    let tail = LogOptions { follow: false, since_secs: 0, tail: Some(4) };
+    let entries = read_all(&mut executor, &docker, &id, tail);
+    assert_eq!(seqs(&entries, StdStream::Stdout), vec![4]);
+    assert_eq!(seqs(&entries, StdStream::Stderr), vec![0, 1, 2]);
+    let none = LogOptions { tail: Some(0), ..tail };
+    assert!(read_all(&mut executor, &docker, &id, none).is_empty());
+    let more = LogOptions { tail: Some(100), ..tail };
+    assert_eq!(read_all(&mut executor, &docker, &id, more).len(), 8);
+}
+
+#[test]
+fn random_chunking_splits_anywhere_but_decodes_the_same() {
+    let (mut executor, docker) = world(7);
+    let id = running(&docker, "app");
+    for round in 0..50u32 {
+        let stream = if round % 3 == 0 { StdStream::Stderr } else { StdStream::Stdout };
+        let burst = Burst { line_bytes: (round * 997) % 20_000, ..Burst::lines(stream, 1 + round % 7) };
+        docker.emit(&id, burst).unwrap();
+    }
+    docker.set_chunking(64 * 1024, 0.0);
+    let whole = read_all(&mut executor, &docker, &id, opts(false, 0));
+    docker.set_chunking(4096, 0.9);
+    let (docker2, id2) = (docker.clone(), id.clone());
+    let (chunks, _) = executor
+        .block_on(async move { drain(docker2.logs(&id2, opts(false, 0)).await.unwrap()).await })
+        .unwrap();
+    assert!(chunks.len() > whole.len() / 4, "many small chunks");
+    assert!(chunks.iter().all(|chunk| !chunk.is_empty() && chunk.len() <= 4096 + 20_000 + 64));
+    let (entries, leftover) = decode(&chunks);
+    assert_eq!(leftover, 0);
+    assert_eq!(entries, whole);
+}
+
+#[test]
+fn follow_waits_for_output_and_ends_when_the_container_stops() {
+    let (mut executor, docker) = world(8);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 2)).unwrap();
+    let got = Arc::new(Mutex::new(None));
+    let (docker2, id2, got2) = (docker.clone(), id.clone(), got.clone());
+    executor.spawn_world("reader", async move {
+        let stream = docker2.logs(&id2, opts(true, 0)).await.unwrap();
+        *got2.lock().unwrap() = Some(drain(stream).await);
+    });
+    executor.advance_for(Duration::from_secs(60));
+    assert!(got.lock().unwrap().is_none(), "follow stays open while the container runs");
+    assert_eq!(docker.counters().log_streams_open, 1);
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 2)).unwrap();
+    // Stop and start again before the reader runs: the stream still ends, after
+    // everything written before the stop, and nothing written after.
+    docker.stop(&id).unwrap();
+    docker.start(&id).unwrap();
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 5)).unwrap();
+    executor.advance_for(Duration::from_secs(1));
+    let (chunks, error) = got.lock().unwrap().take().expect("the stream ended");
+    assert_eq!(error, None);
+    let (entries, _) = decode(&chunks);
+    assert_eq!(seqs(&entries, StdStream::Stdout), vec![0, 1, 2, 3]);
+    assert_eq!(docker.counters().log_streams_open, 0);
+    assert_eq!(docker.counters().log_streams_open_max, 1);
+}
+
+#[test]
+fn follow_on_a_stopped_container_returns_the_log_and_ends() {
+    let (mut executor, docker) = world(9);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
+    docker.stop(&id).unwrap();
+    assert_eq!(docker.emit(&id, Burst::lines(StdStream::Stdout, 1)), Err(CommandError::NotRunning));
+    let entries = read_all(&mut executor, &docker, &id, opts(true, 0));
+    assert_eq!(seqs(&entries, StdStream::Stdout), vec![0, 1, 2]);
+}
+
+#[test]
+fn restart_keeps_the_id_and_the_log() {
+    let (mut executor, docker) = world(10);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
+    docker.restart(&id).unwrap();
+    assert_eq!(docker.emit(&id, Burst::lines(StdStream::Stdout, 2)).unwrap(), 3..5);
+    let entries = read_all(&mut executor, &docker, &id, opts(false, 0));
+    assert_eq!(seqs(&entries, StdStream::Stdout), vec![0, 1, 2, 3, 4]);
+    let report = docker.container(&id).unwrap();
+    assert!(report.running && !report.removed);
+    assert_eq!(report.lines_written, [5, 0]);
+    assert_eq!(report.opens_total, 1);
+}
+
+#[test]
+fn remove_deletes_the_log_and_ends_open_streams() {
+    let (mut executor, docker) = world(11);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
+    let got = Arc::new(Mutex::new(None));
+    let (docker2, id2, got2) = (docker.clone(), id.clone(), got.clone());
+    docker.fault_next_open(&id, StreamFault::Stall).unwrap();
+    executor.spawn_world("reader", async move {
+        let stream = docker2.logs(&id2, opts(true, 0)).await.unwrap();
+        *got2.lock().unwrap() = Some(drain(stream).await);
+    });
+    executor.advance_for(Duration::from_secs(5));
+    docker.remove(&id).unwrap();
+    executor.advance_for(Duration::from_secs(1));
+    assert_eq!(got.lock().unwrap().take().map(|(_, error)| error), Some(None));
+    let (docker2, id2) = (docker.clone(), id.clone());
+    let result = executor.block_on(async move { docker2.logs(&id2, opts(false, 0)).await.err() });
+    assert_eq!(result.unwrap(), Some(EngineError::NotFound(id.to_string())));
+    let (docker2, id2) = (docker.clone(), id.clone());
+    let result = executor.block_on(async move { docker2.inspect(&id2).await.err() });
+    assert!(matches!(result.unwrap(), Some(EngineError::NotFound(_))));
+    let report = docker.container(&id).unwrap();
+    assert!(report.removed && !report.running);
+    assert_eq!(report.lines_written, [3, 0]);
+    assert!(docker.container_ids().is_empty());
+    assert_eq!(docker.counters().log_streams_open, 0);
+}
+
+fn collect_events(executor: &mut Executor, docker: &SimDocker) -> Arc<Mutex<Vec<Result<(ContainerEventKind, BTreeMap<String, String>), EngineError>>>> {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (docker2, log2) = (docker.clone(), log.clone());
+    executor.spawn_world("events", async move {
+        let mut events = docker2.events().await.unwrap();
+        while let Some(event) = events.next().await {
+            log2.lock().unwrap().push(event.map(|e| (e.kind, e.attributes)));
+        }
+    });
+    executor.run_until_stalled();
+    log
+}
+
+#[test]
+fn events_follow_the_lifecycle() {
+    let (mut executor, docker) = world(12);
+    let log = collect_events(&mut executor, &docker);
+    let labels: BTreeMap<String, String> = [("team".to_string(), "a".to_string())].into();
+    let id = docker.create("web", "nginx", labels);
+    docker.start(&id).unwrap();
+    docker.rename(&id, "web2").unwrap();
+    docker.restart(&id).unwrap();
+    docker.stop(&id).unwrap();
+    docker.start(&id).unwrap();
+    docker.exit(&id, 3).unwrap();
+    docker.remove(&id).unwrap();
+    executor.run_until_stalled();
+    use ContainerEventKind::*;
+    let log = log.lock().unwrap();
+    let kinds: Vec<ContainerEventKind> = log.iter().map(|e| e.as_ref().unwrap().0).collect();
+    assert_eq!(
+        kinds,
+        vec![Create, Start, Rename, Die, Stop, Start, Restart, Die, Stop, Start, Die, Destroy]
+    );
+    let attributes = |i: usize| log[i].as_ref().unwrap().1.clone();
+    assert_eq!(attributes(0)["name"], "web");
+    assert_eq!(attributes(0)["image"], "nginx");
+    assert_eq!(attributes(0)["team"], "a");
+    assert_eq!(attributes(2)["name"], "web2");
+    assert_eq!(attributes(2)["oldName"], "/web");
+    assert_eq!(attributes(10)["exitCode"], "3");
+    assert_eq!(docker.counters().events_delivered, 12);
+}
+
+#[test]
+fn daemon_restart_ends_events_and_log_streams_and_fails_calls_while_down() {
+    let (mut executor, docker) = world(13);
+    let id = running(&docker, "app");
+    let events = collect_events(&mut executor, &docker);
+    let got = Arc::new(Mutex::new(None));
+    let (docker2, id2, got2) = (docker.clone(), id.clone(), got.clone());
+    executor.spawn_world("reader", async move {
+        let stream = docker2.logs(&id2, opts(true, 0)).await.unwrap();
+        *got2.lock().unwrap() = Some(drain(stream).await);
+    });
+    executor.run_until_stalled();
+    assert_eq!(docker.counters().event_streams_open, 1);
+    docker.daemon_down();
+    executor.run_until_stalled();
+    assert!(matches!(events.lock().unwrap().last(), Some(Err(EngineError::Unavailable(_)))));
+    assert!(matches!(got.lock().unwrap().take(), Some((_, Some(EngineError::Unavailable(_))))));
+    assert_eq!(docker.counters().event_streams_open, 0);
+    assert_eq!(docker.counters().log_streams_open, 0);
+    let docker2 = docker.clone();
+    let down = executor.block_on(async move { docker2.list().await.err() }).unwrap();
+    assert!(matches!(down, Some(EngineError::Unavailable(_))));
+    docker.daemon_up();
+    let docker2 = docker.clone();
+    let listed = executor.block_on(async move { docker2.list().await.unwrap() }).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].running, "live-restore: containers keep running");
+}
+
+#[test]
+fn injected_call_failures_fail_exactly_the_next_calls() {
+    let (mut executor, docker) = world(14);
+    docker.fail_next(ApiCall::List, 2);
+    let docker2 = docker.clone();
+    let results = executor
+        .block_on(async move {
+            let mut results = Vec::new();
+            for _ in 0..3 {
+                results.push(docker2.list().await.is_ok());
+            }
+            results
+        })
+        .unwrap();
+    assert_eq!(results, vec![false, false, true]);
+    assert_eq!(docker.counters().api_failures, 2);
+}
+
+#[test]
+fn a_stalled_stream_never_wakes_and_never_ends() {
+    let (mut executor, docker) = world(15);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 2)).unwrap();
+    let outcome = Arc::new(Mutex::new(Vec::new()));
+    let (docker2, id2, outcome2) = (docker.clone(), id.clone(), outcome.clone());
+    let handle = executor.handle();
+    executor.spawn_world("reader", async move {
+        let mut stream = docker2.logs(&id2, opts(true, 0)).await.unwrap();
+        // Read what is there, then stall.
+        let first = stream.next().await;
+        outcome2.lock().unwrap().push(format!("first:{}", first.is_some()));
+        docker2.fault_open_streams(&id2, StreamFault::Stall);
+        let next = stream.next();
+        let timeout = handle.sleep(Duration::from_secs(3600));
+        futures::pin_mut!(timeout);
+        match futures::future::select(next, timeout).await {
+            futures::future::Either::Left(_) => outcome2.lock().unwrap().push("woke".into()),
+            futures::future::Either::Right(_) => outcome2.lock().unwrap().push("timed out".into()),
+        }
+    });
+    executor.advance_for(Duration::from_secs(1));
+    let polls = executor.polls();
+    for _ in 0..10 {
+        docker.emit(&id, Burst::lines(StdStream::Stdout, 2)).unwrap();
+    }
+    docker.stop(&id).unwrap();
+    executor.advance_for(Duration::from_secs(60));
+    assert_eq!(executor.polls(), polls, "a stalled stream is never woken");
+    executor.advance_for(Duration::from_secs(3600));
+    assert_eq!(*outcome.lock().unwrap(), vec!["first:true".to_string(), "timed out".to_string()]);
+    assert_eq!(docker.counters().log_streams_open, 0);
+}
+
+#[test]
+fn error_mid_frame_cuts_a_frame_then_errors_then_ends() {
+    let (mut executor, docker) = world(16);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 10)).unwrap();
+    docker.fault_next_open(&id, StreamFault::ErrorMidFrame).unwrap();
+    let (docker2, id2) = (docker.clone(), id.clone());
+    let (chunks, error) = executor
+        .block_on(async move { drain(docker2.logs(&id2, opts(true, 0)).await.unwrap()).await })
+        .unwrap();
+    assert!(matches!(error, Some(EngineError::Unavailable(_))));
+    let (entries, leftover) = decode(&chunks);
+    assert!(leftover > 0, "the stream broke inside a frame");
+    assert_eq!(seqs(&entries, StdStream::Stdout), (0..9).collect::<Vec<_>>());
+    // The entries are still in the log for the next request.
+    let again = read_all(&mut executor, &docker, &id, opts(false, 0));
+    assert_eq!(again.len(), 10);
+}
+
+#[test]
+fn end_fault_ends_the_stream_while_the_container_runs() {
+    let (mut executor, docker) = world(17);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
+    docker.fault_next_open(&id, StreamFault::End).unwrap();
+    let (docker2, id2) = (docker.clone(), id.clone());
+    let (chunks, error) = executor
+        .block_on(async move { drain(docker2.logs(&id2, opts(true, 0)).await.unwrap()).await })
+        .unwrap();
+    assert_eq!((chunks.len(), error), (0, None));
+    assert!(docker.container(&id).unwrap().running);
+}
+
+#[test]
+fn trickle_hands_out_small_chunks_slowly() {
+    let (mut executor, docker) = world(18);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst { line_bytes: 100, ..Burst::lines(StdStream::Stdout, 10) }).unwrap();
+    let delay = Duration::from_millis(250);
+    docker.fault_next_open(&id, StreamFault::Trickle { chunk_bytes: 64, delay }).unwrap();
+    let (docker2, id2) = (docker.clone(), id.clone());
+    let start = executor.now();
+    let (chunks, error) = executor
+        .block_on(async move { drain(docker2.logs(&id2, opts(false, 0)).await.unwrap()).await })
+        .unwrap();
+    assert_eq!(error, None);
+    assert!(chunks.iter().all(|chunk| chunk.len() <= 64));
+    let total: usize = chunks.iter().map(|chunk| chunk.len()).sum();
+    assert_eq!(total, 10 * (8 + 30 + 1 + 100 + 1));
+    let elapsed = executor.now() - start;
+    assert!(elapsed >= delay * (chunks.len() as u32 - 1), "{elapsed:?} for {} chunks", chunks.len());
+    assert_eq!(decode(&chunks).0.len(), 10);
+}
+
+#[test]
+fn rotation_deletes_old_entries_and_reports_what_is_retained() {
+    let (mut executor, docker) = world(19);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 5)).unwrap();
+    docker.emit(&id, Burst { line_bytes: 20_000, ..Burst::lines(StdStream::Stderr, 2) }).unwrap();
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 5)).unwrap();
+    // 5 + 4 + 5 = 14 entries; keep the last 8: stderr line 0's second part + line 1.
+    assert_eq!(docker.rotate_log(&id, 8, RotationEffect::Continue).unwrap(), 6);
+    let report = docker.container(&id).unwrap();
+    assert_eq!(report.retained_from, [5, 1]);
+    assert_eq!(report.entries_deleted, 6);
+    let entries = read_all(&mut executor, &docker, &id, opts(false, 0));
+    assert_eq!(entries.len(), 8);
+    assert_eq!(seqs(&entries, StdStream::Stdout), (5..10).collect::<Vec<_>>());
+    assert_eq!(docker.counters().entries_deleted_by_rotation, 6);
+}
+
+#[test]
+fn rotation_can_end_or_stall_open_followers() {
+    for (effect, ends) in [(RotationEffect::End, true), (RotationEffect::Stall, false), (RotationEffect::Continue, false)] {
+        let (mut executor, docker) = world(20);
+        let id = running(&docker, "app");
+        let ended = Arc::new(Mutex::new(false));
+        let (docker2, id2, ended2) = (docker.clone(), id.clone(), ended.clone());
+        executor.spawn_world("reader", async move {
+            drain(docker2.logs(&id2, opts(true, 0)).await.unwrap()).await;
+            *ended2.lock().unwrap() = true;
+        });
+        executor.run_until_stalled();
+        docker.emit(&id, Burst::lines(StdStream::Stdout, 5)).unwrap();
+        docker.rotate_log(&id, 1, effect).unwrap();
+        executor.advance_for(Duration::from_secs(1));
+        assert_eq!(*ended.lock().unwrap(), ends, "{effect:?}");
+    }
+}
+
+#[test]
+fn counters_track_opens_and_open_streams() {
+    let (mut executor, docker) = world(21);
+    let a = running(&docker, "a");
+    let b = running(&docker, "b");
+    let (docker2, a2, b2) = (docker.clone(), a.clone(), b.clone());
+    let handle = executor.handle();
+    executor.spawn_world("readers", async move {
+        let s1 = docker2.logs(&a2, opts(true, 0)).await.unwrap();
+        let s2 = docker2.logs(&a2, opts(true, 0)).await.unwrap();
+        let s3 = docker2.logs(&b2, opts(true, 0)).await.unwrap();
+        handle.sleep(Duration::from_secs(10)).await;
+        drop((s1, s2, s3));
+    });
+    executor.advance_for(Duration::from_secs(1));
+    let counters = docker.counters();
+    assert_eq!((counters.log_streams_open, counters.log_opens_total), (3, 3));
+    assert_eq!(docker.container(&a).unwrap().streams_open, 2);
+    executor.advance_for(Duration::from_secs(10));
+    let counters = docker.counters();
+    assert_eq!((counters.log_streams_open, counters.log_streams_open_max), (0, 3));
+    assert_eq!(docker.container(&a).unwrap().opens_total, 2);
+    assert_eq!(docker.container(&b).unwrap().opens_total, 1);
+}
+
+#[test]
+fn api_latency_lets_the_world_change_in_between() {
+    let (mut executor, docker) = world(22);
+    let id = running(&docker, "app");
+    docker.set_api_latency(Duration::from_millis(50));
+    let (docker2, id2) = (docker.clone(), id.clone());
+    executor.spawn_world("late reader", async move {
+        let result = docker2.logs(&id2, opts(true, 0)).await;
+        assert!(matches!(result, Err(EngineError::NotFound(_))));
+    });
+    executor.advance_for(Duration::from_millis(10));
+    docker.remove(&id).unwrap();
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), crate::executor::RunOutcome::Idle);
+    assert_eq!(executor.live_world_tasks(), 0);
+}
+
+#[test]
+fn container_ids_are_deterministic_per_seed() {
+    let ids = |seed| {
+        let (_executor, docker) = world(seed);
+        (0..3).map(|i| docker.create(&format!("c{i}"), "img", BTreeMap::new())).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(1), ids(1));
+    assert_ne!(ids(1), ids(2));
+    assert_eq!(ids(1)[0].as_str().len(), 64);
+}

@@ -1,0 +1,308 @@
+//! `SimLoki`: the Loki push endpoint as the sink worker meets it, with faults on demand.
+//!
+//! Owns: the server side of every push — what it accepts, what it answers, and when —
+//! and the hand-off of every accepted batch to the oracle's [`Delivery`] observer. It
+//! receives the engine's structured `Arc<Batch>`; nothing is encoded in the simulator.
+//!
+//! ## One push, in virtual time
+//! 1. The request travels for half the latency (uniform in `latency_min..=latency_max`).
+//! 2. On arrival the server decides, in this order: outage (`Down` answers at once,
+//!    `Partition` hangs until the client's `timeout`); `413` if the batch is over
+//!    `batch_bytes_max`; `429` with Retry-After (`throttle_chance`); `5xx`
+//!    (`server_error_chance`); a hang until `timeout` (`timeout_chance`); otherwise it
+//!    accepts. An acceptance is ambiguous with `ambiguous_chance` (stored, but the
+//!    `204` is lost: the client sees a retryable failure), and partial if entries are
+//!    older than `reject_older_than` (those are refused, the rest stored, and the client
+//!    sees a `400`).
+//! 3. Stored lines are reported to the observer at that instant, then the reply travels
+//!    back for the other half of the latency.
+//! A send future dropped before step 2 stores nothing; dropped after it, the lines are
+//! stored although the engine never learns it (also ambiguous, as with a real crash).
+//!
+//! Promises: decisions draw from the model's own seeded stream in arrival order;
+//! the observer is called outside the model's lock and must not call back into SimLoki.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use engine::model::Batch;
+use engine::port::{SendOutcome, SinkTransport};
+use engine::rt::{BoxFuture, Instant, Rt, UnixNanos};
+
+use crate::executor::SimRng;
+
+/// How the server behaves; the driver changes it at any time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LokiBehaviour {
+    /// Round-trip time, uniform in this range, split evenly between request and reply.
+    pub latency_min: Duration,
+    pub latency_max: Duration,
+    /// The client's request timeout: how long a hanging request takes to fail.
+    pub timeout: Duration,
+    pub throttle_chance: f64,
+    /// Retry-After of a `429`.
+    pub retry_after: Duration,
+    pub server_error_chance: f64,
+    pub timeout_chance: f64,
+    pub ambiguous_chance: f64,
+    /// `413` above this many bytes (`Batch::bytes`).
+    pub batch_bytes_max: Option<usize>,
+    /// Entries older than this (relative to the wall clock at arrival) are refused.
+    pub reject_older_than: Option<Duration>,
+}
+
+impl Default for LokiBehaviour {
+    /// A healthy server: 2–20 ms round trips, 10 s client timeout, no faults.
+    fn default() -> LokiBehaviour {
+        LokiBehaviour {
+            latency_min: Duration::from_millis(2),
+            latency_max: Duration::from_millis(20),
+            timeout: Duration::from_secs(10),
+            throttle_chance: 0.0,
+            retry_after: Duration::from_secs(1),
+            server_error_chance: 0.0,
+            timeout_chance: 0.0,
+            ambiguous_chance: 0.0,
+            batch_bytes_max: None,
+            reject_older_than: None,
+        }
+    }
+}
+
+/// An outage of the endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outage {
+    /// Loki is down: connections are refused at once.
+    Down,
+    /// The network is partitioned: requests hang until the client times out.
+    Partition,
+}
+
+/// One acceptance, as the oracle's observer sees it.
+#[derive(Debug)]
+pub struct Delivery<'a> {
+    pub batch: &'a Arc<Batch>,
+    /// Stored, but the client was told to retry (the `204` was lost).
+    pub ambiguous: bool,
+    /// Lines with `ts` before this were refused (`400 too far behind`), the rest stored.
+    pub rejected_before: Option<UnixNanos>,
+    pub at: Instant,
+}
+
+/// The oracle's hook: called once per acceptance.
+pub type DeliveryObserver = Box<dyn FnMut(&Delivery<'_>) + Send>;
+
+/// Counters the oracle reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LokiCounters {
+    pub requests: u64,
+    pub in_flight: usize,
+    pub in_flight_max: usize,
+    /// Batches stored (fully or partly), and their lines and bytes.
+    pub batches_accepted: u64,
+    pub lines_accepted: u64,
+    pub bytes_accepted: u64,
+    /// Acceptances the client was told were failures.
+    pub ambiguous: u64,
+    pub throttled: u64,
+    pub server_errors: u64,
+    pub timeouts: u64,
+    /// Requests failed by an outage.
+    pub outage_failures: u64,
+    pub too_large: u64,
+    /// Requests answered `400`, and lines refused.
+    pub rejected: u64,
+    pub lines_rejected: u64,
+}
+
+struct LokiState {
+    behaviour: LokiBehaviour,
+    outage: Option<(Outage, Instant)>,
+    rng: SimRng,
+    counters: LokiCounters,
+}
+
+/// What the server decided for one request.
+enum Verdict {
+    /// Answer after the reply latency.
+    Reply(SendOutcome),
+    /// Hang until the client's timeout, then fail.
+    Hang(SendOutcome),
+    /// Store the lines (report them), then answer.
+    Store { outcome: SendOutcome, ambiguous: bool, rejected_before: Option<UnixNanos> },
+}
+
+/// The simulated Loki. Cheap to clone (a shared handle).
+#[derive(Clone)]
+pub struct SimLoki {
+    state: Arc<Mutex<LokiState>>,
+    observer: Arc<Mutex<Option<DeliveryObserver>>>,
+    rt: Arc<dyn Rt>,
+}
+
+impl SimLoki {
+    pub fn new(rt: Arc<dyn Rt>, seed: u64) -> SimLoki {
+        let state = LokiState {
+            behaviour: LokiBehaviour::default(),
+            outage: None,
+            rng: SimRng::new(seed),
+            counters: LokiCounters::default(),
+        };
+        SimLoki { state: Arc::new(Mutex::new(state)), observer: Arc::new(Mutex::new(None)), rt }
+    }
+
+    /// Install the observer every acceptance is reported to (replaces any previous one).
+    pub fn set_observer(&self, observer: impl FnMut(&Delivery<'_>) + Send + 'static) {
+        *self.observer.lock().unwrap() = Some(Box::new(observer));
+    }
+
+    pub fn behaviour(&self) -> LokiBehaviour {
+        self.state.lock().unwrap().behaviour.clone()
+    }
+
+    pub fn set_behaviour(&self, behaviour: LokiBehaviour) {
+        self.state.lock().unwrap().behaviour = behaviour;
+    }
+
+    /// An outage from now until `until` (replaces any current one).
+    pub fn outage_until(&self, kind: Outage, until: Instant) {
+        self.state.lock().unwrap().outage = Some((kind, until));
+    }
+
+    /// An outage from now for `duration`.
+    pub fn outage_for(&self, kind: Outage, duration: Duration) {
+        let until = self.rt.now() + duration;
+        self.outage_until(kind, until);
+    }
+
+    /// End any outage now.
+    pub fn heal(&self) {
+        self.state.lock().unwrap().outage = None;
+    }
+
+    pub fn counters(&self) -> LokiCounters {
+        self.state.lock().unwrap().counters.clone()
+    }
+
+    fn decide(&self, batch: &Batch) -> Verdict {
+        let now = self.rt.now();
+        let wall = self.rt.wall();
+        let mut state = self.state.lock().unwrap();
+        let state = &mut *state;
+        let behaviour = &state.behaviour;
+        if let Some((kind, until)) = state.outage {
+            if now < until {
+                state.counters.outage_failures += 1;
+                return match kind {
+                    Outage::Down => Verdict::Reply(retry(None, "connection refused")),
+                    Outage::Partition => Verdict::Hang(retry(None, "request timed out (partition)")),
+                };
+            }
+            state.outage = None;
+        }
+        if behaviour.batch_bytes_max.is_some_and(|max| batch.bytes > max) {
+            state.counters.too_large += 1;
+            return Verdict::Reply(SendOutcome::TooLarge);
+        }
+        if state.rng.chance(behaviour.throttle_chance) {
+            state.counters.throttled += 1;
+            return Verdict::Reply(retry(Some(behaviour.retry_after), "429 too many requests"));
+        }
+        if state.rng.chance(behaviour.server_error_chance) {
+            state.counters.server_errors += 1;
+            return Verdict::Reply(retry(None, "503 service unavailable"));
+        }
+        if state.rng.chance(behaviour.timeout_chance) {
+            state.counters.timeouts += 1;
+            return Verdict::Hang(retry(None, "request timed out"));
+        }
+        let ambiguous = state.rng.chance(behaviour.ambiguous_chance);
+        let rejected_before =
+            behaviour.reject_older_than.map(|age| wall - age.as_nanos() as i64);
+        let refused = match rejected_before {
+            Some(cutoff) => batch
+                .streams
+                .iter()
+                .flat_map(|stream| &stream.lines)
+                .filter(|line| line.ts < cutoff)
+                .count(),
+            None => 0,
+        };
+        let counters = &mut state.counters;
+        counters.batches_accepted += 1;
+        counters.lines_accepted += (batch.lines - refused.min(batch.lines)) as u64;
+        counters.bytes_accepted += batch.bytes as u64;
+        let outcome = if refused > 0 {
+            counters.rejected += 1;
+            counters.lines_rejected += refused as u64;
+            SendOutcome::Reject { reason: "entry too far behind".into() }
+        } else if ambiguous {
+            counters.ambiguous += 1;
+            retry(None, "connection reset after the request was sent")
+        } else {
+            SendOutcome::Ok
+        };
+        let rejected_before = if refused > 0 { rejected_before } else { None };
+        Verdict::Store { outcome, ambiguous: ambiguous && refused == 0, rejected_before }
+    }
+
+    fn notify(&self, batch: &Arc<Batch>, ambiguous: bool, rejected_before: Option<UnixNanos>) {
+        if let Some(observer) = self.observer.lock().unwrap().as_mut() {
+            observer(&Delivery { batch, ambiguous, rejected_before, at: self.rt.now() });
+        }
+    }
+}
+
+fn retry(after: Option<Duration>, reason: &str) -> SendOutcome {
+    SendOutcome::Retry { after, reason: reason.into() }
+}
+
+/// Counts a request in flight until its future completes or is dropped.
+struct InFlight(Arc<Mutex<LokiState>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.0.lock() {
+            state.counters.in_flight -= 1;
+        }
+    }
+}
+
+impl SinkTransport for SimLoki {
+    fn send(&self, batch: Arc<Batch>) -> BoxFuture<SendOutcome> {
+        let this = self.clone();
+        Box::pin(async move {
+            let (half_trip, timeout, _in_flight) = {
+                let mut state = this.state.lock().unwrap();
+                state.counters.requests += 1;
+                state.counters.in_flight += 1;
+                state.counters.in_flight_max = state.counters.in_flight_max.max(state.counters.in_flight);
+                let behaviour = &state.behaviour;
+                let (min, max) = (behaviour.latency_min.as_nanos() as u64, behaviour.latency_max.as_nanos() as u64);
+                let timeout = behaviour.timeout;
+                let trip = if max > min { state.rng.range(min..max + 1) } else { min };
+                (Duration::from_nanos(trip / 2), timeout, InFlight(this.state.clone()))
+            };
+            this.rt.sleep(half_trip).await;
+            match this.decide(&batch) {
+                Verdict::Reply(outcome) => {
+                    this.rt.sleep(half_trip).await;
+                    outcome
+                }
+                Verdict::Hang(outcome) => {
+                    this.rt.sleep(timeout.saturating_sub(half_trip)).await;
+                    outcome
+                }
+                Verdict::Store { outcome, ambiguous, rejected_before } => {
+                    this.notify(&batch, ambiguous, rejected_before);
+                    this.rt.sleep(half_trip).await;
+                    outcome
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "loki_tests.rs"]
+mod tests;
