@@ -30,10 +30,6 @@ impl FileCheckpointStore {
     pub fn new(path: impl Into<PathBuf>) -> FileCheckpointStore {
         FileCheckpointStore { path: path.into(), commit_lock: Arc::new(Mutex::new(())) }
     }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 impl CheckpointStore for FileCheckpointStore {
