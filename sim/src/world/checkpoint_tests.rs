@@ -1,0 +1,73 @@
+//! Tests of the checkpoint store: atomic commits, crash during commit, injected errors.
+
+use std::time::Duration;
+
+use engine::model::{ContainerId, ResumeKey};
+use engine::port::{Checkpoint, CheckpointError, CheckpointStore, ContainerCheckpoint};
+use engine::rt::Instant;
+
+use super::*;
+use crate::executor::Executor;
+
+fn checkpoint(ts: i64) -> Checkpoint {
+    let mut checkpoint = Checkpoint::default();
+    let position = ContainerCheckpoint { stdout: Some(ResumeKey { ts, seq: 0 }), stderr: None };
+    checkpoint.containers.insert(ContainerId::new("c1"), position);
+    checkpoint
+}
+
+#[test]
+fn commit_then_load_returns_it() {
+    let mut executor = Executor::new(1, 0);
+    let store = SimCheckpointStore::new(executor.rt());
+    let store2 = store.clone();
+    let loaded = executor
+        .block_on(async move {
+            assert_eq!(store2.load().await.unwrap(), Checkpoint::default());
+            store2.commit(checkpoint(5)).await.unwrap();
+            store2.load().await.unwrap()
+        })
+        .unwrap();
+    assert_eq!(loaded, checkpoint(5));
+    assert_eq!(store.committed(), checkpoint(5));
+    assert_eq!(store.commits_total(), 1);
+}
+
+#[test]
+fn a_commit_cut_short_by_a_crash_keeps_the_previous_checkpoint() {
+    let mut executor = Executor::new(2, 0);
+    let store = SimCheckpointStore::with_checkpoint(executor.rt(), checkpoint(1));
+    store.set_commit_latency(Duration::from_millis(10));
+    let tasks = engine::task::Tasks::new(executor.rt());
+    let store2 = store.clone();
+    let _committer = tasks.spawn(engine::task::TaskKind::Checkpoint, async move {
+        store2.commit(checkpoint(2)).await.unwrap();
+        store2.commit(checkpoint(3)).await.unwrap();
+    });
+    executor.run_until(Instant::ZERO + Duration::from_millis(15));
+    assert_eq!(executor.drop_engine_tasks(), 1, "crash in the middle of the second commit");
+    assert_eq!(store.committed(), checkpoint(2));
+    executor.run_until(Instant::ZERO + Duration::from_secs(1));
+    assert_eq!(store.committed(), checkpoint(2));
+    assert_eq!(store.commits_total(), 1);
+}
+
+#[test]
+fn injected_failures_change_nothing() {
+    let mut executor = Executor::new(3, 0);
+    let store = SimCheckpointStore::with_checkpoint(executor.rt(), checkpoint(1));
+    store.fail_next_commits(1);
+    store.fail_next_loads(1);
+    let store2 = store.clone();
+    let results = executor
+        .block_on(async move {
+            let load = store2.load().await;
+            let commit = store2.commit(checkpoint(2)).await;
+            (load, commit, store2.load().await)
+        })
+        .unwrap();
+    assert!(matches!(results.0, Err(CheckpointError::Io(_))));
+    assert!(matches!(results.1, Err(CheckpointError::Io(_))));
+    assert_eq!(results.2, Ok(checkpoint(1)));
+    assert_eq!(store.commit_failures(), 1);
+}

@@ -1,0 +1,90 @@
+//! Task budget, bounds and starvation, sampled once per simulated minute.
+//!
+//! - stream-holding tasks ≤ open log streams ≤ `streams_max`;
+//! - container tasks ≤ containers that exist;
+//! - queued bytes ≤ `queue_bytes_max`;
+//! - no running container goes without a log stream for longer than the starvation
+//!   bound while Docker is up (the FIFO pool must give everyone a turn).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use engine::model::ContainerId;
+use engine::rt::Instant;
+use engine::task::{TaskKind, TaskRegistry};
+use engine::telemetry::Telemetry;
+
+use crate::check::Invariant;
+use crate::world::docker::SimDocker;
+
+pub struct BudgetChecker {
+    pub streams_max: usize,
+    pub queue_bytes_max: usize,
+    pub starvation_max: Duration,
+    /// Per running container: since when it has had no open stream.
+    unstreamed_since: BTreeMap<ContainerId, Instant>,
+    pub samples: u64,
+    pub streams_open_max: usize,
+}
+
+impl BudgetChecker {
+    pub fn new(streams_max: usize, queue_bytes_max: usize, starvation_max: Duration) -> BudgetChecker {
+        BudgetChecker { streams_max, queue_bytes_max, starvation_max, unstreamed_since: BTreeMap::new(), samples: 0, streams_open_max: 0 }
+    }
+
+    /// Forget starvation clocks (Docker was down, or the agent was: nobody can stream).
+    pub fn excuse_all(&mut self) {
+        self.unstreamed_since.clear();
+    }
+
+    /// One sample. `agent`: the running incarnation's registry and telemetry, if any.
+    pub fn sample(
+        &mut self,
+        now: Instant,
+        docker: &SimDocker,
+        agent: Option<(&TaskRegistry, &Telemetry)>,
+    ) -> Result<(), (Invariant, String)> {
+        self.samples += 1;
+        let counters = docker.counters();
+        let open = counters.log_streams_open;
+        self.streams_open_max = self.streams_open_max.max(open);
+        if open > self.streams_max {
+            return Err((Invariant::TaskBudget, format!("{open} log streams open, streams_max is {}", self.streams_max)));
+        }
+        let containers = docker.containers();
+        let existing = containers.iter().filter(|report| !report.removed).count() as u64;
+        if let Some((registry, telemetry)) = agent {
+            let stream_tasks = registry.alive(TaskKind::Stream);
+            if stream_tasks > open as u64 {
+                return Err((Invariant::TaskBudget, format!("{stream_tasks} stream-holding tasks but {open} open log streams")));
+            }
+            let container_tasks = registry.alive(TaskKind::Container);
+            if container_tasks > existing {
+                return Err((Invariant::TaskBudget, format!("{container_tasks} container tasks for {existing} containers")));
+            }
+            let queued = Telemetry::get(&telemetry.queue_bytes);
+            if queued > self.queue_bytes_max as u64 {
+                return Err((Invariant::Bounds, format!("{queued} bytes queued, queue_bytes_max is {}", self.queue_bytes_max)));
+            }
+        }
+        if agent.is_none() || !docker.is_daemon_up() {
+            self.excuse_all();
+            return Ok(());
+        }
+        for report in &containers {
+            if report.removed || !report.running || report.streams_open > 0 {
+                self.unstreamed_since.remove(&report.id);
+                continue;
+            }
+            let since = *self.unstreamed_since.entry(report.id.clone()).or_insert(now);
+            let waited = now.saturating_duration_since(since);
+            if waited > self.starvation_max {
+                return Err((
+                    Invariant::Liveness,
+                    format!("running container {} ({}) has had no log stream for {}s", report.id.short(), report.name, waited.as_secs()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
