@@ -12,7 +12,8 @@
 //! - No secret is ever in the file: passwords and tokens are named by file or
 //!   environment variable and read at start into [`secret::Secret`], which prints `***`.
 //!
-//! The reference of every key with its default is in `config/README.md`.
+//! The reference of every key with its default is `daemon/config.example.toml` (a test
+//! checks that it parses to exactly the defaults).
 
 pub mod secret;
 pub mod units;

@@ -201,3 +201,11 @@ fn sizes_accept_integers() {
     assert_eq!(config.limits.line_bytes_max.0, 1024);
     assert_eq!(config.limits.queue_bytes_max.0, 1 << 20);
 }
+
+#[test]
+fn example_file_is_the_defaults() {
+    let example = Config::parse(include_str!("../../config.example.toml")).unwrap();
+    let defaults = Config::default();
+    assert_eq!(example.agent_config(), defaults.agent_config());
+    assert_eq!(format!("{example:?}"), format!("{defaults:?}").replace("file: None", "file: Some(FileSink { dir: \"./capture-out\" })"));
+}
