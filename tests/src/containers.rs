@@ -193,7 +193,7 @@ impl LinePrinter {
 
     /// The `sh -c` script. `docker stop` ends it at once (TERM is trapped).
     pub fn script(&self) -> String {
-        let pause = |per_sec: u32| if per_sec == 0 { 0 } else { 1_000_000 / per_sec };
+        let pause = |per_sec: u32| 1_000_000u32.checked_div(per_sec).unwrap_or(0);
         let prefix = shell_quote(&self.prefix);
         let mut script = String::from("trap 'exit 0' TERM INT; ");
         script.push_str(

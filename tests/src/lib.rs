@@ -18,4 +18,3 @@ pub mod containers;
 pub mod host;
 pub mod image;
 pub mod real_world;
-pub mod rt;

@@ -1,9 +1,14 @@
 //! The end-to-end test binary: everything here runs against the machine's Docker engine
 //! (and, later, the `log-capturer` binary), per the policy in `capture_tests::host`.
 
+// The daemon is a binary crate: its Docker adapter and tokio runtime boundary are
+// compiled in here from source until `capture-daemon` grows a library target.
 #[path = "../../daemon/src/docker/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod docker;
+#[path = "../../daemon/src/rt.rs"]
+#[allow(dead_code)]
+mod rt;
 
 use std::time::Duration;
 
@@ -15,7 +20,7 @@ fn test_image_builds_idempotently_and_prints_lines() {
     let Some(image) = require_docker_and_image("test_image_builds_idempotently_and_prints_lines") else {
         return;
     };
-    let _serial = one_docker_test_at_a_time();
+    let _serial = DOCKER_TESTS.blocking_lock();
     assert_eq!(capture_tests::image::ensure_test_image().unwrap(), image);
     let printer = LinePrinter::new("hello", 5, 3).exit_when_done();
     let container = TestContainer::run("image", &printer.script()).unwrap();
@@ -34,7 +39,6 @@ use std::sync::Arc;
 use capture_tests::conformance::run_script;
 use capture_tests::host::docker_socket_path;
 use capture_tests::real_world::RealDocker;
-use capture_tests::rt::TestRt;
 use docker::{DockerConfig, DockerEngine};
 use engine::model::ContainerId;
 use engine::port::docker::{ContainerEngine, ContainerEventKind, EngineError, LogOptions};
@@ -43,9 +47,10 @@ use futures::StreamExt;
 
 /// Serialises the tests that use the real engine, so that one test's containers, CLI
 /// pipes and sockets do not blur another's file-descriptor and task counts.
-fn one_docker_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+static DOCKER_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn one_docker_test_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    DOCKER_TESTS.lock().await
 }
 
 fn real_docker(tasks: &Tasks) -> DockerEngine {
@@ -78,8 +83,8 @@ async fn adapter_lists_inspects_and_streams_events_from_the_real_engine() {
     else {
         return;
     };
-    let _serial = one_docker_test_at_a_time();
-    let tasks = TestRt::tasks();
+    let _serial = one_docker_test_at_a_time().await;
+    let tasks = Tasks::new(Arc::new(rt::TokioRt::new()));
     let docker = real_docker(&tasks);
     docker.ping().await.unwrap();
     let version = docker.version().await.unwrap();
@@ -127,11 +132,11 @@ async fn log_stream_open_drop_cycles_leave_no_connection_tasks_or_fds() {
     else {
         return;
     };
-    let _serial = one_docker_test_at_a_time();
+    let _serial = one_docker_test_at_a_time().await;
     let printer = LinePrinter::new("cycle", 1_000_000, 1_000_000).rates(50, 50);
     let container = TestContainer::run("cycles", &printer.script()).unwrap();
     let id = ContainerId::new(container.id());
-    let tasks = TestRt::tasks();
+    let tasks = Tasks::new(Arc::new(rt::TokioRt::new()));
     let docker = real_docker(&tasks);
     let options = LogOptions { follow: true, since_secs: 0, tail: Some(5) };
     let runtime = tokio::runtime::Handle::current();
@@ -184,8 +189,8 @@ async fn conformance_script_on_the_real_engine() {
     let Some(_image) = require_docker_and_image("conformance_script_on_the_real_engine") else {
         return;
     };
-    let _serial = one_docker_test_at_a_time();
-    let tasks = TestRt::tasks();
+    let _serial = one_docker_test_at_a_time().await;
+    let tasks = Tasks::new(Arc::new(rt::TokioRt::new()));
     let docker: Arc<dyn ContainerEngine> = Arc::new(real_docker(&tasks));
     let world = Arc::new(RealDocker::new());
     let observations = run_script(docker, world, tasks.rt().clone()).await.unwrap();

@@ -128,6 +128,7 @@ impl DockerEngine {
     }
 }
 
+#[allow(unused_imports)]
 pub use api::EngineVersion;
 
 impl Inner {

@@ -12,43 +12,16 @@ use engine::model::ContainerId;
 use engine::port::docker::{
     ContainerEngine, ContainerEventKind, EngineError, LogOptions,
 };
-use engine::rt::{BoxFuture, Instant, Rt, TaskMeta, UnixNanos};
 use engine::task::{TaskKind, Tasks};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
 use super::{api, DockerConfig, DockerEngine};
-
-/// A minimal tokio runtime boundary, for these tests only.
-struct TestRt {
-    start: std::time::Instant,
-}
-
-impl Rt for TestRt {
-    fn now(&self) -> Instant {
-        Instant::from_nanos(self.start.elapsed().as_nanos() as u64)
-    }
-    fn wall(&self) -> UnixNanos {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_nanos() as i64)
-            .unwrap_or(0)
-    }
-    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
-        let at = self.start + Duration::from_nanos(deadline.as_nanos());
-        Box::pin(tokio::time::sleep_until(at.into()))
-    }
-    fn spawn_raw(&self, _meta: TaskMeta, future: BoxFuture<()>) {
-        tokio::spawn(future);
-    }
-    fn rand_u64(&self) -> u64 {
-        4 // chosen by fair dice roll
-    }
-}
+use crate::rt::TokioRt;
 
 fn test_tasks() -> Tasks {
-    Tasks::new(Arc::new(TestRt { start: std::time::Instant::now() }))
+    Tasks::new(Arc::new(TokioRt::new()))
 }
 
 /// What the fake engine answers to one request target.
