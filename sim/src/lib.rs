@@ -11,5 +11,10 @@
 
 pub mod executor;
 pub mod world;
+pub mod scenario;
+pub mod check;
+pub mod run;
+pub mod sweep;
+pub mod report;
 
 pub use executor::{Executor, RunOutcome, SimRng, SimRt};

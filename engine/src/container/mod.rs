@@ -85,7 +85,7 @@ impl Default for MonitorConfig {
     fn default() -> MonitorConfig {
         MonitorConfig {
             rotate_every: Duration::from_secs(300),
-            rotate_jitter: 0.2,
+            rotate_jitter: 0.3,
             streams_max: 50,
             stall_timeout: Duration::from_secs(120),
             drain_after_stop: Duration::from_secs(5),

@@ -87,14 +87,18 @@ impl Options {
         let events_drops = count(3);
         let loki_outages = count(2);
         let crashes = count(2);
+        // 300–480 lines per container-hour, in bursts every 1.5–3 minutes on average.
+        let burst_every_mean = Duration::from_secs(rng.range(90..180));
+        let lines_per_hour = rng.range(300..480) as f64;
+        let burst_lines_mean = (lines_per_hour * burst_every_mean.as_secs_f64() / 3600.0).round().max(1.0) as u32;
         Options {
             seed,
             containers: overrides.containers.unwrap_or(55),
             hours: overrides.hours.unwrap_or(4.0),
             rotate_every: overrides.rotate_every.unwrap_or(Duration::from_secs(300)),
             streams_max: *rng.pick(&[50, 55, 64]),
-            burst_every_mean: Duration::from_secs(rng.range(60..150)),
-            burst_lines_mean: rng.range(15..40) as u32,
+            burst_every_mean,
+            burst_lines_mean,
             line_bytes: rng.range(16..160) as u32,
             giant_line_chance: rng.unit_f64() * 0.01,
             stderr_share: 0.1 + rng.unit_f64() * 0.4,

@@ -85,7 +85,7 @@ impl Schedule {
                 let (lines, line_bytes) = if rng.chance(options.giant_line_chance) {
                     (1, rng.range(20_000..100_000) as u32)
                 } else {
-                    let lines = (1.0 + rng.exponential(options.burst_lines_mean as f64)).min(400.0) as u32;
+                    let lines = (0.5 + rng.exponential(options.burst_lines_mean as f64)).clamp(1.0, 400.0) as u32;
                     (lines, options.line_bytes)
                 };
                 actions.push((at, Action::Emit { slot, stream, lines, line_bytes, lag }));
@@ -111,7 +111,7 @@ impl Schedule {
                 Action::StreamFault { slot, fault }
             });
         }
-        let mut at_random = |rng: &mut SimRng| Duration::from_secs_f64(60.0 + rng.unit_f64() * (end.as_secs_f64() - 120.0).max(1.0));
+        let at_random = |rng: &mut SimRng| Duration::from_secs_f64(60.0 + rng.unit_f64() * (end.as_secs_f64() - 120.0).max(1.0));
         for _ in 0..options.docker_restarts {
             let at = at_random(&mut rng);
             actions.push((at, Action::DockerDown));

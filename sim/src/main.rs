@@ -1,0 +1,95 @@
+//! `capture-sim`: the simulator's command line (what `cargo xtask sim` runs).
+//!
+//! ```text
+//! capture-sim [--seeds N] [--from S] [--containers C] [--hours H] [--rotate-every SECS]
+//!             [--jobs J] [--calm] [--seed S] [--corpus DIR] [--commit SHA] [--per-seed]
+//! ```
+//! `--seed S` replays one seed with a full trace of world actions and samples.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use sim::report::{failure_block, seed_line, summary};
+use sim::run::{run_seed, RunConfig};
+use sim::scenario::{Options, Overrides};
+use sim::sweep::{save_to_corpus, sweep, SweepConfig};
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let mut config = SweepConfig {
+        from: 0,
+        seeds: 1000,
+        jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        overrides: Overrides::default(),
+        run: RunConfig::default(),
+        determinism_every: 100,
+        progress: true,
+    };
+    let mut replay = None;
+    let mut corpus = PathBuf::from("corpus");
+    let mut commit = String::from("unknown");
+    let mut per_seed = false;
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+        match flag.as_str() {
+            "--seeds" => config.seeds = parse(&value()),
+            "--from" => config.from = parse(&value()),
+            "--jobs" => config.jobs = parse(&value()),
+            "--containers" => config.overrides.containers = Some(parse(&value())),
+            "--hours" => config.overrides.hours = Some(parse(&value())),
+            "--rotate-every" => config.overrides.rotate_every = Some(Duration::from_secs(parse(&value()))),
+            "--calm" => config.overrides.calm = true,
+            "--seed" => replay = Some(parse::<u64>(&value())),
+            "--corpus" => corpus = PathBuf::from(value()),
+            "--commit" => commit = value(),
+            "--per-seed" => per_seed = true,
+            "--no-progress" => config.progress = false,
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown flag {other}")),
+        }
+    }
+    if let Some(seed) = replay {
+        let options = Options::from_seed(seed, &config.overrides);
+        println!("seed {seed} (commit {commit})\noptions: {options}");
+        let outcome = run_seed(&options, RunConfig { trace: true, ..config.run });
+        for line in &outcome.trace {
+            println!("{line}");
+        }
+        println!("{}", seed_line(&outcome));
+        print!("{}", failure_block(&outcome));
+        return if outcome.violation.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+    }
+    let report = sweep(&config);
+    if per_seed {
+        for outcome in &report.outcomes {
+            println!("{}", seed_line(outcome));
+        }
+    }
+    print!("{}", summary(&report));
+    let mut failed = false;
+    for outcome in report.failures() {
+        failed = true;
+        match save_to_corpus(&corpus, outcome, &commit) {
+            Ok(path) => println!("saved {}", path.display()),
+            Err(error) => eprintln!("could not save seed {} to {}: {error}", outcome.options.seed, corpus.display()),
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn parse<T: std::str::FromStr>(text: &str) -> T {
+    text.parse().unwrap_or_else(|_| usage(&format!("not a valid value: {text}")))
+}
+
+fn usage(problem: &str) -> ! {
+    if !problem.is_empty() {
+        eprintln!("capture-sim: {problem}");
+    }
+    eprintln!("usage: capture-sim [--seeds N] [--from S] [--containers C] [--hours H] [--rotate-every SECS] [--jobs J] [--calm] [--seed S] [--corpus DIR] [--commit SHA] [--per-seed] [--no-progress]");
+    std::process::exit(2)
+}

@@ -1,0 +1,73 @@
+//! The sweep report: what users read after `cargo xtask sim`.
+//!
+//! Per failing seed: the seed, its options, the first broken invariant and the live
+//! tasks by spawn site. Then the totals: seeds, failures, simulated container-hours per
+//! wall second, events (executor polls) per seed, and per-seed substance (stream
+//! rotations and lines delivered, minimum and mean).
+
+use std::fmt::Write;
+
+use crate::run::SeedOutcome;
+use crate::sweep::SweepReport;
+
+pub fn seed_line(outcome: &SeedOutcome) -> String {
+    let stats = &outcome.stats;
+    format!(
+        "seed {}: {} | rotations={} lines_delivered={} lines_written={} duplicates={} bursts={} crashes={} polls={} streams_open_max={} digest={:#018x} wall={:.0}ms",
+        outcome.options.seed,
+        match &outcome.violation {
+            None => "ok".to_string(),
+            Some(violation) => format!("FAILED {violation}"),
+        },
+        stats.rotations,
+        stats.lines_delivered,
+        stats.lines_written,
+        stats.duplicates,
+        stats.bursts,
+        stats.crashes,
+        stats.polls,
+        stats.streams_open_max,
+        stats.trace_digest,
+        stats.wall.as_secs_f64() * 1e3,
+    )
+}
+
+pub fn failure_block(outcome: &SeedOutcome) -> String {
+    let mut out = String::new();
+    let Some(violation) = &outcome.violation else { return out };
+    let _ = writeln!(out, "FAILED seed {} — {}", outcome.options.seed, violation.invariant);
+    let _ = writeln!(out, "  options: {}", outcome.options);
+    let _ = writeln!(out, "  first broken invariant: {violation}");
+    if violation.live_tasks.is_empty() {
+        let _ = writeln!(out, "  live tasks by spawn site: (none)");
+    } else {
+        let _ = writeln!(out, "  live tasks by spawn site:");
+        for line in &violation.live_tasks {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    let _ = writeln!(out, "  replay: cargo xtask sim --seed {}", outcome.options.seed);
+    out
+}
+
+pub fn summary(report: &SweepReport) -> String {
+    let mut out = String::new();
+    for outcome in report.failures() {
+        out.push_str(&failure_block(outcome));
+    }
+    let seeds = report.outcomes.len().max(1) as f64;
+    let container_hours: f64 = report.outcomes.iter().map(|o| o.stats.container_hours).sum();
+    let polls: u64 = report.outcomes.iter().map(|o| o.stats.polls).sum();
+    let min = |get: fn(&SeedOutcome) -> u64| report.outcomes.iter().map(get).min().unwrap_or(0);
+    let mean = |get: fn(&SeedOutcome) -> u64| report.outcomes.iter().map(get).sum::<u64>() as f64 / seeds;
+    let wall = report.wall.as_secs_f64();
+    let _ = writeln!(out, "seeds run: {}", report.outcomes.len());
+    let _ = writeln!(out, "failures: {}", report.failures().count());
+    let _ = writeln!(out, "determinism re-runs: {}", report.determinism_checked);
+    let _ = writeln!(out, "wall time: {wall:.2}s");
+    let _ = writeln!(out, "simulated container-hours: {container_hours:.0} ({:.0} per wall second)", container_hours / wall.max(1e-9));
+    let _ = writeln!(out, "events (polls) per seed: mean {:.0}", polls as f64 / seeds);
+    let _ = writeln!(out, "stream rotations per seed: min {} mean {:.0}", min(|o| o.stats.rotations), mean(|o| o.stats.rotations));
+    let _ = writeln!(out, "lines delivered per seed: min {} mean {:.0}", min(|o| o.stats.lines_delivered), mean(|o| o.stats.lines_delivered));
+    out
+}

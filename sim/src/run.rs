@@ -1,0 +1,462 @@
+//! One seed, start to finish: build the world, play its schedule against the real
+//! engine, check the oracle, and report.
+//!
+//! Phases (DESIGN §6, TigerBeetle-style "safety, then liveness"):
+//! 1. start the agent on an empty world and take the task baseline;
+//! 2. play the schedule (output, churn, faults, crashes), sampling the budget every
+//!    simulated minute and checking every delivery as it happens;
+//! 3. heal every fault and let the backlog drain, within a bound (liveness);
+//! 4. remove every container: the live tasks must return to the baseline (quiet point);
+//! 5. shut down within the deadline: afterwards no engine task may be alive.
+//!
+//! Every phase is bounded in virtual time, so a hang is a reported failure.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant as WallInstant};
+
+use engine::agent::{Agent, AgentConfig, AgentPorts, Labeler, ShutdownReport};
+use engine::checkpoint::CheckpointConfig;
+use engine::container::{FirstSight, MonitorConfig, SupervisorVariant};
+use engine::model::{ContainerId, Labels, StdStream};
+use engine::pipeline::PipelineConfig;
+use engine::port::ContainerInfo;
+use engine::rt::{Instant, Rt};
+use engine::task::Tasks;
+use engine::telemetry::Telemetry;
+
+use crate::check::budget::BudgetChecker;
+use crate::check::delivery::DeliveryChecker;
+use crate::check::leaks::{census, delta, describe, Census};
+use crate::check::{Invariant, Violation};
+use crate::executor::{streams, Executor, RunOutcome, SimRng};
+use crate::scenario::{Action, Options, Schedule};
+use crate::world::docker::{Burst, SimDocker};
+use crate::world::loki::{LokiBehaviour, SimLoki};
+use crate::world::SimCheckpointStore;
+
+/// The wall clock at virtual time zero: 2025-11-22T19:00:00Z.
+pub const WALL_START: i64 = 1_763_838_000 * 1_000_000_000;
+
+/// How a run is made, besides its options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunConfig {
+    pub variant: SupervisorVariant,
+    /// Keep a human-readable trace of world actions and samples.
+    pub trace: bool,
+}
+
+/// What one seed did.
+#[derive(Clone, Debug, Default)]
+pub struct SeedStats {
+    pub lines_written: u64,
+    pub lines_delivered: u64,
+    pub duplicates: u64,
+    pub rotations: u64,
+    pub stream_opens: u64,
+    pub bursts: u64,
+    pub crashes: u32,
+    pub polls: u64,
+    pub streams_open_max: usize,
+    pub trace_digest: u64,
+    pub simulated: Duration,
+    pub container_hours: f64,
+    pub wall: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct SeedOutcome {
+    pub options: Options,
+    pub violation: Option<Violation>,
+    pub stats: SeedStats,
+    pub trace: Vec<String>,
+}
+
+struct Labels2;
+
+impl Labeler for Labels2 {
+    fn labels(&self, info: &ContainerInfo, stream: StdStream) -> Option<Labels> {
+        Some(Arc::new(
+            [("container".to_string(), info.name.clone()), ("stream".to_string(), stream.as_str().to_string())]
+                .into_iter()
+                .collect(),
+        ))
+    }
+}
+
+/// The agent configuration a seed runs with.
+pub fn agent_config(options: &Options, variant: SupervisorVariant) -> AgentConfig {
+    AgentConfig {
+        monitor: MonitorConfig {
+            rotate_every: options.rotate_every,
+            streams_max: options.streams_max,
+            line_bytes_max: options.line_bytes_max,
+            first_sight: FirstSight::Beginning,
+            variant,
+            ..MonitorConfig::default()
+        },
+        pipeline: PipelineConfig {
+            queue_bytes_max: options.queue_bytes_max,
+            batch_bytes_max: options.batch_bytes_max,
+            batch_wait: options.batch_wait,
+            ..PipelineConfig::default()
+        },
+        checkpoint: CheckpointConfig { commit_every: Duration::from_secs(5) },
+    }
+}
+
+/// One incarnation of the agent: its registry and telemetry survive it for the report.
+struct Incarnation {
+    tasks: Tasks,
+    telemetry: Arc<Telemetry>,
+    agent: Arc<Mutex<Option<Agent>>>,
+}
+
+struct World {
+    exec: Executor,
+    rt: Arc<dyn Rt>,
+    docker: SimDocker,
+    loki: SimLoki,
+    store: SimCheckpointStore,
+    delivery: Arc<Mutex<DeliveryChecker>>,
+    budget: BudgetChecker,
+    config: AgentConfig,
+    incarnation: Option<Incarnation>,
+    rotations_before: u64,
+    opens_before: u64,
+    trace: Option<Arc<Mutex<Vec<String>>>>,
+}
+
+type Failed = Box<Violation>;
+
+impl World {
+    fn fail(&self, invariant: Invariant, detail: impl Into<String>) -> Failed {
+        let live = self.incarnation.as_ref().map(|inc| describe(&census(inc.tasks.registry()))).unwrap_or_default();
+        Box::new(Violation { invariant, at: self.exec.now(), detail: detail.into(), live_tasks: live })
+    }
+
+    fn note(&self, line: impl FnOnce() -> String) {
+        if let Some(trace) = &self.trace {
+            let secs = self.exec.now().as_nanos() as f64 / 1e9;
+            trace.lock().unwrap().push(format!("{secs:>10.3}s {}", line()));
+        }
+    }
+
+    fn start_agent(&mut self) {
+        let tasks = Tasks::new(self.rt.clone());
+        let telemetry = Arc::new(Telemetry::default());
+        let slot = Arc::new(Mutex::new(None));
+        let ports = AgentPorts {
+            docker: Arc::new(self.docker.clone()),
+            sink: Arc::new(self.loki.clone()),
+            checkpoints: Arc::new(self.store.clone()),
+            labeler: Arc::new(Labels2),
+        };
+        let (config, tasks_for_start, telemetry_for_start, slot_for_start) = (self.config.clone(), tasks.clone(), telemetry.clone(), slot.clone());
+        self.exec.spawn_world("agent-start", async move {
+            match Agent::start(tasks_for_start, config, ports, telemetry_for_start).await {
+                Ok(agent) => *slot_for_start.lock().unwrap() = Some(agent),
+                Err(error) => panic!("the simulated checkpoint store failed to load: {error}"),
+            }
+        });
+        self.incarnation = Some(Incarnation { tasks, telemetry, agent: slot });
+        self.note(|| "agent started".to_string());
+    }
+
+    fn crash(&mut self) {
+        if let Some(incarnation) = self.incarnation.take() {
+            self.rotations_before += Telemetry::get(&incarnation.telemetry.container_stream_rotations_total);
+            self.opens_before += Telemetry::get(&incarnation.telemetry.container_stream_opens_total);
+            self.delivery.lock().unwrap().handle_crash(&self.store.committed());
+            self.exec.drop_engine_tasks();
+            drop(incarnation.agent.lock().unwrap().take());
+        }
+        self.budget.excuse_all();
+        self.note(|| "agent crashed".to_string());
+    }
+
+    fn run_to(&mut self, deadline: Instant) -> Result<(), Failed> {
+        match self.exec.run_until(deadline) {
+            RunOutcome::DeadlineReached | RunOutcome::Stalled => Ok(()),
+            RunOutcome::Idle => Err(self.fail(Invariant::Deadlock, "nothing runnable and no timer left while the run was not over")),
+            RunOutcome::Livelock { polls, .. } => Err(self.fail(Invariant::Deadlock, format!("livelock: {polls} polls without time moving"))),
+        }
+    }
+
+    fn check_deliveries(&self) -> Result<(), Failed> {
+        let first = self.delivery.lock().unwrap().first_violation.clone();
+        match first {
+            Some((invariant, detail)) => Err(self.fail(invariant, detail)),
+            None => Ok(()),
+        }
+    }
+
+    fn sample(&mut self) -> Result<(), Failed> {
+        self.check_deliveries()?;
+        let now = self.exec.now();
+        let agent = self.incarnation.as_ref().map(|inc| (inc.tasks.registry().clone(), inc.telemetry.clone()));
+        let result = self.budget.sample(now, &self.docker, agent.as_ref().map(|(registry, telemetry)| (&**registry, &**telemetry)));
+        result.map_err(|(invariant, detail)| self.fail(invariant, detail))?;
+        self.note(|| {
+            let counters = self.docker.counters();
+            format!("sample: streams_open={} delivered={}", counters.log_streams_open, self.delivery.lock().unwrap().lines_delivered)
+        });
+        Ok(())
+    }
+
+    /// Lines written and not (yet) delivered, over containers that still exist.
+    fn backlog(&self) -> Option<String> {
+        let delivery = self.delivery.lock().unwrap();
+        for report in self.docker.containers() {
+            if report.removed {
+                continue;
+            }
+            for stream in [StdStream::Stdout, StdStream::Stderr] {
+                let written = report.lines_written[stream.index()];
+                let delivered = delivery.delivered(&report.id, stream);
+                if delivered < written {
+                    return Some(format!("container {} ({}) {}: {delivered} of {written} lines delivered", report.id.short(), report.name, stream.as_str()));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Plays the schedule's world actions (crashes are the driver's, outside).
+async fn play(rt: Arc<dyn Rt>, docker: SimDocker, loki: SimLoki, actions: Vec<(Duration, Action)>, containers: u32, seed: u64, trace: Option<Arc<Mutex<Vec<String>>>>) {
+    let mut names = SimRng::derive(seed, streams::WORLD ^ 0xA5);
+    let mut slots: Vec<Option<ContainerId>> = vec![None; containers as usize];
+    let mut generation = vec![0u32; containers as usize];
+    let start = Instant::ZERO;
+    let new_container = |slot: u32, generation: u32| docker.create(&format!("app-{slot}-{generation}"), "sim/app:latest", Default::default());
+    for (at, action) in actions {
+        rt.sleep_until(start + at).await;
+        if let Some(trace) = &trace {
+            if !matches!(action, Action::Emit { .. }) {
+                trace.lock().unwrap().push(format!("{:>10.3}s world: {action:?}", at.as_secs_f64()));
+            }
+        }
+        let current = |slot: u32| slots[slot as usize].clone();
+        match action {
+            Action::Create { slot } => {
+                let id = new_container(slot, 0);
+                let _ = docker.start(&id);
+                slots[slot as usize] = Some(id);
+            }
+            Action::Emit { slot, stream, lines, line_bytes, lag } => {
+                if let Some(id) = current(slot) {
+                    let burst = Burst { stream, lines, line_bytes, entry_gap: Duration::from_micros(1), lag };
+                    let _ = docker.emit(&id, burst);
+                }
+            }
+            Action::Restart { slot } => {
+                if let Some(id) = current(slot) {
+                    let _ = docker.restart(&id);
+                }
+            }
+            Action::Stop { slot } => {
+                if let Some(id) = current(slot) {
+                    let _ = docker.stop(&id);
+                }
+            }
+            Action::Start { slot } => {
+                if let Some(id) = current(slot) {
+                    let _ = docker.start(&id);
+                }
+            }
+            Action::Replace { slot } => {
+                if let Some(id) = current(slot) {
+                    let _ = docker.remove(&id);
+                    generation[slot as usize] += 1;
+                    let id = new_container(slot, generation[slot as usize]);
+                    let _ = docker.start(&id);
+                    slots[slot as usize] = Some(id);
+                }
+            }
+            Action::Rename { slot } => {
+                if let Some(id) = current(slot) {
+                    let _ = docker.rename(&id, &format!("app-{slot}-renamed-{}", names.below(1_000_000)));
+                }
+            }
+            Action::StreamFault { slot, fault } => {
+                if let Some(id) = current(slot) {
+                    docker.fault_open_streams(&id, fault);
+                }
+            }
+            Action::DockerDown => docker.daemon_down(),
+            Action::DockerUp => docker.daemon_up(),
+            Action::EventsDrop => {
+                docker.drop_event_streams();
+            }
+            Action::LokiOutage { kind, duration } => loki.outage_for(kind, duration),
+        }
+    }
+}
+
+pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
+    let started = WallInstant::now();
+    let exec = Executor::new(options.seed, WALL_START);
+    let rt = exec.rt();
+    let docker = SimDocker::new(rt.clone(), SimRng::derive(options.seed, streams::DOCKER).next_u64());
+    let loki = SimLoki::new(rt.clone(), SimRng::derive(options.seed, streams::LOKI).next_u64());
+    loki.set_behaviour(LokiBehaviour {
+        latency_min: Duration::from_millis(1),
+        latency_max: options.loki_latency_max,
+        throttle_chance: options.loki_throttle_chance,
+        server_error_chance: options.loki_error_chance,
+        timeout_chance: options.loki_timeout_chance,
+        ambiguous_chance: options.loki_ambiguous_chance,
+        ..LokiBehaviour::default()
+    });
+    let store = SimCheckpointStore::new(rt.clone());
+    let delivery = Arc::new(Mutex::new(DeliveryChecker::default()));
+    let observer = delivery.clone();
+    loki.set_observer(move |accepted| observer.lock().unwrap().handle_delivery(accepted.batch, accepted.ambiguous));
+    let starvation_max = options.rotate_every * 3 + Duration::from_secs(120);
+    let trace = run.trace.then(|| Arc::new(Mutex::new(Vec::new())));
+    let mut world = World {
+        exec,
+        rt,
+        docker,
+        loki,
+        store,
+        delivery,
+        budget: BudgetChecker::new(options.streams_max, options.queue_bytes_max, starvation_max),
+        config: agent_config(options, run.variant),
+        incarnation: None,
+        rotations_before: 0,
+        opens_before: 0,
+        trace: trace.clone(),
+    };
+    let schedule = Schedule::generate(options);
+    let result = drive(&mut world, options, &schedule);
+    let incarnation_counter = |get: fn(&Telemetry) -> u64| world.incarnation.as_ref().map_or(0, |inc| get(&inc.telemetry));
+    let delivery = world.delivery.lock().unwrap();
+    let lines_written = world.docker.containers().iter().map(|report| report.lines_written[0] + report.lines_written[1]).sum();
+    let simulated = Duration::from_nanos(world.exec.now().as_nanos());
+    let stats = SeedStats {
+        lines_written,
+        lines_delivered: delivery.lines_delivered,
+        duplicates: delivery.duplicates,
+        rotations: world.rotations_before + incarnation_counter(|t| Telemetry::get(&t.container_stream_rotations_total)),
+        stream_opens: world.opens_before + incarnation_counter(|t| Telemetry::get(&t.container_stream_opens_total)),
+        bursts: schedule.bursts() as u64,
+        crashes: schedule.crashes.len() as u32,
+        polls: world.exec.polls(),
+        streams_open_max: world.budget.streams_open_max,
+        trace_digest: world.exec.trace_digest(),
+        simulated,
+        container_hours: options.containers as f64 * options.hours,
+        wall: started.elapsed(),
+    };
+    drop(delivery);
+    let trace = trace.map(|trace| std::mem::take(&mut *trace.lock().unwrap())).unwrap_or_default();
+    SeedOutcome { options: options.clone(), violation: result.err().map(|failed| *failed), stats, trace }
+}
+
+fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<(), Failed> {
+    // 1. Start on an empty world; the baseline is what an idle agent runs.
+    world.start_agent();
+    world.run_to(Instant::ZERO + Duration::from_secs(1))?;
+    let baseline: Census = census(world.incarnation.as_ref().unwrap().tasks.registry());
+    // 2. The schedule.
+    let end = Instant::ZERO + options.duration();
+    world.exec.spawn_world(
+        "world",
+        play(world.rt.clone(), world.docker.clone(), world.loki.clone(), schedule.actions.clone(), options.containers, options.seed, world.trace.clone()),
+    );
+    let mut crashes = schedule.crashes.iter().peekable();
+    let mut next_sample = Instant::ZERO + Duration::from_secs(60);
+    while world.exec.now() < end {
+        let crash_at = crashes.peek().map(|crash| Instant::ZERO + crash.at);
+        let step_to = next_sample.min(end).min(crash_at.unwrap_or(end));
+        world.run_to(step_to)?;
+        if crash_at == Some(step_to) {
+            let crash = crashes.next().unwrap();
+            world.crash();
+            world.run_to(step_to + crash.downtime)?;
+            world.start_agent();
+        }
+        if world.exec.now() >= next_sample {
+            world.sample()?;
+            next_sample = next_sample + Duration::from_secs(60);
+        }
+    }
+    // 3. Heal, then drain within a bound.
+    world.loki.heal();
+    world.loki.set_behaviour(LokiBehaviour { latency_max: options.loki_latency_max, ..LokiBehaviour::default() });
+    if !world.docker.is_daemon_up() {
+        world.docker.daemon_up();
+    }
+    world.note(|| "healed; draining".to_string());
+    let drain_deadline = world.exec.now() + Duration::from_secs(30 * 60);
+    loop {
+        let step = world.exec.now() + Duration::from_secs(10);
+        world.run_to(step)?;
+        world.check_deliveries()?;
+        match world.backlog() {
+            None => break,
+            Some(_) if world.exec.now() < drain_deadline => {
+                if world.exec.now() >= next_sample {
+                    world.sample()?;
+                    next_sample = next_sample + Duration::from_secs(60);
+                }
+            }
+            Some(detail) => return Err(world.fail(Invariant::Liveness, format!("backlog not drained 30 min after faults healed: {detail}"))),
+        }
+    }
+    // 4. Quiet point: no containers, nothing queued; tasks back to the baseline.
+    for id in world.docker.container_ids() {
+        let _ = world.docker.remove(&id);
+    }
+    world.note(|| "all containers removed".to_string());
+    let quiet_deadline = world.exec.now() + Duration::from_secs(5 * 60);
+    loop {
+        let step = world.exec.now() + Duration::from_secs(5);
+        world.run_to(step)?;
+        let registry = world.incarnation.as_ref().unwrap().tasks.registry().clone();
+        let differences = delta(&baseline, &census(&registry));
+        let streams_open = world.docker.counters().log_streams_open;
+        if differences.is_empty() && streams_open == 0 {
+            break;
+        }
+        if world.exec.now() >= quiet_deadline {
+            let mut detail = format!("at the quiet point {streams_open} log streams open; live tasks differ from the baseline: ");
+            detail.push_str(&differences.join("; "));
+            return Err(world.fail(Invariant::LiveTaskDelta, detail));
+        }
+    }
+    // 5. Shutdown within its deadline; nothing alive afterwards.
+    let deadline = Duration::from_secs(10);
+    let incarnation = world.incarnation.as_ref().unwrap();
+    let agent = incarnation.agent.lock().unwrap().take().expect("the agent is running");
+    let report: Arc<Mutex<Option<ShutdownReport>>> = Arc::new(Mutex::new(None));
+    let report_slot = report.clone();
+    world.exec.spawn_world("shutdown", async move {
+        let outcome = agent.shutdown(deadline).await;
+        *report_slot.lock().unwrap() = Some(outcome);
+    });
+    let give_up = world.exec.now() + deadline + Duration::from_secs(5);
+    while report.lock().unwrap().is_none() && world.exec.now() < give_up {
+        let step = world.exec.now() + Duration::from_millis(500);
+        if let RunOutcome::Idle = world.exec.run_until(step) {
+            break;
+        }
+    }
+    let outcome = report.lock().unwrap().clone();
+    match outcome {
+        None => return Err(world.fail(Invariant::Shutdown, "shutdown did not finish within its deadline plus 5 s")),
+        Some(report) if report.elapsed > deadline + Duration::from_secs(1) => {
+            return Err(world.fail(Invariant::Shutdown, format!("shutdown took {:?}, deadline {deadline:?}", report.elapsed)))
+        }
+        Some(report) if !report.committed => return Err(world.fail(Invariant::Shutdown, "the final checkpoint commit failed")),
+        Some(_) => {}
+    }
+    world.exec.run_until(world.exec.now() + Duration::from_secs(1));
+    let registry = world.incarnation.as_ref().unwrap().tasks.registry().clone();
+    if registry.alive_total() != 0 || world.exec.live_engine_tasks() != 0 {
+        let live = describe(&census(&registry)).join("; ");
+        return Err(world.fail(Invariant::Shutdown, format!("tasks alive after shutdown: {live}")));
+    }
+    Ok(())
+}
