@@ -285,7 +285,7 @@ pub struct SinksSection {
 /// The one sink in use, after validation.
 #[derive(Clone, Debug)]
 pub enum SinkChoice {
-    Loki(LokiSink),
+    Loki(Box<LokiSink>),
     File(FileSink),
     Stdout(StdoutSink),
 }
@@ -584,7 +584,7 @@ impl Config {
     pub fn sink(&self) -> SinkChoice {
         let sinks = &self.sinks;
         match (&sinks.loki, &sinks.file, &sinks.stdout) {
-            (Some(loki), _, _) => SinkChoice::Loki(loki.clone()),
+            (Some(loki), _, _) => SinkChoice::Loki(Box::new(loki.clone())),
             (None, _, Some(stdout)) => SinkChoice::Stdout(stdout.clone()),
             (None, Some(file), None) => SinkChoice::File(file.clone()),
             (None, None, None) => SinkChoice::File(FileSink::default()),

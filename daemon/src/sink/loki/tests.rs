@@ -78,7 +78,7 @@ fn batch() -> Arc<Batch> {
 fn loki_config(extra: &str, addr: SocketAddr) -> LokiSink {
     let text = format!("[sinks.loki]\nurl = \"http://{addr}\"\ntimeout = \"300ms\"\n{extra}");
     match Config::parse(&text).unwrap().sink() {
-        SinkChoice::Loki(loki) => loki,
+        SinkChoice::Loki(loki) => *loki,
         other => panic!("expected loki, got {other:?}"),
     }
 }
