@@ -272,30 +272,30 @@ impl Executor {
                 }
                 continue;
             }
-            if self.has_pending_spawns() {
-                continue;
+            // Nothing runnable (and nothing spawned: admitting ran just before the draw,
+            // and no task code has run since). Move the clock to the next timer.
+            let limit = deadline.unwrap_or(0);
+            {
+                let mut timers = self.shared.timers.lock().unwrap();
+                match timers.next_deadline() {
+                    None => return RunOutcome::Idle,
+                    Some(_) if deadline.is_none() => return RunOutcome::Stalled,
+                    Some(next_deadline) if next_deadline > limit => {
+                        self.shared.advance_to(limit);
+                        return RunOutcome::DeadlineReached;
+                    }
+                    Some(next_deadline) => {
+                        self.shared.advance_to(next_deadline);
+                        timers.fire_due(next_deadline, &mut self.fire_buffer);
+                    }
+                }
             }
-            let next_deadline = self.shared.timers.lock().unwrap().next_deadline();
-            let Some(next_deadline) = next_deadline else { return RunOutcome::Idle };
-            let Some(deadline) = deadline else { return RunOutcome::Stalled };
-            if next_deadline > deadline {
-                self.shared.advance_to(deadline);
-                return RunOutcome::DeadlineReached;
-            }
-            self.shared.advance_to(next_deadline);
             polls_at_instant = 0;
-            self.fire_timers();
+            // Wake outside the timers' lock, in (deadline, registration) order.
+            for waker in self.fire_buffer.drain(..) {
+                waker.wake();
+            }
         }
-    }
-
-    fn fire_timers(&mut self) {
-        let now = self.shared.now().as_nanos();
-        let mut wakers = std::mem::take(&mut self.fire_buffer);
-        self.shared.timers.lock().unwrap().fire_due(now, &mut wakers);
-        for waker in wakers.drain(..) {
-            waker.wake();
-        }
-        self.fire_buffer = wakers;
     }
 
     #[inline]
@@ -325,10 +325,6 @@ impl Executor {
         entry
     }
 
-    fn has_pending_spawns(&self) -> bool {
-        !self.shared.spawns.lock().unwrap().is_empty()
-    }
-
     fn count_pending(&self, world: bool) -> usize {
         let spawns = self.shared.spawns.lock().unwrap();
         spawns.iter().filter(|pending| pending.task.is_world() == world).count()
@@ -336,8 +332,12 @@ impl Executor {
 
     #[inline]
     fn admit_spawns(&mut self) {
+        if !self.shared.spawns_pending.load(Ordering::Relaxed) {
+            return;
+        }
         {
             let mut spawns = self.shared.spawns.lock().unwrap();
+            self.shared.spawns_pending.store(false, Ordering::Relaxed);
             if spawns.is_empty() {
                 return;
             }

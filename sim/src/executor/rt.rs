@@ -15,7 +15,7 @@
 //! locks exist only because the engine's futures must be `Send`.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) timers: Mutex<Timers>,
     entropy: Mutex<SimRng>,
     pub(crate) spawns: Mutex<Vec<PendingTask>>,
+    /// Whether `spawns` may be non-empty: lets the executor skip the lock on every poll.
+    pub(crate) spawns_pending: AtomicBool,
     pub(crate) ready: Arc<Mutex<ReadyQueue>>,
 }
 
@@ -46,6 +48,7 @@ impl Shared {
             timers: Mutex::new(Timers::default()),
             entropy: Mutex::new(SimRng::derive(seed, streams::ENGINE)),
             spawns: Mutex::new(Vec::new()),
+            spawns_pending: AtomicBool::new(false),
             ready: Arc::new(Mutex::new(ReadyQueue::default())),
         }
     }
@@ -67,6 +70,7 @@ impl Shared {
         let id = self.next_task_id.fetch_add(1, Ordering::Relaxed);
         let task = SimTask { id, origin };
         self.spawns.lock().unwrap().push(PendingTask { task, future });
+        self.spawns_pending.store(true, Ordering::Relaxed);
         id
     }
 }
