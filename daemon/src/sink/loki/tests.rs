@@ -208,3 +208,25 @@ fn push_urls() {
     assert_eq!(push_url("https://gw/loki/api/v1/push").unwrap().as_str(), "https://gw/loki/api/v1/push");
     assert_eq!(push_url("http://gw/prefix").unwrap().as_str(), "http://gw/prefix/loki/api/v1/push");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_client_builds_and_bad_ca_files_are_named() {
+    let tasks = Tasks::new(Arc::new(TokioRt::new()));
+    // Nothing listens on port 1: the TLS client is built (crypto provider present) and
+    // the failure is a retryable connection error.
+    let config = loki_config("", SocketAddr::from(([127, 0, 0, 1], 1)));
+    let mut https = config.clone();
+    https.url = "https://127.0.0.1:1".to_string();
+    let sink = transport(&tasks, &https, None);
+    assert_eq!(sink.send(batch()).await, SendOutcome::Retry { after: None, reason: "connect".to_string() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    https.tls.ca_file = Some(not_pem);
+    let error = LokiTransport::new(&https, None, tasks.rt().clone()).err().expect("no certificate in the file");
+    assert!(error.to_string().starts_with("sinks.loki.tls.ca_file:"), "{error}");
+    https.tls.ca_file = Some(dir.path().join("missing.pem"));
+    let error = LokiTransport::new(&https, None, tasks.rt().clone()).err().unwrap();
+    assert!(error.to_string().contains("cannot read"), "{error}");
+}
