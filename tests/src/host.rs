@@ -127,12 +127,19 @@ pub fn require_docker(test: &str) -> bool {
 }
 
 /// [`require_docker`] plus the test image: `Some(image)` if the test should go on.
+/// The first call in a process also removes containers left by dead test processes.
 /// Without the image (e.g. `busybox-static` not installed), CI fails and a local run
 /// skips, saying how to fix it.
 pub fn require_docker_and_image(test: &str) -> Option<String> {
     if !require_docker(test) {
         return None;
     }
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| match crate::containers::sweep_stale_test_containers() {
+        Ok(0) => {}
+        Ok(removed) => eprintln!("removed {removed} test containers left by dead test processes"),
+        Err(error) => eprintln!("sweeping stale test containers: {error:#}"),
+    });
     match crate::image::ensure_test_image() {
         Ok(image) => Some(image),
         Err(why) if is_ci() => panic!("{test}: CI=true but the test image cannot be built: {why:#}"),
