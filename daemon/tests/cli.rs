@@ -138,3 +138,25 @@ fn run_serves_endpoints_and_exits_cleanly_on_sigterm() {
     assert!(!stderr.contains("tasks still alive at exit"), "{stderr}");
     assert!(dir.path().join("out/positions.json").exists(), "final commit wrote positions: {stderr}");
 }
+
+#[test]
+fn a_second_signal_exits_at_once_with_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = start(dir.path(), port);
+    wait_until("/ready", Duration::from_secs(20), || matches!(get(port, "/ready"), Some((200, _))));
+    // A request whose headers never finish keeps the HTTP server's graceful close busy
+    // for its grace period (2 s): long enough for a second signal to land mid-shutdown.
+    let mut stalled = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stalled, "GET /metrics HTTP/1.1\r\nHost: local").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&child, "TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "INT");
+    let code = wait_exit(&mut child, Duration::from_secs(15));
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("second signal"), "{stderr}");
+    drop(stalled);
+}
