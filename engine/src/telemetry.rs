@@ -189,6 +189,8 @@ fn add(counter: &AtomicU64, value: u64) {
 /// Every counter and gauge of the engine. Shared as `Arc<Telemetry>`.
 pub struct Telemetry {
     pub containers_monitored: AtomicU64,
+    /// Removed containers whose supervisors are finishing (joined concurrently).
+    pub containers_retiring: AtomicU64,
     pub container_streams_active: AtomicU64,
     pub container_streams_waiting: AtomicU64,
     pub container_stream_rotations_total: AtomicU64,
@@ -218,6 +220,7 @@ impl Default for Telemetry {
     fn default() -> Telemetry {
         Telemetry {
             containers_monitored: AtomicU64::new(0),
+            containers_retiring: AtomicU64::new(0),
             container_streams_active: AtomicU64::new(0),
             container_streams_waiting: AtomicU64::new(0),
             container_stream_rotations_total: AtomicU64::new(0),

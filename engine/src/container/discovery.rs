@@ -116,7 +116,7 @@ impl Discovery {
             tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => break,
-                Some(()) = self.retiring.next(), if !self.retiring.is_empty() => {}
+                Some(()) = self.retiring.next(), if !self.retiring.is_empty() => self.update_gauge(),
                 event = next_event(&mut events) => match event {
                     Some(Ok(event)) => self.handle_event(event).await,
                     Some(Err(error)) => {
@@ -158,7 +158,9 @@ impl Discovery {
     }
 
     fn update_gauge(&self) {
-        self.shared.telemetry.containers_monitored.store(self.known.len() as u64, Ordering::Relaxed);
+        let telemetry = &self.shared.telemetry;
+        telemetry.containers_monitored.store(self.known.len() as u64, Ordering::Relaxed);
+        telemetry.containers_retiring.store(self.retiring.len() as u64, Ordering::Relaxed);
     }
 
     async fn handle_event(&mut self, event: ContainerEvent) {

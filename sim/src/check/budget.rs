@@ -1,7 +1,8 @@
 //! Task budget, bounds and starvation, sampled once per simulated minute.
 //!
 //! - stream-holding tasks ≤ open log streams ≤ `streams_max`;
-//! - container tasks ≤ containers that exist;
+//! - container tasks ≤ containers the agent monitors or is retiring, and monitored ≤
+//!   containers that exist;
 //! - queued bytes ≤ `queue_bytes_max`;
 //! - no running container goes without a log stream for longer than the starvation
 //!   bound while Docker is up (the FIFO pool must give everyone a turn).
@@ -58,9 +59,17 @@ impl BudgetChecker {
             if stream_tasks > open as u64 {
                 return Err((Invariant::TaskBudget, format!("{stream_tasks} stream-holding tasks but {open} open log streams")));
             }
+            // Supervisors of removed containers finish (and are joined) concurrently, so
+            // they count against what the agent knows: monitored plus retiring, which in
+            // turn can never exceed the containers that exist plus those being retired.
             let container_tasks = registry.alive(TaskKind::Container);
-            if container_tasks > existing {
-                return Err((Invariant::TaskBudget, format!("{container_tasks} container tasks for {existing} containers")));
+            let monitored = Telemetry::get(&telemetry.containers_monitored);
+            let retiring = Telemetry::get(&telemetry.containers_retiring);
+            if container_tasks > monitored + retiring {
+                return Err((Invariant::TaskBudget, format!("{container_tasks} container tasks for {monitored} monitored + {retiring} retiring containers")));
+            }
+            if monitored > existing {
+                return Err((Invariant::TaskBudget, format!("{monitored} containers monitored but {existing} exist")));
             }
             let queued = Telemetry::get(&telemetry.queue_bytes);
             if queued > self.queue_bytes_max as u64 {
