@@ -40,7 +40,7 @@ impl TokioRt {
         }
     }
 
-    /// The engine instant corresponding to a tokio instant (for deadlines).
+    /// The tokio instant of an engine deadline (for `sleep_until`).
     fn to_tokio(&self, deadline: Instant) -> tokio::time::Instant {
         self.origin + Duration::from_nanos(deadline.as_nanos())
     }
