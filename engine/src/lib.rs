@@ -19,7 +19,6 @@ pub mod port;
 pub mod model;
 pub mod parse;
 pub mod loki;
-pub mod resume;
 pub mod pipeline;
 pub mod container;
 pub mod checkpoint;
