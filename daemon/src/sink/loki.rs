@@ -166,10 +166,8 @@ impl Inner {
             .and_then(|value| parse_retry_after(value, SystemTime::now()));
         let reason = format!("http_{}", status.as_u16());
         match classify(status) {
-            Class::Retry => {
-                self.log_retry(&reason, &status);
-                SendOutcome::Retry { after: retry_after, reason }
-            }
+            // The sink worker logs retries with this reason; nothing to add here.
+            Class::Retry => SendOutcome::Retry { after: retry_after, reason },
             Class::TooLarge => SendOutcome::TooLarge,
             Class::Reject => {
                 if let Some(suppressed) = self.reject_log.should_log(self.rt.now()) {
@@ -187,9 +185,11 @@ impl Inner {
         }
     }
 
+    /// A transport error's detail (DNS, TLS, refused...) that the short `reason` the sink
+    /// worker logs does not carry; once per burst.
     fn log_retry(&self, reason: &str, detail: &dyn std::fmt::Display) {
         if let Some(suppressed) = self.retry_log.should_log(self.rt.now()) {
-            tracing::warn!(reason, %detail, suppressed, url = %self.push_url, "loki push failed; will retry");
+            tracing::warn!(reason, %detail, suppressed, url = %self.push_url, "loki request failed");
         }
     }
 }
