@@ -24,6 +24,7 @@
 //!   still whole in the log, so the oracle can excuse exactly the deleted lines.
 
 use engine::model::StdStream;
+#[cfg(debug_assertions)]
 use engine::parse::frame::encode_frame;
 use engine::parse::timestamp::format_rfc3339_nanos;
 use engine::rt::UnixNanos;
@@ -32,6 +33,10 @@ use engine::rt::UnixNanos;
 pub const ENTRY_CONTENT_MAX: usize = 16 * 1024;
 
 const PADDING: [u8; ENTRY_CONTENT_MAX] = [b'x'; ENTRY_CONTENT_MAX];
+
+/// Docker's frame header, and its fixed-width `RFC3339NanoFixed` timestamp.
+const FRAME_HEADER_BYTES: usize = 8;
+const TIMESTAMP_BYTES: usize = 30;
 
 /// Number of decimal digits of `n`.
 pub fn decimal_digits(n: u64) -> u32 {
@@ -83,6 +88,12 @@ impl Burst {
 
     pub(crate) fn entry_ts(&self, entry: u64) -> UnixNanos {
         self.first_ts + entry as i64 * self.ts_step
+    }
+
+    /// Bytes of frames (header, timestamp, space, content, newline) of one line.
+    fn frame_bytes_per_line(&self) -> u64 {
+        let per_entry_overhead = (FRAME_HEADER_BYTES + TIMESTAMP_BYTES + 1) as u64;
+        self.entries_per_line() * per_entry_overhead + self.line_bytes as u64 + 1
     }
 
     pub(crate) fn last_ts(&self) -> UnixNanos {
@@ -303,6 +314,23 @@ impl ContainerLog {
         count + to.entry.saturating_sub(cursor.entry)
     }
 
+    /// About how many bytes [`Self::render`] will produce from `cursor` up to `limit`,
+    /// capped at `cap` plus one line: the capacity to allocate for one render.
+    pub(crate) fn render_bytes_estimate(&self, cursor: LogCursor, limit: LogCursor, cap: usize) -> usize {
+        let limit = limit.min(self.end());
+        let mut cursor = cursor.max(self.start);
+        let mut total: u64 = 0;
+        while cursor < limit && total < cap as u64 {
+            let burst = &self.bursts[cursor.burst];
+            let end = if cursor.burst == limit.burst { limit.entry } else { burst.entries() };
+            let per_line = burst.entries_per_line();
+            let lines = (end.saturating_sub(cursor.entry)).div_ceil(per_line);
+            total += lines * burst.frame_bytes_per_line();
+            cursor = LogCursor { burst: cursor.burst + 1, entry: 0 };
+        }
+        total.min(cap as u64 + ENTRY_CONTENT_MAX as u64 + 64) as usize
+    }
+
     /// Render entries from `*cursor` as frames into `out`, skipping entries that fail
     /// their stream's `qualify` filter (which it updates), until `out` holds at least `target_bytes`, `limit`
     /// is reached, or the log ends. Advances `*cursor`; a cursor behind the log's start
@@ -315,7 +343,6 @@ impl ContainerLog {
         limit: LogCursor,
         target_bytes: usize,
         out: &mut Vec<u8>,
-        payload: &mut Vec<u8>,
     ) -> (usize, u64) {
         let limit = limit.min(self.end());
         *cursor = self.normalise((*cursor).max(self.start));
@@ -340,10 +367,8 @@ impl ContainerLog {
             let from = cursor.entry.max(passes_from);
             let mut entry = from;
             while entry < burst_end && out.len() < target_bytes {
-                payload.clear();
-                render_entry_payload(burst, entry, payload);
                 let before = out.len();
-                encode_frame(burst.stream, payload, out);
+                render_entry_frame(burst, entry, out);
                 last_frame = out.len() - before;
                 rendered += 1;
                 entry += 1;
@@ -351,6 +376,30 @@ impl ContainerLog {
             *cursor = self.normalise(LogCursor { burst: cursor.burst, entry: entry.max(from) });
         }
         (last_frame, rendered)
+    }
+}
+
+/// The frame of entry `entry` of `burst`: header, then `RFC3339Nano SP content-part
+/// [\n]`. The payload is written in place and the header patched afterwards, so each
+/// content byte is copied once; debug builds (every test) check each frame against
+/// [`encode_frame`], the engine's definition of the format.
+fn render_entry_frame(burst: &Burst, entry: u64, out: &mut Vec<u8>) {
+    let header_at = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_BYTES]);
+    render_entry_payload(burst, entry, out);
+    let payload_len = out.len() - header_at - FRAME_HEADER_BYTES;
+    let stream_type = match burst.stream {
+        StdStream::Stdout => 1,
+        StdStream::Stderr => 2,
+    };
+    let len = u32::try_from(payload_len).expect("an entry fits in a frame");
+    out[header_at] = stream_type;
+    out[header_at + 4..header_at + 8].copy_from_slice(&len.to_be_bytes());
+    #[cfg(debug_assertions)]
+    {
+        let mut expected = Vec::new();
+        encode_frame(burst.stream, &out[header_at + FRAME_HEADER_BYTES..], &mut expected);
+        debug_assert!(expected[..] == out[header_at..], "frame layout differs from encode_frame");
     }
 }
 

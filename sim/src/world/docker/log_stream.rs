@@ -69,7 +69,6 @@ pub(crate) struct SimLogStream {
     pending: Bytes,
     /// Length of the last frame in `pending` (it may be partly handed out already).
     last_frame_len: usize,
-    payload: Vec<u8>,
     rng: SimRng,
     trickle_sleep: Option<BoxFuture<()>>,
     phase: Phase,
@@ -94,7 +93,6 @@ impl SimLogStream {
             qualify,
             pending: Bytes::new(),
             last_frame_len: 0,
-            payload: Vec::with_capacity(256),
             rng,
             trickle_sleep: None,
             phase: Phase::Streaming,
@@ -108,15 +106,15 @@ impl SimLogStream {
         let limit = record.limit;
         let Some(container) = state.containers.get(&self.container) else { return true };
         if self.pending.is_empty() {
-            let mut out = Vec::new();
             let target = state.chunk_bytes_max;
+            let until = limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 });
+            let mut out = Vec::with_capacity(container.log.render_bytes_estimate(self.cursor, until, target));
             let (last_frame, entries) = container.log.render(
                 &mut self.cursor,
                 &mut self.qualify,
-                limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 }),
+                until,
                 target,
                 &mut out,
-                &mut self.payload,
             );
             if !out.is_empty() {
                 self.last_frame_len = last_frame;
