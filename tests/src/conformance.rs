@@ -229,6 +229,8 @@ pub struct Notes {
     pub arrival_order: Vec<String>,
     /// Whether arrival order was also timestamp order across both streams.
     pub arrival_in_timestamp_order: bool,
+    /// Adjacent arrivals whose timestamps go back: `stdout:out 3⏎ > stderr:err 1⏎ by 12µs`.
+    pub arrival_timestamp_inversions: Vec<String>,
     /// Per long line (program order): nanoseconds between consecutive pieces' timestamps.
     pub long_line_piece_gaps_nanos: Vec<Vec<i64>>,
     /// Per long line: milliseconds from the stdout entry before it to its first piece.
@@ -273,6 +275,14 @@ pub async fn run_script(
     let mut notes = Notes {
         arrival_order: first.iter().map(Entry::tagged).collect(),
         arrival_in_timestamp_order: first.windows(2).all(|pair| pair[0].ts <= pair[1].ts),
+        arrival_timestamp_inversions: first
+            .windows(2)
+            .filter(|pair| pair[0].ts > pair[1].ts)
+            .map(|pair| {
+                let micros = (pair[0].ts - pair[1].ts) / 1000;
+                format!("{} > {} by {micros}µs", pair[0].tagged(), pair[1].tagged())
+            })
+            .collect(),
         ..Notes::default()
     };
 
