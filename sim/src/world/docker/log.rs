@@ -9,7 +9,10 @@
 //! see [`line_content`]). A line of `L` content bytes becomes `L / 16384 + 1` entries:
 //! full 16 KiB partial entries without a newline, then the rest followed by `\n`
 //! (exactly as Docker's copier splits: a line of exactly 16 KiB ends with an entry that
-//! is only `\n`). Entry `j` of a burst has timestamp `first_ts + j * ts_step`.
+//! is only `\n`). Line `i` of a burst has timestamp `first_ts + i * ts_step`, and every
+//! entry of a long line carries its line's timestamp: Docker's copier stamps all pieces
+//! with the time of the first (moby `daemon/logger/copier.go`, `partialTS`; checked on
+//! this machine's engine 20.10: three pieces of a 40,000-byte line, one timestamp).
 //!
 //! ## Promises
 //! - Per output stream, timestamps never go back and sequence numbers are consecutive
@@ -73,7 +76,7 @@ pub(crate) struct Burst {
     /// Content bytes of every line (no newline), at least the digits of the last seq.
     pub(crate) line_bytes: u32,
     pub(crate) first_ts: UnixNanos,
-    /// Nanoseconds between consecutive entries (0: all entries share `first_ts`).
+    /// Nanoseconds between consecutive lines (0: all lines share `first_ts`).
     pub(crate) ts_step: i64,
 }
 
@@ -87,7 +90,8 @@ impl Burst {
     }
 
     pub(crate) fn entry_ts(&self, entry: u64) -> UnixNanos {
-        self.first_ts + entry as i64 * self.ts_step
+        let line = entry / self.entries_per_line();
+        self.first_ts + line as i64 * self.ts_step
     }
 
     /// Bytes of frames (header, timestamp, space, content, newline) of one line.
@@ -109,8 +113,8 @@ impl Burst {
             return None;
         }
         let gap = since - self.first_ts;
-        let entry = ((gap + self.ts_step - 1) / self.ts_step) as u64;
-        (entry < self.entries()).then_some(entry)
+        let line = ((gap + self.ts_step - 1) / self.ts_step) as u64;
+        (line < self.lines as u64).then_some(line * self.entries_per_line())
     }
 }
 

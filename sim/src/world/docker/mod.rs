@@ -66,7 +66,8 @@ pub struct Burst {
     /// Content bytes per line (raised to the digits of its sequence number). Above
     /// [`ENTRY_CONTENT_MAX`] a line becomes several entries.
     pub line_bytes: u32,
-    /// Timestamp distance between consecutive entries (zero: all share one timestamp).
+    /// Timestamp distance between consecutive lines (zero: all share one timestamp).
+    /// The entries of one long line all carry its line's timestamp, as Docker's do.
     pub entry_gap: Duration,
     /// The first entry's timestamp is this far behind the wall clock (still never
     /// before the stream's last timestamp): how stderr falls behind stdout.

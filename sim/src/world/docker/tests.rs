@@ -200,7 +200,7 @@ fn since_on_a_follow_stream_filters_entries_written_later() {
 }
 
 #[test]
-fn long_lines_split_into_16k_entries_each_with_its_own_timestamp() {
+fn long_lines_split_into_16k_entries_sharing_the_line_timestamp() {
     let (mut executor, docker) = world(5);
     let id = running(&docker, "app");
     let long = Burst { line_bytes: 40_000, ..Burst::lines(StdStream::Stdout, 2) };
@@ -216,7 +216,11 @@ fn long_lines_split_into_16k_entries_each_with_its_own_timestamp() {
         assert_eq!(entry.content.ends_with(b"\n"), ends_line);
     }
     assert_eq!(entries[7].content, Bytes::from_static(b"\n"));
-    assert!(entries[0].ts < entries[1].ts && entries[1].ts < entries[2].ts);
+    // Every piece of a line carries the line's timestamp (Docker's copier stamps them
+    // all with the first piece's time); lines differ.
+    assert!(entries[0].ts == entries[1].ts && entries[1].ts == entries[2].ts);
+    assert!(entries[2].ts < entries[3].ts && entries[3].ts == entries[5].ts);
+    assert_eq!(entries[6].ts, entries[7].ts);
     // Reassembled, each line is its content.
     let mut line = Vec::new();
     let mut lines = Vec::new();
@@ -621,4 +625,23 @@ fn container_ids_are_deterministic_per_seed() {
     assert_eq!(ids(1), ids(1));
     assert_ne!(ids(1), ids(2));
     assert_eq!(ids(1)[0].as_str().len(), 64);
+}
+
+#[test]
+fn since_never_cuts_a_long_line() {
+    let (mut executor, docker) = world(23);
+    let id = running(&docker, "app");
+    executor.advance_for(Duration::from_millis(999));
+    // Three lines 1 ms apart, each three entries: the second line starts exactly at the
+    // next whole second.
+    let burst = Burst {
+        line_bytes: 40_000,
+        entry_gap: Duration::from_millis(1),
+        ..Burst::lines(StdStream::Stdout, 3)
+    };
+    docker.emit(&id, burst).unwrap();
+    let since = WALL_START / SECOND + 1;
+    let entries = read_all(&mut executor, &docker, &id, opts(false, since));
+    assert_eq!(entries.len(), 6, "two whole lines of three entries");
+    assert_eq!(line_seq(&entries[0].content), Some(1));
 }
