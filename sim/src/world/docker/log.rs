@@ -13,6 +13,8 @@
 //! entry of a long line carries its line's timestamp: Docker's copier stamps all pieces
 //! with the time of the first (moby `daemon/logger/copier.go`, `partialTS`; checked on
 //! this machine's engine 20.10: three pieces of a 40,000-byte line, one timestamp).
+//! A one-line burst may instead carry literal content (conformance scripts print known
+//! text); it splits the same way.
 //!
 //! ## Promises
 //! - Per output stream, timestamps never go back and sequence numbers are consecutive
@@ -31,6 +33,7 @@ use engine::model::StdStream;
 use engine::parse::frame::encode_frame;
 use engine::parse::timestamp::format_rfc3339_nanos;
 use engine::rt::UnixNanos;
+use std::sync::Arc;
 
 /// Docker's split size: content bytes per entry of a long line.
 pub const ENTRY_CONTENT_MAX: usize = 16 * 1024;
@@ -67,7 +70,7 @@ pub fn line_seq(content: &[u8]) -> Option<u64> {
 }
 
 /// A run of lines of one output stream, written at one virtual instant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Burst {
     pub(crate) stream: StdStream,
     /// Per-stream sequence number of the first line.
@@ -78,6 +81,9 @@ pub(crate) struct Burst {
     pub(crate) first_ts: UnixNanos,
     /// Nanoseconds between consecutive lines (0: all lines share `first_ts`).
     pub(crate) ts_step: i64,
+    /// The content of a one-line burst written verbatim (conformance scripts), instead
+    /// of the sequence number and padding.
+    pub(crate) literal: Option<Arc<[u8]>>,
 }
 
 impl Burst {
@@ -189,14 +195,42 @@ impl ContainerLog {
             Some(last) => ts.max(last),
             None => ts,
         };
+        let burst = Burst {
+            stream,
+            first_seq,
+            lines,
+            line_bytes,
+            first_ts,
+            ts_step: ts_step.max(0),
+            literal: None,
+        };
+        self.push(burst);
+        first_seq..last_seq + 1
+    }
+
+    /// Append one line with exactly `content` (no newline inside; one is added), at
+    /// `ts` (raised to the stream's last timestamp). Returns its sequence number.
+    pub(crate) fn append_literal(&mut self, stream: StdStream, content: Arc<[u8]>, ts: UnixNanos) -> u64 {
+        debug_assert!(!content.contains(&b'\n'), "a literal line holds no newline");
+        let first_seq = self.next_seq[stream.index()];
+        let first_ts = match self.last_ts[stream.index()] {
+            Some(last) => ts.max(last),
+            None => ts,
+        };
+        let line_bytes = u32::try_from(content.len()).expect("a line under 4 GiB");
         let burst =
-            Burst { stream, first_seq, lines, line_bytes, first_ts, ts_step: ts_step.max(0) };
+            Burst { stream, first_seq, lines: 1, line_bytes, first_ts, ts_step: 0, literal: Some(content) };
+        self.push(burst);
+        first_seq
+    }
+
+    fn push(&mut self, burst: Burst) {
+        let stream = burst.stream;
         self.last_ts[stream.index()] = Some(burst.last_ts());
-        self.next_seq[stream.index()] = last_seq + 1;
+        self.next_seq[stream.index()] = burst.first_seq + burst.lines as u64;
         self.entries_total += burst.entries();
         self.by_stream[stream.index()].push(self.bursts.len());
         self.bursts.push(burst);
-        first_seq..last_seq + 1
     }
 
     /// The position after the last entry.
@@ -417,7 +451,9 @@ fn render_entry_payload(burst: &Burst, entry: u64, payload: &mut Vec<u8>) {
     let line_bytes = burst.line_bytes as usize;
     let part_start = part * ENTRY_CONTENT_MAX;
     let part_end = (part_start + ENTRY_CONTENT_MAX).min(line_bytes);
-    if part == 0 {
+    if let Some(literal) = &burst.literal {
+        payload.extend_from_slice(&literal[part_start..part_end]);
+    } else if part == 0 {
         let mut digits = itoa_buffer(seq);
         let digits = digits.as_slice();
         let shown = digits.len().min(part_end);

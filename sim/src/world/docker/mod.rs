@@ -304,6 +304,23 @@ impl SimDocker {
         })
     }
 
+    /// Write one line with exactly this content (without its newline, and none inside;
+    /// its last entry ends in `\n` like every line's), for conformance scripts that print
+    /// known text. Its sequence number counts like any other line's, but [`line_seq`] does not
+    /// apply to it. Returns the sequence number.
+    pub fn emit_line(&self, id: &ContainerId, stream: StdStream, content: &[u8]) -> Result<u64, CommandError> {
+        let wall = self.rt.wall();
+        self.with(|state| {
+            let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
+            if !container.info.running {
+                return Err(CommandError::NotRunning);
+            }
+            let seq = container.log.append_literal(stream, Arc::from(content), wall);
+            state.wake_followers(id);
+            Ok(seq)
+        })
+    }
+
     /// Docker's own log rotation (`max-size`): keep only the last `keep_entries`
     /// entries. Returns how many were deleted.
     pub fn rotate_log(

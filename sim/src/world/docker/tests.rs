@@ -645,3 +645,21 @@ fn since_never_cuts_a_long_line() {
     assert_eq!(entries.len(), 6, "two whole lines of three entries");
     assert_eq!(line_seq(&entries[0].content), Some(1));
 }
+
+#[test]
+fn literal_lines_are_written_verbatim_and_split_like_any_other() {
+    let (mut executor, docker) = world(24);
+    let id = running(&docker, "app");
+    docker.emit_line(&id, StdStream::Stdout, b"out 1").unwrap();
+    assert_eq!(docker.emit_line(&id, StdStream::Stderr, b"err 1").unwrap(), 0);
+    let long = vec![b'y'; 40 * 1024];
+    assert_eq!(docker.emit_line(&id, StdStream::Stdout, &long).unwrap(), 1);
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 1)).unwrap();
+    let entries = read_all(&mut executor, &docker, &id, opts(false, 0));
+    let contents: Vec<(StdStream, usize)> = entries.iter().map(|e| (e.stream, e.content.len())).collect();
+    use StdStream::{Stderr as E, Stdout as O};
+    assert_eq!(contents, vec![(O, 6), (E, 6), (O, 16_384), (O, 16_384), (O, 8_193), (O, 2)]);
+    assert_eq!(entries[0].content, Bytes::from_static(b"out 1\n"));
+    assert!(entries[2..5].iter().all(|e| e.ts == entries[2].ts));
+    assert_eq!(line_seq(&entries[5].content), Some(2));
+}
