@@ -100,7 +100,7 @@ pub fn agent_config(options: &Options, variant: SupervisorVariant) -> AgentConfi
             batch_wait: options.batch_wait,
             ..PipelineConfig::default()
         },
-        checkpoint: CheckpointConfig { commit_every: Duration::from_secs(5) },
+        checkpoint: CheckpointConfig { commit_every: Duration::from_secs(10) },
     }
 }
 

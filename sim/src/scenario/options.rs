@@ -87,9 +87,9 @@ impl Options {
         let events_drops = count(3);
         let loki_outages = count(2);
         let crashes = count(2);
-        // 300–480 lines per container-hour, in bursts every 1.5–3 minutes on average.
+        // 250–340 lines per container-hour, in bursts every 1.5–3 minutes on average.
         let burst_every_mean = Duration::from_secs(rng.range(90..180));
-        let lines_per_hour = rng.range(300..480) as f64;
+        let lines_per_hour = rng.range(250..340) as f64;
         let burst_lines_mean = (lines_per_hour * burst_every_mean.as_secs_f64() / 3600.0).round().max(1.0) as u32;
         Options {
             seed,
