@@ -396,3 +396,14 @@ fn block_on_returns_the_output_while_other_tasks_keep_running() {
     let mut quiet = Executor::new(1, WALL_START);
     assert_eq!(quiet.block_on(std::future::pending::<()>()), Err(RunOutcome::Idle));
 }
+
+#[test]
+fn handles_cross_threads() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<Executor>();
+    send_sync::<SimRt>();
+    send_sync::<crate::world::SimDocker>();
+    send_sync::<crate::world::SimLoki>();
+    send_sync::<crate::world::SimCheckpointStore>();
+}
