@@ -381,6 +381,7 @@ impl ContainerLog {
         limit: LogCursor,
         target_bytes: usize,
         out: &mut Vec<u8>,
+        timestamps: &mut TimestampText,
     ) -> (usize, u64) {
         let limit = limit.min(self.end());
         *cursor = self.normalise((*cursor).max(self.start));
@@ -406,7 +407,7 @@ impl ContainerLog {
             let mut entry = from;
             while entry < burst_end && out.len() < target_bytes {
                 let before = out.len();
-                render_entry_frame(burst, entry, out);
+                render_entry_frame(burst, entry, out, timestamps);
                 last_frame = out.len() - before;
                 rendered += 1;
                 entry += 1;
@@ -421,10 +422,10 @@ impl ContainerLog {
 /// [\n]`. The payload is written in place and the header patched afterwards, so each
 /// content byte is copied once; debug builds (every test) check each frame against
 /// [`encode_frame`], the engine's definition of the format.
-fn render_entry_frame(burst: &Burst, entry: u64, out: &mut Vec<u8>) {
+fn render_entry_frame(burst: &Burst, entry: u64, out: &mut Vec<u8>, timestamps: &mut TimestampText) {
     let header_at = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER_BYTES]);
-    render_entry_payload(burst, entry, out);
+    render_entry_payload(burst, entry, out, timestamps);
     let payload_len = out.len() - header_at - FRAME_HEADER_BYTES;
     let stream_type = match burst.stream {
         StdStream::Stdout => 1,
@@ -442,11 +443,11 @@ fn render_entry_frame(burst: &Burst, entry: u64, out: &mut Vec<u8>) {
 }
 
 /// `RFC3339Nano SP content-part [\n]` of entry `entry` of `burst`.
-fn render_entry_payload(burst: &Burst, entry: u64, payload: &mut Vec<u8>) {
+fn render_entry_payload(burst: &Burst, entry: u64, payload: &mut Vec<u8>, timestamps: &mut TimestampText) {
     let per_line = burst.entries_per_line();
     let seq = burst.first_seq + entry / per_line;
     let part = (entry % per_line) as usize;
-    format_rfc3339_nanos(burst.entry_ts(entry), payload);
+    timestamps.write(burst.entry_ts(entry), payload);
     payload.push(b' ');
     let line_bytes = burst.line_bytes as usize;
     let part_start = part * ENTRY_CONTENT_MAX;
@@ -464,6 +465,48 @@ fn render_entry_payload(burst: &Burst, entry: u64, payload: &mut Vec<u8>) {
     }
     if part as u64 == per_line - 1 {
         payload.push(b'\n');
+    }
+}
+
+/// Formats timestamps like [`format_rfc3339_nanos`], reusing the date and time of day
+/// while consecutive entries fall in the same second (they mostly do): only the nine
+/// fraction digits are written per entry. Debug builds check every result against
+/// `format_rfc3339_nanos`, which remains the definition of the layout.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TimestampText {
+    /// The second whose `YYYY-MM-DDTHH:MM:SS.` is in `prefix`, if any.
+    second: Option<i64>,
+    prefix: [u8; 20],
+}
+
+impl TimestampText {
+    const NANOS_PER_SECOND: i64 = 1_000_000_000;
+
+    pub(crate) fn write(&mut self, ts: UnixNanos, out: &mut Vec<u8>) {
+        let second = ts.div_euclid(Self::NANOS_PER_SECOND);
+        let start = out.len();
+        if self.second == Some(second) {
+            out.extend_from_slice(&self.prefix);
+            let mut nanos = ts.rem_euclid(Self::NANOS_PER_SECOND) as u32;
+            let mut fraction = [0u8; 9];
+            for digit in fraction.iter_mut().rev() {
+                *digit = b'0' + (nanos % 10) as u8;
+                nanos /= 10;
+            }
+            out.extend_from_slice(&fraction);
+            out.push(b'Z');
+        } else {
+            format_rfc3339_nanos(ts, out);
+            debug_assert_eq!(out.len() - start, TIMESTAMP_BYTES);
+            self.prefix.copy_from_slice(&out[start..start + 20]);
+            self.second = Some(second);
+        }
+        #[cfg(debug_assertions)]
+        {
+            let mut expected = Vec::new();
+            format_rfc3339_nanos(ts, &mut expected);
+            debug_assert!(expected[..] == out[start..], "timestamp text differs from format_rfc3339_nanos");
+        }
     }
 }
 

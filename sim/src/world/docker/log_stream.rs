@@ -33,7 +33,7 @@ use engine::port::EngineError;
 use engine::rt::{BoxFuture, Rt};
 use futures::Stream;
 
-use super::log::{LogCursor, Qualify};
+use super::log::{LogCursor, Qualify, TimestampText};
 use super::state::{DockerState, StreamEnd};
 use crate::executor::SimRng;
 
@@ -70,6 +70,7 @@ pub(crate) struct SimLogStream {
     /// Length of the last frame in `pending` (it may be partly handed out already).
     last_frame_len: usize,
     rng: SimRng,
+    timestamps: TimestampText,
     trickle_sleep: Option<BoxFuture<()>>,
     phase: Phase,
 }
@@ -94,6 +95,7 @@ impl SimLogStream {
             pending: Bytes::new(),
             last_frame_len: 0,
             rng,
+            timestamps: TimestampText::default(),
             trickle_sleep: None,
             phase: Phase::Streaming,
         }
@@ -115,6 +117,7 @@ impl SimLogStream {
                 until,
                 target,
                 &mut out,
+                &mut self.timestamps,
             );
             if !out.is_empty() {
                 self.last_frame_len = last_frame;
@@ -235,8 +238,7 @@ impl Stream for SimLogStream {
 impl Drop for SimLogStream {
     fn drop(&mut self) {
         if let Ok(mut state) = self.state.lock() {
-            state.log_streams.remove(&self.stream_id);
-            state.counters.log_streams_open = state.log_streams.len();
+            state.close_log_stream(self.stream_id);
         }
     }
 }

@@ -192,6 +192,7 @@ impl SimDocker {
                 log: Default::default(),
                 opens_total: 0,
                 next_open_faults: Default::default(),
+                open_streams: Vec::new(),
             };
             state.containers.insert(id.clone(), container);
             state.publish(ContainerEventKind::Create, &id, &[]);
@@ -267,9 +268,8 @@ impl SimDocker {
             state.for_log_streams_of(id, |stream| {
                 stream.end.get_or_insert(StreamEnd::Eof);
             });
-            let streams_open = state.log_streams.values().filter(|s| &s.container == id).count();
             let container = state.containers.remove(id).expect("checked");
-            let mut report = Self::report(id, &container, streams_open);
+            let mut report = Self::report(id, &container, container.open_streams.len());
             report.removed = true;
             state.removed.insert(id.clone(), report);
             Ok(())
@@ -381,11 +381,11 @@ impl SimDocker {
         self.with(|state| {
             state.daemon_up = false;
             let error = EngineError::Unavailable("docker daemon restarting".into());
-            let ids: Vec<ContainerId> = state.containers.keys().cloned().collect();
-            for id in &ids {
-                state.for_log_streams_of(id, |stream| {
-                    stream.end.get_or_insert(StreamEnd::Error(error.clone()));
-                });
+            for stream in state.log_streams.values_mut() {
+                stream.end.get_or_insert(StreamEnd::Error(error.clone()));
+                if let Some(waker) = stream.waker.take() {
+                    waker.wake();
+                }
             }
             end_event_streams(state, StreamEnd::Error(error));
         });
@@ -420,32 +420,48 @@ impl SimDocker {
     /// Every container ever created (live ones first, each group by id).
     pub fn containers(&self) -> Vec<ContainerReport> {
         self.with(|state| {
+            let open = state.streams_open_by_container();
+            let open_of = |id: &ContainerId| open.get(id).copied().unwrap_or(0);
             let mut reports: Vec<ContainerReport> = state
                 .containers
                 .iter()
-                .map(|(id, container)| {
-                    let open = state.log_streams.values().filter(|s| &s.container == id).count();
-                    Self::report(id, container, open)
-                })
+                .map(|(id, container)| Self::report(id, container, open_of(id)))
                 .collect();
-            reports.extend(state.removed.values().cloned());
+            reports.extend(state.removed.values().map(|report| ContainerReport {
+                streams_open: open_of(&report.id),
+                ..report.clone()
+            }));
             reports
         })
     }
 
     pub fn container(&self, id: &ContainerId) -> Option<ContainerReport> {
         self.with(|state| match state.containers.get(id) {
-            Some(container) => {
-                let open = state.log_streams.values().filter(|s| &s.container == id).count();
-                Some(Self::report(id, container, open))
-            }
-            None => state.removed.get(id).cloned(),
+            Some(container) => Some(Self::report(id, container, container.open_streams.len())),
+            None => state.removed.get(id).map(|report| ContainerReport {
+                streams_open: state.log_streams.values().filter(|s| &s.container == id).count(),
+                ..report.clone()
+            }),
         })
     }
 
     /// Ids of live (not removed) containers, running or not.
     pub fn container_ids(&self) -> Vec<ContainerId> {
         self.with(|state| state.containers.keys().cloned().collect())
+    }
+
+    /// Containers that exist (created, not removed), running or not: cheaper than
+    /// counting [`Self::containers`].
+    pub fn existing_count(&self) -> usize {
+        self.with(|state| state.containers.len())
+    }
+
+    /// Reports of the containers that exist (not the removed ones).
+    pub fn existing_containers(&self) -> Vec<ContainerReport> {
+        self.with(|state| {
+            let reports = state.containers.iter();
+            reports.map(|(id, c)| Self::report(id, c, c.open_streams.len())).collect()
+        })
     }
 
     /// Ids of running containers.

@@ -87,7 +87,9 @@ impl ContainerEngine for SimDocker {
                 let start = container.log.seek(ReadRequest { since, tail: options.tail });
                 let following = options.follow && container.info.running;
                 let limit = (!following).then(|| container.log.end());
-                let stream_id = state.next_stream_id();
+                let stream_id = state.next_stream_id;
+                state.next_stream_id += 1;
+                container.open_streams.push(stream_id);
                 state.log_streams.insert(
                     stream_id,
                     OpenLogStream { container: id.clone(), fault, limit, end: None, waker: None },

@@ -43,6 +43,8 @@ pub(crate) struct Container {
     pub(crate) opens_total: u64,
     /// Faults armed for the next log requests, in order.
     pub(crate) next_open_faults: VecDeque<StreamFault>,
+    /// Ids of its open log streams, in open order (an index into `log_streams`).
+    pub(crate) open_streams: Vec<u64>,
 }
 
 /// The model's record of one open (not yet dropped) log stream.
@@ -191,7 +193,9 @@ impl DockerState {
         mut change: impl FnMut(&mut OpenLogStream),
     ) -> usize {
         let mut count = 0;
-        for stream in self.log_streams.values_mut().filter(|s| &s.container == container) {
+        let Some(entry) = self.containers.get(container) else { return 0 };
+        for id in &entry.open_streams {
+            let stream = self.log_streams.get_mut(id).expect("indexed stream is open");
             change(stream);
             // A stalled stream is woken only to be ended.
             let stalled = matches!(stream.fault, Some(StreamFault::Stall));
@@ -205,10 +209,31 @@ impl DockerState {
         count
     }
 
+    /// Log streams open per container (live or removed), in one pass.
+    pub(crate) fn streams_open_by_container(&self) -> BTreeMap<&ContainerId, usize> {
+        let mut counts = BTreeMap::new();
+        for stream in self.log_streams.values() {
+            *counts.entry(&stream.container).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Forget an open log stream (its reader dropped it).
+    pub(crate) fn close_log_stream(&mut self, stream_id: u64) {
+        if let Some(record) = self.log_streams.remove(&stream_id) {
+            if let Some(container) = self.containers.get_mut(&record.container) {
+                container.open_streams.retain(|id| *id != stream_id);
+            }
+        }
+        self.counters.log_streams_open = self.log_streams.len();
+    }
+
     /// Wake the readers of `container` waiting for new entries (not the stalled ones).
     pub(crate) fn wake_followers(&mut self, container: &ContainerId) {
-        for stream in self.log_streams.values_mut() {
-            if &stream.container == container && !matches!(stream.fault, Some(StreamFault::Stall)) {
+        let Some(entry) = self.containers.get(container) else { return };
+        for id in &entry.open_streams {
+            let stream = self.log_streams.get_mut(id).expect("indexed stream is open");
+            if !matches!(stream.fault, Some(StreamFault::Stall)) {
                 if let Some(waker) = stream.waker.take() {
                     waker.wake();
                 }

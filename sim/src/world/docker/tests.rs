@@ -663,3 +663,18 @@ fn literal_lines_are_written_verbatim_and_split_like_any_other() {
     assert!(entries[2..5].iter().all(|e| e.ts == entries[2].ts));
     assert_eq!(line_seq(&entries[5].content), Some(2));
 }
+
+#[test]
+fn timestamp_text_matches_the_engine_formatter_across_seconds() {
+    let mut text = super::log::TimestampText::default();
+    let mut rng = crate::executor::SimRng::new(5);
+    let mut ts: i64 = -3 * SECOND;
+    for _ in 0..10_000 {
+        ts += rng.range(0..400_000_000) as i64;
+        let mut ours = Vec::new();
+        text.write(ts, &mut ours);
+        let mut expected = Vec::new();
+        engine::parse::timestamp::format_rfc3339_nanos(ts, &mut expected);
+        assert_eq!(ours, expected, "ts {ts}");
+    }
+}
