@@ -133,16 +133,19 @@ async fn log_stream_open_drop_cycles_leave_no_connection_tasks_or_fds() {
         return;
     };
     let _serial = one_docker_test_at_a_time().await;
-    let printer = LinePrinter::new("cycle", 1_000_000, 1_000_000).rates(50, 50);
-    let container = TestContainer::run("cycles", &printer.script()).unwrap();
-    let id = ContainerId::new(container.id());
+    let chatty = LinePrinter::new("cycle", 1_000_000, 1_000_000).rates(50, 50);
+    let chatty_container = TestContainer::run("cycles", &chatty.script()).unwrap();
+    let chatty = ContainerId::new(chatty_container.id());
+    // Prints nothing: its streams are dropped with no byte ever received.
+    let quiet = TestContainer::run("cycles-quiet", LinePrinter::new("q", 0, 0).script().as_str()).unwrap();
+    let quiet_id = ContainerId::new(quiet.id());
     let tasks = Tasks::new(Arc::new(rt::TokioRt::new()));
     let docker = real_docker(&tasks);
-    let options = LogOptions { follow: true, since_secs: 0, tail: Some(5) };
     let runtime = tokio::runtime::Handle::current();
 
     // Warm up once: lazily created process-wide resources are not a leak.
-    drop(docker.logs(&id, options).await.unwrap().next().await);
+    let options = LogOptions { follow: true, since_secs: 0, tail: Some(5) };
+    drop(docker.logs(&chatty, options).await.unwrap().next().await);
     assert!(eventually(Duration::from_secs(5), || tasks.registry().alive(TaskKind::Connection) == 0).await);
     let fds_before = open_fds();
     let runtime_tasks_before = runtime.metrics().num_alive_tasks();
@@ -151,11 +154,17 @@ async fn log_stream_open_drop_cycles_leave_no_connection_tasks_or_fds() {
     let mut alive_max = 0;
     let mut bytes_read = 0;
     for cycle in 0..CYCLES {
-        let mut stream = docker.logs(&id, options).await.unwrap();
-        // Half the streams are dropped after data flowed, half before anything was read.
-        if cycle % 2 == 0 {
-            bytes_read += stream.next().await.expect("follow stream yields").unwrap().len();
-        }
+        // A third: data flowed before the drop; a third: dropped unread with data in
+        // flight; a third: a quiet container's stream, on which nothing ever arrived.
+        let stream = match cycle % 3 {
+            0 => {
+                let mut stream = docker.logs(&chatty, options).await.unwrap();
+                bytes_read += stream.next().await.expect("follow stream yields").unwrap().len();
+                stream
+            }
+            1 => docker.logs(&chatty, options).await.unwrap(),
+            _ => docker.logs(&quiet_id, options).await.unwrap(),
+        };
         alive_max = alive_max.max(tasks.registry().alive(TaskKind::Connection));
         drop(stream);
     }
@@ -182,6 +191,37 @@ async fn log_stream_open_drop_cycles_leave_no_connection_tasks_or_fds() {
     // test (fake engine sockets) are not one.
     assert!(fds_after <= fds_before + 4, "fds {fds_before} -> {fds_after}");
     assert!(runtime_tasks_after <= runtime_tasks_before, "tokio tasks {runtime_tasks_before} -> {runtime_tasks_after}");
+    drop((quiet, chatty_container));
+}
+
+/// A following stream on a quiet container opens at once (Docker sends the response
+/// headers before any entry) and delivers the first line when the container prints it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_container_log_stream_opens_at_once_and_delivers_later() {
+    let Some(_image) = require_docker_and_image("a_quiet_container_log_stream_opens_at_once_and_delivers_later")
+    else {
+        return;
+    };
+    let _serial = one_docker_test_at_a_time().await;
+    let script = format!("trap 'exit 0' TERM; sleep 3; echo late; {}", capture_tests::containers::IDLE_UNTIL_STOPPED);
+    let container = TestContainer::run("quiet", &script).unwrap();
+    let id = ContainerId::new(container.id());
+    let tasks = Tasks::new(Arc::new(rt::TokioRt::new()));
+    let docker = real_docker(&tasks);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    let stream = docker.logs(&id, LogOptions { follow: true, since_secs: 0, tail: None }).await.unwrap();
+    let opened_after = started.elapsed();
+    let mut reader = capture_tests::conformance::LogReader::new(stream);
+    let rt: Arc<dyn engine::rt::Rt> = tasks.rt().clone();
+    reader.read_until(&rt, 1, Duration::from_secs(20)).await.unwrap();
+    let first_after = started.elapsed();
+    eprintln!("quiet container: logs() returned after {opened_after:?}, first entry after {first_after:?}");
+    assert!(opened_after < Duration::from_secs(1), "logs() waited {opened_after:?}");
+    assert!(first_after > Duration::from_secs(1), "the line came before it was printed?");
+    assert_eq!(reader.entries[0].summary(), "late⏎");
+    drop(reader);
+    assert!(eventually(Duration::from_secs(5), || tasks.registry().alive(TaskKind::Connection) == 0).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
