@@ -20,7 +20,7 @@ use bytes::Bytes;
 use crate::model::{Line, Position, ResumeKey, StdStream};
 use crate::parse::assemble::Assembler;
 use crate::parse::frame::{FrameDecoder, FrameError};
-use crate::parse::timestamp::{split_timestamp, TimestampError};
+use crate::parse::timestamp::{take_timestamp, TimestampError};
 use crate::port::ContainerCheckpoint;
 use crate::rt::UnixNanos;
 
@@ -99,8 +99,10 @@ impl LogReader {
     pub fn handle_chunk(&mut self, chunk: Bytes, runs: &mut Vec<Run>, stats: &mut ReadStats) -> Result<(), ReadError> {
         self.decoder.push(chunk);
         while let Some(frame) = self.decoder.next_frame()? {
-            let (ts, content) = split_timestamp(&frame.payload).map_err(ReadError::Timestamp)?;
-            let index = frame.stream.index();
+            let stream = frame.stream;
+            let mut content = frame.payload;
+            let ts = take_timestamp(&mut content).map_err(ReadError::Timestamp)?;
+            let index = stream.index();
             let Some(assembled) = self.assemblers[index].push(ts, content) else { continue };
             let counter = &mut self.counters[index];
             if counter.0 == assembled.ts {
@@ -120,11 +122,11 @@ impl LogReader {
             let len = assembled.bytes.len();
             let line = Line { ts: assembled.ts, bytes: assembled.bytes, position: Position::Container(key) };
             match runs.last_mut() {
-                Some(run) if run.stream == frame.stream && run.bytes + len <= self.run_bytes_max => {
+                Some(run) if run.stream == stream && run.bytes + len <= self.run_bytes_max => {
                     run.lines.push(line);
                     run.bytes += len;
                 }
-                _ => runs.push(Run { stream: frame.stream, lines: vec![line], bytes: len }),
+                _ => runs.push(Run { stream: stream, lines: vec![line], bytes: len }),
             }
         }
         Ok(())

@@ -18,7 +18,7 @@
 //! Calendar arithmetic is Howard Hinnant's `days_from_civil` / `civil_from_days`
 //! (proleptic Gregorian), so pre-1970 instants work like any other.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::rt::UnixNanos;
 
@@ -44,10 +44,19 @@ pub enum TimestampError {
 /// Splits `TS<space>content` into the timestamp and the content (a zero-copy slice that
 /// still ends in `'\n'` if the payload did).
 pub fn split_timestamp(payload: &Bytes) -> Result<(UnixNanos, Bytes), TimestampError> {
+    let mut content = payload.clone();
+    let ts = take_timestamp(&mut content)?;
+    Ok((ts, content))
+}
+
+/// Like [`split_timestamp`], in place: on success `payload` is advanced past the
+/// timestamp and its space, and no reference count is touched (the reader's hot path).
+pub fn take_timestamp(payload: &mut Bytes) -> Result<UnixNanos, TimestampError> {
     // Fast path: Docker's fixed form is exactly 30 bytes.
     if payload.len() > FIXED_LEN && payload[FIXED_LEN] == b' ' {
         if let Some(ts) = parse_rfc3339_nanos(&payload[..FIXED_LEN]) {
-            return Ok((ts, payload.slice(FIXED_LEN + 1..)));
+            payload.advance(FIXED_LEN + 1);
+            return Ok(ts);
         }
     }
     let head = &payload[..payload.len().min(TEXT_LEN_MAX + 1)];
@@ -58,7 +67,10 @@ pub fn split_timestamp(payload: &Bytes) -> Result<(UnixNanos, Bytes), TimestampE
         return Err(TimestampError::Missing);
     }
     match parse_rfc3339_nanos(&payload[..space]) {
-        Some(ts) => Ok((ts, payload.slice(space + 1..))),
+        Some(ts) => {
+            payload.advance(space + 1);
+            Ok(ts)
+        }
         None => Err(TimestampError::Invalid),
     }
 }
