@@ -5,8 +5,9 @@
 //!   to `capture-sim`: `--seeds N --from S --containers C --hours H --jobs J
 //!   --rotate-every SECS --calm --per-seed`, and `--seed S` replays one seed with a full
 //!   trace. Failing seeds are saved under `corpus/`.
-//! - `cargo xtask test`: every workspace test (which replays `corpus/`), then a short
-//!   sweep of 50 seeds. This is what CI runs.
+//! - `cargo xtask test`: installs the Debian packages the end-to-end tests need (if
+//!   missing), runs every workspace test (which replays `corpus/`), then a short sweep of
+//!   50 seeds. This is what CI runs.
 //! - `cargo xtask bench`: the benchmarks: the default sweep's throughput in release mode,
 //!   and the executor's per-poll cost.
 //!
@@ -80,6 +81,9 @@ fn sim(flags: &[String]) -> Result<()> {
 }
 
 fn test() -> Result<()> {
+    // Debian packages the end-to-end tests use (busybox-static for the test image,
+    // logrotate, promtool); installs only what is missing.
+    run(Command::new("bash").arg("tests/image/install-deps.sh"))?;
     run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
     // The short sweep runs in the test profile: one build profile for CI.
     run(cargo()
