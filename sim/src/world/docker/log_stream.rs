@@ -28,7 +28,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use engine::model::ContainerId;
 use engine::port::EngineError;
 use engine::rt::{BoxFuture, Rt};
 use futures::Stream;
@@ -62,7 +61,8 @@ pub(crate) struct SimLogStream {
     state: Arc<Mutex<DockerState>>,
     rt: Arc<dyn Rt>,
     stream_id: u64,
-    container: ContainerId,
+    /// The container's serial: its log is `state.logs[serial]`.
+    serial: usize,
     cursor: LogCursor,
     qualify: [Qualify; 2],
     /// Rendered, not yet handed out; always ends with a whole frame.
@@ -80,7 +80,7 @@ impl SimLogStream {
         state: Arc<Mutex<DockerState>>,
         rt: Arc<dyn Rt>,
         stream_id: u64,
-        container: ContainerId,
+        serial: usize,
         cursor: LogCursor,
         qualify: [Qualify; 2],
         rng: SimRng,
@@ -89,7 +89,7 @@ impl SimLogStream {
             state,
             rt,
             stream_id,
-            container,
+            serial,
             cursor,
             qualify,
             pending: Bytes::new(),
@@ -106,12 +106,12 @@ impl SimLogStream {
     fn refill(&mut self, state: &mut DockerState) -> bool {
         let record = &state.log_streams[&self.stream_id];
         let limit = record.limit;
-        let Some(container) = state.containers.get(&self.container) else { return true };
+        let log = &state.logs[self.serial];
         if self.pending.is_empty() {
             let target = state.chunk_bytes_max;
             let until = limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 });
-            let mut out = Vec::with_capacity(container.log.render_bytes_estimate(self.cursor, until, target));
-            let (last_frame, entries) = container.log.render(
+            let mut out = Vec::with_capacity(log.render_bytes_estimate(self.cursor, until, target));
+            let (last_frame, entries) = log.render(
                 &mut self.cursor,
                 &mut self.qualify,
                 until,
@@ -125,7 +125,7 @@ impl SimLogStream {
                 state.counters.log_entries_delivered += entries;
             }
         }
-        let log_end = container.log.end();
+        let log_end = log.end();
         let exhausted_at = limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 }).min(log_end);
         self.pending.is_empty() && limit.is_some() && self.cursor >= exhausted_at
     }

@@ -48,6 +48,7 @@ pub use self::log::{decimal_digits, line_content, line_seq, ENTRY_CONTENT_MAX};
 pub use self::log_stream::StreamFault;
 pub use self::state::{ApiCall, DockerCounters};
 
+use self::log::ContainerLog;
 use self::state::{Container, DockerState, StreamEnd};
 
 /// Why a world command could not be applied (the driver picked an impossible move).
@@ -130,16 +131,17 @@ impl SimDocker {
         f(&mut self.state.lock().unwrap())
     }
 
-    fn report(id: &ContainerId, container: &Container, streams_open: usize) -> ContainerReport {
+    fn report(state: &DockerState, id: &ContainerId, container: &Container, streams_open: usize) -> ContainerReport {
+        let log = &state.logs[container.serial];
         ContainerReport {
             id: id.clone(),
             name: container.info.name.clone(),
             running: container.info.running,
             removed: false,
-            lines_written: container.log.lines_written(),
-            retained_from: container.log.retained_from(),
-            entries_written: container.log.entries_total(),
-            entries_deleted: container.log.entries_deleted(),
+            lines_written: log.lines_written(),
+            retained_from: log.retained_from(),
+            entries_written: log.entries_total(),
+            entries_deleted: log.entries_deleted(),
             opens_total: container.opens_total,
             streams_open,
         }
@@ -187,9 +189,11 @@ impl SimDocker {
                 labels,
                 running: false,
             };
+            let serial = state.logs.len();
+            state.logs.push(ContainerLog::default());
             let container = Container {
                 info,
-                log: Default::default(),
+                serial,
                 opens_total: 0,
                 next_open_faults: Default::default(),
                 open_streams: Vec::new(),
@@ -219,7 +223,7 @@ impl SimDocker {
             return Err(CommandError::NotRunning);
         }
         container.info.running = false;
-        let end = container.log.end();
+        let end = state.logs[container.serial].end();
         state.for_log_streams_of(id, |stream| {
             stream.limit = Some(stream.limit.map_or(end, |limit| limit.min(end)));
         });
@@ -269,7 +273,9 @@ impl SimDocker {
                 stream.end.get_or_insert(StreamEnd::Eof);
             });
             let container = state.containers.remove(id).expect("checked");
-            let mut report = Self::report(id, &container, container.open_streams.len());
+            let mut report = Self::report(state, id, &container, container.open_streams.len());
+            // `docker rm` deletes the log; its open streams have ended above.
+            state.logs[container.serial] = ContainerLog::default();
             report.removed = true;
             state.removed.insert(id.clone(), report);
             Ok(())
@@ -296,7 +302,8 @@ impl SimDocker {
             }
             let ts = wall - burst.lag.as_nanos() as i64;
             let gap = burst.entry_gap.as_nanos() as i64;
-            let seqs = container.log.append(burst.stream, burst.lines, burst.line_bytes, ts, gap);
+            let log = &mut state.logs[container.serial];
+            let seqs = log.append(burst.stream, burst.lines, burst.line_bytes, ts, gap);
             if !seqs.is_empty() {
                 state.wake_followers(id);
             }
@@ -315,7 +322,7 @@ impl SimDocker {
             if !container.info.running {
                 return Err(CommandError::NotRunning);
             }
-            let seq = container.log.append_literal(stream, Arc::from(content), wall);
+            let seq = state.logs[container.serial].append_literal(stream, Arc::from(content), wall);
             state.wake_followers(id);
             Ok(seq)
         })
@@ -331,7 +338,7 @@ impl SimDocker {
     ) -> Result<u64, CommandError> {
         self.with(|state| {
             let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
-            let deleted = container.log.rotate(keep_entries);
+            let deleted = state.logs[container.serial].rotate(keep_entries);
             state.counters.entries_deleted_by_rotation += deleted;
             state.for_log_streams_of(id, |stream| match effect {
                 RotationEffect::Continue => {}
@@ -425,7 +432,7 @@ impl SimDocker {
             let mut reports: Vec<ContainerReport> = state
                 .containers
                 .iter()
-                .map(|(id, container)| Self::report(id, container, open_of(id)))
+                .map(|(id, container)| Self::report(state, id, container, open_of(id)))
                 .collect();
             reports.extend(state.removed.values().map(|report| ContainerReport {
                 streams_open: open_of(&report.id),
@@ -437,7 +444,7 @@ impl SimDocker {
 
     pub fn container(&self, id: &ContainerId) -> Option<ContainerReport> {
         self.with(|state| match state.containers.get(id) {
-            Some(container) => Some(Self::report(id, container, container.open_streams.len())),
+            Some(container) => Some(Self::report(state, id, container, container.open_streams.len())),
             None => state.removed.get(id).map(|report| ContainerReport {
                 streams_open: state.log_streams.values().filter(|s| &s.container == id).count(),
                 ..report.clone()
@@ -460,7 +467,7 @@ impl SimDocker {
     pub fn existing_containers(&self) -> Vec<ContainerReport> {
         self.with(|state| {
             let reports = state.containers.iter();
-            reports.map(|(id, c)| Self::report(id, c, c.open_streams.len())).collect()
+            reports.map(|(id, c)| Self::report(state, id, c, c.open_streams.len())).collect()
         })
     }
 

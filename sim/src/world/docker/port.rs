@@ -84,9 +84,11 @@ impl ContainerEngine for SimDocker {
                 let fault = container.next_open_faults.pop_front();
                 let since = (options.since_secs > 0)
                     .then(|| options.since_secs.saturating_mul(1_000_000_000));
-                let start = container.log.seek(ReadRequest { since, tail: options.tail });
+                let log = &state.logs[container.serial];
+                let start = log.seek(ReadRequest { since, tail: options.tail });
                 let following = options.follow && container.info.running;
-                let limit = (!following).then(|| container.log.end());
+                let limit = (!following).then(|| log.end());
+                let serial = container.serial;
                 let stream_id = state.next_stream_id;
                 state.next_stream_id += 1;
                 container.open_streams.push(stream_id);
@@ -103,7 +105,7 @@ impl ContainerEngine for SimDocker {
                     this.state.clone(),
                     this.rt.clone(),
                     stream_id,
-                    id.clone(),
+                    serial,
                     start.cursor,
                     start.qualify,
                     rng,

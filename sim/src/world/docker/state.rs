@@ -38,7 +38,8 @@ pub(crate) enum StreamEnd {
 
 pub(crate) struct Container {
     pub(crate) info: ContainerInfo,
-    pub(crate) log: ContainerLog,
+    /// Index of its log in [`DockerState::logs`].
+    pub(crate) serial: usize,
     /// Log requests ever made for this container.
     pub(crate) opens_total: u64,
     /// Faults armed for the next log requests, in order.
@@ -93,6 +94,9 @@ pub struct DockerCounters {
 
 pub(crate) struct DockerState {
     pub(crate) containers: BTreeMap<ContainerId, Container>,
+    /// Logs by container serial (creation order), so that a reader finds its log
+    /// without comparing 64-byte ids; a removed container's log is emptied.
+    pub(crate) logs: Vec<ContainerLog>,
     /// Final reports of removed containers, for the oracle.
     pub(crate) removed: BTreeMap<ContainerId, super::ContainerReport>,
     pub(crate) daemon_up: bool,
@@ -114,6 +118,7 @@ impl DockerState {
     pub(crate) fn new(seed: u64) -> DockerState {
         DockerState {
             containers: BTreeMap::new(),
+            logs: Vec::new(),
             removed: BTreeMap::new(),
             daemon_up: true,
             log_streams: BTreeMap::new(),
