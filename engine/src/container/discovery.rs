@@ -24,6 +24,7 @@ use crate::container::supervisor::{Heartbeat, Supervisor};
 use crate::container::{FirstSight, MonitorConfig};
 use crate::model::{ContainerId, StdStream};
 use crate::pipeline::ack::Acks;
+use crate::pipeline::retry::exponential_backoff;
 use crate::pipeline::queue::QueueSender;
 use crate::port::{ContainerEngine, ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream};
 use crate::rt::{BoxFuture, Instant, Rt};
@@ -144,9 +145,7 @@ impl Discovery {
 
     fn backoff(&self, failures: u32) -> std::time::Duration {
         let config = &self.shared.config;
-        let exponent = failures.saturating_sub(1).min(20);
-        let backoff = config.backoff_min.saturating_mul(1 << exponent).min(config.backoff_max);
-        self.shared.rt.jitter(backoff, 0.2)
+        self.shared.rt.jitter(exponential_backoff(config.backoff_min, config.backoff_max, failures), 0.2)
     }
 
     fn docker_down(&self, error: &dyn std::fmt::Display) {

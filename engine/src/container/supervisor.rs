@@ -31,6 +31,7 @@ use crate::container::reader::{LogReader, ReadStats, Run};
 use crate::container::FirstSight;
 use crate::model::{ContainerId, Labels, SourceId, StdStream};
 use crate::pipeline::queue::Chunk;
+use crate::pipeline::retry::{exponential_backoff, unit_from_bits};
 use crate::port::{ContainerCheckpoint, ContainerInfo, EngineError, LogOptions, LogStream};
 use crate::rt::Instant;
 use crate::telemetry::DropReason;
@@ -195,9 +196,7 @@ impl Supervisor {
     fn next_backoff(&mut self) -> Duration {
         let config = &self.shared.config;
         self.failures = self.failures.saturating_add(1);
-        let exponent = (self.failures - 1).min(20);
-        let backoff = config.backoff_min.saturating_mul(1 << exponent).min(config.backoff_max);
-        self.shared.rt.jitter(backoff, 0.2)
+        self.shared.rt.jitter(exponential_backoff(config.backoff_min, config.backoff_max, self.failures), 0.2)
     }
 
     fn note_docker_error(&self, error: &EngineError) {
@@ -232,7 +231,7 @@ impl Supervisor {
         let shared = self.shared.clone();
         let (rt, config, telemetry) = (&shared.rt, &shared.config, &shared.telemetry);
         let opened_at = rt.now();
-        let rotate_at = opened_at + config.rotate_every.mul_f64(1.0 - config.rotate_jitter * crate::pipeline::retry::unit_from_bits(rt.rand_u64()));
+        let rotate_at = opened_at + config.rotate_every.mul_f64(1.0 - config.rotate_jitter * unit_from_bits(rt.rand_u64()));
         let mut stall_at = opened_at + config.stall_timeout;
         let mut drain_until = (!self.state.borrow().info.running).then(|| opened_at + config.drain_after_stop);
         let earliest = |stall_at: Instant, drain_until: Option<Instant>| {

@@ -29,14 +29,19 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Delay before attempt `failures + 1`, given a random `unit` in `[0, 1)`.
     pub fn delay(&self, failures: u32, retry_after: Option<Duration>, unit: f64) -> Duration {
-        let exponent = failures.saturating_sub(1).min(30);
-        let capped = self.backoff_min.saturating_mul(1u32 << exponent).min(self.backoff_max);
+        let capped = exponential_backoff(self.backoff_min, self.backoff_max, failures);
         let jittered = capped.mul_f64(1.0 - self.jitter * unit.clamp(0.0, 1.0));
         match retry_after {
             Some(after) => after.min(self.retry_after_max).max(jittered),
             None => jittered,
         }
     }
+}
+
+/// `min` doubled per failure after the first, capped at `max` (`failures` ≥ 1).
+pub fn exponential_backoff(min: Duration, max: Duration, failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(30);
+    min.saturating_mul(1u32 << exponent).min(max)
 }
 
 /// A uniform number in `[0, 1)` from 64 random bits.
