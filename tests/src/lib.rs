@@ -18,3 +18,4 @@ pub mod containers;
 pub mod host;
 pub mod image;
 pub mod real_world;
+pub mod sim_world;

@@ -1,0 +1,196 @@
+//! [`SimWorld`]: the conformance script's [`WorldControl`] on the simulator's Docker model
+//! (`sim::world::SimDocker`), so that [`crate::conformance::run_script`] runs against the
+//! model through the same `ContainerEngine` port as against the real engine
+//! ([`crate::real_world::RealDocker`]), and the two [`Facts`] can be compared (DESIGN §6).
+//!
+//! A [`Program`] is played by a world task on the simulator's executor, like busybox `sh`
+//! plays [`crate::real_world::shell_script`]: a line is one `emit_line` at the current
+//! virtual time; a sleep is a virtual sleep; a long line written in pieces sleeps the
+//! program's pause after each piece (as the shell's `usleep` does) and is emitted when
+//! its newline is written. Stop, restart and remove end the task at once (the program
+//! obeys SIGTERM immediately); a restart starts the program again from its first step,
+//! as Docker re-runs the container's command.
+//!
+//! [`run_script_on_the_model`] runs the whole script on a fresh `sim::Executor`.
+//!
+//! ## What the comparison leaves out
+//! Nothing of [`Facts`]: the model must produce exactly [`reference_facts`], what Docker
+//! 20.10.24 did. One thing the model does not reproduce is not a fact: when the pieces
+//! of a line written slowly become readable. The real copier cuts and stamps a 16 KiB
+//! piece as soon as its buffer is full (every piece then carries that first cut's
+//! timestamp); the model only has whole lines, so the slow line appears at once, when
+//! its newline is written, stamped then. The pieces, their sizes, their shared timestamp
+//! and their place in the log are the same; see [`Notes`] for the timing.
+//!
+//! [`Facts`]: crate::conformance::Facts
+//! [`Notes`]: crate::conformance::Notes
+//! [`reference_facts`]: crate::conformance::reference_facts
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Result};
+use engine::model::{ContainerId, StdStream};
+use engine::port::docker::ContainerEngine;
+use engine::rt::{BoxFuture, Rt, UnixNanos};
+use futures::future::{AbortHandle, Abortable};
+use sim::world::docker::CommandError;
+use sim::world::SimDocker;
+use sim::{Executor, SimRt};
+
+use crate::conformance::{run_script, Observations, Program, Step, WorldControl};
+
+/// The image name the model's containers carry (the real world's test image).
+const IMAGE: &str = "log-capturer-test-busybox";
+
+/// The simulator's Docker model as a [`WorldControl`].
+pub struct SimWorld {
+    docker: SimDocker,
+    rt: SimRt,
+    /// Per container: its program, and the handle that ends the task playing it.
+    containers: Mutex<BTreeMap<ContainerId, Running>>,
+}
+
+struct Running {
+    program: Arc<Program>,
+    task: Option<AbortHandle>,
+}
+
+impl SimWorld {
+    pub fn new(docker: SimDocker, rt: SimRt) -> SimWorld {
+        SimWorld { docker, rt, containers: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Spawn the world task that plays `program` in container `id`; returns its handle.
+    fn play(&self, id: &ContainerId, program: Arc<Program>) -> AbortHandle {
+        let (handle, registration) = AbortHandle::new_pair();
+        let task = play(self.docker.clone(), self.rt.clone(), id.clone(), program);
+        self.rt.spawn_world("conformance program", async move {
+            let _ = Abortable::new(task, registration).await;
+        });
+        handle
+    }
+
+    /// End the task playing `id`'s program (SIGTERM ends it at once).
+    fn kill_program(&self, id: &ContainerId) -> Result<Arc<Program>> {
+        let mut containers = self.containers.lock().unwrap();
+        let running = containers.get_mut(id).ok_or_else(|| anyhow!("no simulated container {id}"))?;
+        if let Some(task) = running.task.take() {
+            task.abort();
+        }
+        Ok(running.program.clone())
+    }
+}
+
+/// Plays `program` in container `id` until it ends, or until the container stops (an
+/// emit is refused).
+async fn play(docker: SimDocker, rt: SimRt, id: ContainerId, program: Arc<Program>) {
+    let emit = |stream: StdStream, content: &[u8]| match docker.emit_line(&id, stream, content) {
+        Ok(_) => true,
+        Err(CommandError::NotRunning | CommandError::NoSuchContainer) => false,
+        Err(error) => panic!("emit_line on {id}: {error:?}"),
+    };
+    for step in &program.steps {
+        let written = match step {
+            Step::Stdout(line) => emit(StdStream::Stdout, line.as_bytes()),
+            Step::Stderr(line) => emit(StdStream::Stderr, line.as_bytes()),
+            Step::LongStdout { byte, len, chunk, pause } => {
+                // As the shell: each piece then its pause (when written in pieces), then
+                // the newline, which completes the line in the log.
+                if chunk < len {
+                    for _ in 0..len / chunk {
+                        rt.sleep(*pause).await;
+                    }
+                }
+                emit(StdStream::Stdout, &vec![*byte; *len])
+            }
+            Step::Sleep(pause) => {
+                rt.sleep(*pause).await;
+                true
+            }
+        };
+        if !written {
+            return;
+        }
+    }
+    // Then idle until stopped: nothing more to do.
+}
+
+fn command(result: Result<(), CommandError>, what: &str, id: &ContainerId) -> Result<()> {
+    result.map_err(|error| anyhow!("{what} {id}: {error:?}"))
+}
+
+impl WorldControl for SimWorld {
+    fn run(&self, name: &str, program: &Program) -> BoxFuture<Result<ContainerId>> {
+        let id = self.docker.create(name, IMAGE, BTreeMap::new());
+        let result = command(self.docker.start(&id), "start", &id).map(|()| {
+            let program = Arc::new(program.clone());
+            let task = self.play(&id, program.clone());
+            self.containers.lock().unwrap().insert(id.clone(), Running { program, task: Some(task) });
+            id
+        });
+        Box::pin(async move { result })
+    }
+
+    fn stop(&self, id: &ContainerId) -> BoxFuture<Result<()>> {
+        let result = self.kill_program(id).and_then(|_| command(self.docker.stop(id), "stop", id));
+        Box::pin(async move { result })
+    }
+
+    fn restart(&self, id: &ContainerId) -> BoxFuture<Result<()>> {
+        let result = self.kill_program(id).and_then(|program| {
+            command(self.docker.restart(id), "restart", id)?;
+            let task = self.play(id, program);
+            if let Some(running) = self.containers.lock().unwrap().get_mut(id) {
+                running.task = Some(task);
+            }
+            Ok(())
+        });
+        Box::pin(async move { result })
+    }
+
+    fn remove(&self, id: &ContainerId) -> BoxFuture<Result<()>> {
+        let result = self.kill_program(id).and_then(|_| {
+            self.containers.lock().unwrap().remove(id);
+            command(self.docker.remove(id), "remove", id)
+        });
+        Box::pin(async move { result })
+    }
+}
+
+/// Runs the conformance script against a fresh model on a fresh executor: `seed` drives
+/// the executor's choices and the model's own streams (ids, chunk boundaries), and the
+/// virtual wall clock starts at `wall_start`.
+pub fn run_script_on_the_model(seed: u64, wall_start: UnixNanos) -> Result<Observations> {
+    let mut executor = Executor::new(seed, wall_start);
+    let docker = SimDocker::new(executor.rt(), seed);
+    let engine: Arc<dyn ContainerEngine> = Arc::new(docker.clone());
+    let world = Arc::new(SimWorld::new(docker, executor.handle()));
+    let rt: Arc<dyn Rt> = executor.rt();
+    let observations = executor
+        .block_on(run_script(engine, world, rt))
+        .map_err(|outcome| anyhow!("the script did not finish: {outcome:?}"))??;
+    Ok(observations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::reference_facts;
+
+    const SECOND: i64 = 1_000_000_000;
+    /// 2023-11-14T22:13:20Z.
+    const WALL: i64 = 1_700_000_000 * SECOND;
+
+    #[test]
+    fn the_model_produces_the_real_engines_facts() {
+        // Different seeds (scheduling, chunk boundaries) and different places of the
+        // script inside its first second (where `since` cuts).
+        for (seed, offset_millis) in [(1, 250), (2, 0), (3, 999), (4, 600), (5, 42)] {
+            let observations = run_script_on_the_model(seed, WALL + offset_millis * 1_000_000)
+                .unwrap_or_else(|error| panic!("seed {seed}: {error:#}"));
+            let json = serde_json::to_string_pretty(&observations).unwrap();
+            assert_eq!(observations.facts, reference_facts(), "seed {seed}, offset {offset_millis} ms:\n{json}");
+        }
+    }
+}
