@@ -1,14 +1,6 @@
 //! The end-to-end test binary: everything here runs against the machine's Docker engine
-//! (and, later, the `log-capturer` binary), per the policy in `capture_tests::host`.
-
-// The daemon is a binary crate: its Docker adapter and tokio runtime boundary are
-// compiled in here from source until `capture-daemon` grows a library target.
-#[path = "../../daemon/src/docker/mod.rs"]
-#[allow(dead_code, unused_imports)]
-mod docker;
-#[path = "../../daemon/src/rt.rs"]
-#[allow(dead_code)]
-mod rt;
+//! (the daemon's Docker adapter directly, and the `log-capturer` binary), per the policy
+//! in `capture_tests::host`.
 
 use std::time::Duration;
 
@@ -39,7 +31,8 @@ use std::sync::Arc;
 use capture_tests::conformance::run_script;
 use capture_tests::host::docker_socket_path;
 use capture_tests::real_world::RealDocker;
-use docker::{DockerConfig, DockerEngine};
+use capture_daemon::docker::{DockerConfig, DockerEngine};
+use capture_daemon::rt;
 use engine::model::ContainerId;
 use engine::port::docker::{ContainerEngine, ContainerEventKind, EngineError, LogOptions};
 use engine::task::{TaskKind, Tasks};
