@@ -8,8 +8,9 @@
 //! - `cargo xtask test`: installs the Debian packages the end-to-end tests need (if
 //!   missing), runs every workspace test (which replays `corpus/`), then a short sweep of
 //!   50 seeds. This is what CI runs.
-//! - `cargo xtask bench`: the benchmarks: the default sweep's throughput in release mode,
-//!   and the executor's per-poll cost.
+//! - `cargo xtask bench`: the benchmarks: the executor's per-poll cost, the default
+//!   sweep's throughput in release mode, and the daemon's CPU, RSS and lines per
+//!   CPU-second against the local Docker engine.
 //!
 //! Dependencies stay few so this compiles in seconds.
 
@@ -24,7 +25,7 @@ tasks:
   sim [FLAGS]   simulator sweep (release): --seeds N --from S --containers C --hours H
                 --jobs J --rotate-every SECS --calm --per-seed | --seed S (replay with trace)
   test          workspace tests + corpus replay + a 50-seed sweep (what CI runs)
-  bench         benchmarks: default sweep throughput, executor poll cost";
+  bench         benchmarks: executor poll cost, default sweep, daemon CPU/RSS on Docker";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -93,5 +94,11 @@ fn test() -> Result<()> {
 
 fn bench() -> Result<()> {
     run(cargo().args(["run", "--quiet", "--release", "--package", "capture-sim", "--example", "executor_bench"]))?;
-    sim(&["--no-progress".to_string()])
+    sim(&["--no-progress".to_string()])?;
+    // The daemon against the local Docker engine: CPU and RSS at 55 containers × 10
+    // lines/s, and lines per CPU-second flat out.
+    run(cargo().args(["build", "--quiet", "--release", "--package", "capture-daemon"]))?;
+    run(cargo()
+        .args(["run", "--quiet", "--release", "--package", "capture-tests", "--bin", "daemon-bench", "--"])
+        .args(["--daemon", "target/release/log-capturer", "--scenario", "all", "--seconds", "30"]))
 }
