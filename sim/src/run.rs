@@ -11,6 +11,7 @@
 //!
 //! Every phase is bounded in virtual time, so a hang is a reported failure.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as WallInstant};
 
@@ -71,15 +72,30 @@ pub struct SeedOutcome {
     pub trace: Vec<String>,
 }
 
-struct Labels2;
+/// Labels every container by name and stream. Supervisors ask on every (re)open, so the
+/// label sets are built once per name and shared (`Labels` is an `Arc`).
+#[derive(Default)]
+struct Labels2 {
+    by_name: Mutex<BTreeMap<String, [Labels; 2]>>,
+}
 
 impl Labeler for Labels2 {
     fn labels(&self, info: &ContainerInfo, stream: StdStream) -> Option<Labels> {
-        Some(Arc::new(
-            [("container".to_string(), info.name.clone()), ("stream".to_string(), stream.as_str().to_string())]
-                .into_iter()
-                .collect(),
-        ))
+        let mut by_name = self.by_name.lock().unwrap();
+        if let Some(labels) = by_name.get(info.name.as_str()) {
+            return Some(labels[stream.index()].clone());
+        }
+        let make = |stream: StdStream| -> Labels {
+            Arc::new(
+                [("container".to_string(), info.name.clone()), ("stream".to_string(), stream.as_str().to_string())]
+                    .into_iter()
+                    .collect(),
+            )
+        };
+        let labels = [make(StdStream::Stdout), make(StdStream::Stderr)];
+        let chosen = labels[stream.index()].clone();
+        by_name.insert(info.name.clone(), labels);
+        Some(chosen)
     }
 }
 
@@ -120,6 +136,7 @@ struct World {
     delivery: Arc<Mutex<DeliveryChecker>>,
     budget: BudgetChecker,
     config: AgentConfig,
+    labeler: Arc<Labels2>,
     incarnation: Option<Incarnation>,
     rotations_before: u64,
     opens_before: u64,
@@ -149,7 +166,7 @@ impl World {
             docker: Arc::new(self.docker.clone()),
             sink: Arc::new(self.loki.clone()),
             checkpoints: Arc::new(self.store.clone()),
-            labeler: Arc::new(Labels2),
+            labeler: self.labeler.clone(),
         };
         let (config, tasks_for_start, telemetry_for_start, slot_for_start) = (self.config.clone(), tasks.clone(), telemetry.clone(), slot.clone());
         self.exec.spawn_world("agent-start", async move {
@@ -323,6 +340,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         delivery,
         budget: BudgetChecker::new(options.streams_max, options.queue_bytes_max, starvation_max),
         config: agent_config(options, run.variant),
+        labeler: Arc::default(),
         incarnation: None,
         rotations_before: 0,
         opens_before: 0,

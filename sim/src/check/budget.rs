@@ -52,8 +52,9 @@ impl BudgetChecker {
         if open > self.streams_max {
             return Err((Invariant::TaskBudget, format!("{open} log streams open, streams_max is {}", self.streams_max)));
         }
-        let containers = docker.containers();
-        let existing = containers.iter().filter(|report| !report.removed).count() as u64;
+        // Removed containers have no running process and no streams to starve for.
+        let containers = docker.existing_containers();
+        let existing = containers.len() as u64;
         if let Some((registry, telemetry)) = agent {
             let stream_tasks = registry.alive(TaskKind::Stream);
             if stream_tasks > open as u64 {
@@ -80,12 +81,14 @@ impl BudgetChecker {
             self.excuse_all();
             return Ok(());
         }
+        // Clocks of containers that are streamed, stopped or gone are dropped.
+        let mut previous = std::mem::take(&mut self.unstreamed_since);
         for report in &containers {
-            if report.removed || !report.running || report.streams_open > 0 {
-                self.unstreamed_since.remove(&report.id);
+            if !report.running || report.streams_open > 0 {
                 continue;
             }
-            let since = *self.unstreamed_since.entry(report.id.clone()).or_insert(now);
+            let since = previous.remove(&report.id).unwrap_or(now);
+            self.unstreamed_since.insert(report.id.clone(), since);
             let waited = now.saturating_duration_since(since);
             if waited > self.starvation_max {
                 return Err((
