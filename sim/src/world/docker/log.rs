@@ -14,7 +14,13 @@
 //! with the time of the first (moby `daemon/logger/copier.go`, `partialTS`; checked on
 //! this machine's engine 20.10: three pieces of a 40,000-byte line, one timestamp).
 //! A one-line burst may instead carry literal content (conformance scripts print known
-//! text); it splits the same way.
+//! text); it splits the same way. A literal line may also be written over time: an
+//! *open* burst holds the whole 16 KiB pieces the copier cut while the newline was not
+//! yet written (each readable at once, none ending in `\n`), and the stream's next
+//! literal burst continues that line — same sequence number, and the timestamp of the
+//! first cut, which every later piece of the line carries (moby `partialTS`; checked on
+//! this machine: a 40 KiB line written 8 KiB every 300 ms is stamped 300 ms after it
+//! began, when its first 16 KiB piece was cut).
 //!
 //! ## Promises
 //! - Per output stream, timestamps never go back and sequence numbers are consecutive
@@ -84,11 +90,14 @@ pub(crate) struct Burst {
     /// The content of a one-line burst written verbatim (conformance scripts), instead
     /// of the sequence number and padding.
     pub(crate) literal: Option<Arc<[u8]>>,
+    /// The head of a line whose newline is not written yet (a literal of whole 16 KiB
+    /// pieces): no entry ends in `\n`, and the stream's next burst continues the line.
+    pub(crate) open: bool,
 }
 
 impl Burst {
     pub(crate) fn entries_per_line(&self) -> u64 {
-        self.line_bytes as u64 / ENTRY_CONTENT_MAX as u64 + 1
+        self.line_bytes as u64 / ENTRY_CONTENT_MAX as u64 + u64::from(!self.open)
     }
 
     pub(crate) fn entries(&self) -> u64 {
@@ -167,6 +176,8 @@ pub(crate) struct ContainerLog {
     start: LogCursor,
     next_seq: [u64; 2],
     last_ts: [Option<UnixNanos>; 2],
+    /// Per stream, whether its last burst is an open line (newline not yet written).
+    open_line: [bool; 2],
     /// Per stream, the first line none of whose entries was deleted.
     retained_from: [u64; 2],
     entries_total: u64,
@@ -203,31 +214,57 @@ impl ContainerLog {
             first_ts,
             ts_step: ts_step.max(0),
             literal: None,
+            open: false,
         };
         self.push(burst);
         first_seq..last_seq + 1
     }
 
     /// Append one line with exactly `content` (no newline inside; one is added), at
-    /// `ts` (raised to the stream's last timestamp). Returns its sequence number.
-    pub(crate) fn append_literal(&mut self, stream: StdStream, content: Arc<[u8]>, ts: UnixNanos) -> u64 {
+    /// `ts` (raised to the stream's last timestamp). If `open`, the newline is not
+    /// written yet: `content` is whole 16 KiB pieces, and the stream's next literal
+    /// continues the line. A line continued carries its first piece's timestamp.
+    /// Returns its sequence number.
+    pub(crate) fn append_literal(&mut self, stream: StdStream, content: Arc<[u8]>, ts: UnixNanos, open: bool) -> u64 {
         debug_assert!(!content.contains(&b'\n'), "a literal line holds no newline");
+        debug_assert!(!open || (!content.is_empty() && content.len() % ENTRY_CONTENT_MAX == 0));
         let first_seq = self.next_seq[stream.index()];
-        let first_ts = match self.last_ts[stream.index()] {
-            Some(last) => ts.max(last),
-            None => ts,
+        let first_ts = match (self.open_line[stream.index()], self.last_ts[stream.index()]) {
+            (true, Some(last)) => last,
+            (_, Some(last)) => ts.max(last),
+            (_, None) => ts,
         };
         let line_bytes = u32::try_from(content.len()).expect("a line under 4 GiB");
-        let burst =
-            Burst { stream, first_seq, lines: 1, line_bytes, first_ts, ts_step: 0, literal: Some(content) };
+        let burst = Burst {
+            stream,
+            first_seq,
+            lines: 1,
+            line_bytes,
+            first_ts,
+            ts_step: 0,
+            literal: Some(content),
+            open,
+        };
         self.push(burst);
         first_seq
+    }
+
+    /// End the open lines (the container stopped while writing them): the pieces cut
+    /// so far stay, and the stream's next line is a new one.
+    pub(crate) fn close_open_lines(&mut self) {
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            if std::mem::take(&mut self.open_line[stream.index()]) {
+                self.next_seq[stream.index()] += 1;
+            }
+        }
     }
 
     fn push(&mut self, burst: Burst) {
         let stream = burst.stream;
         self.last_ts[stream.index()] = Some(burst.last_ts());
-        self.next_seq[stream.index()] = burst.first_seq + burst.lines as u64;
+        // An open line is not written yet: the next burst continues it (same seq).
+        self.next_seq[stream.index()] = burst.first_seq + u64::from(!burst.open) * burst.lines as u64;
+        self.open_line[stream.index()] = burst.open;
         self.entries_total += burst.entries();
         self.by_stream[stream.index()].push(self.bursts.len());
         self.bursts.push(burst);
@@ -336,7 +373,9 @@ impl ContainerLog {
         let burst = &self.bursts[index];
         let skip = if index == self.start.burst { self.start.entry } else { 0 };
         let per_line = burst.entries_per_line();
-        burst.first_seq + skip.div_ceil(per_line)
+        // A burst continuing an open line whose head was deleted holds no whole line.
+        let head_deleted = skip == 0 && first > 0 && self.bursts[indices[first - 1]].open;
+        burst.first_seq + skip.div_ceil(per_line).max(u64::from(head_deleted))
     }
 
     fn count_between(&self, from: LogCursor, to: LogCursor) -> u64 {
@@ -463,7 +502,7 @@ fn render_entry_payload(burst: &Burst, entry: u64, payload: &mut Vec<u8>, timest
     } else {
         payload.extend_from_slice(&PADDING[..part_end - part_start]);
     }
-    if part as u64 == per_line - 1 {
+    if part as u64 == per_line - 1 && !burst.open {
         payload.push(b'\n');
     }
 }

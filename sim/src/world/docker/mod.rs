@@ -14,6 +14,9 @@
 //! - Output ([`SimDocker::emit`]) is only accepted while the container runs; timestamps
 //!   are taken per output stream from the wall clock (optionally lagging), never going
 //!   back per stream. See `log.rs` for the log and `log_stream.rs` for the stream.
+//!   A long line may be written over time ([`SimDocker::emit_line_head`], then
+//!   [`SimDocker::emit_line`]): its 16 KiB pieces are readable as they are cut, all
+//!   stamped with the first cut's time, as Docker's copier does.
 //! - A stop ends every follow stream of the container once it has handed out what was
 //!   written before the stop, even if the container is started again meanwhile.
 //! - `docker rm` ends the container's streams at once; inspect/logs then say NotFound.
@@ -223,6 +226,7 @@ impl SimDocker {
             return Err(CommandError::NotRunning);
         }
         container.info.running = false;
+        state.logs[container.serial].close_open_lines();
         let end = state.logs[container.serial].end();
         state.for_log_streams_of(id, |stream| {
             stream.limit = Some(stream.limit.map_or(end, |limit| limit.min(end)));
@@ -322,7 +326,30 @@ impl SimDocker {
             if !container.info.running {
                 return Err(CommandError::NotRunning);
             }
-            let seq = state.logs[container.serial].append_literal(stream, Arc::from(content), wall);
+            let seq = state.logs[container.serial].append_literal(stream, Arc::from(content), wall, false);
+            state.wake_followers(id);
+            Ok(seq)
+        })
+    }
+
+    /// Write the head of a line whose newline is not written yet, as Docker's copier
+    /// does when its 16 KiB buffer fills: `content` is whole [`ENTRY_CONTENT_MAX`]
+    /// pieces (no newline), each an entry readable at once without a trailing `\n`. The
+    /// stream's next [`Self::emit_line`] (or `emit_line_head`) continues the line: same
+    /// sequence number, and every piece carries the timestamp of the first one. A stop
+    /// ends the line where it is. Returns the line's sequence number.
+    pub fn emit_line_head(&self, id: &ContainerId, stream: StdStream, content: &[u8]) -> Result<u64, CommandError> {
+        assert!(
+            !content.is_empty() && content.len() % ENTRY_CONTENT_MAX == 0 && !content.contains(&b'\n'),
+            "a line head is whole 16 KiB pieces without a newline"
+        );
+        let wall = self.rt.wall();
+        self.with(|state| {
+            let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
+            if !container.info.running {
+                return Err(CommandError::NotRunning);
+            }
+            let seq = state.logs[container.serial].append_literal(stream, Arc::from(content), wall, true);
             state.wake_followers(id);
             Ok(seq)
         })

@@ -678,3 +678,64 @@ fn timestamp_text_matches_the_engine_formatter_across_seconds() {
         assert_eq!(ours, expected, "ts {ts}");
     }
 }
+
+#[test]
+fn a_line_written_over_time_is_readable_piece_by_piece_with_the_first_cuts_timestamp() {
+    // As Docker 20.10 did with `head -c 8192` five times, 300 ms apart, then `echo`: the
+    // 16 KiB pieces appear as they are cut, all stamped when the first was cut.
+    let (mut executor, docker) = world(25);
+    let id = running(&docker, "app");
+    docker.emit_line(&id, StdStream::Stdout, b"out 1").unwrap();
+    executor.advance_for(Duration::from_millis(300));
+    let cut_at = WALL_START + 300 * 1_000_000;
+    assert_eq!(docker.emit_line_head(&id, StdStream::Stdout, &[b'y'; 16_384]).unwrap(), 1);
+    docker.emit_line(&id, StdStream::Stderr, b"err 1").unwrap();
+    let entries = read_all(&mut executor, &docker, &id, opts(false, 0));
+    let summary = |entries: &[Entry]| -> Vec<(StdStream, usize, bool, UnixNanos)> {
+        entries.iter().map(|e| (e.stream, e.content.len(), e.content.ends_with(b"\n"), e.ts)).collect()
+    };
+    use StdStream::{Stderr as E, Stdout as O};
+    assert_eq!(summary(&entries), vec![(O, 6, true, WALL_START), (O, 16_384, false, cut_at), (E, 6, true, cut_at)]);
+    executor.advance_for(Duration::from_millis(600));
+    assert_eq!(docker.emit_line_head(&id, StdStream::Stdout, &[b'y'; 16_384]).unwrap(), 1);
+    executor.advance_for(Duration::from_millis(600));
+    assert_eq!(docker.emit_line(&id, StdStream::Stdout, &[b'y'; 8_192]).unwrap(), 1);
+    docker.emit_line(&id, StdStream::Stdout, b"out 3").unwrap();
+    let entries = read_all(&mut executor, &docker, &id, opts(false, 0));
+    let now = WALL_START + 1_500 * 1_000_000;
+    assert_eq!(
+        summary(&entries),
+        vec![
+            (O, 6, true, WALL_START),
+            (O, 16_384, false, cut_at),
+            (E, 6, true, cut_at),
+            (O, 16_384, false, cut_at),
+            (O, 8_193, true, cut_at),
+            (O, 6, true, now),
+        ]
+    );
+    assert_eq!(docker.container(&id).unwrap().lines_written, [3, 1]);
+    // `tail` counts the pieces as entries; a stop ends a line still open.
+    assert_eq!(read_all(&mut executor, &docker, &id, LogOptions { tail: Some(2), ..opts(false, 0) }).len(), 2);
+    docker.emit_line_head(&id, StdStream::Stdout, &[b'z'; 16_384]).unwrap();
+    docker.stop(&id).unwrap();
+    docker.start(&id).unwrap();
+    assert_eq!(docker.emit_line(&id, StdStream::Stdout, b"out 5").unwrap(), 4);
+    let last = read_all(&mut executor, &docker, &id, opts(false, 0)).pop().unwrap();
+    assert_eq!((last.content, last.ts), (Bytes::from_static(b"out 5\n"), now));
+}
+
+#[test]
+fn rotation_inside_a_line_written_over_time_excuses_that_line() {
+    let (_executor, docker) = world(26);
+    let id = running(&docker, "app");
+    docker.emit_line(&id, StdStream::Stdout, b"out 0").unwrap();
+    docker.emit_line_head(&id, StdStream::Stdout, &[b'y'; 32_768]).unwrap();
+    docker.emit_line(&id, StdStream::Stdout, b"tail").unwrap();
+    // Entries: out 0, y, y, tail⏎. Keeping the last two deletes the line's head; keeping
+    // the last one deletes the whole open burst.
+    docker.rotate_log(&id, 2, RotationEffect::Continue).unwrap();
+    assert_eq!(docker.container(&id).unwrap().retained_from, [2, 0]);
+    docker.rotate_log(&id, 1, RotationEffect::Continue).unwrap();
+    assert_eq!(docker.container(&id).unwrap().retained_from, [2, 0]);
+}
