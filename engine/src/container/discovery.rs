@@ -194,9 +194,16 @@ impl Discovery {
         }
         let first_sight = if self.first_run && !self.reconciled { self.shared.config.first_sight } else { FirstSight::Beginning };
         for info in list {
-            if self.known.contains_key(&info.id) {
-                let fresh = info.clone();
-                self.update(&info.id, |current| *current = fresh);
+            if let Some(known) = self.known.get(&info.id) {
+                // Same as `update` with `*current = info`, without copying the info to
+                // compare: most reconciles change nothing.
+                known.state.send_if_modified(|state| {
+                    let changed = state.info != info;
+                    if changed {
+                        state.info = info;
+                    }
+                    changed
+                });
             } else {
                 self.add(info, first_sight);
             }
