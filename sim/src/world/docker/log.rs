@@ -41,6 +41,8 @@ use engine::parse::timestamp::format_rfc3339_nanos;
 use engine::rt::UnixNanos;
 use std::sync::Arc;
 
+use bytes::{BufMut, BytesMut};
+
 /// Docker's split size: content bytes per entry of a long line.
 pub const ENTRY_CONTENT_MAX: usize = 16 * 1024;
 
@@ -419,7 +421,7 @@ impl ContainerLog {
         qualify: &mut [Qualify; 2],
         limit: LogCursor,
         target_bytes: usize,
-        out: &mut Vec<u8>,
+        out: &mut BytesMut,
         timestamps: &mut TimestampText,
     ) -> (usize, u64) {
         let limit = limit.min(self.end());
@@ -458,52 +460,50 @@ impl ContainerLog {
 }
 
 /// The frame of entry `entry` of `burst`: header, then `RFC3339Nano SP content-part
-/// [\n]`. The payload is written in place and the header patched afterwards, so each
-/// content byte is copied once; debug builds (every test) check each frame against
-/// [`encode_frame`], the engine's definition of the format.
-fn render_entry_frame(burst: &Burst, entry: u64, out: &mut Vec<u8>, timestamps: &mut TimestampText) {
+/// [\n]`. The payload's length is known before it is written, so the header goes first
+/// and each content byte is copied once; debug builds (every test) check each frame
+/// against [`encode_frame`], the engine's definition of the format.
+fn render_entry_frame(burst: &Burst, entry: u64, out: &mut BytesMut, timestamps: &mut TimestampText) {
+    #[cfg(debug_assertions)]
     let header_at = out.len();
-    out.extend_from_slice(&[0; FRAME_HEADER_BYTES]);
-    render_entry_payload(burst, entry, out, timestamps);
-    let payload_len = out.len() - header_at - FRAME_HEADER_BYTES;
+    let per_line = burst.entries_per_line();
+    let seq = burst.first_seq + entry / per_line;
+    let part = (entry % per_line) as usize;
+    let line_bytes = burst.line_bytes as usize;
+    let part_start = part * ENTRY_CONTENT_MAX;
+    let part_end = (part_start + ENTRY_CONTENT_MAX).min(line_bytes);
+    let newline = part as u64 == per_line - 1 && !burst.open;
+    let payload_len = TIMESTAMP_BYTES + 1 + (part_end - part_start) + usize::from(newline);
     let stream_type = match burst.stream {
         StdStream::Stdout => 1,
         StdStream::Stderr => 2,
     };
-    let len = u32::try_from(payload_len).expect("an entry fits in a frame");
-    out[header_at] = stream_type;
-    out[header_at + 4..header_at + 8].copy_from_slice(&len.to_be_bytes());
+    let len = u32::try_from(payload_len).expect("an entry fits in a frame").to_be_bytes();
+    let mut head = [0u8; FRAME_HEADER_BYTES + TIMESTAMP_BYTES + 1];
+    head[0] = stream_type;
+    head[4..FRAME_HEADER_BYTES].copy_from_slice(&len);
+    head[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + TIMESTAMP_BYTES].copy_from_slice(&timestamps.text(burst.entry_ts(entry)));
+    head[FRAME_HEADER_BYTES + TIMESTAMP_BYTES] = b' ';
+    out.extend_from_slice(&head);
+    if let Some(literal) = &burst.literal {
+        out.extend_from_slice(&literal[part_start..part_end]);
+    } else if part == 0 {
+        let mut digits = itoa_buffer(seq);
+        let digits = digits.as_slice();
+        let shown = digits.len().min(part_end);
+        out.extend_from_slice(&digits[..shown]);
+        out.extend_from_slice(&PADDING[..part_end - shown]);
+    } else {
+        out.extend_from_slice(&PADDING[..part_end - part_start]);
+    }
+    if newline {
+        out.put_u8(b'\n');
+    }
     #[cfg(debug_assertions)]
     {
         let mut expected = Vec::new();
         encode_frame(burst.stream, &out[header_at + FRAME_HEADER_BYTES..], &mut expected);
         debug_assert!(expected[..] == out[header_at..], "frame layout differs from encode_frame");
-    }
-}
-
-/// `RFC3339Nano SP content-part [\n]` of entry `entry` of `burst`.
-fn render_entry_payload(burst: &Burst, entry: u64, payload: &mut Vec<u8>, timestamps: &mut TimestampText) {
-    let per_line = burst.entries_per_line();
-    let seq = burst.first_seq + entry / per_line;
-    let part = (entry % per_line) as usize;
-    timestamps.write(burst.entry_ts(entry), payload);
-    payload.push(b' ');
-    let line_bytes = burst.line_bytes as usize;
-    let part_start = part * ENTRY_CONTENT_MAX;
-    let part_end = (part_start + ENTRY_CONTENT_MAX).min(line_bytes);
-    if let Some(literal) = &burst.literal {
-        payload.extend_from_slice(&literal[part_start..part_end]);
-    } else if part == 0 {
-        let mut digits = itoa_buffer(seq);
-        let digits = digits.as_slice();
-        let shown = digits.len().min(part_end);
-        payload.extend_from_slice(&digits[..shown]);
-        payload.extend_from_slice(&PADDING[..part_end - shown]);
-    } else {
-        payload.extend_from_slice(&PADDING[..part_end - part_start]);
-    }
-    if part as u64 == per_line - 1 && !burst.open {
-        payload.push(b'\n');
     }
 }
 
@@ -516,36 +516,38 @@ pub(crate) struct TimestampText {
     /// The second whose `YYYY-MM-DDTHH:MM:SS.` is in `prefix`, if any.
     second: Option<i64>,
     prefix: [u8; 20],
+    /// Where a new second is formatted (reused, so that it allocates once).
+    scratch: Vec<u8>,
 }
 
 impl TimestampText {
     const NANOS_PER_SECOND: i64 = 1_000_000_000;
 
-    pub(crate) fn write(&mut self, ts: UnixNanos, out: &mut Vec<u8>) {
+    /// The text of `ts`.
+    pub(crate) fn text(&mut self, ts: UnixNanos) -> [u8; TIMESTAMP_BYTES] {
         let second = ts.div_euclid(Self::NANOS_PER_SECOND);
-        let start = out.len();
-        if self.second == Some(second) {
-            out.extend_from_slice(&self.prefix);
-            let mut nanos = ts.rem_euclid(Self::NANOS_PER_SECOND) as u32;
-            let mut fraction = [0u8; 9];
-            for digit in fraction.iter_mut().rev() {
-                *digit = b'0' + (nanos % 10) as u8;
-                nanos /= 10;
-            }
-            out.extend_from_slice(&fraction);
-            out.push(b'Z');
-        } else {
-            format_rfc3339_nanos(ts, out);
-            debug_assert_eq!(out.len() - start, TIMESTAMP_BYTES);
-            self.prefix.copy_from_slice(&out[start..start + 20]);
+        if self.second != Some(second) {
+            self.scratch.clear();
+            format_rfc3339_nanos(ts, &mut self.scratch);
+            debug_assert_eq!(self.scratch.len(), TIMESTAMP_BYTES);
+            self.prefix.copy_from_slice(&self.scratch[..20]);
             self.second = Some(second);
         }
+        let mut text = [0u8; TIMESTAMP_BYTES];
+        text[..20].copy_from_slice(&self.prefix);
+        let mut nanos = ts.rem_euclid(Self::NANOS_PER_SECOND) as u32;
+        for digit in text[20..29].iter_mut().rev() {
+            *digit = b'0' + (nanos % 10) as u8;
+            nanos /= 10;
+        }
+        text[29] = b'Z';
         #[cfg(debug_assertions)]
         {
             let mut expected = Vec::new();
             format_rfc3339_nanos(ts, &mut expected);
-            debug_assert!(expected[..] == out[start..], "timestamp text differs from format_rfc3339_nanos");
+            debug_assert!(expected[..] == text[..], "timestamp text differs from format_rfc3339_nanos");
         }
+        text
     }
 }
 

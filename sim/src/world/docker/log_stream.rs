@@ -24,10 +24,10 @@
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use engine::port::EngineError;
 use engine::rt::{BoxFuture, Rt};
 use futures::Stream;
@@ -63,16 +63,26 @@ pub(crate) struct SimLogStream {
     stream_id: u64,
     /// The container's serial: its log is `state.logs[serial]`.
     serial: usize,
+    reader: Reader,
+    trickle_sleep: Option<BoxFuture<()>>,
+    phase: Phase,
+}
+
+/// The reader's side of a stream: where it is, and what is rendered but not handed out.
+/// Apart from the shared state, so a poll can lock the state and update this at once.
+struct Reader {
     cursor: LogCursor,
     qualify: [Qualify; 2],
     /// Rendered, not yet handed out; always ends with a whole frame.
     pending: Bytes,
     /// Length of the last frame in `pending` (it may be partly handed out already).
     last_frame_len: usize,
+    /// Frames are rendered here, then split off into `pending`. Once the engine has
+    /// dropped every line of earlier chunks the allocation is reused, and chunks are
+    /// handed out as shared `Bytes` from the start (no promotion on the first slice).
+    buffer: BytesMut,
     rng: SimRng,
     timestamps: TimestampText,
-    trickle_sleep: Option<BoxFuture<()>>,
-    phase: Phase,
 }
 
 impl SimLogStream {
@@ -85,48 +95,43 @@ impl SimLogStream {
         qualify: [Qualify; 2],
         rng: SimRng,
     ) -> SimLogStream {
-        SimLogStream {
-            state,
-            rt,
-            stream_id,
-            serial,
+        let reader = Reader {
             cursor,
             qualify,
             pending: Bytes::new(),
             last_frame_len: 0,
+            buffer: BytesMut::new(),
             rng,
             timestamps: TimestampText::default(),
-            trickle_sleep: None,
-            phase: Phase::Streaming,
-        }
+        };
+        SimLogStream { state, rt, stream_id, serial, reader, trickle_sleep: None, phase: Phase::Streaming }
     }
 
+    fn finish(&mut self) -> Poll<Option<Result<Bytes, EngineError>>> {
+        self.phase = Phase::Done;
+        Poll::Ready(None)
+    }
+}
+
+impl Reader {
     /// Render more frames into `pending` if it is empty. Returns whether the log is
     /// exhausted for this reader (at its limit, or at the end when not following).
-    fn refill(&mut self, state: &mut DockerState) -> bool {
-        let record = &state.log_streams[&self.stream_id];
-        let limit = record.limit;
-        let log = &state.logs[self.serial];
+    fn refill(&mut self, state: &mut DockerState, stream_id: u64, serial: usize) -> bool {
+        let limit = state.log_streams[&stream_id].limit;
+        let log = &state.logs[serial];
+        let until = limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 });
         if self.pending.is_empty() {
             let target = state.chunk_bytes_max;
-            let until = limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 });
-            let mut out = Vec::with_capacity(log.render_bytes_estimate(self.cursor, until, target));
-            let (last_frame, entries) = log.render(
-                &mut self.cursor,
-                &mut self.qualify,
-                until,
-                target,
-                &mut out,
-                &mut self.timestamps,
-            );
-            if !out.is_empty() {
+            self.buffer.reserve(log.render_bytes_estimate(self.cursor, until, target));
+            let (last_frame, entries) =
+                log.render(&mut self.cursor, &mut self.qualify, until, target, &mut self.buffer, &mut self.timestamps);
+            if !self.buffer.is_empty() {
                 self.last_frame_len = last_frame;
-                self.pending = Bytes::from(out);
+                self.pending = self.buffer.split().freeze();
                 state.counters.log_entries_delivered += entries;
             }
         }
-        let log_end = log.end();
-        let exhausted_at = limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 }).min(log_end);
+        let exhausted_at = until.min(log.end());
         self.pending.is_empty() && limit.is_some() && self.cursor >= exhausted_at
     }
 
@@ -139,10 +144,13 @@ impl SimLogStream {
         state.counters.log_bytes_delivered += len as u64;
         self.pending.split_to(len)
     }
+}
 
-    fn finish(&mut self) -> Poll<Option<Result<Bytes, EngineError>>> {
-        self.phase = Phase::Done;
-        Poll::Ready(None)
+/// Keep `waker` in `slot`, cloning only if it is not the one already there.
+fn register(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(current) if current.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
     }
 }
 
@@ -167,12 +175,18 @@ impl Stream for SimLogStream {
             }
             this.trickle_sleep = None;
         }
-        let state_arc = this.state.clone();
-        let mut state = state_arc.lock().unwrap();
-        let record = state.log_streams.get_mut(&this.stream_id).expect("open stream has a record");
-        match record.end.clone() {
-            Some(StreamEnd::Eof) => return this.finish(),
+        let mut guard = this.state.lock().unwrap();
+        let state = &mut *guard;
+        let (stream_id, serial, reader) = (this.stream_id, this.serial, &mut this.reader);
+        let record = state.log_streams.get_mut(&stream_id).expect("open stream has a record");
+        match &record.end {
+            Some(StreamEnd::Eof) => {
+                drop(guard);
+                return this.finish();
+            }
             Some(StreamEnd::Error(error)) => {
+                let error = error.clone();
+                drop(guard);
                 this.phase = Phase::Done;
                 return Poll::Ready(Some(Err(error)));
             }
@@ -181,56 +195,58 @@ impl Stream for SimLogStream {
         let fault = record.fault;
         match fault {
             Some(StreamFault::Stall) => {
-                record.waker = Some(cx.waker().clone());
+                register(&mut record.waker, cx.waker());
                 return Poll::Pending;
             }
             Some(StreamFault::End) => {
-                if this.pending.is_empty() {
+                if reader.pending.is_empty() {
+                    drop(guard);
                     return this.finish();
                 }
-                let all = this.pending.len();
+                let all = reader.pending.len();
                 state.counters.log_bytes_delivered += all as u64;
-                return Poll::Ready(Some(Ok(this.pending.split_to(all))));
+                return Poll::Ready(Some(Ok(reader.pending.split_to(all))));
             }
             Some(StreamFault::ErrorMidFrame) => {
-                this.refill(&mut state);
-                let pending = this.pending.len();
-                let last_start = pending.saturating_sub(this.last_frame_len);
-                let cut = if pending > this.last_frame_len {
-                    last_start + this.last_frame_len / 2
-                } else {
-                    pending.saturating_sub(1)
-                };
-                this.phase = Phase::ErrorNext;
+                reader.refill(state, stream_id, serial);
+                let pending = reader.pending.len();
+                let last_frame_len = reader.last_frame_len;
+                let last_start = pending.saturating_sub(last_frame_len);
+                let cut = if pending > last_frame_len { last_start + last_frame_len / 2 } else { pending.saturating_sub(1) };
                 if cut == 0 {
+                    drop(guard);
                     this.phase = Phase::Done;
                     let error = EngineError::Unavailable("connection reset".into());
                     return Poll::Ready(Some(Err(error)));
                 }
                 state.counters.log_bytes_delivered += cut as u64;
-                let chunk = this.pending.split_to(cut);
-                this.pending = Bytes::new();
+                let chunk = reader.pending.split_to(cut);
+                reader.pending = Bytes::new();
+                drop(guard);
+                this.phase = Phase::ErrorNext;
                 return Poll::Ready(Some(Ok(chunk)));
             }
             Some(StreamFault::Trickle { .. }) | None => {}
         }
-        let exhausted = this.refill(&mut state);
-        if !this.pending.is_empty() {
+        let exhausted = reader.refill(state, stream_id, serial);
+        if !reader.pending.is_empty() {
             let max = match fault {
-                Some(StreamFault::Trickle { chunk_bytes, delay }) => {
-                    this.trickle_sleep = Some(this.rt.sleep(delay));
-                    chunk_bytes.max(1)
-                }
+                Some(StreamFault::Trickle { chunk_bytes, .. }) => chunk_bytes.max(1),
                 _ => usize::MAX,
             };
-            let chunk = this.take_chunk(&mut state, max);
+            let chunk = reader.take_chunk(state, max);
+            drop(guard);
+            if let Some(StreamFault::Trickle { delay, .. }) = fault {
+                this.trickle_sleep = Some(this.rt.sleep(delay));
+            }
             return Poll::Ready(Some(Ok(chunk)));
         }
         if exhausted {
+            drop(guard);
             return this.finish();
         }
-        let record = state.log_streams.get_mut(&this.stream_id).expect("open stream has a record");
-        record.waker = Some(cx.waker().clone());
+        let record = state.log_streams.get_mut(&stream_id).expect("open stream has a record");
+        register(&mut record.waker, cx.waker());
         Poll::Pending
     }
 }

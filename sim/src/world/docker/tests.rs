@@ -671,8 +671,7 @@ fn timestamp_text_matches_the_engine_formatter_across_seconds() {
     let mut ts: i64 = -3 * SECOND;
     for _ in 0..10_000 {
         ts += rng.range(0..400_000_000) as i64;
-        let mut ours = Vec::new();
-        text.write(ts, &mut ours);
+        let ours = text.text(ts).to_vec();
         let mut expected = Vec::new();
         engine::parse::timestamp::format_rfc3339_nanos(ts, &mut expected);
         assert_eq!(ours, expected, "ts {ts}");
