@@ -15,7 +15,10 @@
 
 pub mod conformance;
 pub mod containers;
+pub mod daemon;
+pub mod delivery;
 pub mod host;
 pub mod image;
+pub mod loki_receiver;
 pub mod real_world;
 pub mod sim_world;

@@ -231,3 +231,235 @@ async fn conformance_script_on_the_real_engine() {
     assert_eq!(observations.facts, capture_tests::conformance::reference_facts());
     assert!(eventually(Duration::from_secs(5), || tasks.registry().alive(TaskKind::Connection) == 0).await);
 }
+
+// ---- the log-capturer binary against the real engine ----------------------------------
+//
+// Each test runs the real binary (`capture_tests::daemon`) with its own config, sink and
+// positions in a temporary directory, collecting only its own containers (by a run
+// label), and checks what arrived at the sink exactly: every stream's lines, in order,
+// against what the containers printed (their `LinePrinter` or `docker logs`). The tests
+// take the Docker lock for their whole run, so nothing else creates containers, file
+// descriptors or tasks meanwhile.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use capture_tests::daemon::{wait_until, Daemon, DaemonSpec, SinkSpec};
+use capture_tests::delivery::{compare_streams, read_file_sink, texts_by_stream, Delivered, StreamKey};
+use capture_tests::loki_receiver::LokiReceiver;
+
+/// The Docker lock, for the (blocking) daemon tests.
+fn one_docker_test_at_a_time_blocking() -> tokio::sync::MutexGuard<'static, ()> {
+    DOCKER_TESTS.blocking_lock()
+}
+
+/// Bounds of the condition-based waits: generous, never part of the expected run time.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(90);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A test container in `spec`'s run (labelled so that the daemon collects it).
+fn run_in(spec: &DaemonSpec, hint: &str, script: &str) -> TestContainer {
+    let args = spec.container_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    TestContainer::run_with(hint, script, &args).unwrap()
+}
+
+/// The two streams a printer's container should deliver.
+fn expected_of(container: &TestContainer, printer: &LinePrinter) -> [(StreamKey, Vec<String>); 2] {
+    [
+        (StreamKey::new(container.name(), "stdout"), printer.expected_stdout()),
+        (StreamKey::new(container.name(), "stderr"), printer.expected_stderr()),
+    ]
+}
+
+/// Prints how long each phase of a test took (the report's runtime figures).
+struct Phases {
+    test: &'static str,
+    started: Instant,
+    last: Instant,
+}
+
+impl Phases {
+    fn new(test: &'static str) -> Phases {
+        let now = Instant::now();
+        Phases { test, started: now, last: now }
+    }
+
+    fn done(&mut self, phase: &str) {
+        let now = Instant::now();
+        eprintln!("[{}] {phase}: {:?} (total {:?})", self.test, now - self.last, now - self.started);
+        self.last = now;
+    }
+}
+
+/// Waits until the daemon acknowledged at least `lines` lines.
+fn wait_lines_out(daemon: &Daemon, lines: u64, timeout: Duration) {
+    let mut last = 0;
+    let waited = wait_until(&format!("{lines} lines acknowledged"), timeout, || {
+        last = daemon.metrics()?.count("lines_out_total");
+        Ok(last >= lines)
+    });
+    if let Err(error) = waited {
+        panic!("{error:#} (acknowledged: {last})\n{}", daemon.log_tail(30));
+    }
+}
+
+/// Waits until every line the sink has acknowledged so far includes every expected
+/// line (reading deliveries with `read`), then until the pipeline is idle.
+fn wait_delivered(
+    daemon: &Daemon,
+    expected: &BTreeMap<StreamKey, Vec<String>>,
+    mut read: impl FnMut() -> Vec<Delivered>,
+) {
+    let mut missing = 0;
+    let waited = wait_until("every expected line delivered", DELIVERY_TIMEOUT, || {
+        let delivered = texts_by_stream(&read());
+        missing = expected
+            .iter()
+            .map(|(key, want)| {
+                let got: std::collections::HashSet<&String> = delivered.get(key).into_iter().flatten().collect();
+                want.iter().filter(|line| !got.contains(line)).count()
+            })
+            .sum::<usize>();
+        Ok(missing == 0)
+    });
+    if let Err(error) = waited {
+        panic!("{error:#}: {missing} lines still missing\n{}", daemon.log_tail(30));
+    }
+    wait_idle(daemon);
+}
+
+/// Waits until nothing is queued and two scrapes 300 ms apart see the same
+/// acknowledged count (the sink's content is final unless something new is read).
+fn wait_idle(daemon: &Daemon) {
+    let mut previous = None;
+    wait_until("the pipeline idle", Duration::from_secs(30), || {
+        let metrics = daemon.metrics()?;
+        let now = (metrics.count("queue_lines"), metrics.count("lines_out_total"));
+        let idle = now.0 == 0 && previous == Some(now);
+        previous = Some(now);
+        if !idle {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Ok(idle)
+    })
+    .unwrap();
+}
+
+/// SIGTERM: the daemon drains, commits and exits 0 with every task joined.
+fn terminate_cleanly(daemon: &mut Daemon) {
+    let status = daemon.terminate(EXIT_TIMEOUT).unwrap();
+    let log = daemon.log();
+    assert_eq!(status.code(), Some(0), "exit status {status}\n{}", daemon.log_tail(40));
+    assert!(log.contains("shutdown complete"), "graceful shutdown did not drain and commit:\n{}", daemon.log_tail(40));
+    assert!(!log.contains("tasks still alive at exit"), "{}", daemon.log_tail(40));
+}
+
+/// No line was dropped or truncated, and no batch rejected.
+fn assert_nothing_dropped(daemon: &Daemon) {
+    let metrics = daemon.metrics().unwrap();
+    let dropped: Vec<(&String, &f64)> = metrics
+        .samples
+        .iter()
+        .filter(|(name, value)| {
+            (name.starts_with("log_capturer_lines_dropped_total") || name.as_str() == "log_capturer_lines_truncated_total")
+                && **value != 0.0
+        })
+        .collect();
+    assert!(dropped.is_empty(), "lines dropped: {dropped:?}");
+}
+
+/// Three printers: two at modest rates, one as fast as the shell goes (many lines
+/// share a timestamp, stdout and stderr interleave tightly), all finite, then idle.
+fn three_printers() -> Vec<LinePrinter> {
+    vec![
+        LinePrinter::new("slow", 300, 200).rates(100, 60),
+        LinePrinter::new("mid", 600, 600).rates(200, 200),
+        LinePrinter::new("fast", 3000, 3000),
+    ]
+}
+
+/// Task 3a: every line printed on stdout and stderr arrives exactly once, in order per
+/// stream, with stream rotation every 2 s exercising resume-after-reopen meanwhile.
+fn every_line_exactly_once(test: &'static str, sink: SinkSpec, receiver: Option<&LokiReceiver>) {
+    let mut phases = Phases::new(test);
+    let run_id = capture_tests::daemon::new_run_id(test);
+    let mut spec = DaemonSpec::new(&run_id, sink);
+    spec.rotate_every = "2s".into();
+    let mut daemon = Daemon::start(spec.clone()).unwrap();
+    daemon.wait_ready(READY_TIMEOUT).unwrap();
+    phases.done("daemon ready");
+
+    let printers = three_printers();
+    let containers: Vec<TestContainer> =
+        printers.iter().map(|printer| run_in(&spec, &printer.prefix, &printer.script())).collect();
+    let expected: BTreeMap<StreamKey, Vec<String>> =
+        containers.iter().zip(&printers).flat_map(|(container, printer)| expected_of(container, printer)).collect();
+    let total: usize = expected.values().map(Vec::len).sum();
+    phases.done("containers started");
+
+    let sink_path = daemon.sink_path();
+    let read = || match receiver {
+        Some(receiver) => receiver.delivered(),
+        None => read_file_sink(&sink_path).unwrap(),
+    };
+    wait_lines_out(&daemon, total as u64, DELIVERY_TIMEOUT);
+    wait_delivered(&daemon, &expected, read);
+    // Every stream reopens at least once more after its last line: a resume that
+    // re-delivered the overlap (Docker's `since` is whole seconds) would show now.
+    let rotations = daemon.metrics().unwrap().count("container_stream_rotations_total");
+    wait_until("two more rotations per container", Duration::from_secs(30), || {
+        Ok(daemon.metrics()?.count("container_stream_rotations_total") >= rotations + 2 * containers.len() as u64)
+    })
+    .unwrap();
+    wait_idle(&daemon);
+    phases.done("every line delivered, then rotations");
+    let metrics = daemon.metrics().unwrap();
+    assert_nothing_dropped(&daemon);
+    terminate_cleanly(&mut daemon);
+
+    let delivered = read();
+    compare_streams(&expected, &texts_by_stream(&delivered)).unwrap();
+    assert_eq!(delivered.len(), total);
+    assert_eq!(metrics.count("lines_out_total"), total as u64);
+    for line in &delivered {
+        let key = line.stream_key();
+        let tag = if key.stream == "stdout" { " out " } else { " err " };
+        assert!(line.line.contains(tag), "{} delivered on {key}", line.line);
+    }
+    eprintln!(
+        "[{test}] {total} lines exactly once; rotations {}, duplicates skipped on reopen {}",
+        metrics.count("container_stream_rotations_total"),
+        metrics.count("lines_duplicate_skipped_total")
+    );
+    drop(containers);
+    phases.done("checked");
+}
+
+#[test]
+fn daemon_file_sink_every_line_exactly_once_in_order() {
+    let test = "daemon_file_sink_every_line_exactly_once_in_order";
+    let Some(_image) = require_docker_and_image(test) else { return };
+    let _serial = one_docker_test_at_a_time_blocking();
+    every_line_exactly_once("file-exactly-once", SinkSpec::File, None);
+}
+
+#[test]
+fn daemon_loki_sink_every_line_exactly_once_in_order_through_retries() {
+    let test = "daemon_loki_sink_every_line_exactly_once_in_order_through_retries";
+    let Some(_image) = require_docker_and_image(test) else { return };
+    let _serial = one_docker_test_at_a_time_blocking();
+    let receiver = LokiReceiver::start().unwrap();
+    // The first pushes are refused (nothing of them is kept, as Loki does): they must
+    // be retried until accepted, and the retries must not duplicate anything.
+    receiver.respond_next(&[500, 429, 503]);
+    let sink = SinkSpec::Loki { url: receiver.url(), encoding: "protobuf" };
+    every_line_exactly_once("loki-exactly-once", sink, Some(&receiver));
+    let pushes = receiver.pushes();
+    assert_eq!(receiver.errors(), Vec::<String>::new());
+    assert_eq!(pushes.iter().take(3).map(|push| push.status).collect::<Vec<_>>(), [500, 429, 503]);
+    assert!(pushes[3..].iter().all(|push| push.status == 204), "{pushes:?}");
+    assert!(pushes.iter().all(|push| push.content_type == "application/x-protobuf"), "{pushes:?}");
+    eprintln!("loki receiver: {} pushes", pushes.len());
+}
