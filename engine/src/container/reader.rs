@@ -20,7 +20,7 @@ use bytes::Bytes;
 use crate::model::{Line, Position, ResumeKey, StdStream};
 use crate::parse::assemble::Assembler;
 use crate::parse::frame::{FrameDecoder, FrameError};
-use crate::parse::timestamp::{take_timestamp, TimestampError};
+use crate::parse::timestamp::{TimestampCache, TimestampError};
 use crate::port::ContainerCheckpoint;
 use crate::rt::UnixNanos;
 
@@ -49,9 +49,15 @@ pub enum ReadError {
     Timestamp(TimestampError),
 }
 
+/// The smallest frame that carries a line: header, shortest timestamp, space.
+const MIN_FRAME_BYTES: usize = 8 + 20 + 1;
+/// Lines reserved at most when a run starts (longer runs grow as usual).
+const RUN_CAPACITY_MAX: usize = 1024;
+
 pub struct LogReader {
     decoder: FrameDecoder,
     assemblers: [Assembler; 2],
+    timestamps: TimestampCache,
     /// Per stream: (timestamp of the last complete line this session, lines at it).
     counters: [(UnixNanos, u32); 2],
     /// Per stream: the key of the last line queued (or acknowledged, after a restart).
@@ -65,6 +71,7 @@ impl LogReader {
         LogReader {
             decoder: FrameDecoder::new(frame_bytes_max),
             assemblers: [Assembler::new(line_bytes_max), Assembler::new(line_bytes_max)],
+            timestamps: TimestampCache::default(),
             counters: [(UnixNanos::MIN, 0); 2],
             queued: [resume.stdout, resume.stderr],
             run_bytes_max,
@@ -101,7 +108,7 @@ impl LogReader {
         while let Some(frame) = self.decoder.next_frame()? {
             let stream = frame.stream;
             let mut content = frame.payload;
-            let ts = take_timestamp(&mut content).map_err(ReadError::Timestamp)?;
+            let ts = self.timestamps.take_timestamp(&mut content).map_err(ReadError::Timestamp)?;
             let index = stream.index();
             let Some(assembled) = self.assemblers[index].push(ts, content) else { continue };
             let counter = &mut self.counters[index];
@@ -126,7 +133,13 @@ impl LogReader {
                     run.lines.push(line);
                     run.bytes += len;
                 }
-                _ => runs.push(Run { stream: stream, lines: vec![line], bytes: len }),
+                _ => {
+                    // Room for every line the buffered bytes can still hold (a frame is
+                    // at least a header, a timestamp and a space), so a run grows once.
+                    let mut lines = Vec::with_capacity((self.decoder.buffered_bytes() / MIN_FRAME_BYTES + 1).min(RUN_CAPACITY_MAX));
+                    lines.push(line);
+                    runs.push(Run { stream, lines, bytes: len });
+                }
             }
         }
         Ok(())

@@ -161,7 +161,48 @@ fn with_offset(text: &str, offset_minutes: i32) -> String {
 
 const OFFSET_NANOS_MAX: i64 = (23 * 60 + 59) * 60 * NANOS_PER_SECOND;
 
+/// A payload of `ts` with `tail`, with one byte possibly replaced, for the cache test.
+fn payload(ts: i64, tail: &[u8], corrupt: Option<(usize, u8)>) -> Bytes {
+    let mut bytes = Vec::new();
+    format_rfc3339_nanos(ts, &mut bytes);
+    bytes.push(b' ');
+    bytes.extend_from_slice(tail);
+    if let Some((at, byte)) = corrupt {
+        let at = at % bytes.len();
+        bytes[at] = byte;
+    }
+    Bytes::from(bytes)
+}
+
+#[test]
+fn the_cache_reuses_the_second_and_rechecks_everything_else() {
+    let mut cache = TimestampCache::default();
+    let base = 1_763_838_000_000_000_000;
+    for (ts, corrupt) in [(base, None), (base + 5, None), (base + 7, Some((25, b'x'))), (base + 9, Some((3, b'x'))), (base + 1_000_000_000, None)] {
+        let mut ours = payload(ts, b"line\n", corrupt);
+        let mut theirs = ours.clone();
+        assert_eq!(cache.take_timestamp(&mut ours), take_timestamp(&mut theirs), "ts {ts} corrupt {corrupt:?}");
+        assert_eq!(ours, theirs);
+    }
+}
+
 proptest! {
+    #[test]
+    fn the_cache_agrees_with_take_timestamp(
+        steps in proptest::collection::vec((0i64..3_000_000_000, proptest::option::of((0usize..40, any::<u8>()))), 1..40),
+        start in any::<i64>(),
+    ) {
+        let mut cache = TimestampCache::default();
+        let mut ts = start;
+        for (step, corrupt) in steps {
+            ts = ts.saturating_add(step);
+            let mut ours = payload(ts, b"content\n", corrupt);
+            let mut theirs = ours.clone();
+            prop_assert_eq!(cache.take_timestamp(&mut ours), take_timestamp(&mut theirs));
+            prop_assert_eq!(ours, theirs);
+        }
+    }
+
     #[test]
     fn format_then_parse_round_trips(ts in any::<i64>()) {
         let text = format(ts);
