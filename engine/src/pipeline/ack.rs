@@ -79,15 +79,27 @@ impl Acks {
             if !state.tracked.contains(id) {
                 continue;
             }
-            let entry = state.containers.entry(id.clone()).or_default();
-            let slot = match std_stream {
-                StdStream::Stdout => &mut entry.stdout,
-                StdStream::Stderr => &mut entry.stderr,
+            let advance = |entry: &mut ContainerCheckpoint| {
+                let slot = match std_stream {
+                    StdStream::Stdout => &mut entry.stdout,
+                    StdStream::Stderr => &mut entry.stderr,
+                };
+                let advanced = slot.is_none_or(|acked| acked < key);
+                if advanced {
+                    *slot = Some(key);
+                }
+                advanced
             };
-            if slot.is_none_or(|acked| acked < key) {
-                *slot = Some(key);
-                any = true;
-            }
+            // The id is cloned only for a container's first position.
+            any |= match state.containers.get_mut(id) {
+                Some(entry) => advance(entry),
+                None => {
+                    let mut entry = ContainerCheckpoint::default();
+                    let advanced = advance(&mut entry);
+                    state.containers.insert(id.clone(), entry);
+                    advanced
+                }
+            };
         }
         if any {
             state.dirty = true;
