@@ -245,7 +245,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use capture_tests::daemon::{wait_until, Daemon, DaemonSpec, SinkSpec};
-use capture_tests::delivery::{compare_streams, read_file_sink, texts_by_stream, Delivered, StreamKey};
+use capture_tests::delivery::{
+    compare_streams, expected_from_docker, read_file_sink, texts_by_stream, Delivered, StreamKey,
+};
 use capture_tests::loki_receiver::LokiReceiver;
 
 /// The Docker lock, for the (blocking) daemon tests.
@@ -462,4 +464,108 @@ fn daemon_loki_sink_every_line_exactly_once_in_order_through_retries() {
     assert!(pushes[3..].iter().all(|push| push.status == 204), "{pushes:?}");
     assert!(pushes.iter().all(|push| push.content_type == "application/x-protobuf"), "{pushes:?}");
     eprintln!("loki receiver: {} pushes", pushes.len());
+}
+
+/// Waits until the sink holds at least `count` lines satisfying `matches`.
+fn wait_sink_lines(daemon: &Daemon, what: &str, count: usize, matches: impl Fn(&Delivered) -> bool) {
+    let mut seen = 0;
+    let waited = wait_until(what, DELIVERY_TIMEOUT, || {
+        seen = read_file_sink(&daemon.sink_path())?.iter().filter(|line| matches(line)).count();
+        if seen < count {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(seen >= count)
+    });
+    if let Err(error) = waited {
+        panic!("{error:#}: {seen} of {count}\n{}", daemon.log_tail(30));
+    }
+}
+
+/// `printer`'s script, with each line also naming the container's boot (`<prefix> b<boot>
+/// out <n>`), counted in a file of the container's own file system: after `docker
+/// restart` (same container, same log) the numbers start again, but the lines differ.
+fn boot_numbered_script(printer: &LinePrinter) -> String {
+    let script = printer.script();
+    let plain = format!("P='{}';", printer.prefix);
+    assert!(script.contains(&plain), "LinePrinter's script changed: {script}");
+    let numbered = script.replacen(&plain, &format!("P=\"{} b$b\";", printer.prefix), 1);
+    format!("b=$(( $(cat /boots 2>/dev/null || echo 0) + 1 )); echo $b > /boots; {numbered}")
+}
+
+/// Task 3b: churn while the daemon runs — a container restarted (same id), one stopped
+/// and removed, new ones started — loses nothing (the removed one: everything it printed
+/// before it stopped) and duplicates nothing.
+#[test]
+fn daemon_churn_restart_remove_and_new_containers_lose_and_duplicate_nothing() {
+    let test = "daemon_churn_restart_remove_and_new_containers_lose_and_duplicate_nothing";
+    let Some(_image) = require_docker_and_image(test) else { return };
+    let _serial = one_docker_test_at_a_time_blocking();
+    let mut phases = Phases::new("churn");
+    let mut spec = DaemonSpec::new(&capture_tests::daemon::new_run_id("churn"), SinkSpec::File);
+    spec.rotate_every = "3s".into();
+    let mut daemon = Daemon::start(spec.clone()).unwrap();
+    daemon.wait_ready(READY_TIMEOUT).unwrap();
+
+    let endless = |prefix: &str| LinePrinter::new(prefix, 1_000_000, 1_000_000).rates(40, 25);
+    let restarter = run_in(&spec, "restarter", &boot_numbered_script(&endless("restarter")));
+    let doomed = run_in(&spec, "doomed", &endless("doomed").script());
+    let steady_printer = LinePrinter::new("steady", 400, 300).rates(40, 30);
+    let steady = run_in(&spec, "steady", &steady_printer.script());
+    let (restarter_name, doomed_name) = (restarter.name().to_owned(), doomed.name().to_owned());
+    wait_sink_lines(&daemon, "restarter and doomed lines", 2 * 30, |line| {
+        let container = &line.labels["container"];
+        (container == &restarter_name || container == &doomed_name) && line.line.contains(" out ")
+    });
+    phases.done("three containers streaming");
+
+    restarter.restart(Duration::from_secs(1)).unwrap();
+    let newcomer_printers = [LinePrinter::new("new-a", 200, 150).rates(50, 50), LinePrinter::new("new-b", 150, 200).rates(50, 50)];
+    let newcomers: Vec<TestContainer> =
+        newcomer_printers.iter().map(|printer| run_in(&spec, &printer.prefix, &printer.script())).collect();
+    doomed.stop(Duration::from_secs(1)).unwrap();
+    let mut expected = expected_from_docker(doomed.id(), doomed.name()).unwrap();
+    doomed.remove().unwrap();
+    phases.done("restarted one, started two, stopped and removed one");
+
+    wait_sink_lines(&daemon, "the restarted container's second boot", 30, |line| {
+        line.labels["container"] == restarter_name && line.line.starts_with("restarter b2 out ")
+    });
+    restarter.stop(Duration::from_secs(1)).unwrap();
+    let restarter_expected = expected_from_docker(restarter.id(), restarter.name()).unwrap();
+    let boots: std::collections::BTreeSet<&str> =
+        restarter_expected.values().flatten().filter_map(|line| line.split(' ').nth(1)).collect();
+    assert_eq!(boots, ["b1", "b2"].into(), "the restart did not happen as planned");
+    expected.extend(restarter_expected);
+    expected.extend(expected_of(&steady, &steady_printer));
+    for (container, printer) in newcomers.iter().zip(&newcomer_printers) {
+        expected.extend(expected_of(container, printer));
+    }
+    let doomed_lines: usize = expected.iter().filter(|(key, _)| key.container == doomed_name).map(|(_, lines)| lines.len()).sum();
+    assert!(doomed_lines >= 60, "the removed container printed {doomed_lines} lines");
+
+    wait_delivered(&daemon, &expected, || read_file_sink(&daemon.sink_path()).unwrap());
+    let rotations = daemon.metrics().unwrap().count("container_stream_rotations_total");
+    // The containers still running (steady, newcomers) reopen once more after their last line.
+    wait_until("one more rotation of each running container", Duration::from_secs(30), || {
+        Ok(daemon.metrics()?.count("container_stream_rotations_total") >= rotations + 3)
+    })
+    .unwrap();
+    wait_idle(&daemon);
+    phases.done("everything delivered");
+    let metrics = daemon.metrics().unwrap();
+    assert_nothing_dropped(&daemon);
+    terminate_cleanly(&mut daemon);
+
+    let delivered = read_file_sink(&daemon.sink_path()).unwrap();
+    compare_streams(&expected, &texts_by_stream(&delivered)).unwrap();
+    let total: usize = expected.values().map(Vec::len).sum();
+    eprintln!(
+        "[churn] {total} lines exactly once ({doomed_lines} of the removed container); rotations {}, opens {}, \
+         stream errors {}",
+        metrics.count("container_stream_rotations_total"),
+        metrics.count("container_stream_opens_total"),
+        metrics.count("container_stream_errors_total"),
+    );
+    drop((restarter, steady, newcomers));
+    phases.done("checked");
 }
