@@ -246,7 +246,8 @@ use std::time::Instant;
 
 use capture_tests::daemon::{wait_until, Daemon, DaemonSpec, SinkSpec};
 use capture_tests::delivery::{
-    compare_streams, expected_from_docker, read_file_sink, texts_by_stream, Delivered, StreamKey,
+    by_stream, compare_streams, describe_difference, expected_from_docker, read_file_sink, texts_by_stream,
+    Delivered, StreamKey,
 };
 use capture_tests::loki_receiver::LokiReceiver;
 
@@ -567,5 +568,156 @@ fn daemon_churn_restart_remove_and_new_containers_lose_and_duplicate_nothing() {
         metrics.count("container_stream_errors_total"),
     );
     drop((restarter, steady, newcomers));
+    phases.done("checked");
+}
+
+/// The positions file as the engine reads it.
+fn load_positions(path: &std::path::Path) -> engine::port::Checkpoint {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|error| panic!("{}: {error}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => engine::port::Checkpoint::default(),
+        Err(error) => panic!("{}: {error}", path.display()),
+    }
+}
+
+/// The resume key of each delivered line of one stream, as the engine computes it:
+/// its timestamp, and how many earlier lines of the stream carried the same timestamp.
+fn resume_keys(lines: &[Delivered]) -> Vec<engine::model::ResumeKey> {
+    let mut keys: Vec<engine::model::ResumeKey> = Vec::with_capacity(lines.len());
+    for line in lines {
+        let seq = match keys.last() {
+            Some(previous) if previous.ts == line.ts => previous.seq + 1,
+            _ => 0,
+        };
+        keys.push(engine::model::ResumeKey { ts: line.ts, seq });
+    }
+    keys
+}
+
+/// Task 3d: `kill -9` mid-run, then a restart from the positions file: no line is lost,
+/// and the only duplicates are the in-flight window.
+///
+/// The sink is Loki (the in-test receiver) with `batch_wait = 200ms` and
+/// `positions.commit_every = "1s"`: batches are acknowledged about five times per
+/// commit, so at a random moment the sink is usually ahead of the positions file — the
+/// window this test is about. (With the file sink, whose batches wait 1 s, commits follow
+/// every acknowledgement and the window is nearly always empty.)
+///
+/// The bound, exactly: a position is committed only after the sink acknowledged every
+/// line up to it, and a restarted daemon resumes each stream right after its committed
+/// position. So the lines re-delivered after the restart are exactly those the killed
+/// daemon got into the sink *after* its last committed position — lines acknowledged
+/// since the last commit (at most `commit_every` ago), plus a push the receiver took
+/// but whose answer the killed process never read. The test takes the positions file
+/// and the receiver's record right after the kill (neither can change any more),
+/// computes that window per stream, and asserts that the final delivery is, per
+/// stream, exactly: the lines before the kill, then the printed lines from the first
+/// one after the committed position on. As a second, rate-independent bound, each
+/// window spans at most `commit_every` + `batch_wait` + 2 s of scheduling allowance of
+/// Docker time past its committed line.
+#[test]
+fn daemon_kill_9_and_restart_loses_nothing_and_duplicates_only_the_in_flight_window() {
+    let test = "daemon_kill_9_and_restart_loses_nothing_and_duplicates_only_the_in_flight_window";
+    let Some(_image) = require_docker_and_image(test) else { return };
+    let _serial = one_docker_test_at_a_time_blocking();
+    let mut phases = Phases::new("kill-9");
+    let receiver = LokiReceiver::start().unwrap();
+    let sink = SinkSpec::Loki { url: receiver.url(), encoding: "protobuf" };
+    let mut spec = DaemonSpec::new(&capture_tests::daemon::new_run_id("kill9"), sink);
+    spec.commit_every = "1s".into();
+    spec.batch_wait = "200ms".into();
+    let mut daemon = Daemon::start(spec.clone()).unwrap();
+    daemon.wait_ready(READY_TIMEOUT).unwrap();
+
+    let printers: Vec<LinePrinter> =
+        (0..3).map(|index| LinePrinter::new(&format!("k{index}"), 500, 400).rates(60, 50)).collect();
+    let containers: Vec<TestContainer> =
+        printers.iter().map(|printer| run_in(&spec, &printer.prefix, &printer.script())).collect();
+    let expected: BTreeMap<StreamKey, Vec<String>> =
+        containers.iter().zip(&printers).flat_map(|(container, printer)| expected_of(container, printer)).collect();
+    let ids: BTreeMap<String, engine::model::ContainerId> = containers
+        .iter()
+        .map(|container| (container.name().to_owned(), engine::model::ContainerId::new(container.id())))
+        .collect();
+
+    // Mid-run: every stream has delivered a good part and has a committed position.
+    let positions_path = daemon.positions_path();
+    wait_until("positions committed for every stream", DELIVERY_TIMEOUT, || {
+        let positions = load_positions(&positions_path);
+        Ok(ids.values().all(|id| {
+            positions.containers.get(id).is_some_and(|streams| streams.stdout.is_some() && streams.stderr.is_some())
+        }))
+    })
+    .unwrap();
+    let delivered_count = || receiver.delivered().len();
+    wait_until("150 lines of each stream delivered", DELIVERY_TIMEOUT, || Ok(delivered_count() >= 150 * expected.len()))
+        .unwrap();
+    // Kill when the sink is ahead of the positions file for some stream (usually at once).
+    let ahead = wait_until("the sink ahead of the committed positions", Duration::from_secs(10), || {
+        let positions = load_positions(&positions_path);
+        let delivered = by_stream(&receiver.delivered());
+        Ok(delivered.iter().any(|(key, lines)| {
+            let streams = positions.containers.get(&ids[&key.container]);
+            let position = streams.and_then(|streams| if key.stream == "stdout" { streams.stdout } else { streams.stderr });
+            resume_keys(lines).last().is_some_and(|last| Some(*last) > position)
+        }))
+    });
+    phases.done("mid-run");
+
+    daemon.kill9().unwrap();
+    let before_kill = by_stream(&receiver.delivered());
+    let committed = load_positions(&positions_path);
+    daemon.restart().unwrap();
+    daemon.wait_ready(READY_TIMEOUT).unwrap();
+    phases.done("killed and restarted");
+
+    wait_delivered(&daemon, &expected, || receiver.delivered());
+    phases.done("everything delivered");
+    assert_nothing_dropped(&daemon);
+    terminate_cleanly(&mut daemon);
+    let after = texts_by_stream(&receiver.delivered());
+    assert_eq!(receiver.errors(), Vec::<String>::new());
+
+    let (mut duplicates, mut widest) = (0, Duration::ZERO);
+    for (key, want) in &expected {
+        let before: &[Delivered] = before_kill.get(key).map(Vec::as_slice).unwrap_or_default();
+        let before_texts: Vec<String> = before.iter().map(|line| line.line.clone()).collect();
+        let delivered_before = before.len();
+        assert_eq!(before_texts, want[..delivered_before.min(want.len())], "{key} before the kill: {}", describe_difference(&want[..delivered_before.min(want.len())], &before_texts));
+        let streams = committed.containers.get(&ids[&key.container]);
+        let position = streams.and_then(|streams| if key.stream == "stdout" { streams.stdout } else { streams.stderr });
+        let keys = resume_keys(before);
+        // Lines at or before the committed position: they must be a prefix, and the
+        // position must name a line that was delivered.
+        let acknowledged = position.map_or(0, |position| keys.iter().take_while(|line_key| **line_key <= position).count());
+        assert!(keys[acknowledged..].iter().all(|line_key| Some(*line_key) > position), "{key}: keys out of order");
+        if let Some(position) = position {
+            assert!(acknowledged > 0 && keys[acknowledged - 1] == position, "{key}: committed {position:?} is no delivered line");
+        }
+        let window = &before[acknowledged..];
+        if let (Some(first), Some(last)) = (window.first(), window.last()) {
+            let anchor = if acknowledged > 0 { before[acknowledged - 1].ts } else { first.ts };
+            widest = widest.max(Duration::from_nanos((last.ts - anchor).max(0) as u64));
+        }
+        duplicates += window.len();
+        let mut exactly: Vec<String> = before_texts.clone();
+        exactly.extend_from_slice(&want[acknowledged..]);
+        let got = after.get(key).cloned().unwrap_or_default();
+        assert!(
+            got == exactly,
+            "{key}: {} delivered before the kill, {acknowledged} of them committed; after the restart: {}",
+            delivered_before,
+            describe_difference(&exactly, &got)
+        );
+    }
+    let total: usize = expected.values().map(Vec::len).sum();
+    eprintln!(
+        "[kill-9] {total} lines, none lost; {duplicates} duplicates, all in the in-flight window \
+         (widest {widest:?} of Docker time past the committed position; sink ahead at the kill: {})",
+        ahead.is_ok()
+    );
+    assert!(duplicates < total, "the restart re-delivered everything: positions were not used");
+    assert!(widest <= Duration::from_millis(3200), "in-flight window {widest:?} > commit_every + batch_wait + 2 s");
+    drop(containers);
     phases.done("checked");
 }
