@@ -721,3 +721,57 @@ fn daemon_kill_9_and_restart_loses_nothing_and_duplicates_only_the_in_flight_win
     drop(containers);
     phases.done("checked");
 }
+
+/// Task 3e: Docker unreachable at start. The daemon comes up anyway (`/ready` 200),
+/// `/health` says docker is down (503) while it keeps retrying, and once the socket
+/// appears (a symlink to the real one, at the configured path) it recovers on its own:
+/// `/health` 200 and a new container's lines arrive, exactly.
+#[test]
+fn daemon_starts_without_docker_and_recovers_when_the_socket_appears() {
+    let test = "daemon_starts_without_docker_and_recovers_when_the_socket_appears";
+    let Some(_image) = require_docker_and_image(test) else { return };
+    let _serial = one_docker_test_at_a_time_blocking();
+    let mut phases = Phases::new("no-docker");
+    let socket_dir = tempfile::tempdir().unwrap();
+    let socket = socket_dir.path().join("docker.sock");
+    let mut spec = DaemonSpec::new(&capture_tests::daemon::new_run_id("nodocker"), SinkSpec::File);
+    spec.docker_socket = socket.clone();
+    let mut daemon = Daemon::start(spec.clone()).unwrap();
+    daemon.wait_ready(READY_TIMEOUT).unwrap();
+
+    // Down, and saying so, for a while (at least two discovery retries: 0.5 s, 1 s, …).
+    let mut last = serde_json::Value::Null;
+    wait_until("/health: docker failing for 2 s", Duration::from_secs(30), || {
+        let (status, health) = daemon.health()?;
+        let docker = &health["components"]["docker"];
+        let failing_for = docker["failing_for_seconds"].as_f64().unwrap_or(0.0);
+        anyhow::ensure!(status == 503 && docker["healthy"] == false, "docker healthy without a socket? {status} {health}");
+        last = health;
+        Ok(failing_for >= 2.0)
+    })
+    .unwrap();
+    assert!(daemon.is_running(), "the daemon exited without Docker:\n{}", daemon.log_tail(30));
+    assert_eq!(last["components"]["sink"]["healthy"], true, "{last}");
+    assert!(last["components"]["docker"]["last_error"].is_string(), "{last}");
+    let metrics = daemon.metrics().unwrap();
+    assert_eq!(metrics.get("component_health{component=\"docker\"}"), 0.0);
+    assert_eq!(metrics.count("containers_monitored"), 0);
+    assert!(daemon.log().contains("docker engine not reachable yet"), "{}", daemon.log_tail(30));
+    phases.done("up without docker, /health 503");
+
+    std::os::unix::fs::symlink(capture_tests::host::docker_socket_path(), &socket).unwrap();
+    wait_until("/health 200 once the socket exists", Duration::from_secs(60), || Ok(daemon.health()?.0 == 200))
+        .unwrap_or_else(|error| panic!("{error:#}: {:?}\n{}", daemon.health().ok(), daemon.log_tail(30)));
+    assert_eq!(daemon.metrics().unwrap().get("component_health{component=\"docker\"}"), 1.0);
+    phases.done("recovered");
+
+    let printer = LinePrinter::new("late", 200, 150).rates(100, 100);
+    let container = run_in(&spec, "late", &printer.script());
+    let expected: BTreeMap<StreamKey, Vec<String>> = expected_of(&container, &printer).into_iter().collect();
+    wait_delivered(&daemon, &expected, || read_file_sink(&daemon.sink_path()).unwrap());
+    assert_nothing_dropped(&daemon);
+    terminate_cleanly(&mut daemon);
+    compare_streams(&expected, &texts_by_stream(&read_file_sink(&daemon.sink_path()).unwrap())).unwrap();
+    drop(container);
+    phases.done("a container's lines delivered");
+}
