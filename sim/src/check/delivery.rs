@@ -28,7 +28,8 @@ struct Track {
 
 #[derive(Default)]
 pub struct DeliveryChecker {
-    tracks: BTreeMap<(ContainerId, StdStream), Track>,
+    /// Per container, its stdout and stderr (looked up by id, not cloned per batch).
+    tracks: BTreeMap<ContainerId, [Track; 2]>,
     pub lines_delivered: u64,
     pub duplicates: u64,
     pub duplicates_allowed: u64,
@@ -46,9 +47,12 @@ impl DeliveryChecker {
     pub fn handle_delivery(&mut self, batch: &Batch, ambiguous: bool) {
         for stream in &batch.streams {
             let SourceId::Container { id, stream: std_stream } = &stream.source;
-            let key = (id.clone(), *std_stream);
             let mut failure = None;
-            let track = self.tracks.entry(key).or_default();
+            let tracks = match self.tracks.get_mut(id) {
+                Some(tracks) => tracks,
+                None => self.tracks.entry(id.clone()).or_default(),
+            };
+            let track = &mut tracks[std_stream.index()];
             let mut window: Option<(u64, u64)> = None;
             for line in &stream.lines {
                 let Some(seq) = line_seq(&line.bytes) else {
@@ -95,7 +99,11 @@ impl DeliveryChecker {
     /// The agent crashed: lines after the committed positions up to what was delivered
     /// may come again.
     pub fn handle_crash(&mut self, committed: &Checkpoint) {
-        for ((id, stream), track) in self.tracks.iter_mut() {
+        let tracks = self.tracks.iter_mut().flat_map(|(id, tracks)| {
+            let [stdout, stderr] = tracks;
+            [(id, StdStream::Stdout, stdout), (id, StdStream::Stderr, stderr)]
+        });
+        for (id, stream, track) in tracks {
             let delivered = track.keys.len() as u64;
             if delivered == 0 {
                 continue;
@@ -117,6 +125,6 @@ impl DeliveryChecker {
 
     /// Lines delivered for one stream of one container.
     pub fn delivered(&self, id: &ContainerId, stream: StdStream) -> u64 {
-        self.tracks.get(&(id.clone(), stream)).map_or(0, |track| track.keys.len() as u64)
+        self.tracks.get(id).map_or(0, |tracks| tracks[stream.index()].keys.len() as u64)
     }
 }

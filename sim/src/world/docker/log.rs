@@ -70,11 +70,22 @@ pub fn line_content(seq: u64, line_bytes: u32) -> Vec<u8> {
 /// The sequence number a line's content starts with (the oracle's decoder). `None` if
 /// the content does not start with a digit.
 pub fn line_seq(content: &[u8]) -> Option<u64> {
-    let digits = content.iter().take_while(|byte| byte.is_ascii_digit()).count();
-    if digits == 0 || digits > 20 {
+    let mut value: Option<u64> = Some(0);
+    let mut digits = 0;
+    for &byte in content {
+        if !byte.is_ascii_digit() {
+            break;
+        }
+        digits += 1;
+        if digits > 20 {
+            return None;
+        }
+        value = value.and_then(|value| value.checked_mul(10)?.checked_add(u64::from(byte - b'0')));
+    }
+    if digits == 0 {
         return None;
     }
-    std::str::from_utf8(&content[..digits]).ok()?.parse().ok()
+    value
 }
 
 /// A run of lines of one output stream, written at one virtual instant.

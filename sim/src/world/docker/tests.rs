@@ -112,6 +112,11 @@ fn padding_and_content_decode() {
     assert_eq!(line_content(12345, 2), b"12345".to_vec());
     assert_eq!(line_seq(b"42xxxx"), Some(42));
     assert_eq!(line_seq(b"xx"), None);
+    assert_eq!(line_seq(b""), None);
+    assert_eq!(line_seq(b"0"), Some(0));
+    assert_eq!(line_seq(b"18446744073709551615x"), Some(u64::MAX));
+    assert_eq!(line_seq(b"18446744073709551616"), None, "over u64");
+    assert_eq!(line_seq(b"000000000000000000001"), None, "over 20 digits");
     let (mut executor, docker) = world(1);
     let id = running(&docker, "app");
     let burst = Burst { line_bytes: 100, ..Burst::lines(StdStream::Stdout, 12) };
