@@ -52,9 +52,7 @@ impl BudgetChecker {
         if open > self.streams_max {
             return Err((Invariant::TaskBudget, format!("{open} log streams open, streams_max is {}", self.streams_max)));
         }
-        // Removed containers have no running process and no streams to starve for.
-        let containers = docker.existing_containers();
-        let existing = containers.len() as u64;
+        let existing = docker.existing_count() as u64;
         if let Some((registry, telemetry)) = agent {
             let stream_tasks = registry.alive(TaskKind::Stream);
             if stream_tasks > open as u64 {
@@ -83,17 +81,15 @@ impl BudgetChecker {
         }
         // Clocks of containers that are streamed, stopped or gone are dropped.
         let mut previous = std::mem::take(&mut self.unstreamed_since);
-        for report in &containers {
-            if !report.running || report.streams_open > 0 {
-                continue;
-            }
-            let since = previous.remove(&report.id).unwrap_or(now);
-            self.unstreamed_since.insert(report.id.clone(), since);
+        for id in docker.running_unstreamed() {
+            let since = previous.remove(&id).unwrap_or(now);
+            self.unstreamed_since.insert(id.clone(), since);
             let waited = now.saturating_duration_since(since);
             if waited > self.starvation_max {
+                let name = docker.container(&id).map(|report| report.name).unwrap_or_default();
                 return Err((
                     Invariant::Liveness,
-                    format!("running container {} ({}) has had no log stream for {}s", report.id.short(), report.name, waited.as_secs()),
+                    format!("running container {} ({name}) has had no log stream for {}s", id.short(), waited.as_secs()),
                 ));
             }
         }

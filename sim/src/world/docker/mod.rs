@@ -498,6 +498,15 @@ impl SimDocker {
         })
     }
 
+    /// Ids of running containers with no log stream open, in id order: the starvation
+    /// check's question, answered without building reports.
+    pub fn running_unstreamed(&self) -> Vec<ContainerId> {
+        self.with(|state| {
+            let unstreamed = state.containers.iter().filter(|(_, c)| c.info.running && c.open_streams.is_empty());
+            unstreamed.map(|(id, _)| id.clone()).collect()
+        })
+    }
+
     /// Ids of running containers.
     pub fn running_ids(&self) -> Vec<ContainerId> {
         self.with(|state| {
