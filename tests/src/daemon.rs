@@ -491,3 +491,43 @@ impl Metrics {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendered_configs_are_valid_daemon_configs() {
+        let mut spec = DaemonSpec::new("unit-1", SinkSpec::File);
+        spec.rotate_every = "2s".into();
+        let dir = Path::new("/tmp/dir with \"quotes\"");
+        let config = capture_daemon::config::Config::parse(&spec.config_toml(dir, 8123)).unwrap();
+        assert_eq!(config.sink().name(), "file");
+        assert_eq!(config.http.listen.port(), 8123);
+        assert_eq!(config.positions.path, dir.join("positions.json"));
+        assert_eq!(config.docker.rotate_every.0, Duration::from_secs(2));
+        let labels: std::collections::BTreeMap<String, String> =
+            [(RUN_LABEL.to_string(), "unit-1".to_string())].into();
+        assert!(config.docker.include.matches("any", &labels));
+        let other: std::collections::BTreeMap<String, String> = [(RUN_LABEL.to_string(), "unit-2".to_string())].into();
+        assert!(!config.docker.include.matches("any", &other));
+
+        let spec = DaemonSpec::new("unit-1", SinkSpec::Loki { url: "http://127.0.0.1:1".into(), encoding: "protobuf" });
+        let config = capture_daemon::config::Config::parse(&spec.config_toml(dir, 8123)).unwrap();
+        assert_eq!(config.sink().name(), "loki");
+    }
+
+    #[test]
+    fn metrics_parse_by_full_name() {
+        let metrics = Metrics::parse(
+            "# HELP log_capturer_tasks_alive x\n# TYPE log_capturer_tasks_alive gauge\n\
+             log_capturer_tasks_alive{kind=\"sink\"} 1\nlog_capturer_tasks_alive{kind=\"http\"} 2\n\
+             log_capturer_runtime_tasks_alive 7\n",
+        )
+        .unwrap();
+        assert_eq!(metrics.count("runtime_tasks_alive"), 7);
+        assert_eq!(metrics.get("tasks_alive{kind=\"http\"}"), 2.0);
+        assert_eq!(metrics.tasks_alive(), [("http".to_string(), 2), ("sink".to_string(), 1)].into());
+        assert!(Metrics::parse("log_capturer_x one\n").is_err());
+    }
+}

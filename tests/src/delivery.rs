@@ -213,3 +213,50 @@ pub fn expected_from_docker(id: &str, name: &str) -> Result<BTreeMap<StreamKey, 
     let (stdout, stderr) = docker_log_streams(id)?;
     Ok(BTreeMap::from([(StreamKey::new(name, "stdout"), stdout), (StreamKey::new(name, "stderr"), stderr)]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(texts: &[&str]) -> Vec<String> {
+        texts.iter().map(|text| text.to_string()).collect()
+    }
+
+    #[test]
+    fn differences_are_named() {
+        let want = lines(&["a 1", "a 2", "a 3"]);
+        assert!(describe_difference(&want, &lines(&["a 1", "a 3"])).contains("1 missing: [\"a 2\"]"));
+        assert!(describe_difference(&want, &lines(&["a 1", "a 2", "a 2", "a 3"])).contains("1 duplicated: [\"a 2\"]"));
+        let reordered = describe_difference(&want, &lines(&["a 1", "a 3", "a 2"]));
+        assert!(reordered.contains("first difference at index 1"), "{reordered}");
+        assert!(describe_difference(&want, &lines(&["a 1", "a 2", "a 3", "b"])).contains("1 unexpected"));
+    }
+
+    #[test]
+    fn comparison_is_exact_per_stream() {
+        let key = StreamKey::new("c", "stdout");
+        let expected = BTreeMap::from([(key.clone(), lines(&["x 1", "x 2"]))]);
+        assert!(compare_streams(&expected, &BTreeMap::from([(key.clone(), lines(&["x 1", "x 2"]))])).is_ok());
+        assert!(compare_streams(&expected, &BTreeMap::from([(key.clone(), lines(&["x 2", "x 1"]))])).is_err());
+        let extra = BTreeMap::from([(key, lines(&["x 1", "x 2"])), (StreamKey::new("c", "stderr"), lines(&["y"]))]);
+        assert!(compare_streams(&expected, &extra).is_err());
+    }
+
+    #[test]
+    fn file_sink_lines_parse_and_a_cut_last_line_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.jsonl");
+        std::fs::write(
+            &path,
+            "{\"ts\":\"2024-05-01T10:00:00.000000001Z\",\"labels\":{\"container\":\"c\",\"stream\":\"stderr\"},\"line\":\"x 1\"}\n\
+             {\"ts\":\"2024-05-01T10:00:00.0000",
+        )
+        .unwrap();
+        let delivered = read_file_sink(&path).unwrap();
+        assert_eq!(delivered.len(), 1);
+        assert_eq!(delivered[0].ts, 1_714_557_600_000_000_001);
+        assert_eq!(delivered[0].stream_key(), StreamKey::new("c", "stderr"));
+        assert_eq!(truncate_partial_line(&path).unwrap(), r#"{"ts":"2024-05-01T10:00:00.0000"#.len());
+        assert!(std::fs::read_to_string(&path).unwrap().ends_with("\"x 1\"}\n"));
+    }
+}

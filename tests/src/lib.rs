@@ -1,5 +1,5 @@
 //! capture-tests: helpers for the end-to-end tests in `tests/e2e.rs`, which run the real
-//! Docker adapter (and later the `log-capturer` binary) against the machine's Docker
+//! Docker adapter and the real `log-capturer` binary against the machine's Docker
 //! engine, real files and real tools.
 //!
 //! **Contract.** A test that needs Docker asks [`host::require_docker`] (or
@@ -8,6 +8,11 @@
 //! [`containers::TestContainer`], labelled `log-capturer-test=1` and removed when dropped,
 //! and every `docker` CLI call is bounded in time. No image is ever pulled: the one test
 //! image is built locally from Debian's `busybox-static` ([`image::ensure_test_image`]).
+//!
+//! [`daemon`] runs the binary (built once per test process) with a config per test and
+//! drives it from outside (`/ready`, `/health`, `/metrics`, SIGTERM, SIGKILL, restart);
+//! [`loki_receiver`] is an in-test Loki push endpoint; [`delivery`] reads what a sink
+//! got and compares it, per stream and exactly, with what the containers printed.
 //!
 //! [`conformance`] holds the model-conformance script (DESIGN §6): one script of container
 //! actions, run through the `ContainerEngine` port against any world that implements
