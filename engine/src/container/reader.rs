@@ -52,7 +52,7 @@ pub enum ReadError {
 /// The smallest frame that carries a line: header, shortest timestamp, space.
 const MIN_FRAME_BYTES: usize = 8 + 20 + 1;
 /// Lines reserved at most when a run starts (longer runs grow as usual).
-const RUN_CAPACITY_MAX: usize = 1024;
+const RUN_CAPACITY_MAX: usize = 64;
 
 pub struct LogReader {
     decoder: FrameDecoder,

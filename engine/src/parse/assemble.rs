@@ -67,6 +67,7 @@ impl Assembler {
 
     /// Takes the next entry of the stream. Content ending in `'\n'` completes a line,
     /// which is returned; content without is a partial, kept (within the limit) until then.
+    #[inline]
     pub fn push(&mut self, ts: UnixNanos, mut content: Bytes) -> Option<Assembled> {
         let complete = content.last() == Some(&b'\n');
         if complete {
@@ -123,6 +124,7 @@ impl Assembler {
         })
     }
 
+    #[inline]
     fn single_entry_line(&self, ts: UnixNanos, content: Bytes) -> Assembled {
         let original_bytes = content.len();
         if original_bytes <= self.line_bytes_max {

@@ -81,6 +81,7 @@ impl FrameDecoder {
     }
 
     /// The next complete frame, `Ok(None)` if more bytes are needed.
+    #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         if let Some(error) = &self.poisoned {
             return Err(error.clone());
@@ -127,6 +128,7 @@ impl FrameDecoder {
     }
 
     /// Consumes and checks a header. Requires `chunks_bytes >= HEADER_LEN`.
+    #[inline]
     fn take_header(&mut self) -> Result<(StdStream, usize), FrameError> {
         let mut header = [0u8; HEADER_LEN];
         self.copy_out(&mut header);
@@ -146,6 +148,7 @@ impl FrameDecoder {
     }
 
     /// Consumes `len` bytes: a slice of the front chunk if it holds them all, else a copy.
+    #[inline]
     fn take_payload(&mut self, len: usize) -> Bytes {
         debug_assert!(self.chunks_bytes >= len);
         if len == 0 {
@@ -179,6 +182,7 @@ impl FrameDecoder {
     }
 
     /// Consumes `out.len()` bytes into `out`. Requires that many to be buffered.
+    #[inline]
     fn copy_out(&mut self, out: &mut [u8]) {
         debug_assert!(self.chunks_bytes >= out.len());
         self.chunks_bytes -= out.len();
