@@ -128,6 +128,16 @@ impl Burst {
         self.entries_per_line() * per_entry_overhead + self.line_bytes as u64 + 1
     }
 
+    /// One entry per line, generated content (the digits of every sequence number fit
+    /// in the line), every line complete: what [`render_short_lines`] renders.
+    fn has_short_lines(&self) -> bool {
+        let last_seq = self.first_seq + self.lines as u64 - 1;
+        self.line_bytes as usize <= ENTRY_CONTENT_MAX - 1
+            && self.literal.is_none()
+            && !self.open
+            && decimal_digits(last_seq) <= self.line_bytes
+    }
+
     pub(crate) fn last_ts(&self) -> UnixNanos {
         self.entry_ts(self.entries() - 1)
     }
@@ -457,6 +467,12 @@ impl ContainerLog {
             };
             let from = cursor.entry.max(passes_from);
             let mut entry = from;
+            if from < burst_end && out.len() < target_bytes && burst.has_short_lines() {
+                let (count, frame_len) = render_short_lines(burst, from, burst_end, target_bytes, out, timestamps);
+                entry += count;
+                rendered += count;
+                last_frame = frame_len;
+            }
             while entry < burst_end && out.len() < target_bytes {
                 let before = out.len();
                 render_entry_frame(burst, entry, out, timestamps);
@@ -468,6 +484,58 @@ impl ContainerLog {
         }
         (last_frame, rendered)
     }
+}
+
+/// The frames of entries `from..end` of a burst of short lines (see
+/// [`Burst::has_short_lines`]), as many as [`ContainerLog::render`]'s loop would render
+/// before `out` holds `target_bytes`: the same bytes as [`render_entry_frame`] gives
+/// each (debug builds check), written at once. The frames all have one length, so `out`
+/// grows once, filled with the padding byte, and only the header, timestamp, sequence
+/// number and newline are written per frame. Returns how many and the frame length.
+fn render_short_lines(
+    burst: &Burst,
+    from: u64,
+    end: u64,
+    target_bytes: usize,
+    out: &mut BytesMut,
+    timestamps: &mut TimestampText,
+) -> (u64, usize) {
+    let line_bytes = burst.line_bytes as usize;
+    let payload_len = TIMESTAMP_BYTES + 1 + line_bytes + 1;
+    let frame_len = FRAME_HEADER_BYTES + payload_len;
+    let start = out.len();
+    let wanted = (target_bytes - start).div_ceil(frame_len) as u64;
+    let count = (end - from).min(wanted);
+    out.resize(start + count as usize * frame_len, b'x');
+    let mut header = [0u8; FRAME_HEADER_BYTES];
+    header[0] = match burst.stream {
+        StdStream::Stdout => 1,
+        StdStream::Stderr => 2,
+    };
+    header[4..].copy_from_slice(&u32::try_from(payload_len).expect("an entry fits in a frame").to_be_bytes());
+    for (index, frame) in out[start..].chunks_exact_mut(frame_len).enumerate() {
+        let entry = from + index as u64;
+        frame[..FRAME_HEADER_BYTES].copy_from_slice(&header);
+        let (ts, rest) = frame[FRAME_HEADER_BYTES..].split_at_mut(TIMESTAMP_BYTES);
+        timestamps.write_into(burst.first_ts + entry as i64 * burst.ts_step, ts);
+        rest[0] = b' ';
+        let mut seq = burst.first_seq + entry;
+        let digits = decimal_digits(seq) as usize;
+        for slot in rest[1..1 + digits].iter_mut().rev() {
+            *slot = b'0' + (seq % 10) as u8;
+            seq /= 10;
+        }
+        rest[1 + line_bytes] = b'\n';
+    }
+    #[cfg(debug_assertions)]
+    {
+        let mut expected = BytesMut::new();
+        for entry in from..from + count {
+            render_entry_frame(burst, entry, &mut expected, &mut TimestampText::default());
+        }
+        debug_assert!(expected[..] == out[start..], "short-line frames differ from render_entry_frame");
+    }
+    (count, frame_len)
 }
 
 /// The frame of entry `entry` of `burst`: header, then `RFC3339Nano SP content-part
@@ -533,6 +601,24 @@ pub(crate) struct TimestampText {
 
 impl TimestampText {
     const NANOS_PER_SECOND: i64 = 1_000_000_000;
+
+    /// Write the text of `ts` into `out` (30 bytes), in place.
+    pub(crate) fn write_into(&mut self, ts: UnixNanos, out: &mut [u8]) {
+        let second = ts.div_euclid(Self::NANOS_PER_SECOND);
+        if self.second != Some(second) {
+            self.scratch.clear();
+            format_rfc3339_nanos(ts, &mut self.scratch);
+            self.prefix.copy_from_slice(&self.scratch[..20]);
+            self.second = Some(second);
+        }
+        out[..20].copy_from_slice(&self.prefix);
+        let mut nanos = ts.rem_euclid(Self::NANOS_PER_SECOND) as u32;
+        for digit in out[20..29].iter_mut().rev() {
+            *digit = b'0' + (nanos % 10) as u8;
+            nanos /= 10;
+        }
+        out[29] = b'Z';
+    }
 
     /// The text of `ts`.
     pub(crate) fn text(&mut self, ts: UnixNanos) -> [u8; TIMESTAMP_BYTES] {
