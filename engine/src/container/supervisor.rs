@@ -20,7 +20,10 @@
 //! earliest of the rotation, stall and drain deadlines.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -240,13 +243,26 @@ impl Supervisor {
         let mut timer_at = earliest(stall_at, drain_until);
         let mut timer = rt.sleep_until(timer_at);
         let mut runs: Vec<Run> = Vec::new();
+        // One wait for a state change lives across the iterations (a new one only after
+        // it fired), on a clone of the receiver; `self.state` marks what was seen. Once
+        // its waiter is registered it is polled only when there is news, which decides
+        // every iteration exactly as polling `self.state.changed()` first would.
+        let mut state_changed = pin!(next_change(self.state.clone()));
+        let mut state_armed = false;
         loop {
+            let state_news = std::future::poll_fn(|cx| {
+                if state_armed && !self.state.has_changed().unwrap_or(true) {
+                    return Poll::Pending;
+                }
+                state_armed = true;
+                state_changed.as_mut().poll(cx)
+            });
             tokio::select! {
                 biased;
-                changed = self.state.changed() => {
+                changed = state_news => {
                     let now = rt.now();
                     self.heartbeat.beat(now);
-                    let state = self.state.borrow();
+                    let state = self.state.borrow_and_update();
                     if changed.is_err() || state.removed {
                         return StreamEnd::Removed;
                     }
@@ -259,6 +275,9 @@ impl Supervisor {
                             timer = rt.sleep_until(timer_at);
                         }
                     }
+                    drop(state);
+                    state_changed.set(next_change(self.state.clone()));
+                    state_armed = false;
                 }
                 _ = &mut timer => {
                     let now = rt.now();
@@ -333,4 +352,9 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// Completes when `state` changes, or with an error once its sender is gone.
+async fn next_change(mut state: watch::Receiver<ContainerState>) -> Result<(), watch::error::RecvError> {
+    state.changed().await
 }
