@@ -38,6 +38,10 @@ use crate::host::run_bounded;
 /// The container label a daemon under test includes: `log-capturer-test.run=<run id>`.
 pub const RUN_LABEL: &str = "log-capturer-test.run";
 
+/// Set (to anything) to print every daemon's whole log when its test ends; a failing
+/// test always prints the last 80 lines.
+pub const SHOW_LOG_ENV: &str = "LOG_CAPTURER_E2E_SHOW_LOG";
+
 /// Bound on building the binary (a cold debug build on 2 cores).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -408,6 +412,8 @@ impl Drop for Daemon {
         }
         if std::thread::panicking() {
             eprintln!("---- log-capturer log ({}) ----\n{}\n----", self.log_path().display(), self.log_tail(80));
+        } else if std::env::var_os(SHOW_LOG_ENV).is_some() {
+            eprintln!("---- log-capturer log ({}) ----\n{}\n----", self.log_path().display(), self.log());
         }
     }
 }
