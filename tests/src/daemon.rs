@@ -49,10 +49,24 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `log-capturer` binary, built (or found up to date) once per test process.
+/// `$LOG_CAPTURER_E2E_BINARY`, when set, is used as is instead (e.g. a release build).
 pub fn binary() -> Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BUILT.get_or_init(|| build_binary().map_err(|error| format!("{error:#}"))).clone().map_err(anyhow::Error::msg)
+    BUILT
+        .get_or_init(|| {
+            let built = match std::env::var_os(BINARY_ENV) {
+                Some(path) if Path::new(&path).is_file() => Ok(PathBuf::from(path)),
+                Some(path) => Err(anyhow!("{BINARY_ENV}={}: no such file", Path::new(&path).display())),
+                None => build_binary(),
+            };
+            built.map_err(|error| format!("{error:#}"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
 }
+
+/// Names a `log-capturer` binary to test instead of building one.
+pub const BINARY_ENV: &str = "LOG_CAPTURER_E2E_BINARY";
 
 fn build_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("where is the test executable?")?;
