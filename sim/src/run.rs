@@ -253,7 +253,7 @@ async fn play(rt: Arc<dyn Rt>, docker: SimDocker, loki: SimLoki, actions: Vec<(D
                 trace.lock().unwrap().push(format!("{:>10.3}s world: {action:?}", at.as_secs_f64()));
             }
         }
-        let current = |slot: u32| slots[slot as usize].clone();
+        let current = |slot: u32| slots[slot as usize].as_ref();
         match action {
             Action::Create { slot } => {
                 let id = new_container(slot, 0);

@@ -300,7 +300,8 @@ impl SimDocker {
     pub fn emit(&self, id: &ContainerId, burst: Burst) -> Result<Range<u64>, CommandError> {
         let wall = self.rt.wall();
         self.with(|state| {
-            let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
+            // One lookup: the container's log and followers are reached through it.
+            let container = state.containers.get(id).ok_or(CommandError::NoSuchContainer)?;
             if !container.info.running {
                 return Err(CommandError::NotRunning);
             }
@@ -309,7 +310,7 @@ impl SimDocker {
             let log = &mut state.logs[container.serial];
             let seqs = log.append(burst.stream, burst.lines, burst.line_bytes, ts, gap);
             if !seqs.is_empty() {
-                state.wake_followers(id);
+                state::wake_followers_of(container, &mut state.log_streams);
             }
             Ok(seqs)
         })

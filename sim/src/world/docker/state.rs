@@ -236,12 +236,17 @@ impl DockerState {
     /// Wake the readers of `container` waiting for new entries (not the stalled ones).
     pub(crate) fn wake_followers(&mut self, container: &ContainerId) {
         let Some(entry) = self.containers.get(container) else { return };
-        for id in &entry.open_streams {
-            let stream = self.log_streams.get_mut(id).expect("indexed stream is open");
-            if !matches!(stream.fault, Some(StreamFault::Stall)) {
-                if let Some(waker) = stream.waker.take() {
-                    waker.wake();
-                }
+        wake_followers_of(entry, &mut self.log_streams);
+    }
+}
+
+/// [`DockerState::wake_followers`] for a container already looked up.
+pub(crate) fn wake_followers_of(container: &Container, log_streams: &mut BTreeMap<u64, OpenLogStream>) {
+    for id in &container.open_streams {
+        let stream = log_streams.get_mut(id).expect("indexed stream is open");
+        if !matches!(stream.fault, Some(StreamFault::Stall)) {
+            if let Some(waker) = stream.waker.take() {
+                waker.wake();
             }
         }
     }
