@@ -105,7 +105,8 @@ pub struct DockerSection {
     pub include: FilterSection,
     /// Never collect containers matching one of these rules (wins over `include`).
     pub exclude: FilterSection,
-    /// Drop and reopen each log stream this often (±10% jitter).
+    /// Drop and reopen each log stream 0.7–1.0 × this long after it opened (jittered so
+    /// that streams opened together do not rotate together).
     pub rotate_every: HumanDuration,
     /// Log streams open at once; further containers wait their turn (FIFO).
     pub streams_max: usize,
