@@ -191,6 +191,18 @@ impl World {
         self.note(|| "agent crashed".to_string());
     }
 
+    /// [`Self::run_to`] while an agent runs; while none does (it crashed), only world
+    /// tasks may be left, and time moves on to `deadline` even if nothing waits for it.
+    fn advance(&mut self, deadline: Instant) -> Result<(), Failed> {
+        if self.incarnation.is_some() {
+            return self.run_to(deadline);
+        }
+        match self.exec.advance_to(deadline) {
+            RunOutcome::Livelock { polls, .. } => Err(self.fail(Invariant::Deadlock, format!("livelock: {polls} polls without time moving"))),
+            _ => Ok(()),
+        }
+    }
+
     fn run_to(&mut self, deadline: Instant) -> Result<(), Failed> {
         match self.exec.run_until(deadline) {
             RunOutcome::DeadlineReached | RunOutcome::Stalled => Ok(()),
@@ -239,20 +251,59 @@ impl World {
     }
 }
 
-/// Plays the schedule's world actions (crashes are the driver's, outside).
-async fn play(rt: Arc<dyn Rt>, docker: SimDocker, loki: SimLoki, actions: Vec<(Duration, Action)>, containers: u32, seed: u64, trace: Option<Arc<Mutex<Vec<String>>>>) {
-    let mut names = SimRng::derive(seed, streams::WORLD ^ 0xA5);
-    let mut slots: Vec<Option<ContainerId>> = vec![None; containers as usize];
-    let mut generation = vec![0u32; containers as usize];
-    let start = Instant::ZERO;
-    let new_container = |slot: u32, generation: u32| docker.create(&format!("app-{slot}-{generation}"), "sim/app:latest", Default::default());
-    for (at, action) in actions {
-        rt.sleep_until(start + at).await;
-        if let Some(trace) = &trace {
+/// Plays the schedule's world actions (crashes are the driver's, outside). The driver
+/// applies each at its instant, once the executor has run everything due up to it: the
+/// world changes between polls, as it did from a world task, without a task, a timer and
+/// a poll per action.
+struct Player {
+    docker: SimDocker,
+    loki: SimLoki,
+    actions: Vec<(Duration, Action)>,
+    next: usize,
+    names: SimRng,
+    slots: Vec<Option<ContainerId>>,
+    generation: Vec<u32>,
+    trace: Option<Arc<Mutex<Vec<String>>>>,
+}
+
+impl Player {
+    fn new(docker: SimDocker, loki: SimLoki, actions: Vec<(Duration, Action)>, containers: u32, seed: u64, trace: Option<Arc<Mutex<Vec<String>>>>) -> Player {
+        Player {
+            docker,
+            loki,
+            actions,
+            next: 0,
+            names: SimRng::derive(seed, streams::WORLD ^ 0xA5),
+            slots: vec![None; containers as usize],
+            generation: vec![0u32; containers as usize],
+            trace,
+        }
+    }
+
+    /// When the next action is due.
+    fn next_at(&self) -> Option<Instant> {
+        self.actions.get(self.next).map(|(at, _)| Instant::ZERO + *at)
+    }
+
+    /// Apply every action due at or before `now`, in schedule order.
+    fn apply_due(&mut self, now: Instant) {
+        while let Some((at, action)) = self.actions.get(self.next).cloned() {
+            if Instant::ZERO + at > now {
+                break;
+            }
+            self.next += 1;
+            self.apply(at, action);
+        }
+    }
+
+    fn apply(&mut self, at: Duration, action: Action) {
+        let Player { docker, loki, names, slots, generation, trace, .. } = self;
+        if let Some(trace) = trace {
             if !matches!(action, Action::Emit { .. }) {
                 trace.lock().unwrap().push(format!("{:>10.3}s world: {action:?}", at.as_secs_f64()));
             }
         }
+        let new_container = |slot: u32, generation: u32| docker.create(&format!("app-{slot}-{generation}"), "sim/app:latest", Default::default());
         let current = |slot: u32| slots[slot as usize].as_ref();
         match action {
             Action::Create { slot } => {
@@ -379,21 +430,31 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
     let baseline: Census = census(world.incarnation.as_ref().unwrap().tasks.registry());
     // 2. The schedule.
     let end = Instant::ZERO + options.duration();
-    world.exec.spawn_world(
-        "world",
-        play(world.rt.clone(), world.docker.clone(), world.loki.clone(), schedule.actions.clone(), options.containers, options.seed, world.trace.clone()),
-    );
+    let mut player = Player::new(world.docker.clone(), world.loki.clone(), schedule.actions.clone(), options.containers, options.seed, world.trace.clone());
     let mut crashes = schedule.crashes.iter().peekable();
     let mut next_sample = Instant::ZERO + Duration::from_secs(60);
-    while world.exec.now() < end {
+    // While the agent is down (crashed, to restart then), time runs on for the world;
+    // samples wait for the restart.
+    let mut restart_at: Option<Instant> = None;
+    while world.exec.now() < end || restart_at.is_some() {
         let crash_at = crashes.peek().map(|crash| Instant::ZERO + crash.at);
-        let step_to = next_sample.min(end).min(crash_at.unwrap_or(end));
-        world.run_to(step_to)?;
-        if crash_at == Some(step_to) {
+        let bound = match restart_at {
+            Some(restart) => restart,
+            None => next_sample.min(end).min(crash_at.unwrap_or(end)),
+        };
+        let next_action = player.next_at().filter(|at| *at < bound);
+        world.advance(next_action.unwrap_or(bound))?;
+        player.apply_due(world.exec.now());
+        if next_action.is_some() {
+            continue;
+        }
+        if restart_at.take().is_some() {
+            world.start_agent();
+        } else if crash_at == Some(bound) {
             let crash = crashes.next().unwrap();
             world.crash();
-            world.run_to(step_to + crash.downtime)?;
-            world.start_agent();
+            restart_at = Some(bound + crash.downtime);
+            continue;
         }
         if world.exec.now() >= next_sample {
             world.sample()?;
