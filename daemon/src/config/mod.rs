@@ -110,7 +110,8 @@ pub struct DockerSection {
     pub rotate_every: HumanDuration,
     /// Log streams open at once; further containers wait their turn (FIFO).
     pub streams_max: usize,
-    /// A stream silent this long is checked and reopened.
+    /// A stream silent this long is checked (inspect); it is dropped if its container
+    /// no longer runs.
     pub stall_timeout: HumanDuration,
     /// Full container list reconcile period (heals missed events).
     pub reconcile_every: HumanDuration,
