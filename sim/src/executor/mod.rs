@@ -26,6 +26,7 @@
 //!
 //! A task that panics unwinds out of `run_until`; the executor is then unusable (drop it).
 
+mod lock;
 mod rng;
 mod rt;
 mod task;
@@ -45,6 +46,7 @@ use std::time::Duration;
 
 use engine::rt::{Instant, Rt, TaskMeta, UnixNanos};
 
+pub(crate) use self::lock::Lock;
 pub use self::rng::{splitmix64, streams, SimRng};
 pub use self::rt::SimRt;
 pub use self::task::{SimTask, SimTaskId, TaskLabel, TaskOrigin};
@@ -156,7 +158,7 @@ impl Executor {
 
     /// Timers still waiting.
     pub fn timers_pending(&self) -> usize {
-        self.shared.timers.lock().unwrap().live()
+        self.shared.timers.lock().live()
     }
 
     /// Live engine tasks (spawned through `Rt::spawn_raw`, not finished, not dropped).
@@ -173,7 +175,7 @@ impl Executor {
     pub fn live_tasks(&self) -> Vec<SimTask> {
         let mut tasks: Vec<SimTask> =
             self.slots.iter().flatten().map(|slot| slot.task).collect();
-        tasks.extend(self.shared.spawns.lock().unwrap().iter().map(|pending| pending.task));
+        tasks.extend(self.shared.spawns.lock().iter().map(|pending| pending.task));
         tasks.sort_by_key(|task| task.id);
         tasks
     }
@@ -260,7 +262,7 @@ impl Executor {
         let mut polls_at_instant: u64 = 0;
         loop {
             self.admit_spawns();
-            let next = self.shared.ready.lock().unwrap().pop_random(&mut self.scheduler);
+            let next = self.shared.ready.lock().pop_random(&mut self.scheduler);
             if let Some(slot) = next {
                 self.poll_slot(slot);
                 if stop.is_some_and(|stop| stop.load(Ordering::Relaxed)) {
@@ -276,7 +278,7 @@ impl Executor {
             // and no task code has run since). Move the clock to the next timer.
             let limit = deadline.unwrap_or(0);
             {
-                let mut timers = self.shared.timers.lock().unwrap();
+                let mut timers = self.shared.timers.lock();
                 match timers.next_deadline() {
                     None => return RunOutcome::Idle,
                     Some(_) if deadline.is_none() => return RunOutcome::Stalled,
@@ -315,7 +317,7 @@ impl Executor {
     /// returned task (its future) when no executor state is borrowed.
     fn remove_slot(&mut self, slot: u32) -> TaskSlot {
         let entry = self.slots[slot as usize].take().expect("slot holds a task");
-        self.shared.ready.lock().unwrap().retire(slot);
+        self.shared.ready.lock().retire(slot);
         self.free_slots.push(slot);
         if entry.task.is_world() {
             self.live_world -= 1;
@@ -326,7 +328,7 @@ impl Executor {
     }
 
     fn count_pending(&self, world: bool) -> usize {
-        let spawns = self.shared.spawns.lock().unwrap();
+        let spawns = self.shared.spawns.lock();
         spawns.iter().filter(|pending| pending.task.is_world() == world).count()
     }
 
@@ -336,7 +338,7 @@ impl Executor {
             return;
         }
         {
-            let mut spawns = self.shared.spawns.lock().unwrap();
+            let mut spawns = self.shared.spawns.lock();
             self.shared.spawns_pending.store(false, Ordering::Relaxed);
             if spawns.is_empty() {
                 return;
@@ -352,7 +354,7 @@ impl Executor {
                     (self.slots.len() - 1) as u32
                 }
             };
-            let generation = self.shared.ready.lock().unwrap().activate(slot);
+            let generation = self.shared.ready.lock().activate(slot);
             let waker =
                 Arc::new(TaskWaker { slot, generation, ready: self.shared.ready.clone() });
             if pending.task.is_world() {
@@ -401,7 +403,7 @@ impl Drop for Executor {
         // drop everything explicitly so that no cycle keeps futures alive. Destructors
         // may spawn again; loop until nothing is left.
         loop {
-            let pending = std::mem::take(&mut *self.shared.spawns.lock().unwrap());
+            let pending = std::mem::take(&mut *self.shared.spawns.lock());
             let tasks: Vec<TaskSlot> = self.slots.iter_mut().filter_map(Option::take).collect();
             if pending.is_empty() && tasks.is_empty() {
                 break;

@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use engine::rt::{BoxFuture, Instant, Rt, TaskMeta, UnixNanos};
@@ -24,6 +24,7 @@ use engine::rt::{BoxFuture, Instant, Rt, TaskMeta, UnixNanos};
 use super::rng::{streams, SimRng};
 use super::task::{PendingTask, SimTask, SimTaskId, TaskOrigin};
 use super::timer::{Sleep, Timers};
+use super::lock::Lock;
 use super::waker::ReadyQueue;
 
 /// State shared by the executor and every handle.
@@ -31,12 +32,12 @@ pub(crate) struct Shared {
     now: AtomicU64,
     wall_start: UnixNanos,
     next_task_id: AtomicU64,
-    pub(crate) timers: Mutex<Timers>,
-    entropy: Mutex<SimRng>,
-    pub(crate) spawns: Mutex<Vec<PendingTask>>,
+    pub(crate) timers: Lock<Timers>,
+    entropy: Lock<SimRng>,
+    pub(crate) spawns: Lock<Vec<PendingTask>>,
     /// Whether `spawns` may be non-empty: lets the executor skip the lock on every poll.
     pub(crate) spawns_pending: AtomicBool,
-    pub(crate) ready: Arc<Mutex<ReadyQueue>>,
+    pub(crate) ready: Arc<Lock<ReadyQueue>>,
 }
 
 impl Shared {
@@ -45,11 +46,11 @@ impl Shared {
             now: AtomicU64::new(0),
             wall_start,
             next_task_id: AtomicU64::new(0),
-            timers: Mutex::new(Timers::default()),
-            entropy: Mutex::new(SimRng::derive(seed, streams::ENGINE)),
-            spawns: Mutex::new(Vec::new()),
+            timers: Lock::new(Timers::default()),
+            entropy: Lock::new(SimRng::derive(seed, streams::ENGINE)),
+            spawns: Lock::new(Vec::new()),
             spawns_pending: AtomicBool::new(false),
-            ready: Arc::new(Mutex::new(ReadyQueue::default())),
+            ready: Arc::new(Lock::new(ReadyQueue::default())),
         }
     }
 
@@ -69,7 +70,7 @@ impl Shared {
     pub(crate) fn spawn(&self, origin: TaskOrigin, future: BoxFuture<()>) -> SimTaskId {
         let id = self.next_task_id.fetch_add(1, Ordering::Relaxed);
         let task = SimTask { id, origin };
-        self.spawns.lock().unwrap().push(PendingTask { task, future });
+        self.spawns.lock().push(PendingTask { task, future });
         self.spawns_pending.store(true, Ordering::Relaxed);
         id
     }
@@ -132,6 +133,6 @@ impl Rt for SimRt {
     }
 
     fn rand_u64(&self) -> u64 {
-        self.shared.entropy.lock().unwrap().next_u64()
+        self.shared.entropy.lock().next_u64()
     }
 }

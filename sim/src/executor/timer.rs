@@ -156,11 +156,11 @@ impl Future for Sleep {
             // earliest deadline and fires everything due at once), so a registered timer
             // has fired by now: nothing to cancel, no lock to take.
             if let Some(key) = self.key.take() {
-                debug_assert!(!self.shared.timers.lock().unwrap().is_live(key));
+                debug_assert!(!self.shared.timers.lock().is_live(key));
             }
             return Poll::Ready(());
         }
-        let mut timers = self.shared.timers.lock().unwrap();
+        let mut timers = self.shared.timers.lock();
         match self.key {
             Some(key) if timers.is_live(key) => timers.update_waker(key, cx.waker()),
             // Not registered yet, or fired early? Fired means now >= deadline, handled
@@ -179,9 +179,7 @@ impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             // A poisoned lock means a task panicked; do not panic again while unwinding.
-            if let Ok(mut timers) = self.shared.timers.lock() {
-                timers.cancel(key);
-            }
+            self.shared.timers.lock().cancel(key);
         }
     }
 }

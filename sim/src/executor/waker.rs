@@ -12,9 +12,10 @@
 //! - The order of the queue depends only on the order of wakes, so with a seeded choice
 //!   of the next entry the schedule is a function of the seed.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::Wake;
 
+use super::lock::Lock;
 use super::rng::SimRng;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -82,7 +83,7 @@ impl ReadyQueue {
 pub(crate) struct TaskWaker {
     pub(crate) slot: u32,
     pub(crate) generation: u32,
-    pub(crate) ready: Arc<Mutex<ReadyQueue>>,
+    pub(crate) ready: Arc<Lock<ReadyQueue>>,
 }
 
 impl Wake for TaskWaker {
@@ -91,6 +92,6 @@ impl Wake for TaskWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.ready.lock().unwrap().wake(self.slot, self.generation);
+        self.ready.lock().wake(self.slot, self.generation);
     }
 }
