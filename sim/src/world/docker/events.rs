@@ -8,16 +8,17 @@
 //! drops event streams, and never yields again after that. Dropping it unsubscribes.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use engine::port::{ContainerEvent, EngineError};
 use futures::Stream;
 
 use super::state::{DockerState, StreamEnd};
+use crate::executor::Lock;
 
 pub(crate) struct SimEventStream {
-    pub(crate) state: Arc<Mutex<DockerState>>,
+    pub(crate) state: Arc<Lock<DockerState>>,
     pub(crate) stream_id: u64,
     pub(crate) done: bool,
 }
@@ -30,7 +31,7 @@ impl Stream for SimEventStream {
             return Poll::Ready(None);
         }
         let state_arc = self.state.clone();
-        let mut state = state_arc.lock().unwrap();
+        let mut state = state_arc.lock();
         let subscriber =
             state.event_streams.get_mut(&self.stream_id).expect("open stream has a record");
         if let Some(event) = subscriber.queue.pop_front() {
@@ -56,9 +57,8 @@ impl Stream for SimEventStream {
 
 impl Drop for SimEventStream {
     fn drop(&mut self) {
-        if let Ok(mut state) = self.state.lock() {
-            state.event_streams.remove(&self.stream_id);
-            state.counters.event_streams_open = state.event_streams.len();
-        }
+        let mut state = self.state.lock();
+        state.event_streams.remove(&self.stream_id);
+        state.counters.event_streams_open = state.event_streams.len();
     }
 }

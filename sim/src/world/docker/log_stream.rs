@@ -23,7 +23,7 @@
 //! dropping it removes every trace of it from the model.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ use futures::Stream;
 
 use super::log::{LogCursor, Qualify, TimestampText};
 use super::state::{DockerState, StreamEnd};
-use crate::executor::SimRng;
+use crate::executor::{Lock, SimRng};
 
 /// A fault injected into an open log stream (or armed for the next one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,7 +58,7 @@ enum Phase {
 }
 
 pub(crate) struct SimLogStream {
-    state: Arc<Mutex<DockerState>>,
+    state: Arc<Lock<DockerState>>,
     rt: Arc<dyn Rt>,
     stream_id: u64,
     /// The container's serial: its log is `state.logs[serial]`.
@@ -87,7 +87,7 @@ struct Reader {
 
 impl SimLogStream {
     pub(crate) fn new(
-        state: Arc<Mutex<DockerState>>,
+        state: Arc<Lock<DockerState>>,
         rt: Arc<dyn Rt>,
         stream_id: u64,
         serial: usize,
@@ -175,7 +175,7 @@ impl Stream for SimLogStream {
             }
             this.trickle_sleep = None;
         }
-        let mut guard = this.state.lock().unwrap();
+        let mut guard = this.state.lock();
         let state = &mut *guard;
         let (stream_id, serial, reader) = (this.stream_id, this.serial, &mut this.reader);
         let record = state.log_streams.get_mut(&stream_id).expect("open stream has a record");
@@ -253,8 +253,6 @@ impl Stream for SimLogStream {
 
 impl Drop for SimLogStream {
     fn drop(&mut self) {
-        if let Ok(mut state) = self.state.lock() {
-            state.close_log_stream(self.stream_id);
-        }
+        self.state.lock().close_log_stream(self.stream_id);
     }
 }

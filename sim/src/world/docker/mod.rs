@@ -40,7 +40,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use engine::model::{ContainerId, StdStream};
@@ -53,6 +53,7 @@ pub use self::state::{ApiCall, DockerCounters};
 
 use self::log::ContainerLog;
 use self::state::{Container, DockerState, StreamEnd};
+use crate::executor::Lock;
 
 /// Why a world command could not be applied (the driver picked an impossible move).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +120,7 @@ pub struct ContainerReport {
 /// The simulated Docker engine. Cheap to clone (a shared handle).
 #[derive(Clone)]
 pub struct SimDocker {
-    state: Arc<Mutex<DockerState>>,
+    state: Arc<Lock<DockerState>>,
     rt: Arc<dyn Rt>,
 }
 
@@ -127,11 +128,11 @@ impl SimDocker {
     /// A daemon with no containers. `seed` feeds the model's own streams (container ids,
     /// chunk boundaries); derive it from the world seed.
     pub fn new(rt: Arc<dyn Rt>, seed: u64) -> SimDocker {
-        SimDocker { state: Arc::new(Mutex::new(DockerState::new(seed))), rt }
+        SimDocker { state: Arc::new(Lock::new(DockerState::new(seed))), rt }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut DockerState) -> T) -> T {
-        f(&mut self.state.lock().unwrap())
+        f(&mut self.state.lock())
     }
 
     fn report(state: &DockerState, id: &ContainerId, container: &Container, streams_open: usize) -> ContainerReport {
