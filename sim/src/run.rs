@@ -191,6 +191,19 @@ impl World {
         self.note(|| "agent crashed".to_string());
     }
 
+    /// [`Self::run_to`], applying the world actions due on the way at their instants
+    /// (those the schedule left for after its end: starts after late stops, a Docker
+    /// daemon coming back).
+    fn play_to(&mut self, player: &mut Player, deadline: Instant) -> Result<(), Failed> {
+        while let Some(at) = player.next_at().filter(|at| *at < deadline) {
+            self.run_to(at)?;
+            player.apply_due(at);
+        }
+        self.run_to(deadline)?;
+        player.apply_due(deadline);
+        Ok(())
+    }
+
     /// [`Self::run_to`] while an agent runs; while none does (it crashed), only world
     /// tasks may be left, and time moves on to `deadline` even if nothing waits for it.
     fn advance(&mut self, deadline: Instant) -> Result<(), Failed> {
@@ -471,7 +484,7 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
     let drain_deadline = world.exec.now() + Duration::from_secs(30 * 60);
     loop {
         let step = world.exec.now() + Duration::from_secs(10);
-        world.run_to(step)?;
+        world.play_to(&mut player, step)?;
         world.check_deliveries()?;
         match world.backlog() {
             None => break,
@@ -492,7 +505,7 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
     let quiet_deadline = world.exec.now() + Duration::from_secs(5 * 60);
     loop {
         let step = world.exec.now() + Duration::from_secs(5);
-        world.run_to(step)?;
+        world.play_to(&mut player, step)?;
         let registry = world.incarnation.as_ref().unwrap().tasks.registry().clone();
         let differences = delta(&baseline, &census(&registry));
         let streams_open = world.docker.counters().log_streams_open;
