@@ -195,6 +195,9 @@ pub(crate) struct ContainerLog {
     bursts: Vec<Burst>,
     /// Indices into `bursts` per output stream, for binary search by timestamp.
     by_stream: [Vec<usize>; 2],
+    /// Per output stream, the last timestamp of each of its bursts (as `by_stream`):
+    /// what the search compares, without recomputing it from a burst.
+    last_ts_by_stream: [Vec<UnixNanos>; 2],
     /// First entry not deleted by rotation.
     start: LogCursor,
     next_seq: [u64; 2],
@@ -290,6 +293,7 @@ impl ContainerLog {
         self.open_line[stream.index()] = burst.open;
         self.entries_total += burst.entries();
         self.by_stream[stream.index()].push(self.bursts.len());
+        self.last_ts_by_stream[stream.index()].push(burst.last_ts());
         self.bursts.push(burst);
     }
 
@@ -365,9 +369,8 @@ impl ContainerLog {
 
     /// The first entry of `stream` with `ts >= since`, if there is one yet.
     fn first_of_stream_at_or_after(&self, stream: StdStream, since: UnixNanos) -> Option<LogCursor> {
-        let indices = &self.by_stream[stream.index()];
-        let first = indices.partition_point(|&index| self.bursts[index].last_ts() < since);
-        let index = *indices.get(first)?;
+        let first = self.last_ts_by_stream[stream.index()].partition_point(|&last_ts| last_ts < since);
+        let index = *self.by_stream[stream.index()].get(first)?;
         let entry = self.bursts[index]
             .first_entry_at_or_after(since)
             .expect("the burst's last entry qualifies");
