@@ -62,6 +62,9 @@ pub struct LogReader {
     counters: [(UnixNanos, u32); 2],
     /// Per stream: the key of the last line queued (or acknowledged, after a restart).
     queued: [Option<ResumeKey>; 2],
+    /// Per stream: nothing was queued yet from the stream being read, so what it hands
+    /// out may still be a replay of queued lines (worth trying [`Self::skip_queued_line`]).
+    replaying: [bool; 2],
     run_bytes_max: usize,
 }
 
@@ -74,6 +77,7 @@ impl LogReader {
             timestamps: TimestampCache::default(),
             counters: [(UnixNanos::MIN, 0); 2],
             queued: [resume.stdout, resume.stderr],
+            replaying: [true; 2],
             run_bytes_max,
         }
     }
@@ -83,6 +87,7 @@ impl LogReader {
         self.decoder.clear();
         self.assemblers.iter_mut().for_each(Assembler::clear);
         self.counters = [(UnixNanos::MIN, 0); 2];
+        self.replaying = [true; 2];
     }
 
     /// The Unix second to reopen from, if anything was queued: the last queued line's
@@ -102,10 +107,46 @@ impl LogReader {
         self.decoder.buffered_bytes() + self.assemblers.iter().map(Assembler::pending_bytes).sum::<usize>()
     }
 
+    /// The duplicates a reopened stream replays, skipped where they lie: if the next
+    /// frame is a whole line in one entry (nothing partial of its stream pending) with a
+    /// key not past the last one queued, count it and consume it without taking its
+    /// bytes out. Exactly what the general path does with such a frame, minus a
+    /// reference-counted slice made and dropped. Returns whether it skipped one.
+    #[inline]
+    fn skip_queued_line(&mut self, stats: &mut ReadStats) -> bool {
+        let Some((stream, payload)) = self.decoder.peek_frame() else { return false };
+        let index = stream.index();
+        if !self.replaying[index] {
+            return false;
+        }
+        let Some(queued) = self.queued[index] else { return false };
+        if payload.last() != Some(&b'\n') || !self.assemblers[index].is_idle() {
+            return false;
+        }
+        let Ok((ts, prefix)) = self.timestamps.timestamp_prefix(payload) else { return false };
+        if prefix == payload.len() {
+            // Nothing after the timestamp: not a line ending in `\n`.
+            return false;
+        }
+        let counter = self.counters[index];
+        let seq = if counter.0 == ts { counter.1 + 1 } else { 0 };
+        if (ResumeKey { ts, seq }) > queued {
+            return false;
+        }
+        self.counters[index] = (ts, seq);
+        stats.duplicates += 1;
+        self.decoder.skip_frame();
+        true
+    }
+
     /// Feed one chunk of the raw stream; new lines are appended to `runs`.
     pub fn handle_chunk(&mut self, chunk: Bytes, runs: &mut Vec<Run>, stats: &mut ReadStats) -> Result<(), ReadError> {
         self.decoder.push(chunk);
-        while let Some(frame) = self.decoder.next_frame()? {
+        loop {
+            if self.skip_queued_line(stats) {
+                continue;
+            }
+            let Some(frame) = self.decoder.next_frame()? else { break };
             let stream = frame.stream;
             let mut content = frame.payload;
             let ts = self.timestamps.take_timestamp(&mut content).map_err(ReadError::Timestamp)?;
@@ -123,6 +164,7 @@ impl LogReader {
                 continue;
             }
             self.queued[index] = Some(key);
+            self.replaying[index] = false;
             stats.lines += 1;
             stats.bytes += assembled.bytes.len() as u64;
             stats.truncated += u64::from(assembled.truncated);
@@ -134,8 +176,8 @@ impl LogReader {
                     run.bytes += len;
                 }
                 _ => {
-                    // Room for every line the buffered bytes can still hold (a frame is
-                    // at least a header, a timestamp and a space), so a run grows once.
+                    // Room for the lines the buffered bytes can still hold (a frame is at
+                    // least a header, a timestamp and a space), up to RUN_CAPACITY_MAX.
                     let mut lines = Vec::with_capacity((self.decoder.buffered_bytes() / MIN_FRAME_BYTES + 1).min(RUN_CAPACITY_MAX));
                     lines.push(line);
                     runs.push(Run { stream, lines, bytes: len });

@@ -83,6 +83,41 @@ fn keys_count_lines_sharing_a_timestamp_per_stream() {
 }
 
 #[test]
+fn a_replay_skips_the_same_duplicates_whole_or_in_pieces() {
+    // Whole frames in a chunk take the reader's skip-in-place path, pieces the general
+    // one: the same lines, keys and counts either way.
+    let entries: Vec<Entry> = vec![
+        (StdStream::Stdout, 10 * SEC, b"out-1\n".to_vec()),
+        (StdStream::Stdout, 10 * SEC, b"out-2\n".to_vec()),
+        (StdStream::Stderr, 10 * SEC + 5, b"err-1\n".to_vec()),
+        (StdStream::Stdout, 10 * SEC + 9, b"out-3\n".to_vec()),
+        (StdStream::Stderr, 10 * SEC + 9, b"err-2\n".to_vec()),
+        (StdStream::Stdout, 10 * SEC + 9, b"out-4\n".to_vec()),
+        (StdStream::Stdout, 11 * SEC, b"out-5\n".to_vec()),
+    ];
+    let replay = |split: usize| {
+        let mut reader = reader();
+        let _ = feed(&mut reader, &render(&entries[..4]), split);
+        reader.reopen();
+        let (mut runs, mut stats) = (Vec::new(), ReadStats::default());
+        for piece in render(&entries).chunks(split) {
+            reader.handle_chunk(Bytes::copy_from_slice(piece), &mut runs, &mut stats).unwrap();
+        }
+        let lines: Vec<(String, Position)> = runs
+            .iter()
+            .flat_map(|run| run.lines.iter().map(|line| (String::from_utf8(line.bytes.to_vec()).unwrap(), line.position)))
+            .collect();
+        (lines, stats, reader.queued(StdStream::Stdout), reader.queued(StdStream::Stderr))
+    };
+    let whole = replay(1 << 20);
+    assert_eq!(whole.1.duplicates, 4);
+    assert_eq!(whole.0.iter().map(|(text, _)| text.as_str()).collect::<Vec<_>>(), ["err-2", "out-4", "out-5"]);
+    for split in [1, 5, 13, 40] {
+        assert_eq!(replay(split), whole, "split {split}");
+    }
+}
+
+#[test]
 fn reopening_inside_a_second_skips_what_was_queued_even_when_stderr_runs_behind() {
     // Vector #19105: stderr timestamps behind stdout's in arrival order.
     let entries: Vec<Entry> = vec![

@@ -97,6 +97,12 @@ impl Assembler {
     }
 
     /// Bytes of the pending partial line kept so far (at most `line_bytes_max`).
+    /// No partial line pending: the next entry starts a line.
+    #[inline]
+    pub fn is_idle(&self) -> bool {
+        self.partial.is_none()
+    }
+
     pub fn pending_bytes(&self) -> usize {
         self.pending.len()
     }

@@ -114,6 +114,44 @@ impl FrameDecoder {
         Ok(Some(Frame { stream, payload }))
     }
 
+    /// The next frame, if it is whole in the first buffered chunk and nothing else is
+    /// pending (no error, no header taken): its stream and payload, left in place. What
+    /// [`Self::next_frame`] would return next; `None` says nothing about what it will.
+    #[inline]
+    pub fn peek_frame(&self) -> Option<(StdStream, &[u8])> {
+        if self.poisoned.is_some() || self.header.is_some() {
+            return None;
+        }
+        let front = self.chunks.front()?;
+        if front.len() < HEADER_LEN {
+            return None;
+        }
+        let stream = match front[0] {
+            0 | 1 => StdStream::Stdout,
+            2 => StdStream::Stderr,
+            _ => return None,
+        };
+        let len = u32::from_be_bytes([front[4], front[5], front[6], front[7]]) as usize;
+        if len > self.frame_bytes_max || front.len() < HEADER_LEN + len {
+            return None;
+        }
+        Some((stream, &front[HEADER_LEN..HEADER_LEN + len]))
+    }
+
+    /// Consume the frame [`Self::peek_frame`] returned, leaving the decoder as
+    /// [`Self::next_frame`] would have, without handing out its payload.
+    #[inline]
+    pub fn skip_frame(&mut self) {
+        let len = self.peek_frame().expect("a frame was peeked").1.len();
+        let front = self.chunks.front_mut().expect("a frame was peeked");
+        if front.len() == HEADER_LEN + len {
+            self.chunks.pop_front();
+        } else {
+            front.advance(HEADER_LEN + len);
+        }
+        self.chunks_bytes -= HEADER_LEN + len;
+    }
+
     /// Bytes pushed and not yet returned in a frame (a consumed header still counts).
     pub fn buffered_bytes(&self) -> usize {
         self.chunks_bytes + if self.header.is_some() { HEADER_LEN } else { 0 }

@@ -188,6 +188,53 @@ proptest! {
     }
 
     #[test]
+    fn a_peeked_frame_is_the_next_one_and_skipping_it_is_taking_it(
+        frames in arb_frames(),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+        skips in proptest::collection::vec(any::<bool>(), 0..64),
+    ) {
+        let bytes = encode_all(&frames);
+        let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
+        cuts.push(0);
+        cuts.push(bytes.len());
+        cuts.sort_unstable();
+        let mut decoder = FrameDecoder::new(FRAME_BYTES_MAX);
+        let mut seen = Vec::new();
+        let mut step = 0;
+        for window in cuts.windows(2) {
+            decoder.push(Bytes::copy_from_slice(&bytes[window[0]..window[1]]));
+            loop {
+                let peeked = decoder.peek_frame().map(|(stream, payload)| (stream, payload.to_vec()));
+                let skip = skips.get(step).copied().unwrap_or(false);
+                step += 1;
+                match peeked {
+                    Some(frame) if skip => {
+                        let before = decoder.buffered_bytes();
+                        decoder.skip_frame();
+                        prop_assert_eq!(decoder.buffered_bytes(), before - HEADER_LEN - frame.1.len());
+                        seen.push(frame);
+                    }
+                    peeked => match decoder.next_frame().unwrap() {
+                        Some(frame) => {
+                            let taken = (frame.stream, frame.payload.to_vec());
+                            if let Some(peeked) = peeked {
+                                prop_assert_eq!(&peeked, &taken);
+                            }
+                            seen.push(taken);
+                        }
+                        None => {
+                            prop_assert!(peeked.is_none());
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+        prop_assert_eq!(seen, frames);
+        prop_assert_eq!(decoder.buffered_bytes(), 0);
+    }
+
+    #[test]
     fn buffered_bytes_counts_the_undecoded_tail(
         frames in arb_frames(),
         cut in any::<usize>(),

@@ -52,11 +52,18 @@ pub fn split_timestamp(payload: &Bytes) -> Result<(UnixNanos, Bytes), TimestampE
 /// Like [`split_timestamp`], in place: on success `payload` is advanced past the
 /// timestamp and its space, and no reference count is touched (the reader's hot path).
 pub fn take_timestamp(payload: &mut Bytes) -> Result<UnixNanos, TimestampError> {
+    let (ts, prefix) = timestamp_prefix(payload)?;
+    payload.advance(prefix);
+    Ok(ts)
+}
+
+/// The timestamp at the start of `payload` and the length of `TS<space>`: what
+/// [`take_timestamp`] takes, without taking it.
+pub fn timestamp_prefix(payload: &[u8]) -> Result<(UnixNanos, usize), TimestampError> {
     // Fast path: Docker's fixed form is exactly 30 bytes.
     if payload.len() > FIXED_LEN && payload[FIXED_LEN] == b' ' {
         if let Some(ts) = parse_rfc3339_nanos(&payload[..FIXED_LEN]) {
-            payload.advance(FIXED_LEN + 1);
-            return Ok(ts);
+            return Ok((ts, FIXED_LEN + 1));
         }
     }
     let head = &payload[..payload.len().min(TEXT_LEN_MAX + 1)];
@@ -67,10 +74,7 @@ pub fn take_timestamp(payload: &mut Bytes) -> Result<UnixNanos, TimestampError> 
         return Err(TimestampError::Missing);
     }
     match parse_rfc3339_nanos(&payload[..space]) {
-        Some(ts) => {
-            payload.advance(space + 1);
-            Ok(ts)
-        }
+        Some(ts) => Ok((ts, space + 1)),
         None => Err(TimestampError::Invalid),
     }
 }
@@ -91,9 +95,17 @@ impl TimestampCache {
     /// Like [`take_timestamp`].
     #[inline]
     pub fn take_timestamp(&mut self, payload: &mut Bytes) -> Result<UnixNanos, TimestampError> {
+        let (ts, prefix) = self.timestamp_prefix(payload)?;
+        payload.advance(prefix);
+        Ok(ts)
+    }
+
+    /// Like [`timestamp_prefix`].
+    #[inline]
+    pub fn timestamp_prefix(&mut self, payload: &[u8]) -> Result<(UnixNanos, usize), TimestampError> {
         let fixed = payload.len() > FIXED_LEN && payload[FIXED_LEN] == b' ' && payload[19] == b'.' && payload[29] == b'Z';
         if !fixed {
-            return take_timestamp(payload);
+            return timestamp_prefix(payload);
         }
         let seconds = match &self.date_time {
             Some((text, seconds)) if payload[..19] == text[..] => Some(*seconds),
@@ -108,15 +120,12 @@ impl TimestampCache {
                     self.date_time = Some((text, seconds));
                     seconds
                 }
-                None => return take_timestamp(payload),
+                None => return timestamp_prefix(payload),
             },
         };
         match digits(&payload[20..29]).and_then(|fraction| combine(seconds, fraction)) {
-            Some(ts) => {
-                payload.advance(FIXED_LEN + 1);
-                Ok(ts)
-            }
-            None => take_timestamp(payload),
+            Some(ts) => Ok((ts, FIXED_LEN + 1)),
+            None => timestamp_prefix(payload),
         }
     }
 }
