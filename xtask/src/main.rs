@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's tasks, one dispatch `match` (like rust-analyzer's).
 //!
-//! - `cargo xtask sim [FLAGS]`: the simulator sweep in release mode (defaults: 1,000
+//! - `cargo xtask sim [FLAGS]`: the simulator sweep in the `sim` profile (release with
+//!   fat LTO; defaults: 1,000
 //!   seeds × 55 containers × 4 simulated hours, rotation every 5 min). Flags are passed
 //!   to `capture-sim`: `--seeds N --from S --containers C --hours H --jobs J
 //!   --rotate-every SECS --calm --per-seed`, and `--seed S` replays one seed with a full
@@ -76,7 +77,7 @@ fn commit() -> String {
 
 fn sim(flags: &[String]) -> Result<()> {
     run(cargo()
-        .args(["run", "--quiet", "--release", "--package", "capture-sim", "--bin", "capture-sim", "--"])
+        .args(["run", "--quiet", "--profile", "sim", "--package", "capture-sim", "--bin", "capture-sim", "--"])
         .args(["--commit", &commit()])
         .args(flags))
 }
