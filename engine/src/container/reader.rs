@@ -54,6 +54,9 @@ const MIN_FRAME_BYTES: usize = 8 + 20 + 1;
 /// Lines reserved at most when a run starts (longer runs grow as usual).
 const RUN_CAPACITY_MAX: usize = 64;
 
+/// Chunks shorter than this are copied before lines are sliced from them.
+pub const COMPACT_BELOW_BYTES: usize = 4096;
+
 pub struct LogReader {
     decoder: FrameDecoder,
     assemblers: [Assembler; 2],
@@ -141,6 +144,11 @@ impl LogReader {
 
     /// Feed one chunk of the raw stream; new lines are appended to `runs`.
     pub fn handle_chunk(&mut self, chunk: Bytes, runs: &mut Vec<Run>, stats: &mut ReadStats) -> Result<(), ReadError> {
+        // Lines are slices of the chunk they came in, and a slice keeps the whole buffer
+        // behind it alive. A small read usually sits in a much larger transport buffer
+        // (hyper reserves ≥ 8 KiB per read), so queued lines would pin far more memory
+        // than `queue_bytes_max` accounts for: copy small chunks into their own size.
+        let chunk = if chunk.len() < COMPACT_BELOW_BYTES { Bytes::copy_from_slice(&chunk) } else { chunk };
         self.decoder.push(chunk);
         loop {
             if self.skip_queued_line(stats) {
