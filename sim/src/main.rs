@@ -6,6 +6,7 @@
 //! ```
 //! `--seed S` replays one seed with a full trace of world actions and samples.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -53,9 +54,14 @@ fn main() -> ExitCode {
         let options = Options::from_seed(seed, &config.overrides);
         println!("seed {seed} (commit {commit})\noptions: {options}");
         let outcome = run_seed(&options, RunConfig { trace: true, ..config.run });
+        let mut out = std::io::stdout().lock();
         for line in &outcome.trace {
-            println!("{line}");
+            // A closed pipe (`| head`) ends the listing, not the process with a panic.
+            if writeln!(out, "{line}").is_err() {
+                return ExitCode::SUCCESS;
+            }
         }
+        drop(out);
         println!("{}", seed_line(&outcome));
         print!("{}", failure_block(&outcome));
         return if outcome.violation.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS };

@@ -240,7 +240,31 @@ impl World {
         result.map_err(|(invariant, detail)| self.fail(invariant, detail))?;
         self.note(|| {
             let counters = self.docker.counters();
-            format!("sample: streams_open={} delivered={}", counters.log_streams_open, self.delivery.lock().unwrap().lines_delivered)
+            let delivered = self.delivery.lock().unwrap().lines_delivered;
+            let engine = match &self.incarnation {
+                Some(inc) => {
+                    let t = &inc.telemetry;
+                    let alive: Vec<String> = engine::task::TaskKind::ALL
+                        .iter()
+                        .filter_map(|kind| {
+                            let alive = inc.tasks.registry().alive(*kind);
+                            (alive > 0).then(|| format!("{}={alive}", kind.as_str()))
+                        })
+                        .collect();
+                    format!(
+                        " monitored={} rotations={} opens={} queue_bytes={} lines_in={} lines_out={} tasks[{}]",
+                        Telemetry::get(&t.containers_monitored),
+                        Telemetry::get(&t.container_stream_rotations_total),
+                        Telemetry::get(&t.container_stream_opens_total),
+                        Telemetry::get(&t.queue_bytes),
+                        Telemetry::get(&t.lines_in_total),
+                        Telemetry::get(&t.lines_out_total),
+                        alive.join(" "),
+                    )
+                }
+                None => " (agent down)".to_string(),
+            };
+            format!("sample: docker streams_open={} delivered={delivered}{engine}", counters.log_streams_open)
         });
         Ok(())
     }
@@ -312,9 +336,7 @@ impl Player {
     fn apply(&mut self, at: Duration, action: Action) {
         let Player { docker, loki, names, slots, generation, trace, .. } = self;
         if let Some(trace) = trace {
-            if !matches!(action, Action::Emit { .. }) {
-                trace.lock().unwrap().push(format!("{:>10.3}s world: {action:?}", at.as_secs_f64()));
-            }
+            trace.lock().unwrap().push(format!("{:>10.3}s world: {action:?}", at.as_secs_f64()));
         }
         let new_container = |slot: u32, generation: u32| docker.create(&format!("app-{slot}-{generation}"), "sim/app:latest", Default::default());
         let current = |slot: u32| slots[slot as usize].as_ref();
@@ -392,9 +414,21 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     let store = SimCheckpointStore::new(rt.clone());
     let delivery = Arc::new(Mutex::new(DeliveryChecker::default()));
     let observer = delivery.clone();
-    loki.set_observer(move |accepted| observer.lock().unwrap().handle_delivery(accepted.batch, accepted.ambiguous));
-    let starvation_max = options.rotate_every * 3 + Duration::from_secs(120);
     let trace = run.trace.then(|| Arc::new(Mutex::new(Vec::new())));
+    let delivery_trace = trace.clone();
+    loki.set_observer(move |accepted| {
+        if let Some(trace) = &delivery_trace {
+            let secs = accepted.at.as_nanos() as f64 / 1e9;
+            let ambiguous = if accepted.ambiguous { " (ambiguous: the client is told to retry)" } else { "" };
+            trace.lock().unwrap().push(format!(
+                "{secs:>10.3}s loki: stored {} lines of {} streams{ambiguous}",
+                accepted.batch.lines,
+                accepted.batch.streams.len()
+            ));
+        }
+        observer.lock().unwrap().handle_delivery(accepted.batch, accepted.ambiguous)
+    });
+    let starvation_max = options.rotate_every * 3 + Duration::from_secs(120);
     let mut world = World {
         exec,
         rt,
