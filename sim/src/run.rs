@@ -401,7 +401,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     let exec = Executor::new(options.seed, WALL_START);
     let rt = exec.rt();
     let docker = SimDocker::new(rt.clone(), SimRng::derive(options.seed, streams::DOCKER).next_u64());
-    let loki = SimLoki::new(rt.clone(), SimRng::derive(options.seed, streams::LOKI).next_u64());
+    let loki = SimLoki::new(exec.handle(), SimRng::derive(options.seed, streams::LOKI).next_u64());
     loki.set_behaviour(LokiBehaviour {
         latency_min: Duration::from_millis(1),
         latency_max: options.loki_latency_max,

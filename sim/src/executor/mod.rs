@@ -8,11 +8,12 @@
 //! [`Executor::run_until`] repeats: admit tasks spawned since the last poll; draw a
 //! runnable task at random from the scheduler stream of the seed and poll it once. When
 //! nothing is runnable, the clock jumps to the earliest live timer and every timer due
-//! then fires (wakes its task) in registration order. Time never moves while something
-//! is runnable, so a poll takes zero virtual time.
+//! then fires in registration order: a sleep wakes its task, a timer callback
+//! ([`SimRt::call_at`]) runs there and then, without a task or a poll. Time never moves
+//! while something is runnable, so a poll takes zero virtual time.
 //!
 //! ## Promises
-//! - Same seed, same program, same world: same sequence of polls, same
+//! - Same seed, same program, same world: same sequence of polls and callbacks, same
 //!   [`Executor::trace_digest`].
 //! - A task's future is dropped as soon as it completes, or when [`Executor::drop_tasks`]
 //!   (a crash of the capture daemon) or the executor's own drop removes it; it is never
@@ -41,7 +42,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Waker};
+use std::task::Context;
 use std::time::Duration;
 
 use engine::rt::{Instant, Rt, TaskMeta, UnixNanos};
@@ -50,9 +51,11 @@ pub(crate) use self::lock::Lock;
 pub use self::rng::{splitmix64, streams, SimRng};
 pub use self::rt::SimRt;
 pub use self::task::{SimTask, SimTaskId, TaskLabel, TaskOrigin};
+pub use self::timer::CallAt;
 
 use self::rt::Shared;
 use self::task::{PendingTask, TaskSlot};
+use self::timer::TimerAction;
 use self::trace::TraceDigest;
 use self::waker::TaskWaker;
 
@@ -71,6 +74,10 @@ pub enum RunOutcome {
     Livelock { at: Instant, polls: u64 },
 }
 
+/// What a timer callback is recorded as in the trace digest, xor its timer sequence
+/// (task ids count up from zero, so they never meet it).
+const CALLBACK_TRACE_ID: u64 = 1 << 63;
+
 /// Default bound on polls at one virtual instant before reporting a livelock.
 pub const POLLS_PER_INSTANT_MAX_DEFAULT: u64 = 2_000_000;
 
@@ -83,13 +90,14 @@ pub struct Executor {
     free_slots: Vec<u32>,
     scheduler: SimRng,
     polls: u64,
+    callbacks: u64,
     digest: TraceDigest,
     live_engine: usize,
     live_world: usize,
     polls_per_instant_max: u64,
     /// Reused buffers, so that admitting spawns and firing timers do not allocate.
     admit_buffer: Vec<PendingTask>,
-    fire_buffer: Vec<Waker>,
+    fire_buffer: Vec<TimerAction>,
 }
 
 impl Executor {
@@ -106,6 +114,7 @@ impl Executor {
             free_slots: Vec::new(),
             scheduler: SimRng::derive(seed, streams::SCHEDULER),
             polls: 0,
+            callbacks: 0,
             digest: TraceDigest::default(),
             live_engine: 0,
             live_world: 0,
@@ -151,12 +160,18 @@ impl Executor {
         self.polls
     }
 
-    /// A hash of (virtual time, task id) over every poll so far.
+    /// Timer callbacks run so far ([`SimRt::call_at`]; not polls).
+    pub fn callbacks(&self) -> u64 {
+        self.callbacks
+    }
+
+    /// A hash of (virtual time, task id) over every poll so far, and of (virtual time,
+    /// timer sequence) over every timer callback.
     pub fn trace_digest(&self) -> u64 {
         self.digest.value()
     }
 
-    /// Timers still waiting.
+    /// Timers (sleeps and callbacks) still waiting.
     pub fn timers_pending(&self) -> usize {
         self.shared.timers.lock().live()
     }
@@ -287,15 +302,33 @@ impl Executor {
                         return RunOutcome::DeadlineReached;
                     }
                     Some(next_deadline) => {
+                        if next_deadline > self.shared.now().as_nanos() {
+                            polls_at_instant = 0;
+                        }
                         self.shared.advance_to(next_deadline);
                         timers.fire_due(next_deadline, &mut self.fire_buffer);
                     }
                 }
             }
-            polls_at_instant = 0;
-            // Wake outside the timers' lock, in (deadline, registration) order.
-            for waker in self.fire_buffer.drain(..) {
-                waker.wake();
+            // Wake and call outside the timers' lock, in (deadline, registration) order.
+            // A callback may register timers (they fire on a later round) and wake tasks.
+            let mut fired = std::mem::take(&mut self.fire_buffer);
+            for action in fired.drain(..) {
+                match action {
+                    TimerAction::Wake(waker) => waker.wake(),
+                    TimerAction::Call { sequence, callback } => {
+                        // Callbacks that keep registering callbacks for the current
+                        // instant are a livelock too.
+                        polls_at_instant += 1;
+                        self.callbacks += 1;
+                        self.digest.record(self.shared.now().as_nanos(), CALLBACK_TRACE_ID ^ sequence);
+                        callback();
+                    }
+                }
+            }
+            self.fire_buffer = fired;
+            if polls_at_instant > self.polls_per_instant_max {
+                return RunOutcome::Livelock { at: self.now(), polls: polls_at_instant };
             }
         }
     }
@@ -399,17 +432,21 @@ impl Executor {
 
 impl Drop for Executor {
     fn drop(&mut self) {
-        // Futures hold `SimRt`s (and so `Shared`), and `Shared` holds pending spawns:
-        // drop everything explicitly so that no cycle keeps futures alive. Destructors
-        // may spawn again; loop until nothing is left.
+        // Futures and callbacks hold `SimRt`s (and so `Shared`), and `Shared` holds
+        // pending spawns and timer callbacks: drop everything explicitly so that no cycle
+        // keeps them alive. Destructors may spawn or register again; loop until nothing
+        // is left.
+        self.fire_buffer.clear();
         loop {
             let pending = std::mem::take(&mut *self.shared.spawns.lock());
             let tasks: Vec<TaskSlot> = self.slots.iter_mut().filter_map(Option::take).collect();
-            if pending.is_empty() && tasks.is_empty() {
+            let timers = self.shared.timers.lock().cancel_all();
+            if pending.is_empty() && tasks.is_empty() && timers.is_empty() {
                 break;
             }
             drop(tasks);
             drop(pending);
+            drop(timers);
         }
     }
 }

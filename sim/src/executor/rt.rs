@@ -11,6 +11,9 @@
 //!   from the executor's scheduling choices and from the world's.
 //! - `spawn_raw` never polls the future inline: it is queued and becomes runnable when
 //!   the executor admits it after the current poll.
+//! - `call_at` never runs the callback inline either: it runs from the executor's loop
+//!   when the clock reaches its deadline (see [`super::timer`]).
+//!
 //! Everything lives behind uncontended mutexes: the simulation is single-threaded, the
 //! locks exist only because the engine's futures must be `Send`.
 
@@ -23,7 +26,7 @@ use engine::rt::{BoxFuture, Instant, Rt, TaskMeta, UnixNanos};
 
 use super::rng::{streams, SimRng};
 use super::task::{PendingTask, SimTask, SimTaskId, TaskOrigin};
-use super::timer::{Sleep, Timers};
+use super::timer::{CallAt, Sleep, Timers};
 use super::lock::Lock;
 use super::waker::ReadyQueue;
 
@@ -104,6 +107,22 @@ impl SimRt {
     /// A future that completes after `duration` of virtual time.
     pub fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static {
         self.sleep_until(self.now() + duration)
+    }
+
+    /// Run `callback` when virtual time reaches `deadline`, without a task: a world
+    /// model's event that needs no poll (a request arriving at the server). It fires
+    /// with the timers, in (deadline, registration) order among sleeps and callbacks,
+    /// from the executor's loop with no executor lock held, and is recorded in the trace
+    /// digest (not counted as a poll). A deadline already reached fires at the
+    /// executor's next timer round, never inline. Dropping the returned [`CallAt`]
+    /// before it fires cancels it.
+    pub fn call_at(&self, deadline: Instant, callback: impl FnOnce() + Send + 'static) -> CallAt {
+        CallAt::new(self.shared.clone(), deadline, Box::new(callback))
+    }
+
+    /// [`Self::call_at`] `now() + duration`.
+    pub fn call_after(&self, duration: Duration, callback: impl FnOnce() + Send + 'static) -> CallAt {
+        self.call_at(self.now() + duration, callback)
     }
 
     /// Spawn a world-driver task (the simulator's own, not an engine task).

@@ -407,3 +407,94 @@ fn handles_cross_threads() {
     send_sync::<crate::world::SimLoki>();
     send_sync::<crate::world::SimCheckpointStore>();
 }
+
+/// A program mixing sleeps and timer callbacks due at the same instants.
+fn callback_program(seed: u64) -> (u64, Vec<&'static str>, u64) {
+    let mut executor = Executor::new(seed, WALL_START);
+    let handle = executor.handle();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let at = Instant::ZERO + Duration::from_millis(10);
+    let push = |name: &'static str| {
+        let log = log.clone();
+        move || log.lock().unwrap().push(name)
+    };
+    let first = handle.call_at(at, push("first callback"));
+    let (handle_in_task, log_in_task) = (handle.clone(), log.clone());
+    executor.spawn_world("sleeper", async move {
+        handle_in_task.sleep_until(at).await;
+        log_in_task.lock().unwrap().push("sleeper");
+    });
+    executor.run_until_stalled();
+    // Registered after the sleeper's timer: runs after the sleeper is woken, before it
+    // is polled (a callback runs where the timer fires, the task on a later poll).
+    let second = handle.call_at(at, push("second callback"));
+    let later = handle.call_at(at + Duration::from_millis(1), push("never"));
+    assert!(later.cancel(), "cancelled before its deadline");
+    assert_eq!(executor.timers_pending(), 3);
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+    assert!(!first.is_pending() && !second.is_pending());
+    drop((first, second));
+    let log = log.lock().unwrap().clone();
+    (executor.trace_digest(), log, executor.polls())
+}
+
+#[test]
+fn timer_callbacks_run_in_timer_order_without_a_poll() {
+    let (digest, log, polls) = callback_program(4);
+    assert_eq!(log, vec!["first callback", "second callback", "sleeper"]);
+    assert_eq!(polls, 2, "the sleeper's two polls; callbacks are not polls");
+    assert_eq!(callback_program(4).0, digest, "deterministic");
+    let mut executor = Executor::new(4, WALL_START);
+    let handle = executor.handle();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let ran_in_callback = ran.clone();
+    let call = handle.call_after(Duration::from_secs(1), move || {
+        ran_in_callback.fetch_add(1, Ordering::SeqCst);
+    });
+    let before = executor.trace_digest();
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+    assert_eq!((ran.load(Ordering::SeqCst), executor.callbacks(), executor.polls()), (1, 1, 0));
+    assert_eq!(executor.now(), Instant::ZERO + Duration::from_secs(1), "the clock moved to the callback");
+    assert_ne!(executor.trace_digest(), before, "callbacks are in the trace digest");
+    assert!(!call.cancel(), "nothing to cancel once it ran");
+}
+
+#[test]
+fn a_dropped_callback_never_runs_and_is_freed() {
+    let mut executor = Executor::new(5, WALL_START);
+    let handle = executor.handle();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let guard = SetOnDrop(dropped.clone());
+    let call = handle.call_after(Duration::from_secs(1), move || {
+        let _guard = guard;
+        panic!("a cancelled callback ran");
+    });
+    assert_eq!(executor.timers_pending(), 1);
+    drop(call);
+    assert_eq!((executor.timers_pending(), dropped.load(Ordering::SeqCst)), (0, 1));
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+    assert_eq!(executor.now(), Instant::ZERO);
+    // A callback still pending when the executor is dropped is dropped with it, even
+    // one that holds a handle on the executor (no cycle keeps it alive).
+    let guard = SetOnDrop(dropped.clone());
+    let handle_in_callback = handle.clone();
+    std::mem::forget(handle.call_after(Duration::from_secs(1), move || {
+        let _guard = guard;
+        drop(handle_in_callback);
+    }));
+    drop(handle);
+    drop(executor);
+    assert_eq!(dropped.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn callbacks_that_reschedule_themselves_at_one_instant_are_a_livelock() {
+    fn again(handle: SimRt) {
+        let next = handle.clone();
+        std::mem::forget(handle.call_at(handle.now(), move || again(next)));
+    }
+    let mut executor = Executor::new(6, WALL_START);
+    executor.set_polls_per_instant_max(100);
+    again(executor.handle());
+    assert!(matches!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Livelock { .. }));
+}

@@ -1,15 +1,22 @@
-//! Virtual-time timers: a heap of deadlines and the `sleep_until` future.
+//! Virtual-time timers: a heap of deadlines, the `sleep_until` future, and timer
+//! callbacks.
 //!
-//! Owns: every pending timer of the simulation. A timer is a slot holding the waker of
-//! the task that sleeps, plus a heap entry `(deadline, sequence, slot)`; the sequence
-//! orders timers with equal deadlines by registration, so firing order is deterministic.
+//! Owns: every pending timer of the simulation. A timer is a slot holding what to do
+//! when it fires — wake the task that sleeps, or run a callback ([`CallAt`]) — plus a
+//! heap entry `(deadline, sequence, slot)`; the sequence orders timers with equal
+//! deadlines by registration, so firing order is deterministic, and sleeps and
+//! callbacks share that one order.
 //!
 //! Promises:
 //! - A [`Sleep`] completes at the first poll where `now >= deadline`; it registers a
 //!   timer only if it has to wait.
 //! - Dropping a [`Sleep`] cancels its timer at once (the slot is freed; the heap entry
-//!   is skipped lazily), so [`Timers::live`] counts exactly the sleeps still waiting and
-//!   the executor's idle/deadlock verdict is never delayed by dead timers.
+//!   is skipped lazily), so [`Timers::live`] counts exactly the sleeps and callbacks
+//!   still waiting and the executor's idle/deadlock verdict is never delayed by dead
+//!   timers.
+//! - A callback runs once, when the clock reaches its deadline, in the executor's loop
+//!   and outside every executor lock, unless its [`CallAt`] was cancelled or dropped
+//!   first. It costs no task and no poll.
 //! - The executor advances the clock only to [`Timers::next_deadline`], never past a
 //!   live timer, and time never goes backwards.
 
@@ -30,10 +37,21 @@ pub(crate) struct TimerKey {
     sequence: u64,
 }
 
+/// What a timer does when it fires.
+pub(crate) enum TimerAction {
+    /// Wake the task that sleeps.
+    Wake(Waker),
+    /// Run a callback ([`super::SimRt::call_at`]); `sequence` is the timer's, for the
+    /// trace digest.
+    Call { sequence: u64, callback: Callback },
+}
+
+pub(crate) type Callback = Box<dyn FnOnce() + Send>;
+
 struct TimerSlot {
     /// Sequence of the timer occupying the slot; `None` when the slot is free.
     sequence: Option<u64>,
-    waker: Option<Waker>,
+    action: Option<TimerAction>,
 }
 
 #[derive(Default)]
@@ -47,18 +65,28 @@ pub(crate) struct Timers {
 
 impl Timers {
     pub(crate) fn register(&mut self, deadline: u64, waker: Waker) -> TimerKey {
+        self.insert(deadline, |_| TimerAction::Wake(waker))
+    }
+
+    /// Register a callback to run when the clock reaches `deadline`.
+    pub(crate) fn register_call(&mut self, deadline: u64, callback: Callback) -> TimerKey {
+        self.insert(deadline, |sequence| TimerAction::Call { sequence, callback })
+    }
+
+    fn insert(&mut self, deadline: u64, action: impl FnOnce(u64) -> TimerAction) -> TimerKey {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
+        let action = Some(action(sequence));
         let slot = match self.free.pop() {
             Some(slot) => {
                 let entry = &mut self.slots[slot as usize];
                 debug_assert!(entry.sequence.is_none());
                 entry.sequence = Some(sequence);
-                entry.waker = Some(waker);
+                entry.action = action;
                 slot
             }
             None => {
-                self.slots.push(TimerSlot { sequence: Some(sequence), waker: Some(waker) });
+                self.slots.push(TimerSlot { sequence: Some(sequence), action });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -71,9 +99,9 @@ impl Timers {
     pub(crate) fn update_waker(&mut self, key: TimerKey, waker: &Waker) {
         let entry = &mut self.slots[key.slot as usize];
         if entry.sequence == Some(key.sequence) {
-            match &entry.waker {
-                Some(current) if current.will_wake(waker) => {}
-                _ => entry.waker = Some(waker.clone()),
+            match &entry.action {
+                Some(TimerAction::Wake(current)) if current.will_wake(waker) => {}
+                _ => entry.action = Some(TimerAction::Wake(waker.clone())),
             }
         }
     }
@@ -83,18 +111,38 @@ impl Timers {
         self.slots[key.slot as usize].sequence == Some(key.sequence)
     }
 
-    /// Cancel a timer; a no-op if it already fired.
-    pub(crate) fn cancel(&mut self, key: TimerKey) {
+    /// Cancel a timer; a no-op if it already fired. Returns what it would have done, for
+    /// the caller to drop once the timers' lock is released (a callback may own
+    /// anything, even the last handle on the executor's shared state).
+    #[must_use = "drop the action outside the timers' lock"]
+    pub(crate) fn cancel(&mut self, key: TimerKey) -> Option<TimerAction> {
         let entry = &mut self.slots[key.slot as usize];
-        if entry.sequence == Some(key.sequence) {
-            entry.sequence = None;
-            entry.waker = None;
-            self.free.push(key.slot);
-            self.live -= 1;
-            if self.live == 0 {
-                self.heap.clear();
+        if entry.sequence != Some(key.sequence) {
+            return None;
+        }
+        entry.sequence = None;
+        let action = entry.action.take();
+        self.free.push(key.slot);
+        self.live -= 1;
+        if self.live == 0 {
+            self.heap.clear();
+        }
+        action
+    }
+
+    /// Cancel every timer (the executor is being dropped); returns their actions, for the
+    /// caller to drop outside the lock.
+    pub(crate) fn cancel_all(&mut self) -> Vec<TimerAction> {
+        let mut actions = Vec::new();
+        for (slot, entry) in self.slots.iter_mut().enumerate() {
+            if entry.sequence.take().is_some() {
+                actions.extend(entry.action.take());
+                self.free.push(slot as u32);
             }
         }
+        self.live = 0;
+        self.heap.clear();
+        actions
     }
 
     /// Number of timers still waiting.
@@ -113,9 +161,9 @@ impl Timers {
         None
     }
 
-    /// Remove every live timer due at or before `now` and push its waker to `wakers`,
+    /// Remove every live timer due at or before `now` and push its action to `fired`,
     /// in (deadline, registration) order.
-    pub(crate) fn fire_due(&mut self, now: u64, wakers: &mut Vec<Waker>) {
+    pub(crate) fn fire_due(&mut self, now: u64, fired: &mut Vec<TimerAction>) {
         while let Some(Reverse((deadline, sequence, slot))) = self.heap.peek().copied() {
             if deadline > now {
                 break;
@@ -124,9 +172,7 @@ impl Timers {
             let entry = &mut self.slots[slot as usize];
             if entry.sequence == Some(sequence) {
                 entry.sequence = None;
-                if let Some(waker) = entry.waker.take() {
-                    wakers.push(waker);
-                }
+                fired.extend(entry.action.take());
                 self.free.push(slot);
                 self.live -= 1;
             }
@@ -178,8 +224,48 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            // A poisoned lock means a task panicked; do not panic again while unwinding.
-            self.shared.timers.lock().cancel(key);
+            let waker = self.shared.timers.lock().cancel(key);
+            drop(waker);
         }
+    }
+}
+
+/// A pending timer callback ([`super::SimRt::call_at`]). Dropping it (or
+/// [`CallAt::cancel`]) before the deadline cancels the callback, which is then dropped
+/// without running; after the callback ran, both are no-ops.
+#[must_use = "dropping a CallAt cancels its callback"]
+pub struct CallAt {
+    shared: Arc<Shared>,
+    key: Option<TimerKey>,
+}
+
+impl CallAt {
+    pub(crate) fn new(shared: Arc<Shared>, deadline: Instant, callback: Callback) -> CallAt {
+        let key = shared.timers.lock().register_call(deadline.as_nanos(), callback);
+        CallAt { shared, key: Some(key) }
+    }
+
+    /// Whether the callback still waits to run.
+    pub fn is_pending(&self) -> bool {
+        self.key.is_some_and(|key| self.shared.timers.lock().is_live(key))
+    }
+
+    /// Cancel the callback if it has not run yet; returns whether it was cancelled.
+    pub fn cancel(mut self) -> bool {
+        self.cancel_now()
+    }
+
+    fn cancel_now(&mut self) -> bool {
+        let Some(key) = self.key.take() else { return false };
+        let action = self.shared.timers.lock().cancel(key);
+        let cancelled = action.is_some();
+        drop(action);
+        cancelled
+    }
+}
+
+impl Drop for CallAt {
+    fn drop(&mut self) {
+        self.cancel_now();
     }
 }

@@ -16,8 +16,13 @@
 //!    sees a `400`).
 //! 3. Stored lines are reported to the observer at that instant, then the reply travels
 //!    back for the other half of the latency.
+//!
 //! A send future dropped before step 2 stores nothing; dropped after it, the lines are
 //! stored although the engine never learns it (also ambiguous, as with a real crash).
+//!
+//! The arrival (step 2) is a timer callback ([`SimRt::call_at`]) that the send future
+//! owns, not a wake of the sink's task: the task sleeps once, until the reply is due
+//! (and once more only when the server hangs). Dropping the future cancels the arrival.
 //!
 //! Promises: decisions draw from the model's own seeded stream in arrival order;
 //! the observer is called outside the model's lock and must not call back into SimLoki.
@@ -27,9 +32,9 @@ use std::time::Duration;
 
 use engine::model::Batch;
 use engine::port::{SendOutcome, SinkTransport};
-use engine::rt::{BoxFuture, Instant, Rt, UnixNanos};
+use engine::rt::{BoxFuture, Instant, UnixNanos};
 
-use crate::executor::SimRng;
+use crate::executor::{Lock, SimRng, SimRt};
 
 /// How the server behaves; the driver changes it at any time.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,6 +127,14 @@ struct LokiState {
     counters: LokiCounters,
 }
 
+/// What the client gets once the request has arrived.
+enum Answer {
+    /// This, after the reply latency.
+    Reply(SendOutcome),
+    /// This, at the client's timeout.
+    Hang(SendOutcome),
+}
+
 /// What the server decided for one request.
 enum Verdict {
     /// Answer after the reply latency.
@@ -137,11 +150,11 @@ enum Verdict {
 pub struct SimLoki {
     state: Arc<Mutex<LokiState>>,
     observer: Arc<Mutex<Option<DeliveryObserver>>>,
-    rt: Arc<dyn Rt>,
+    rt: SimRt,
 }
 
 impl SimLoki {
-    pub fn new(rt: Arc<dyn Rt>, seed: u64) -> SimLoki {
+    pub fn new(rt: SimRt, seed: u64) -> SimLoki {
         let state = LokiState {
             behaviour: LokiBehaviour::default(),
             outage: None,
@@ -246,6 +259,18 @@ impl SimLoki {
         Verdict::Store { outcome, ambiguous: ambiguous && refused == 0, rejected_before }
     }
 
+    /// The request arrives now: decide, and report what is stored.
+    fn arrive(&self, batch: &Arc<Batch>) -> Answer {
+        match self.decide(batch) {
+            Verdict::Reply(outcome) => Answer::Reply(outcome),
+            Verdict::Hang(outcome) => Answer::Hang(outcome),
+            Verdict::Store { outcome, ambiguous, rejected_before } => {
+                self.notify(batch, ambiguous, rejected_before);
+                Answer::Reply(outcome)
+            }
+        }
+    }
+
     fn notify(&self, batch: &Arc<Batch>, ambiguous: bool, rejected_before: Option<UnixNanos>) {
         if let Some(observer) = self.observer.lock().unwrap().as_mut() {
             observer(&Delivery { batch, ambiguous, rejected_before, at: self.rt.now() });
@@ -283,19 +308,28 @@ impl SinkTransport for SimLoki {
                 let trip = if max > min { state.rng.range(min..max + 1) } else { min };
                 (Duration::from_nanos(trip / 2), timeout, InFlight(this.state.clone()))
             };
-            this.rt.sleep(half_trip).await;
-            match this.decide(&batch) {
-                Verdict::Reply(outcome) => {
-                    this.rt.sleep(half_trip).await;
-                    outcome
-                }
-                Verdict::Hang(outcome) => {
-                    this.rt.sleep(timeout.saturating_sub(half_trip)).await;
-                    outcome
-                }
-                Verdict::Store { outcome, ambiguous, rejected_before } => {
-                    this.notify(&batch, ambiguous, rejected_before);
-                    this.rt.sleep(half_trip).await;
+            let arrival = this.rt.now() + half_trip;
+            let answer = if half_trip.is_zero() {
+                this.arrive(&batch)
+            } else {
+                let answer: Arc<Lock<Option<Answer>>> = Arc::default();
+                let (server, answer_at_arrival) = (this.clone(), answer.clone());
+                // Owned by this future: dropping it before the arrival cancels the arrival.
+                let _arrival = this.rt.call_at(arrival, move || {
+                    *answer_at_arrival.lock() = Some(server.arrive(&batch));
+                });
+                this.rt.sleep_until(arrival + half_trip).await;
+                // The arrival is due earlier than the reply, and the clock never passes a
+                // live timer, so it has run.
+                let answer = answer.lock().take();
+                answer.expect("the request arrived before the reply was due")
+            };
+            match answer {
+                Answer::Reply(outcome) => outcome,
+                Answer::Hang(outcome) => {
+                    // At the client's timeout from the start (or at once, in the odd set-up
+                    // where the timeout is shorter than the round trip).
+                    this.rt.sleep_until(arrival + timeout.saturating_sub(half_trip)).await;
                     outcome
                 }
             }

@@ -35,7 +35,7 @@ type Log = Arc<Mutex<Vec<(bool, Option<UnixNanos>, Instant)>>>;
 
 fn world(seed: u64, behaviour: LokiBehaviour) -> (Executor, SimLoki, Log) {
     let executor = Executor::new(seed, WALL_START);
-    let loki = SimLoki::new(executor.rt(), seed);
+    let loki = SimLoki::new(executor.handle(), seed);
     loki.set_behaviour(behaviour);
     let log: Log = Arc::default();
     let log_in_observer = log.clone();
@@ -163,6 +163,40 @@ fn a_send_dropped_before_arrival_stores_nothing_and_after_arrival_stores_it() {
         assert_eq!(log.lock().unwrap().len(), stored);
         assert_eq!(loki.counters().in_flight, 0);
     }
+}
+
+#[test]
+fn a_send_dropped_before_arrival_cancels_the_arrival() {
+    let (mut executor, loki, log) = world(9, fixed_latency(20));
+    let tasks = engine::task::Tasks::new(executor.rt());
+    let sender = loki.clone();
+    let _handle = tasks.spawn(engine::task::TaskKind::Sink, async move {
+        sender.send(batch(&[WALL_START])).await;
+    });
+    executor.run_until(Instant::ZERO + Duration::from_millis(5));
+    // In flight: the arrival (a callback at 10 ms) and the reply (the task's sleep).
+    assert_eq!((loki.counters().requests, loki.counters().in_flight), (1, 1));
+    assert_eq!(executor.timers_pending(), 2);
+    // A crash drops the sink's task before the request arrives.
+    assert_eq!(executor.drop_engine_tasks(), 1);
+    assert_eq!(executor.timers_pending(), 0, "the arrival is cancelled with the send");
+    assert_eq!(executor.run_until(Instant::ZERO + Duration::from_secs(60)), crate::executor::RunOutcome::Idle);
+    assert!(log.lock().unwrap().is_empty(), "a request that never arrived stores nothing");
+    let counters = loki.counters();
+    assert_eq!((counters.batches_accepted, counters.in_flight), (0, 0));
+    assert_eq!(executor.callbacks(), 0);
+}
+
+#[test]
+fn a_send_wakes_its_task_once_per_request() {
+    let (mut executor, loki, log) = world(10, fixed_latency(20));
+    let start_polls = executor.polls();
+    let (outcome, took) = send(&mut executor, &loki, batch(&[WALL_START]));
+    assert_eq!((outcome, took), (SendOutcome::Ok, Duration::from_millis(20)));
+    assert_eq!(log.lock().unwrap().len(), 1);
+    // The first poll sends, the reply's timer wakes it once; the arrival is a callback.
+    assert_eq!(executor.polls() - start_polls, 2);
+    assert_eq!(executor.callbacks(), 1);
 }
 
 #[test]
