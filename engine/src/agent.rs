@@ -148,11 +148,6 @@ impl Agent {
         &self.tasks
     }
 
-    /// The acknowledged positions right now.
-    pub fn acknowledged(&self) -> crate::port::Checkpoint {
-        self.acks.snapshot()
-    }
-
     /// Stop intake, drain, commit; see the module docs. Never takes (much) longer than
     /// `timeout`: only the final commit runs past an expired deadline.
     pub async fn shutdown(self, timeout: Duration) -> ShutdownReport {

@@ -20,14 +20,14 @@ use tokio::sync::watch;
 
 use crate::agent::Labeler;
 use crate::container::pool::StreamPool;
-use crate::container::supervisor::{Heartbeat, Supervisor};
+use crate::container::supervisor::Supervisor;
 use crate::container::{FirstSight, MonitorConfig};
 use crate::model::{ContainerId, StdStream};
 use crate::pipeline::ack::Acks;
 use crate::pipeline::retry::exponential_backoff;
 use crate::pipeline::queue::QueueSender;
 use crate::port::{ContainerEngine, ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream};
-use crate::rt::{BoxFuture, Instant, Rt};
+use crate::rt::{BoxFuture, Rt};
 use crate::task::{TaskHandle, TaskKind, Tasks};
 use crate::telemetry::{Component, Telemetry};
 
@@ -54,7 +54,6 @@ pub struct MonitorShared {
 struct Known {
     state: watch::Sender<ContainerState>,
     task: TaskHandle<()>,
-    heartbeat: Arc<Heartbeat>,
 }
 
 pub struct Discovery {
@@ -233,11 +232,9 @@ impl Discovery {
         shared.acks.track(&id);
         let resume = shared.acks.get(&id);
         let (state, state_rx) = watch::channel(ContainerState { info, removed: false });
-        let heartbeat = Arc::new(Heartbeat::default());
-        heartbeat.beat(shared.rt.now());
-        let supervisor = Supervisor::new(shared.clone(), id.clone(), state_rx, resume, first_sight, heartbeat.clone());
+        let supervisor = Supervisor::new(shared.clone(), id.clone(), state_rx, resume, first_sight);
         let task = shared.tasks.spawn(TaskKind::Container, supervisor.run());
-        self.known.insert(id, Known { state, task, heartbeat });
+        self.known.insert(id, Known { state, task });
         self.update_gauge();
     }
 
@@ -253,11 +250,6 @@ impl Discovery {
             acks.untrack(&id);
         }));
         self.update_gauge();
-    }
-
-    /// Heartbeats of every supervisor, for health checks.
-    pub fn heartbeats(&self) -> Vec<(ContainerId, Instant)> {
-        self.known.iter().map(|(id, known)| (id.clone(), known.heartbeat.last())).collect()
     }
 }
 

@@ -54,8 +54,4 @@ impl StreamPool {
         self.telemetry.container_streams_active.fetch_add(1, Ordering::Relaxed);
         StreamSlot { _permit: permit, telemetry: self.telemetry.clone() }
     }
-
-    pub fn available(&self) -> usize {
-        self.slots.available_permits()
-    }
 }

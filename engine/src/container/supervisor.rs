@@ -15,11 +15,12 @@
 //!   consecutive failure up to `backoff_max`;
 //! - the container was removed, or the agent is shutting down: the task ends.
 //!
-//! The heartbeat is the supervisor's last wake-up instant, published in [`Heartbeat`]; the
-//! stall watchdog is a timer in the same loop. One timer is armed at a time, at the
-//! earliest of the rotation, stall and drain deadlines.
+//! The stall watchdog is a timer in the same loop as the stream, not a task of its own
+//! (the predecessor's separate heartbeat goroutine is what its wrong join waited on).
+//! One timer is armed at a time, at the earliest of the rotation, stall and drain
+//! deadlines.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -48,20 +49,6 @@ pub enum StreamEnd {
     Removed,
 }
 
-/// The supervisor's last wake-up, in monotonic nanoseconds.
-#[derive(Default)]
-pub struct Heartbeat(AtomicU64);
-
-impl Heartbeat {
-    pub fn beat(&self, now: Instant) {
-        self.0.store(now.as_nanos(), Ordering::Relaxed);
-    }
-
-    pub fn last(&self) -> Instant {
-        Instant::from_nanos(self.0.load(Ordering::Relaxed))
-    }
-}
-
 pub struct Supervisor {
     pub(crate) shared: Arc<MonitorShared>,
     id: ContainerId,
@@ -72,7 +59,6 @@ pub struct Supervisor {
     /// The `since` of the first successful open, reused while nothing was read yet.
     first_since: Option<i64>,
     failures: u32,
-    heartbeat: Arc<Heartbeat>,
 }
 
 impl Supervisor {
@@ -82,7 +68,6 @@ impl Supervisor {
         state: watch::Receiver<ContainerState>,
         resume: ContainerCheckpoint,
         first_sight: FirstSight,
-        heartbeat: Arc<Heartbeat>,
     ) -> Supervisor {
         let config = &shared.config;
         let run_bytes_max = (shared.queue.chunk_bytes_max() / 4).max(config.line_bytes_max + 1024);
@@ -91,7 +76,7 @@ impl Supervisor {
             SourceId::Container { id: id.clone(), stream: StdStream::Stdout },
             SourceId::Container { id: id.clone(), stream: StdStream::Stderr },
         ];
-        Supervisor { shared, id, state, reader, sources, first_sight, first_since: None, failures: 0, heartbeat }
+        Supervisor { shared, id, state, reader, sources, first_sight, first_since: None, failures: 0 }
     }
 
     /// The task body.
@@ -261,7 +246,6 @@ impl Supervisor {
                 biased;
                 changed = state_news => {
                     let now = rt.now();
-                    self.heartbeat.beat(now);
                     let state = self.state.borrow_and_update();
                     if changed.is_err() || state.removed {
                         return StreamEnd::Removed;
@@ -281,7 +265,6 @@ impl Supervisor {
                 }
                 _ = &mut timer => {
                     let now = rt.now();
-                    self.heartbeat.beat(now);
                     if now >= rotate_at {
                         telemetry.container_stream_rotations_total.fetch_add(1, Ordering::Relaxed);
                         return StreamEnd::Rotate;
@@ -303,7 +286,6 @@ impl Supervisor {
                 }
                 item = stream.next() => {
                     let now = rt.now();
-                    self.heartbeat.beat(now);
                     match item {
                         Some(Ok(bytes)) => {
                             stall_at = now + config.stall_timeout;
