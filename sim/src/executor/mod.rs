@@ -8,9 +8,9 @@
 //! [`Executor::run_until`] repeats: admit tasks spawned since the last poll; draw a
 //! runnable task at random from the scheduler stream of the seed and poll it once. When
 //! nothing is runnable, the clock jumps to the earliest live timer and every timer due
-//! then fires in registration order: a sleep wakes its task, a timer callback
-//! ([`SimRt::call_at`]) runs there and then, without a task or a poll. Time never moves
-//! while something is runnable, so a poll takes zero virtual time.
+//! then fires in registration order: the sleeps wake their tasks, then the timer
+//! callbacks ([`SimRt::call_at`]) run there and then, without a task or a poll. Time
+//! never moves while something is runnable, so a poll takes zero virtual time.
 //!
 //! ## Promises
 //! - Same seed, same program, same world: same sequence of polls and callbacks, same
@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Context;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use engine::rt::{Instant, Rt, TaskMeta, UnixNanos};
@@ -55,7 +55,7 @@ pub use self::timer::CallAt;
 
 use self::rt::Shared;
 use self::task::{PendingTask, TaskSlot};
-use self::timer::TimerAction;
+use self::timer::Callback;
 use self::trace::TraceDigest;
 use self::waker::TaskWaker;
 
@@ -97,7 +97,8 @@ pub struct Executor {
     polls_per_instant_max: u64,
     /// Reused buffers, so that admitting spawns and firing timers do not allocate.
     admit_buffer: Vec<PendingTask>,
-    fire_buffer: Vec<TimerAction>,
+    fire_buffer: Vec<Waker>,
+    call_buffer: Vec<(u64, Callback)>,
 }
 
 impl Executor {
@@ -121,6 +122,7 @@ impl Executor {
             polls_per_instant_max: POLLS_PER_INSTANT_MAX_DEFAULT,
             admit_buffer: Vec::new(),
             fire_buffer: Vec::new(),
+            call_buffer: Vec::new(),
         }
     }
 
@@ -306,30 +308,36 @@ impl Executor {
                             polls_at_instant = 0;
                         }
                         self.shared.advance_to(next_deadline);
-                        timers.fire_due(next_deadline, &mut self.fire_buffer);
+                        timers.fire_due(next_deadline, &mut self.fire_buffer, &mut self.call_buffer);
                     }
                 }
             }
-            // Wake and call outside the timers' lock, in (deadline, registration) order.
-            // A callback may register timers (they fire on a later round) and wake tasks.
-            let mut fired = std::mem::take(&mut self.fire_buffer);
-            for action in fired.drain(..) {
-                match action {
-                    TimerAction::Wake(waker) => waker.wake(),
-                    TimerAction::Call { sequence, callback } => {
-                        // Callbacks that keep registering callbacks for the current
-                        // instant are a livelock too.
-                        polls_at_instant += 1;
-                        self.callbacks += 1;
-                        self.digest.record(self.shared.now().as_nanos(), CALLBACK_TRACE_ID ^ sequence);
-                        callback();
-                    }
+            // Wake, then call, outside the timers' lock, each in (deadline, registration)
+            // order. A callback may register timers (they fire on a later round) and wake
+            // tasks (queued after the sleepers woken here).
+            for waker in self.fire_buffer.drain(..) {
+                waker.wake();
+            }
+            if !self.call_buffer.is_empty() {
+                self.run_callbacks(&mut polls_at_instant);
+                if polls_at_instant > self.polls_per_instant_max {
+                    return RunOutcome::Livelock { at: self.now(), polls: polls_at_instant };
                 }
             }
-            self.fire_buffer = fired;
-            if polls_at_instant > self.polls_per_instant_max {
-                return RunOutcome::Livelock { at: self.now(), polls: polls_at_instant };
-            }
+        }
+    }
+
+    /// Run the timer callbacks just fired (out of line: most rounds only wake).
+    #[inline(never)]
+    fn run_callbacks(&mut self, polls_at_instant: &mut u64) {
+        let now = self.shared.now().as_nanos();
+        for (sequence, callback) in self.call_buffer.drain(..) {
+            // Callbacks that keep registering callbacks for the current instant are a
+            // livelock too.
+            *polls_at_instant += 1;
+            self.callbacks += 1;
+            self.digest.record(now, CALLBACK_TRACE_ID ^ sequence);
+            callback();
         }
     }
 
@@ -437,6 +445,7 @@ impl Drop for Executor {
         // keeps them alive. Destructors may spawn or register again; loop until nothing
         // is left.
         self.fire_buffer.clear();
+        self.call_buffer.clear();
         loop {
             let pending = std::mem::take(&mut *self.shared.spawns.lock());
             let tasks: Vec<TaskSlot> = self.slots.iter_mut().filter_map(Option::take).collect();

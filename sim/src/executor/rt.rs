@@ -111,9 +111,9 @@ impl SimRt {
 
     /// Run `callback` when virtual time reaches `deadline`, without a task: a world
     /// model's event that needs no poll (a request arriving at the server). It fires
-    /// with the timers, in (deadline, registration) order among sleeps and callbacks,
-    /// from the executor's loop with no executor lock held, and is recorded in the trace
-    /// digest (not counted as a poll). A deadline already reached fires at the
+    /// with the timers, callbacks in (deadline, registration) order, each round's after
+    /// its sleepers are woken; it runs from the executor's loop with no executor lock
+    /// held, and is recorded in the trace digest (not counted as a poll). A deadline already reached fires at the
     /// executor's next timer round, never inline. Dropping the returned [`CallAt`]
     /// before it fires cancels it.
     pub fn call_at(&self, deadline: Instant, callback: impl FnOnce() + Send + 'static) -> CallAt {

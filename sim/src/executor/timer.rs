@@ -4,8 +4,8 @@
 //! Owns: every pending timer of the simulation. A timer is a slot holding what to do
 //! when it fires — wake the task that sleeps, or run a callback ([`CallAt`]) — plus a
 //! heap entry `(deadline, sequence, slot)`; the sequence orders timers with equal
-//! deadlines by registration, so firing order is deterministic, and sleeps and
-//! callbacks share that one order.
+//! deadlines by registration, so firing order is deterministic. Of the timers that fire
+//! together, the executor wakes the sleepers first, then runs the callbacks.
 //!
 //! Promises:
 //! - A [`Sleep`] completes at the first poll where `now >= deadline`; it registers a
@@ -41,16 +41,18 @@ pub(crate) struct TimerKey {
 pub(crate) enum TimerAction {
     /// Wake the task that sleeps.
     Wake(Waker),
-    /// Run a callback ([`super::SimRt::call_at`]); `sequence` is the timer's, for the
-    /// trace digest.
-    Call { sequence: u64, callback: Callback },
+    /// Run a callback ([`super::SimRt::call_at`]).
+    Call(Callback),
 }
 
 pub(crate) type Callback = Box<dyn FnOnce() + Send>;
 
+/// [`TimerSlot::sequence`] of a free slot (sequences count up from zero).
+const FREE: u64 = u64::MAX;
+
 struct TimerSlot {
-    /// Sequence of the timer occupying the slot; `None` when the slot is free.
-    sequence: Option<u64>,
+    /// Sequence of the timer occupying the slot; [`FREE`] when the slot is free.
+    sequence: u64,
     action: Option<TimerAction>,
 }
 
@@ -65,28 +67,28 @@ pub(crate) struct Timers {
 
 impl Timers {
     pub(crate) fn register(&mut self, deadline: u64, waker: Waker) -> TimerKey {
-        self.insert(deadline, |_| TimerAction::Wake(waker))
+        self.insert(deadline, TimerAction::Wake(waker))
     }
 
     /// Register a callback to run when the clock reaches `deadline`.
     pub(crate) fn register_call(&mut self, deadline: u64, callback: Callback) -> TimerKey {
-        self.insert(deadline, |sequence| TimerAction::Call { sequence, callback })
+        self.insert(deadline, TimerAction::Call(callback))
     }
 
-    fn insert(&mut self, deadline: u64, action: impl FnOnce(u64) -> TimerAction) -> TimerKey {
+    fn insert(&mut self, deadline: u64, action: TimerAction) -> TimerKey {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        let action = Some(action(sequence));
+        let action = Some(action);
         let slot = match self.free.pop() {
             Some(slot) => {
                 let entry = &mut self.slots[slot as usize];
-                debug_assert!(entry.sequence.is_none());
-                entry.sequence = Some(sequence);
+                debug_assert!(entry.sequence == FREE);
+                entry.sequence = sequence;
                 entry.action = action;
                 slot
             }
             None => {
-                self.slots.push(TimerSlot { sequence: Some(sequence), action });
+                self.slots.push(TimerSlot { sequence, action });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -98,7 +100,7 @@ impl Timers {
     /// Replace the waker of a live timer (the sleep moved to another task).
     pub(crate) fn update_waker(&mut self, key: TimerKey, waker: &Waker) {
         let entry = &mut self.slots[key.slot as usize];
-        if entry.sequence == Some(key.sequence) {
+        if entry.sequence == key.sequence {
             match &entry.action {
                 Some(TimerAction::Wake(current)) if current.will_wake(waker) => {}
                 _ => entry.action = Some(TimerAction::Wake(waker.clone())),
@@ -108,7 +110,7 @@ impl Timers {
 
     /// Whether the timer still waits (has neither fired nor been cancelled).
     pub(crate) fn is_live(&self, key: TimerKey) -> bool {
-        self.slots[key.slot as usize].sequence == Some(key.sequence)
+        self.slots[key.slot as usize].sequence == key.sequence
     }
 
     /// Cancel a timer; a no-op if it already fired. Returns what it would have done, for
@@ -117,10 +119,10 @@ impl Timers {
     #[must_use = "drop the action outside the timers' lock"]
     pub(crate) fn cancel(&mut self, key: TimerKey) -> Option<TimerAction> {
         let entry = &mut self.slots[key.slot as usize];
-        if entry.sequence != Some(key.sequence) {
+        if entry.sequence != key.sequence {
             return None;
         }
-        entry.sequence = None;
+        entry.sequence = FREE;
         let action = entry.action.take();
         self.free.push(key.slot);
         self.live -= 1;
@@ -135,7 +137,8 @@ impl Timers {
     pub(crate) fn cancel_all(&mut self) -> Vec<TimerAction> {
         let mut actions = Vec::new();
         for (slot, entry) in self.slots.iter_mut().enumerate() {
-            if entry.sequence.take().is_some() {
+            if entry.sequence != FREE {
+                entry.sequence = FREE;
                 actions.extend(entry.action.take());
                 self.free.push(slot as u32);
             }
@@ -153,7 +156,7 @@ impl Timers {
     /// The earliest deadline of a live timer.
     pub(crate) fn next_deadline(&mut self) -> Option<u64> {
         while let Some(Reverse((deadline, sequence, slot))) = self.heap.peek().copied() {
-            if self.slots[slot as usize].sequence == Some(sequence) {
+            if self.slots[slot as usize].sequence == sequence {
                 return Some(deadline);
             }
             self.heap.pop();
@@ -161,18 +164,23 @@ impl Timers {
         None
     }
 
-    /// Remove every live timer due at or before `now` and push its action to `fired`,
-    /// in (deadline, registration) order.
-    pub(crate) fn fire_due(&mut self, now: u64, fired: &mut Vec<TimerAction>) {
+    /// Remove every live timer due at or before `now`: push the wakers of sleeps to
+    /// `wakers` and the callbacks, with their sequences, to `calls`, each in (deadline,
+    /// registration) order.
+    pub(crate) fn fire_due(&mut self, now: u64, wakers: &mut Vec<Waker>, calls: &mut Vec<(u64, Callback)>) {
         while let Some(Reverse((deadline, sequence, slot))) = self.heap.peek().copied() {
             if deadline > now {
                 break;
             }
             self.heap.pop();
             let entry = &mut self.slots[slot as usize];
-            if entry.sequence == Some(sequence) {
-                entry.sequence = None;
-                fired.extend(entry.action.take());
+            if entry.sequence == sequence {
+                entry.sequence = FREE;
+                match entry.action.take() {
+                    Some(TimerAction::Wake(waker)) => wakers.push(waker),
+                    Some(TimerAction::Call(callback)) => calls.push((sequence, callback)),
+                    None => {}
+                }
                 self.free.push(slot);
                 self.live -= 1;
             }

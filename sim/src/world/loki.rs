@@ -27,7 +27,7 @@
 //! Promises: decisions draw from the model's own seeded stream in arrival order;
 //! the observer is called outside the model's lock and must not call back into SimLoki.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use engine::model::Batch;
@@ -125,6 +125,10 @@ struct LokiState {
     outage: Option<(Outage, Instant)>,
     rng: SimRng,
     counters: LokiCounters,
+    /// One slot per request in flight: its answer, once it has arrived. Slots are
+    /// reused, so a request costs no allocation here.
+    answers: Vec<Option<Answer>>,
+    free_answers: Vec<u32>,
 }
 
 /// What the client gets once the request has arrived.
@@ -148,8 +152,14 @@ enum Verdict {
 /// The simulated Loki. Cheap to clone (a shared handle).
 #[derive(Clone)]
 pub struct SimLoki {
-    state: Arc<Mutex<LokiState>>,
-    observer: Arc<Mutex<Option<DeliveryObserver>>>,
+    inner: Arc<Inner>,
+}
+
+/// Behind one `Arc`, so that a request clones one handle; the executor's `Lock`s,
+/// because nothing else ever waits on them (see `executor::lock`).
+struct Inner {
+    state: Lock<LokiState>,
+    observer: Lock<Option<DeliveryObserver>>,
     rt: SimRt,
 }
 
@@ -160,48 +170,93 @@ impl SimLoki {
             outage: None,
             rng: SimRng::new(seed),
             counters: LokiCounters::default(),
+            answers: Vec::new(),
+            free_answers: Vec::new(),
         };
-        SimLoki { state: Arc::new(Mutex::new(state)), observer: Arc::new(Mutex::new(None)), rt }
+        SimLoki { inner: Arc::new(Inner { state: Lock::new(state), observer: Lock::new(None), rt }) }
     }
 
     /// Install the observer every acceptance is reported to (replaces any previous one).
     pub fn set_observer(&self, observer: impl FnMut(&Delivery<'_>) + Send + 'static) {
-        *self.observer.lock().unwrap() = Some(Box::new(observer));
+        let previous = self.inner.observer.lock().replace(Box::new(observer));
+        drop(previous);
     }
 
     pub fn behaviour(&self) -> LokiBehaviour {
-        self.state.lock().unwrap().behaviour.clone()
+        self.inner.state.lock().behaviour.clone()
     }
 
     pub fn set_behaviour(&self, behaviour: LokiBehaviour) {
-        self.state.lock().unwrap().behaviour = behaviour;
+        self.inner.state.lock().behaviour = behaviour;
     }
 
     /// An outage from now until `until` (replaces any current one).
     pub fn outage_until(&self, kind: Outage, until: Instant) {
-        self.state.lock().unwrap().outage = Some((kind, until));
+        self.inner.state.lock().outage = Some((kind, until));
     }
 
     /// An outage from now for `duration`.
     pub fn outage_for(&self, kind: Outage, duration: Duration) {
-        let until = self.rt.now() + duration;
+        let until = self.inner.rt.now() + duration;
         self.outage_until(kind, until);
     }
 
     /// End any outage now.
     pub fn heal(&self) {
-        self.state.lock().unwrap().outage = None;
+        self.inner.state.lock().outage = None;
     }
 
     pub fn counters(&self) -> LokiCounters {
-        self.state.lock().unwrap().counters.clone()
+        self.inner.state.lock().counters.clone()
+    }
+}
+
+impl Inner {
+    /// A request leaves the client: count it, draw its latency, give it an answer slot.
+    /// Returns (half the round trip, the client's timeout, the slot).
+    fn start_request(&self) -> (Duration, Duration, u32) {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let counters = &mut state.counters;
+        counters.requests += 1;
+        counters.in_flight += 1;
+        counters.in_flight_max = counters.in_flight_max.max(counters.in_flight);
+        let behaviour = &state.behaviour;
+        let (min, max) = (behaviour.latency_min.as_nanos() as u64, behaviour.latency_max.as_nanos() as u64);
+        let trip = if max > min { state.rng.range(min..max + 1) } else { min };
+        let slot = match state.free_answers.pop() {
+            Some(slot) => slot,
+            None => {
+                state.answers.push(None);
+                (state.answers.len() - 1) as u32
+            }
+        };
+        (Duration::from_nanos(trip / 2), behaviour.timeout, slot)
     }
 
-    fn decide(&self, batch: &Batch) -> Verdict {
+    /// The request in `slot` arrives now: decide, keep the answer for the client, and
+    /// report what is stored (outside the state's lock).
+    fn arrive(&self, batch: &Arc<Batch>, slot: u32) {
+        let stored = {
+            let mut state = self.state.lock();
+            let (answer, stored) = match self.decide(&mut state, batch) {
+                Verdict::Reply(outcome) => (Answer::Reply(outcome), None),
+                Verdict::Hang(outcome) => (Answer::Hang(outcome), None),
+                Verdict::Store { outcome, ambiguous, rejected_before } => {
+                    (Answer::Reply(outcome), Some((ambiguous, rejected_before)))
+                }
+            };
+            state.answers[slot as usize] = Some(answer);
+            stored
+        };
+        if let Some((ambiguous, rejected_before)) = stored {
+            self.notify(batch, ambiguous, rejected_before);
+        }
+    }
+
+    fn decide(&self, state: &mut LokiState, batch: &Batch) -> Verdict {
         let now = self.rt.now();
         let wall = self.rt.wall();
-        let mut state = self.state.lock().unwrap();
-        let state = &mut *state;
         let behaviour = &state.behaviour;
         if let Some((kind, until)) = state.outage {
             if now < until {
@@ -259,20 +314,8 @@ impl SimLoki {
         Verdict::Store { outcome, ambiguous: ambiguous && refused == 0, rejected_before }
     }
 
-    /// The request arrives now: decide, and report what is stored.
-    fn arrive(&self, batch: &Arc<Batch>) -> Answer {
-        match self.decide(batch) {
-            Verdict::Reply(outcome) => Answer::Reply(outcome),
-            Verdict::Hang(outcome) => Answer::Hang(outcome),
-            Verdict::Store { outcome, ambiguous, rejected_before } => {
-                self.notify(batch, ambiguous, rejected_before);
-                Answer::Reply(outcome)
-            }
-        }
-    }
-
     fn notify(&self, batch: &Arc<Batch>, ambiguous: bool, rejected_before: Option<UnixNanos>) {
-        if let Some(observer) = self.observer.lock().unwrap().as_mut() {
+        if let Some(observer) = self.observer.lock().as_mut() {
             observer(&Delivery { batch, ambiguous, rejected_before, at: self.rt.now() });
         }
     }
@@ -282,14 +325,28 @@ fn retry(after: Option<Duration>, reason: &str) -> SendOutcome {
     SendOutcome::Retry { after, reason: reason.into() }
 }
 
-/// Counts a request in flight until its future completes or is dropped.
-struct InFlight(Arc<Mutex<LokiState>>);
+/// A request in flight, counted until its future completes or is dropped; holds its
+/// answer slot.
+struct Request<'a> {
+    server: &'a Inner,
+    slot: u32,
+}
 
-impl Drop for InFlight {
+impl Request<'_> {
+    /// The answer; the request has arrived.
+    fn take_answer(&self) -> Answer {
+        let answer = self.server.state.lock().answers[self.slot as usize].take();
+        // The arrival is due before the reply, and the clock never passes a live timer.
+        answer.expect("the request arrived before the reply was due")
+    }
+}
+
+impl Drop for Request<'_> {
     fn drop(&mut self) {
-        if let Ok(mut state) = self.0.lock() {
-            state.counters.in_flight -= 1;
-        }
+        let mut state = self.server.state.lock();
+        state.counters.in_flight -= 1;
+        state.answers[self.slot as usize] = None;
+        state.free_answers.push(self.slot);
     }
 }
 
@@ -297,39 +354,24 @@ impl SinkTransport for SimLoki {
     fn send(&self, batch: Arc<Batch>) -> BoxFuture<SendOutcome> {
         let this = self.clone();
         Box::pin(async move {
-            let (half_trip, timeout, _in_flight) = {
-                let mut state = this.state.lock().unwrap();
-                state.counters.requests += 1;
-                state.counters.in_flight += 1;
-                state.counters.in_flight_max = state.counters.in_flight_max.max(state.counters.in_flight);
-                let behaviour = &state.behaviour;
-                let (min, max) = (behaviour.latency_min.as_nanos() as u64, behaviour.latency_max.as_nanos() as u64);
-                let timeout = behaviour.timeout;
-                let trip = if max > min { state.rng.range(min..max + 1) } else { min };
-                (Duration::from_nanos(trip / 2), timeout, InFlight(this.state.clone()))
-            };
-            let arrival = this.rt.now() + half_trip;
-            let answer = if half_trip.is_zero() {
-                this.arrive(&batch)
+            let server = &*this.inner;
+            let (half_trip, timeout, slot) = server.start_request();
+            let request = Request { server, slot };
+            let arrival = server.rt.now() + half_trip;
+            if half_trip.is_zero() {
+                server.arrive(&batch, slot);
             } else {
-                let answer: Arc<Lock<Option<Answer>>> = Arc::default();
-                let (server, answer_at_arrival) = (this.clone(), answer.clone());
+                let at_arrival = this.clone();
                 // Owned by this future: dropping it before the arrival cancels the arrival.
-                let _arrival = this.rt.call_at(arrival, move || {
-                    *answer_at_arrival.lock() = Some(server.arrive(&batch));
-                });
-                this.rt.sleep_until(arrival + half_trip).await;
-                // The arrival is due earlier than the reply, and the clock never passes a
-                // live timer, so it has run.
-                let answer = answer.lock().take();
-                answer.expect("the request arrived before the reply was due")
-            };
-            match answer {
+                let _arrival = server.rt.call_at(arrival, move || at_arrival.inner.arrive(&batch, slot));
+                server.rt.sleep_until(arrival + half_trip).await;
+            }
+            match request.take_answer() {
                 Answer::Reply(outcome) => outcome,
                 Answer::Hang(outcome) => {
                     // At the client's timeout from the start (or at once, in the odd set-up
                     // where the timeout is shorter than the round trip).
-                    this.rt.sleep_until(arrival + timeout.saturating_sub(half_trip)).await;
+                    server.rt.sleep_until(arrival + timeout.saturating_sub(half_trip)).await;
                     outcome
                 }
             }
