@@ -106,6 +106,8 @@ pub fn agent_config(options: &Options, variant: SupervisorVariant) -> AgentConfi
             rotate_every: options.rotate_every,
             streams_max: options.streams_max,
             line_bytes_max: options.line_bytes_max,
+            reconcile_every: options.reconcile_every,
+            stall_timeout: options.stall_timeout,
             first_sight: FirstSight::Beginning,
             variant,
             ..MonitorConfig::default()
@@ -116,7 +118,7 @@ pub fn agent_config(options: &Options, variant: SupervisorVariant) -> AgentConfi
             batch_wait: options.batch_wait,
             ..PipelineConfig::default()
         },
-        checkpoint: CheckpointConfig { commit_every: Duration::from_secs(10) },
+        checkpoint: CheckpointConfig { commit_every: options.commit_every },
     }
 }
 

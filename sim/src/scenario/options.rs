@@ -56,6 +56,11 @@ pub struct Options {
     pub batch_bytes_max: usize,
     pub batch_wait: Duration,
     pub line_bytes_max: usize,
+    /// The agent's own knobs a user sets: full `list` reconcile period, stall watchdog,
+    /// checkpoint commit period.
+    pub reconcile_every: Duration,
+    pub stall_timeout: Duration,
+    pub commit_every: Duration,
 }
 
 /// What the command line pins; `None` leaves the knob to the seed.
@@ -123,6 +128,10 @@ impl Options {
             batch_bytes_max: (1usize << rng.range(15..21)) as usize,
             batch_wait: Duration::from_millis(rng.range(200..2000)),
             line_bytes_max: 64 << 10,
+            // Drawn last, so that adding them kept every earlier option of a seed.
+            reconcile_every: Duration::from_secs(*rng.pick(&[30, 60, 120, 300])),
+            stall_timeout: Duration::from_secs(*rng.pick(&[60, 120, 300])),
+            commit_every: Duration::from_secs(*rng.pick(&[1, 5, 10, 30])),
         }
     }
 
@@ -140,7 +149,8 @@ impl fmt::Display for Options {
              restarts/h={:.3} stops/h={:.3} replaces/h={:.3} renames/h={:.3} stream_faults/h={:.3} \
              docker_restarts={} events_drops={} loki_latency_max={}ms loki_throttle={:.3} loki_errors={:.3} \
              loki_timeouts={:.4} loki_ambiguous={:.4} loki_outages={} loki_outage_max={}s crashes={} \
-             crash_downtime_max={}s queue_bytes_max={} batch_bytes_max={} batch_wait={}ms line_bytes_max={}",
+             crash_downtime_max={}s queue_bytes_max={} batch_bytes_max={} batch_wait={}ms line_bytes_max={} \
+             reconcile_every={}s stall_timeout={}s commit_every={}s",
             self.containers,
             self.hours,
             self.rotate_every.as_secs(),
@@ -171,6 +181,9 @@ impl fmt::Display for Options {
             self.batch_bytes_max,
             self.batch_wait.as_millis(),
             self.line_bytes_max,
+            self.reconcile_every.as_secs(),
+            self.stall_timeout.as_secs(),
+            self.commit_every.as_secs(),
         )
     }
 }
