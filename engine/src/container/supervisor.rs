@@ -15,8 +15,10 @@
 //!   consecutive failure up to `backoff_max`;
 //! - the container was removed, or the agent is shutting down: the task ends.
 //!
-//! The stall watchdog is a timer in the same loop as the stream, not a task of its own
-//! (the predecessor's separate heartbeat goroutine is what its wrong join waited on).
+//! Heartbeat and stall watchdog are one timer in the same loop as the stream, not tasks
+//! of their own (the predecessor's heartbeat goroutine shared a WaitGroup with the
+//! reader, and "wait for the reader" waited for it forever): while the stream is silent
+//! the loop wakes every `stall_timeout` and asks Docker whether the container still runs.
 //! One timer is armed at a time, at the earliest of the rotation, stall and drain
 //! deadlines.
 
