@@ -234,11 +234,14 @@ fn validate_limits(config: &Config) -> Result<(), ConfigError> {
     if limits.line_bytes_max.0 == 0 {
         return Err(ConfigError::new("limits.line_bytes_max", "must be at least 1"));
     }
-    if limits.line_bytes_max.0 >= limits.queue_bytes_max.0 {
+    // A truncated line is line_bytes_max plus the marker, and one line must always fit
+    // in the pipeline (else its source would wait forever).
+    let marker = engine::parse::assemble::TRUNCATION_MARKER.len() as u64;
+    if limits.line_bytes_max.0 as u64 + marker > limits.queue_bytes_max.0 as u64 {
         return Err(ConfigError::new(
             "limits.line_bytes_max",
             format!(
-                "must be smaller than limits.queue_bytes_max ({} >= {})",
+                "must leave room in limits.queue_bytes_max for one truncated line ({} + {marker}-byte marker > {})",
                 limits.line_bytes_max.0, limits.queue_bytes_max.0
             ),
         ));

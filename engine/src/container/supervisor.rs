@@ -72,7 +72,8 @@ impl Supervisor {
         first_sight: FirstSight,
     ) -> Supervisor {
         let config = &shared.config;
-        let run_bytes_max = (shared.queue.chunk_bytes_max() / 4).max(config.line_bytes_max + 1024);
+        let queue_bytes_max = shared.queue.chunk_bytes_max();
+        let run_bytes_max = (queue_bytes_max / 4).max(config.line_bytes_max + 1024).min(queue_bytes_max);
         let reader = LogReader::new(config.line_bytes_max, config.frame_bytes_max, run_bytes_max, resume);
         let sources = [
             SourceId::Container { id: id.clone(), stream: StdStream::Stdout },
