@@ -125,10 +125,6 @@ const SPAWN_ALLOWED: &[(&str, &str)] = &[
         "daemon/src/rt.rs",
         "TokioRt::spawn_raw is the daemon's runtime implementation",
     ),
-    (
-        "daemon/src/docker/tests.rs",
-        "test-only: the fake Docker engine the adapter's unit tests talk to (lines 63, 72)",
-    ),
 ];
 
 /// The workspace members whose `.rs` files must begin with `//!`.

@@ -12,7 +12,7 @@ use engine::model::ContainerId;
 use engine::port::docker::{
     ContainerEngine, ContainerEventKind, EngineError, LogOptions,
 };
-use engine::task::{TaskKind, Tasks};
+use engine::task::{TaskHandle, TaskKind, Tasks};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
@@ -42,7 +42,9 @@ struct FakeDocker {
     socket_path: PathBuf,
     targets: Arc<Mutex<Vec<String>>>,
     closed_by_client: Arc<AtomicUsize>,
-    server: tokio::task::JoinHandle<()>,
+    /// The accept loop; it owns one task per connection. Dropping it cancels them all.
+    /// Spawned on a registry of its own so the adapter's counts stay the adapter's.
+    _server: TaskHandle<()>,
 }
 
 impl FakeDocker {
@@ -60,23 +62,25 @@ impl FakeDocker {
         let targets = Arc::new(Mutex::new(Vec::new()));
         let closed_by_client = Arc::new(AtomicUsize::new(0));
         let responder: Responder = Arc::new(responder);
-        let server = tokio::spawn({
+        let server_tasks = test_tasks();
+        let server = server_tasks.clone().spawn(TaskKind::Control, {
             let targets = targets.clone();
             let closed_by_client = closed_by_client.clone();
             async move {
+                let mut connections = Vec::new();
                 loop {
                     let Ok((socket, _)) = listener.accept().await else { return };
                     let targets = targets.clone();
                     let closed_by_client = closed_by_client.clone();
                     let responder = responder.clone();
-                    tokio::spawn(async move {
+                    connections.push(server_tasks.spawn(TaskKind::Connection, async move {
                         serve(socket, responder, targets).await;
                         closed_by_client.fetch_add(1, Ordering::SeqCst);
-                    });
+                    }));
                 }
             }
         });
-        FakeDocker { dir, socket_path, targets, closed_by_client, server }
+        FakeDocker { dir, socket_path, targets, closed_by_client, _server: server }
     }
 
     fn config(&self) -> DockerConfig {
@@ -90,7 +94,6 @@ impl FakeDocker {
 
 impl Drop for FakeDocker {
     fn drop(&mut self) {
-        self.server.abort();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
