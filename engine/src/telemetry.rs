@@ -20,19 +20,15 @@ pub enum DropReason {
     /// A Docker stream could not be decoded (bad frame header or timestamp); the
     /// stream is reopened and the entries after the last good line are read again.
     MalformedFrame,
-    /// A partial line left unfinished when its stream ended.
-    PartialLineAtEnd,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 3] =
-        [DropReason::SinkRejected, DropReason::MalformedFrame, DropReason::PartialLineAtEnd];
+    pub const ALL: [DropReason; 2] = [DropReason::SinkRejected, DropReason::MalformedFrame];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::SinkRejected => "sink_rejected",
             DropReason::MalformedFrame => "malformed_frame",
-            DropReason::PartialLineAtEnd => "partial_line_at_end",
         }
     }
 }
