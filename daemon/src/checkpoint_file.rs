@@ -69,8 +69,7 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Checkpoint::default()),
         Err(error) => return Err(io_error("cannot read", path, error)),
     };
-    serde_json::from_slice(&bytes)
-        .map_err(|error| CheckpointError::Corrupt(format!("{}: {error}", path.display())))
+    serde_json::from_slice(&bytes).map_err(|error| CheckpointError::Corrupt(format!("{}: {error}", path.display())))
 }
 
 pub fn commit(path: &Path, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
@@ -134,7 +133,8 @@ mod tests {
         assert_eq!(store.load().await.unwrap(), sample());
         store.commit(Checkpoint::default()).await.unwrap();
         assert_eq!(store.load().await.unwrap(), Checkpoint::default());
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("state")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let leftovers: Vec<_> =
+            std::fs::read_dir(dir.path().join("state")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from("positions.json")], "no temp files left");
     }
 

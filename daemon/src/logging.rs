@@ -42,9 +42,9 @@ pub fn init(section: &LogSection) -> Result<&'static str, String> {
     };
     let registry = tracing_subscriber::registry().with(filter);
     let result = match section.format {
-        LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false))
-            .try_init(),
+        LogFormat::Text => {
+            registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false)).try_init()
+        }
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()

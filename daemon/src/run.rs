@@ -153,12 +153,8 @@ async fn start_agent(
             tracing::warn!(socket = %config.docker.socket.display(), %error, "docker engine not reachable yet")
         }
     }
-    let ports = AgentPorts {
-        docker: Arc::new(docker),
-        sink,
-        checkpoints,
-        labeler: Arc::new(ConfigLabeler::new(config)),
-    };
+    let ports =
+        AgentPorts { docker: Arc::new(docker), sink, checkpoints, labeler: Arc::new(ConfigLabeler::new(config)) };
     start_engine(tasks.clone(), config, ports, telemetry).await
 }
 

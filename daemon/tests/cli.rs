@@ -39,7 +39,8 @@ fn check_config_prints_ok_or_the_error() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("docker.rotate_every: invalid duration \"5 mins\": expected a number followed by ms, s, m or h"),
+        stderr
+            .contains("docker.rotate_every: invalid duration \"5 mins\": expected a number followed by ms, s, m or h"),
         "{stderr}"
     );
 

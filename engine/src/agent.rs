@@ -92,7 +92,8 @@ impl Agent {
         // One line, truncated or not, must fit in the pipeline's byte budget, or its
         // source would wait forever (the daemon's config validation says so first).
         assert!(
-            config.monitor.line_bytes_max + crate::parse::assemble::TRUNCATION_MARKER.len() <= config.pipeline.queue_bytes_max,
+            config.monitor.line_bytes_max + crate::parse::assemble::TRUNCATION_MARKER.len()
+                <= config.pipeline.queue_bytes_max,
             "line_bytes_max {} (+ truncation marker) exceeds queue_bytes_max {}",
             config.monitor.line_bytes_max,
             config.pipeline.queue_bytes_max
@@ -114,10 +115,17 @@ impl Agent {
             telemetry: telemetry.clone(),
         };
         let sink = tasks.spawn(TaskKind::Sink, sink_worker.run(batches_rx));
-        let dispatcher = tasks.spawn(TaskKind::Dispatcher, run_dispatcher(rt.clone(), config.pipeline.clone(), queue_rx, batches_tx));
+        let dispatcher = tasks
+            .spawn(TaskKind::Dispatcher, run_dispatcher(rt.clone(), config.pipeline.clone(), queue_rx, batches_tx));
         let checkpointer = tasks.spawn(
             TaskKind::Checkpoint,
-            run_checkpointer(rt.clone(), config.checkpoint.clone(), acks.clone(), ports.checkpoints.clone(), telemetry.clone()),
+            run_checkpointer(
+                rt.clone(),
+                config.checkpoint.clone(),
+                acks.clone(),
+                ports.checkpoints.clone(),
+                telemetry.clone(),
+            ),
         );
         telemetry.health(Component::Sink).set_up();
         telemetry.health(Component::Checkpoint).set_up();
@@ -159,7 +167,8 @@ impl Agent {
     /// Stop intake, drain, commit; see the module docs. Never takes (much) longer than
     /// `timeout`: only the final commit runs past an expired deadline.
     pub async fn shutdown(self, timeout: Duration) -> ShutdownReport {
-        let Agent { tasks, telemetry, acks, store, stop_discovery, discovery, dispatcher, sink, checkpointer, queue } = self;
+        let Agent { tasks, telemetry, acks, store, stop_discovery, discovery, dispatcher, sink, checkpointer, queue } =
+            self;
         let rt = tasks.rt().clone();
         let started = rt.now();
         let deadline = started + timeout;

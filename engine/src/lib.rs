@@ -13,14 +13,14 @@
 //! it. Every `select!` here is `biased;` and no decision follows the iteration order of a
 //! std `HashMap`, so a seed fully decides a run.
 
-pub mod rt;
-pub mod task;
-pub mod port;
+pub mod agent;
+pub mod checkpoint;
+pub mod container;
+pub mod loki;
 pub mod model;
 pub mod parse;
-pub mod loki;
 pub mod pipeline;
-pub mod container;
-pub mod checkpoint;
+pub mod port;
+pub mod rt;
+pub mod task;
 pub mod telemetry;
-pub mod agent;

@@ -43,8 +43,7 @@ pub enum SinkStatus {
 }
 
 impl SinkStatus {
-    pub const ALL: [SinkStatus; 4] =
-        [SinkStatus::Ok, SinkStatus::Retry, SinkStatus::TooLarge, SinkStatus::Rejected];
+    pub const ALL: [SinkStatus; 4] = [SinkStatus::Ok, SinkStatus::Retry, SinkStatus::TooLarge, SinkStatus::Rejected];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -57,8 +56,7 @@ impl SinkStatus {
 }
 
 /// Upper bounds (seconds) of the batch send latency histogram buckets.
-pub const SEND_SECONDS_BUCKETS: [f64; 12] =
-    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+pub const SEND_SECONDS_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// A component whose health `/health` reports.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -92,10 +90,8 @@ pub struct Histogram {
 impl Histogram {
     pub fn observe(&self, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
-        let slot = SEND_SECONDS_BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(SEND_SECONDS_BUCKETS.len());
+        let slot =
+            SEND_SECONDS_BUCKETS.iter().position(|bound| seconds <= *bound).unwrap_or(SEND_SECONDS_BUCKETS.len());
         self.buckets[slot].fetch_add(1, Ordering::Relaxed);
         self.sum_nanos.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);

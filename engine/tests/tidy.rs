@@ -63,47 +63,17 @@ const ENGINE_TOKIO_FEATURES: &[&str] = &["sync", "macros"];
 const ENGINE_DENIED_PATHS: &[(&str, &str)] = &[
     ("Instant::now", "reads the OS clock: use Rt::now"),
     ("SystemTime::now", "reads the OS clock: use Rt::wall"),
-    (
-        "std::time::Instant",
-        "is the OS clock's type: use engine::rt::Instant",
-    ),
+    ("std::time::Instant", "is the OS clock's type: use engine::rt::Instant"),
     ("thread_rng", "draws OS-seeded entropy: use Rt::rand_u64"),
-    (
-        "tokio::spawn",
-        "spawns on tokio: use engine::task::Tasks::spawn",
-    ),
-    (
-        "tokio::task::spawn",
-        "spawns on tokio: use engine::task::Tasks::spawn",
-    ),
-    (
-        "tokio::task::spawn_blocking",
-        "spawns on tokio: use engine::task::Tasks::spawn",
-    ),
-    (
-        "tokio::task::spawn_local",
-        "spawns on tokio: use engine::task::Tasks::spawn",
-    ),
-    (
-        "tokio::time",
-        "is tokio's timer and clock: use Rt::sleep_until and Rt::now",
-    ),
-    (
-        "std::fs",
-        "is file-system I/O: go through a port (engine::port)",
-    ),
-    (
-        "thread::spawn",
-        "spawns an OS thread: use engine::task::Tasks::spawn",
-    ),
-    (
-        "HashMap",
-        "iterates in a per-process random order: use BTreeMap",
-    ),
-    (
-        "HashSet",
-        "iterates in a per-process random order: use BTreeSet",
-    ),
+    ("tokio::spawn", "spawns on tokio: use engine::task::Tasks::spawn"),
+    ("tokio::task::spawn", "spawns on tokio: use engine::task::Tasks::spawn"),
+    ("tokio::task::spawn_blocking", "spawns on tokio: use engine::task::Tasks::spawn"),
+    ("tokio::task::spawn_local", "spawns on tokio: use engine::task::Tasks::spawn"),
+    ("tokio::time", "is tokio's timer and clock: use Rt::sleep_until and Rt::now"),
+    ("std::fs", "is file-system I/O: go through a port (engine::port)"),
+    ("thread::spawn", "spawns an OS thread: use engine::task::Tasks::spawn"),
+    ("HashMap", "iterates in a per-process random order: use BTreeMap"),
+    ("HashSet", "iterates in a per-process random order: use BTreeSet"),
 ];
 
 /// A line whose text contains this marker may name `HashMap`/`HashSet`: for a map with a
@@ -117,14 +87,8 @@ const THREAD_SPAWN_PATHS: &[&str] = &["thread::spawn"];
 /// Where runtime spawns are allowed: the runtime implementations, and test scaffolding
 /// that implements a runtime of its own. A path ending in `/` is a directory.
 const SPAWN_ALLOWED: &[(&str, &str)] = &[
-    (
-        "sim/src/executor/",
-        "the simulator's executor is a runtime implementation",
-    ),
-    (
-        "daemon/src/rt.rs",
-        "TokioRt::spawn_raw is the daemon's runtime implementation",
-    ),
+    ("sim/src/executor/", "the simulator's executor is a runtime implementation"),
+    ("daemon/src/rt.rs", "TokioRt::spawn_raw is the daemon's runtime implementation"),
 ];
 
 /// The workspace members whose `.rs` files must begin with `//!`.
@@ -191,10 +155,7 @@ fn runtime_spawns_only_in_runtime_implementations() {
     let root = workspace_root();
     let mut violations = Vec::new();
     let scopes: [(&str, &[&str]); 3] = [
-        (
-            "engine/src",
-            &[TOKIO_SPAWN_PATHS, THREAD_SPAWN_PATHS].concat(),
-        ),
+        ("engine/src", &[TOKIO_SPAWN_PATHS, THREAD_SPAWN_PATHS].concat()),
         ("sim/src", &[TOKIO_SPAWN_PATHS, THREAD_SPAWN_PATHS].concat()),
         // The daemon's own threads are its business; its tasks are not.
         ("daemon/src", TOKIO_SPAWN_PATHS),
@@ -230,11 +191,7 @@ struct Violation {
 
 impl Violation {
     fn new(path: &str, line: usize, message: String) -> Violation {
-        Violation {
-            path: path.to_string(),
-            line,
-            message,
-        }
+        Violation { path: path.to_string(), line, message }
     }
 }
 
@@ -257,10 +214,7 @@ fn report(rule: &str, why: &str, violations: Vec<Violation>) {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("engine/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("engine/ has a parent").to_path_buf()
 }
 
 fn read(path: &Path) -> String {
@@ -300,13 +254,15 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn spawn_allowed(relative: &str) -> bool {
-    SPAWN_ALLOWED.iter().any(|(allowed, _)| {
-        if allowed.ends_with('/') {
-            relative.starts_with(allowed)
-        } else {
-            relative == *allowed
-        }
-    })
+    SPAWN_ALLOWED.iter().any(
+        |(allowed, _)| {
+            if allowed.ends_with('/') {
+                relative.starts_with(allowed)
+            } else {
+                relative == *allowed
+            }
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -336,9 +292,7 @@ fn check_engine_source(source: &str) -> Vec<(usize, String)> {
         // The first denied pattern a path contains is enough to report it.
         let denied = ENGINE_DENIED_PATHS.iter().find(|(denied, _)| {
             let is_hash = *denied == "HashMap" || *denied == "HashSet";
-            let marked = lines
-                .get(line - 1)
-                .is_some_and(|text| text.contains(FIXED_SEED_HASH_MARKER));
+            let marked = lines.get(line - 1).is_some_and(|text| text.contains(FIXED_SEED_HASH_MARKER));
             path.contains(denied) && !(is_hash && marked)
         });
         if let Some((_, why)) = denied {
@@ -365,10 +319,7 @@ fn check_spawns(source: &str, denied: &[&str]) -> Vec<(usize, String)> {
     let mut found = Vec::new();
     for path in paths(&tokens) {
         if denied.iter().any(|denied| path.contains(denied)) {
-            found.push((
-                line_of(&code, path.offset),
-                format!("`{}` outside a runtime implementation", path.text()),
-            ));
+            found.push((line_of(&code, path.offset), format!("`{}` outside a runtime implementation", path.text())));
         }
     }
     found.sort();
@@ -382,21 +333,14 @@ fn blank_comments_and_strings(source: &str) -> String {
     let chars: Vec<char> = source.chars().collect();
     let mut out: Vec<char> = Vec::with_capacity(chars.len());
     let blank = |out: &mut Vec<char>, from: usize, to: usize| {
-        out.extend(
-            chars[from..to]
-                .iter()
-                .map(|&c| if c == '\n' { '\n' } else { ' ' }),
-        );
+        out.extend(chars[from..to].iter().map(|&c| if c == '\n' { '\n' } else { ' ' }));
     };
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
         if c == '/' && next == Some('/') {
-            let end = chars[i..]
-                .iter()
-                .position(|&c| c == '\n')
-                .map_or(chars.len(), |n| i + n);
+            let end = chars[i..].iter().position(|&c| c == '\n').map_or(chars.len(), |n| i + n);
             blank(&mut out, i, end);
             i = end;
         } else if c == '/' && next == Some('*') {
@@ -448,17 +392,14 @@ fn blank_comments_and_strings(source: &str) -> String {
             if raw && chars.get(i + hashes) == Some(&'"') {
                 // Raw string: ends at `"` followed by the same number of `#`.
                 let mut j = i + hashes + 1;
-                let closing = |j: usize| {
-                    chars[j] == '"' && (1..=hashes).all(|k| chars.get(j + k) == Some(&'#'))
-                };
+                let closing = |j: usize| chars[j] == '"' && (1..=hashes).all(|k| chars.get(j + k) == Some(&'#'));
                 while j < chars.len() && !closing(j) {
                     j += 1;
                 }
                 let end = (j + 1 + hashes).min(chars.len());
                 blank(&mut out, start, end);
                 i = end;
-            } else if matches!(word.as_str(), "b" | "c") && matches!(chars.get(i), Some('"' | '\''))
-            {
+            } else if matches!(word.as_str(), "b" | "c") && matches!(chars.get(i), Some('"' | '\'')) {
                 let end = end_of_quoted(&chars, i, chars[i]);
                 blank(&mut out, start, end);
                 i = end;
@@ -487,11 +428,7 @@ fn end_of_quoted(chars: &[char], start: usize, quote: char) -> usize {
 }
 
 fn line_of(text: &str, char_offset: usize) -> usize {
-    1 + text
-        .chars()
-        .take(char_offset)
-        .filter(|&c| c == '\n')
-        .count()
+    1 + text.chars().take(char_offset).filter(|&c| c == '\n').count()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -544,9 +481,7 @@ impl CodePath {
     /// Whether `pattern`'s segments appear, in a row, among this path's segments.
     fn contains(&self, pattern: &str) -> bool {
         let pattern: Vec<&str> = pattern.split("::").collect();
-        self.segments
-            .windows(pattern.len())
-            .any(|window| window.iter().zip(&pattern).all(|(a, b)| a == b))
+        self.segments.windows(pattern.len()).any(|window| window.iter().zip(&pattern).all(|(a, b)| a == b))
     }
 }
 
@@ -593,12 +528,7 @@ fn paths(tokens: &[(Token, usize)]) -> Vec<CodePath> {
 
 /// Parse one use tree starting at `i` (after `use`, or inside `{}`), push its leaves
 /// prefixed by `prefix`, and return the index after it (at `,`, `}` or after `;`).
-fn parse_use_tree(
-    tokens: &[(Token, usize)],
-    mut i: usize,
-    prefix: &[String],
-    leaves: &mut Vec<CodePath>,
-) -> usize {
+fn parse_use_tree(tokens: &[(Token, usize)], mut i: usize, prefix: &[String], leaves: &mut Vec<CodePath>) -> usize {
     let mut segments: Vec<String> = prefix.to_vec();
     let mut offset = tokens.get(i).map_or(0, |t| t.1);
     while i < tokens.len() {
@@ -651,15 +581,10 @@ fn skip_semicolon(tokens: &[(Token, usize)], i: usize) -> usize {
 fn unbiased_selects(tokens: &[(Token, usize)]) -> Vec<usize> {
     let mut found = Vec::new();
     for (i, (token, offset)) in tokens.iter().enumerate() {
-        if *token != Token::Ident("select".to_string())
-            || tokens.get(i + 1).map(|t| &t.0) != Some(&Token::Punct('!'))
-        {
+        if *token != Token::Ident("select".to_string()) || tokens.get(i + 1).map(|t| &t.0) != Some(&Token::Punct('!')) {
             continue;
         }
-        let opens = matches!(
-            tokens.get(i + 2).map(|t| &t.0),
-            Some(Token::Punct('{' | '(' | '['))
-        );
+        let opens = matches!(tokens.get(i + 2).map(|t| &t.0), Some(Token::Punct('{' | '(' | '[')));
         let biased = tokens.get(i + 3).map(|t| &t.0) == Some(&Token::Ident("biased".to_string()))
             && tokens.get(i + 4).map(|t| &t.0) == Some(&Token::Punct(';'));
         // `macro_rules! select` and the like are not invocations.
@@ -688,15 +613,11 @@ struct Dependency {
 impl Dependency {
     fn field(&self, name: &str) -> Option<&str> {
         let alternative = name.replace('-', "_");
-        self.fields
-            .iter()
-            .find(|(key, _)| *key == name || *key == alternative)
-            .map(|(_, value)| value.as_str())
+        self.fields.iter().find(|(key, _)| *key == name || *key == alternative).map(|(_, value)| value.as_str())
     }
 
     fn package(&self) -> String {
-        self.field("package")
-            .map_or_else(|| self.key.clone(), unquote)
+        self.field("package").map_or_else(|| self.key.clone(), unquote)
     }
 
     fn features(&self) -> Vec<String> {
@@ -704,30 +625,22 @@ impl Dependency {
     }
 
     fn default_features(&self) -> Option<bool> {
-        self.field("default-features")
-            .map(|value| value.trim() == "true")
+        self.field("default-features").map(|value| value.trim() == "true")
     }
 
     fn inherits_workspace(&self) -> bool {
-        self.field("workspace")
-            .is_some_and(|value| value.trim() == "true")
+        self.field("workspace").is_some_and(|value| value.trim() == "true")
     }
 }
 
 /// `(line, message)` for every runtime, client or I/O dependency of the engine.
 fn check_engine_manifest(manifest: &str, workspace_manifest: &str) -> Vec<(usize, String)> {
-    let workspace = dependencies(workspace_manifest, |section| {
-        section == "workspace.dependencies"
-    });
+    let workspace = dependencies(workspace_manifest, |section| section == "workspace.dependencies");
     let mut found = Vec::new();
     for dependency in dependencies(manifest, is_normal_dependency_section) {
         let inherited = dependency
             .inherits_workspace()
-            .then(|| {
-                workspace
-                    .iter()
-                    .find(|candidate| candidate.key == dependency.key)
-            })
+            .then(|| workspace.iter().find(|candidate| candidate.key == dependency.key))
             .flatten();
         let package = inherited.map_or_else(|| dependency.package(), Dependency::package);
         let mut features = dependency.features();
@@ -737,21 +650,16 @@ fn check_engine_manifest(manifest: &str, workspace_manifest: &str) -> Vec<(usize
             Some(inherited) => inherited.default_features().unwrap_or(true),
             None => dependency.default_features().unwrap_or(true),
         };
-        let named = if package == dependency.key {
-            package.clone()
-        } else {
-            format!("{} (package {package})", dependency.key)
-        };
+        let named =
+            if package == dependency.key { package.clone() } else { format!("{} (package {package})", dependency.key) };
         let line = dependency.line;
         if ENGINE_DENIED_CRATES.contains(&package.as_str()) {
             found.push((line, format!("engine depends on `{named}`: a runtime, Docker/HTTP client, file-system notification, timer or entropy crate")));
         }
         let denied_features: &[&str] = match package.as_str() {
             "tokio" => {
-                let extra: Vec<&String> = features
-                    .iter()
-                    .filter(|f| !ENGINE_TOKIO_FEATURES.contains(&f.as_str()))
-                    .collect();
+                let extra: Vec<&String> =
+                    features.iter().filter(|f| !ENGINE_TOKIO_FEATURES.contains(&f.as_str())).collect();
                 if !extra.is_empty() {
                     found.push((line, format!("`{named}` enables {extra:?}: the engine may use only {ENGINE_TOKIO_FEATURES:?} (runtime-agnostic primitives)")));
                 }
@@ -763,15 +671,9 @@ fn check_engine_manifest(manifest: &str, workspace_manifest: &str) -> Vec<(usize
             "futures" | "futures-executor" => &["executor", "thread-pool", "default"],
             _ => &[],
         };
-        let on: Vec<&String> = features
-            .iter()
-            .filter(|f| denied_features.contains(&f.as_str()))
-            .collect();
+        let on: Vec<&String> = features.iter().filter(|f| denied_features.contains(&f.as_str())).collect();
         if !on.is_empty() {
-            found.push((
-                line,
-                format!("`{named}` enables {on:?}: an OS clock, OS entropy or a thread pool"),
-            ));
+            found.push((line, format!("`{named}` enables {on:?}: an OS clock, OS entropy or a thread pool")));
         } else if !denied_features.is_empty() && default_features {
             found.push((line, format!("`{named}` with default features brings an OS clock, OS entropy or a thread pool: set default-features = false")));
         }
@@ -780,8 +682,7 @@ fn check_engine_manifest(manifest: &str, workspace_manifest: &str) -> Vec<(usize
 }
 
 fn is_normal_dependency_section(section: &str) -> bool {
-    section == "dependencies"
-        || (section.starts_with("target.") && section.ends_with(".dependencies"))
+    section == "dependencies" || (section.starts_with("target.") && section.ends_with(".dependencies"))
 }
 
 /// The dependencies declared in sections for which `wanted(section)` holds, both as
@@ -793,21 +694,11 @@ fn dependencies(manifest: &str, wanted: impl Fn(&str) -> bool) -> Vec<Dependency
     for (index, key, value) in key_values(manifest) {
         let line = index + 1;
         if key.starts_with('[') {
-            let section = key
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string();
+            let section = key.trim_matches(|c| c == '[' || c == ']').trim().to_string();
             current = if wanted(&section) {
                 Some(None)
-            } else if let Some((_, name)) = section
-                .rsplit_once('.')
-                .filter(|(parent, _)| wanted(parent))
-            {
-                found.push(Dependency {
-                    key: unquote(name),
-                    line,
-                    fields: Vec::new(),
-                });
+            } else if let Some((_, name)) = section.rsplit_once('.').filter(|(parent, _)| wanted(parent)) {
+                found.push(Dependency { key: unquote(name), line, fields: Vec::new() });
                 Some(Some(found.len() - 1))
             } else {
                 None
@@ -820,17 +711,9 @@ fn dependencies(manifest: &str, wanted: impl Fn(&str) -> bool) -> Vec<Dependency
                 Some((name, field)) => {
                     let name = unquote(name);
                     let field = (unquote(field), value);
-                    match found
-                        .iter_mut()
-                        .rev()
-                        .find(|dependency| dependency.key == name)
-                    {
+                    match found.iter_mut().rev().find(|dependency| dependency.key == name) {
                         Some(dependency) => dependency.fields.push(field),
-                        None => found.push(Dependency {
-                            key: name,
-                            line,
-                            fields: vec![field],
-                        }),
+                        None => found.push(Dependency { key: name, line, fields: vec![field] }),
                     }
                 }
                 None => {
@@ -839,11 +722,7 @@ fn dependencies(manifest: &str, wanted: impl Fn(&str) -> bool) -> Vec<Dependency
                     } else {
                         vec![("version".to_string(), value.clone())]
                     };
-                    found.push(Dependency {
-                        key: unquote(&key),
-                        line,
-                        fields,
-                    });
+                    found.push(Dependency { key: unquote(&key), line, fields });
                 }
             },
             Some(Some(table)) => found[table].fields.push((unquote(&key), value)),
@@ -875,15 +754,8 @@ fn key_values(manifest: &str) -> Vec<(usize, String, String)> {
             text.push_str(strip_toml_comment(lines[i]).trim());
             i += 1;
         }
-        if let Some((key, value)) = split_top_level(&text, '=')
-            .split_first()
-            .filter(|(_, rest)| !rest.is_empty())
-        {
-            found.push((
-                start,
-                key.trim().to_string(),
-                rest_joined(value, '=').trim().to_string(),
-            ));
+        if let Some((key, value)) = split_top_level(&text, '=').split_first().filter(|(_, rest)| !rest.is_empty()) {
+            found.push((start, key.trim().to_string(), rest_joined(value, '=').trim().to_string()));
         }
     }
     found
@@ -901,12 +773,7 @@ fn inline_table(value: &str) -> Vec<(String, String)> {
         .filter_map(|field| {
             let parts = split_top_level(field, '=');
             let (key, rest) = parts.split_first()?;
-            (!rest.is_empty()).then(|| {
-                (
-                    unquote(key.trim()),
-                    rest_joined(rest, '=').trim().to_string(),
-                )
-            })
+            (!rest.is_empty()).then(|| (unquote(key.trim()), rest_joined(rest, '=').trim().to_string()))
         })
         .collect()
 }
@@ -930,10 +797,7 @@ fn split_top_level(text: &str, separator: char) -> Vec<String> {
         }
         parts.last_mut().expect("never empty").push(c);
     }
-    parts
-        .into_iter()
-        .filter(|part| !part.trim().is_empty())
-        .collect()
+    parts.into_iter().filter(|part| !part.trim().is_empty()).collect()
 }
 
 /// Open brackets and braces minus closed ones, outside strings.
@@ -967,19 +831,13 @@ fn strip_toml_comment(line: &str) -> &str {
 }
 
 fn unquote(text: &str) -> String {
-    text.trim()
-        .trim_matches(|c| c == '"' || c == '\'')
-        .to_string()
+    text.trim().trim_matches(|c| c == '"' || c == '\'').to_string()
 }
 
 /// The strings of a TOML array `["a", "b"]`.
 fn string_list(value: &str) -> Vec<String> {
     let inner = value.trim().trim_start_matches('[').trim_end_matches(']');
-    split_top_level(inner, ',')
-        .iter()
-        .map(|item| unquote(item))
-        .filter(|item| !item.is_empty())
-        .collect()
+    split_top_level(inner, ',').iter().map(|item| unquote(item)).filter(|item| !item.is_empty()).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -989,57 +847,36 @@ mod rules {
     use super::*;
 
     fn engine_lines(source: &str) -> Vec<usize> {
-        check_engine_source(source)
-            .into_iter()
-            .map(|(line, _)| line)
-            .collect()
+        check_engine_source(source).into_iter().map(|(line, _)| line).collect()
     }
 
     #[test]
     fn clock_reads_are_flagged_in_code_only() {
-        assert_eq!(
-            engine_lines("fn f() {\n    let t = std::time::Instant::now();\n}\n"),
-            [2]
-        );
+        assert_eq!(engine_lines("fn f() {\n    let t = std::time::Instant::now();\n}\n"), [2]);
         assert_eq!(engine_lines("let t = Instant::now();"), [1]);
         assert_eq!(engine_lines("let t = SystemTime::now();"), [1]);
         assert_eq!(
             engine_lines("// Instant::now() would be wrong here\n/* SystemTime::now() */\n"),
             Vec::<usize>::new()
         );
-        assert_eq!(
-            engine_lines("/// Never call `Instant::now`.\nfn f() {}\n//! thread_rng\n"),
-            Vec::<usize>::new()
-        );
+        assert_eq!(engine_lines("/// Never call `Instant::now`.\nfn f() {}\n//! thread_rng\n"), Vec::<usize>::new());
         assert_eq!(
             engine_lines("/* outer /* nested Instant::now() */ still comment */ let x = 1;"),
             Vec::<usize>::new()
         );
-        assert_eq!(
-            engine_lines("let s = \"Instant::now()\"; let r = r#\"tokio::spawn\"#;"),
-            Vec::<usize>::new()
-        );
+        assert_eq!(engine_lines("let s = \"Instant::now()\"; let r = r#\"tokio::spawn\"#;"), Vec::<usize>::new());
         // The engine's own clock type is fine; reading it through Rt too.
-        assert_eq!(
-            engine_lines("use crate::rt::Instant;\nlet now: Instant = rt.now();\n"),
-            Vec::<usize>::new()
-        );
+        assert_eq!(engine_lines("use crate::rt::Instant;\nlet now: Instant = rt.now();\n"), Vec::<usize>::new());
     }
 
     #[test]
     fn use_trees_are_expanded() {
         assert_eq!(engine_lines("use std::time::{Duration, Instant};"), [1]);
-        assert_eq!(
-            engine_lines("use std::time::Duration;"),
-            Vec::<usize>::new()
-        );
+        assert_eq!(engine_lines("use std::time::Duration;"), Vec::<usize>::new());
         assert_eq!(engine_lines("use std::{\n    fs,\n    io,\n};"), [2]);
         assert_eq!(engine_lines("use std::fs::File;"), [1]);
         assert_eq!(engine_lines("use tokio::{sync::mpsc, time::sleep};"), [1]);
-        assert_eq!(
-            engine_lines("use tokio::sync::{mpsc, Semaphore};"),
-            Vec::<usize>::new()
-        );
+        assert_eq!(engine_lines("use tokio::sync::{mpsc, Semaphore};"), Vec::<usize>::new());
         assert_eq!(engine_lines("use tokio::spawn as go;"), [1]);
         assert_eq!(engine_lines("use rand::thread_rng;"), [1]);
     }
@@ -1053,35 +890,17 @@ mod rules {
         assert_eq!(engine_lines("std::thread::spawn(|| ());"), [1]);
         assert_eq!(engine_lines("let rng = rand::thread_rng();"), [1]);
         assert_eq!(engine_lines("let data = std::fs::read(path);"), [1]);
-        assert_eq!(
-            engine_lines("tasks.spawn(TaskKind::Sink, future);"),
-            Vec::<usize>::new()
-        );
+        assert_eq!(engine_lines("tasks.spawn(TaskKind::Sink, future);"), Vec::<usize>::new());
     }
 
     #[test]
     fn std_hash_collections_are_flagged_unless_marked_fixed_seed() {
         assert_eq!(engine_lines("use std::collections::HashMap;"), [1]);
-        assert_eq!(
-            engine_lines("use std::collections::{BTreeMap, HashSet};"),
-            [1]
-        );
-        assert_eq!(
-            engine_lines("let m: std::collections::HashMap<u8, u8> = Default::default();"),
-            [1]
-        );
-        assert_eq!(
-            engine_lines("use std::collections::{BTreeMap, BTreeSet};"),
-            Vec::<usize>::new()
-        );
-        assert_eq!(
-            engine_lines("#[derive(Hash)] struct Key;"),
-            Vec::<usize>::new()
-        );
-        assert_eq!(
-            engine_lines("/// Not a std `HashMap`.\nstruct Map;"),
-            Vec::<usize>::new()
-        );
+        assert_eq!(engine_lines("use std::collections::{BTreeMap, HashSet};"), [1]);
+        assert_eq!(engine_lines("let m: std::collections::HashMap<u8, u8> = Default::default();"), [1]);
+        assert_eq!(engine_lines("use std::collections::{BTreeMap, BTreeSet};"), Vec::<usize>::new());
+        assert_eq!(engine_lines("#[derive(Hash)] struct Key;"), Vec::<usize>::new());
+        assert_eq!(engine_lines("/// Not a std `HashMap`.\nstruct Map;"), Vec::<usize>::new());
         assert_eq!(
             engine_lines("type Fixed = HashMap<u8, u8, FixedState>; // tidy: fixed-seed hasher\n"),
             Vec::<usize>::new()
@@ -1090,46 +909,22 @@ mod rules {
 
     #[test]
     fn select_must_start_with_biased() {
-        assert_eq!(
-            engine_lines("tokio::select! {\n    biased;\n    _ = a => {}\n}\n"),
-            Vec::<usize>::new()
-        );
-        assert_eq!(
-            engine_lines("tokio::select! { biased; _ = a => {} }"),
-            Vec::<usize>::new()
-        );
-        assert_eq!(
-            engine_lines("let x = tokio::select! {\n    _ = a => {}\n    _ = b => {}\n};\n"),
-            [1]
-        );
-        assert_eq!(
-            engine_lines("futures::select!(_ = a => {}, _ = b => {});"),
-            [1]
-        );
+        assert_eq!(engine_lines("tokio::select! {\n    biased;\n    _ = a => {}\n}\n"), Vec::<usize>::new());
+        assert_eq!(engine_lines("tokio::select! { biased; _ = a => {} }"), Vec::<usize>::new());
+        assert_eq!(engine_lines("let x = tokio::select! {\n    _ = a => {}\n    _ = b => {}\n};\n"), [1]);
+        assert_eq!(engine_lines("futures::select!(_ = a => {}, _ = b => {});"), [1]);
         // `biased;` later in the body does not count.
-        assert_eq!(
-            engine_lines("select! {\n    _ = a => {}\n    biased;\n}\n"),
-            [1]
-        );
+        assert_eq!(engine_lines("select! {\n    _ = a => {}\n    biased;\n}\n"), [1]);
         // A comment between `{` and `biased;` is fine.
-        assert_eq!(
-            engine_lines("tokio::select! { // first\n biased; _ = a => {} }"),
-            Vec::<usize>::new()
-        );
-        assert_eq!(
-            engine_lines("futures::select_biased! { _ = a => {} }"),
-            Vec::<usize>::new()
-        );
+        assert_eq!(engine_lines("tokio::select! { // first\n biased; _ = a => {} }"), Vec::<usize>::new());
+        assert_eq!(engine_lines("futures::select_biased! { _ = a => {} }"), Vec::<usize>::new());
     }
 
     #[test]
     fn char_literals_and_lifetimes_do_not_confuse_the_scanner() {
         let source = "fn f<'a>(x: &'a str) -> char { let q = '\"'; let s = '\\''; 'x' }\nlet t = Instant::now();\n";
         assert_eq!(engine_lines(source), [2]);
-        assert_eq!(
-            engine_lines("let b = b\"Instant::now\"; let c = b'x';"),
-            Vec::<usize>::new()
-        );
+        assert_eq!(engine_lines("let b = b\"Instant::now\"; let c = b'x';"), Vec::<usize>::new());
     }
 
     #[test]
@@ -1145,34 +940,16 @@ mod rules {
     fn spawn_sites_are_checked_and_the_allow_list_applies() {
         let tokio_only = TOKIO_SPAWN_PATHS;
         let both = [TOKIO_SPAWN_PATHS, THREAD_SPAWN_PATHS].concat();
-        assert_eq!(
-            check_spawns("fn f() {\n    tokio::spawn(fut);\n}\n", tokio_only).len(),
-            1
-        );
-        assert_eq!(
-            check_spawns("drop(tokio::task::spawn(fut));", tokio_only).len(),
-            1
-        );
-        assert_eq!(
-            check_spawns("// tokio::spawn(fut) is never called here", tokio_only).len(),
-            0
-        );
-        assert_eq!(
-            check_spawns("std::thread::spawn(|| ());", tokio_only).len(),
-            0
-        );
+        assert_eq!(check_spawns("fn f() {\n    tokio::spawn(fut);\n}\n", tokio_only).len(), 1);
+        assert_eq!(check_spawns("drop(tokio::task::spawn(fut));", tokio_only).len(), 1);
+        assert_eq!(check_spawns("// tokio::spawn(fut) is never called here", tokio_only).len(), 0);
+        assert_eq!(check_spawns("std::thread::spawn(|| ());", tokio_only).len(), 0);
         assert_eq!(check_spawns("std::thread::spawn(|| ());", &both).len(), 1);
         assert_eq!(
             check_spawns("use std::thread;\nthread::spawn(|| ());\n", &both),
-            [(
-                2,
-                "`thread::spawn` outside a runtime implementation".to_string()
-            )]
+            [(2, "`thread::spawn` outside a runtime implementation".to_string())]
         );
-        assert_eq!(
-            check_spawns("tasks.spawn(TaskKind::Http, serve());", &both).len(),
-            0
-        );
+        assert_eq!(check_spawns("tasks.spawn(TaskKind::Http, serve());", &both).len(), 0);
         assert!(spawn_allowed("sim/src/executor/rt.rs"));
         assert!(spawn_allowed("daemon/src/rt.rs"));
         assert!(!spawn_allowed("daemon/src/http/server.rs"));
@@ -1187,10 +964,7 @@ futures-full = { package = "futures", version = "0.3" }
 "#;
 
     fn manifest_lines(manifest: &str) -> Vec<usize> {
-        check_engine_manifest(manifest, WORKSPACE)
-            .into_iter()
-            .map(|(line, _)| line)
-            .collect()
+        check_engine_manifest(manifest, WORKSPACE).into_iter().map(|(line, _)| line).collect()
     }
 
     #[test]
@@ -1200,7 +974,8 @@ futures-full = { package = "futures", version = "0.3" }
         assert_eq!(manifest_lines(ok), Vec::<usize>::new());
         let rt = "[dependencies]\ntokio = { workspace = true, features = [\"sync\", \"rt\"] }\n";
         assert_eq!(manifest_lines(rt), [2]);
-        let multiline = "[dependencies]\ntokio = { version = \"1\", features = [\n    \"sync\",\n    \"time\", # timers\n] }\n";
+        let multiline =
+            "[dependencies]\ntokio = { version = \"1\", features = [\n    \"sync\",\n    \"time\", # timers\n] }\n";
         assert_eq!(manifest_lines(multiline), [2]);
         let table = "[dependencies.tokio]\nversion = \"1\"\nfeatures = [\"full\"]\n";
         assert_eq!(manifest_lines(table), [1]);
@@ -1208,31 +983,31 @@ futures-full = { package = "futures", version = "0.3" }
 
     #[test]
     fn engine_manifest_denies_runtimes_clients_and_clocks() {
-        assert_eq!(
-            manifest_lines("[dependencies]\nbytes = \"1\"\nreqwest = \"0.12\"\n"),
-            [3]
-        );
-        assert_eq!(
-            manifest_lines("[dependencies]\nhttp = { package = \"hyper\", version = \"1\" }\n"),
-            [2]
-        );
-        assert_eq!(
-            manifest_lines("[target.'cfg(unix)'.dependencies]\nnotify = \"6\"\n"),
-            [2]
-        );
+        assert_eq!(manifest_lines("[dependencies]\nbytes = \"1\"\nreqwest = \"0.12\"\n"), [3]);
+        assert_eq!(manifest_lines("[dependencies]\nhttp = { package = \"hyper\", version = \"1\" }\n"), [2]);
+        assert_eq!(manifest_lines("[target.'cfg(unix)'.dependencies]\nnotify = \"6\"\n"), [2]);
         assert_eq!(manifest_lines("[dependencies]\nchrono = \"0.4\"\n"), [2]);
-        assert_eq!(manifest_lines("[dependencies]\nchrono = { version = \"0.4\", default-features = false, features = [\"alloc\"] }\n"), Vec::<usize>::new());
-        assert_eq!(manifest_lines("[dependencies]\nchrono = { version = \"0.4\", default-features = false, features = [\"clock\"] }\n"), [2]);
         assert_eq!(
-            manifest_lines("[dependencies]\nfutures-full.workspace = true\n"),
-            [2]
-        );
-        // Dev-dependencies are not the engine's runtime dependencies.
-        assert_eq!(manifest_lines("[dev-dependencies]\ntokio = { version = \"1\", features = [\"full\"] }\nmadsim = \"0.2\"\n"), Vec::<usize>::new());
-        // A comment naming a crate is not a dependency.
-        assert_eq!(
-            manifest_lines("[dependencies]\n# no reqwest here\nbytes = \"1\"\n"),
+            manifest_lines(
+                "[dependencies]\nchrono = { version = \"0.4\", default-features = false, features = [\"alloc\"] }\n"
+            ),
             Vec::<usize>::new()
         );
+        assert_eq!(
+            manifest_lines(
+                "[dependencies]\nchrono = { version = \"0.4\", default-features = false, features = [\"clock\"] }\n"
+            ),
+            [2]
+        );
+        assert_eq!(manifest_lines("[dependencies]\nfutures-full.workspace = true\n"), [2]);
+        // Dev-dependencies are not the engine's runtime dependencies.
+        assert_eq!(
+            manifest_lines(
+                "[dev-dependencies]\ntokio = { version = \"1\", features = [\"full\"] }\nmadsim = \"0.2\"\n"
+            ),
+            Vec::<usize>::new()
+        );
+        // A comment naming a crate is not a dependency.
+        assert_eq!(manifest_lines("[dependencies]\n# no reqwest here\nbytes = \"1\"\n"), Vec::<usize>::new());
     }
 }

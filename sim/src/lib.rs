@@ -9,12 +9,12 @@
 //! engine's jitter and the world's schedule, so a saved seed replays the same world even
 //! after the engine changes how often it draws.
 
-pub mod executor;
-pub mod world;
-pub mod scenario;
 pub mod check;
-pub mod run;
-pub mod sweep;
+pub mod executor;
 pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod sweep;
+pub mod world;
 
 pub use executor::{Executor, RunOutcome, SimRng, SimRt};

@@ -65,9 +65,23 @@ pub fn summary(report: &SweepReport) -> String {
     let _ = writeln!(out, "failures: {}", report.failures().count());
     let _ = writeln!(out, "determinism re-runs: {}", report.determinism_checked);
     let _ = writeln!(out, "wall time: {wall:.2}s");
-    let _ = writeln!(out, "simulated container-hours: {container_hours:.0} ({:.0} per wall second)", container_hours / wall.max(1e-9));
+    let _ = writeln!(
+        out,
+        "simulated container-hours: {container_hours:.0} ({:.0} per wall second)",
+        container_hours / wall.max(1e-9)
+    );
     let _ = writeln!(out, "events (polls) per seed: mean {:.0}", polls as f64 / seeds);
-    let _ = writeln!(out, "stream rotations per seed: min {} mean {:.0}", min(|o| o.stats.rotations), mean(|o| o.stats.rotations));
-    let _ = writeln!(out, "lines delivered per seed: min {} mean {:.0}", min(|o| o.stats.lines_delivered), mean(|o| o.stats.lines_delivered));
+    let _ = writeln!(
+        out,
+        "stream rotations per seed: min {} mean {:.0}",
+        min(|o| o.stats.rotations),
+        mean(|o| o.stats.rotations)
+    );
+    let _ = writeln!(
+        out,
+        "lines delivered per seed: min {} mean {:.0}",
+        min(|o| o.stats.lines_delivered),
+        mean(|o| o.stats.lines_delivered)
+    );
     out
 }

@@ -170,7 +170,8 @@ impl World {
             checkpoints: Arc::new(self.store.clone()),
             labeler: self.labeler.clone(),
         };
-        let (config, tasks_for_start, telemetry_for_start, slot_for_start) = (self.config.clone(), tasks.clone(), telemetry.clone(), slot.clone());
+        let (config, tasks_for_start, telemetry_for_start, slot_for_start) =
+            (self.config.clone(), tasks.clone(), telemetry.clone(), slot.clone());
         self.exec.spawn_world("agent-start", async move {
             match Agent::start(tasks_for_start, config, ports, telemetry_for_start).await {
                 Ok(agent) => *slot_for_start.lock().unwrap() = Some(agent),
@@ -213,7 +214,9 @@ impl World {
             return self.run_to(deadline);
         }
         match self.exec.advance_to(deadline) {
-            RunOutcome::Livelock { polls, .. } => Err(self.fail(Invariant::Deadlock, format!("livelock: {polls} polls without time moving"))),
+            RunOutcome::Livelock { polls, .. } => {
+                Err(self.fail(Invariant::Deadlock, format!("livelock: {polls} polls without time moving")))
+            }
             _ => Ok(()),
         }
     }
@@ -221,8 +224,12 @@ impl World {
     fn run_to(&mut self, deadline: Instant) -> Result<(), Failed> {
         match self.exec.run_until(deadline) {
             RunOutcome::DeadlineReached | RunOutcome::Stalled => Ok(()),
-            RunOutcome::Idle => Err(self.fail(Invariant::Deadlock, "nothing runnable and no timer left while the run was not over")),
-            RunOutcome::Livelock { polls, .. } => Err(self.fail(Invariant::Deadlock, format!("livelock: {polls} polls without time moving"))),
+            RunOutcome::Idle => {
+                Err(self.fail(Invariant::Deadlock, "nothing runnable and no timer left while the run was not over"))
+            }
+            RunOutcome::Livelock { polls, .. } => {
+                Err(self.fail(Invariant::Deadlock, format!("livelock: {polls} polls without time moving")))
+            }
         }
     }
 
@@ -238,7 +245,11 @@ impl World {
         self.check_deliveries()?;
         let now = self.exec.now();
         let agent = self.incarnation.as_ref().map(|inc| (inc.tasks.registry().clone(), inc.telemetry.clone()));
-        let result = self.budget.sample(now, &self.docker, agent.as_ref().map(|(registry, telemetry)| (&**registry, &**telemetry)));
+        let result = self.budget.sample(
+            now,
+            &self.docker,
+            agent.as_ref().map(|(registry, telemetry)| (&**registry, &**telemetry)),
+        );
         result.map_err(|(invariant, detail)| self.fail(invariant, detail))?;
         self.note(|| {
             let counters = self.docker.counters();
@@ -282,7 +293,12 @@ impl World {
                 let written = report.lines_written[stream.index()];
                 let delivered = delivery.delivered(&report.id, stream);
                 if delivered < written {
-                    return Some(format!("container {} ({}) {}: {delivered} of {written} lines delivered", report.id.short(), report.name, stream.as_str()));
+                    return Some(format!(
+                        "container {} ({}) {}: {delivered} of {written} lines delivered",
+                        report.id.short(),
+                        report.name,
+                        stream.as_str()
+                    ));
                 }
             }
         }
@@ -306,7 +322,14 @@ struct Player {
 }
 
 impl Player {
-    fn new(docker: SimDocker, loki: SimLoki, actions: Vec<(Duration, Action)>, containers: u32, seed: u64, trace: Option<Arc<Mutex<Vec<String>>>>) -> Player {
+    fn new(
+        docker: SimDocker,
+        loki: SimLoki,
+        actions: Vec<(Duration, Action)>,
+        containers: u32,
+        seed: u64,
+        trace: Option<Arc<Mutex<Vec<String>>>>,
+    ) -> Player {
         Player {
             docker,
             loki,
@@ -340,7 +363,9 @@ impl Player {
         if let Some(trace) = trace {
             trace.lock().unwrap().push(format!("{:>10.3}s world: {action:?}", at.as_secs_f64()));
         }
-        let new_container = |slot: u32, generation: u32| docker.create(&format!("app-{slot}-{generation}"), "sim/app:latest", Default::default());
+        let new_container = |slot: u32, generation: u32| {
+            docker.create(&format!("app-{slot}-{generation}"), "sim/app:latest", Default::default())
+        };
         let current = |slot: u32| slots[slot as usize].as_ref();
         match action {
             Action::Create { slot } => {
@@ -448,15 +473,18 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     };
     let schedule = Schedule::generate(options);
     let result = drive(&mut world, options, &schedule);
-    let incarnation_counter = |get: fn(&Telemetry) -> u64| world.incarnation.as_ref().map_or(0, |inc| get(&inc.telemetry));
+    let incarnation_counter =
+        |get: fn(&Telemetry) -> u64| world.incarnation.as_ref().map_or(0, |inc| get(&inc.telemetry));
     let delivery = world.delivery.lock().unwrap();
-    let lines_written = world.docker.containers().iter().map(|report| report.lines_written[0] + report.lines_written[1]).sum();
+    let lines_written =
+        world.docker.containers().iter().map(|report| report.lines_written[0] + report.lines_written[1]).sum();
     let simulated = Duration::from_nanos(world.exec.now().as_nanos());
     let stats = SeedStats {
         lines_written,
         lines_delivered: delivery.lines_delivered,
         duplicates: delivery.duplicates,
-        rotations: world.rotations_before + incarnation_counter(|t| Telemetry::get(&t.container_stream_rotations_total)),
+        rotations: world.rotations_before
+            + incarnation_counter(|t| Telemetry::get(&t.container_stream_rotations_total)),
         stream_opens: world.opens_before + incarnation_counter(|t| Telemetry::get(&t.container_stream_opens_total)),
         bursts: schedule.bursts() as u64,
         crashes: schedule.crashes.len() as u32,
@@ -479,7 +507,14 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
     let baseline: Census = census(world.incarnation.as_ref().unwrap().tasks.registry());
     // 2. The schedule.
     let end = Instant::ZERO + options.duration();
-    let mut player = Player::new(world.docker.clone(), world.loki.clone(), schedule.actions.clone(), options.containers, options.seed, world.trace.clone());
+    let mut player = Player::new(
+        world.docker.clone(),
+        world.loki.clone(),
+        schedule.actions.clone(),
+        options.containers,
+        options.seed,
+        world.trace.clone(),
+    );
     let mut crashes = schedule.crashes.iter().peekable();
     let mut next_sample = Instant::ZERO + Duration::from_secs(60);
     // While the agent is down (crashed, to restart then), time runs on for the world;
@@ -530,7 +565,10 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
                     next_sample = next_sample + Duration::from_secs(60);
                 }
             }
-            Some(detail) => return Err(world.fail(Invariant::Liveness, format!("backlog not drained 30 min after faults healed: {detail}"))),
+            Some(detail) => {
+                return Err(world
+                    .fail(Invariant::Liveness, format!("backlog not drained 30 min after faults healed: {detail}")))
+            }
         }
     }
     // 4. Quiet point: no containers, nothing queued; tasks back to the baseline.
@@ -549,7 +587,8 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
             break;
         }
         if world.exec.now() >= quiet_deadline {
-            let mut detail = format!("at the quiet point {streams_open} log streams open; live tasks differ from the baseline: ");
+            let mut detail =
+                format!("at the quiet point {streams_open} log streams open; live tasks differ from the baseline: ");
             detail.push_str(&differences.join("; "));
             return Err(world.fail(Invariant::LiveTaskDelta, detail));
         }
@@ -575,9 +614,13 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
     match outcome {
         None => return Err(world.fail(Invariant::Shutdown, "shutdown did not finish within its deadline plus 5 s")),
         Some(report) if report.elapsed > deadline + Duration::from_secs(1) => {
-            return Err(world.fail(Invariant::Shutdown, format!("shutdown took {:?}, deadline {deadline:?}", report.elapsed)))
+            return Err(
+                world.fail(Invariant::Shutdown, format!("shutdown took {:?}, deadline {deadline:?}", report.elapsed))
+            )
         }
-        Some(report) if !report.committed => return Err(world.fail(Invariant::Shutdown, "the final checkpoint commit failed")),
+        Some(report) if !report.committed => {
+            return Err(world.fail(Invariant::Shutdown, "the final checkpoint commit failed"))
+        }
         Some(_) => {}
     }
     world.exec.run_until(world.exec.now() + Duration::from_secs(1));

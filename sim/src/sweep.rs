@@ -47,7 +47,8 @@ pub fn sweep(config: &SweepConfig) -> SweepReport {
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     std::thread::scope(|scope| {
         for _ in 0..config.jobs.max(1) {
-            let (next, done, failed, checked, outcomes) = (next.clone(), done.clone(), failed.clone(), checked.clone(), outcomes.clone());
+            let (next, done, failed, checked, outcomes) =
+                (next.clone(), done.clone(), failed.clone(), checked.clone(), outcomes.clone());
             scope.spawn(move || loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 if index >= config.seeds {
@@ -56,14 +57,18 @@ pub fn sweep(config: &SweepConfig) -> SweepReport {
                 let seed = config.from + index;
                 let options = Options::from_seed(seed, &config.overrides);
                 let mut outcome = run_seed(&options, config.run);
-                if outcome.violation.is_none() && config.determinism_every > 0 && index % config.determinism_every == 0 {
+                if outcome.violation.is_none() && config.determinism_every > 0 && index % config.determinism_every == 0
+                {
                     checked.fetch_add(1, Ordering::Relaxed);
                     let again = run_seed(&options, config.run);
                     if again.stats.trace_digest != outcome.stats.trace_digest {
                         outcome.violation = Some(crate::check::Violation {
                             invariant: crate::check::Invariant::Determinism,
                             at: engine::rt::Instant::ZERO,
-                            detail: format!("trace digest {:#x} then {:#x}", outcome.stats.trace_digest, again.stats.trace_digest),
+                            detail: format!(
+                                "trace digest {:#x} then {:#x}",
+                                outcome.stats.trace_digest, again.stats.trace_digest
+                            ),
                             live_tasks: Vec::new(),
                         });
                     }

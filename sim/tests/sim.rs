@@ -38,7 +38,8 @@ fn assert_caught(variant: SupervisorVariant, invariants: &[Invariant], site_frag
     let violation = outcome.violation.as_ref().unwrap();
     let block = failure_block(&outcome);
     assert!(invariants.contains(&violation.invariant), "expected one of {invariants:?}:\n{block}");
-    let blamed = violation.detail.contains(site_fragment) || violation.live_tasks.iter().any(|line| line.contains(site_fragment));
+    let blamed = violation.detail.contains(site_fragment)
+        || violation.live_tasks.iter().any(|line| line.contains(site_fragment));
     assert!(blamed, "the report must name the spawn site {site_fragment}:\n{block}");
 }
 
@@ -55,7 +56,11 @@ fn the_shipped_supervisor_passes_the_seeds_the_broken_ones_fail() {
 #[test]
 fn a_reader_task_left_running_at_each_rotation_is_caught() {
     // Go: a new reader goroutine per rotation, the old one never awaited (pile-up).
-    assert_caught(SupervisorVariant::ReaderPileUp, &[Invariant::TaskBudget], "stream at engine/src/container/broken.rs");
+    assert_caught(
+        SupervisorVariant::ReaderPileUp,
+        &[Invariant::TaskBudget],
+        "stream at engine/src/container/broken.rs",
+    );
 }
 
 #[test]
@@ -63,13 +68,21 @@ fn a_join_that_waits_on_the_heartbeat_is_caught() {
     // Go: one WaitGroup for the heartbeat and the reader; rotation waits forever.
     // Rotation stalls: the container goes unstreamed (liveness) or, if it is removed
     // meanwhile, its supervisor never finishes (quiet-point delta).
-    assert_caught(SupervisorVariant::WrongJoin, &[Invariant::Liveness, Invariant::LiveTaskDelta], "heartbeat at engine/src/container/broken.rs");
+    assert_caught(
+        SupervisorVariant::WrongJoin,
+        &[Invariant::Liveness, Invariant::LiveTaskDelta],
+        "heartbeat at engine/src/container/broken.rs",
+    );
 }
 
 #[test]
 fn a_task_nobody_joins_is_caught() {
     // Go: the file monitor's untracked reader goroutine.
-    assert_caught(SupervisorVariant::OrphanTask, &[Invariant::LiveTaskDelta], "heartbeat at engine/src/container/broken.rs");
+    assert_caught(
+        SupervisorVariant::OrphanTask,
+        &[Invariant::LiveTaskDelta],
+        "heartbeat at engine/src/container/broken.rs",
+    );
 }
 
 #[test]
@@ -115,7 +128,8 @@ fn the_report_format_is_stable() {
         text.lines()
             .map(|line| match line.split_once("options") {
                 Some((head, rest)) if rest.starts_with(": ") || rest.starts_with(" = ") => {
-                    let keys: Vec<&str> = rest.split_whitespace().filter_map(|pair| pair.split_once('=').map(|(key, _)| key)).collect();
+                    let keys: Vec<&str> =
+                        rest.split_whitespace().filter_map(|pair| pair.split_once('=').map(|(key, _)| key)).collect();
                     format!("{head}options{} {}", &rest[..2].trim_end(), keys.join(" "))
                 }
                 _ => line.to_string(),

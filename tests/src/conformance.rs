@@ -29,9 +29,7 @@ use bytes::Bytes;
 use engine::model::{ContainerId, StdStream};
 use engine::parse::frame::FrameDecoder;
 use engine::parse::timestamp::split_timestamp;
-use engine::port::docker::{
-    ContainerEngine, ContainerEventKind, EngineError, EventStream, LogOptions, LogStream,
-};
+use engine::port::docker::{ContainerEngine, ContainerEventKind, EngineError, EventStream, LogOptions, LogStream};
 use engine::rt::{BoxFuture, Rt, UnixNanos};
 use futures::future::Either;
 use futures::StreamExt;
@@ -96,20 +94,10 @@ pub fn script_program() -> Program {
     pairs(&mut steps, 0);
     steps.push(Step::Sleep(BURST_PAUSE));
     pairs(&mut steps, 1);
-    steps.push(Step::LongStdout {
-        byte: b'x',
-        len: LONG_LINE_BYTES,
-        chunk: LONG_LINE_BYTES,
-        pause: Duration::ZERO,
-    });
+    steps.push(Step::LongStdout { byte: b'x', len: LONG_LINE_BYTES, chunk: LONG_LINE_BYTES, pause: Duration::ZERO });
     steps.push(Step::Sleep(BURST_PAUSE));
     pairs(&mut steps, 2);
-    steps.push(Step::LongStdout {
-        byte: b'y',
-        len: LONG_LINE_BYTES,
-        chunk: SLOW_CHUNK_BYTES,
-        pause: SLOW_CHUNK_PAUSE,
-    });
+    steps.push(Step::LongStdout { byte: b'y', len: LONG_LINE_BYTES, chunk: SLOW_CHUNK_BYTES, pause: SLOW_CHUNK_PAUSE });
     Program { steps }
 }
 
@@ -257,9 +245,7 @@ pub async fn run_script(
 ) -> Result<Observations> {
     let program = script_program();
     let expected_one_run = expected_entries(&program);
-    let mut events = within(&rt, STEP_DEADLINE, engine.events())
-        .await
-        .context("subscribing to events timed out")??;
+    let mut events = within(&rt, STEP_DEADLINE, engine.events()).await.context("subscribing to events timed out")??;
 
     let id = world.run("conformance", &program).await?;
     let script = Script { engine: engine.clone(), rt: rt.clone(), id: id.clone() };
@@ -298,9 +284,10 @@ pub async fn run_script(
             byte: *byte as char,
             piece_bytes: pieces.iter().map(|entry| entry.content.len()).collect(),
             only_last_ends_in_newline: !pieces.is_empty()
-                && pieces.iter().enumerate().all(|(index, entry)| {
-                    entry.content.ends_with(b"\n") == (index + 1 == pieces.len())
-                }),
+                && pieces
+                    .iter()
+                    .enumerate()
+                    .all(|(index, entry)| entry.content.ends_with(b"\n") == (index + 1 == pieces.len())),
             pieces_share_one_timestamp: pieces.windows(2).all(|pair| pair[0].ts == pair[1].ts),
         });
         notes.long_line_piece_gaps_nanos.push(pieces.windows(2).map(|pair| pair[1].ts - pair[0].ts).collect());
@@ -313,9 +300,8 @@ pub async fn run_script(
     // 3. `since` a whole second inside the output.
     // The second burst's earliest entry: more than a second after the first burst, so
     // its whole second lies after the first burst, whatever the interleaving.
-    let second_burst: Vec<String> = (PAIRS_PER_BURST + 1..=2 * PAIRS_PER_BURST)
-        .flat_map(|n| [format!("out {n}⏎"), format!("err {n}⏎")])
-        .collect();
+    let second_burst: Vec<String> =
+        (PAIRS_PER_BURST + 1..=2 * PAIRS_PER_BURST).flat_map(|n| [format!("out {n}⏎"), format!("err {n}⏎")]).collect();
     let second_burst_start = first
         .iter()
         .filter(|entry| second_burst.contains(&entry.summary()))
@@ -324,10 +310,8 @@ pub async fn run_script(
         .ok_or_else(|| anyhow!("no second burst in the log"))?;
     let since_secs = second_burst_start.div_euclid(1_000_000_000);
     let since_nanos = since_secs * 1_000_000_000;
-    let with_since = script
-        .read_all(LogOptions { follow: false, since_secs, tail: None })
-        .await
-        .context("logs with since")?;
+    let with_since =
+        script.read_all(LogOptions { follow: false, since_secs, tail: None }).await.context("logs with since")?;
     let expected_kept: Vec<&Entry> = first.iter().filter(|entry| entry.ts >= since_nanos).collect();
     let since = SinceFacts {
         keeps_exactly_at_or_after: with_since.iter().collect::<Vec<_>>() == expected_kept,
@@ -339,10 +323,8 @@ pub async fn run_script(
         with_since.iter().filter(|entry| entry.ts < since_nanos + 1_000_000_000).count();
 
     // 4. `tail`.
-    let tail = script
-        .read_all(LogOptions { follow: false, since_secs: 0, tail: Some(3) })
-        .await
-        .context("logs with tail")?;
+    let tail =
+        script.read_all(LogOptions { follow: false, since_secs: 0, tail: Some(3) }).await.context("logs with tail")?;
     let tail_3 = tail.iter().map(Entry::tagged).collect();
 
     // 5. Restart, with a following stream open across it.
@@ -380,9 +362,7 @@ pub async fn run_script(
     world.remove(&id).await.context("remove")?;
     let removed = RemovedFacts {
         inspect: outcome_name(engine.inspect(&id).await.map(drop)),
-        logs: outcome_name(
-            engine.logs(&id, LogOptions { follow: false, since_secs: 0, tail: None }).await.map(drop),
-        ),
+        logs: outcome_name(engine.logs(&id, LogOptions { follow: false, since_secs: 0, tail: None }).await.map(drop)),
     };
 
     // 8. The container's events, up to its `destroy`.
@@ -413,9 +393,7 @@ pub fn reference_facts() -> Facts {
     let lines = |stream: &str, range: std::ops::RangeInclusive<usize>| -> Vec<String> {
         range.map(|n| format!("{stream} {n}⏎")).collect()
     };
-    let piece = |byte: char, len: usize, newline: bool| {
-        format!("{byte}×{len}{}", if newline { "⏎" } else { "" })
-    };
+    let piece = |byte: char, len: usize, newline: bool| format!("{byte}×{len}{}", if newline { "⏎" } else { "" });
     let mut stdout = lines("out", 1..=10);
     stdout.extend([piece('x', 16384, false), piece('x', 16384, false), piece('x', 8192, true)]);
     stdout.extend(lines("out", 11..=15));
@@ -446,11 +424,7 @@ pub fn reference_facts() -> Facts {
             entries_after_second_run: 72,
             follow_ended_by_restart: true,
         },
-        stop: StopFacts {
-            follow_ended_by_stop: true,
-            not_running: true,
-            follow_on_stopped_returns_all_and_ends: true,
-        },
+        stop: StopFacts { follow_ended_by_stop: true, not_running: true, follow_on_stopped_returns_all_and_ends: true },
         removed: RemovedFacts { inspect: "NotFound".into(), logs: "NotFound".into() },
         // `kill` events (before each `die`) are not carried by the port.
         events: ["create", "start", "die", "stop", "start", "restart", "die", "stop", "destroy"]
@@ -612,9 +586,7 @@ impl LogReader {
                 loop {
                     match self.decoder.next_frame() {
                         Ok(Some(frame)) => match split_timestamp(&frame.payload) {
-                            Ok((ts, content)) => {
-                                self.entries.push(Entry { stream: frame.stream, ts, content })
-                            }
+                            Ok((ts, content)) => self.entries.push(Entry { stream: frame.stream, ts, content }),
                             Err(error) => {
                                 self.error = Some(format!("timestamp: {error:?}"));
                                 self.ended = true;
@@ -649,11 +621,7 @@ impl LogReader {
             let left = deadline.saturating_duration_since(rt.now());
             match within(rt, left, self.read_chunk()).await {
                 Some(true) => {}
-                Some(false) => bail!(
-                    "stream ended with {} of {count} entries ({:?})",
-                    self.entries.len(),
-                    self.error
-                ),
+                Some(false) => bail!("stream ended with {} of {count} entries ({:?})", self.entries.len(), self.error),
                 None => bail!("{} of {count} entries after {limit:?}", self.entries.len()),
             }
         }

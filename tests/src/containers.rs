@@ -40,11 +40,7 @@ impl TestContainer {
     /// Like [`run`](Self::run), with extra `docker run` arguments (e.g. `--log-opt`).
     pub fn run_with(name_hint: &str, script: &str, extra_args: &[&str]) -> Result<TestContainer> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "lc-test-{name_hint}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("lc-test-{name_hint}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let label = format!("{TEST_LABEL}=1");
         let pid_label = format!("{TEST_PID_LABEL}={}", std::process::id());
         let mut args = vec!["run", "-d", "--name", &name, "--label", &label, "--label", &pid_label];

@@ -75,14 +75,18 @@ fn build_binary() -> Result<PathBuf> {
         .parent()
         .and_then(Path::parent)
         .ok_or_else(|| anyhow!("test executable {} is not in target/<profile>/deps/", exe.display()))?;
-    let target_dir = profile_dir.parent().ok_or_else(|| anyhow!("no target directory above {}", profile_dir.display()))?;
+    let target_dir =
+        profile_dir.parent().ok_or_else(|| anyhow!("no target directory above {}", profile_dir.display()))?;
     let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
         Some("debug") => "dev".to_string(),
         Some(other) => other.to_string(),
         None => bail!("cannot read the profile directory name of {}", profile_dir.display()),
     };
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../daemon/Cargo.toml");
-    let cargo = std::env::var("CARGO").ok().or_else(|| option_env!("CARGO").map(str::to_owned)).unwrap_or_else(|| "cargo".into());
+    let cargo = std::env::var("CARGO")
+        .ok()
+        .or_else(|| option_env!("CARGO").map(str::to_owned))
+        .unwrap_or_else(|| "cargo".into());
     let started = Instant::now();
     let mut command = Command::new(&cargo);
     command.args([
@@ -526,8 +530,7 @@ mod tests {
         assert_eq!(config.http.listen.port(), 8123);
         assert_eq!(config.positions.path, dir.join("positions.json"));
         assert_eq!(config.docker.rotate_every.0, Duration::from_secs(2));
-        let labels: std::collections::BTreeMap<String, String> =
-            [(RUN_LABEL.to_string(), "unit-1".to_string())].into();
+        let labels: std::collections::BTreeMap<String, String> = [(RUN_LABEL.to_string(), "unit-1".to_string())].into();
         assert!(config.docker.include.matches("any", &labels));
         let other: std::collections::BTreeMap<String, String> = [(RUN_LABEL.to_string(), "unit-2".to_string())].into();
         assert!(!config.docker.include.matches("any", &other));

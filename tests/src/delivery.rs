@@ -71,7 +71,10 @@ pub fn read_file_sink(path: &Path) -> Result<Vec<Delivered>> {
         None => &[][..],
     };
     let text = std::str::from_utf8(complete).context("logs.jsonl is not UTF-8")?;
-    text.lines().enumerate().map(|(index, line)| parse_json_line(line).with_context(|| format!("logs.jsonl line {}", index + 1))).collect()
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| parse_json_line(line).with_context(|| format!("logs.jsonl line {}", index + 1)))
+        .collect()
 }
 
 fn parse_json_line(line: &str) -> Result<Delivered> {
@@ -83,7 +86,9 @@ fn parse_json_line(line: &str) -> Result<Delivered> {
         .as_object()
         .ok_or_else(|| anyhow!("no \"labels\" in {line:?}"))?
         .iter()
-        .map(|(name, value)| Ok((name.clone(), value.as_str().ok_or_else(|| anyhow!("label {name} not a string"))?.to_owned())))
+        .map(|(name, value)| {
+            Ok((name.clone(), value.as_str().ok_or_else(|| anyhow!("label {name} not a string"))?.to_owned()))
+        })
         .collect::<Result<_>>()?;
     let text = value["line"].as_str().ok_or_else(|| anyhow!("no \"line\" in {line:?}"))?.to_owned();
     Ok(Delivered { ts, labels, line: text })
@@ -113,7 +118,10 @@ pub fn by_stream(delivered: &[Delivered]) -> BTreeMap<StreamKey, Vec<Delivered>>
 
 /// Line texts per stream, in arrival order.
 pub fn texts_by_stream(delivered: &[Delivered]) -> BTreeMap<StreamKey, Vec<String>> {
-    by_stream(delivered).into_iter().map(|(key, lines)| (key, lines.into_iter().map(|line| line.line).collect())).collect()
+    by_stream(delivered)
+        .into_iter()
+        .map(|(key, lines)| (key, lines.into_iter().map(|line| line.line).collect()))
+        .collect()
 }
 
 /// Expected vs delivered, per stream, exactly. `Ok(())` when every expected stream got
@@ -157,11 +165,18 @@ pub fn describe_difference(want: &[String], got: &[String]) -> String {
         }
     }
     let missing: Vec<&String> = want.iter().filter(|line| !seen.contains(line)).collect();
-    let first_difference = want.iter().zip(got).position(|(want, got)| want != got).unwrap_or(want.len().min(got.len()));
+    let first_difference =
+        want.iter().zip(got).position(|(want, got)| want != got).unwrap_or(want.len().min(got.len()));
     let mut text = format!("expected {} lines, got {}", want.len(), got.len());
     let mut list = |name: &str, lines: &[&String]| {
         if !lines.is_empty() {
-            let _ = write!(text, "; {} {name}: {:?}{}", lines.len(), &lines[..lines.len().min(SHOW)], if lines.len() > SHOW { " …" } else { "" });
+            let _ = write!(
+                text,
+                "; {} {name}: {:?}{}",
+                lines.len(),
+                &lines[..lines.len().min(SHOW)],
+                if lines.len() > SHOW { " …" } else { "" }
+            );
         }
     };
     list("missing", &missing);
@@ -200,7 +215,9 @@ pub fn docker_log_streams(container: &str) -> Result<(Vec<String>, Vec<String>)>
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let read = |path: &Path| -> Result<Vec<String>> { Ok(std::fs::read_to_string(path)?.lines().map(str::to_owned).collect()) };
+    let read = |path: &Path| -> Result<Vec<String>> {
+        Ok(std::fs::read_to_string(path)?.lines().map(str::to_owned).collect())
+    };
     let (stdout, stderr) = (read(&out_path)?, read(&err_path)?);
     if !status.success() {
         bail!("`docker logs {container}` failed ({status}): {stderr:?}");

@@ -42,12 +42,7 @@ pub fn docker_with_input(args: &[&str], input: Option<Vec<u8>>) -> Result<String
 }
 
 /// Runs a command with a time limit, collecting stdout and stderr.
-pub fn run_bounded(
-    program: &str,
-    args: &[&str],
-    input: Option<Vec<u8>>,
-    timeout: Duration,
-) -> Result<String> {
+pub fn run_bounded(program: &str, args: &[&str], input: Option<Vec<u8>>, timeout: Duration) -> Result<String> {
     let shown = format!("{program} {}", args.join(" "));
     let mut child = Command::new(program)
         .args(args)
@@ -99,12 +94,8 @@ pub fn run_bounded(
 
 /// `Ok(api version)` if a Docker engine answers, else why not.
 pub fn engine_answers() -> Result<String> {
-    let version = run_bounded(
-        "docker",
-        &["version", "--format", "{{.Server.APIVersion}}"],
-        None,
-        Duration::from_secs(20),
-    )?;
+    let version =
+        run_bounded("docker", &["version", "--format", "{{.Server.APIVersion}}"], None, Duration::from_secs(20))?;
     if version.is_empty() {
         bail!("`docker version` printed no server API version");
     }

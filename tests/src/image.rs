@@ -27,10 +27,7 @@ pub const BUSYBOX_PATH: &str = "/bin/busybox";
 /// The test image's tag, building it first if needed. Cached for the process.
 pub fn ensure_test_image() -> Result<String> {
     static BUILT: OnceLock<Result<String, String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| build_if_missing().map_err(|error| format!("{error:#}")))
-        .clone()
-        .map_err(anyhow::Error::msg)
+    BUILT.get_or_init(|| build_if_missing().map_err(|error| format!("{error:#}"))).clone().map_err(anyhow::Error::msg)
 }
 
 fn build_if_missing() -> Result<String> {
@@ -53,10 +50,7 @@ fn build_if_missing() -> Result<String> {
 /// A tarball of `/bin/busybox`, its applet symlinks and the usual empty directories.
 fn root_fs_tarball(busybox: &Path) -> Result<Vec<u8>> {
     if !busybox.exists() {
-        bail!(
-            "{} not found: install busybox-static (tests/image/install-deps.sh)",
-            busybox.display()
-        );
+        bail!("{} not found: install busybox-static (tests/image/install-deps.sh)", busybox.display());
     }
     let binary = std::fs::read(busybox).with_context(|| format!("reading {}", busybox.display()))?;
     if !is_static_elf(&binary) {

@@ -195,7 +195,8 @@ fn decode(content_type: &str, body: &[u8]) -> Result<Vec<Delivered>> {
     if content_type == CONTENT_TYPE {
         let request = decode_snappy_request(body).map_err(|error| anyhow::anyhow!("protobuf: {error}"))?;
         for stream in request.streams {
-            let labels = parse_labels(&stream.labels).map_err(|error| anyhow::anyhow!("labels {:?}: {error}", stream.labels))?;
+            let labels =
+                parse_labels(&stream.labels).map_err(|error| anyhow::anyhow!("labels {:?}: {error}", stream.labels))?;
             for entry in stream.entries {
                 let line = String::from_utf8(entry.line).context("line is not UTF-8")?;
                 delivered.push(Delivered { ts: entry.ts, labels: labels.clone(), line });

@@ -73,8 +73,7 @@ impl RealDocker {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let containers = containers.lock().unwrap();
-                let container =
-                    containers.get(&id).ok_or_else(|| anyhow!("no test container {id}"))?;
+                let container = containers.get(&id).ok_or_else(|| anyhow!("no test container {id}"))?;
                 action(container)
             })
             .await?
@@ -111,11 +110,8 @@ impl WorldControl for RealDocker {
         let id = id.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let container = containers
-                    .lock()
-                    .unwrap()
-                    .remove(&id)
-                    .ok_or_else(|| anyhow!("no test container {id}"))?;
+                let container =
+                    containers.lock().unwrap().remove(&id).ok_or_else(|| anyhow!("no test container {id}"))?;
                 container.remove()
             })
             .await?

@@ -28,11 +28,11 @@ fn test_image_builds_idempotently_and_prints_lines() {
 
 use std::sync::Arc;
 
+use capture_daemon::docker::{DockerConfig, DockerEngine};
+use capture_daemon::rt;
 use capture_tests::conformance::run_script;
 use capture_tests::host::docker_socket_path;
 use capture_tests::real_world::RealDocker;
-use capture_daemon::docker::{DockerConfig, DockerEngine};
-use capture_daemon::rt;
 use engine::model::ContainerId;
 use engine::port::docker::{ContainerEngine, ContainerEventKind, EngineError, LogOptions};
 use engine::task::{TaskKind, Tasks};
@@ -47,10 +47,7 @@ async fn one_docker_test_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
 }
 
 fn real_docker(tasks: &Tasks) -> DockerEngine {
-    DockerEngine::new(
-        tasks.clone(),
-        DockerConfig { socket_path: docker_socket_path(), ..DockerConfig::default() },
-    )
+    DockerEngine::new(tasks.clone(), DockerConfig { socket_path: docker_socket_path(), ..DockerConfig::default() })
 }
 
 /// File descriptors this process has open.
@@ -121,8 +118,7 @@ async fn adapter_lists_inspects_and_streams_events_from_the_real_engine() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_stream_open_drop_cycles_leave_no_connection_tasks_or_fds() {
     const CYCLES: usize = 200;
-    let Some(_image) = require_docker_and_image("log_stream_open_drop_cycles_leave_no_connection_tasks_or_fds")
-    else {
+    let Some(_image) = require_docker_and_image("log_stream_open_drop_cycles_leave_no_connection_tasks_or_fds") else {
         return;
     };
     let _serial = one_docker_test_at_a_time().await;
@@ -191,8 +187,7 @@ async fn log_stream_open_drop_cycles_leave_no_connection_tasks_or_fds() {
 /// headers before any entry) and delivers the first line when the container prints it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_container_log_stream_opens_at_once_and_delivers_later() {
-    let Some(_image) = require_docker_and_image("a_quiet_container_log_stream_opens_at_once_and_delivers_later")
-    else {
+    let Some(_image) = require_docker_and_image("a_quiet_container_log_stream_opens_at_once_and_delivers_later") else {
         return;
     };
     let _serial = one_docker_test_at_a_time().await;
@@ -246,8 +241,8 @@ use std::time::Instant;
 
 use capture_tests::daemon::{wait_until, Daemon, DaemonSpec, SinkSpec};
 use capture_tests::delivery::{
-    by_stream, compare_streams, describe_difference, expected_from_docker, read_file_sink, texts_by_stream,
-    Delivered, StreamKey,
+    by_stream, compare_streams, describe_difference, expected_from_docker, read_file_sink, texts_by_stream, Delivered,
+    StreamKey,
 };
 use capture_tests::loki_receiver::LokiReceiver;
 
@@ -366,7 +361,8 @@ fn assert_nothing_dropped(daemon: &Daemon) {
         .samples
         .iter()
         .filter(|(name, value)| {
-            (name.starts_with("log_capturer_lines_dropped_total") || name.as_str() == "log_capturer_lines_truncated_total")
+            (name.starts_with("log_capturer_lines_dropped_total")
+                || name.as_str() == "log_capturer_lines_truncated_total")
                 && **value != 0.0
         })
         .collect();
@@ -520,7 +516,8 @@ fn daemon_churn_restart_remove_and_new_containers_lose_and_duplicate_nothing() {
     phases.done("three containers streaming");
 
     restarter.restart(Duration::from_secs(1)).unwrap();
-    let newcomer_printers = [LinePrinter::new("new-a", 200, 150).rates(50, 50), LinePrinter::new("new-b", 150, 200).rates(50, 50)];
+    let newcomer_printers =
+        [LinePrinter::new("new-a", 200, 150).rates(50, 50), LinePrinter::new("new-b", 150, 200).rates(50, 50)];
     let newcomers: Vec<TestContainer> =
         newcomer_printers.iter().map(|printer| run_in(&spec, &printer.prefix, &printer.script())).collect();
     doomed.stop(Duration::from_secs(1)).unwrap();
@@ -541,7 +538,8 @@ fn daemon_churn_restart_remove_and_new_containers_lose_and_duplicate_nothing() {
     for (container, printer) in newcomers.iter().zip(&newcomer_printers) {
         expected.extend(expected_of(container, printer));
     }
-    let doomed_lines: usize = expected.iter().filter(|(key, _)| key.container == doomed_name).map(|(_, lines)| lines.len()).sum();
+    let doomed_lines: usize =
+        expected.iter().filter(|(key, _)| key.container == doomed_name).map(|(_, lines)| lines.len()).sum();
     assert!(doomed_lines >= 60, "the removed container printed {doomed_lines} lines");
 
     wait_delivered(&daemon, &expected, || read_file_sink(&daemon.sink_path()).unwrap());
@@ -650,15 +648,20 @@ fn daemon_kill_9_and_restart_loses_nothing_and_duplicates_only_the_in_flight_win
     })
     .unwrap();
     let delivered_count = || receiver.delivered().len();
-    wait_until("150 lines of each stream delivered", DELIVERY_TIMEOUT, || Ok(delivered_count() >= 150 * expected.len()))
-        .unwrap();
+    wait_until(
+        "150 lines of each stream delivered",
+        DELIVERY_TIMEOUT,
+        || Ok(delivered_count() >= 150 * expected.len()),
+    )
+    .unwrap();
     // Kill when the sink is ahead of the positions file for some stream (usually at once).
     let ahead = wait_until("the sink ahead of the committed positions", Duration::from_secs(10), || {
         let positions = load_positions(&positions_path);
         let delivered = by_stream(&receiver.delivered());
         Ok(delivered.iter().any(|(key, lines)| {
             let streams = positions.containers.get(&ids[&key.container]);
-            let position = streams.and_then(|streams| if key.stream == "stdout" { streams.stdout } else { streams.stderr });
+            let position =
+                streams.and_then(|streams| if key.stream == "stdout" { streams.stdout } else { streams.stderr });
             resume_keys(lines).last().is_some_and(|last| Some(*last) > position)
         }))
     });
@@ -683,16 +686,25 @@ fn daemon_kill_9_and_restart_loses_nothing_and_duplicates_only_the_in_flight_win
         let before: &[Delivered] = before_kill.get(key).map(Vec::as_slice).unwrap_or_default();
         let before_texts: Vec<String> = before.iter().map(|line| line.line.clone()).collect();
         let delivered_before = before.len();
-        assert_eq!(before_texts, want[..delivered_before.min(want.len())], "{key} before the kill: {}", describe_difference(&want[..delivered_before.min(want.len())], &before_texts));
+        assert_eq!(
+            before_texts,
+            want[..delivered_before.min(want.len())],
+            "{key} before the kill: {}",
+            describe_difference(&want[..delivered_before.min(want.len())], &before_texts)
+        );
         let streams = committed.containers.get(&ids[&key.container]);
         let position = streams.and_then(|streams| if key.stream == "stdout" { streams.stdout } else { streams.stderr });
         let keys = resume_keys(before);
         // Lines at or before the committed position: they must be a prefix, and the
         // position must name a line that was delivered.
-        let acknowledged = position.map_or(0, |position| keys.iter().take_while(|line_key| **line_key <= position).count());
+        let acknowledged =
+            position.map_or(0, |position| keys.iter().take_while(|line_key| **line_key <= position).count());
         assert!(keys[acknowledged..].iter().all(|line_key| Some(*line_key) > position), "{key}: keys out of order");
         if let Some(position) = position {
-            assert!(acknowledged > 0 && keys[acknowledged - 1] == position, "{key}: committed {position:?} is no delivered line");
+            assert!(
+                acknowledged > 0 && keys[acknowledged - 1] == position,
+                "{key}: committed {position:?} is no delivered line"
+            );
         }
         let window = &before[acknowledged..];
         if let (Some(first), Some(last)) = (window.first(), window.last()) {
@@ -745,7 +757,10 @@ fn daemon_starts_without_docker_and_recovers_when_the_socket_appears() {
         let (status, health) = daemon.health()?;
         let docker = &health["components"]["docker"];
         let failing_for = docker["failing_for_seconds"].as_f64().unwrap_or(0.0);
-        anyhow::ensure!(status == 503 && docker["healthy"] == false, "docker healthy without a socket? {status} {health}");
+        anyhow::ensure!(
+            status == 503 && docker["healthy"] == false,
+            "docker healthy without a socket? {status} {health}"
+        );
         last = health;
         Ok(failing_for >= 2.0)
     })
@@ -806,7 +821,9 @@ fn in_parallel<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) ->
             .into_iter()
             .enumerate()
             .map(|(chunk, items)| {
-                scope.spawn(move || items.into_iter().enumerate().map(|(n, item)| (n * 4 + chunk, work(item))).collect::<Vec<_>>())
+                scope.spawn(move || {
+                    items.into_iter().enumerate().map(|(n, item)| (n * 4 + chunk, work(item))).collect::<Vec<_>>()
+                })
             })
             .collect();
         handles.into_iter().flat_map(|handle| handle.join().expect("a worker panicked")).collect()
@@ -881,9 +898,11 @@ fn daemon_rotation_every_2s_with_20_containers_returns_to_its_baseline() {
     eprintln!("[rotation] baseline {baseline:?}");
     phases.done("warm-up and baseline");
 
-    let printers: Vec<LinePrinter> =
-        (0..CONTAINERS).map(|index| LinePrinter::new(&format!("r{index}"), 1_000_000, 1_000_000).rates(10, 5)).collect();
-    let containers: Vec<TestContainer> = in_parallel(printers.clone(), |printer| run_in(&spec, &printer.prefix, &printer.script()));
+    let printers: Vec<LinePrinter> = (0..CONTAINERS)
+        .map(|index| LinePrinter::new(&format!("r{index}"), 1_000_000, 1_000_000).rates(10, 5))
+        .collect();
+    let containers: Vec<TestContainer> =
+        in_parallel(printers.clone(), |printer| run_in(&spec, &printer.prefix, &printer.script()));
     wait_until("every container streaming", Duration::from_secs(60), || {
         Ok(daemon.metrics()?.count("container_streams_active") == CONTAINERS as u64)
     })
@@ -899,7 +918,10 @@ fn daemon_rotation_every_2s_with_20_containers_returns_to_its_baseline() {
         let connections = now.tasks.get("connection").copied().unwrap_or(0);
         // Each stream holds one connection (dropped before its reopen), plus the events
         // stream and a reconcile/inspect call in flight.
-        assert!(connections <= CONTAINERS as u64 + 3, "{connections} connection tasks for {CONTAINERS} streams: {now:?}");
+        assert!(
+            connections <= CONTAINERS as u64 + 3,
+            "{connections} connection tasks for {CONTAINERS} streams: {now:?}"
+        );
         peak.runtime_tasks = peak.runtime_tasks.max(now.runtime_tasks);
         peak.fds = peak.fds.max(now.fds);
         for (kind, alive) in now.tasks {
@@ -914,15 +936,23 @@ fn daemon_rotation_every_2s_with_20_containers_returns_to_its_baseline() {
 
     // Stop (the logs stay, so what each printed is known), check delivery, remove.
     in_parallel(containers.iter().collect(), |container| container.stop(Duration::from_secs(1)).unwrap());
-    let expected: BTreeMap<StreamKey, Vec<String>> =
-        in_parallel(containers.iter().collect(), |container| expected_from_docker(container.id(), container.name()).unwrap())
-            .into_iter()
-            .flatten()
-            .collect();
+    let expected: BTreeMap<StreamKey, Vec<String>> = in_parallel(containers.iter().collect(), |container| {
+        expected_from_docker(container.id(), container.name()).unwrap()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     wait_delivered(&daemon, &expected, || read_file_sink(&daemon.sink_path()).unwrap());
-    compare_streams(&expected, &texts_by_stream(
-        &read_file_sink(&daemon.sink_path()).unwrap().into_iter().filter(|line| line.labels["container"].starts_with("lc-test-r")).collect::<Vec<_>>(),
-    ))
+    compare_streams(
+        &expected,
+        &texts_by_stream(
+            &read_file_sink(&daemon.sink_path())
+                .unwrap()
+                .into_iter()
+                .filter(|line| line.labels["container"].starts_with("lc-test-r"))
+                .collect::<Vec<_>>(),
+        ),
+    )
     .unwrap();
     let total: usize = expected.values().map(Vec::len).sum();
     in_parallel(containers, |container| container.remove().unwrap());

@@ -88,9 +88,13 @@ fn test() -> Result<()> {
     run(Command::new("bash").arg("tests/image/install-deps.sh"))?;
     run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
     // The short sweep runs in the test profile: one build profile for CI.
-    run(cargo()
-        .args(["run", "--quiet", "--package", "capture-sim", "--bin", "capture-sim", "--"])
-        .args(["--seeds", "50", "--no-progress", "--commit", &commit()]))
+    run(cargo().args(["run", "--quiet", "--package", "capture-sim", "--bin", "capture-sim", "--"]).args([
+        "--seeds",
+        "50",
+        "--no-progress",
+        "--commit",
+        &commit(),
+    ]))
 }
 
 fn bench() -> Result<()> {

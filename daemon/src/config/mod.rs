@@ -260,9 +260,7 @@ impl<'de> Deserialize<'de> for FirstSightSetting {
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "tail" if tail.is_none() => tail = Some(map.next_value::<u64>()?),
-                        other => {
-                            return Err(de::Error::custom(format!("unknown key `{other}`: {EXPECTED}")))
-                        }
+                        other => return Err(de::Error::custom(format!("unknown key `{other}`: {EXPECTED}"))),
                     }
                 }
                 match tail {
@@ -502,10 +500,7 @@ pub struct PositionsSection {
 
 impl Default for PositionsSection {
     fn default() -> PositionsSection {
-        PositionsSection {
-            path: PathBuf::from("./capture-out/positions.json"),
-            commit_every: HumanDuration::secs(5),
-        }
+        PositionsSection { path: PathBuf::from("./capture-out/positions.json"), commit_every: HumanDuration::secs(5) }
     }
 }
 
@@ -609,10 +604,8 @@ impl Config {
             first_sight: docker.first_sight.0,
             ..MonitorConfig::default()
         };
-        let mut pipeline = PipelineConfig {
-            queue_bytes_max: self.limits.queue_bytes_max.0 as usize,
-            ..PipelineConfig::default()
-        };
+        let mut pipeline =
+            PipelineConfig { queue_bytes_max: self.limits.queue_bytes_max.0 as usize, ..PipelineConfig::default() };
         if let SinkChoice::Loki(loki) = self.sink() {
             pipeline.batch_bytes_max = loki.batch_bytes.0 as usize;
             pipeline.batch_lines_max = loki.batch_lines;

@@ -52,8 +52,9 @@ impl SecretSource {
         let value = match self {
             SecretSource::File(path) => std::fs::read_to_string(path)
                 .map_err(|error| format!("cannot read secret file {}: {error}", path.display()))?,
-            SecretSource::Env(name) => std::env::var(name)
-                .map_err(|_| format!("environment variable {name} is not set (or not UTF-8)"))?,
+            SecretSource::Env(name) => {
+                std::env::var(name).map_err(|_| format!("environment variable {name} is not set (or not UTF-8)"))?
+            }
         };
         let value = value.strip_suffix('\n').unwrap_or(&value);
         let value = value.strip_suffix('\r').unwrap_or(value);

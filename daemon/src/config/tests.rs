@@ -165,7 +165,8 @@ format = "json"
 
 #[test]
 fn first_sight_forms() {
-    let parse = |value: &str| Config::parse(&format!("[docker]\nfirst_sight = {value}\n")).unwrap().docker.first_sight.0;
+    let parse =
+        |value: &str| Config::parse(&format!("[docker]\nfirst_sight = {value}\n")).unwrap().docker.first_sight.0;
     assert_eq!(parse("\"now\""), FirstSight::Now);
     assert_eq!(parse("\"beginning\""), FirstSight::Beginning);
     assert_eq!(parse("{ tail = 0 }"), FirstSight::Tail(0));
@@ -207,5 +208,8 @@ fn example_file_is_the_defaults() {
     let example = Config::parse(include_str!("../../config.example.toml")).unwrap();
     let defaults = Config::default();
     assert_eq!(example.agent_config(), defaults.agent_config());
-    assert_eq!(format!("{example:?}"), format!("{defaults:?}").replace("file: None", "file: Some(FileSink { dir: \"./capture-out\" })"));
+    assert_eq!(
+        format!("{example:?}"),
+        format!("{defaults:?}").replace("file: None", "file: Some(FileSink { dir: \"./capture-out\" })")
+    );
 }

@@ -90,9 +90,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 parse_duration(text).map(HumanDuration).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, value: i64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!(
-                    "invalid duration {value}: expected a string with a unit, e.g. \"{value}s\""
-                )))
+                Err(E::custom(format!("invalid duration {value}: expected a string with a unit, e.g. \"{value}s\"")))
             }
         }
         deserializer.deserialize_any(DurationVisitor)

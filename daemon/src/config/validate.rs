@@ -136,9 +136,7 @@ fn validate_loki(loki: &LokiSink, config: &Config) -> Result<(), ConfigError> {
                 format!("invalid URL {:?}: expected http:// or https:// and a host", loki.url),
             ))
         }
-        Err(error) => {
-            return Err(ConfigError::new("sinks.loki.url", format!("invalid URL {:?}: {error}", loki.url)))
-        }
+        Err(error) => return Err(ConfigError::new("sinks.loki.url", format!("invalid URL {:?}: {error}", loki.url))),
     }
     if let Some(tenant) = &loki.tenant {
         if tenant.is_empty() || tenant.chars().any(|c| c.is_control()) {
@@ -204,7 +202,10 @@ fn validate_labels(config: &Config) -> Result<(), ConfigError> {
     for (name, value) in &labels.static_labels {
         let path = format!("labels.static.{}", quote_key(name));
         if sanitize_label_name(name) != *name || name.starts_with("__") {
-            return Err(ConfigError::new(path, "invalid label name: expected [a-zA-Z_][a-zA-Z0-9_]* not starting with __"));
+            return Err(ConfigError::new(
+                path,
+                "invalid label name: expected [a-zA-Z_][a-zA-Z0-9_]* not starting with __",
+            ));
         }
         if RESERVED_LABELS.contains(&name.as_str()) {
             return Err(ConfigError::new(path, "reserved: log-capturer sets this label itself"));

@@ -8,9 +8,7 @@
 use std::collections::BTreeMap;
 
 use engine::model::ContainerId;
-use engine::port::docker::{
-    ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, LogOptions,
-};
+use engine::port::docker::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, LogOptions};
 use serde::Deserialize;
 
 use super::API_VERSION;
@@ -57,9 +55,7 @@ pub(super) fn encode_component(text: &str) -> String {
     let mut encoded = String::with_capacity(text.len());
     for byte in text.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                encoded.push(byte as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => encoded.push(byte as char),
             _ => encoded.push_str(&format!("%{byte:02X}")),
         }
     }
@@ -88,20 +84,15 @@ struct ListEntry {
 }
 
 pub(super) fn parse_list(body: &[u8]) -> Result<Vec<ContainerInfo>, EngineError> {
-    let entries: Vec<ListEntry> =
-        serde_json::from_slice(body).map_err(|error| protocol("container list", error))?;
+    let entries: Vec<ListEntry> = serde_json::from_slice(body).map_err(|error| protocol("container list", error))?;
     entries
         .into_iter()
         .map(|entry| {
             if entry.id.is_empty() {
                 return Err(EngineError::Protocol("container list: empty Id".into()));
             }
-            let name = entry
-                .names
-                .unwrap_or_default()
-                .first()
-                .map(|name| strip_slash(name).to_owned())
-                .unwrap_or_default();
+            let name =
+                entry.names.unwrap_or_default().first().map(|name| strip_slash(name).to_owned()).unwrap_or_default();
             Ok(ContainerInfo {
                 id: ContainerId::new(entry.id),
                 name,
@@ -141,8 +132,7 @@ struct InspectState {
 }
 
 pub(super) fn parse_inspect(body: &[u8]) -> Result<ContainerInfo, EngineError> {
-    let inspect: InspectBody =
-        serde_json::from_slice(body).map_err(|error| protocol("container inspect", error))?;
+    let inspect: InspectBody = serde_json::from_slice(body).map_err(|error| protocol("container inspect", error))?;
     if inspect.id.is_empty() {
         return Err(EngineError::Protocol("container inspect: empty Id".into()));
     }

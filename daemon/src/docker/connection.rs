@@ -86,20 +86,14 @@ impl Request<'_> {
         let stream = match timeout_at(deadline, UnixStream::connect(socket)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
-                return Err(EngineError::Unavailable(format!(
-                    "connect to {}: {error}",
-                    socket.display()
-                )))
+                return Err(EngineError::Unavailable(format!("connect to {}: {error}", socket.display())))
             }
             Err(_elapsed) => return Err(self.timed_out()),
         };
         let (mut sender, driver) =
-            match hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await
-            {
+            match hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await {
                 Ok(pair) => pair,
-                Err(error) => {
-                    return Err(EngineError::Unavailable(format!("HTTP handshake: {error}")))
-                }
+                Err(error) => return Err(EngineError::Unavailable(format!("HTTP handshake: {error}"))),
             };
         let connection = Connection {
             driver: Some(self.tasks.spawn(TaskKind::Connection, async move {
@@ -115,10 +109,7 @@ impl Request<'_> {
         let response = match request {
             Ok(request) => match timeout_at(deadline, sender.send_request(request)).await {
                 Ok(Ok(response)) => Ok(response),
-                Ok(Err(error)) => Err(EngineError::Unavailable(format!(
-                    "GET {}: {error}",
-                    self.path_and_query
-                ))),
+                Ok(Err(error)) => Err(EngineError::Unavailable(format!("GET {}: {error}", self.path_and_query))),
                 Err(_elapsed) => Err(self.timed_out()),
             },
             Err(error) => Err(error),
@@ -136,9 +127,7 @@ impl Request<'_> {
         if status.is_success() {
             return Ok((response, connection));
         }
-        let body = match timeout_at(deadline, collect(response.into_body(), ERROR_BODY_BYTES_MAX))
-            .await
-        {
+        let body = match timeout_at(deadline, collect(response.into_body(), ERROR_BODY_BYTES_MAX)).await {
             Ok(Ok(body)) => api::error_message(&body),
             Ok(Err(error)) => format!("(error body unreadable: {error})"),
             Err(_elapsed) => "(error body timed out)".to_owned(),
@@ -160,9 +149,7 @@ impl Request<'_> {
             (_, status) if status.is_server_error() => {
                 EngineError::Unavailable(format!("GET {}: {status}: {message}", self.path_and_query))
             }
-            (_, status) => {
-                EngineError::Protocol(format!("GET {}: {status}: {message}", self.path_and_query))
-            }
+            (_, status) => EngineError::Protocol(format!("GET {}: {status}: {message}", self.path_and_query)),
         }
     }
 }
@@ -171,13 +158,10 @@ impl Request<'_> {
 async fn collect(mut body: Incoming, bytes_max: usize) -> Result<Bytes, EngineError> {
     let mut collected = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|error| EngineError::Unavailable(format!("reading response: {error}")))?;
+        let frame = frame.map_err(|error| EngineError::Unavailable(format!("reading response: {error}")))?;
         if let Ok(data) = frame.into_data() {
             if collected.len() + data.len() > bytes_max {
-                return Err(EngineError::Protocol(format!(
-                    "response body larger than {bytes_max} bytes"
-                )));
+                return Err(EngineError::Protocol(format!("response body larger than {bytes_max} bytes")));
             }
             collected.extend_from_slice(&data);
         }

@@ -43,9 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::model::ContainerId;
-use engine::port::docker::{
-    ContainerEngine, ContainerInfo, EngineError, EventStream, LogOptions, LogStream,
-};
+use engine::port::docker::{ContainerEngine, ContainerInfo, EngineError, EventStream, LogOptions, LogStream};
 use engine::rt::BoxFuture;
 use engine::task::Tasks;
 
@@ -133,20 +131,11 @@ pub use api::EngineVersion;
 
 impl Inner {
     fn request(&self, path_and_query: String, container: Option<&ContainerId>) -> Request<'_> {
-        Request {
-            tasks: &self.tasks,
-            config: &self.config,
-            path_and_query,
-            container: container.cloned(),
-        }
+        Request { tasks: &self.tasks, config: &self.config, path_and_query, container: container.cloned() }
     }
 
     /// One request whose whole (bounded) body is returned; its connection is joined.
-    async fn whole(
-        &self,
-        path_and_query: &str,
-        container: Option<&ContainerId>,
-    ) -> Result<bytes::Bytes, EngineError> {
+    async fn whole(&self, path_and_query: &str, container: Option<&ContainerId>) -> Result<bytes::Bytes, EngineError> {
         let request = self.request(path_and_query.to_owned(), container);
         match tokio::time::timeout(self.config.request_timeout, request.whole()).await {
             Ok(result) => result,
@@ -181,11 +170,7 @@ impl ContainerEngine for DockerEngine {
         let inner = self.inner.clone();
         Box::pin(async move {
             let (body, connection) = inner.request(api::events_path(), None).streaming().await?;
-            let stream = streams::EventLines::new(
-                body,
-                connection,
-                inner.config.event_line_bytes_max,
-            );
+            let stream = streams::EventLines::new(body, connection, inner.config.event_line_bytes_max);
             Ok(Box::pin(stream) as EventStream)
         })
     }

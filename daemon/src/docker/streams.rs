@@ -47,9 +47,7 @@ impl Stream for BodyBytes {
                 }
                 Some(Err(error)) => {
                     this.finished = true;
-                    return Poll::Ready(Some(Err(EngineError::Unavailable(format!(
-                        "response body: {error}"
-                    )))));
+                    return Poll::Ready(Some(Err(EngineError::Unavailable(format!("response body: {error}")))));
                 }
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) if !data.is_empty() => return Poll::Ready(Some(Ok(data))),

@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use engine::model::ContainerId;
-use engine::port::docker::{
-    ContainerEngine, ContainerEventKind, EngineError, LogOptions,
-};
+use engine::port::docker::{ContainerEngine, ContainerEventKind, EngineError, LogOptions};
 use engine::task::{TaskHandle, TaskKind, Tasks};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,9 +24,15 @@ fn test_tasks() -> Tasks {
 
 /// What the fake engine answers to one request target.
 enum Reply {
-    Full { status: u16, body: Vec<u8> },
+    Full {
+        status: u16,
+        body: Vec<u8>,
+    },
     /// A chunked 200 response; with `hold`, the body never ends.
-    Chunks { chunks: Vec<Vec<u8>>, hold: bool },
+    Chunks {
+        chunks: Vec<Vec<u8>>,
+        hold: bool,
+    },
     /// Accept, read the request, answer nothing.
     Silent,
 }
@@ -121,7 +125,8 @@ async fn serve(mut socket: tokio::net::UnixStream, responder: Responder, targets
             let _ = socket.write_all(&body).await;
         }
         Reply::Chunks { chunks, hold } => {
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let head =
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
             let _ = socket.write_all(head.as_bytes()).await;
             for chunk in chunks {
                 let _ = socket.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await;
@@ -165,10 +170,7 @@ fn paths_are_versioned_and_encoded() {
     assert_eq!(api::list_path(), "/v1.41/containers/json?all=1");
     assert_eq!(api::inspect_path(&id), "/v1.41/containers/abc123/json");
     assert_eq!(api::inspect_path(&ContainerId::new("a b/c")), "/v1.41/containers/a%20b%2Fc/json");
-    assert_eq!(
-        api::events_path(),
-        "/v1.41/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D"
-    );
+    assert_eq!(api::events_path(), "/v1.41/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D");
     assert_eq!(
         api::logs_path(&id, LogOptions { follow: true, since_secs: 1_700_000_000, tail: None }),
         "/v1.41/containers/abc123/logs?follow=1&stdout=1&stderr=1&timestamps=1&since=1700000000"
@@ -197,10 +199,7 @@ fn events_map_known_actions_and_skip_the_rest() {
     assert_eq!((event.kind, event.id.as_str()), (ContainerEventKind::Die, "c2"));
 
     assert!(matches!(api::parse_event(b"{nope"), Err(EngineError::Protocol(_))));
-    assert!(matches!(
-        api::parse_event(br#"{"Type":"container","Action":"start"}"#),
-        Err(EngineError::Protocol(_))
-    ));
+    assert!(matches!(api::parse_event(br#"{"Type":"container","Action":"start"}"#), Err(EngineError::Protocol(_))));
 }
 
 #[tokio::test]
@@ -251,18 +250,12 @@ async fn inspect_statuses_map_to_error_classes() {
         ("abc", "db", "postgres:16", true)
     );
     assert_eq!(info.labels.get("tier").map(String::as_str), Some("db"));
-    assert_eq!(
-        docker.inspect(&ContainerId::new("gone")).await,
-        Err(EngineError::NotFound("gone".into()))
-    );
+    assert_eq!(docker.inspect(&ContainerId::new("gone")).await, Err(EngineError::NotFound("gone".into())));
     assert!(matches!(
         docker.inspect(&ContainerId::new("broken")).await,
         Err(EngineError::Unavailable(message)) if message.contains("boom")
     ));
-    assert!(matches!(
-        docker.inspect(&ContainerId::new("garbled")).await,
-        Err(EngineError::Protocol(_))
-    ));
+    assert!(matches!(docker.inspect(&ContainerId::new("garbled")).await, Err(EngineError::Protocol(_))));
     assert!(matches!(
         docker.inspect(&ContainerId::new("other")).await,
         Err(EngineError::Protocol(message)) if message.contains("bad request")
@@ -410,9 +403,6 @@ async fn a_log_stream_ends_when_the_body_ends_and_404_is_not_found() {
     let options = LogOptions { follow: false, since_secs: 0, tail: None };
     let chunks: Vec<_> = docker.logs(&ContainerId::new("c1"), options).await.unwrap().collect().await;
     assert_eq!(chunks, [Ok(bytes::Bytes::from_static(b"abc"))]);
-    assert_eq!(
-        docker.logs(&ContainerId::new("gone"), options).await.err(),
-        Some(EngineError::NotFound("gone".into()))
-    );
+    assert_eq!(docker.logs(&ContainerId::new("gone"), options).await.err(), Some(EngineError::NotFound("gone".into())));
     eventually("connection tasks ended", || tasks.registry().alive(TaskKind::Connection) == 0).await;
 }

@@ -105,7 +105,12 @@ pub fn render(input: &MetricsInput<'_>) -> String {
         "Log streams dropped and reopened on schedule.",
         &telemetry.container_stream_rotations_total,
     );
-    e.atomic("container_stream_opens_total", "counter", "Docker log streams opened.", &telemetry.container_stream_opens_total);
+    e.atomic(
+        "container_stream_opens_total",
+        "counter",
+        "Docker log streams opened.",
+        &telemetry.container_stream_opens_total,
+    );
     e.atomic(
         "container_stream_errors_total",
         "counter",
@@ -135,12 +140,7 @@ pub fn render(input: &MetricsInput<'_>) -> String {
     }
     e.atomic("queue_lines", "gauge", "Lines queued, batched or in flight.", &telemetry.queue_lines);
     e.atomic("queue_bytes", "gauge", "Line bytes queued, batched or in flight.", &telemetry.queue_bytes);
-    e.atomic(
-        "queue_bytes_max_seen",
-        "gauge",
-        "Highest queue_bytes since start.",
-        &telemetry.queue_bytes_max_seen,
-    );
+    e.atomic("queue_bytes_max_seen", "gauge", "Highest queue_bytes since start.", &telemetry.queue_bytes_max_seen);
 
     let (buckets, count, sum) = telemetry.batch_send_seconds.snapshot();
     e.header("batch_send_seconds", "histogram", "Time to send one batch to the sink.");
@@ -151,12 +151,26 @@ pub fn render(input: &MetricsInput<'_>) -> String {
     e.sample("batch_send_seconds_sum", &[], sum);
     e.sample("batch_send_seconds_count", &[], count);
 
-    e.atomic("checkpoint_commits_total", "counter", "Checkpoint commits that succeeded.", &telemetry.checkpoint_commits_total);
-    e.atomic("checkpoint_errors_total", "counter", "Checkpoint commits that failed.", &telemetry.checkpoint_errors_total);
+    e.atomic(
+        "checkpoint_commits_total",
+        "counter",
+        "Checkpoint commits that succeeded.",
+        &telemetry.checkpoint_commits_total,
+    );
+    e.atomic(
+        "checkpoint_errors_total",
+        "counter",
+        "Checkpoint commits that failed.",
+        &telemetry.checkpoint_errors_total,
+    );
 
     e.header("component_health", "gauge", "1 if the component is healthy, else 0.");
     for component in Component::ALL {
-        e.sample("component_health", &[("component", component.as_str())], u8::from(telemetry.health(component).is_up()));
+        e.sample(
+            "component_health",
+            &[("component", component.as_str())],
+            u8::from(telemetry.health(component).is_up()),
+        );
     }
 
     if let Some(fds) = input.file_descriptors_open {

@@ -72,8 +72,7 @@ mod tests {
         assert_eq!(sink.send(test_batch()).await, SendOutcome::Ok);
         assert_eq!(sink.send(test_batch()).await, SendOutcome::Ok);
         let text = std::fs::read_to_string(sink.path()).unwrap();
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[0]["line"], "hello");
         assert_eq!(lines[3]["line"], "world");

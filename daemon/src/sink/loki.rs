@@ -70,8 +70,9 @@ impl LokiTransport {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_keepalive(Duration::from_secs(60));
         if let Some(ca_file) = &config.tls.ca_file {
-            let pem = std::fs::read(ca_file)
-                .map_err(|error| anyhow::anyhow!("sinks.loki.tls.ca_file: cannot read {}: {error}", ca_file.display()))?;
+            let pem = std::fs::read(ca_file).map_err(|error| {
+                anyhow::anyhow!("sinks.loki.tls.ca_file: cannot read {}: {error}", ca_file.display())
+            })?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|error| anyhow::anyhow!("sinks.loki.tls.ca_file: {}: {error}", ca_file.display()))?;
             if certificates.is_empty() {

@@ -31,9 +31,8 @@ pub fn build(choice: &SinkChoice, rt: Arc<dyn Rt>) -> anyhow::Result<Arc<dyn Sin
             Arc::new(transport)
         }
         SinkChoice::File(config) => {
-            let transport = file::FileTransport::open(&config.dir).map_err(|error| {
-                anyhow::anyhow!("sinks.file.dir: cannot open {}: {error}", config.dir.display())
-            })?;
+            let transport = file::FileTransport::open(&config.dir)
+                .map_err(|error| anyhow::anyhow!("sinks.file.dir: cannot open {}: {error}", config.dir.display()))?;
             tracing::info!(path = %transport.path().display(), "sink: file");
             Arc::new(transport)
         }

@@ -19,11 +19,15 @@ pub(crate) fn on_start(supervisor: &Supervisor) {
     if supervisor.shared.config.variant == SupervisorVariant::OrphanTask {
         let rt = supervisor.shared.rt.clone();
         // Untracked spawn: nobody keeps the handle, nobody joins it.
-        supervisor.shared.tasks.spawn(TaskKind::Heartbeat, async move {
-            loop {
-                rt.sleep(Duration::from_secs(30)).await;
-            }
-        }).detach();
+        supervisor
+            .shared
+            .tasks
+            .spawn(TaskKind::Heartbeat, async move {
+                loop {
+                    rt.sleep(Duration::from_secs(30)).await;
+                }
+            })
+            .detach();
     }
 }
 
@@ -37,11 +41,14 @@ pub(crate) async fn pump(supervisor: &mut Supervisor, stream: LogStream, labels:
             // keeps draining (and holding) the old stream.
             let (forward, receive) = tokio::sync::mpsc::channel(16);
             let mut stream = stream;
-            shared.tasks.spawn(TaskKind::Stream, async move {
-                while let Some(item) = stream.next().await {
-                    let _ = forward.send(item).await;
-                }
-            }).detach();
+            shared
+                .tasks
+                .spawn(TaskKind::Stream, async move {
+                    while let Some(item) = stream.next().await {
+                        let _ = forward.send(item).await;
+                    }
+                })
+                .detach();
             let relayed: LogStream = Box::pin(futures::stream::unfold(receive, |mut receive| async move {
                 receive.recv().await.map(|item| (item, receive))
             }));

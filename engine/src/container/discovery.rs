@@ -24,8 +24,8 @@ use crate::container::supervisor::Supervisor;
 use crate::container::{FirstSight, MonitorConfig};
 use crate::model::{ContainerId, StdStream};
 use crate::pipeline::ack::Acks;
-use crate::pipeline::retry::exponential_backoff;
 use crate::pipeline::queue::QueueSender;
+use crate::pipeline::retry::exponential_backoff;
 use crate::port::{ContainerEngine, ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream};
 use crate::rt::{BoxFuture, Rt};
 use crate::task::{TaskHandle, TaskKind, Tasks};
@@ -68,7 +68,14 @@ pub struct Discovery {
 
 impl Discovery {
     pub fn new(shared: Arc<MonitorShared>, first_run: bool, shutdown: watch::Receiver<bool>) -> Discovery {
-        Discovery { shared, known: BTreeMap::new(), retiring: FuturesUnordered::new(), first_run, reconciled: false, shutdown }
+        Discovery {
+            shared,
+            known: BTreeMap::new(),
+            retiring: FuturesUnordered::new(),
+            first_run,
+            reconciled: false,
+            shutdown,
+        }
     }
 
     /// The task body: runs until shutdown is signalled, then joins every supervisor.
@@ -165,8 +172,12 @@ impl Discovery {
         let known = self.known.contains_key(&event.id);
         match event.kind {
             ContainerEventKind::Destroy => self.retire(&event.id),
-            ContainerEventKind::Die | ContainerEventKind::Stop if known => self.update(&event.id, |info| info.running = false),
-            ContainerEventKind::Start | ContainerEventKind::Restart if known => self.update(&event.id, |info| info.running = true),
+            ContainerEventKind::Die | ContainerEventKind::Stop if known => {
+                self.update(&event.id, |info| info.running = false)
+            }
+            ContainerEventKind::Start | ContainerEventKind::Restart if known => {
+                self.update(&event.id, |info| info.running = true)
+            }
             ContainerEventKind::Rename if known => {
                 if let Some(name) = event.attributes.get("name") {
                     let name = name.trim_start_matches('/').to_string();
@@ -175,7 +186,10 @@ impl Discovery {
             }
             ContainerEventKind::Die | ContainerEventKind::Stop => {}
             // A container we do not know yet: ask Docker what it is.
-            ContainerEventKind::Create | ContainerEventKind::Start | ContainerEventKind::Restart | ContainerEventKind::Rename => {
+            ContainerEventKind::Create
+            | ContainerEventKind::Start
+            | ContainerEventKind::Restart
+            | ContainerEventKind::Rename => {
                 match self.shared.docker.inspect(&event.id).await {
                     Ok(info) => self.add(info, FirstSight::Beginning),
                     Err(EngineError::NotFound(_)) => {}
@@ -191,7 +205,8 @@ impl Discovery {
         for id in gone {
             self.retire(&id);
         }
-        let first_sight = if self.first_run && !self.reconciled { self.shared.config.first_sight } else { FirstSight::Beginning };
+        let first_sight =
+            if self.first_run && !self.reconciled { self.shared.config.first_sight } else { FirstSight::Beginning };
         for info in list {
             if let Some(known) = self.known.get(&info.id) {
                 // Same as `update` with `*current = info`, without copying the info to

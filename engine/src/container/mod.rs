@@ -15,12 +15,12 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "broken-variants")]
+pub mod broken;
 pub mod discovery;
 pub mod pool;
 pub mod reader;
 pub mod supervisor;
-#[cfg(feature = "broken-variants")]
-pub mod broken;
 
 /// What to read of a container seen for the first time on a first run (no checkpoint).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -72,7 +72,12 @@ pub struct LogReader {
 }
 
 impl LogReader {
-    pub fn new(line_bytes_max: usize, frame_bytes_max: usize, run_bytes_max: usize, resume: ContainerCheckpoint) -> LogReader {
+    pub fn new(
+        line_bytes_max: usize,
+        frame_bytes_max: usize,
+        run_bytes_max: usize,
+        resume: ContainerCheckpoint,
+    ) -> LogReader {
         assert!(run_bytes_max > line_bytes_max, "a run must hold the longest line");
         LogReader {
             decoder: FrameDecoder::new(frame_bytes_max),
@@ -186,7 +191,8 @@ impl LogReader {
                 _ => {
                     // Room for the lines the buffered bytes can still hold (a frame is at
                     // least a header, a timestamp and a space), up to RUN_CAPACITY_MAX.
-                    let mut lines = Vec::with_capacity((self.decoder.buffered_bytes() / MIN_FRAME_BYTES + 1).min(RUN_CAPACITY_MAX));
+                    let mut lines =
+                        Vec::with_capacity((self.decoder.buffered_bytes() / MIN_FRAME_BYTES + 1).min(RUN_CAPACITY_MAX));
                     lines.push(line);
                     runs.push(Run { stream, lines, bytes: len });
                 }
@@ -195,4 +201,3 @@ impl LogReader {
         Ok(())
     }
 }
-

@@ -22,9 +22,9 @@
 //! One timer is armed at a time, at the earliest of the rotation, stall and drain
 //! deadlines.
 
-use std::sync::atomic::Ordering;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -212,7 +212,8 @@ impl Supervisor {
         if self.first_since.is_none() {
             // Later opens with nothing read yet start where this one did; a tail
             // request becomes "since now" (the tail was already read or empty).
-            self.first_since = Some(if tail.is_some() { self.shared.rt.wall().div_euclid(1_000_000_000) } else { since_secs });
+            self.first_since =
+                Some(if tail.is_some() { self.shared.rt.wall().div_euclid(1_000_000_000) } else { since_secs });
         }
         self.reader.reopen();
         Ok(stream)
@@ -222,7 +223,8 @@ impl Supervisor {
         let shared = self.shared.clone();
         let (rt, config, telemetry) = (&shared.rt, &shared.config, &shared.telemetry);
         let opened_at = rt.now();
-        let rotate_at = opened_at + config.rotate_every.mul_f64(1.0 - config.rotate_jitter * unit_from_bits(rt.rand_u64()));
+        let rotate_at =
+            opened_at + config.rotate_every.mul_f64(1.0 - config.rotate_jitter * unit_from_bits(rt.rand_u64()));
         let mut stall_at = opened_at + config.stall_timeout;
         let mut drain_until = (!self.state.borrow().info.running).then(|| opened_at + config.drain_after_stop);
         let earliest = |stall_at: Instant, drain_until: Option<Instant>| {

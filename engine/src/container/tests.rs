@@ -64,10 +64,12 @@ fn keys_count_lines_sharing_a_timestamp_per_stream() {
     let runs = feed(&mut reader(), &render(&entries), 7);
     let keys: Vec<(StdStream, ResumeKey)> = runs
         .iter()
-        .flat_map(|run| run.lines.iter().map(move |line| {
-            let Position::Container(key) = line.position;
-            (run.stream, key)
-        }))
+        .flat_map(|run| {
+            run.lines.iter().map(move |line| {
+                let Position::Container(key) = line.position;
+                (run.stream, key)
+            })
+        })
         .collect();
     assert_eq!(
         keys,
@@ -79,7 +81,10 @@ fn keys_count_lines_sharing_a_timestamp_per_stream() {
         ]
     );
     // Runs follow log order: stdout, stderr, stdout.
-    assert_eq!(runs.iter().map(|run| run.stream).collect::<Vec<_>>(), [StdStream::Stdout, StdStream::Stderr, StdStream::Stdout]);
+    assert_eq!(
+        runs.iter().map(|run| run.stream).collect::<Vec<_>>(),
+        [StdStream::Stdout, StdStream::Stderr, StdStream::Stdout]
+    );
 }
 
 #[test]
@@ -105,7 +110,9 @@ fn a_replay_skips_the_same_duplicates_whole_or_in_pieces() {
         }
         let lines: Vec<(String, Position)> = runs
             .iter()
-            .flat_map(|run| run.lines.iter().map(|line| (String::from_utf8(line.bytes.to_vec()).unwrap(), line.position)))
+            .flat_map(|run| {
+                run.lines.iter().map(|line| (String::from_utf8(line.bytes.to_vec()).unwrap(), line.position))
+            })
             .collect();
         (lines, stats, reader.queued(StdStream::Stdout), reader.queued(StdStream::Stderr))
     };

@@ -55,11 +55,7 @@ pub fn encode_batch_json(batch: &Batch) -> Vec<u8> {
 ///
 /// Panics if the two lengths differ.
 pub fn encode_request_json(request: &PushRequest, labels: &[BTreeMap<String, String>]) -> Vec<u8> {
-    assert_eq!(
-        request.streams.len(),
-        labels.len(),
-        "one label map per stream"
-    );
+    assert_eq!(request.streams.len(), labels.len(), "one label map per stream");
     let mut out = Vec::new();
     out.extend_from_slice(b"{\"streams\":[");
     for (stream_index, (stream, labels)) in request.streams.iter().zip(labels).enumerate() {
@@ -102,30 +98,15 @@ pub fn encode_batch_json_lines(batch: &Batch) -> Vec<u8> {
 }
 
 /// Decodes a JSON push body into the label maps and the request (with rendered labels).
-pub fn decode_request_json(
-    bytes: &[u8],
-) -> Result<(Vec<BTreeMap<String, String>>, PushRequest), DecodeError> {
+pub fn decode_request_json(bytes: &[u8]) -> Result<(Vec<BTreeMap<String, String>>, PushRequest), DecodeError> {
     let json = |message: &str| DecodeError::Json(message.to_owned());
-    let root: Value =
-        serde_json::from_slice(bytes).map_err(|error| DecodeError::Json(error.to_string()))?;
-    let streams = root
-        .get("streams")
-        .and_then(Value::as_array)
-        .ok_or_else(|| json("missing \"streams\" array"))?;
+    let root: Value = serde_json::from_slice(bytes).map_err(|error| DecodeError::Json(error.to_string()))?;
+    let streams = root.get("streams").and_then(Value::as_array).ok_or_else(|| json("missing \"streams\" array"))?;
     let mut all_labels = Vec::with_capacity(streams.len());
-    let mut request = PushRequest {
-        streams: Vec::with_capacity(streams.len()),
-    };
+    let mut request = PushRequest { streams: Vec::with_capacity(streams.len()) };
     for stream in streams {
-        let labels = string_map(
-            stream
-                .get("stream")
-                .ok_or_else(|| json("missing \"stream\""))?,
-        )?;
-        let values = stream
-            .get("values")
-            .and_then(Value::as_array)
-            .ok_or_else(|| json("missing \"values\" array"))?;
+        let labels = string_map(stream.get("stream").ok_or_else(|| json("missing \"stream\""))?)?;
+        let values = stream.get("values").and_then(Value::as_array).ok_or_else(|| json("missing \"values\" array"))?;
         let mut entries = Vec::with_capacity(values.len());
         for value in values {
             let parts = value
@@ -136,32 +117,21 @@ pub fn decode_request_json(
                 .as_str()
                 .and_then(|text| text.parse::<UnixNanos>().ok())
                 .ok_or_else(|| json("timestamp is not a decimal nanosecond string"))?;
-            let line = parts[1]
-                .as_str()
-                .ok_or_else(|| json("line is not a string"))?;
+            let line = parts[1].as_str().ok_or_else(|| json("line is not a string"))?;
             let structured_metadata = match parts.get(2) {
                 Some(metadata) => string_map(metadata)?.into_iter().collect(),
                 None => Vec::new(),
             };
-            entries.push(PushEntry {
-                ts,
-                line: line.as_bytes().to_vec(),
-                structured_metadata,
-            });
+            entries.push(PushEntry { ts, line: line.as_bytes().to_vec(), structured_metadata });
         }
-        request.streams.push(PushStream {
-            labels: render_labels(&labels),
-            entries,
-        });
+        request.streams.push(PushStream { labels: render_labels(&labels), entries });
         all_labels.push(labels);
     }
     Ok((all_labels, request))
 }
 
 fn string_map(value: &Value) -> Result<BTreeMap<String, String>, DecodeError> {
-    let object = value
-        .as_object()
-        .ok_or_else(|| DecodeError::Json("expected an object".to_owned()))?;
+    let object = value.as_object().ok_or_else(|| DecodeError::Json("expected an object".to_owned()))?;
     object
         .iter()
         .map(|(name, value)| match value.as_str() {

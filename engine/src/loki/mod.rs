@@ -19,9 +19,7 @@
 pub mod json;
 pub mod protobuf;
 
-pub use protobuf::{
-    is_valid_utf8, parse_labels, render_labels, PushEntry, PushRequest, PushStream,
-};
+pub use protobuf::{is_valid_utf8, parse_labels, render_labels, PushEntry, PushRequest, PushStream};
 
 /// Why a push body could not be decoded (tests and receivers only; the agent never
 /// decodes).

@@ -67,12 +67,8 @@ pub fn is_valid_utf8(bytes: &[u8]) -> bool {
 /// `{a="x", b="y"}`: sorted by name (the map's order), values quoted with `\\`, `\"` and
 /// `\n` escaped. An empty map renders as `{}`.
 pub fn render_labels(labels: &BTreeMap<String, String>) -> String {
-    let mut text = String::with_capacity(
-        2 + labels
-            .iter()
-            .map(|(name, value)| name.len() + value.len() + 5)
-            .sum::<usize>(),
-    );
+    let mut text =
+        String::with_capacity(2 + labels.iter().map(|(name, value)| name.len() + value.len() + 5).sum::<usize>());
     text.push('{');
     for (index, (name, value)) in labels.iter().enumerate() {
         if index > 0 {
@@ -98,11 +94,7 @@ pub fn render_labels(labels: &BTreeMap<String, String>) -> String {
 /// around separators), for receivers that need the label map back.
 pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, DecodeError> {
     let invalid = || DecodeError::InvalidLabels(text.to_owned());
-    let inner = text
-        .trim()
-        .strip_prefix('{')
-        .and_then(|rest| rest.strip_suffix('}'))
-        .ok_or_else(invalid)?;
+    let inner = text.trim().strip_prefix('{').and_then(|rest| rest.strip_suffix('}')).ok_or_else(invalid)?;
     let mut labels = BTreeMap::new();
     let mut rest = inner.trim_start();
     while !rest.is_empty() {
@@ -111,10 +103,7 @@ pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, DecodeError>
         if name.is_empty() || name.contains(|c: char| c == '"' || c == ',' || c.is_whitespace()) {
             return Err(invalid());
         }
-        rest = rest[equals + 1..]
-            .trim_start()
-            .strip_prefix('"')
-            .ok_or_else(invalid)?;
+        rest = rest[equals + 1..].trim_start().strip_prefix('"').ok_or_else(invalid)?;
         let mut value = String::new();
         let mut characters = rest.char_indices();
         let end = loop {
@@ -211,25 +200,14 @@ fn put_string_field(out: &mut Vec<u8>, field: u8, bytes: &[u8]) {
 /// `google.protobuf.Timestamp` fields of `ts`: `nanos` is always in `0..1e9`.
 #[inline]
 fn timestamp_parts(ts: UnixNanos) -> (i64, i32) {
-    (
-        ts.div_euclid(NANOS_PER_SECOND),
-        ts.rem_euclid(NANOS_PER_SECOND) as i32,
-    )
+    (ts.div_euclid(NANOS_PER_SECOND), ts.rem_euclid(NANOS_PER_SECOND) as i32)
 }
 
 #[inline]
 fn timestamp_body_len(ts: UnixNanos) -> usize {
     let (seconds, nanos) = timestamp_parts(ts);
-    let seconds_len = if seconds == 0 {
-        0
-    } else {
-        1 + varint_len(seconds as u64)
-    };
-    let nanos_len = if nanos == 0 {
-        0
-    } else {
-        1 + varint_len(nanos as u64)
-    };
+    let seconds_len = if seconds == 0 { 0 } else { 1 + varint_len(seconds as u64) };
+    let nanos_len = if nanos == 0 { 0 } else { 1 + varint_len(nanos as u64) };
     seconds_len + nanos_len
 }
 
@@ -283,13 +261,7 @@ pub fn encode_request(request: &PushRequest) -> Vec<u8> {
     let lines: Vec<Vec<Cow<'_, [u8]>>> = request
         .streams
         .iter()
-        .map(|stream| {
-            stream
-                .entries
-                .iter()
-                .map(|entry| utf8_or_lossy(&entry.line))
-                .collect()
-        })
+        .map(|stream| stream.entries.iter().map(|entry| utf8_or_lossy(&entry.line)).collect())
         .collect();
     let stream_body_lens: Vec<usize> = request
         .streams
@@ -300,13 +272,7 @@ pub fn encode_request(request: &PushRequest) -> Vec<u8> {
                 .entries
                 .iter()
                 .zip(lines)
-                .map(|(entry, line)| {
-                    len_field_len(entry_body_len(
-                        entry.ts,
-                        line.len(),
-                        &entry.structured_metadata,
-                    ))
-                })
+                .map(|(entry, line)| len_field_len(entry_body_len(entry.ts, line.len(), &entry.structured_metadata)))
                 .sum();
             string_field_len(stream.labels.len()) + entries
         })
@@ -339,9 +305,7 @@ pub fn encode_batch(batch: &Batch) -> Vec<u8> {
             let line_len = if is_valid_utf8(&line.bytes) {
                 line.bytes.len()
             } else {
-                let replaced = String::from_utf8_lossy(&line.bytes)
-                    .into_owned()
-                    .into_bytes();
+                let replaced = String::from_utf8_lossy(&line.bytes).into_owned().into_bytes();
                 let len = replaced.len();
                 replacements.push((line_index, replaced));
                 len
@@ -351,10 +315,7 @@ pub fn encode_batch(batch: &Batch) -> Vec<u8> {
         }
         plans.push((labels, body_len));
     }
-    let total: usize = plans
-        .iter()
-        .map(|(_, body_len)| len_field_len(*body_len))
-        .sum();
+    let total: usize = plans.iter().map(|(_, body_len)| len_field_len(*body_len)).sum();
 
     // Pass 2: write into an exactly-sized buffer.
     let mut out = Vec::with_capacity(total);
@@ -383,9 +344,7 @@ pub fn encode_batch_snappy(batch: &Batch) -> Vec<u8> {
 
 /// Snappy block format, as Loki expects for protobuf pushes.
 pub fn snappy_compress(bytes: &[u8]) -> Vec<u8> {
-    snap::raw::Encoder::new()
-        .compress_vec(bytes)
-        .expect("snappy compresses any input that fits in memory")
+    snap::raw::Encoder::new().compress_vec(bytes).expect("snappy compresses any input that fits in memory")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -468,9 +427,7 @@ impl<'a> Reader<'a> {
 }
 
 fn utf8_string(bytes: &[u8]) -> Result<String, DecodeError> {
-    std::str::from_utf8(bytes)
-        .map(str::to_owned)
-        .map_err(|_| DecodeError::InvalidUtf8)
+    std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| DecodeError::InvalidUtf8)
 }
 
 /// Decodes protobuf `PushRequest` bytes (not compressed).
@@ -491,9 +448,8 @@ pub fn decode_request(bytes: &[u8]) -> Result<PushRequest, DecodeError> {
 
 /// Decodes a snappy-compressed (block format) `PushRequest`, as Loki receives it.
 pub fn decode_snappy_request(bytes: &[u8]) -> Result<PushRequest, DecodeError> {
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(bytes)
-        .map_err(|error| DecodeError::Snappy(error.to_string()))?;
+    let raw =
+        snap::raw::Decoder::new().decompress_vec(bytes).map_err(|error| DecodeError::Snappy(error.to_string()))?;
     decode_request(&raw)
 }
 
@@ -503,9 +459,7 @@ fn decode_stream(bytes: &[u8]) -> Result<PushStream, DecodeError> {
     while !reader.is_empty() {
         match reader.key()? {
             (1, wire_type) => stream.labels = utf8_string(reader.expect_len(1, wire_type)?)?,
-            (2, wire_type) => stream
-                .entries
-                .push(decode_entry(reader.expect_len(2, wire_type)?)?),
+            (2, wire_type) => stream.entries.push(decode_entry(reader.expect_len(2, wire_type)?)?),
             (field, wire_type) => reader.skip(field, wire_type)?,
         }
     }
@@ -520,9 +474,7 @@ fn decode_entry(bytes: &[u8]) -> Result<PushEntry, DecodeError> {
     while !reader.is_empty() {
         match reader.key()? {
             (1, wire_type) => {
-                let mut timestamp = Reader {
-                    bytes: reader.expect_len(1, wire_type)?,
-                };
+                let mut timestamp = Reader { bytes: reader.expect_len(1, wire_type)? };
                 while !timestamp.is_empty() {
                     match timestamp.key()? {
                         (1, wire_type) => seconds = timestamp.expect_varint(1, wire_type)? as i64,
@@ -533,9 +485,7 @@ fn decode_entry(bytes: &[u8]) -> Result<PushEntry, DecodeError> {
             }
             (2, wire_type) => entry.line = reader.expect_len(2, wire_type)?.to_vec(),
             (3, wire_type) => {
-                let mut pair = Reader {
-                    bytes: reader.expect_len(3, wire_type)?,
-                };
+                let mut pair = Reader { bytes: reader.expect_len(3, wire_type)? };
                 let (mut name, mut value) = (String::new(), String::new());
                 while !pair.is_empty() {
                     match pair.key()? {
@@ -549,8 +499,7 @@ fn decode_entry(bytes: &[u8]) -> Result<PushEntry, DecodeError> {
             (field, wire_type) => reader.skip(field, wire_type)?,
         }
     }
-    entry.ts =
-        i64::try_from(i128::from(seconds) * i128::from(NANOS_PER_SECOND) + i128::from(nanos))
-            .map_err(|_| DecodeError::TimestampOutOfRange)?;
+    entry.ts = i64::try_from(i128::from(seconds) * i128::from(NANOS_PER_SECOND) + i128::from(nanos))
+        .map_err(|_| DecodeError::TimestampOutOfRange)?;
     Ok(entry)
 }

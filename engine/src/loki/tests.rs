@@ -8,16 +8,10 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use serde_json::Value;
 
-use super::json::{
-    decode_request_json, encode_batch_json, encode_batch_json_lines, encode_request_json,
-};
-use super::protobuf::{
-    decode_request, decode_snappy_request, encode_batch, encode_batch_snappy, encode_request,
-};
+use super::json::{decode_request_json, encode_batch_json, encode_batch_json_lines, encode_request_json};
+use super::protobuf::{decode_request, decode_snappy_request, encode_batch, encode_batch_snappy, encode_request};
 use super::*;
-use crate::model::{
-    Batch, BatchStream, ContainerId, Line, Position, ResumeKey, SourceId, StdStream,
-};
+use crate::model::{Batch, BatchStream, ContainerId, Line, Position, ResumeKey, SourceId, StdStream};
 
 struct Golden {
     name: &'static str,
@@ -30,18 +24,8 @@ macro_rules! golden {
     ($name:literal) => {
         Golden {
             name: $name,
-            json: include_bytes!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/testdata/loki/",
-                $name,
-                ".json"
-            )),
-            pb: include_bytes!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/testdata/loki/",
-                $name,
-                ".pb"
-            )),
+            json: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/loki/", $name, ".json")),
+            pb: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/loki/", $name, ".pb")),
             pb_snappy: include_bytes!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/../../shared/testdata/loki/",
@@ -73,10 +57,7 @@ fn batch_of(labels: &[BTreeMap<String, String>], request: &PushRequest) -> Batch
             .map(|entry| Line {
                 ts: entry.ts,
                 bytes: Bytes::from(entry.line.clone()),
-                position: Position::Container(ResumeKey {
-                    ts: entry.ts,
-                    seq: 0,
-                }),
+                position: Position::Container(ResumeKey { ts: entry.ts, seq: 0 }),
             })
             .collect();
         batch.bytes += lines.iter().map(|line| line.bytes.len()).sum::<usize>();
@@ -106,12 +87,7 @@ fn without_metadata(request: &PushRequest) -> PushRequest {
 #[test]
 fn golden_vectors_are_consistent() {
     for golden in &GOLDEN {
-        assert_eq!(
-            snappy_decompress(golden.pb_snappy),
-            golden.pb,
-            "{}",
-            golden.name
-        );
+        assert_eq!(snappy_decompress(golden.pb_snappy), golden.pb, "{}", golden.name);
     }
 }
 
@@ -121,11 +97,7 @@ fn golden_decoding_pb_snappy_gives_the_json_content() {
         let from_pb = decode_snappy_request(golden.pb_snappy).unwrap();
         let (labels, from_json) = decode_request_json(golden.json).unwrap();
         assert_eq!(from_pb, from_json, "{}", golden.name);
-        let parsed: Vec<_> = from_pb
-            .streams
-            .iter()
-            .map(|s| parse_labels(&s.labels).unwrap())
-            .collect();
+        let parsed: Vec<_> = from_pb.streams.iter().map(|s| parse_labels(&s.labels).unwrap()).collect();
         assert_eq!(parsed, labels, "{}", golden.name);
         assert!(!from_pb.streams.is_empty());
     }
@@ -150,46 +122,29 @@ fn golden_encoding_a_batch_gives_the_pb_bytes() {
     // The other vector, metadata aside, must agree with encode_request.
     let two = &GOLDEN[1];
     let (labels, request) = decode_request_json(two.json).unwrap();
-    assert_eq!(
-        encode_batch(&batch_of(&labels, &request)),
-        encode_request(&without_metadata(&request))
-    );
+    assert_eq!(encode_batch(&batch_of(&labels, &request)), encode_request(&without_metadata(&request)));
 }
 
 #[test]
 fn golden_json_encoding_matches_the_json_content() {
     for golden in &GOLDEN {
         let (labels, request) = decode_request_json(golden.json).unwrap();
-        assert_eq!(
-            json_value(&encode_request_json(&request, &labels)),
-            json_value(golden.json),
-            "{}",
-            golden.name
-        );
+        assert_eq!(json_value(&encode_request_json(&request, &labels)), json_value(golden.json), "{}", golden.name);
     }
     let basic = &GOLDEN[0];
     let (labels, request) = decode_request_json(basic.json).unwrap();
-    assert_eq!(
-        json_value(&encode_batch_json(&batch_of(&labels, &request))),
-        json_value(basic.json)
-    );
+    assert_eq!(json_value(&encode_batch_json(&batch_of(&labels, &request))), json_value(basic.json));
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.to_string()))
-        .collect()
+    pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
 }
 
 #[test]
 fn render_labels_sorts_and_escapes() {
     assert_eq!(render_labels(&BTreeMap::new()), "{}");
     assert_eq!(
-        render_labels(&labels(&[
-            ("stream", "stdout"),
-            ("container", "a\"b\\c\nd")
-        ])),
+        render_labels(&labels(&[("stream", "stdout"), ("container", "a\"b\\c\nd")])),
         r#"{container="a\"b\\c\nd", stream="stdout"}"#
     );
 }
@@ -198,21 +153,8 @@ fn render_labels_sorts_and_escapes() {
 fn parse_labels_inverts_render_and_rejects_garbage() {
     let map = labels(&[("a", ""), ("b", "x=\"y\", z")]);
     assert_eq!(parse_labels(&render_labels(&map)).unwrap(), map);
-    assert_eq!(
-        parse_labels(r#" { a = "1" ,b="\t" } "#).unwrap(),
-        labels(&[("a", "1"), ("b", "\t")])
-    );
-    for bad in [
-        "",
-        "{",
-        "a=\"1\"",
-        "{a=\"1\",}",
-        "{a=1}",
-        "{=\"1\"}",
-        "{a=\"1\" b=\"2\"}",
-        "{a=\"\\x\"}",
-        "{a=\"1}",
-    ] {
+    assert_eq!(parse_labels(r#" { a = "1" ,b="\t" } "#).unwrap(), labels(&[("a", "1"), ("b", "\t")]));
+    for bad in ["", "{", "a=\"1\"", "{a=\"1\",}", "{a=1}", "{=\"1\"}", "{a=\"1\" b=\"2\"}", "{a=\"\\x\"}", "{a=\"1}"] {
         assert!(parse_labels(bad).is_err(), "{bad:?}");
     }
 }
@@ -222,18 +164,11 @@ fn epoch_and_pre_epoch_timestamps_encode_like_google_timestamp() {
     let request = |ts| PushRequest {
         streams: vec![PushStream {
             labels: String::new(),
-            entries: vec![PushEntry {
-                ts,
-                line: Vec::new(),
-                structured_metadata: Vec::new(),
-            }],
+            entries: vec![PushEntry { ts, line: Vec::new(), structured_metadata: Vec::new() }],
         }],
     };
     // Epoch: an empty but present timestamp message; empty labels and line omitted.
-    assert_eq!(
-        encode_request(&request(0)),
-        [0x0a, 0x04, 0x12, 0x02, 0x0a, 0x00]
-    );
+    assert_eq!(encode_request(&request(0)), [0x0a, 0x04, 0x12, 0x02, 0x0a, 0x00]);
     // -1 ns = seconds -1 (10-byte varint), nanos 999_999_999.
     let bytes = encode_request(&request(-1));
     let mut expected = vec![0x0a, 0x15, 0x12, 0x13, 0x0a, 0x11, 0x08];
@@ -242,10 +177,7 @@ fn epoch_and_pre_epoch_timestamps_encode_like_google_timestamp() {
     expected.extend_from_slice(&[0x10, 0xff, 0x93, 0xeb, 0xdc, 0x03]);
     assert_eq!(bytes, expected);
     assert_eq!(decode_request(&bytes).unwrap(), request(-1));
-    assert_eq!(
-        decode_request(&encode_request(&request(i64::MIN))).unwrap(),
-        request(i64::MIN)
-    );
+    assert_eq!(decode_request(&encode_request(&request(i64::MIN))).unwrap(), request(i64::MIN));
 }
 
 #[test]
@@ -255,21 +187,9 @@ fn invalid_utf8_lines_are_replaced_lossily_in_every_encoding() {
         streams: vec![PushStream {
             labels: render_labels(&map),
             entries: vec![
-                PushEntry {
-                    ts: 1,
-                    line: b"ok \xe2\x9c\x93".to_vec(),
-                    structured_metadata: vec![],
-                },
-                PushEntry {
-                    ts: 2,
-                    line: b"bad \xff\xfe end".to_vec(),
-                    structured_metadata: vec![],
-                },
-                PushEntry {
-                    ts: 3,
-                    line: b"cut \xe2\x9c".to_vec(),
-                    structured_metadata: vec![],
-                },
+                PushEntry { ts: 1, line: b"ok \xe2\x9c\x93".to_vec(), structured_metadata: vec![] },
+                PushEntry { ts: 2, line: b"bad \xff\xfe end".to_vec(), structured_metadata: vec![] },
+                PushEntry { ts: 3, line: b"cut \xe2\x9c".to_vec(), structured_metadata: vec![] },
             ],
         }],
     };
@@ -281,16 +201,8 @@ fn invalid_utf8_lines_are_replaced_lossily_in_every_encoding() {
     let batch = batch_of(std::slice::from_ref(&map), &raw);
     assert_eq!(decode_request(&encode_batch(&batch)).unwrap(), fixed);
     assert_eq!(decode_request(&encode_request(&raw)).unwrap(), fixed);
-    assert_eq!(
-        decode_request_json(&encode_batch_json(&batch)).unwrap().1,
-        fixed
-    );
-    assert_eq!(
-        decode_request_json(&encode_request_json(&raw, &[map]))
-            .unwrap()
-            .1,
-        fixed
-    );
+    assert_eq!(decode_request_json(&encode_batch_json(&batch)).unwrap().1, fixed);
+    assert_eq!(decode_request_json(&encode_request_json(&raw, &[map])).unwrap().1, fixed);
     let lines = String::from_utf8(encode_batch_json_lines(&batch)).unwrap();
     assert!(lines.contains("bad \u{fffd}\u{fffd} end"), "{lines}");
 }
@@ -307,11 +219,7 @@ fn json_lines_rendering() {
                     line: b"tab\there \"q\"".to_vec(),
                     structured_metadata: vec![],
                 },
-                PushEntry {
-                    ts: -1,
-                    line: b"\x01\x1f\\".to_vec(),
-                    structured_metadata: vec![],
-                },
+                PushEntry { ts: -1, line: b"\x01\x1f\\".to_vec(), structured_metadata: vec![] },
             ],
         }],
     };
@@ -335,10 +243,7 @@ fn json_lines_rendering() {
 fn empty_batch_encodes_to_an_empty_request() {
     let empty = Batch::default();
     assert!(encode_batch(&empty).is_empty());
-    assert_eq!(
-        decode_snappy_request(&encode_batch_snappy(&empty)).unwrap(),
-        PushRequest::default()
-    );
+    assert_eq!(decode_snappy_request(&encode_batch_snappy(&empty)).unwrap(), PushRequest::default());
     assert_eq!(encode_batch_json(&empty), br#"{"streams":[]}"#);
 }
 
@@ -347,49 +252,23 @@ fn decoder_skips_unknown_fields_and_rejects_malformed_input() {
     let golden = &GOLDEN[0];
     let expected = decode_request(golden.pb).unwrap();
     // Unknown fields of every wire type before the real content, at the top level.
-    let mut bytes = vec![
-        0x10, 0x96, 0x01, 0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x22, 0x01, 0xaa, 0x2d, 1, 2, 3, 4,
-    ];
+    let mut bytes = vec![0x10, 0x96, 0x01, 0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x22, 0x01, 0xaa, 0x2d, 1, 2, 3, 4];
     bytes.extend_from_slice(golden.pb);
     assert_eq!(decode_request(&bytes).unwrap(), expected);
 
-    assert_eq!(
-        decode_request(&golden.pb[..golden.pb.len() - 1]),
-        Err(DecodeError::Truncated)
-    );
+    assert_eq!(decode_request(&golden.pb[..golden.pb.len() - 1]), Err(DecodeError::Truncated));
     assert_eq!(decode_request(&[0x0a]), Err(DecodeError::Truncated));
-    assert_eq!(
-        decode_request(&[0x08, 0x01]),
-        Err(DecodeError::WireType {
-            field: 1,
-            wire_type: 0
-        })
-    );
-    assert_eq!(
-        decode_request(&[0x0b]),
-        Err(DecodeError::WireType {
-            field: 1,
-            wire_type: 3
-        })
-    );
+    assert_eq!(decode_request(&[0x08, 0x01]), Err(DecodeError::WireType { field: 1, wire_type: 0 }));
+    assert_eq!(decode_request(&[0x0b]), Err(DecodeError::WireType { field: 1, wire_type: 3 }));
     assert_eq!(decode_request(&[0x00]), Err(DecodeError::FieldZero));
     assert_eq!(
         decode_request(&[0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
         Err(DecodeError::VarintOverflow)
     );
     // Labels must be UTF-8.
-    assert_eq!(
-        decode_request(&[0x0a, 0x03, 0x0a, 0x01, 0xff]),
-        Err(DecodeError::InvalidUtf8)
-    );
-    assert!(matches!(
-        decode_snappy_request(b"\xff\xff\xff"),
-        Err(DecodeError::Snappy(_))
-    ));
-    assert!(matches!(
-        decode_request_json(b"{\"streams\":[{\"stream\":{}}]}"),
-        Err(DecodeError::Json(_))
-    ));
+    assert_eq!(decode_request(&[0x0a, 0x03, 0x0a, 0x01, 0xff]), Err(DecodeError::InvalidUtf8));
+    assert!(matches!(decode_snappy_request(b"\xff\xff\xff"), Err(DecodeError::Snappy(_))));
+    assert!(matches!(decode_request_json(b"{\"streams\":[{\"stream\":{}}]}"), Err(DecodeError::Json(_))));
     assert!(matches!(
         decode_request_json(b"{\"streams\":[{\"stream\":{},\"values\":[[\"x\",\"l\"]]}]}"),
         Err(DecodeError::Json(_))
@@ -426,34 +305,22 @@ fn arb_entry() -> impl Strategy<Value = PushEntry> {
         arb_text(),
         proptest::collection::vec((arb_text(), arb_text()), 0..3),
     )
-        .prop_map(|(ts, line, structured_metadata)| PushEntry {
-            ts,
-            line: line.into_bytes(),
-            structured_metadata,
-        })
+        .prop_map(|(ts, line, structured_metadata)| PushEntry { ts, line: line.into_bytes(), structured_metadata })
 }
 
 fn arb_request() -> impl Strategy<Value = (Vec<BTreeMap<String, String>>, PushRequest)> {
-    proptest::collection::vec(
-        (
-            arb_label_map(),
-            proptest::collection::vec(arb_entry(), 0..5),
-        ),
-        0..4,
+    proptest::collection::vec((arb_label_map(), proptest::collection::vec(arb_entry(), 0..5)), 0..4).prop_map(
+        |streams| {
+            let labels: Vec<_> = streams.iter().map(|(labels, _)| labels.clone()).collect();
+            let request = PushRequest {
+                streams: streams
+                    .into_iter()
+                    .map(|(labels, entries)| PushStream { labels: render_labels(&labels), entries })
+                    .collect(),
+            };
+            (labels, request)
+        },
     )
-    .prop_map(|streams| {
-        let labels: Vec<_> = streams.iter().map(|(labels, _)| labels.clone()).collect();
-        let request = PushRequest {
-            streams: streams
-                .into_iter()
-                .map(|(labels, entries)| PushStream {
-                    labels: render_labels(&labels),
-                    entries,
-                })
-                .collect(),
-        };
-        (labels, request)
-    })
 }
 
 proptest! {

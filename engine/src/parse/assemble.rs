@@ -58,11 +58,7 @@ pub struct Assembler {
 
 impl Assembler {
     pub fn new(line_bytes_max: usize) -> Self {
-        Assembler {
-            line_bytes_max,
-            pending: Vec::new(),
-            partial: None,
-        }
+        Assembler { line_bytes_max, pending: Vec::new(), partial: None }
     }
 
     /// Takes the next entry of the stream. Content ending in `'\n'` completes a line,
@@ -77,12 +73,7 @@ impl Assembler {
             if complete {
                 return Some(self.single_entry_line(ts, content));
             }
-            self.partial = Some(Partial {
-                first_ts: ts,
-                last_ts: ts,
-                original_bytes: content.len(),
-                truncated: false,
-            });
+            self.partial = Some(Partial { first_ts: ts, last_ts: ts, original_bytes: content.len(), truncated: false });
             self.append_within_limit(&content);
             return None;
         };
@@ -134,24 +125,12 @@ impl Assembler {
     fn single_entry_line(&self, ts: UnixNanos, content: Bytes) -> Assembled {
         let original_bytes = content.len();
         if original_bytes <= self.line_bytes_max {
-            return Assembled {
-                ts,
-                first_ts: ts,
-                bytes: content,
-                truncated: false,
-                original_bytes,
-            };
+            return Assembled { ts, first_ts: ts, bytes: content, truncated: false, original_bytes };
         }
         let mut bytes = Vec::with_capacity(self.line_bytes_max + TRUNCATION_MARKER.len());
         bytes.extend_from_slice(&content[..self.line_bytes_max]);
         bytes.extend_from_slice(TRUNCATION_MARKER);
-        Assembled {
-            ts,
-            first_ts: ts,
-            bytes: Bytes::from(bytes),
-            truncated: true,
-            original_bytes,
-        }
+        Assembled { ts, first_ts: ts, bytes: Bytes::from(bytes), truncated: true, original_bytes }
     }
 
     /// Appends what fits of `content` to `pending`, marking the partial truncated if
@@ -170,9 +149,7 @@ impl Assembler {
         }
         let needed = self.pending.len() + kept.len();
         if needed > self.pending.capacity() {
-            let target = needed
-                .max(self.pending.capacity() * 2)
-                .min(self.line_bytes_max);
+            let target = needed.max(self.pending.capacity() * 2).min(self.line_bytes_max);
             self.pending.reserve_exact(target - self.pending.len());
         }
         self.pending.extend_from_slice(kept);

@@ -17,31 +17,16 @@ fn whole_line_is_a_zero_copy_slice() {
     let pointer = content.as_ptr();
     let line = assembler.push(7, content).unwrap();
     assert_eq!(line.bytes.as_ptr(), pointer);
-    assert_eq!(
-        line,
-        Assembled {
-            ts: 7,
-            first_ts: 7,
-            bytes: entry("hello"),
-            truncated: false,
-            original_bytes: 5
-        }
-    );
+    assert_eq!(line, Assembled { ts: 7, first_ts: 7, bytes: entry("hello"), truncated: false, original_bytes: 5 });
     assert_eq!(assembler.pending_bytes(), 0);
 }
 
 #[test]
 fn only_newline_is_stripped() {
     let mut assembler = Assembler::new(100);
-    assert_eq!(
-        assembler.push(1, entry("dos\r\n")).unwrap().bytes,
-        entry("dos\r")
-    );
+    assert_eq!(assembler.push(1, entry("dos\r\n")).unwrap().bytes, entry("dos\r"));
     assert_eq!(assembler.push(2, entry("\n")).unwrap().bytes, Bytes::new());
-    assert_eq!(
-        assembler.push(3, entry("two\n\n")).unwrap().bytes,
-        entry("two\n")
-    );
+    assert_eq!(assembler.push(3, entry("two\n\n")).unwrap().bytes, entry("two\n"));
 }
 
 #[test]
@@ -51,16 +36,7 @@ fn partials_merge_with_first_and_last_timestamps() {
     assert_eq!(assembler.push(11, entry("def")), None);
     assert_eq!(assembler.pending_bytes(), 6);
     let line = assembler.push(12, entry("gh\n")).unwrap();
-    assert_eq!(
-        line,
-        Assembled {
-            ts: 12,
-            first_ts: 10,
-            bytes: entry("abcdefgh"),
-            truncated: false,
-            original_bytes: 8
-        }
-    );
+    assert_eq!(line, Assembled { ts: 12, first_ts: 10, bytes: entry("abcdefgh"), truncated: false, original_bytes: 8 });
     assert_eq!(assembler.pending_bytes(), 0);
     // The next line starts fresh.
     assert_eq!(assembler.push(13, entry("x\n")).unwrap().first_ts, 13);
@@ -70,10 +46,7 @@ fn partials_merge_with_first_and_last_timestamps() {
 fn single_entry_over_the_limit_is_truncated() {
     let mut assembler = Assembler::new(4);
     let line = assembler.push(1, entry("abcdefg\n")).unwrap();
-    assert_eq!(
-        line.bytes,
-        Bytes::from([&b"abcd"[..], TRUNCATION_MARKER].concat())
-    );
+    assert_eq!(line.bytes, Bytes::from([&b"abcd"[..], TRUNCATION_MARKER].concat()));
     assert!(line.truncated);
     assert_eq!(line.original_bytes, 7);
     // Exactly the limit is not truncated.
@@ -90,14 +63,8 @@ fn partials_over_the_limit_are_discarded_until_newline() {
     assert_eq!(assembler.push(3, entry("ijklmnop")), None);
     assert_eq!(assembler.pending_bytes(), 5);
     let line = assembler.push(4, entry("q\n")).unwrap();
-    assert_eq!(
-        line.bytes,
-        Bytes::from([&b"abcde"[..], TRUNCATION_MARKER].concat())
-    );
-    assert_eq!(
-        (line.ts, line.first_ts, line.truncated, line.original_bytes),
-        (4, 1, true, 17)
-    );
+    assert_eq!(line.bytes, Bytes::from([&b"abcde"[..], TRUNCATION_MARKER].concat()));
+    assert_eq!((line.ts, line.first_ts, line.truncated, line.original_bytes), (4, 1, true, 17));
     assert!(assembler.pending.capacity() <= 5);
 }
 
@@ -106,10 +73,7 @@ fn partial_filling_the_limit_exactly_then_newline_is_not_truncated() {
     let mut assembler = Assembler::new(4);
     assert_eq!(assembler.push(1, entry("abcd")), None);
     let line = assembler.push(2, entry("\n")).unwrap();
-    assert_eq!(
-        (line.bytes, line.truncated, line.original_bytes),
-        (entry("abcd"), false, 4)
-    );
+    assert_eq!((line.bytes, line.truncated, line.original_bytes), (entry("abcd"), false, 4));
 }
 
 #[test]
@@ -119,19 +83,8 @@ fn take_pending_flushes_and_clear_drops() {
     assembler.push(5, entry("ab"));
     assembler.push(6, entry("cd"));
     let flushed = assembler.take_pending().unwrap();
-    assert_eq!(
-        flushed.bytes,
-        Bytes::from([&b"abc"[..], TRUNCATION_MARKER].concat())
-    );
-    assert_eq!(
-        (
-            flushed.ts,
-            flushed.first_ts,
-            flushed.truncated,
-            flushed.original_bytes
-        ),
-        (6, 5, true, 4)
-    );
+    assert_eq!(flushed.bytes, Bytes::from([&b"abc"[..], TRUNCATION_MARKER].concat()));
+    assert_eq!((flushed.ts, flushed.first_ts, flushed.truncated, flushed.original_bytes), (6, 5, true, 4));
     assert_eq!(assembler.take_pending(), None);
 
     assembler.push(7, entry("zz"));
@@ -146,10 +99,7 @@ fn take_pending_flushes_and_clear_drops() {
 /// close to the limits below so that "exactly at the limit" comes up often.
 fn arb_line() -> impl Strategy<Value = (Vec<u8>, Vec<usize>)> {
     (
-        proptest::collection::vec(
-            any::<u8>().prop_filter("not a newline", |b| *b != b'\n'),
-            0..24,
-        ),
+        proptest::collection::vec(any::<u8>().prop_filter("not a newline", |b| *b != b'\n'), 0..24),
         proptest::collection::vec(any::<usize>(), 0..4),
     )
 }

@@ -62,13 +62,7 @@ pub struct FrameDecoder {
 
 impl FrameDecoder {
     pub fn new(frame_bytes_max: usize) -> Self {
-        FrameDecoder {
-            frame_bytes_max,
-            chunks: VecDeque::new(),
-            chunks_bytes: 0,
-            header: None,
-            poisoned: None,
-        }
+        FrameDecoder { frame_bytes_max, chunks: VecDeque::new(), chunks_bytes: 0, header: None, poisoned: None }
     }
 
     /// Appends a chunk read from the stream. Ignored while poisoned.
@@ -177,10 +171,7 @@ impl FrameDecoder {
         };
         let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
         if len as usize > self.frame_bytes_max {
-            return Err(FrameError::TooLarge {
-                len,
-                max: self.frame_bytes_max,
-            });
+            return Err(FrameError::TooLarge { len, max: self.frame_bytes_max });
         }
         Ok((stream, len as usize))
     }
@@ -193,10 +184,7 @@ impl FrameDecoder {
             return Bytes::new();
         }
         self.chunks_bytes -= len;
-        let front = self
-            .chunks
-            .front_mut()
-            .expect("chunks_bytes > 0 implies a chunk");
+        let front = self.chunks.front_mut().expect("chunks_bytes > 0 implies a chunk");
         if front.len() > len {
             return front.split_to(len);
         }

@@ -55,14 +55,9 @@ fn encodes_docker_header() {
 #[test]
 fn stdin_is_stdout_and_header_padding_is_ignored() {
     let mut decoder = FrameDecoder::new(16);
-    decoder.push(Bytes::from_static(&[
-        0, 9, 9, 9, 0, 0, 0, 1, b'x', 2, 0, 0, 0, 0, 0, 0, 0,
-    ]));
+    decoder.push(Bytes::from_static(&[0, 9, 9, 9, 0, 0, 0, 1, b'x', 2, 0, 0, 0, 0, 0, 0, 0]));
     let first = decoder.next_frame().unwrap().unwrap();
-    assert_eq!(
-        (first.stream, &first.payload[..]),
-        (StdStream::Stdout, &b"x"[..])
-    );
+    assert_eq!((first.stream, &first.payload[..]), (StdStream::Stdout, &b"x"[..]));
     let empty = decoder.next_frame().unwrap().unwrap();
     assert_eq!((empty.stream, empty.payload.len()), (StdStream::Stderr, 0));
     assert_eq!(decoder.next_frame(), Ok(None));
@@ -80,10 +75,7 @@ fn payload_inside_one_chunk_is_zero_copy() {
     decoder.push(chunk.clone());
     for _ in 0..2 {
         let frame = decoder.next_frame().unwrap().unwrap();
-        assert!(
-            range.contains(&frame.payload.as_ptr()),
-            "payload was copied"
-        );
+        assert!(range.contains(&frame.payload.as_ptr()), "payload was copied");
     }
     assert_eq!(decoder.next_frame(), Ok(None));
 }
@@ -114,17 +106,10 @@ fn bad_stream_type_poisons_until_clear() {
     assert_eq!(decoder.next_frame(), Err(FrameError::BadStreamType(3)));
     decoder.push(Bytes::from_static(&[1, 0, 0, 0, 0, 0, 0, 1, b'y']));
     assert_eq!(decoder.next_frame(), Err(FrameError::BadStreamType(3)));
-    assert_eq!(
-        decoder.buffered_bytes(),
-        0,
-        "a poisoned decoder keeps nothing"
-    );
+    assert_eq!(decoder.buffered_bytes(), 0, "a poisoned decoder keeps nothing");
     decoder.clear();
     decoder.push(Bytes::from_static(&[1, 0, 0, 0, 0, 0, 0, 1, b'y']));
-    assert_eq!(
-        decoder.next_frame().unwrap().unwrap().payload,
-        Bytes::from_static(b"y")
-    );
+    assert_eq!(decoder.next_frame().unwrap().unwrap().payload, Bytes::from_static(b"y"));
 }
 
 #[test]
@@ -135,15 +120,9 @@ fn too_large_is_detected_from_the_header_alone() {
     decoder.push(Bytes::from_static(&[b'a'; 10]));
     assert_eq!(decoder.next_frame().unwrap().unwrap().payload.len(), 10);
     decoder.push(Bytes::from_static(&[2, 0, 0, 0, 0, 0, 0, 11]));
-    assert_eq!(
-        decoder.next_frame(),
-        Err(FrameError::TooLarge { len: 11, max: 10 })
-    );
+    assert_eq!(decoder.next_frame(), Err(FrameError::TooLarge { len: 11, max: 10 }));
     decoder.push(Bytes::from_static(&[2, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]));
-    assert_eq!(
-        decoder.next_frame(),
-        Err(FrameError::TooLarge { len: 11, max: 10 })
-    );
+    assert_eq!(decoder.next_frame(), Err(FrameError::TooLarge { len: 11, max: 10 }));
 }
 
 #[test]
@@ -156,10 +135,7 @@ fn clear_drops_a_half_read_frame() {
     assert_eq!(decoder.buffered_bytes(), 0);
     decoder.push(Bytes::from_static(&[2, 0, 0, 0, 0, 0, 0, 1, b'z']));
     let frame = decoder.next_frame().unwrap().unwrap();
-    assert_eq!(
-        (frame.stream, &frame.payload[..]),
-        (StdStream::Stderr, &b"z"[..])
-    );
+    assert_eq!((frame.stream, &frame.payload[..]), (StdStream::Stderr, &b"z"[..]));
 }
 
 fn arb_stream() -> impl Strategy<Value = StdStream> {
@@ -167,10 +143,7 @@ fn arb_stream() -> impl Strategy<Value = StdStream> {
 }
 
 fn arb_frames() -> impl Strategy<Value = Vec<(StdStream, Vec<u8>)>> {
-    proptest::collection::vec(
-        (arb_stream(), proptest::collection::vec(any::<u8>(), 0..40)),
-        0..12,
-    )
+    proptest::collection::vec((arb_stream(), proptest::collection::vec(any::<u8>(), 0..40)), 0..12)
 }
 
 proptest! {

@@ -103,7 +103,8 @@ impl TimestampCache {
     /// Like [`timestamp_prefix`].
     #[inline]
     pub fn timestamp_prefix(&mut self, payload: &[u8]) -> Result<(UnixNanos, usize), TimestampError> {
-        let fixed = payload.len() > FIXED_LEN && payload[FIXED_LEN] == b' ' && payload[19] == b'.' && payload[29] == b'Z';
+        let fixed =
+            payload.len() > FIXED_LEN && payload[FIXED_LEN] == b' ' && payload[19] == b'.' && payload[29] == b'Z';
         if !fixed {
             return timestamp_prefix(payload);
         }
@@ -187,18 +188,8 @@ fn combine(seconds: i64, nanos: u32) -> Option<UnixNanos> {
     i64::try_from(total).ok()
 }
 
-const POWERS_OF_TEN: [u32; 10] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-    1_000_000_000,
-];
+const POWERS_OF_TEN: [u32; 10] =
+    [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
 
 /// Parses `YYYY-MM-DDTHH:MM:SS` at the start of `text`: seconds since the epoch (in the
 /// text's own offset) and the index just after the seconds.
@@ -206,12 +197,7 @@ fn parse_date_time(text: &[u8]) -> Option<(i64, usize)> {
     if text.len() < 20 {
         return None;
     }
-    if text[4] != b'-'
-        || text[7] != b'-'
-        || !matches!(text[10], b'T' | b't')
-        || text[13] != b':'
-        || text[16] != b':'
-    {
+    if text[4] != b'-' || text[7] != b'-' || !matches!(text[10], b'T' | b't') || text[13] != b':' || text[16] != b':' {
         return None;
     }
     let year = digits(&text[0..4])?;
@@ -281,16 +267,11 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let shifted = days + 719_468;
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted - era * 146_097; // [0, 146096]
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_from_march = (5 * day_of_year + 2) / 153; // [0, 11]
     let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    } as u32;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }

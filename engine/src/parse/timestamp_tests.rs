@@ -52,10 +52,7 @@ fn short_fractions_and_offsets() {
     assert_eq!(parse("2025-11-22T19:00:00.5Z"), Some(base + 500_000_000));
     assert_eq!(parse("2025-11-22T19:00:00.000001Z"), Some(base + 1_000));
     assert_eq!(parse("2025-11-22T20:30:00+01:30"), Some(base));
-    assert_eq!(
-        parse("2025-11-22T14:00:00.25-05:00"),
-        Some(base + 250_000_000)
-    );
+    assert_eq!(parse("2025-11-22T14:00:00.25-05:00"), Some(base + 250_000_000));
     assert_eq!(parse("2025-11-22T19:00:00+00:00"), Some(base));
     assert_eq!(parse("2025-11-22T19:00:00-00:00"), Some(base));
     // Crossing midnight and the year through an offset.
@@ -95,10 +92,7 @@ fn rejects_malformed_and_out_of_range() {
     for text in rejected {
         assert_eq!(parse(text), None, "{text:?} should be rejected");
     }
-    assert_eq!(
-        parse("2024-02-29T00:00:00Z"),
-        Some(1_709_164_800_000_000_000)
-    );
+    assert_eq!(parse("2024-02-29T00:00:00Z"), Some(1_709_164_800_000_000_000));
 }
 
 #[test]
@@ -111,18 +105,12 @@ fn split_timestamp_slices_the_payload() {
     assert_eq!(content.as_ptr(), payload[31..].as_ptr());
 
     let empty_line = Bytes::from_static(b"2025-11-22T19:00:00.123456789Z \n");
-    assert_eq!(
-        split_timestamp(&empty_line).unwrap().1,
-        Bytes::from_static(b"\n")
-    );
+    assert_eq!(split_timestamp(&empty_line).unwrap().1, Bytes::from_static(b"\n"));
     let nothing = Bytes::from_static(b"2025-11-22T19:00:00.123456789Z ");
     assert_eq!(split_timestamp(&nothing).unwrap().1, Bytes::new());
 
     let short = Bytes::from_static(b"2025-11-22T20:00:00+01:00 x");
-    assert_eq!(
-        split_timestamp(&short).unwrap(),
-        (1_763_838_000_000_000_000, Bytes::from_static(b"x"))
-    );
+    assert_eq!(split_timestamp(&short).unwrap(), (1_763_838_000_000_000_000, Bytes::from_static(b"x")));
 }
 
 #[test]
@@ -131,19 +119,12 @@ fn split_timestamp_errors() {
         (b"", TimestampError::Missing),
         (b"hello world", TimestampError::Invalid),
         (b" leading space", TimestampError::Missing),
-        (
-            b"no-space-anywhere-in-the-first-forty-bytes-of-this-line",
-            TimestampError::Missing,
-        ),
+        (b"no-space-anywhere-in-the-first-forty-bytes-of-this-line", TimestampError::Missing),
         (b"2025-11-22T19:00:00.123456789Z", TimestampError::Missing),
         (b"2025-11-31T19:00:00.123456789Z x", TimestampError::Invalid),
     ];
     for (payload, error) in cases {
-        assert_eq!(
-            split_timestamp(&Bytes::copy_from_slice(payload)),
-            Err(error),
-            "{payload:?}"
-        );
+        assert_eq!(split_timestamp(&Bytes::copy_from_slice(payload)), Err(error), "{payload:?}");
     }
 }
 
@@ -151,12 +132,7 @@ fn split_timestamp_errors() {
 fn with_offset(text: &str, offset_minutes: i32) -> String {
     let sign = if offset_minutes < 0 { '-' } else { '+' };
     let magnitude = offset_minutes.unsigned_abs();
-    format!(
-        "{}{sign}{:02}:{:02}",
-        &text[..text.len() - 1],
-        magnitude / 60,
-        magnitude % 60
-    )
+    format!("{}{sign}{:02}:{:02}", &text[..text.len() - 1], magnitude / 60, magnitude % 60)
 }
 
 const OFFSET_NANOS_MAX: i64 = (23 * 60 + 59) * 60 * NANOS_PER_SECOND;
@@ -178,7 +154,13 @@ fn payload(ts: i64, tail: &[u8], corrupt: Option<(usize, u8)>) -> Bytes {
 fn the_cache_reuses_the_second_and_rechecks_everything_else() {
     let mut cache = TimestampCache::default();
     let base = 1_763_838_000_000_000_000;
-    for (ts, corrupt) in [(base, None), (base + 5, None), (base + 7, Some((25, b'x'))), (base + 9, Some((3, b'x'))), (base + 1_000_000_000, None)] {
+    for (ts, corrupt) in [
+        (base, None),
+        (base + 5, None),
+        (base + 7, Some((25, b'x'))),
+        (base + 9, Some((3, b'x'))),
+        (base + 1_000_000_000, None),
+    ] {
         let mut ours = payload(ts, b"line\n", corrupt);
         let mut theirs = ours.clone();
         assert_eq!(cache.take_timestamp(&mut ours), take_timestamp(&mut theirs), "ts {ts} corrupt {corrupt:?}");

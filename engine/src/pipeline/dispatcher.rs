@@ -42,7 +42,10 @@ impl BatchBuilder {
         // The common case, a chunk that fits the open batch whole, moves its lines in at
         // once; the line-by-line loop below would fill the same batch the same way.
         let bytes: usize = lines.iter().map(|line| line.bytes.len()).sum();
-        if !lines.is_empty() && self.open.lines + lines.len() <= self.lines_max && self.open.bytes + bytes <= self.bytes_max {
+        if !lines.is_empty()
+            && self.open.lines + lines.len() <= self.lines_max
+            && self.open.bytes + bytes <= self.bytes_max
+        {
             self.opened_at.get_or_insert(now);
             let position = self.position(&source, &labels);
             self.open.lines += lines.len();
@@ -152,4 +155,3 @@ pub async fn run_dispatcher(
         let _ = batches.send(batch).await;
     }
 }
-

@@ -49,6 +49,5 @@ impl Default for PipelineConfig {
     }
 }
 
-
 #[cfg(test)]
 mod tests;

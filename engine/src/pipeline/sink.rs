@@ -139,4 +139,3 @@ pub fn split_in_half(batch: &Batch) -> Option<(Batch, Batch)> {
     }
     Some((first, second))
 }
-

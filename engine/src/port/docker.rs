@@ -78,8 +78,7 @@ pub enum EngineError {
 }
 
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<Bytes, EngineError>> + Send + 'static>>;
-pub type EventStream =
-    Pin<Box<dyn Stream<Item = Result<ContainerEvent, EngineError>> + Send + 'static>>;
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<ContainerEvent, EngineError>> + Send + 'static>>;
 
 pub trait ContainerEngine: Send + Sync + 'static {
     /// Every container, running or not (`all=true`).

@@ -10,7 +10,6 @@ pub mod sink;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ContainerCheckpoint};
 pub use docker::{
-    ContainerEngine, ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream,
-    LogOptions, LogStream,
+    ContainerEngine, ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream, LogOptions, LogStream,
 };
 pub use sink::{SendOutcome, SinkTransport};

@@ -30,7 +30,14 @@ pub struct BudgetChecker {
 
 impl BudgetChecker {
     pub fn new(streams_max: usize, queue_bytes_max: usize, starvation_max: Duration) -> BudgetChecker {
-        BudgetChecker { streams_max, queue_bytes_max, starvation_max, unstreamed_since: BTreeMap::new(), samples: 0, streams_open_max: 0 }
+        BudgetChecker {
+            streams_max,
+            queue_bytes_max,
+            starvation_max,
+            unstreamed_since: BTreeMap::new(),
+            samples: 0,
+            streams_open_max: 0,
+        }
     }
 
     /// Forget starvation clocks (Docker was down, or the agent was: nobody can stream).
@@ -50,13 +57,19 @@ impl BudgetChecker {
         let open = counters.log_streams_open;
         self.streams_open_max = self.streams_open_max.max(open);
         if open > self.streams_max {
-            return Err((Invariant::TaskBudget, format!("{open} log streams open, streams_max is {}", self.streams_max)));
+            return Err((
+                Invariant::TaskBudget,
+                format!("{open} log streams open, streams_max is {}", self.streams_max),
+            ));
         }
         let existing = docker.existing_count() as u64;
         if let Some((registry, telemetry)) = agent {
             let stream_tasks = registry.alive(TaskKind::Stream);
             if stream_tasks > open as u64 {
-                return Err((Invariant::TaskBudget, format!("{stream_tasks} stream-holding tasks but {open} open log streams")));
+                return Err((
+                    Invariant::TaskBudget,
+                    format!("{stream_tasks} stream-holding tasks but {open} open log streams"),
+                ));
             }
             // Supervisors of removed containers finish (and are joined) concurrently, so
             // they count against what the agent knows: monitored plus retiring, which in
@@ -65,14 +78,22 @@ impl BudgetChecker {
             let monitored = Telemetry::get(&telemetry.containers_monitored);
             let retiring = Telemetry::get(&telemetry.containers_retiring);
             if container_tasks > monitored + retiring {
-                return Err((Invariant::TaskBudget, format!("{container_tasks} container tasks for {monitored} monitored + {retiring} retiring containers")));
+                return Err((
+                    Invariant::TaskBudget,
+                    format!(
+                        "{container_tasks} container tasks for {monitored} monitored + {retiring} retiring containers"
+                    ),
+                ));
             }
             if monitored > existing {
                 return Err((Invariant::TaskBudget, format!("{monitored} containers monitored but {existing} exist")));
             }
             let queued = Telemetry::get(&telemetry.queue_bytes);
             if queued > self.queue_bytes_max as u64 {
-                return Err((Invariant::Bounds, format!("{queued} bytes queued, queue_bytes_max is {}", self.queue_bytes_max)));
+                return Err((
+                    Invariant::Bounds,
+                    format!("{queued} bytes queued, queue_bytes_max is {}", self.queue_bytes_max),
+                ));
             }
         }
         if agent.is_none() || !docker.is_daemon_up() {
@@ -89,7 +110,11 @@ impl BudgetChecker {
                 let name = docker.container(&id).map(|report| report.name).unwrap_or_default();
                 return Err((
                     Invariant::Liveness,
-                    format!("running container {} ({name}) has had no log stream for {}s", id.short(), waited.as_secs()),
+                    format!(
+                        "running container {} ({name}) has had no log stream for {}s",
+                        id.short(),
+                        waited.as_secs()
+                    ),
                 ));
             }
         }

@@ -56,7 +56,15 @@ impl DeliveryChecker {
             let mut window: Option<(u64, u64)> = None;
             for line in &stream.lines {
                 let Some(seq) = line_seq(&line.bytes) else {
-                    failure = Some((Invariant::NoLoss, format!("container {} {}: a line without a sequence number: {:?}", id.short(), std_stream.as_str(), String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(40)]))));
+                    failure = Some((
+                        Invariant::NoLoss,
+                        format!(
+                            "container {} {}: a line without a sequence number: {:?}",
+                            id.short(),
+                            std_stream.as_str(),
+                            String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(40)])
+                        ),
+                    ));
                     break;
                 };
                 let next = track.keys.len() as u64;
@@ -65,7 +73,14 @@ impl DeliveryChecker {
                     track.keys.push(resume_key);
                     self.lines_delivered += 1;
                 } else if seq > next {
-                    failure = Some((Invariant::NoLoss, format!("container {} {}: line {seq} arrived but line {next} never did", id.short(), std_stream.as_str())));
+                    failure = Some((
+                        Invariant::NoLoss,
+                        format!(
+                            "container {} {}: line {seq} arrived but line {next} never did",
+                            id.short(),
+                            std_stream.as_str()
+                        ),
+                    ));
                     break;
                 } else {
                     track.duplicates += 1;

@@ -190,8 +190,7 @@ impl Executor {
 
     /// Every live task (admitted or just spawned), in spawn order.
     pub fn live_tasks(&self) -> Vec<SimTask> {
-        let mut tasks: Vec<SimTask> =
-            self.slots.iter().flatten().map(|slot| slot.task).collect();
+        let mut tasks: Vec<SimTask> = self.slots.iter().flatten().map(|slot| slot.task).collect();
         tasks.extend(self.shared.spawns.lock().iter().map(|pending| pending.task));
         tasks.sort_by_key(|task| task.id);
         tasks
@@ -396,8 +395,7 @@ impl Executor {
                 }
             };
             let generation = self.shared.ready.lock().activate(slot);
-            let waker =
-                Arc::new(TaskWaker { slot, generation, ready: self.shared.ready.clone() });
+            let waker = Arc::new(TaskWaker { slot, generation, ready: self.shared.ready.clone() });
             if pending.task.is_world() {
                 self.live_world += 1;
             } else {
@@ -425,8 +423,7 @@ impl Executor {
             })
             .collect();
         chosen.sort_unstable();
-        let removed: Vec<TaskSlot> =
-            chosen.iter().map(|&(_, slot)| self.remove_slot(slot)).collect();
+        let removed: Vec<TaskSlot> = chosen.iter().map(|&(_, slot)| self.remove_slot(slot)).collect();
         let count = removed.len();
         drop(removed);
         count

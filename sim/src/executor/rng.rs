@@ -44,12 +44,7 @@ pub struct SimRng {
 impl SimRng {
     pub fn new(seed: u64) -> SimRng {
         let mut state = seed;
-        let s = [
-            splitmix64(&mut state),
-            splitmix64(&mut state),
-            splitmix64(&mut state),
-            splitmix64(&mut state),
-        ];
+        let s = [splitmix64(&mut state), splitmix64(&mut state), splitmix64(&mut state), splitmix64(&mut state)];
         // splitmix64 never yields four zeros in a row, but be explicit about the one
         // forbidden state.
         debug_assert!(s != [0; 4]);

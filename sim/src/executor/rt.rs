@@ -24,10 +24,10 @@ use std::time::Duration;
 
 use engine::rt::{BoxFuture, Instant, Rt, TaskMeta, UnixNanos};
 
+use super::lock::Lock;
 use super::rng::{streams, SimRng};
 use super::task::{PendingTask, SimTask, SimTaskId, TaskOrigin};
 use super::timer::{CallAt, Sleep, Timers};
-use super::lock::Lock;
 use super::waker::ReadyQueue;
 
 /// State shared by the executor and every handle.

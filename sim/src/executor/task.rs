@@ -67,9 +67,7 @@ impl SimTask {
     /// The grouping used by [`super::Executor::live_by_label`].
     pub fn label(&self) -> TaskLabel {
         match self.origin {
-            TaskOrigin::Engine(meta) => {
-                TaskLabel::Engine { kind: meta.kind, site: SpawnSite::of(meta.site) }
-            }
+            TaskOrigin::Engine(meta) => TaskLabel::Engine { kind: meta.kind, site: SpawnSite::of(meta.site) },
             TaskOrigin::World(name) => TaskLabel::World(name),
         }
     }

@@ -67,8 +67,7 @@ fn same_seed_same_digest_and_schedule() {
 
 #[test]
 fn different_seeds_give_different_schedules() {
-    let digests: std::collections::BTreeSet<u64> =
-        (0..16).map(|seed| racy_program(seed).0).collect();
+    let digests: std::collections::BTreeSet<u64> = (0..16).map(|seed| racy_program(seed).0).collect();
     assert!(digests.len() > 12, "only {} distinct digests of 16", digests.len());
 }
 
@@ -273,10 +272,7 @@ fn engine_tasks_spawn_join_and_cancel_and_join() {
         *joined_owner_in_task.lock().unwrap() = Some(owner.join().await);
     });
     assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
-    assert_eq!(
-        *results.lock().unwrap(),
-        vec![(Ok(42), Err(engine::task::Cancelled))]
-    );
+    assert_eq!(*results.lock().unwrap(), vec![(Ok(42), Err(engine::task::Cancelled))]);
     assert_eq!(*joined_owner.lock().unwrap(), Some(Ok(7)));
     assert_eq!(registry.alive_total(), 0);
     for kind in [TaskKind::Control, TaskKind::Dispatcher, TaskKind::Stream] {
@@ -315,10 +311,13 @@ fn stale_wakers_are_ignored() {
     let mut executor = Executor::new(3, WALL_START);
     let kept = Arc::new(Mutex::new(None));
     let kept_in_task = kept.clone();
-    executor.spawn_world("leaves a waker", futures::future::poll_fn(move |cx| {
-        *kept_in_task.lock().unwrap() = Some(cx.waker().clone());
-        Poll::Ready(())
-    }));
+    executor.spawn_world(
+        "leaves a waker",
+        futures::future::poll_fn(move |cx| {
+            *kept_in_task.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Ready(())
+        }),
+    );
     executor.run_until_stalled();
     let polls_before = executor.polls();
     // A new task takes the freed slot; the old waker must not wake it.
@@ -339,10 +338,7 @@ fn livelock_is_reported() {
             yield_now().await;
         }
     });
-    assert!(matches!(
-        executor.run_until(Instant::from_nanos(u64::MAX)),
-        RunOutcome::Livelock { polls: 1_001, .. }
-    ));
+    assert!(matches!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Livelock { polls: 1_001, .. }));
 }
 
 #[test]

@@ -20,19 +20,43 @@ use crate::world::loki::Outage;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Create and start the slot's first container.
-    Create { slot: u32 },
-    Emit { slot: u32, stream: StdStream, lines: u32, line_bytes: u32, lag: Duration },
-    Restart { slot: u32 },
-    Stop { slot: u32 },
-    Start { slot: u32 },
+    Create {
+        slot: u32,
+    },
+    Emit {
+        slot: u32,
+        stream: StdStream,
+        lines: u32,
+        line_bytes: u32,
+        lag: Duration,
+    },
+    Restart {
+        slot: u32,
+    },
+    Stop {
+        slot: u32,
+    },
+    Start {
+        slot: u32,
+    },
     /// `docker rm -f` the slot's container, then create and start a new one.
-    Replace { slot: u32 },
-    Rename { slot: u32 },
-    StreamFault { slot: u32, fault: StreamFault },
+    Replace {
+        slot: u32,
+    },
+    Rename {
+        slot: u32,
+    },
+    StreamFault {
+        slot: u32,
+        fault: StreamFault,
+    },
     DockerDown,
     DockerUp,
     EventsDrop,
-    LokiOutage { kind: Outage, duration: Duration },
+    LokiOutage {
+        kind: Outage,
+        duration: Duration,
+    },
 }
 
 /// A crash of the capture agent at `at`, restarted `downtime` later.
@@ -54,7 +78,10 @@ impl Schedule {
         let mut rng = SimRng::derive(options.seed, streams::WORLD);
         let end = options.duration();
         let mut actions = Vec::new();
-        let poisson = |rng: &mut SimRng, per_hour: f64, actions: &mut Vec<(Duration, Action)>, make: &mut dyn FnMut(&mut SimRng) -> Action| {
+        let poisson = |rng: &mut SimRng,
+                       per_hour: f64,
+                       actions: &mut Vec<(Duration, Action)>,
+                       make: &mut dyn FnMut(&mut SimRng) -> Action| {
             if per_hour <= 0.0 {
                 return;
             }
@@ -81,7 +108,11 @@ impl Schedule {
                 }
                 let stderr = rng.chance(options.stderr_share);
                 let stream = if stderr { StdStream::Stderr } else { StdStream::Stdout };
-                let lag = if stderr { Duration::from_nanos(rng.below(options.stderr_lag_max.as_nanos() as u64 + 1)) } else { Duration::ZERO };
+                let lag = if stderr {
+                    Duration::from_nanos(rng.below(options.stderr_lag_max.as_nanos() as u64 + 1))
+                } else {
+                    Duration::ZERO
+                };
                 let (lines, line_bytes) = if rng.chance(options.giant_line_chance) {
                     (1, rng.range(20_000..100_000) as u32)
                 } else {
@@ -106,12 +137,16 @@ impl Schedule {
                     0 => StreamFault::End,
                     1 => StreamFault::Stall,
                     2 => StreamFault::ErrorMidFrame,
-                    _ => StreamFault::Trickle { chunk_bytes: rng.range(7..200) as usize, delay: Duration::from_millis(rng.range(1..50)) },
+                    _ => StreamFault::Trickle {
+                        chunk_bytes: rng.range(7..200) as usize,
+                        delay: Duration::from_millis(rng.range(1..50)),
+                    },
                 };
                 Action::StreamFault { slot, fault }
             });
         }
-        let at_random = |rng: &mut SimRng| Duration::from_secs_f64(60.0 + rng.unit_f64() * (end.as_secs_f64() - 120.0).max(1.0));
+        let at_random =
+            |rng: &mut SimRng| Duration::from_secs_f64(60.0 + rng.unit_f64() * (end.as_secs_f64() - 120.0).max(1.0));
         for _ in 0..options.docker_restarts {
             let at = at_random(&mut rng);
             actions.push((at, Action::DockerDown));
@@ -126,7 +161,10 @@ impl Schedule {
             actions.push((at_random(&mut rng), Action::LokiOutage { kind, duration }));
         }
         let mut crashes: Vec<Crash> = (0..options.crashes)
-            .map(|_| Crash { at: at_random(&mut rng), downtime: Duration::from_secs(rng.range(1..options.crash_downtime_max.as_secs().max(2))) })
+            .map(|_| Crash {
+                at: at_random(&mut rng),
+                downtime: Duration::from_secs(rng.range(1..options.crash_downtime_max.as_secs().max(2))),
+            })
             .collect();
         crashes.sort_by_key(|crash| crash.at);
         // Crashes must not overlap: keep those that start after the previous restart.

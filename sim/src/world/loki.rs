@@ -285,15 +285,11 @@ impl Inner {
             return Verdict::Hang(retry(None, "request timed out"));
         }
         let ambiguous = state.rng.chance(behaviour.ambiguous_chance);
-        let rejected_before =
-            behaviour.reject_older_than.map(|age| wall - age.as_nanos() as i64);
+        let rejected_before = behaviour.reject_older_than.map(|age| wall - age.as_nanos() as i64);
         let refused = match rejected_before {
-            Some(cutoff) => batch
-                .streams
-                .iter()
-                .flat_map(|stream| &stream.lines)
-                .filter(|line| line.ts < cutoff)
-                .count(),
+            Some(cutoff) => {
+                batch.streams.iter().flat_map(|stream| &stream.lines).filter(|line| line.ts < cutoff).count()
+            }
             None => 0,
         };
         let counters = &mut state.counters;

@@ -152,14 +152,15 @@ fn a_send_dropped_before_arrival_stores_nothing_and_after_arrival_stores_it() {
     for (cancel_after_ms, stored) in [(5, 0), (15, 1)] {
         let loki2 = loki.clone();
         let handle = executor.handle();
-        executor.block_on(async move {
-            let send = loki2.send(batch(&[WALL_START]));
-            let timeout = handle.sleep(Duration::from_millis(cancel_after_ms));
-            futures::pin_mut!(timeout);
-            let outcome = futures::future::select(send, timeout).await;
-            assert!(matches!(outcome, futures::future::Either::Right(_)));
-        })
-        .unwrap();
+        executor
+            .block_on(async move {
+                let send = loki2.send(batch(&[WALL_START]));
+                let timeout = handle.sleep(Duration::from_millis(cancel_after_ms));
+                futures::pin_mut!(timeout);
+                let outcome = futures::future::select(send, timeout).await;
+                assert!(matches!(outcome, futures::future::Either::Right(_)));
+            })
+            .unwrap();
         assert_eq!(log.lock().unwrap().len(), stored);
         assert_eq!(loki.counters().in_flight, 0);
     }

@@ -10,10 +10,10 @@
 //! std `HashMap` iteration, no clock but the [`engine::rt::Rt`] it was given), and no
 //! model holds its lock across an `.await` or while calling out to other code.
 
+pub mod checkpoint;
 pub mod docker;
 pub mod loki;
-pub mod checkpoint;
 
+pub use checkpoint::SimCheckpointStore;
 pub use docker::SimDocker;
 pub use loki::SimLoki;
-pub use checkpoint::SimCheckpointStore;

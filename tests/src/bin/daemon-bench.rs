@@ -292,11 +292,7 @@ fn throughput(args: &Args) -> Result<String> {
         window.bytes_out as f64 / window.wall_secs / (1024.0 * 1024.0),
         window.lines_out
     );
-    out += &format!(
-        "  daemon CPU        {:.1} % of one core ({:.2} CPU-s)\n",
-        window.cpu_percent(),
-        window.cpu_secs
-    );
+    out += &format!("  daemon CPU        {:.1} % of one core ({:.2} CPU-s)\n", window.cpu_percent(), window.cpu_secs);
     out += &format!("  per core          {per_cpu_sec:.0} lines per daemon CPU-second\n");
     if let Some(dockerd) = window.dockerd_cpu_percent() {
         out += &format!("  dockerd CPU       {dockerd:.1} % of one core (context: it serves every line to us)\n");

@@ -96,7 +96,17 @@ async fn statuses_map_to_outcomes() {
     rejected.body = "entry out of order";
     let loki = scripted_loki(
         &tasks,
-        vec![answer(204), answer(200), with_retry_after, answer(429), answer(500), answer(503), answer(413), rejected, answer(401)],
+        vec![
+            answer(204),
+            answer(200),
+            with_retry_after,
+            answer(429),
+            answer(500),
+            answer(503),
+            answer(413),
+            rejected,
+            answer(401),
+        ],
     )
     .await;
     let sink = transport(&tasks, &loki_config("", loki.server.local_addr()), None);

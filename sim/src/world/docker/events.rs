@@ -32,8 +32,7 @@ impl Stream for SimEventStream {
         }
         let state_arc = self.state.clone();
         let mut state = state_arc.lock();
-        let subscriber =
-            state.event_streams.get_mut(&self.stream_id).expect("open stream has a record");
+        let subscriber = state.event_streams.get_mut(&self.stream_id).expect("open stream has a record");
         if let Some(event) = subscriber.queue.pop_front() {
             state.counters.events_delivered += 1;
             return Poll::Ready(Some(Ok(event)));

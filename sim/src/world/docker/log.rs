@@ -261,16 +261,8 @@ impl ContainerLog {
             (_, None) => ts,
         };
         let line_bytes = u32::try_from(content.len()).expect("a line under 4 GiB");
-        let burst = Burst {
-            stream,
-            first_seq,
-            lines: 1,
-            line_bytes,
-            first_ts,
-            ts_step: 0,
-            literal: Some(content),
-            open,
-        };
+        let burst =
+            Burst { stream, first_seq, lines: 1, line_bytes, first_ts, ts_step: 0, literal: Some(content), open };
         self.push(burst);
         first_seq
     }
@@ -322,9 +314,7 @@ impl ContainerLog {
     /// Normalise a cursor: an entry index at the end of its burst means the next burst.
     fn normalise(&self, cursor: LogCursor) -> LogCursor {
         match self.bursts.get(cursor.burst) {
-            Some(burst) if cursor.entry >= burst.entries() => {
-                LogCursor { burst: cursor.burst + 1, entry: 0 }
-            }
+            Some(burst) if cursor.entry >= burst.entries() => LogCursor { burst: cursor.burst + 1, entry: 0 },
             _ => cursor,
         }
     }
@@ -371,9 +361,7 @@ impl ContainerLog {
     fn first_of_stream_at_or_after(&self, stream: StdStream, since: UnixNanos) -> Option<LogCursor> {
         let first = self.last_ts_by_stream[stream.index()].partition_point(|&last_ts| last_ts < since);
         let index = *self.by_stream[stream.index()].get(first)?;
-        let entry = self.bursts[index]
-            .first_entry_at_or_after(since)
-            .expect("the burst's last entry qualifies");
+        let entry = self.bursts[index].first_entry_at_or_after(since).expect("the burst's last entry qualifies");
         Some(LogCursor { burst: index, entry })
     }
 
@@ -564,7 +552,8 @@ fn render_entry_frame(burst: &Burst, entry: u64, out: &mut BytesMut, timestamps:
     let mut head = [0u8; FRAME_HEADER_BYTES + TIMESTAMP_BYTES + 1];
     head[0] = stream_type;
     head[4..FRAME_HEADER_BYTES].copy_from_slice(&len);
-    head[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + TIMESTAMP_BYTES].copy_from_slice(&timestamps.text(burst.entry_ts(entry)));
+    head[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + TIMESTAMP_BYTES]
+        .copy_from_slice(&timestamps.text(burst.entry_ts(entry)));
     head[FRAME_HEADER_BYTES + TIMESTAMP_BYTES] = b' ';
     out.extend_from_slice(&head);
     if let Some(literal) = &burst.literal {

@@ -212,7 +212,8 @@ impl Stream for SimLogStream {
                 let pending = reader.pending.len();
                 let last_frame_len = reader.last_frame_len;
                 let last_start = pending.saturating_sub(last_frame_len);
-                let cut = if pending > last_frame_len { last_start + last_frame_len / 2 } else { pending.saturating_sub(1) };
+                let cut =
+                    if pending > last_frame_len { last_start + last_frame_len / 2 } else { pending.saturating_sub(1) };
                 if cut == 0 {
                     drop(guard);
                     this.phase = Phase::Done;

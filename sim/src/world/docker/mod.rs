@@ -179,8 +179,7 @@ impl SimDocker {
     pub fn create(&self, name: &str, image: &str, labels: BTreeMap<String, String>) -> ContainerId {
         self.with(|state| {
             let id = loop {
-                let text: String =
-                    (0..4).map(|_| format!("{:016x}", state.id_rng.next_u64())).collect();
+                let text: String = (0..4).map(|_| format!("{:016x}", state.id_rng.next_u64())).collect();
                 let id = ContainerId::new(text);
                 if !state.containers.contains_key(&id) && !state.removed.contains_key(&id) {
                     break id;
@@ -359,12 +358,7 @@ impl SimDocker {
 
     /// Docker's own log rotation (`max-size`): keep only the last `keep_entries`
     /// entries. Returns how many were deleted.
-    pub fn rotate_log(
-        &self,
-        id: &ContainerId,
-        keep_entries: u64,
-        effect: RotationEffect,
-    ) -> Result<u64, CommandError> {
+    pub fn rotate_log(&self, id: &ContainerId, keep_entries: u64, effect: RotationEffect) -> Result<u64, CommandError> {
         self.with(|state| {
             let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
             let deleted = state.logs[container.serial].rotate(keep_entries);
@@ -463,10 +457,12 @@ impl SimDocker {
                 .iter()
                 .map(|(id, container)| Self::report(state, id, container, open_of(id)))
                 .collect();
-            reports.extend(state.removed.values().map(|report| ContainerReport {
-                streams_open: open_of(&report.id),
-                ..report.clone()
-            }));
+            reports.extend(
+                state
+                    .removed
+                    .values()
+                    .map(|report| ContainerReport { streams_open: open_of(&report.id), ..report.clone() }),
+            );
             reports
         })
     }
@@ -511,9 +507,7 @@ impl SimDocker {
 
     /// Ids of running containers.
     pub fn running_ids(&self) -> Vec<ContainerId> {
-        self.with(|state| {
-            state.containers.iter().filter(|(_, c)| c.info.running).map(|(id, _)| id.clone()).collect()
-        })
+        self.with(|state| state.containers.iter().filter(|(_, c)| c.info.running).map(|(id, _)| id.clone()).collect())
     }
 }
 

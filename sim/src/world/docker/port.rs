@@ -9,9 +9,7 @@
 //! most one armed [`super::StreamFault`]; `since_secs <= 0` means no `since` filter.
 
 use engine::model::ContainerId;
-use engine::port::{
-    ContainerEngine, ContainerInfo, EngineError, EventStream, LogOptions, LogStream,
-};
+use engine::port::{ContainerEngine, ContainerInfo, EngineError, EventStream, LogOptions, LogStream};
 use engine::rt::BoxFuture;
 
 use super::events::SimEventStream;
@@ -82,8 +80,7 @@ impl ContainerEngine for SimDocker {
                 let container = state.containers.get_mut(&id).ok_or_else(|| not_found(&id))?;
                 container.opens_total += 1;
                 let fault = container.next_open_faults.pop_front();
-                let since = (options.since_secs > 0)
-                    .then(|| options.since_secs.saturating_mul(1_000_000_000));
+                let since = (options.since_secs > 0).then(|| options.since_secs.saturating_mul(1_000_000_000));
                 let log = &state.logs[container.serial];
                 let start = log.seek(ReadRequest { since, tail: options.tail });
                 let following = options.follow && container.info.running;
@@ -92,14 +89,12 @@ impl ContainerEngine for SimDocker {
                 let stream_id = state.next_stream_id;
                 state.next_stream_id += 1;
                 container.open_streams.push(stream_id);
-                state.log_streams.insert(
-                    stream_id,
-                    OpenLogStream { container: id.clone(), fault, limit, end: None, waker: None },
-                );
+                state
+                    .log_streams
+                    .insert(stream_id, OpenLogStream { container: id.clone(), fault, limit, end: None, waker: None });
                 state.counters.log_opens_total += 1;
                 state.counters.log_streams_open = state.log_streams.len();
-                state.counters.log_streams_open_max =
-                    state.counters.log_streams_open_max.max(state.log_streams.len());
+                state.counters.log_streams_open_max = state.counters.log_streams_open_max.max(state.log_streams.len());
                 let rng = state.chunk_rng.fork();
                 Ok::<_, EngineError>(SimLogStream::new(
                     this.state.clone(),

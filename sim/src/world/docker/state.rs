@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::task::Waker;
 use std::time::Duration;
 
-use engine::port::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineError};
 use engine::model::ContainerId;
+use engine::port::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineError};
 
 use super::log::{ContainerLog, LogCursor};
 use super::log_stream::StreamFault;
@@ -163,12 +163,7 @@ impl DockerState {
     }
 
     /// Queue an event for every open events stream.
-    pub(crate) fn publish(
-        &mut self,
-        kind: ContainerEventKind,
-        id: &ContainerId,
-        extra: &[(&str, String)],
-    ) {
+    pub(crate) fn publish(&mut self, kind: ContainerEventKind, id: &ContainerId, extra: &[(&str, String)]) {
         if self.event_streams.is_empty() {
             return;
         }

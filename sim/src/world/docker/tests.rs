@@ -73,9 +73,8 @@ async fn drain(mut stream: LogStream) -> (Vec<Bytes>, Option<EngineError>) {
 fn read_all(executor: &mut Executor, docker: &SimDocker, id: &ContainerId, options: LogOptions) -> Vec<Entry> {
     let docker = docker.clone();
     let id = id.clone();
-    let (chunks, error) = executor
-        .block_on(async move { drain(docker.logs(&id, options).await.unwrap()).await })
-        .unwrap();
+    let (chunks, error) =
+        executor.block_on(async move { drain(docker.logs(&id, options).await.unwrap()).await }).unwrap();
     assert_eq!(error, None);
     let (entries, leftover) = decode(&chunks);
     assert_eq!(leftover, 0);
@@ -269,9 +268,8 @@ fn random_chunking_splits_anywhere_but_decodes_the_same() {
     let whole = read_all(&mut executor, &docker, &id, opts(false, 0));
     docker.set_chunking(4096, 0.9);
     let (docker2, id2) = (docker.clone(), id.clone());
-    let (chunks, _) = executor
-        .block_on(async move { drain(docker2.logs(&id2, opts(false, 0)).await.unwrap()).await })
-        .unwrap();
+    let (chunks, _) =
+        executor.block_on(async move { drain(docker2.logs(&id2, opts(false, 0)).await.unwrap()).await }).unwrap();
     assert!(chunks.len() > whole.len() / 4, "many small chunks");
     assert!(chunks.iter().all(|chunk| !chunk.is_empty() && chunk.len() <= 4096 + 20_000 + 64));
     let (entries, leftover) = decode(&chunks);
@@ -363,7 +361,10 @@ fn remove_deletes_the_log_and_ends_open_streams() {
     assert_eq!(docker.counters().log_streams_open, 0);
 }
 
-fn collect_events(executor: &mut Executor, docker: &SimDocker) -> Arc<Mutex<Vec<Result<(ContainerEventKind, BTreeMap<String, String>), EngineError>>>> {
+fn collect_events(
+    executor: &mut Executor,
+    docker: &SimDocker,
+) -> Arc<Mutex<Vec<Result<(ContainerEventKind, BTreeMap<String, String>), EngineError>>>> {
     let log = Arc::new(Mutex::new(Vec::new()));
     let (docker2, log2) = (docker.clone(), log.clone());
     executor.spawn_world("events", async move {
@@ -393,10 +394,7 @@ fn events_follow_the_lifecycle() {
     use ContainerEventKind::*;
     let log = log.lock().unwrap();
     let kinds: Vec<ContainerEventKind> = log.iter().map(|e| e.as_ref().unwrap().0).collect();
-    assert_eq!(
-        kinds,
-        vec![Create, Start, Rename, Die, Stop, Start, Restart, Die, Stop, Start, Die, Destroy]
-    );
+    assert_eq!(kinds, vec![Create, Start, Rename, Die, Stop, Start, Restart, Die, Stop, Start, Die, Destroy]);
     let attributes = |i: usize| log[i].as_ref().unwrap().1.clone();
     assert_eq!(attributes(0)["name"], "web");
     assert_eq!(attributes(0)["image"], "nginx");
@@ -496,9 +494,8 @@ fn error_mid_frame_cuts_a_frame_then_errors_then_ends() {
     docker.emit(&id, Burst::lines(StdStream::Stdout, 10)).unwrap();
     docker.fault_next_open(&id, StreamFault::ErrorMidFrame).unwrap();
     let (docker2, id2) = (docker.clone(), id.clone());
-    let (chunks, error) = executor
-        .block_on(async move { drain(docker2.logs(&id2, opts(true, 0)).await.unwrap()).await })
-        .unwrap();
+    let (chunks, error) =
+        executor.block_on(async move { drain(docker2.logs(&id2, opts(true, 0)).await.unwrap()).await }).unwrap();
     assert!(matches!(error, Some(EngineError::Unavailable(_))));
     let (entries, leftover) = decode(&chunks);
     assert!(leftover > 0, "the stream broke inside a frame");
@@ -515,9 +512,8 @@ fn end_fault_ends_the_stream_while_the_container_runs() {
     docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
     docker.fault_next_open(&id, StreamFault::End).unwrap();
     let (docker2, id2) = (docker.clone(), id.clone());
-    let (chunks, error) = executor
-        .block_on(async move { drain(docker2.logs(&id2, opts(true, 0)).await.unwrap()).await })
-        .unwrap();
+    let (chunks, error) =
+        executor.block_on(async move { drain(docker2.logs(&id2, opts(true, 0)).await.unwrap()).await }).unwrap();
     assert_eq!((chunks.len(), error), (0, None));
     assert!(docker.container(&id).unwrap().running);
 }
@@ -531,9 +527,8 @@ fn trickle_hands_out_small_chunks_slowly() {
     docker.fault_next_open(&id, StreamFault::Trickle { chunk_bytes: 64, delay }).unwrap();
     let (docker2, id2) = (docker.clone(), id.clone());
     let start = executor.now();
-    let (chunks, error) = executor
-        .block_on(async move { drain(docker2.logs(&id2, opts(false, 0)).await.unwrap()).await })
-        .unwrap();
+    let (chunks, error) =
+        executor.block_on(async move { drain(docker2.logs(&id2, opts(false, 0)).await.unwrap()).await }).unwrap();
     assert_eq!(error, None);
     assert!(chunks.iter().all(|chunk| chunk.len() <= 64));
     let total: usize = chunks.iter().map(|chunk| chunk.len()).sum();
@@ -563,7 +558,9 @@ fn rotation_deletes_old_entries_and_reports_what_is_retained() {
 
 #[test]
 fn rotation_can_end_or_stall_open_followers() {
-    for (effect, ends) in [(RotationEffect::End, true), (RotationEffect::Stall, false), (RotationEffect::Continue, false)] {
+    for (effect, ends) in
+        [(RotationEffect::End, true), (RotationEffect::Stall, false), (RotationEffect::Continue, false)]
+    {
         let (mut executor, docker) = world(20);
         let id = running(&docker, "app");
         let ended = Arc::new(Mutex::new(false));
@@ -639,11 +636,7 @@ fn since_never_cuts_a_long_line() {
     executor.advance_for(Duration::from_millis(999));
     // Three lines 1 ms apart, each three entries: the second line starts exactly at the
     // next whole second.
-    let burst = Burst {
-        line_bytes: 40_000,
-        entry_gap: Duration::from_millis(1),
-        ..Burst::lines(StdStream::Stdout, 3)
-    };
+    let burst = Burst { line_bytes: 40_000, entry_gap: Duration::from_millis(1), ..Burst::lines(StdStream::Stdout, 3) };
     docker.emit(&id, burst).unwrap();
     let since = WALL_START / SECOND + 1;
     let entries = read_all(&mut executor, &docker, &id, opts(false, since));
