@@ -15,20 +15,37 @@ use crate::rt::Instant;
 /// `log_capturer_lines_dropped_total`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DropReason {
-    /// The sink answered with a permanent rejection (4xx other than 413/429).
+    /// The sink refused the lines for good for a reason it did not name in a way we
+    /// understand (a 4xx other than 400's per-entry reasons, 413, 429 and 401/403/404).
     SinkRejected,
     /// A Docker stream could not be decoded (bad frame header or timestamp); the
     /// stream is reopened and the entries after the last good line are read again.
     MalformedFrame,
+    /// Loki refused the entries as older than its `reject_old_samples_max_age` (or out
+    /// of order for their stream); the rest of the request was stored.
+    SinkTooOld,
+    /// Loki refused the lines as longer than its `max_line_size`.
+    SinkLineTooLong,
+    /// Loki refused the streams' labels (invalid, too many, too long).
+    SinkInvalidLabels,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 2] = [DropReason::SinkRejected, DropReason::MalformedFrame];
+    pub const ALL: [DropReason; 5] = [
+        DropReason::SinkRejected,
+        DropReason::MalformedFrame,
+        DropReason::SinkTooOld,
+        DropReason::SinkLineTooLong,
+        DropReason::SinkInvalidLabels,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::SinkRejected => "sink_rejected",
             DropReason::MalformedFrame => "malformed_frame",
+            DropReason::SinkTooOld => "sink_too_old",
+            DropReason::SinkLineTooLong => "sink_line_too_long",
+            DropReason::SinkInvalidLabels => "sink_invalid_labels",
         }
     }
 }
@@ -40,10 +57,13 @@ pub enum SinkStatus {
     Retry,
     TooLarge,
     Rejected,
+    /// Stored in part, the rest refused for good (Loki `400`).
+    Partial,
 }
 
 impl SinkStatus {
-    pub const ALL: [SinkStatus; 4] = [SinkStatus::Ok, SinkStatus::Retry, SinkStatus::TooLarge, SinkStatus::Rejected];
+    pub const ALL: [SinkStatus; 5] =
+        [SinkStatus::Ok, SinkStatus::Retry, SinkStatus::TooLarge, SinkStatus::Rejected, SinkStatus::Partial];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -51,6 +71,7 @@ impl SinkStatus {
             SinkStatus::Retry => "retry",
             SinkStatus::TooLarge => "too_large",
             SinkStatus::Rejected => "rejected",
+            SinkStatus::Partial => "partial",
         }
     }
 }

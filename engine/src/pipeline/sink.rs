@@ -52,6 +52,17 @@ impl SinkWorker {
                 Settled::Rejected(reason) => {
                     self.telemetry.record_drop(self.rt.now(), DropReason::SinkRejected, batch.lines as u64, &reason);
                 }
+                Settled::Partial { refused, detail } => {
+                    let now = self.rt.now();
+                    let mut refused_lines = 0u64;
+                    for (reason, lines) in refused {
+                        let lines = lines.min(batch.lines as u64 - refused_lines);
+                        refused_lines += lines;
+                        self.telemetry.record_drop(now, reason, lines, &detail);
+                    }
+                    // Bytes out are not known per refused line; the batch's are counted.
+                    self.telemetry.record_lines_out(batch.lines as u64 - refused_lines, batch.bytes as u64);
+                }
                 Settled::TooLarge => match split_in_half(&batch) {
                     Some((first, second)) => {
                         pending.push(Arc::new(second));
@@ -86,6 +97,11 @@ impl SinkWorker {
                     sink_health.set_up();
                     return Settled::Rejected(reason);
                 }
+                SendOutcome::Partial { refused, detail } => {
+                    self.telemetry.record_sink_request(SinkStatus::Partial);
+                    sink_health.set_up();
+                    return Settled::Partial { refused, detail };
+                }
                 SendOutcome::TooLarge => {
                     self.telemetry.record_sink_request(SinkStatus::TooLarge);
                     return Settled::TooLarge;
@@ -109,6 +125,7 @@ impl SinkWorker {
 enum Settled {
     Accepted,
     Rejected(String),
+    Partial { refused: Vec<(DropReason, u64)>, detail: String },
     TooLarge,
 }
 

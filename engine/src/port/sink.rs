@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::model::Batch;
 use crate::rt::BoxFuture;
+use crate::telemetry::DropReason;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SendOutcome {
@@ -20,8 +21,14 @@ pub enum SendOutcome {
     Retry { after: Option<Duration>, reason: String },
     /// Too large (`413`): split the batch and send the halves.
     TooLarge,
-    /// Permanent (other `4xx`): drop the batch, count its lines under `reason`.
+    /// Permanent (a `4xx` that is not 400, 401, 403, 404, 413 or 429): drop the whole
+    /// batch, count its lines under `reason`.
     Reject { reason: String },
+    /// Stored in part (Loki `400`: its distributor validates each entry, stores the
+    /// valid ones and answers 400 naming the others). Never resent; `refused` counts the
+    /// refused lines by reason (at most the batch's lines), every other line was stored.
+    /// A 401, 403 or 404 is not this: it is an outage (`Retry`), nothing is dropped.
+    Partial { refused: Vec<(DropReason, u64)>, detail: String },
 }
 
 pub trait SinkTransport: Send + Sync + 'static {
