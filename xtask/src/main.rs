@@ -6,15 +6,23 @@
 //!   to `capture-sim`: `--seeds N --from S --containers C --hours H --jobs J
 //!   --rotate-every SECS --calm --per-seed`, and `--seed S` replays one seed with a full
 //!   trace. Failing seeds are saved under `corpus/`.
-//! - `cargo xtask test`: installs the Debian packages the end-to-end tests need (if
+//! - `cargo xtask test`: the gates first: the repository rules ([`tidy`]), `cargo fmt
+//!   --check` and `cargo clippy --workspace --all-targets -- -D warnings` (the engine is
+//!   linted once more alone, without the simulator's `broken-variants` feature); any
+//!   finding fails it. Then it installs the Debian packages the end-to-end tests need (if
 //!   missing), runs every workspace test (which replays `corpus/`), then a short sweep of
 //!   50 seeds. This is what CI runs.
+//! - `cargo xtask tidy`: the repository rules alone ([`tidy`]; `cargo test -p xtask`
+//!   runs them too).
 //! - `cargo xtask bench`: the benchmarks: the executor's per-poll cost, the default
 //!   sweep's throughput in release mode, and the daemon's CPU, RSS and lines per
 //!   CPU-second against the local Docker engine.
 //!
 //! Dependencies stay few so this compiles in seconds.
 
+mod tidy;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
@@ -25,7 +33,9 @@ cargo xtask <task>
 tasks:
   sim [FLAGS]   simulator sweep (release): --seeds N --from S --containers C --hours H
                 --jobs J --rotate-every SECS --calm --per-seed | --seed S (replay with trace)
-  test          workspace tests + corpus replay + a 50-seed sweep (what CI runs)
+  test          tidy, fmt --check, clippy -D warnings, then workspace tests + corpus
+                replay + a 50-seed sweep (what CI runs)
+  tidy          repository rules clippy cannot check (xtask/src/tidy.rs)
   bench         benchmarks: executor poll cost, default sweep, daemon CPU/RSS on Docker";
 
 fn main() -> ExitCode {
@@ -33,6 +43,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("sim") => sim(&args[1..]),
         Some("test") => test(),
+        Some("tidy") => tidy::tidy(&project_root()),
         Some("bench") => bench(),
         Some("-h" | "--help") | None => {
             println!("{TASKS}");
@@ -50,6 +61,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The workspace root (xtask's parent), wherever `cargo xtask` was started.
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent").to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -83,6 +99,13 @@ fn sim(flags: &[String]) -> Result<()> {
 }
 
 fn test() -> Result<()> {
+    // The gates, cheapest first; any finding fails the run before the slow tests.
+    tidy::tidy(&project_root())?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // The workspace build turns on the simulator's `broken-variants` engine feature;
+    // lint the engine as the daemon builds it too.
+    run(cargo().args(["clippy", "--package", "capture-engine", "--all-targets", "--", "-D", "warnings"]))?;
     // Debian packages the end-to-end tests use (busybox-static for the test image,
     // logrotate, promtool); installs only what is missing.
     run(Command::new("bash").arg("tests/image/install-deps.sh"))?;

@@ -229,7 +229,7 @@ proptest! {
         split in 1usize..40,
     ) {
         let mut reader = reader();
-        let mut got = vec![Vec::new(), Vec::new()];
+        let mut got = [Vec::new(), Vec::new()];
         let mut visible = entries.len();
         let mut since = 0;
         let mut cut_points: Vec<usize> = cuts.iter().map(|f| (f * entries.len() as f64) as usize).collect();

@@ -14,7 +14,7 @@
 //! sorted by name because they come from a `BTreeMap`.
 //!
 //! Both are checked against golden vectors made outside this project and accepted by a
-//! real Loki (`../shared/testdata/loki/`).
+//! real Loki (`engine/src/loki/testdata/`, with a README saying where they came from).
 
 pub mod json;
 pub mod protobuf;

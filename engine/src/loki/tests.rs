@@ -24,14 +24,9 @@ macro_rules! golden {
     ($name:literal) => {
         Golden {
             name: $name,
-            json: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/loki/", $name, ".json")),
-            pb: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/loki/", $name, ".pb")),
-            pb_snappy: include_bytes!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/testdata/loki/",
-                $name,
-                ".pb.snappy"
-            )),
+            json: include_bytes!(concat!("testdata/", $name, ".json")),
+            pb: include_bytes!(concat!("testdata/", $name, ".pb")),
+            pb_snappy: include_bytes!(concat!("testdata/", $name, ".pb.snappy")),
         }
     };
 }
