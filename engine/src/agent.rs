@@ -64,6 +64,7 @@ use crate::pipeline::sink::SinkWorker;
 use crate::port::CheckpointError;
 use crate::rt::{Instant, Rt};
 use crate::task::{TaskHandle, TaskKind, Tasks};
+use crate::telemetry::events::ComponentStarted;
 use crate::telemetry::{Component, Telemetry};
 
 /// A running agent. Call [`Agent::shutdown`]; dropping it cancels every task at once
@@ -127,8 +128,8 @@ impl Agent {
                 telemetry.clone(),
             ),
         );
-        telemetry.health(Component::Sink).set_up();
-        telemetry.health(Component::Checkpoint).set_up();
+        ComponentStarted { component: Component::Sink }.emit(&telemetry);
+        ComponentStarted { component: Component::Checkpoint }.emit(&telemetry);
         let shared = Arc::new(MonitorShared {
             rt: rt.clone(),
             tasks: tasks.clone(),

@@ -22,7 +22,8 @@ use std::sync::Arc;
 use crate::pipeline::ack::Acks;
 use crate::port::CheckpointStore;
 use crate::rt::Rt;
-use crate::telemetry::{Component, Telemetry};
+use crate::telemetry::events::{CheckpointCommitFailed, CheckpointCommitted};
+use crate::telemetry::Telemetry;
 
 /// The checkpoint task body: commit whenever positions changed, at most once per
 /// `commit_every`. Cancelled at shutdown, after which the agent commits once more.
@@ -53,14 +54,11 @@ pub async fn commit(
 ) -> bool {
     match store.commit(checkpoint).await {
         Ok(()) => {
-            telemetry.checkpoint_commits_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            telemetry.health(Component::Checkpoint).set_up();
+            CheckpointCommitted.emit(telemetry);
             true
         }
         Err(error) => {
-            telemetry.checkpoint_errors_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            telemetry.health(Component::Checkpoint).set_down(rt.now(), &error);
-            tracing::error!(%error, "checkpoint commit failed; positions will be committed again");
+            CheckpointCommitFailed { error: &error }.emit(telemetry, rt.now());
             acks.mark_dirty();
             false
         }

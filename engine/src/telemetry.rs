@@ -1,15 +1,20 @@
 //! What the engine counts, in one place: the daemon exports it as Prometheus metrics
 //! (`log_capturer_*`) and `/health`; the simulator's oracle reads the same numbers.
 //!
-//! Each observable event is a method here that counts and, where a person needs to know,
-//! logs once per burst ([`BurstLog`]): a flood of identical failures produces one log
-//! line per `burst_window`, with the number suppressed, never one per line.
+//! [`Telemetry`] holds the numbers (atomics read at scrape time, no copies); what moves
+//! them is an event in [`events`], one struct per observable event that counts and,
+//! where a person needs to know, logs once per burst ([`BurstLog`]): a flood of
+//! identical failures produces one log line per window, with the number suppressed,
+//! never one per line. Code outside this module emits events rather than touching the
+//! atomics.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::rt::Instant;
+
+pub mod events;
 
 /// Why lines were dropped (never silently): the `reason` label of
 /// `log_capturer_lines_dropped_total`.
@@ -278,31 +283,14 @@ impl Telemetry {
         self.sink_requests_total[status as usize].load(Ordering::Relaxed)
     }
 
+    /// Kept for `container/supervisor.rs` until it emits [`events::LinesDropped`].
     pub fn record_drop(&self, now: Instant, reason: DropReason, lines: u64, detail: &str) {
-        add(&self.lines_dropped_total[reason as usize], lines);
-        if let Some(suppressed) = self.drop_log.should_log(now) {
-            tracing::warn!(reason = reason.as_str(), lines, suppressed, detail, "lines dropped");
-        }
+        events::LinesDropped { reason, lines, detail }.emit(self, now);
     }
 
-    pub fn record_sink_request(&self, status: SinkStatus) {
-        add(&self.sink_requests_total[status as usize], 1);
-    }
-
+    /// Kept for `container/supervisor.rs` until it emits [`events::LinesRead`].
     pub fn record_lines_in(&self, lines: u64, bytes: u64) {
-        add(&self.lines_in_total, lines);
-        add(&self.bytes_in_total, bytes);
-    }
-
-    pub fn record_lines_out(&self, lines: u64, bytes: u64) {
-        add(&self.lines_out_total, lines);
-        add(&self.bytes_out_total, bytes);
-    }
-
-    pub fn queue_changed(&self, lines_delta: i64, bytes_delta: i64) {
-        apply_delta(&self.queue_lines, lines_delta);
-        let bytes = apply_delta(&self.queue_bytes, bytes_delta);
-        self.queue_bytes_max_seen.fetch_max(bytes, Ordering::Relaxed);
+        events::LinesRead { lines, bytes, ..Default::default() }.emit(self);
     }
 }
 

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use engine::task::TaskKind;
-use engine::telemetry::{Component, DropReason, SinkStatus};
+use engine::telemetry::{events, Component, DropReason, SinkStatus};
 
 use super::server::HttpServer;
 use super::*;
@@ -26,13 +26,13 @@ async fn get(server: &HttpServer, path: &str) -> (u16, String) {
 }
 
 fn busy_telemetry(telemetry: &Telemetry) {
-    telemetry.record_lines_in(10, 1000);
-    telemetry.record_lines_out(8, 800);
-    telemetry.record_sink_request(SinkStatus::Ok);
-    telemetry.record_drop(engine::rt::Instant::ZERO, DropReason::SinkRejected, 2, "test");
-    telemetry.batch_send_seconds.observe(Duration::from_millis(30));
-    telemetry.batch_send_seconds.observe(Duration::from_secs(60));
-    telemetry.health(Component::Sink).set_up();
+    events::LinesRead { lines: 10, bytes: 1000, ..Default::default() }.emit(telemetry);
+    events::LinesDelivered { lines: 8, bytes: 800 }.emit(telemetry);
+    events::SinkResponded { status: SinkStatus::Ok, elapsed: Duration::from_millis(30) }.emit(telemetry);
+    events::SinkResponded { status: SinkStatus::Retry, elapsed: Duration::from_secs(60) }.emit(telemetry);
+    let dropped = events::LinesDropped { reason: DropReason::SinkRejected, lines: 2, detail: "test" };
+    dropped.emit(telemetry, engine::rt::Instant::ZERO);
+    events::ComponentStarted { component: Component::Sink }.emit(telemetry);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,11 +6,11 @@
 //! `containers / streams_max`. The gauges `container_streams_active` and
 //! `container_streams_waiting` follow the slots held and the supervisors queued.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::telemetry::events::{StreamSlotAcquired, StreamSlotReleased, StreamSlotWaitEnded, StreamSlotWaiting};
 use crate::telemetry::Telemetry;
 
 #[derive(Clone)]
@@ -27,7 +27,7 @@ pub struct StreamSlot {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        self.telemetry.container_streams_active.fetch_sub(1, Ordering::Relaxed);
+        StreamSlotReleased.emit(&self.telemetry);
     }
 }
 
@@ -35,7 +35,7 @@ struct Waiting<'a>(&'a Telemetry);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.container_streams_waiting.fetch_sub(1, Ordering::Relaxed);
+        StreamSlotWaitEnded.emit(self.0);
     }
 }
 
@@ -47,11 +47,11 @@ impl StreamPool {
 
     /// Wait for a slot, in FIFO order.
     pub async fn acquire(&self) -> StreamSlot {
-        self.telemetry.container_streams_waiting.fetch_add(1, Ordering::Relaxed);
+        StreamSlotWaiting.emit(&self.telemetry);
         let waiting = Waiting(&self.telemetry);
         let permit = self.slots.clone().acquire_owned().await.expect("the pool is never closed");
         drop(waiting);
-        self.telemetry.container_streams_active.fetch_add(1, Ordering::Relaxed);
+        StreamSlotAcquired.emit(&self.telemetry);
         StreamSlot { _permit: permit, telemetry: self.telemetry.clone() }
     }
 }

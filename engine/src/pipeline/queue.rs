@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::model::{Labels, Line, SourceId};
+use crate::telemetry::events::QueueChanged;
 use crate::telemetry::Telemetry;
 
 /// A run of lines from one source.
@@ -46,14 +47,14 @@ impl Budget {
     /// Give back what a finished batch was charged.
     pub fn refund(&self, lines: usize, bytes: usize) {
         self.semaphore.add_permits(bytes);
-        self.telemetry.queue_changed(-(lines as i64), -(bytes as i64));
+        QueueChanged { lines_delta: -(lines as i64), bytes_delta: -(bytes as i64) }.emit(&self.telemetry);
     }
 
     async fn charge(&self, lines: usize, bytes: usize) -> Result<(), QueueClosed> {
         assert!(bytes <= self.bytes_max, "chunk of {bytes} bytes exceeds queue_bytes_max");
         let permits = u32::try_from(bytes).expect("chunk fits in u32");
         self.semaphore.acquire_many(permits).await.map_err(|_| QueueClosed)?.forget();
-        self.telemetry.queue_changed(lines as i64, bytes as i64);
+        QueueChanged { lines_delta: lines as i64, bytes_delta: bytes as i64 }.emit(&self.telemetry);
         Ok(())
     }
 }

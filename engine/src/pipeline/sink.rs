@@ -18,7 +18,8 @@ use crate::pipeline::queue::Budget;
 use crate::pipeline::retry::{unit_from_bits, RetryPolicy};
 use crate::port::{SendOutcome, SinkTransport};
 use crate::rt::Rt;
-use crate::telemetry::{Component, DropReason, SinkStatus, Telemetry};
+use crate::telemetry::events::{LinesDelivered, LinesDropped, SinkResponded, SinkRetrying};
+use crate::telemetry::{DropReason, SinkStatus, Telemetry};
 
 pub struct SinkWorker {
     pub rt: Arc<dyn Rt>,
@@ -47,10 +48,12 @@ impl SinkWorker {
         while let Some(batch) = pending.pop() {
             match self.send_until_settled(batch.clone()).await {
                 Settled::Accepted => {
-                    self.telemetry.record_lines_out(batch.lines as u64, batch.bytes as u64);
+                    LinesDelivered { lines: batch.lines as u64, bytes: batch.bytes as u64 }.emit(&self.telemetry);
                 }
                 Settled::Rejected(reason) => {
-                    self.telemetry.record_drop(self.rt.now(), DropReason::SinkRejected, batch.lines as u64, &reason);
+                    let dropped =
+                        LinesDropped { reason: DropReason::SinkRejected, lines: batch.lines as u64, detail: &reason };
+                    dropped.emit(&self.telemetry, self.rt.now());
                 }
                 Settled::Partial { refused, detail } => {
                     let now = self.rt.now();
@@ -58,22 +61,23 @@ impl SinkWorker {
                     for (reason, lines) in refused {
                         let lines = lines.min(batch.lines as u64 - refused_lines);
                         refused_lines += lines;
-                        self.telemetry.record_drop(now, reason, lines, &detail);
+                        LinesDropped { reason, lines, detail: &detail }.emit(&self.telemetry, now);
                     }
                     // Bytes out are not known per refused line; the batch's are counted.
-                    self.telemetry.record_lines_out(batch.lines as u64 - refused_lines, batch.bytes as u64);
+                    let lines = batch.lines as u64 - refused_lines;
+                    LinesDelivered { lines, bytes: batch.bytes as u64 }.emit(&self.telemetry);
                 }
                 Settled::TooLarge => match split_in_half(&batch) {
                     Some((first, second)) => {
                         pending.push(Arc::new(second));
                         pending.push(Arc::new(first));
                     }
-                    None => self.telemetry.record_drop(
-                        self.rt.now(),
-                        DropReason::SinkRejected,
-                        batch.lines as u64,
-                        "a single line is larger than the sink accepts (413)",
-                    ),
+                    None => LinesDropped {
+                        reason: DropReason::SinkRejected,
+                        lines: batch.lines as u64,
+                        detail: "a single line is larger than the sink accepts (413)",
+                    }
+                    .emit(&self.telemetry, self.rt.now()),
                 },
             }
         }
@@ -84,37 +88,25 @@ impl SinkWorker {
         loop {
             let started = self.rt.now();
             let outcome = self.transport.send(batch.clone()).await;
-            self.telemetry.batch_send_seconds.observe(self.rt.now() - started);
-            let sink_health = self.telemetry.health(Component::Sink);
+            let elapsed = self.rt.now() - started;
+            let status = match &outcome {
+                SendOutcome::Ok => SinkStatus::Ok,
+                SendOutcome::Reject { .. } => SinkStatus::Rejected,
+                SendOutcome::Partial { .. } => SinkStatus::Partial,
+                SendOutcome::TooLarge => SinkStatus::TooLarge,
+                SendOutcome::Retry { .. } => SinkStatus::Retry,
+            };
+            SinkResponded { status, elapsed }.emit(&self.telemetry);
             match outcome {
-                SendOutcome::Ok => {
-                    self.telemetry.record_sink_request(SinkStatus::Ok);
-                    sink_health.set_up();
-                    return Settled::Accepted;
-                }
-                SendOutcome::Reject { reason } => {
-                    self.telemetry.record_sink_request(SinkStatus::Rejected);
-                    sink_health.set_up();
-                    return Settled::Rejected(reason);
-                }
-                SendOutcome::Partial { refused, detail } => {
-                    self.telemetry.record_sink_request(SinkStatus::Partial);
-                    sink_health.set_up();
-                    return Settled::Partial { refused, detail };
-                }
-                SendOutcome::TooLarge => {
-                    self.telemetry.record_sink_request(SinkStatus::TooLarge);
-                    return Settled::TooLarge;
-                }
+                SendOutcome::Ok => return Settled::Accepted,
+                SendOutcome::Reject { reason } => return Settled::Rejected(reason),
+                SendOutcome::Partial { refused, detail } => return Settled::Partial { refused, detail },
+                SendOutcome::TooLarge => return Settled::TooLarge,
                 SendOutcome::Retry { after, reason } => {
-                    self.telemetry.record_sink_request(SinkStatus::Retry);
                     failures += 1;
                     let now = self.rt.now();
-                    sink_health.set_down(now, &reason);
                     let delay = self.policy.delay(failures, after, unit_from_bits(self.rt.rand_u64()));
-                    if let Some(suppressed) = self.telemetry.sink_log.should_log(now) {
-                        tracing::warn!(%reason, failures, suppressed, delay_ms = delay.as_millis() as u64, "sink send failed; retrying");
-                    }
+                    SinkRetrying { reason: &reason, failures, delay }.emit(&self.telemetry, now);
                     self.rt.sleep_until(now + delay).await;
                 }
             }

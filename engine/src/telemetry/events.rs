@@ -1,0 +1,324 @@
+//! The engine's observable events, one struct each (after Vector's `internal_events`):
+//! an event owns its log line and its counters, so what the agent reports is listed
+//! here, in one place, and a call site says what happened rather than which atomics
+//! move.
+//!
+//! # The pattern
+//!
+//! ```ignore
+//! events::SinkRetrying { reason: &reason, failures, delay }.emit(&telemetry, now);
+//! events::StreamOpened.emit(&telemetry);
+//! ```
+//!
+//! - An event is a struct named for what happened, in the past tense or as a state
+//!   (`StreamRotated`, `SinkRetrying`), with the facts as fields.
+//! - `emit(self, telemetry)` counts; an event that also logs takes `now` too,
+//!   `emit(self, telemetry, now)`, because its log line is burst-limited ([`BurstLog`]:
+//!   one line per window, with the number suppressed), so a flood of identical failures
+//!   never becomes a flood of log lines.
+//! - Call sites never touch `Telemetry`'s atomics or call `tracing` for these events; a
+//!   new counter or log line is a new event here (and, if exported, a line in the
+//!   daemon's `/metrics` collector).
+//!
+//! Events for every part of the engine are defined here, including those the container
+//! supervisor and discovery emit (stream opened/rotated/failed/stalled, lines read,
+//! malformed frames, Docker up/down, the monitored and retiring gauges).
+//!
+//! [`BurstLog`]: super::BurstLog
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::{add, apply_delta, Component, DropReason, SinkStatus, Telemetry};
+use crate::rt::Instant;
+
+// ---------------------------------------------------------------------------------------
+// Sources: container streams and lines.
+
+/// A Docker log stream was opened (first open, reopen after a failure, or rotation).
+pub struct StreamOpened;
+
+impl StreamOpened {
+    pub fn emit(self, telemetry: &Telemetry) {
+        add(&telemetry.container_stream_opens_total, 1);
+    }
+}
+
+/// A stream was dropped on schedule to be reopened (rotation).
+pub struct StreamRotated;
+
+impl StreamRotated {
+    pub fn emit(self, telemetry: &Telemetry) {
+        add(&telemetry.container_stream_rotations_total, 1);
+    }
+}
+
+/// A stream failed to open, or broke while read; it will be reopened after a backoff.
+pub struct StreamFailed<'a> {
+    pub container: &'a str,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl StreamFailed<'_> {
+    pub fn emit(self, telemetry: &Telemetry, now: Instant) {
+        add(&telemetry.container_stream_errors_total, 1);
+        if let Some(suppressed) = telemetry.docker_log.should_log(now) {
+            let StreamFailed { container, error } = self;
+            tracing::warn!(container, %error, suppressed, "container log stream failed; reopening");
+        }
+    }
+}
+
+/// A stream of a running container yielded nothing for `stall_timeout`: it is dropped
+/// and reopened. Counted as a stream error (the stream was broken, not idle).
+pub struct StreamStalled<'a> {
+    pub container: &'a str,
+    pub silent_for: Duration,
+}
+
+impl StreamStalled<'_> {
+    pub fn emit(self, telemetry: &Telemetry, now: Instant) {
+        add(&telemetry.container_stream_errors_total, 1);
+        if let Some(suppressed) = telemetry.docker_log.should_log(now) {
+            let silent_ms = self.silent_for.as_millis() as u64;
+            tracing::warn!(
+                container = self.container,
+                silent_ms,
+                suppressed,
+                "container log stream stalled; reopening"
+            );
+        }
+    }
+}
+
+/// Complete lines read from a source and queued, with what happened to the rest.
+#[derive(Default)]
+pub struct LinesRead {
+    pub lines: u64,
+    pub bytes: u64,
+    /// Lines cut at `line_bytes_max` (counted in `lines` too).
+    pub truncated: u64,
+    /// Lines read again after a reopen and skipped as already queued.
+    pub duplicates: u64,
+}
+
+impl LinesRead {
+    pub fn emit(self, telemetry: &Telemetry) {
+        add(&telemetry.lines_in_total, self.lines);
+        add(&telemetry.bytes_in_total, self.bytes);
+        add(&telemetry.lines_truncated_total, self.truncated);
+        add(&telemetry.lines_duplicate_skipped_total, self.duplicates);
+    }
+}
+
+/// A Docker stream could not be decoded (bad frame header or timestamp): one entry is
+/// counted as dropped, the stream is reopened after the last good line.
+pub struct MalformedFrame<'a> {
+    pub container: &'a str,
+    pub detail: &'a str,
+}
+
+impl MalformedFrame<'_> {
+    pub fn emit(self, telemetry: &Telemetry, now: Instant) {
+        let detail = format!("container {}: {}", self.container, self.detail);
+        LinesDropped { reason: DropReason::MalformedFrame, lines: 1, detail: &detail }.emit(telemetry, now);
+    }
+}
+
+/// Lines dropped for good (never silently): counted by reason, logged once per burst.
+pub struct LinesDropped<'a> {
+    pub reason: DropReason,
+    pub lines: u64,
+    pub detail: &'a str,
+}
+
+impl LinesDropped<'_> {
+    pub fn emit(self, telemetry: &Telemetry, now: Instant) {
+        let LinesDropped { reason, lines, detail } = self;
+        add(&telemetry.lines_dropped_total[reason as usize], lines);
+        if let Some(suppressed) = telemetry.drop_log.should_log(now) {
+            tracing::warn!(reason = reason.as_str(), lines, suppressed, detail, "lines dropped");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Containers: discovery and the stream pool.
+
+/// The Docker engine answered (list or events): healthy.
+pub struct DockerUp;
+
+impl DockerUp {
+    pub fn emit(self, telemetry: &Telemetry) {
+        telemetry.health(Component::Docker).set_up();
+    }
+}
+
+/// The Docker engine could not be reached or its events stream ended: unhealthy until
+/// it answers again; discovery retries.
+pub struct DockerDown<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl DockerDown<'_> {
+    pub fn emit(self, telemetry: &Telemetry, now: Instant) {
+        telemetry.health(Component::Docker).set_down(now, self.error);
+        if let Some(suppressed) = telemetry.docker_log.should_log(now) {
+            tracing::warn!(error = %self.error, suppressed, "docker engine unavailable; retrying");
+        }
+    }
+}
+
+/// Discovery's view after a change: containers with a supervisor, and removed ones
+/// whose supervisors are still finishing.
+pub struct ContainersCounted {
+    pub monitored: u64,
+    pub retiring: u64,
+}
+
+impl ContainersCounted {
+    pub fn emit(self, telemetry: &Telemetry) {
+        telemetry.containers_monitored.store(self.monitored, Ordering::Relaxed);
+        telemetry.containers_retiring.store(self.retiring, Ordering::Relaxed);
+    }
+}
+
+/// A supervisor started waiting for a stream slot (`streams_max`).
+pub struct StreamSlotWaiting;
+
+impl StreamSlotWaiting {
+    pub fn emit(self, telemetry: &Telemetry) {
+        add(&telemetry.container_streams_waiting, 1);
+    }
+}
+
+/// A supervisor stopped waiting for a slot (it got one, or it was cancelled).
+pub struct StreamSlotWaitEnded;
+
+impl StreamSlotWaitEnded {
+    pub fn emit(self, telemetry: &Telemetry) {
+        telemetry.container_streams_waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A stream slot was taken.
+pub struct StreamSlotAcquired;
+
+impl StreamSlotAcquired {
+    pub fn emit(self, telemetry: &Telemetry) {
+        add(&telemetry.container_streams_active, 1);
+    }
+}
+
+/// A stream slot was given back.
+pub struct StreamSlotReleased;
+
+impl StreamSlotReleased {
+    pub fn emit(self, telemetry: &Telemetry) {
+        telemetry.container_streams_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pipeline, sink and checkpoints.
+
+/// Lines and bytes entered (positive) or left (negative) the pipeline's budget.
+pub struct QueueChanged {
+    pub lines_delta: i64,
+    pub bytes_delta: i64,
+}
+
+impl QueueChanged {
+    pub fn emit(self, telemetry: &Telemetry) {
+        apply_delta(&telemetry.queue_lines, self.lines_delta);
+        let bytes = apply_delta(&telemetry.queue_bytes, self.bytes_delta);
+        telemetry.queue_bytes_max_seen.fetch_max(bytes, Ordering::Relaxed);
+    }
+}
+
+/// The sink answered one request after `elapsed`. Any answer but a retry means the
+/// sink is reachable and configured: healthy.
+pub struct SinkResponded {
+    pub status: SinkStatus,
+    pub elapsed: Duration,
+}
+
+impl SinkResponded {
+    pub fn emit(self, telemetry: &Telemetry) {
+        add(&telemetry.sink_requests_total[self.status as usize], 1);
+        telemetry.batch_send_seconds.observe(self.elapsed);
+        if matches!(self.status, SinkStatus::Ok | SinkStatus::Rejected | SinkStatus::Partial) {
+            telemetry.health(Component::Sink).set_up();
+        }
+    }
+}
+
+/// A send failed transiently (`failures` in a row); the batch is sent again after
+/// `delay`. The sink is unhealthy until it accepts something.
+pub struct SinkRetrying<'a> {
+    pub reason: &'a str,
+    pub failures: u32,
+    pub delay: Duration,
+}
+
+impl SinkRetrying<'_> {
+    pub fn emit(self, telemetry: &Telemetry, now: Instant) {
+        let SinkRetrying { reason, failures, delay } = self;
+        telemetry.health(Component::Sink).set_down(now, reason);
+        if let Some(suppressed) = telemetry.sink_log.should_log(now) {
+            let delay_ms = delay.as_millis() as u64;
+            tracing::warn!(reason, failures, suppressed, delay_ms, "sink send failed; retrying");
+        }
+    }
+}
+
+/// The sink stored these lines (acknowledged).
+pub struct LinesDelivered {
+    pub lines: u64,
+    pub bytes: u64,
+}
+
+impl LinesDelivered {
+    pub fn emit(self, telemetry: &Telemetry) {
+        add(&telemetry.lines_out_total, self.lines);
+        add(&telemetry.bytes_out_total, self.bytes);
+    }
+}
+
+/// A component is taken to be healthy until it reports otherwise (at the agent's start).
+pub struct ComponentStarted {
+    pub component: Component,
+}
+
+impl ComponentStarted {
+    pub fn emit(self, telemetry: &Telemetry) {
+        telemetry.health(self.component).set_up();
+    }
+}
+
+/// A checkpoint was committed.
+pub struct CheckpointCommitted;
+
+impl CheckpointCommitted {
+    pub fn emit(self, telemetry: &Telemetry) {
+        add(&telemetry.checkpoint_commits_total, 1);
+        telemetry.health(Component::Checkpoint).set_up();
+    }
+}
+
+/// A checkpoint commit failed; the positions stay dirty and are committed again next
+/// time. Logged every time: commits are periodic, so this cannot flood.
+pub struct CheckpointCommitFailed<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl CheckpointCommitFailed<'_> {
+    pub fn emit(self, telemetry: &Telemetry, now: Instant) {
+        add(&telemetry.checkpoint_errors_total, 1);
+        telemetry.health(Component::Checkpoint).set_down(now, self.error);
+        tracing::error!(error = %self.error, "checkpoint commit failed; positions will be committed again");
+    }
+}
+
+#[cfg(test)]
+mod tests;
