@@ -30,11 +30,14 @@ pub struct HttpState {
     pub tasks: Tasks,
     /// Set once the agent has started; cleared when shutdown begins.
     pub ready: AtomicBool,
+    metrics: metrics::Metrics,
 }
 
 impl HttpState {
     pub fn new(telemetry: Arc<Telemetry>, tasks: Tasks) -> Arc<HttpState> {
-        Arc::new(HttpState { telemetry, tasks, ready: AtomicBool::new(false) })
+        let runtime_tasks_alive = || TokioRt::runtime_tasks_alive() as u64;
+        let metrics = metrics::Metrics::new(telemetry.clone(), tasks.registry().clone(), runtime_tasks_alive);
+        Arc::new(HttpState { telemetry, tasks, ready: AtomicBool::new(false), metrics })
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -42,13 +45,7 @@ impl HttpState {
     }
 
     pub fn render_metrics(&self) -> String {
-        metrics::render(&metrics::MetricsInput {
-            telemetry: &self.telemetry,
-            registry: self.tasks.registry(),
-            runtime_tasks_alive: TokioRt::runtime_tasks_alive() as u64,
-            file_descriptors_open: metrics::file_descriptors_open(),
-            memory_usage_bytes: metrics::memory_usage_bytes(),
-        })
+        self.metrics.render()
     }
 }
 

@@ -47,6 +47,13 @@ async fn metric_names_and_types() {
     assert!(body.contains("log_capturer_lines_dropped_total{reason=\"sink_rejected\"} 2"), "{body}");
     assert!(body.contains("log_capturer_batch_send_seconds_bucket{le=\"+Inf\"} 2"), "{body}");
     assert!(body.contains("log_capturer_component_health{component=\"sink\"} 1"), "{body}");
+    // The compatibility gauge for the predecessor's dashboards, and the process collector.
+    assert!(body.contains("\nlog_capturer_goroutines "), "{body}");
+    for name in
+        ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"]
+    {
+        assert!(body.contains(&format!("\n{name} ")), "{name} missing:\n{body}");
+    }
     server.shutdown().await;
 }
 
