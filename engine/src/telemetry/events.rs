@@ -24,6 +24,22 @@
 //! supervisor and discovery emit (stream opened/rotated/failed/stalled, lines read,
 //! malformed frames, Docker up/down, the monitored and retiring gauges).
 //!
+//! # Converting the supervisor and discovery
+//!
+//! | today | event |
+//! | --- | --- |
+//! | `container_stream_opens_total.fetch_add(1)` | `StreamOpened` |
+//! | `container_stream_rotations_total.fetch_add(1)` | `StreamRotated` |
+//! | `container_stream_errors_total.fetch_add(1)` + `note_docker_error` | `StreamFailed { container, error }` (counts and logs) |
+//! | `record_lines_in` + `lines_truncated_total` + `lines_duplicate_skipped_total` | `LinesRead { lines, bytes, truncated, duplicates }` |
+//! | `record_drop(now, MalformedFrame, 1, ..)` | `MalformedFrame { container, detail }` |
+//! | a stream dropped after `stall_timeout` because its container stopped | `StreamStalled { container, silent_for }` |
+//! | `health(Docker).set_up()` | `DockerUp` |
+//! | `health(Docker).set_down` + the `docker_log` warning | `DockerDown { error }` |
+//! | `containers_monitored/retiring.store(..)` | `ContainersCounted { monitored, retiring }` |
+//!
+//! Then `Telemetry::record_drop` and `record_lines_in` can go.
+//!
 //! [`BurstLog`]: super::BurstLog
 
 use std::sync::atomic::Ordering;
@@ -69,8 +85,11 @@ impl StreamFailed<'_> {
     }
 }
 
-/// A stream of a running container yielded nothing for `stall_timeout`: it is dropped
-/// and reopened. Counted as a stream error (the stream was broken, not idle).
+/// A stream yielded nothing for `stall_timeout` and its container is no longer running:
+/// the stream outlived its container (bollard #251) and is dropped. (Quiet streams of
+/// running containers are normal and emit nothing.) Logged once per burst; it moves no
+/// counter, because the error counter means "failed to open or broke" and dashboards
+/// read it so; a `container_stream_stalls_total` would be added here.
 pub struct StreamStalled<'a> {
     pub container: &'a str,
     pub silent_for: Duration,
@@ -78,14 +97,13 @@ pub struct StreamStalled<'a> {
 
 impl StreamStalled<'_> {
     pub fn emit(self, telemetry: &Telemetry, now: Instant) {
-        add(&telemetry.container_stream_errors_total, 1);
         if let Some(suppressed) = telemetry.docker_log.should_log(now) {
             let silent_ms = self.silent_for.as_millis() as u64;
             tracing::warn!(
                 container = self.container,
                 silent_ms,
                 suppressed,
-                "container log stream stalled; reopening"
+                "container log stream silent after its container stopped; dropped"
             );
         }
     }
