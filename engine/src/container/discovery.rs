@@ -18,38 +18,13 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use crate::agent::Labeler;
-use crate::container::pool::StreamPool;
 use crate::container::supervisor::Supervisor;
-use crate::container::{FirstSight, MonitorConfig};
+use crate::container::{ContainerState, FirstSight, MonitorShared};
 use crate::model::{ContainerId, StdStream};
-use crate::pipeline::ack::Acks;
-use crate::pipeline::queue::QueueSender;
-use crate::pipeline::retry::exponential_backoff;
-use crate::port::{ContainerEngine, ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream};
-use crate::rt::{BoxFuture, Rt};
-use crate::task::{TaskHandle, TaskKind, Tasks};
-use crate::telemetry::{Component, Telemetry};
-
-/// What discovery tells a supervisor about its container.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ContainerState {
-    pub info: ContainerInfo,
-    pub removed: bool,
-}
-
-/// Everything supervisors share.
-pub struct MonitorShared {
-    pub rt: Arc<dyn Rt>,
-    pub tasks: Tasks,
-    pub config: MonitorConfig,
-    pub docker: Arc<dyn ContainerEngine>,
-    pub pool: StreamPool,
-    pub queue: QueueSender,
-    pub telemetry: Arc<Telemetry>,
-    pub labeler: Arc<dyn Labeler>,
-    pub acks: Arc<Acks>,
-}
+use crate::port::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream};
+use crate::rt::{exponential_backoff, BoxFuture};
+use crate::task::{TaskHandle, TaskKind};
+use crate::telemetry::Component;
 
 struct Known {
     state: watch::Sender<ContainerState>,

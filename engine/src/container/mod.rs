@@ -13,7 +13,16 @@
 //! - [`reader`] is the sans-IO part: frames → timestamps → merged lines → resume keys and
 //!   deduplication against what was already queued.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::checkpoint::positions::Acks;
+use crate::container::pool::StreamPool;
+use crate::pipeline::queue::QueueSender;
+use crate::port::{ContainerEngine, ContainerInfo, Labeler};
+use crate::rt::Rt;
+use crate::task::Tasks;
+use crate::telemetry::Telemetry;
 
 #[cfg(feature = "broken-variants")]
 pub mod broken;
@@ -48,6 +57,26 @@ pub enum SupervisorVariant {
     /// A helper task per container that nobody joins (untracked spawn).
     #[cfg(feature = "broken-variants")]
     OrphanTask,
+}
+
+/// What discovery tells a supervisor about its container (through a `watch` channel).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerState {
+    pub info: ContainerInfo,
+    pub removed: bool,
+}
+
+/// Everything discovery and the supervisors share.
+pub struct MonitorShared {
+    pub rt: Arc<dyn Rt>,
+    pub tasks: Tasks,
+    pub config: MonitorConfig,
+    pub docker: Arc<dyn ContainerEngine>,
+    pub pool: StreamPool,
+    pub queue: QueueSender,
+    pub telemetry: Arc<Telemetry>,
+    pub labeler: Arc<dyn Labeler>,
+    pub acks: Arc<Acks>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -32,14 +32,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use crate::container::discovery::{ContainerState, MonitorShared};
 use crate::container::reader::{LogReader, ReadStats, Run};
-use crate::container::FirstSight;
+use crate::container::{ContainerState, FirstSight, MonitorShared};
 use crate::model::{ContainerId, Labels, SourceId, StdStream};
 use crate::pipeline::queue::Chunk;
-use crate::pipeline::retry::{exponential_backoff, unit_from_bits};
 use crate::port::{ContainerCheckpoint, ContainerInfo, EngineError, LogOptions, LogStream};
-use crate::rt::Instant;
+use crate::rt::{exponential_backoff, unit_from_bits, Instant};
 use crate::telemetry::DropReason;
 
 /// Why a stream was dropped.
@@ -52,7 +50,7 @@ pub enum StreamEnd {
 }
 
 pub struct Supervisor {
-    pub(crate) shared: Arc<MonitorShared>,
+    shared: Arc<MonitorShared>,
     id: ContainerId,
     state: watch::Receiver<ContainerState>,
     reader: LogReader,
@@ -85,7 +83,7 @@ impl Supervisor {
     /// The task body.
     pub async fn run(mut self) {
         #[cfg(feature = "broken-variants")]
-        crate::container::broken::on_start(&self);
+        crate::container::broken::on_start(&self.shared);
         loop {
             let Some(info) = self.wait_until_running().await else { return };
             let labeler = &self.shared.labeler;
@@ -110,11 +108,14 @@ impl Supervisor {
                 slot = self.shared.pool.acquire() => slot,
             };
             let end = match self.open().await {
-                #[cfg(feature = "broken-variants")]
-                Ok(stream) if self.shared.config.variant != crate::container::SupervisorVariant::Correct => {
-                    crate::container::broken::pump(&mut self, stream, &labels).await
+                Ok(stream) => {
+                    #[cfg(feature = "broken-variants")]
+                    let (stream, hook) = crate::container::broken::wrap_stream(&self.shared, stream);
+                    let end = self.pump(stream, &labels).await;
+                    #[cfg(feature = "broken-variants")]
+                    hook.after_stream().await;
+                    end
                 }
-                Ok(stream) => self.pump(stream, &labels).await,
                 Err(EngineError::NotFound(_)) => StreamEnd::ContainerStopped,
                 Err(error) => {
                     self.shared.telemetry.container_stream_errors_total.fetch_add(1, Ordering::Relaxed);
@@ -219,7 +220,7 @@ impl Supervisor {
         Ok(stream)
     }
 
-    pub(crate) async fn pump(&mut self, mut stream: LogStream, labels: &[Labels; 2]) -> StreamEnd {
+    async fn pump(&mut self, mut stream: LogStream, labels: &[Labels; 2]) -> StreamEnd {
         let shared = self.shared.clone();
         let (rt, config, telemetry) = (&shared.rt, &shared.config, &shared.telemetry);
         let opened_at = rt.now();
