@@ -18,6 +18,7 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::watch;
 
+use crate::container::machine::FirstOpen;
 use crate::container::supervisor::Supervisor;
 use crate::container::{ContainerState, FirstSight, MonitorShared};
 use crate::model::{ContainerId, StdStream};
@@ -64,7 +65,8 @@ impl Discovery {
         loop {
             let now = rt.now();
             if events.is_none() && now >= reconnect_at {
-                match shared.docker.events().await {
+                let Some(result) = or_shutdown(&mut self.shutdown, shared.docker.events()).await else { break };
+                match result {
                     Ok(stream) => {
                         events = Some(stream);
                         reconcile_at = now; // heal whatever happened while disconnected
@@ -77,9 +79,10 @@ impl Discovery {
                 }
             }
             if now >= reconcile_at {
-                match shared.docker.list().await {
+                let Some(result) = or_shutdown(&mut self.shutdown, shared.docker.list()).await else { break };
+                match result {
                     Ok(list) => {
-                        self.reconcile(list).await;
+                        self.reconcile(list);
                         reconcile_at = rt.now() + shared.config.reconcile_every;
                         if events.is_some() {
                             failures = 0;
@@ -100,7 +103,11 @@ impl Discovery {
                 _ = self.shutdown.changed() => break,
                 Some(()) = self.retiring.next(), if !self.retiring.is_empty() => self.update_gauge(),
                 event = next_event(&mut events) => match event {
-                    Some(Ok(event)) => self.handle_event(event).await,
+                    Some(Ok(event)) => {
+                        if !self.handle_event(event).await {
+                            break;
+                        }
+                    }
                     Some(Err(error)) => {
                         events = None;
                         failures += 1;
@@ -143,7 +150,8 @@ impl Discovery {
         telemetry.containers_retiring.store(self.retiring.len() as u64, Ordering::Relaxed);
     }
 
-    async fn handle_event(&mut self, event: ContainerEvent) {
+    /// Apply one event; false if shutdown was signalled while asking Docker about it.
+    async fn handle_event(&mut self, event: ContainerEvent) -> bool {
         let known = self.known.contains_key(&event.id);
         match event.kind {
             ContainerEventKind::Destroy => self.retire(&event.id),
@@ -165,16 +173,19 @@ impl Discovery {
             | ContainerEventKind::Start
             | ContainerEventKind::Restart
             | ContainerEventKind::Rename => {
-                match self.shared.docker.inspect(&event.id).await {
+                let inspect = self.shared.docker.inspect(&event.id);
+                let Some(result) = or_shutdown(&mut self.shutdown, inspect).await else { return false };
+                match result {
                     Ok(info) => self.add(info, FirstSight::Beginning),
                     Err(EngineError::NotFound(_)) => {}
                     Err(error) => self.docker_down(&error), // the next reconcile heals it
                 }
             }
         }
+        true
     }
 
-    async fn reconcile(&mut self, list: Vec<ContainerInfo>) {
+    fn reconcile(&mut self, list: Vec<ContainerInfo>) {
         let listed: BTreeSet<ContainerId> = list.iter().map(|info| info.id.clone()).collect();
         let gone: Vec<ContainerId> = self.known.keys().filter(|id| !listed.contains(*id)).cloned().collect();
         for id in gone {
@@ -221,8 +232,15 @@ impl Discovery {
         let id = info.id.clone();
         shared.acks.track(&id);
         let resume = shared.acks.get(&id);
+        // "Now" is the instant discovery first saw the container, not when its stream
+        // opens: a container that waits for a slot loses nothing.
+        let first_open = match first_sight {
+            FirstSight::Beginning => FirstOpen::Since(0),
+            FirstSight::Now => FirstOpen::Since(shared.rt.wall().div_euclid(1_000_000_000)),
+            FirstSight::Tail(lines) => FirstOpen::Tail(lines),
+        };
         let (state, state_rx) = watch::channel(ContainerState { info, removed: false });
-        let supervisor = Supervisor::new(shared.clone(), id.clone(), state_rx, resume, first_sight);
+        let supervisor = Supervisor::new(shared.clone(), id.clone(), state_rx, resume, first_open);
         let task = shared.tasks.spawn(TaskKind::Container, supervisor.run());
         self.known.insert(id, Known { state, task });
         self.update_gauge();
@@ -240,6 +258,16 @@ impl Discovery {
             acks.untrack(&id);
         }));
         self.update_gauge();
+    }
+}
+
+/// Await a Docker call unless shutdown is signalled first (`None` then): a slow dockerd
+/// must not eat the shutdown deadline.
+async fn or_shutdown<T>(shutdown: &mut watch::Receiver<bool>, call: BoxFuture<T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        _ = shutdown.changed() => None,
+        result = call => Some(result),
     }
 }
 

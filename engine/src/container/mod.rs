@@ -27,6 +27,7 @@ use crate::telemetry::Telemetry;
 #[cfg(feature = "broken-variants")]
 pub mod broken;
 pub mod discovery;
+pub mod machine;
 pub mod pool;
 pub mod reader;
 pub mod supervisor;
@@ -89,11 +90,14 @@ pub struct MonitorConfig {
     /// Log streams open at once, at most. Containers beyond wait in FIFO order and get a
     /// slot when another stream rotates or ends.
     pub streams_max: usize,
-    /// A stream that yields nothing for this long is checked (inspect); it is dropped if
-    /// its container no longer runs.
+    /// A stream that yields nothing for this long is reopened while its container runs;
+    /// once the container stopped, a stream opened after the stop that stays silent this
+    /// long outlives its container (bollard #251) and is dropped.
     pub stall_timeout: Duration,
-    /// After a container stops, how long its stream may stay open to drain.
-    pub drain_after_stop: Duration,
+    /// When containers wait for a slot, a waiter asks the oldest holder to yield after
+    /// half of this (and again every half), so no container's output waits much longer
+    /// than this for a stream while open streams stay within `streams_max`.
+    pub slot_wait_max: Duration,
     /// Full `list` reconcile period (heals missed events).
     pub reconcile_every: Duration,
     /// Backoff after a failed Docker call: from `backoff_min` doubling to `backoff_max`.
@@ -117,7 +121,7 @@ impl Default for MonitorConfig {
             rotate_jitter: 0.3,
             streams_max: 50,
             stall_timeout: Duration::from_secs(120),
-            drain_after_stop: Duration::from_secs(5),
+            slot_wait_max: Duration::from_secs(30),
             reconcile_every: Duration::from_secs(60),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
@@ -130,5 +134,7 @@ impl Default for MonitorConfig {
     }
 }
 
+#[cfg(test)]
+mod machine_tests;
 #[cfg(test)]
 mod tests;

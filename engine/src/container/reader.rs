@@ -4,10 +4,14 @@
 //! and every complete line gets its resume key: (timestamp of the entry that ended it,
 //! how many lines of the same stream ended at that same timestamp before it in this
 //! session). Docker's `since` is whole seconds, so a reopened stream starts up to a
-//! second (plus `since_skew`) before where we were; every line whose key is not past the
-//! last one already queued for its stream is a duplicate and is skipped. Keys are per
-//! stream because stdout and stderr timestamps interleave out of order, while each
-//! stream's own timestamps never go back.
+//! second (plus `since_skew`) before where we were: its replay window. Inside that window
+//! every line whose key is not past the last one already queued for its stream is a
+//! duplicate and is skipped; the window of a stream closes at its first line past the
+//! resume key, and from then on every line is delivered, even one whose timestamp steps
+//! back (a host clock step, stderr lagging beyond `since_skew`): dedupe never eats live
+//! lines. Keys are per stream because stdout and stderr timestamps interleave out of
+//! order. The resume key is always the last line queued (after a step back it is the
+//! earlier one, so the next reopen replays more: duplicates, never loss).
 //!
 //! Lines come out as [`Run`]s: maximal stretches of one stream in log order, so queueing
 //! the runs in order keeps the container's log order through the pipeline, and an
@@ -172,7 +176,10 @@ impl LogReader {
                 *counter = (assembled.ts, 0);
             }
             let key = ResumeKey { ts: assembled.ts, seq: counter.1 };
-            if self.queued[index].is_some_and(|queued| key <= queued) {
+            // Only a reopen's replay is deduplicated: once this stream has handed out a
+            // line past its resume point, a live line whose timestamp steps back (host
+            // clock step, stderr lag beyond `since_skew`) is delivered, never skipped.
+            if self.replaying[index] && self.queued[index].is_some_and(|queued| key <= queued) {
                 stats.duplicates += 1;
                 continue;
             }

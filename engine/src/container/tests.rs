@@ -175,6 +175,38 @@ fn a_restart_resumes_after_the_acknowledged_keys() {
     assert_eq!(texts(&runs, StdStream::Stdout), ["line-3", "line-4", "line-5"]);
 }
 
+#[test]
+fn live_lines_whose_timestamps_step_back_are_delivered_not_skipped() {
+    // A host clock step back in the middle of a live stream, on both streams.
+    let entries: Vec<Entry> = vec![
+        (StdStream::Stdout, 50 * SEC, b"out-1\n".to_vec()),
+        (StdStream::Stderr, 50 * SEC, b"err-1\n".to_vec()),
+        (StdStream::Stdout, 20 * SEC, b"out-2\n".to_vec()),
+        (StdStream::Stdout, 20 * SEC, b"out-3\n".to_vec()),
+        (StdStream::Stderr, 10 * SEC, b"err-2\n".to_vec()),
+    ];
+    for split in [1, 7, 1 << 20] {
+        let runs = feed(&mut reader(), &render(&entries), split);
+        assert_eq!(texts(&runs, StdStream::Stdout), ["out-1", "out-2", "out-3"], "split {split}");
+        assert_eq!(texts(&runs, StdStream::Stderr), ["err-1", "err-2"], "split {split}");
+    }
+    // After a reopen: the replay is skipped, the first line past the resume key closes
+    // the window, and a later step back is delivered.
+    let mut reader = reader();
+    let _ = feed(&mut reader, &render(&entries[..1]), 1 << 20);
+    reader.reopen();
+    let replay: Vec<Entry> = vec![
+        (StdStream::Stdout, 50 * SEC, b"out-1\n".to_vec()),
+        (StdStream::Stdout, 51 * SEC, b"out-4\n".to_vec()),
+        (StdStream::Stdout, 49 * SEC, b"out-5\n".to_vec()),
+    ];
+    let mut runs = Vec::new();
+    let mut stats = ReadStats::default();
+    reader.handle_chunk(Bytes::from(render(&replay)), &mut runs, &mut stats).unwrap();
+    assert_eq!(texts(&runs, StdStream::Stdout), ["out-4", "out-5"]);
+    assert_eq!(stats.duplicates, 1);
+}
+
 /// A log whose streams each keep their own timestamps in order, with stderr allowed to
 /// run up to 1.5 s behind stdout in arrival order, and some lines split in pieces.
 fn arbitrary_log() -> impl Strategy<Value = Vec<Entry>> {
@@ -229,7 +261,7 @@ proptest! {
         split in 1usize..40,
     ) {
         let mut reader = reader();
-        let mut got = vec![Vec::new(), Vec::new()];
+        let mut got = [Vec::new(), Vec::new()];
         let mut visible = entries.len();
         let mut since = 0;
         let mut cut_points: Vec<usize> = cuts.iter().map(|f| (f * entries.len() as f64) as usize).collect();
@@ -251,6 +283,42 @@ proptest! {
             // lost only if it was already queued whole, which is what dedup checks. So the
             // complete lines read must equal the log's lines.
             prop_assert_eq!(&got[stream.index()], &expected_lines(&entries, stream));
+        }
+    }
+}
+
+proptest! {
+    /// Read in one session, without a reopen, every line of every stream comes out once
+    /// and in order, whatever its timestamps do (steps back included).
+    #[test]
+    fn a_live_stream_delivers_every_line_whatever_its_timestamps(
+        steps in prop::collection::vec((any::<bool>(), -3_000_000_000i64..3_000_000_000), 1..60),
+        split in 1usize..40,
+        resume in prop::option::of(0i64..200),
+    ) {
+        let mut clock = 100 * SEC;
+        let entries: Vec<Entry> = steps
+            .iter()
+            .enumerate()
+            .map(|(index, (is_stderr, step))| {
+                clock = (clock + step).max(SEC);
+                let stream = if *is_stderr { StdStream::Stderr } else { StdStream::Stdout };
+                (stream, clock, format!("{index}\n").into_bytes())
+            })
+            .collect();
+        // Whatever was queued before, the first live line past it closes the replay
+        // window; from a fresh start there is no window at all.
+        let queued = resume.map(|secs| ResumeKey { ts: secs * SEC, seq: 0 });
+        let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, ContainerCheckpoint { stdout: queued, stderr: queued });
+        let runs = feed(&mut reader, &render(&entries), split);
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let expected: Vec<String> = entries
+                .iter()
+                .filter(|(entry_stream, _, _)| *entry_stream == stream)
+                .skip_while(|(_, ts, _)| queued.is_some_and(|key| ResumeKey { ts: *ts, seq: 0 } <= key))
+                .map(|(_, _, content)| String::from_utf8(content[..content.len() - 1].to_vec()).unwrap())
+                .collect();
+            prop_assert_eq!(texts(&runs, stream), expected);
         }
     }
 }
