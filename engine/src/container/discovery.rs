@@ -3,7 +3,16 @@
 //! Sources of truth, both needed: the events stream (fast) and a periodic `list`
 //! reconcile (heals anything the events stream missed, e.g. while it was reconnecting
 //! after a Docker daemon restart). The events stream is reopened with a growing backoff
-//! whenever it ends or fails, and a reconcile follows every reconnect.
+//! whenever it ends or fails, and a reconcile follows every reconnect: those decisions
+//! are the sans-IO [`DiscoveryTiming`]. Every Docker call (`events`, `list`,
+//! `inspect`) is awaited inside a `select!` with the shutdown signal, so a slow dockerd
+//! cannot eat the shutdown deadline.
+//!
+//! First sight: a container discovery has never seen gets a [`FirstOpen`] fixed now —
+//! `first_sight` for the containers of the first reconcile of a first run (no
+//! checkpoint), the beginning of its log for every later one; with "now" the instant is
+//! the moment discovery saw it, so a container that waits for a stream slot loses
+//! nothing.
 //!
 //! Ownership: discovery spawns every supervisor, keeps its handle, and joins it — when
 //! the container is removed (its state channel is closed, the supervisor finishes and
@@ -18,12 +27,13 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::watch;
 
+use crate::container::discovery_timing::{DiscoveryCall, DiscoveryTiming};
 use crate::container::machine::FirstOpen;
 use crate::container::supervisor::Supervisor;
 use crate::container::{ContainerState, FirstSight, MonitorShared};
 use crate::model::{ContainerId, StdStream};
 use crate::port::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream};
-use crate::rt::{exponential_backoff, BoxFuture};
+use crate::rt::{unit_from_bits, BoxFuture};
 use crate::task::{TaskHandle, TaskKind};
 use crate::telemetry::Component;
 
@@ -55,49 +65,58 @@ impl Discovery {
     }
 
     /// The task body: runs until shutdown is signalled, then joins every supervisor.
+    /// When to connect and reconcile is decided by [`DiscoveryTiming`]; every Docker call
+    /// is awaited against the shutdown signal.
     pub async fn run(mut self) {
         let shared = self.shared.clone();
         let rt = &shared.rt;
+        let config = &shared.config;
+        let mut timing = DiscoveryTiming::new(rt.now(), config.reconcile_every, config.backoff_min, config.backoff_max);
         let mut events: Option<EventStream> = None;
-        let mut failures = 0u32;
-        let mut reconnect_at = rt.now();
-        let mut reconcile_at = rt.now();
+        let mut timer_at = None;
+        let mut timer: BoxFuture<()> = Box::pin(std::future::pending());
         loop {
-            let now = rt.now();
-            if events.is_none() && now >= reconnect_at {
-                let Some(result) = or_shutdown(&mut self.shutdown, shared.docker.events()).await else { break };
-                match result {
-                    Ok(stream) => {
-                        events = Some(stream);
-                        reconcile_at = now; // heal whatever happened while disconnected
-                    }
-                    Err(error) => {
-                        failures += 1;
-                        reconnect_at = now + self.backoff(failures);
-                        self.docker_down(&error);
-                    }
-                }
-            }
-            if now >= reconcile_at {
-                let Some(result) = or_shutdown(&mut self.shutdown, shared.docker.list()).await else { break };
-                match result {
-                    Ok(list) => {
-                        self.reconcile(list);
-                        reconcile_at = rt.now() + shared.config.reconcile_every;
-                        if events.is_some() {
-                            failures = 0;
-                            shared.telemetry.health(Component::Docker).set_up();
+            while let Some(call) = timing.poll_call(rt.now()) {
+                match call {
+                    DiscoveryCall::ConnectEvents => {
+                        let Some(result) = or_shutdown(&mut self.shutdown, shared.docker.events()).await else {
+                            return self.finish().await;
+                        };
+                        match result {
+                            Ok(stream) => {
+                                events = Some(stream);
+                                timing.handle_connected(rt.now());
+                            }
+                            Err(error) => {
+                                timing.handle_events_lost(rt.now(), self.unit());
+                                self.docker_down(&error);
+                            }
                         }
                     }
-                    Err(error) => {
-                        failures += 1;
-                        reconcile_at = now + self.backoff(failures);
-                        self.docker_down(&error);
+                    DiscoveryCall::Reconcile => {
+                        let Some(result) = or_shutdown(&mut self.shutdown, shared.docker.list()).await else {
+                            return self.finish().await;
+                        };
+                        match result {
+                            Ok(list) => {
+                                self.reconcile(list);
+                                if timing.handle_reconciled(rt.now()) {
+                                    shared.telemetry.health(Component::Docker).set_up();
+                                }
+                            }
+                            Err(error) => {
+                                timing.handle_reconcile_failed(rt.now(), self.unit());
+                                self.docker_down(&error);
+                            }
+                        }
                     }
                 }
             }
-            let wake_at = if events.is_none() { reconnect_at.min(reconcile_at) } else { reconcile_at };
-            let timer = rt.sleep_until(wake_at);
+            let wake_at = timing.poll_timeout();
+            if timer_at != Some(wake_at) {
+                timer_at = Some(wake_at);
+                timer = rt.sleep_until(wake_at);
+            }
             tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => break,
@@ -110,20 +129,23 @@ impl Discovery {
                     }
                     Some(Err(error)) => {
                         events = None;
-                        failures += 1;
-                        reconnect_at = rt.now() + self.backoff(failures);
+                        timing.handle_events_lost(rt.now(), self.unit());
                         self.docker_down(&error);
                     }
                     None => {
                         events = None;
-                        failures += 1;
-                        reconnect_at = rt.now() + self.backoff(failures);
+                        timing.handle_events_lost(rt.now(), self.unit());
                         self.docker_down(&"the events stream ended");
                     }
                 },
-                _ = timer => {}
+                _ = &mut timer => timer_at = None,
             }
         }
+        self.finish().await
+    }
+
+    /// Cancel and join every supervisor, then the retiring ones.
+    async fn finish(mut self) {
         for (_, known) in std::mem::take(&mut self.known) {
             let _ = known.task.cancel_and_join().await;
         }
@@ -131,9 +153,8 @@ impl Discovery {
         self.update_gauge();
     }
 
-    fn backoff(&self, failures: u32) -> std::time::Duration {
-        let config = &self.shared.config;
-        self.shared.rt.jitter(exponential_backoff(config.backoff_min, config.backoff_max, failures), 0.2)
+    fn unit(&self) -> f64 {
+        unit_from_bits(self.shared.rt.rand_u64())
     }
 
     fn docker_down(&self, error: &dyn std::fmt::Display) {

@@ -27,6 +27,7 @@ use crate::telemetry::Telemetry;
 #[cfg(feature = "broken-variants")]
 pub mod broken;
 pub mod discovery;
+pub mod discovery_timing;
 pub mod machine;
 pub mod pool;
 pub mod reader;
