@@ -41,7 +41,12 @@
 //! - **Backoff**: a failed open, stream error or failed inspect releases the slot and
 //!   waits `backoff_min × 2^(failures−1)` capped at `backoff_max`, scaled by
 //!   `1 − 0.2 × unit`; any data resets the count.
-//! - **Removal**: drop everything and [`Action::Finish`].
+//! - **Removal**: a stream still open is read on until it ends by itself (Docker hands
+//!   out what it still has of a removed container's log), stalls or its rotation is due;
+//!   then, or at once if no stream is open, everything is dropped and
+//!   [`Action::Finish`]. [`Machine::tail_read`] then says whether a stream ended by
+//!   itself after the container stopped (else its last lines may be lost: the task
+//!   counts it).
 //!
 //! Docker's word beats discovery's: an inspect that says "stopped" or "gone" while
 //! discovery still says "running" is believed until discovery's running flag changes,
@@ -194,6 +199,9 @@ pub struct Machine {
     docker_stopped: Option<Instant>,
     /// The log was read to its end since the container last stopped.
     read_to_end: bool,
+    /// A stream ended by itself while the container was stopped or removed (a proven
+    /// end of the log, unlike a stall or a "not found").
+    tail_read: bool,
     slot_held: bool,
     failures: u32,
     /// The `since` of the last queued position (`None`: nothing queued yet).
@@ -217,6 +225,7 @@ impl Machine {
             collected: false,
             docker_stopped: None,
             read_to_end: false,
+            tail_read: false,
             slot_held: false,
             failures: 0,
             resume_since,
@@ -256,6 +265,13 @@ impl Machine {
         self.read_to_end
     }
 
+    /// A stream ended by itself after the container last stopped: its log was read to
+    /// the end. Asked once the machine finished, false means the container was removed
+    /// before that (lines may be lost).
+    pub fn tail_read(&self) -> bool {
+        self.tail_read
+    }
+
     fn effective_running(&self) -> bool {
         self.running && self.docker_stopped.is_none()
     }
@@ -274,6 +290,7 @@ impl Machine {
             if running {
                 // A start: whatever it writes now is unread.
                 self.read_to_end = false;
+                self.tail_read = false;
             }
         }
         self.running = running;
@@ -357,6 +374,9 @@ impl Machine {
     pub fn handle_stream_ended(&mut self, now: Instant) {
         let Phase::Streaming(stream) = self.phase else { return };
         self.drop_stream(DropWhy::Ended);
+        if self.removed || !self.running {
+            self.tail_read = true;
+        }
         self.after_end(now, stream);
     }
 
@@ -390,7 +410,12 @@ impl Machine {
                 // with a request made after the stop.
                 self.open(now);
             }
-            Inspected::NotFound => self.gone(now),
+            Inspected::NotFound => {
+                // The stream ended by itself and the container is gone: Docker ended it at
+                // the stop, after everything written before (the end of the log).
+                self.tail_read = true;
+                self.gone(now);
+            }
             Inspected::Failed => self.back_off(now, unit),
         }
     }
@@ -401,6 +426,11 @@ impl Machine {
             Phase::WaitingSlot { nudge_at } if now >= nudge_at => {
                 self.actions.push_back(Action::NudgeHolder);
                 self.phase = Phase::WaitingSlot { nudge_at: now + self.nudge_every() };
+            }
+            Phase::Streaming(stream) if self.removed && now >= stream.rotate_at.min(stream.stall_at) => {
+                // Draining a removed container's stream: no reopen.
+                self.drop_stream(if now >= stream.stall_at { DropWhy::Stall } else { DropWhy::Rotate });
+                self.finish();
             }
             Phase::Streaming(stream) if now >= stream.rotate_at => {
                 self.drop_stream(DropWhy::Rotate);
@@ -437,7 +467,9 @@ impl Machine {
 
     /// A stream ended (by itself, or stalled while the container is stopped).
     fn after_end(&mut self, now: Instant, stream: OpenStream) {
-        if self.effective_running() && !stream.opened_stopped {
+        if self.removed {
+            self.finish();
+        } else if self.effective_running() && !stream.opened_stopped {
             self.actions.push_back(Action::Inspect);
             self.phase = Phase::Inspecting { yielded: stream.yielded };
         } else if stream.opened_stopped && !self.effective_running() {
@@ -489,6 +521,12 @@ impl Machine {
         self.phase = Phase::Opening;
     }
 
+    fn finish(&mut self) {
+        self.release_slot();
+        self.actions.push_back(Action::Finish);
+        self.phase = Phase::Done;
+    }
+
     fn drop_stream(&mut self, why: DropWhy) {
         self.actions.push_back(Action::DropStream(why));
     }
@@ -506,15 +544,19 @@ impl Machine {
     /// answers `Open` and `Inspect` before it takes any other input, so `Opening` and
     /// `Inspecting` are never seen here.)
     fn settle(&mut self, now: Instant) {
-        if self.removed || !self.collected {
+        if self.removed {
+            // An open stream is read on until it ends (see the module docs).
+            if !matches!(self.phase, Phase::Streaming(_)) {
+                self.finish();
+            }
+            return;
+        }
+        if !self.collected {
             if let Phase::Streaming(_) = self.phase {
                 self.drop_stream(DropWhy::Done);
             }
             self.release_slot();
-            if self.removed {
-                self.actions.push_back(Action::Finish);
-                self.phase = Phase::Done;
-            } else if !matches!(self.phase, Phase::BackingOff { .. }) {
+            if !matches!(self.phase, Phase::BackingOff { .. }) {
                 self.phase = Phase::Idle;
             }
             return;

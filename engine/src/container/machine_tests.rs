@@ -132,7 +132,7 @@ fn an_exited_container_is_read_to_its_end_then_waits_without_a_slot() {
     assert_eq!(machine.poll_timeout(), Some(at(122)));
     machine.handle_stream_ended(at(50));
     assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::ReleaseSlot]);
-    assert!(machine.read_to_end());
+    assert!(machine.read_to_end() && machine.tail_read());
     assert_eq!(machine.poll_timeout(), None);
     // Its next start reads on.
     machine.handle_state(at(600), true, false, true);
@@ -241,11 +241,21 @@ fn a_holder_asked_to_yield_drops_its_stream_and_queues_again() {
 }
 
 #[test]
-fn removal_drops_everything_and_finishes() {
+fn removal_reads_an_open_stream_to_its_end_then_finishes() {
     let mut machine = streaming(0);
-    machine.handle_state(at(5), true, true, true);
-    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Done), Action::ReleaseSlot, Action::Finish]);
+    machine.handle_state(at(5), false, true, true);
+    assert_eq!(actions(&mut machine), []);
+    machine.handle_data(at(6), Some(4));
+    machine.handle_stream_ended(at(7));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::ReleaseSlot, Action::Finish]);
     assert!(machine.is_done());
+    assert!(machine.tail_read());
+    // A removed container's stream that stalls is given up: its tail counts as unread.
+    let mut machine = streaming(0);
+    machine.handle_state(at(5), false, true, true);
+    machine.handle_timeout(at(120));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Stall), Action::ReleaseSlot, Action::Finish]);
+    assert!(!machine.tail_read());
     // Also while waiting for a slot.
     let mut machine = new_machine(FirstOpen::Since(0));
     machine.handle_state(at(0), true, false, true);

@@ -43,6 +43,9 @@ pub struct ReadStats {
     pub bytes: u64,
     pub duplicates: u64,
     pub truncated: u64,
+    /// Streams whose replay did not hold their resume position (see
+    /// [`LogReader::expect_resume_position`]).
+    pub gaps: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +75,9 @@ pub struct LogReader {
     /// Per stream: nothing was queued yet from the stream being read, so what it hands
     /// out may still be a replay of queued lines (worth trying [`Self::skip_queued_line`]).
     replaying: [bool; 2],
+    /// Per stream: the replay must hold the line at the resume key (it is at or after
+    /// the reopen's `since`) and has not shown it yet.
+    expecting: [bool; 2],
     run_bytes_max: usize,
 }
 
@@ -90,6 +96,7 @@ impl LogReader {
             counters: [(UnixNanos::MIN, 0); 2],
             queued: [resume.stdout, resume.stderr],
             replaying: [true; 2],
+            expecting: [false; 2],
             run_bytes_max,
         }
     }
@@ -100,6 +107,18 @@ impl LogReader {
         self.assemblers.iter_mut().for_each(Assembler::clear);
         self.counters = [(UnixNanos::MIN, 0); 2];
         self.replaying = [true; 2];
+        self.expecting = [false; 2];
+    }
+
+    /// After [`Self::reopen`] for a stream opened with `since_secs` (no tail): the line
+    /// at each stream's resume key is at or after `since`, so the replay must serve it
+    /// again. If a stream's replay moves past its key without it, the log lost lines up to
+    /// there (Docker's json-file rotation): counted in [`ReadStats::gaps`].
+    pub fn expect_resume_position(&mut self, since_secs: i64) {
+        let since = since_secs.saturating_mul(1_000_000_000);
+        for (expecting, queued) in self.expecting.iter_mut().zip(self.queued) {
+            *expecting = queued.is_some_and(|key| key.ts >= since);
+        }
     }
 
     /// The Unix second to reopen from, if anything was queued: the last queued line's
@@ -147,6 +166,9 @@ impl LogReader {
         }
         self.counters[index] = (ts, seq);
         stats.duplicates += 1;
+        if (ResumeKey { ts, seq }) == queued {
+            self.expecting[index] = false;
+        }
         self.decoder.skip_frame();
         true
     }
@@ -181,7 +203,15 @@ impl LogReader {
             // clock step, stderr lag beyond `since_skew`) is delivered, never skipped.
             if self.replaying[index] && self.queued[index].is_some_and(|queued| key <= queued) {
                 stats.duplicates += 1;
+                if self.queued[index] == Some(key) {
+                    self.expecting[index] = false;
+                }
                 continue;
+            }
+            if self.expecting[index] {
+                // Past the resume key without having seen it: the log lost it.
+                self.expecting[index] = false;
+                stats.gaps += 1;
             }
             self.queued[index] = Some(key);
             self.replaying[index] = false;

@@ -93,6 +93,8 @@ impl Supervisor {
         // every iteration exactly as polling `self.state.changed()` first would.
         let mut state_changed = pin!(next_change(self.state.clone()));
         let mut state_armed = false;
+        // Discovery dropped the sender (the container is removed): no more news.
+        let mut state_closed = false;
         loop {
             while let Some(action) = self.machine.poll_action() {
                 if !self.perform(action, &mut held).await {
@@ -108,6 +110,9 @@ impl Supervisor {
                 };
             }
             let state_news = std::future::poll_fn(|cx| {
+                if state_closed {
+                    return Poll::Pending;
+                }
                 if state_armed && !self.state.has_changed().unwrap_or(true) {
                     return Poll::Pending;
                 }
@@ -118,8 +123,11 @@ impl Supervisor {
                 biased;
                 changed = state_news => {
                     if changed.is_err() {
-                        // Discovery dropped the sender: as good as removed.
-                        self.machine.handle_state(rt.now(), false, true, false);
+                        // Discovery dropped the sender: as good as removed (it marks the
+                        // state removed before it does).
+                        state_closed = true;
+                        let collected = self.labels.is_some();
+                        self.machine.handle_state(rt.now(), false, true, collected);
                         continue;
                     }
                     self.take_state();
@@ -210,6 +218,9 @@ impl Supervisor {
                             stream
                         };
                         self.reader.reopen();
+                        if options.tail.is_none() {
+                            self.reader.expect_resume_position(options.since_secs);
+                        }
                         held.stream = Some(stream);
                         self.machine.handle_opened(rt.now(), rt.wall(), self.unit());
                     }
@@ -235,7 +246,12 @@ impl Supervisor {
                 };
                 self.machine.handle_inspected(rt.now(), answer, self.unit());
             }
-            Action::Finish => return false,
+            Action::Finish => {
+                if self.labels.is_some() && !self.machine.tail_read() {
+                    telemetry.container_tails_unread_total.fetch_add(1, Ordering::Relaxed);
+                }
+                return false;
+            }
         }
         true
     }
@@ -249,6 +265,16 @@ impl Supervisor {
         telemetry.record_lines_in(stats.lines, stats.bytes);
         telemetry.lines_truncated_total.fetch_add(stats.truncated, Ordering::Relaxed);
         telemetry.lines_duplicate_skipped_total.fetch_add(stats.duplicates, Ordering::Relaxed);
+        if stats.gaps > 0 {
+            telemetry.container_log_gaps_total.fetch_add(stats.gaps, Ordering::Relaxed);
+            if let Some(suppressed) = telemetry.docker_log.should_log(rt.now()) {
+                tracing::warn!(
+                    container = self.id.short(),
+                    suppressed,
+                    "the container's log no longer holds the last line read: lines may be lost (log rotated)"
+                );
+            }
+        }
         if let Some(labels) = &self.labels {
             for run in runs.drain(..) {
                 let chunk = Chunk {

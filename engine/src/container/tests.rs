@@ -38,12 +38,16 @@ fn reader() -> LogReader {
 }
 
 fn feed(reader: &mut LogReader, bytes: &[u8], split: usize) -> Vec<Run> {
+    feed_counting(reader, bytes, split).0
+}
+
+fn feed_counting(reader: &mut LogReader, bytes: &[u8], split: usize) -> (Vec<Run>, ReadStats) {
     let mut runs = Vec::new();
     let mut stats = ReadStats::default();
     for piece in bytes.chunks(split.max(1)) {
         reader.handle_chunk(Bytes::copy_from_slice(piece), &mut runs, &mut stats).unwrap();
     }
-    runs
+    (runs, stats)
 }
 
 fn texts(runs: &[Run], stream: StdStream) -> Vec<String> {
@@ -207,6 +211,27 @@ fn live_lines_whose_timestamps_step_back_are_delivered_not_skipped() {
     assert_eq!(stats.duplicates, 1);
 }
 
+#[test]
+fn a_replay_that_lost_the_resume_position_counts_a_gap() {
+    let entries: Vec<Entry> =
+        (0..6).map(|n| (StdStream::Stdout, (40 + n) * SEC, format!("line-{n}\n").into_bytes())).collect();
+    let replay = |served: &[Entry], since: i64| {
+        let mut reader = reader();
+        let _ = feed(&mut reader, &render(&entries[..3]), 1 << 20); // resume key: 42 s
+        reader.reopen();
+        reader.expect_resume_position(since);
+        let (mut runs, mut stats) = (Vec::new(), ReadStats::default());
+        reader.handle_chunk(Bytes::from(render(served)), &mut runs, &mut stats).unwrap();
+        (texts(&runs, StdStream::Stdout), stats.gaps)
+    };
+    // The log still holds the resume line: no gap.
+    assert_eq!(replay(&entries[1..], 41), (vec!["line-3".to_string(), "line-4".into(), "line-5".into()], 0));
+    // Rotation deleted everything up to line-3: a gap, and what is left is delivered.
+    assert_eq!(replay(&entries[4..], 41), (vec!["line-4".to_string(), "line-5".into()], 1));
+    // The resume line is before `since` (stderr lag, for instance): nothing is expected.
+    assert_eq!(replay(&entries[4..], 43), (vec!["line-4".to_string(), "line-5".into()], 0));
+}
+
 /// A log whose streams each keep their own timestamps in order, with stderr allowed to
 /// run up to 1.5 s behind stdout in arrival order, and some lines split in pieces.
 fn arbitrary_log() -> impl Strategy<Value = Vec<Entry>> {
@@ -270,12 +295,15 @@ proptest! {
             visible = visible.max(cut);
             // The log as Docker has it at this point, filtered by since; read up to `cut`.
             let served = since_filter(&entries[..cut], since);
-            let runs = feed(&mut reader, &render(&served), split);
+            let (runs, stats) = feed_counting(&mut reader, &render(&served), split);
+            // Nothing was deleted from this log: a gap would be a false alarm.
+            prop_assert_eq!(stats.gaps, 0);
             for stream in [StdStream::Stdout, StdStream::Stderr] {
                 got[stream.index()].extend(texts(&runs, stream));
             }
             since = reader.since_secs(Duration::from_secs(2)).unwrap_or(0);
             reader.reopen();
+            reader.expect_resume_position(since);
         }
         let _ = visible;
         for stream in [StdStream::Stdout, StdStream::Stderr] {
