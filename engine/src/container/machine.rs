@@ -314,6 +314,8 @@ impl Machine {
     /// The pool asks this holder to give its slot to a waiter.
     pub fn handle_yield_requested(&mut self, now: Instant) {
         match self.phase {
+            // A removed container's stream drains to its end first (it ends soon).
+            Phase::Streaming(_) if self.removed => {}
             Phase::Streaming(_) => {
                 self.drop_stream(DropWhy::Yield);
                 self.release_slot();

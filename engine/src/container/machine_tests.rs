@@ -238,6 +238,11 @@ fn a_holder_asked_to_yield_drops_its_stream_and_queues_again() {
     let mut machine = streaming(0);
     machine.handle_yield_requested(at(40));
     assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Yield), Action::ReleaseSlot, Action::TakeSlot]);
+    // A removed container's stream drains to its end instead.
+    let mut machine = streaming(0);
+    machine.handle_state(at(5), false, true, true);
+    machine.handle_yield_requested(at(40));
+    assert_eq!(actions(&mut machine), []);
 }
 
 #[test]

@@ -1,17 +1,25 @@
 //! The container monitor: discovery plus one supervisor task per known container.
 //!
 //! - [`discovery`] owns the events stream and the periodic reconcile (`list`), keeps the
-//!   set of known containers, spawns a supervisor for each new one, tells supervisors
+//!   set of known containers, spawns a supervisor for each new one (fixing where a
+//!   container never seen before starts: [`machine::FirstOpen`]), tells supervisors
 //!   when their container starts, stops or is removed, and joins every supervisor it
-//!   spawned before it finishes itself.
-//! - [`supervisor`] owns one container's log stream: it takes a slot from the
-//!   [`pool::StreamPool`] (FIFO, `streams_max`), opens the log since the last position
-//!   it queued (after a restart of the agent: the last acknowledged one), polls the
-//!   stream itself, rotates it every `rotate_every` by dropping it and reopening, and
-//!   watches for stalls. There is no reader task, so a stream cannot outlive its
-//!   rotation: "drop, then reopen".
+//!   spawned before it finishes itself. When to connect and reconcile is decided by the
+//!   sans-IO [`discovery_timing::DiscoveryTiming`].
+//! - [`supervisor`] owns one container's log stream and performs what its sans-IO
+//!   [`machine::Machine`] decides: take a slot from the [`pool::StreamPool`] (FIFO,
+//!   `streams_max`, holders yield to waiters after `slot_wait_max / 2`), open the log
+//!   since the last position it queued (after a restart of the agent: the last
+//!   acknowledged one), rotate it every 0.7–1.0 × `rotate_every` by dropping it and
+//!   reopening, reopen it when it stalls, read a stopped or removed container's log to
+//!   its end, back off after failures. It polls the stream itself: there is no reader
+//!   task, so a stream cannot outlive its rotation: "drop, then reopen".
 //! - [`reader`] is the sans-IO part: frames → timestamps → merged lines → resume keys and
-//!   deduplication against what was already queued.
+//!   deduplication of a reopen's replay against what was already queued.
+//!
+//! `ContainerState` (what discovery tells a supervisor) and `MonitorShared` (what they
+//! all share) live here, so discovery, the supervisor and the broken variants import
+//! them from one place and not from each other.
 
 use std::sync::Arc;
 use std::time::Duration;
