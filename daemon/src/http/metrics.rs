@@ -133,6 +133,18 @@ pub fn render(input: &MetricsInput<'_>) -> String {
         "Lines read again after a reopen and skipped as already queued.",
         &telemetry.lines_duplicate_skipped_total,
     );
+    e.atomic(
+        "container_log_gaps_total",
+        "counter",
+        "Reopens that found their position gone from the container's log (rotated away): lines may be lost.",
+        &telemetry.container_log_gaps_total,
+    );
+    e.atomic(
+        "container_tails_unread_total",
+        "counter",
+        "Containers removed before their log was read to its end: their last lines may be lost.",
+        &telemetry.container_tails_unread_total,
+    );
 
     e.header("sink_requests_total", "counter", "Sink requests by outcome.");
     for status in SinkStatus::ALL {
