@@ -284,7 +284,7 @@ impl Discovery {
 
 /// Await a Docker call unless shutdown is signalled first (`None` then): a slow dockerd
 /// must not eat the shutdown deadline.
-async fn or_shutdown<T>(shutdown: &mut watch::Receiver<bool>, call: BoxFuture<T>) -> Option<T> {
+pub(crate) async fn or_shutdown<T>(shutdown: &mut watch::Receiver<bool>, call: BoxFuture<T>) -> Option<T> {
     tokio::select! {
         biased;
         _ = shutdown.changed() => None,

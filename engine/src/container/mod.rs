@@ -144,6 +144,8 @@ impl Default for MonitorConfig {
 }
 
 #[cfg(test)]
+mod discovery_tests;
+#[cfg(test)]
 mod machine_tests;
 #[cfg(test)]
 mod tests;
