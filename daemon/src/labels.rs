@@ -14,9 +14,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use engine::agent::Labeler;
 use engine::model::{Labels, StdStream};
 use engine::port::ContainerInfo;
+use engine::port::Labeler;
 
 use crate::config::{Config, FilterSection};
 

@@ -13,16 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::container::MonitorConfig;
-use crate::model::{Labels, StdStream};
 use crate::pipeline::PipelineConfig;
-use crate::port::{CheckpointStore, ContainerEngine, ContainerInfo, SinkTransport};
-
-/// Decides which containers are collected and with which Loki labels.
-pub trait Labeler: Send + Sync + 'static {
-    /// The labels for one output stream of a container, or `None` to leave the
-    /// container out entirely (include/exclude filters).
-    fn labels(&self, info: &ContainerInfo, stream: StdStream) -> Option<Labels>;
-}
+use crate::port::{CheckpointStore, ContainerEngine, Labeler, SinkTransport};
 
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct AgentConfig {
@@ -54,10 +46,11 @@ pub struct ShutdownReport {
 
 use tokio::sync::{mpsc, watch};
 
+use crate::checkpoint::positions::Acks;
 use crate::checkpoint::{commit, run_checkpointer};
-use crate::container::discovery::{Discovery, MonitorShared};
+use crate::container::discovery::Discovery;
 use crate::container::pool::StreamPool;
-use crate::pipeline::ack::Acks;
+use crate::container::MonitorShared;
 use crate::pipeline::dispatcher::run_dispatcher;
 use crate::pipeline::queue::{queue, Budget, QueueSender};
 use crate::pipeline::sink::SinkWorker;

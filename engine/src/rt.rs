@@ -11,6 +11,11 @@
 //!   and drops it as soon as it completes. Engine code never calls it directly: it goes
 //!   through [`crate::task::Tasks`], which does the bookkeeping.
 //! - [`Rt::rand_u64`] is the only entropy the engine sees (jitter, tie-breaks).
+//!
+//! The timing arithmetic every task shares lives here too, once, as pure functions:
+//! [`unit_from_bits`] (random bits to `[0, 1)`), [`jitter`] (a duration scaled down by a
+//! random factor) and [`exponential_backoff`] (capped doubling). The supervisor, discovery
+//! and the sink worker all call these.
 
 use std::future::Future;
 use std::ops::{Add, Sub};
@@ -92,10 +97,50 @@ impl dyn Rt {
         self.sleep_until(deadline)
     }
 
-    /// `base` scaled by a random factor in `[1 - fraction, 1 + fraction]`.
+    /// `base` scaled by a random factor in `[1 - fraction, 1]` (see [`jitter`]).
     pub fn jitter(&self, base: Duration, fraction: f64) -> Duration {
-        let unit = (self.rand_u64() >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
-        let factor = 1.0 + fraction * (2.0 * unit - 1.0);
-        base.mul_f64(factor.max(0.0))
+        jitter(base, fraction, unit_from_bits(self.rand_u64()))
+    }
+}
+
+/// A uniform number in `[0, 1)` from 64 random bits.
+pub fn unit_from_bits(bits: u64) -> f64 {
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// `base` scaled by `1 - fraction × unit`: with `unit` uniform in `[0, 1)`, a duration
+/// uniform in `(base × (1 - fraction), base]`. Never longer than `base`, so a jittered
+/// bound is still a bound; `fraction` is clamped to `[0, 1]`.
+pub fn jitter(base: Duration, fraction: f64, unit: f64) -> Duration {
+    base.mul_f64(1.0 - fraction.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0))
+}
+
+/// `min` doubled per failure after the first, capped at `max` (`failures` ≥ 1).
+pub fn exponential_backoff(min: Duration, max: Duration, failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(30);
+    min.saturating_mul(1u32 << exponent).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let (min, max) = (Duration::from_millis(500), Duration::from_secs(30));
+        let delays: Vec<u64> = (1..=9).map(|n| exponential_backoff(min, max, n).as_millis() as u64).collect();
+        assert_eq!(delays, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+        assert_eq!(exponential_backoff(min, max, u32::MAX), max);
+    }
+
+    #[test]
+    fn jitter_scales_down_inside_its_band() {
+        let base = Duration::from_secs(10);
+        assert_eq!(jitter(base, 0.3, 0.0), base);
+        for step in 0..100 {
+            let scaled = jitter(base, 0.3, unit_from_bits(u64::MAX / 100 * step));
+            assert!(scaled <= base && scaled > Duration::from_secs(7), "{scaled:?}");
+        }
+        assert!(unit_from_bits(u64::MAX) < 1.0);
     }
 }

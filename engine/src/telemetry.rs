@@ -220,6 +220,16 @@ pub struct Telemetry {
     pub bytes_out_total: AtomicU64,
     pub lines_truncated_total: AtomicU64,
     pub lines_duplicate_skipped_total: AtomicU64,
+    /// Reopens whose replay no longer held the last line read of a stream although it
+    /// should have (its timestamp is at or after the reopen's `since`): Docker's
+    /// json-file rotation deleted the log up to or past that position, and the lines
+    /// written between it and the first one served, if any, were lost (how many, the
+    /// agent cannot know). Counted once per stream and reopen.
+    pub container_log_gaps_total: AtomicU64,
+    /// Containers removed before the agent read their log to its end (no stream ended
+    /// by itself after the container stopped): their last lines may be lost (how many,
+    /// the agent cannot know).
+    pub container_tails_unread_total: AtomicU64,
     pub lines_dropped_total: [AtomicU64; DropReason::ALL.len()],
     pub sink_requests_total: [AtomicU64; SinkStatus::ALL.len()],
     pub queue_lines: AtomicU64,
@@ -250,6 +260,8 @@ impl Default for Telemetry {
             bytes_out_total: AtomicU64::new(0),
             lines_truncated_total: AtomicU64::new(0),
             lines_duplicate_skipped_total: AtomicU64::new(0),
+            container_log_gaps_total: AtomicU64::new(0),
+            container_tails_unread_total: AtomicU64::new(0),
             lines_dropped_total: Default::default(),
             sink_requests_total: Default::default(),
             queue_lines: AtomicU64::new(0),

@@ -15,12 +15,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as WallInstant};
 
-use engine::agent::{Agent, AgentConfig, AgentPorts, Labeler, ShutdownReport};
+use engine::agent::{Agent, AgentConfig, AgentPorts, ShutdownReport};
 use engine::checkpoint::CheckpointConfig;
 use engine::container::{FirstSight, MonitorConfig, SupervisorVariant};
 use engine::model::{ContainerId, Labels, StdStream};
 use engine::pipeline::PipelineConfig;
 use engine::port::ContainerInfo;
+use engine::port::Labeler;
 use engine::rt::{Instant, Rt};
 use engine::task::Tasks;
 use engine::telemetry::Telemetry;

@@ -110,9 +110,13 @@ pub struct DockerSection {
     pub rotate_every: HumanDuration,
     /// Log streams open at once; further containers wait their turn (FIFO).
     pub streams_max: usize,
-    /// A stream silent this long is checked (inspect); it is dropped if its container
-    /// no longer runs.
+    /// A running container's stream silent this long is reopened; a stopped container's
+    /// stream (opened after the stop) silent this long is dropped.
     pub stall_timeout: HumanDuration,
+    /// While containers wait for a stream slot, holders yield so that no container's
+    /// output waits much longer than this (a waiter asks the oldest holder to yield
+    /// after half of it).
+    pub slot_wait_max: HumanDuration,
     /// Full container list reconcile period (heals missed events).
     pub reconcile_every: HumanDuration,
     /// Where to start in a container seen for the first time (no saved position).
@@ -128,6 +132,7 @@ impl Default for DockerSection {
             rotate_every: HumanDuration::secs(300),
             streams_max: 50,
             stall_timeout: HumanDuration::secs(120),
+            slot_wait_max: HumanDuration::secs(30),
             reconcile_every: HumanDuration::secs(60),
             first_sight: FirstSightSetting(FirstSight::Now),
         }
@@ -599,6 +604,7 @@ impl Config {
             rotate_every: docker.rotate_every.0,
             streams_max: docker.streams_max,
             stall_timeout: docker.stall_timeout.0,
+            slot_wait_max: docker.slot_wait_max.0,
             reconcile_every: docker.reconcile_every.0,
             line_bytes_max: self.limits.line_bytes_max.0 as usize,
             first_sight: docker.first_sight.0,

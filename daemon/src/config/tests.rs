@@ -55,6 +55,7 @@ const ERROR_CASES: &[(&str, &str)] = &[
     ("bad log level", "[log]\nlevel = \"loud\"\n"),
     ("bad log format", "[log]\nformat = \"xml\"\n"),
     ("zero streams", "[docker]\nstreams_max = 0\n"),
+    ("slot wait too short", "[docker]\nslot_wait_max = \"10ms\"\n"),
     ("wrong type", "[docker]\nstreams_max = \"many\"\n"),
     ("toml syntax", "[docker\nsocket = 1\n"),
 ];
@@ -98,6 +99,7 @@ socket = "/run/docker.sock"
 rotate_every = "10m"
 streams_max = 80
 stall_timeout = "90s"
+slot_wait_max = "45s"
 first_sight = { tail = 100 }
 
 [docker.include]
@@ -147,6 +149,7 @@ format = "json"
     assert_eq!(agent.monitor.rotate_every, Duration::from_secs(600));
     assert_eq!(agent.monitor.streams_max, 80);
     assert_eq!(agent.monitor.stall_timeout, Duration::from_secs(90));
+    assert_eq!(agent.monitor.slot_wait_max, Duration::from_secs(45));
     assert_eq!(agent.monitor.first_sight, FirstSight::Tail(100));
     assert_eq!(agent.monitor.line_bytes_max, 128 << 10);
     assert_eq!(agent.pipeline.queue_bytes_max, 32 << 20);

@@ -93,6 +93,7 @@ fn validate_docker(config: &Config) -> Result<(), ConfigError> {
     }
     at_least(docker.rotate_every.0, Duration::from_secs(1), "docker.rotate_every")?;
     at_least(docker.stall_timeout.0, Duration::from_secs(1), "docker.stall_timeout")?;
+    at_least(docker.slot_wait_max.0, Duration::from_secs(1), "docker.slot_wait_max")?;
     at_least(docker.reconcile_every.0, Duration::from_secs(1), "docker.reconcile_every")?;
     if docker.streams_max == 0 {
         return Err(ConfigError::new("docker.streams_max", "must be at least 1"));

@@ -199,6 +199,20 @@ impl EngineCollector {
             &[],
             get(&telemetry.lines_duplicate_skipped_total),
         );
+        f.one(
+            "container_log_gaps_total",
+            "Reopens that found their position gone from the container's log (rotated away): lines may be lost.",
+            counter,
+            &[],
+            get(&telemetry.container_log_gaps_total),
+        );
+        f.one(
+            "container_tails_unread_total",
+            "Containers removed before their log was read to its end: their last lines may be lost.",
+            counter,
+            &[],
+            get(&telemetry.container_tails_unread_total),
+        );
 
         f.by(
             "sink_requests_total",

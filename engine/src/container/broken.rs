@@ -3,24 +3,26 @@
 //! Each reproduces one leak class of the Go predecessor (DESIGN §1) on top of the real
 //! supervisor, so the simulator's tests can show that its oracle catches it, names the
 //! invariant and blames the spawn site. Nothing here is compiled into the daemon.
+//!
+//! The supervisor calls in through two hooks and this module knows nothing of the
+//! supervisor (no import circle): [`on_start`] once per supervisor, and [`wrap_stream`]
+//! around every log stream it opens, whose [`StreamHook::after_stream`] it awaits once
+//! the stream was dropped.
 
 use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::container::supervisor::{StreamEnd, Supervisor};
-use crate::container::SupervisorVariant;
-use crate::model::Labels;
+use crate::container::{MonitorShared, SupervisorVariant};
 use crate::port::LogStream;
-use crate::task::TaskKind;
+use crate::task::{TaskHandle, TaskKind};
 
 /// Called once when a supervisor starts.
-pub(crate) fn on_start(supervisor: &Supervisor) {
-    if supervisor.shared.config.variant == SupervisorVariant::OrphanTask {
-        let rt = supervisor.shared.rt.clone();
+pub(crate) fn on_start(shared: &MonitorShared) {
+    if shared.config.variant == SupervisorVariant::OrphanTask {
+        let rt = shared.rt.clone();
         // Untracked spawn: nobody keeps the handle, nobody joins it.
-        supervisor
-            .shared
+        shared
             .tasks
             .spawn(TaskKind::Heartbeat, async move {
                 loop {
@@ -31,9 +33,22 @@ pub(crate) fn on_start(supervisor: &Supervisor) {
     }
 }
 
-/// Replaces the supervisor's own pump for the broken variants.
-pub(crate) async fn pump(supervisor: &mut Supervisor, stream: LogStream, labels: &[Labels; 2]) -> StreamEnd {
-    let shared = supervisor.shared.clone();
+/// What a broken variant does once its stream was dropped.
+pub(crate) struct StreamHook {
+    heartbeat: Option<TaskHandle<()>>,
+}
+
+impl StreamHook {
+    pub(crate) async fn after_stream(self) {
+        if let Some(heartbeat) = self.heartbeat {
+            // "Wait for the reader": the group also holds the heartbeat, which never ends.
+            let _ = heartbeat.join().await;
+        }
+    }
+}
+
+/// Wraps a freshly opened stream for the broken variants (the shipped one passes it on).
+pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStream, StreamHook) {
     match shared.config.variant {
         SupervisorVariant::ReaderPileUp => {
             // A reader task per stream, forwarding through a channel; on rotation the
@@ -52,7 +67,7 @@ pub(crate) async fn pump(supervisor: &mut Supervisor, stream: LogStream, labels:
             let relayed: LogStream = Box::pin(futures::stream::unfold(receive, |mut receive| async move {
                 receive.recv().await.map(|item| (item, receive))
             }));
-            supervisor.pump(relayed, labels).await
+            (relayed, StreamHook { heartbeat: None })
         }
         SupervisorVariant::WrongJoin => {
             let rt = shared.rt.clone();
@@ -61,11 +76,8 @@ pub(crate) async fn pump(supervisor: &mut Supervisor, stream: LogStream, labels:
                     rt.sleep(Duration::from_secs(30)).await;
                 }
             });
-            let end = supervisor.pump(stream, labels).await;
-            // "Wait for the reader": the group also holds the heartbeat, which never ends.
-            let _ = heartbeat.join().await;
-            end
+            (stream, StreamHook { heartbeat: Some(heartbeat) })
         }
-        SupervisorVariant::OrphanTask | SupervisorVariant::Correct => supervisor.pump(stream, labels).await,
+        SupervisorVariant::OrphanTask | SupervisorVariant::Correct => (stream, StreamHook { heartbeat: None }),
     }
 }

@@ -3,7 +3,16 @@
 //! Sources of truth, both needed: the events stream (fast) and a periodic `list`
 //! reconcile (heals anything the events stream missed, e.g. while it was reconnecting
 //! after a Docker daemon restart). The events stream is reopened with a growing backoff
-//! whenever it ends or fails, and a reconcile follows every reconnect.
+//! whenever it ends or fails, and a reconcile follows every reconnect: those decisions
+//! are the sans-IO [`DiscoveryTiming`]. Every Docker call (`events`, `list`,
+//! `inspect`) is awaited inside a `select!` with the shutdown signal, so a slow dockerd
+//! cannot eat the shutdown deadline.
+//!
+//! First sight: a container discovery has never seen gets a [`FirstOpen`] fixed now —
+//! `first_sight` for the containers of the first reconcile of a first run (no
+//! checkpoint), the beginning of its log for every later one; with "now" the instant is
+//! the moment discovery saw it, so a container that waits for a stream slot loses
+//! nothing.
 //!
 //! Ownership: discovery spawns every supervisor, keeps its handle, and joins it — when
 //! the container is removed (its state channel is closed, the supervisor finishes and
@@ -18,38 +27,15 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use crate::agent::Labeler;
-use crate::container::pool::StreamPool;
+use crate::container::discovery_timing::{DiscoveryCall, DiscoveryTiming};
+use crate::container::machine::FirstOpen;
 use crate::container::supervisor::Supervisor;
-use crate::container::{FirstSight, MonitorConfig};
+use crate::container::{ContainerState, FirstSight, MonitorShared};
 use crate::model::{ContainerId, StdStream};
-use crate::pipeline::ack::Acks;
-use crate::pipeline::queue::QueueSender;
-use crate::pipeline::retry::exponential_backoff;
-use crate::port::{ContainerEngine, ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream};
-use crate::rt::{BoxFuture, Rt};
-use crate::task::{TaskHandle, TaskKind, Tasks};
-use crate::telemetry::{Component, Telemetry};
-
-/// What discovery tells a supervisor about its container.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ContainerState {
-    pub info: ContainerInfo,
-    pub removed: bool,
-}
-
-/// Everything supervisors share.
-pub struct MonitorShared {
-    pub rt: Arc<dyn Rt>,
-    pub tasks: Tasks,
-    pub config: MonitorConfig,
-    pub docker: Arc<dyn ContainerEngine>,
-    pub pool: StreamPool,
-    pub queue: QueueSender,
-    pub telemetry: Arc<Telemetry>,
-    pub labeler: Arc<dyn Labeler>,
-    pub acks: Arc<Acks>,
-}
+use crate::port::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream};
+use crate::rt::{unit_from_bits, BoxFuture};
+use crate::task::{TaskHandle, TaskKind};
+use crate::telemetry::Component;
 
 struct Known {
     state: watch::Sender<ContainerState>,
@@ -79,69 +65,87 @@ impl Discovery {
     }
 
     /// The task body: runs until shutdown is signalled, then joins every supervisor.
+    /// When to connect and reconcile is decided by [`DiscoveryTiming`]; every Docker call
+    /// is awaited against the shutdown signal.
     pub async fn run(mut self) {
         let shared = self.shared.clone();
         let rt = &shared.rt;
+        let config = &shared.config;
+        let mut timing = DiscoveryTiming::new(rt.now(), config.reconcile_every, config.backoff_min, config.backoff_max);
         let mut events: Option<EventStream> = None;
-        let mut failures = 0u32;
-        let mut reconnect_at = rt.now();
-        let mut reconcile_at = rt.now();
+        let mut timer_at = None;
+        let mut timer: BoxFuture<()> = Box::pin(std::future::pending());
         loop {
-            let now = rt.now();
-            if events.is_none() && now >= reconnect_at {
-                match shared.docker.events().await {
-                    Ok(stream) => {
-                        events = Some(stream);
-                        reconcile_at = now; // heal whatever happened while disconnected
-                    }
-                    Err(error) => {
-                        failures += 1;
-                        reconnect_at = now + self.backoff(failures);
-                        self.docker_down(&error);
-                    }
-                }
-            }
-            if now >= reconcile_at {
-                match shared.docker.list().await {
-                    Ok(list) => {
-                        self.reconcile(list).await;
-                        reconcile_at = rt.now() + shared.config.reconcile_every;
-                        if events.is_some() {
-                            failures = 0;
-                            shared.telemetry.health(Component::Docker).set_up();
+            while let Some(call) = timing.poll_call(rt.now()) {
+                match call {
+                    DiscoveryCall::ConnectEvents => {
+                        let Some(result) = or_shutdown(&mut self.shutdown, shared.docker.events()).await else {
+                            return self.finish().await;
+                        };
+                        match result {
+                            Ok(stream) => {
+                                events = Some(stream);
+                                timing.handle_connected(rt.now());
+                            }
+                            Err(error) => {
+                                timing.handle_events_lost(rt.now(), self.unit());
+                                self.docker_down(&error);
+                            }
                         }
                     }
-                    Err(error) => {
-                        failures += 1;
-                        reconcile_at = now + self.backoff(failures);
-                        self.docker_down(&error);
+                    DiscoveryCall::Reconcile => {
+                        let Some(result) = or_shutdown(&mut self.shutdown, shared.docker.list()).await else {
+                            return self.finish().await;
+                        };
+                        match result {
+                            Ok(list) => {
+                                self.reconcile(list);
+                                if timing.handle_reconciled(rt.now()) {
+                                    shared.telemetry.health(Component::Docker).set_up();
+                                }
+                            }
+                            Err(error) => {
+                                timing.handle_reconcile_failed(rt.now(), self.unit());
+                                self.docker_down(&error);
+                            }
+                        }
                     }
                 }
             }
-            let wake_at = if events.is_none() { reconnect_at.min(reconcile_at) } else { reconcile_at };
-            let timer = rt.sleep_until(wake_at);
+            let wake_at = timing.poll_timeout();
+            if timer_at != Some(wake_at) {
+                timer_at = Some(wake_at);
+                timer = rt.sleep_until(wake_at);
+            }
             tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => break,
                 Some(()) = self.retiring.next(), if !self.retiring.is_empty() => self.update_gauge(),
                 event = next_event(&mut events) => match event {
-                    Some(Ok(event)) => self.handle_event(event).await,
+                    Some(Ok(event)) => {
+                        if !self.handle_event(event).await {
+                            break;
+                        }
+                    }
                     Some(Err(error)) => {
                         events = None;
-                        failures += 1;
-                        reconnect_at = rt.now() + self.backoff(failures);
+                        timing.handle_events_lost(rt.now(), self.unit());
                         self.docker_down(&error);
                     }
                     None => {
                         events = None;
-                        failures += 1;
-                        reconnect_at = rt.now() + self.backoff(failures);
+                        timing.handle_events_lost(rt.now(), self.unit());
                         self.docker_down(&"the events stream ended");
                     }
                 },
-                _ = timer => {}
+                _ = &mut timer => timer_at = None,
             }
         }
+        self.finish().await
+    }
+
+    /// Cancel and join every supervisor, then the retiring ones.
+    async fn finish(mut self) {
         for (_, known) in std::mem::take(&mut self.known) {
             let _ = known.task.cancel_and_join().await;
         }
@@ -149,9 +153,8 @@ impl Discovery {
         self.update_gauge();
     }
 
-    fn backoff(&self, failures: u32) -> std::time::Duration {
-        let config = &self.shared.config;
-        self.shared.rt.jitter(exponential_backoff(config.backoff_min, config.backoff_max, failures), 0.2)
+    fn unit(&self) -> f64 {
+        unit_from_bits(self.shared.rt.rand_u64())
     }
 
     fn docker_down(&self, error: &dyn std::fmt::Display) {
@@ -168,7 +171,8 @@ impl Discovery {
         telemetry.containers_retiring.store(self.retiring.len() as u64, Ordering::Relaxed);
     }
 
-    async fn handle_event(&mut self, event: ContainerEvent) {
+    /// Apply one event; false if shutdown was signalled while asking Docker about it.
+    async fn handle_event(&mut self, event: ContainerEvent) -> bool {
         let known = self.known.contains_key(&event.id);
         match event.kind {
             ContainerEventKind::Destroy => self.retire(&event.id),
@@ -190,16 +194,19 @@ impl Discovery {
             | ContainerEventKind::Start
             | ContainerEventKind::Restart
             | ContainerEventKind::Rename => {
-                match self.shared.docker.inspect(&event.id).await {
+                let inspect = self.shared.docker.inspect(&event.id);
+                let Some(result) = or_shutdown(&mut self.shutdown, inspect).await else { return false };
+                match result {
                     Ok(info) => self.add(info, FirstSight::Beginning),
                     Err(EngineError::NotFound(_)) => {}
                     Err(error) => self.docker_down(&error), // the next reconcile heals it
                 }
             }
         }
+        true
     }
 
-    async fn reconcile(&mut self, list: Vec<ContainerInfo>) {
+    fn reconcile(&mut self, list: Vec<ContainerInfo>) {
         let listed: BTreeSet<ContainerId> = list.iter().map(|info| info.id.clone()).collect();
         let gone: Vec<ContainerId> = self.known.keys().filter(|id| !listed.contains(*id)).cloned().collect();
         for id in gone {
@@ -246,8 +253,15 @@ impl Discovery {
         let id = info.id.clone();
         shared.acks.track(&id);
         let resume = shared.acks.get(&id);
+        // "Now" is the instant discovery first saw the container, not when its stream
+        // opens: a container that waits for a slot loses nothing.
+        let first_open = match first_sight {
+            FirstSight::Beginning => FirstOpen::Since(0),
+            FirstSight::Now => FirstOpen::Since(shared.rt.wall().div_euclid(1_000_000_000)),
+            FirstSight::Tail(lines) => FirstOpen::Tail(lines),
+        };
         let (state, state_rx) = watch::channel(ContainerState { info, removed: false });
-        let supervisor = Supervisor::new(shared.clone(), id.clone(), state_rx, resume, first_sight);
+        let supervisor = Supervisor::new(shared.clone(), id.clone(), state_rx, resume, first_open);
         let task = shared.tasks.spawn(TaskKind::Container, supervisor.run());
         self.known.insert(id, Known { state, task });
         self.update_gauge();
@@ -265,6 +279,16 @@ impl Discovery {
             acks.untrack(&id);
         }));
         self.update_gauge();
+    }
+}
+
+/// Await a Docker call unless shutdown is signalled first (`None` then): a slow dockerd
+/// must not eat the shutdown deadline.
+pub(crate) async fn or_shutdown<T>(shutdown: &mut watch::Receiver<bool>, call: BoxFuture<T>) -> Option<T> {
+    tokio::select! {
+        biased;
+        _ = shutdown.changed() => None,
+        result = call => Some(result),
     }
 }
 

@@ -1,23 +1,42 @@
 //! The container monitor: discovery plus one supervisor task per known container.
 //!
 //! - [`discovery`] owns the events stream and the periodic reconcile (`list`), keeps the
-//!   set of known containers, spawns a supervisor for each new one, tells supervisors
+//!   set of known containers, spawns a supervisor for each new one (fixing where a
+//!   container never seen before starts: [`machine::FirstOpen`]), tells supervisors
 //!   when their container starts, stops or is removed, and joins every supervisor it
-//!   spawned before it finishes itself.
-//! - [`supervisor`] owns one container's log stream: it takes a slot from the
-//!   [`pool::StreamPool`] (FIFO, `streams_max`), opens the log since the last position
-//!   it queued (after a restart of the agent: the last acknowledged one), polls the
-//!   stream itself, rotates it every `rotate_every` by dropping it and reopening, and
-//!   watches for stalls. There is no reader task, so a stream cannot outlive its
-//!   rotation: "drop, then reopen".
+//!   spawned before it finishes itself. When to connect and reconcile is decided by the
+//!   sans-IO [`discovery_timing::DiscoveryTiming`].
+//! - [`supervisor`] owns one container's log stream and performs what its sans-IO
+//!   [`machine::Machine`] decides: take a slot from the [`pool::StreamPool`] (FIFO,
+//!   `streams_max`, holders yield to waiters after `slot_wait_max / 2`), open the log
+//!   since the last position it queued (after a restart of the agent: the last
+//!   acknowledged one), rotate it every 0.7–1.0 × `rotate_every` by dropping it and
+//!   reopening, reopen it when it stalls, read a stopped or removed container's log to
+//!   its end, back off after failures. It polls the stream itself: there is no reader
+//!   task, so a stream cannot outlive its rotation: "drop, then reopen".
 //! - [`reader`] is the sans-IO part: frames → timestamps → merged lines → resume keys and
-//!   deduplication against what was already queued.
+//!   deduplication of a reopen's replay against what was already queued.
+//!
+//! `ContainerState` (what discovery tells a supervisor) and `MonitorShared` (what they
+//! all share) live here, so discovery, the supervisor and the broken variants import
+//! them from one place and not from each other.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::checkpoint::positions::Acks;
+use crate::container::pool::StreamPool;
+use crate::pipeline::queue::QueueSender;
+use crate::port::{ContainerEngine, ContainerInfo, Labeler};
+use crate::rt::Rt;
+use crate::task::Tasks;
+use crate::telemetry::Telemetry;
 
 #[cfg(feature = "broken-variants")]
 pub mod broken;
 pub mod discovery;
+pub mod discovery_timing;
+pub mod machine;
 pub mod pool;
 pub mod reader;
 pub mod supervisor;
@@ -50,6 +69,26 @@ pub enum SupervisorVariant {
     OrphanTask,
 }
 
+/// What discovery tells a supervisor about its container (through a `watch` channel).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerState {
+    pub info: ContainerInfo,
+    pub removed: bool,
+}
+
+/// Everything discovery and the supervisors share.
+pub struct MonitorShared {
+    pub rt: Arc<dyn Rt>,
+    pub tasks: Tasks,
+    pub config: MonitorConfig,
+    pub docker: Arc<dyn ContainerEngine>,
+    pub pool: StreamPool,
+    pub queue: QueueSender,
+    pub telemetry: Arc<Telemetry>,
+    pub labeler: Arc<dyn Labeler>,
+    pub acks: Arc<Acks>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct MonitorConfig {
     /// Rotate (drop and reopen) every log stream at most this long after it opened...
@@ -60,11 +99,14 @@ pub struct MonitorConfig {
     /// Log streams open at once, at most. Containers beyond wait in FIFO order and get a
     /// slot when another stream rotates or ends.
     pub streams_max: usize,
-    /// A stream that yields nothing for this long is checked (inspect); it is dropped if
-    /// its container no longer runs.
+    /// A stream that yields nothing for this long is reopened while its container runs;
+    /// once the container stopped, a stream opened after the stop that stays silent this
+    /// long outlives its container (bollard #251) and is dropped.
     pub stall_timeout: Duration,
-    /// After a container stops, how long its stream may stay open to drain.
-    pub drain_after_stop: Duration,
+    /// When containers wait for a slot, a waiter asks the oldest holder to yield after
+    /// half of this (and again every half), so no container's output waits much longer
+    /// than this for a stream while open streams stay within `streams_max`.
+    pub slot_wait_max: Duration,
     /// Full `list` reconcile period (heals missed events).
     pub reconcile_every: Duration,
     /// Backoff after a failed Docker call: from `backoff_min` doubling to `backoff_max`.
@@ -88,7 +130,7 @@ impl Default for MonitorConfig {
             rotate_jitter: 0.3,
             streams_max: 50,
             stall_timeout: Duration::from_secs(120),
-            drain_after_stop: Duration::from_secs(5),
+            slot_wait_max: Duration::from_secs(30),
             reconcile_every: Duration::from_secs(60),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
@@ -101,5 +143,9 @@ impl Default for MonitorConfig {
     }
 }
 
+#[cfg(test)]
+mod discovery_tests;
+#[cfg(test)]
+mod machine_tests;
 #[cfg(test)]
 mod tests;

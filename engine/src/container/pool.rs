@@ -1,32 +1,61 @@
 //! The stream pool: at most `streams_max` container log streams open at once.
 //!
 //! Slots are handed out in FIFO order (tokio's semaphore is fair), and a supervisor
-//! gives its slot back at every rotation and queues again, so with more containers
-//! than slots every container gets its turn within about one rotation period per
-//! `containers / streams_max`. The gauges `container_streams_active` and
+//! gives its slot back at every rotation and queues again. Holders yield to waiters: a
+//! waiter that has waited long calls [`StreamPool::ask_oldest_to_yield`], which asks the
+//! holder that has held its slot longest (and was not asked yet) to give it up; the
+//! holder hears it through [`StreamSlot::yield_requested`], drops its stream and queues
+//! again at the back. One waiter's nudge moves one holder, so the work is one wake-up
+//! per hand-over, not one per holder. The gauges `container_streams_active` and
 //! `container_streams_waiting` follow the slots held and the supervisors queued.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::telemetry::events::{StreamSlotAcquired, StreamSlotReleased, StreamSlotWaitEnded, StreamSlotWaiting};
 use crate::telemetry::Telemetry;
 
+/// Holders not asked to yield yet, oldest first.
+#[derive(Default)]
+struct Holders {
+    next: u64,
+    by_age: BTreeMap<u64, oneshot::Sender<()>>,
+}
+
 #[derive(Clone)]
 pub struct StreamPool {
     slots: Arc<Semaphore>,
+    holders: Arc<Mutex<Holders>>,
     telemetry: Arc<Telemetry>,
 }
 
 /// A held slot; dropping it frees the slot.
 pub struct StreamSlot {
     _permit: OwnedSemaphorePermit,
+    seq: u64,
+    yield_request: Option<oneshot::Receiver<()>>,
+    holders: Arc<Mutex<Holders>>,
     telemetry: Arc<Telemetry>,
+}
+
+impl StreamSlot {
+    /// Completes once when the pool asks this holder to yield; pending after that.
+    pub async fn yield_requested(&mut self) {
+        match self.yield_request.as_mut() {
+            Some(request) => {
+                let _ = request.await;
+                self.yield_request = None;
+            }
+            None => std::future::pending().await,
+        }
+    }
 }
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
+        self.holders.lock().unwrap().by_age.remove(&self.seq);
         StreamSlotReleased.emit(&self.telemetry);
     }
 }
@@ -42,16 +71,42 @@ impl Drop for Waiting<'_> {
 impl StreamPool {
     pub fn new(streams_max: usize, telemetry: Arc<Telemetry>) -> StreamPool {
         assert!(streams_max > 0);
-        StreamPool { slots: Arc::new(Semaphore::new(streams_max)), telemetry }
+        StreamPool { slots: Arc::new(Semaphore::new(streams_max)), holders: Arc::default(), telemetry }
     }
 
-    /// Wait for a slot, in FIFO order.
+    /// Wait for a slot, in FIFO order. Dropping the future leaves the queue.
     pub async fn acquire(&self) -> StreamSlot {
         StreamSlotWaiting.emit(&self.telemetry);
         let waiting = Waiting(&self.telemetry);
         let permit = self.slots.clone().acquire_owned().await.expect("the pool is never closed");
         drop(waiting);
         StreamSlotAcquired.emit(&self.telemetry);
-        StreamSlot { _permit: permit, telemetry: self.telemetry.clone() }
+        let (ask, yield_request) = oneshot::channel();
+        let seq = {
+            let mut holders = self.holders.lock().unwrap();
+            let seq = holders.next;
+            holders.next += 1;
+            holders.by_age.insert(seq, ask);
+            seq
+        };
+        StreamSlot {
+            _permit: permit,
+            seq,
+            yield_request: Some(yield_request),
+            holders: self.holders.clone(),
+            telemetry: self.telemetry.clone(),
+        }
+    }
+
+    /// Ask the holder that has held its slot longest (and was not asked yet) to yield.
+    /// False if there is none.
+    pub fn ask_oldest_to_yield(&self) -> bool {
+        let mut holders = self.holders.lock().unwrap();
+        while let Some((_, ask)) = holders.by_age.pop_first() {
+            if ask.send(()).is_ok() {
+                return true;
+            }
+        }
+        false
     }
 }

@@ -4,10 +4,14 @@
 //! and every complete line gets its resume key: (timestamp of the entry that ended it,
 //! how many lines of the same stream ended at that same timestamp before it in this
 //! session). Docker's `since` is whole seconds, so a reopened stream starts up to a
-//! second (plus `since_skew`) before where we were; every line whose key is not past the
-//! last one already queued for its stream is a duplicate and is skipped. Keys are per
-//! stream because stdout and stderr timestamps interleave out of order, while each
-//! stream's own timestamps never go back.
+//! second (plus `since_skew`) before where we were: its replay window. Inside that window
+//! every line whose key is not past the last one already queued for its stream is a
+//! duplicate and is skipped; the window of a stream closes at its first line past the
+//! resume key, and from then on every line is delivered, even one whose timestamp steps
+//! back (a host clock step, stderr lagging beyond `since_skew`): dedupe never eats live
+//! lines. Keys are per stream because stdout and stderr timestamps interleave out of
+//! order. The resume key is always the last line queued (after a step back it is the
+//! earlier one, so the next reopen replays more: duplicates, never loss).
 //!
 //! Lines come out as [`Run`]s: maximal stretches of one stream in log order, so queueing
 //! the runs in order keeps the container's log order through the pipeline, and an
@@ -39,6 +43,9 @@ pub struct ReadStats {
     pub bytes: u64,
     pub duplicates: u64,
     pub truncated: u64,
+    /// Streams whose replay did not hold their resume position (see
+    /// [`LogReader::expect_resume_position`]).
+    pub gaps: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,6 +75,9 @@ pub struct LogReader {
     /// Per stream: nothing was queued yet from the stream being read, so what it hands
     /// out may still be a replay of queued lines (worth trying [`Self::skip_queued_line`]).
     replaying: [bool; 2],
+    /// Per stream: the replay must hold the line at the resume key (it is at or after
+    /// the reopen's `since`) and has not shown it yet.
+    expecting: [bool; 2],
     run_bytes_max: usize,
 }
 
@@ -86,6 +96,7 @@ impl LogReader {
             counters: [(UnixNanos::MIN, 0); 2],
             queued: [resume.stdout, resume.stderr],
             replaying: [true; 2],
+            expecting: [false; 2],
             run_bytes_max,
         }
     }
@@ -96,6 +107,18 @@ impl LogReader {
         self.assemblers.iter_mut().for_each(Assembler::clear);
         self.counters = [(UnixNanos::MIN, 0); 2];
         self.replaying = [true; 2];
+        self.expecting = [false; 2];
+    }
+
+    /// After [`Self::reopen`] for a stream opened with `since_secs` (no tail): the line
+    /// at each stream's resume key is at or after `since`, so the replay must serve it
+    /// again. If a stream's replay moves past its key without it, the log lost lines up to
+    /// there (Docker's json-file rotation): counted in [`ReadStats::gaps`].
+    pub fn expect_resume_position(&mut self, since_secs: i64) {
+        let since = since_secs.saturating_mul(1_000_000_000);
+        for (expecting, queued) in self.expecting.iter_mut().zip(self.queued) {
+            *expecting = queued.is_some_and(|key| key.ts >= since);
+        }
     }
 
     /// The Unix second to reopen from, if anything was queued: the last queued line's
@@ -143,6 +166,9 @@ impl LogReader {
         }
         self.counters[index] = (ts, seq);
         stats.duplicates += 1;
+        if (ResumeKey { ts, seq }) == queued {
+            self.expecting[index] = false;
+        }
         self.decoder.skip_frame();
         true
     }
@@ -172,9 +198,20 @@ impl LogReader {
                 *counter = (assembled.ts, 0);
             }
             let key = ResumeKey { ts: assembled.ts, seq: counter.1 };
-            if self.queued[index].is_some_and(|queued| key <= queued) {
+            // Only a reopen's replay is deduplicated: once this stream has handed out a
+            // line past its resume point, a live line whose timestamp steps back (host
+            // clock step, stderr lag beyond `since_skew`) is delivered, never skipped.
+            if self.replaying[index] && self.queued[index].is_some_and(|queued| key <= queued) {
                 stats.duplicates += 1;
+                if self.queued[index] == Some(key) {
+                    self.expecting[index] = false;
+                }
                 continue;
+            }
+            if self.expecting[index] {
+                // Past the resume key without having seen it: the log lost it.
+                self.expecting[index] = false;
+                stats.gaps += 1;
             }
             self.queued[index] = Some(key);
             self.replaying[index] = false;

@@ -1,237 +1,91 @@
 //! One container's supervisor: the task that owns its log stream.
 //!
-//! Loop: wait until the container runs → take a slot from the pool → open the log since
-//! the last queued position → pump the stream until it must end → drop the stream, then
-//! the slot → go round. The stream is polled here, by the owner, so "rotate" is simply
-//! dropping it and opening a new one: no reader task can be left behind.
+//! Every decision (when to take a slot, open, rotate, declare a stall, read a stopped
+//! container to its end, back off, give up) is made by the sans-IO [`Machine`]; this
+//! task only performs the machine's actions — wait in the pool, open and drop the
+//! stream, inspect, finish —, feeds it what happened, moves bytes from the stream
+//! through the [`LogReader`] into the queue, and sleeps until the machine's next
+//! timeout. The stream is polled here, by the owner, so "rotate" is simply dropping it
+//! and opening a new one: no reader task can be left behind.
 //!
-//! A stream ends for one of these reasons ([`StreamEnd`]):
-//! - rotation: `rotate_every` (jittered) has passed since it was opened;
-//! - the container stopped: the stream ended by itself, or it is still open
-//!   `drain_after_stop` after the stop (a stream that outlives its container);
-//! - a stall: nothing arrived for `stall_timeout`; the container is inspected and the
-//!   stream dropped if it no longer runs (a silent running container keeps its stream);
-//! - an error (decoding or transport): reopened after a backoff that grows per
-//!   consecutive failure up to `backoff_max`;
-//! - the container was removed, or the agent is shutting down: the task ends.
-//!
-//! Heartbeat and stall watchdog are one timer in the same loop as the stream, not tasks
-//! of their own (the predecessor's heartbeat goroutine shared a WaitGroup with the
-//! reader, and "wait for the reader" waited for it forever): while the stream is silent
-//! the loop wakes every `stall_timeout` and asks Docker whether the container still runs.
-//! One timer is armed at a time, at the earliest of the rotation, stall and drain
-//! deadlines.
+//! One `biased` select waits for, in order: news from discovery (start, stop, rename,
+//! removal), a yield request from the pool (someone waits for a slot), the slot this
+//! task queued for, the machine's timer (rotation, stall/heartbeat, backoff, the nudge
+//! of a waiter) and the stream. One timer is armed at a time, at the machine's
+//! `poll_timeout`, and re-armed only when that changes.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use crate::container::discovery::{ContainerState, MonitorShared};
+use crate::container::machine::{Action, DropWhy, FirstOpen, Inspected, Machine, MachineConfig, OpenFailure};
+use crate::container::pool::StreamSlot;
 use crate::container::reader::{LogReader, ReadStats, Run};
-use crate::container::FirstSight;
+use crate::container::{ContainerState, MonitorShared};
 use crate::model::{ContainerId, Labels, SourceId, StdStream};
 use crate::pipeline::queue::Chunk;
-use crate::pipeline::retry::{exponential_backoff, unit_from_bits};
-use crate::port::{ContainerCheckpoint, ContainerInfo, EngineError, LogOptions, LogStream};
-use crate::rt::Instant;
+use crate::port::{ContainerCheckpoint, EngineError, LogStream};
+use crate::rt::{unit_from_bits, BoxFuture, Instant};
 use crate::telemetry::DropReason;
 
-/// Why a stream was dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamEnd {
-    Rotate,
-    Reopen { after: Duration },
-    ContainerStopped,
-    Removed,
-}
-
 pub struct Supervisor {
-    pub(crate) shared: Arc<MonitorShared>,
+    shared: Arc<MonitorShared>,
     id: ContainerId,
     state: watch::Receiver<ContainerState>,
     reader: LogReader,
+    machine: Machine,
     sources: [SourceId; 2],
-    first_sight: FirstSight,
-    /// The `since` of the first successful open, reused while nothing was read yet.
-    first_since: Option<i64>,
-    failures: u32,
+    /// The labels of both streams while the labeler collects the container.
+    labels: Option<[Labels; 2]>,
+}
+
+/// What the task holds besides the machine: the pool wait, the slot and the stream.
+#[derive(Default)]
+struct Held {
+    acquire: Option<BoxFuture<StreamSlot>>,
+    slot: Option<StreamSlot>,
+    stream: Option<LogStream>,
+    #[cfg(feature = "broken-variants")]
+    hook: Option<crate::container::broken::StreamHook>,
 }
 
 impl Supervisor {
+    /// `first_open` is where to start if nothing of this container was queued yet
+    /// (decided by discovery when it first saw the container).
     pub fn new(
         shared: Arc<MonitorShared>,
         id: ContainerId,
         state: watch::Receiver<ContainerState>,
         resume: ContainerCheckpoint,
-        first_sight: FirstSight,
+        first_open: FirstOpen,
     ) -> Supervisor {
         let config = &shared.config;
         let queue_bytes_max = shared.queue.chunk_bytes_max();
         let run_bytes_max = (queue_bytes_max / 4).max(config.line_bytes_max + 1024).min(queue_bytes_max);
         let reader = LogReader::new(config.line_bytes_max, config.frame_bytes_max, run_bytes_max, resume);
+        let machine = Machine::new(MachineConfig::from(config), first_open, reader.since_secs(config.since_skew));
         let sources = [
             SourceId::Container { id: id.clone(), stream: StdStream::Stdout },
             SourceId::Container { id: id.clone(), stream: StdStream::Stderr },
         ];
-        Supervisor { shared, id, state, reader, sources, first_sight, first_since: None, failures: 0 }
+        Supervisor { shared, id, state, reader, machine, sources, labels: None }
     }
 
-    /// The task body.
+    /// The task body: runs until the container is removed (or the task is cancelled).
     pub async fn run(mut self) {
         #[cfg(feature = "broken-variants")]
-        crate::container::broken::on_start(&self);
-        loop {
-            let Some(info) = self.wait_until_running().await else { return };
-            let labeler = &self.shared.labeler;
-            let labels = match (labeler.labels(&info, StdStream::Stdout), labeler.labels(&info, StdStream::Stderr)) {
-                (Some(stdout), Some(stderr)) => [stdout, stderr],
-                _ => {
-                    // Excluded (for now: a rename may change that).
-                    if self.state.changed().await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let slot = tokio::select! {
-                biased;
-                changed = self.state.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                slot = self.shared.pool.acquire() => slot,
-            };
-            let end = match self.open().await {
-                #[cfg(feature = "broken-variants")]
-                Ok(stream) if self.shared.config.variant != crate::container::SupervisorVariant::Correct => {
-                    crate::container::broken::pump(&mut self, stream, &labels).await
-                }
-                Ok(stream) => self.pump(stream, &labels).await,
-                Err(EngineError::NotFound(_)) => StreamEnd::ContainerStopped,
-                Err(error) => {
-                    self.shared.telemetry.container_stream_errors_total.fetch_add(1, Ordering::Relaxed);
-                    self.note_docker_error(&error);
-                    StreamEnd::Reopen { after: self.next_backoff() }
-                }
-            };
-            drop(slot);
-            match end {
-                StreamEnd::Rotate => {}
-                StreamEnd::ContainerStopped => {
-                    // Docker says stopped; if our view still says running, the event is
-                    // on its way (or lost: then look again after a while).
-                    if self.state.borrow().info.running && !self.wait_for_news(self.shared.config.stall_timeout).await {
-                        return;
-                    }
-                }
-                StreamEnd::Removed => return,
-                StreamEnd::Reopen { after } => {
-                    if !self.sleep_unless_removed(after).await {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Wait until the container runs; `None` once it is removed.
-    async fn wait_until_running(&mut self) -> Option<ContainerInfo> {
-        loop {
-            {
-                let state = self.state.borrow_and_update();
-                if state.removed {
-                    return None;
-                }
-                if state.info.running {
-                    return Some(state.info.clone());
-                }
-            }
-            self.state.changed().await.ok()?;
-        }
-    }
-
-    /// Sleep for `duration`; false if the container was removed meanwhile.
-    async fn sleep_unless_removed(&mut self, duration: Duration) -> bool {
-        let mut sleep = self.shared.rt.sleep(duration);
-        loop {
-            tokio::select! {
-                biased;
-                changed = self.state.changed() => {
-                    if changed.is_err() || self.state.borrow().removed {
-                        return false;
-                    }
-                }
-                _ = &mut sleep => return true,
-            }
-        }
-    }
-
-    /// Wait for a state change or `timeout`; false if the container was removed.
-    async fn wait_for_news(&mut self, timeout: Duration) -> bool {
-        let sleep = self.shared.rt.sleep(timeout);
-        tokio::select! {
-            biased;
-            changed = self.state.changed() => changed.is_ok() && !self.state.borrow().removed,
-            _ = sleep => true,
-        }
-    }
-
-    fn next_backoff(&mut self) -> Duration {
-        let config = &self.shared.config;
-        self.failures = self.failures.saturating_add(1);
-        self.shared.rt.jitter(exponential_backoff(config.backoff_min, config.backoff_max, self.failures), 0.2)
-    }
-
-    fn note_docker_error(&self, error: &EngineError) {
-        let now = self.shared.rt.now();
-        if let Some(suppressed) = self.shared.telemetry.docker_log.should_log(now) {
-            tracing::warn!(container = self.id.short(), %error, suppressed, "container log stream failed; reopening");
-        }
-    }
-
-    async fn open(&mut self) -> Result<LogStream, EngineError> {
-        let (since_secs, tail) = match (self.reader.since_secs(self.shared.config.since_skew), self.first_since) {
-            (Some(since), _) | (None, Some(since)) => (since, None),
-            (None, None) => match self.first_sight {
-                FirstSight::Beginning => (0, None),
-                FirstSight::Now => (self.shared.rt.wall().div_euclid(1_000_000_000), None),
-                FirstSight::Tail(lines) => (0, Some(lines)),
-            },
-        };
-        self.shared.telemetry.container_stream_opens_total.fetch_add(1, Ordering::Relaxed);
-        let options = LogOptions { follow: true, since_secs, tail };
-        let stream = self.shared.docker.logs(&self.id, options).await?;
-        if self.first_since.is_none() {
-            // Later opens with nothing read yet start where this one did; a tail
-            // request becomes "since now" (the tail was already read or empty).
-            self.first_since =
-                Some(if tail.is_some() { self.shared.rt.wall().div_euclid(1_000_000_000) } else { since_secs });
-        }
-        self.reader.reopen();
-        Ok(stream)
-    }
-
-    pub(crate) async fn pump(&mut self, mut stream: LogStream, labels: &[Labels; 2]) -> StreamEnd {
+        crate::container::broken::on_start(&self.shared);
         let shared = self.shared.clone();
-        let (rt, config, telemetry) = (&shared.rt, &shared.config, &shared.telemetry);
-        let opened_at = rt.now();
-        let rotate_at =
-            opened_at + config.rotate_every.mul_f64(1.0 - config.rotate_jitter * unit_from_bits(rt.rand_u64()));
-        let mut stall_at = opened_at + config.stall_timeout;
-        let mut drain_until = (!self.state.borrow().info.running).then(|| opened_at + config.drain_after_stop);
-        let earliest = |stall_at: Instant, drain_until: Option<Instant>| {
-            rotate_at.min(stall_at).min(drain_until.unwrap_or(rotate_at))
-        };
-        let mut timer_at = earliest(stall_at, drain_until);
-        let mut timer = rt.sleep_until(timer_at);
+        let rt = &shared.rt;
+        let mut held = Held::default();
+        self.take_state();
+        let mut timer_at: Option<Instant> = None;
+        let mut timer: BoxFuture<()> = Box::pin(std::future::pending());
         let mut runs: Vec<Run> = Vec::new();
         // One wait for a state change lives across the iterations (a new one only after
         // it fired), on a clone of the receiver; `self.state` marks what was seen. Once
@@ -239,8 +93,26 @@ impl Supervisor {
         // every iteration exactly as polling `self.state.changed()` first would.
         let mut state_changed = pin!(next_change(self.state.clone()));
         let mut state_armed = false;
+        // Discovery dropped the sender (the container is removed): no more news.
+        let mut state_closed = false;
         loop {
+            while let Some(action) = self.machine.poll_action() {
+                if !self.perform(action, &mut held).await {
+                    return;
+                }
+            }
+            let wanted = self.machine.poll_timeout();
+            if wanted != timer_at {
+                timer_at = wanted;
+                timer = match wanted {
+                    Some(at) => rt.sleep_until(at),
+                    None => Box::pin(std::future::pending()),
+                };
+            }
             let state_news = std::future::poll_fn(|cx| {
+                if state_closed {
+                    return Poll::Pending;
+                }
                 if state_armed && !self.state.has_changed().unwrap_or(true) {
                     return Poll::Pending;
                 }
@@ -250,93 +122,187 @@ impl Supervisor {
             tokio::select! {
                 biased;
                 changed = state_news => {
-                    let now = rt.now();
-                    let state = self.state.borrow_and_update();
-                    if changed.is_err() || state.removed {
-                        return StreamEnd::Removed;
+                    if changed.is_err() {
+                        // Discovery dropped the sender: as good as removed (it marks the
+                        // state removed before it does).
+                        state_closed = true;
+                        let collected = self.labels.is_some();
+                        self.machine.handle_state(rt.now(), false, true, collected);
+                        continue;
                     }
-                    if state.info.running {
-                        drain_until = None;
-                    } else if drain_until.is_none() {
-                        drain_until = Some(now + config.drain_after_stop);
-                        if drain_until.unwrap() < timer_at {
-                            timer_at = drain_until.unwrap();
-                            timer = rt.sleep_until(timer_at);
-                        }
-                    }
-                    drop(state);
+                    self.take_state();
                     state_changed.set(next_change(self.state.clone()));
                     state_armed = false;
                 }
+                _ = yield_requested(&mut held.slot) => self.machine.handle_yield_requested(rt.now()),
+                slot = acquired(&mut held.acquire) => {
+                    held.acquire = None;
+                    held.slot = Some(slot);
+                    self.machine.handle_slot_granted(rt.now());
+                }
                 _ = &mut timer => {
-                    let now = rt.now();
-                    if now >= rotate_at {
-                        telemetry.container_stream_rotations_total.fetch_add(1, Ordering::Relaxed);
-                        return StreamEnd::Rotate;
-                    }
-                    if drain_until.is_some_and(|until| now >= until) {
-                        return StreamEnd::ContainerStopped;
-                    }
-                    if now >= stall_at {
-                        // Quiet for stall_timeout: fine for a running container (the
-                        // rotation reopens anyway); a stream that outlives its stopped
-                        // container (bollard #251) is dropped.
-                        match self.after_stall_or_end().await {
-                            StreamEnd::Reopen { after } if after.is_zero() => stall_at = rt.now() + config.stall_timeout,
-                            end => return end,
-                        }
-                    }
-                    timer_at = earliest(stall_at, drain_until);
-                    timer = rt.sleep_until(timer_at);
+                    timer_at = None;
+                    timer = Box::pin(std::future::pending());
+                    self.machine.handle_timeout(rt.now());
                 }
-                item = stream.next() => {
-                    let now = rt.now();
-                    match item {
-                        Some(Ok(bytes)) => {
-                            stall_at = now + config.stall_timeout;
-                            let mut stats = ReadStats::default();
-                            let result = self.reader.handle_chunk(bytes, &mut runs, &mut stats);
-                            telemetry.record_lines_in(stats.lines, stats.bytes);
-                            telemetry.lines_truncated_total.fetch_add(stats.truncated, Ordering::Relaxed);
-                            telemetry.lines_duplicate_skipped_total.fetch_add(stats.duplicates, Ordering::Relaxed);
-                            for run in runs.drain(..) {
-                                let chunk = Chunk {
-                                    source: self.sources[run.stream.index()].clone(),
-                                    labels: labels[run.stream.index()].clone(),
-                                    lines: run.lines,
-                                    bytes: run.bytes,
-                                };
-                                if shared.queue.send(chunk).await.is_err() {
-                                    return StreamEnd::Removed;
-                                }
-                            }
-                            if let Err(error) = result {
-                                telemetry.record_drop(now, DropReason::MalformedFrame, 1, &error.to_string());
-                                return StreamEnd::Reopen { after: self.next_backoff() };
-                            }
-                            self.failures = 0;
+                item = next_item(&mut held.stream) => match item {
+                    Some(Ok(bytes)) => {
+                        if !self.read(bytes, &mut runs).await {
+                            return;
                         }
-                        Some(Err(error)) => {
-                            telemetry.container_stream_errors_total.fetch_add(1, Ordering::Relaxed);
-                            self.note_docker_error(&error);
-                            return StreamEnd::Reopen { after: self.next_backoff() };
-                        }
-                        None => return self.after_stall_or_end().await,
                     }
-                }
+                    Some(Err(error)) => {
+                        shared.telemetry.container_stream_errors_total.fetch_add(1, Ordering::Relaxed);
+                        self.note_docker_error(&error);
+                        self.machine.handle_stream_failed(rt.now(), self.unit());
+                    }
+                    None => self.machine.handle_stream_ended(rt.now()),
+                },
             }
         }
     }
 
-    /// The stream ended or went quiet: does the container still run?
-    async fn after_stall_or_end(&mut self) -> StreamEnd {
-        match self.shared.docker.inspect(&self.id).await {
-            Ok(info) if info.running => StreamEnd::Reopen { after: Duration::ZERO },
-            Ok(_) | Err(EngineError::NotFound(_)) => StreamEnd::ContainerStopped,
-            Err(error) => {
-                self.note_docker_error(&error);
-                StreamEnd::Reopen { after: self.next_backoff() }
+    /// Hand discovery's latest view to the machine.
+    fn take_state(&mut self) {
+        let state = self.state.borrow_and_update().clone();
+        let labeler = &self.shared.labeler;
+        self.labels =
+            match (labeler.labels(&state.info, StdStream::Stdout), labeler.labels(&state.info, StdStream::Stderr)) {
+                (Some(stdout), Some(stderr)) => Some([stdout, stderr]),
+                _ => None, // excluded (for now: a rename may change that)
+            };
+        let now = self.shared.rt.now();
+        self.machine.handle_state(now, state.info.running, state.removed, self.labels.is_some());
+    }
+
+    fn unit(&self) -> f64 {
+        unit_from_bits(self.shared.rt.rand_u64())
+    }
+
+    /// Perform one action of the machine; false when the task must end.
+    async fn perform(&mut self, action: Action, held: &mut Held) -> bool {
+        let shared = self.shared.clone();
+        let (rt, telemetry) = (&shared.rt, &shared.telemetry);
+        match action {
+            Action::TakeSlot => {
+                held.acquire = Some(Box::pin({
+                    let pool = shared.pool.clone();
+                    async move { pool.acquire().await }
+                }))
             }
+            Action::NudgeHolder => {
+                shared.pool.ask_oldest_to_yield();
+            }
+            Action::ReleaseSlot => {
+                held.acquire = None;
+                held.slot = None;
+            }
+            Action::DropStream(why) => {
+                held.stream = None;
+                if matches!(why, DropWhy::Rotate | DropWhy::Yield) {
+                    telemetry.container_stream_rotations_total.fetch_add(1, Ordering::Relaxed);
+                }
+                #[cfg(feature = "broken-variants")]
+                if let Some(hook) = held.hook.take() {
+                    hook.after_stream().await;
+                }
+            }
+            Action::Open(options) => {
+                telemetry.container_stream_opens_total.fetch_add(1, Ordering::Relaxed);
+                match shared.docker.logs(&self.id, options).await {
+                    Ok(stream) => {
+                        #[cfg(feature = "broken-variants")]
+                        let stream = {
+                            let (stream, hook) = crate::container::broken::wrap_stream(&shared, stream);
+                            held.hook = Some(hook);
+                            stream
+                        };
+                        self.reader.reopen();
+                        if options.tail.is_none() {
+                            self.reader.expect_resume_position(options.since_secs);
+                        }
+                        held.stream = Some(stream);
+                        self.machine.handle_opened(rt.now(), rt.wall(), self.unit());
+                    }
+                    Err(EngineError::NotFound(_)) => {
+                        self.machine.handle_open_failed(rt.now(), OpenFailure::NotFound, 0.0)
+                    }
+                    Err(error) => {
+                        telemetry.container_stream_errors_total.fetch_add(1, Ordering::Relaxed);
+                        self.note_docker_error(&error);
+                        self.machine.handle_open_failed(rt.now(), OpenFailure::Other, self.unit());
+                    }
+                }
+            }
+            Action::Inspect => {
+                let answer = match shared.docker.inspect(&self.id).await {
+                    Ok(info) if info.running => Inspected::Running,
+                    Ok(_) => Inspected::Stopped,
+                    Err(EngineError::NotFound(_)) => Inspected::NotFound,
+                    Err(error) => {
+                        self.note_docker_error(&error);
+                        Inspected::Failed
+                    }
+                };
+                self.machine.handle_inspected(rt.now(), answer, self.unit());
+            }
+            Action::Finish => {
+                if self.labels.is_some() && !self.machine.tail_read() {
+                    telemetry.container_tails_unread_total.fetch_add(1, Ordering::Relaxed);
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Read one chunk into the queue; false when the queue is closed (shutdown).
+    async fn read(&mut self, bytes: bytes::Bytes, runs: &mut Vec<Run>) -> bool {
+        let shared = self.shared.clone();
+        let (rt, telemetry) = (&shared.rt, &shared.telemetry);
+        let mut stats = ReadStats::default();
+        let result = self.reader.handle_chunk(bytes, runs, &mut stats);
+        telemetry.record_lines_in(stats.lines, stats.bytes);
+        telemetry.lines_truncated_total.fetch_add(stats.truncated, Ordering::Relaxed);
+        telemetry.lines_duplicate_skipped_total.fetch_add(stats.duplicates, Ordering::Relaxed);
+        if stats.gaps > 0 {
+            telemetry.container_log_gaps_total.fetch_add(stats.gaps, Ordering::Relaxed);
+            if let Some(suppressed) = telemetry.docker_log.should_log(rt.now()) {
+                tracing::warn!(
+                    container = self.id.short(),
+                    suppressed,
+                    "the container's log no longer holds the last line read: lines may be lost (log rotated)"
+                );
+            }
+        }
+        if let Some(labels) = &self.labels {
+            for run in runs.drain(..) {
+                let chunk = Chunk {
+                    source: self.sources[run.stream.index()].clone(),
+                    labels: labels[run.stream.index()].clone(),
+                    lines: run.lines,
+                    bytes: run.bytes,
+                };
+                if shared.queue.send(chunk).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        runs.clear();
+        // After the queue took the lines (it may have made us wait): the stream is alive.
+        let now = rt.now();
+        self.machine.handle_data(now, self.reader.since_secs(shared.config.since_skew));
+        if let Err(error) = result {
+            telemetry.record_drop(now, DropReason::MalformedFrame, 1, &error.to_string());
+            self.machine.handle_stream_failed(now, self.unit());
+        }
+        true
+    }
+
+    fn note_docker_error(&self, error: &EngineError) {
+        let now = self.shared.rt.now();
+        if let Some(suppressed) = self.shared.telemetry.docker_log.should_log(now) {
+            tracing::warn!(container = self.id.short(), %error, suppressed, "container log stream failed; reopening");
         }
     }
 }
@@ -344,4 +310,25 @@ impl Supervisor {
 /// Completes when `state` changes, or with an error once its sender is gone.
 async fn next_change(mut state: watch::Receiver<ContainerState>) -> Result<(), watch::error::RecvError> {
     state.changed().await
+}
+
+async fn yield_requested(slot: &mut Option<StreamSlot>) {
+    match slot {
+        Some(slot) => slot.yield_requested().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn acquired(acquire: &mut Option<BoxFuture<StreamSlot>>) -> StreamSlot {
+    match acquire {
+        Some(acquire) => Pin::new(acquire).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_item(stream: &mut Option<LogStream>) -> Option<Result<bytes::Bytes, EngineError>> {
+    match stream {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
 }

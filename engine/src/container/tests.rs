@@ -38,12 +38,16 @@ fn reader() -> LogReader {
 }
 
 fn feed(reader: &mut LogReader, bytes: &[u8], split: usize) -> Vec<Run> {
+    feed_counting(reader, bytes, split).0
+}
+
+fn feed_counting(reader: &mut LogReader, bytes: &[u8], split: usize) -> (Vec<Run>, ReadStats) {
     let mut runs = Vec::new();
     let mut stats = ReadStats::default();
     for piece in bytes.chunks(split.max(1)) {
         reader.handle_chunk(Bytes::copy_from_slice(piece), &mut runs, &mut stats).unwrap();
     }
-    runs
+    (runs, stats)
 }
 
 fn texts(runs: &[Run], stream: StdStream) -> Vec<String> {
@@ -175,6 +179,59 @@ fn a_restart_resumes_after_the_acknowledged_keys() {
     assert_eq!(texts(&runs, StdStream::Stdout), ["line-3", "line-4", "line-5"]);
 }
 
+#[test]
+fn live_lines_whose_timestamps_step_back_are_delivered_not_skipped() {
+    // A host clock step back in the middle of a live stream, on both streams.
+    let entries: Vec<Entry> = vec![
+        (StdStream::Stdout, 50 * SEC, b"out-1\n".to_vec()),
+        (StdStream::Stderr, 50 * SEC, b"err-1\n".to_vec()),
+        (StdStream::Stdout, 20 * SEC, b"out-2\n".to_vec()),
+        (StdStream::Stdout, 20 * SEC, b"out-3\n".to_vec()),
+        (StdStream::Stderr, 10 * SEC, b"err-2\n".to_vec()),
+    ];
+    for split in [1, 7, 1 << 20] {
+        let runs = feed(&mut reader(), &render(&entries), split);
+        assert_eq!(texts(&runs, StdStream::Stdout), ["out-1", "out-2", "out-3"], "split {split}");
+        assert_eq!(texts(&runs, StdStream::Stderr), ["err-1", "err-2"], "split {split}");
+    }
+    // After a reopen: the replay is skipped, the first line past the resume key closes
+    // the window, and a later step back is delivered.
+    let mut reader = reader();
+    let _ = feed(&mut reader, &render(&entries[..1]), 1 << 20);
+    reader.reopen();
+    let replay: Vec<Entry> = vec![
+        (StdStream::Stdout, 50 * SEC, b"out-1\n".to_vec()),
+        (StdStream::Stdout, 51 * SEC, b"out-4\n".to_vec()),
+        (StdStream::Stdout, 49 * SEC, b"out-5\n".to_vec()),
+    ];
+    let mut runs = Vec::new();
+    let mut stats = ReadStats::default();
+    reader.handle_chunk(Bytes::from(render(&replay)), &mut runs, &mut stats).unwrap();
+    assert_eq!(texts(&runs, StdStream::Stdout), ["out-4", "out-5"]);
+    assert_eq!(stats.duplicates, 1);
+}
+
+#[test]
+fn a_replay_that_lost_the_resume_position_counts_a_gap() {
+    let entries: Vec<Entry> =
+        (0..6).map(|n| (StdStream::Stdout, (40 + n) * SEC, format!("line-{n}\n").into_bytes())).collect();
+    let replay = |served: &[Entry], since: i64| {
+        let mut reader = reader();
+        let _ = feed(&mut reader, &render(&entries[..3]), 1 << 20); // resume key: 42 s
+        reader.reopen();
+        reader.expect_resume_position(since);
+        let (mut runs, mut stats) = (Vec::new(), ReadStats::default());
+        reader.handle_chunk(Bytes::from(render(served)), &mut runs, &mut stats).unwrap();
+        (texts(&runs, StdStream::Stdout), stats.gaps)
+    };
+    // The log still holds the resume line: no gap.
+    assert_eq!(replay(&entries[1..], 41), (vec!["line-3".to_string(), "line-4".into(), "line-5".into()], 0));
+    // Rotation deleted everything up to line-3: a gap, and what is left is delivered.
+    assert_eq!(replay(&entries[4..], 41), (vec!["line-4".to_string(), "line-5".into()], 1));
+    // The resume line is before `since` (stderr lag, for instance): nothing is expected.
+    assert_eq!(replay(&entries[4..], 43), (vec!["line-4".to_string(), "line-5".into()], 0));
+}
+
 /// A log whose streams each keep their own timestamps in order, with stderr allowed to
 /// run up to 1.5 s behind stdout in arrival order, and some lines split in pieces.
 fn arbitrary_log() -> impl Strategy<Value = Vec<Entry>> {
@@ -238,12 +295,15 @@ proptest! {
             visible = visible.max(cut);
             // The log as Docker has it at this point, filtered by since; read up to `cut`.
             let served = since_filter(&entries[..cut], since);
-            let runs = feed(&mut reader, &render(&served), split);
+            let (runs, stats) = feed_counting(&mut reader, &render(&served), split);
+            // Nothing was deleted from this log: a gap would be a false alarm.
+            prop_assert_eq!(stats.gaps, 0);
             for stream in [StdStream::Stdout, StdStream::Stderr] {
                 got[stream.index()].extend(texts(&runs, stream));
             }
             since = reader.since_secs(Duration::from_secs(2)).unwrap_or(0);
             reader.reopen();
+            reader.expect_resume_position(since);
         }
         let _ = visible;
         for stream in [StdStream::Stdout, StdStream::Stderr] {
@@ -251,6 +311,42 @@ proptest! {
             // lost only if it was already queued whole, which is what dedup checks. So the
             // complete lines read must equal the log's lines.
             prop_assert_eq!(&got[stream.index()], &expected_lines(&entries, stream));
+        }
+    }
+}
+
+proptest! {
+    /// Read in one session, without a reopen, every line of every stream comes out once
+    /// and in order, whatever its timestamps do (steps back included).
+    #[test]
+    fn a_live_stream_delivers_every_line_whatever_its_timestamps(
+        steps in prop::collection::vec((any::<bool>(), -3_000_000_000i64..3_000_000_000), 1..60),
+        split in 1usize..40,
+        resume in prop::option::of(0i64..200),
+    ) {
+        let mut clock = 100 * SEC;
+        let entries: Vec<Entry> = steps
+            .iter()
+            .enumerate()
+            .map(|(index, (is_stderr, step))| {
+                clock = (clock + step).max(SEC);
+                let stream = if *is_stderr { StdStream::Stderr } else { StdStream::Stdout };
+                (stream, clock, format!("{index}\n").into_bytes())
+            })
+            .collect();
+        // Whatever was queued before, the first live line past it closes the replay
+        // window; from a fresh start there is no window at all.
+        let queued = resume.map(|secs| ResumeKey { ts: secs * SEC, seq: 0 });
+        let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, ContainerCheckpoint { stdout: queued, stderr: queued });
+        let runs = feed(&mut reader, &render(&entries), split);
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let expected: Vec<String> = entries
+                .iter()
+                .filter(|(entry_stream, _, _)| *entry_stream == stream)
+                .skip_while(|(_, ts, _)| queued.is_some_and(|key| ResumeKey { ts: *ts, seq: 0 } <= key))
+                .map(|(_, _, content)| String::from_utf8(content[..content.len() - 1].to_vec()).unwrap())
+                .collect();
+            prop_assert_eq!(texts(&runs, stream), expected);
         }
     }
 }

@@ -19,7 +19,6 @@
 
 use std::time::Duration;
 
-pub mod ack;
 pub mod dispatcher;
 pub mod queue;
 pub mod retry;

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::rt::{exponential_backoff, jitter};
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
     /// First backoff.
@@ -30,23 +32,12 @@ impl RetryPolicy {
     /// Delay before attempt `failures + 1`, given a random `unit` in `[0, 1)`.
     pub fn delay(&self, failures: u32, retry_after: Option<Duration>, unit: f64) -> Duration {
         let capped = exponential_backoff(self.backoff_min, self.backoff_max, failures);
-        let jittered = capped.mul_f64(1.0 - self.jitter * unit.clamp(0.0, 1.0));
+        let jittered = jitter(capped, self.jitter, unit);
         match retry_after {
             Some(after) => after.min(self.retry_after_max).max(jittered),
             None => jittered,
         }
     }
-}
-
-/// `min` doubled per failure after the first, capped at `max` (`failures` ≥ 1).
-pub fn exponential_backoff(min: Duration, max: Duration, failures: u32) -> Duration {
-    let exponent = failures.saturating_sub(1).min(30);
-    min.saturating_mul(1u32 << exponent).min(max)
-}
-
-/// A uniform number in `[0, 1)` from 64 random bits.
-pub fn unit_from_bits(bits: u64) -> f64 {
-    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::checkpoint::positions::Acks;
 use crate::model::{Batch, BatchStream};
-use crate::pipeline::ack::Acks;
 use crate::pipeline::queue::Budget;
-use crate::pipeline::retry::{unit_from_bits, RetryPolicy};
+use crate::pipeline::retry::RetryPolicy;
 use crate::port::{SendOutcome, SinkTransport};
-use crate::rt::Rt;
+use crate::rt::{unit_from_bits, Rt};
 use crate::telemetry::events::{LinesDelivered, LinesDropped, SinkResponded, SinkRetrying};
 use crate::telemetry::{DropReason, SinkStatus, Telemetry};
 

@@ -6,10 +6,12 @@
 
 pub mod checkpoint;
 pub mod docker;
+pub mod labeler;
 pub mod sink;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ContainerCheckpoint};
 pub use docker::{
     ContainerEngine, ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream, LogOptions, LogStream,
 };
+pub use labeler::Labeler;
 pub use sink::{SendOutcome, SinkTransport};

@@ -1,9 +1,16 @@
-//! Checkpointing: commit acknowledged positions through the `CheckpointStore` port.
+//! Checkpointing: the record of acknowledged positions, and its commits through the
+//! `CheckpointStore` port.
 //!
-//! The checkpoint task wakes only when positions changed (no always-on tick), commits at
-//! most once per `commit_every`, and commits once more at shutdown.
+//! - [`positions`] has [`positions::Acks`], the acknowledged position of every tracked
+//!   container and stream: written by the sink worker (acknowledgements) and discovery
+//!   (track, untrack), read by supervisors (where to resume), this task and the agent.
+//! - This module has the checkpoint task: it wakes only when positions changed (no
+//!   always-on tick), commits at most once per `commit_every`, and the agent commits once
+//!   more at shutdown.
 
 use std::time::Duration;
+
+pub mod positions;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckpointConfig {
@@ -19,7 +26,7 @@ impl Default for CheckpointConfig {
 
 use std::sync::Arc;
 
-use crate::pipeline::ack::Acks;
+use crate::checkpoint::positions::Acks;
 use crate::port::CheckpointStore;
 use crate::rt::Rt;
 use crate::telemetry::events::{CheckpointCommitFailed, CheckpointCommitted};

@@ -1,0 +1,578 @@
+//! The supervisor's decisions, as a sans-IO state machine (quinn-proto `Connection` style).
+//!
+//! [`Machine`] owns every timing and lifecycle decision about one container's log
+//! stream and does nothing itself: inputs come in through `handle_*(now, …)`, decisions
+//! go out through [`Machine::poll_action`], and [`Machine::poll_timeout`] says when the
+//! machine wants [`Machine::handle_timeout`] called. The task around it
+//! (`supervisor.rs`) only performs the actions, moves bytes and sleeps. Randomness comes
+//! in as an explicit `unit` in `[0, 1)` with the inputs that need it, so every rule is a
+//! unit test at explicit instants (`machine_tests.rs`).
+//!
+//! ## Rules
+//! - **Which containers get a stream**: a container that is not removed, is collected
+//!   (the labeler says so) and either runs or was not yet read to the end of its log.
+//!   An exited container at discovery is therefore read: Docker serves an exited
+//!   container's whole log to a follow request and then ends the stream.
+//! - **Slot**: a stream needs a slot of the pool ([`Action::TakeSlot`], FIFO). A waiter
+//!   that has waited `slot_wait_max / 2` asks the pool to make its oldest holder yield
+//!   ([`Action::NudgeHolder`]), and again every `slot_wait_max / 2`; a holder asked to
+//!   yield drops its stream and queues again at the back ([`Machine::handle_yield_requested`]).
+//!   So no container waits much longer than `slot_wait_max / 2` while a holder has held
+//!   longer than it, and open streams never exceed `streams_max`.
+//! - **Open**: since the last queued position (`since = floor(last − since_skew)`, the
+//!   replay deduplicated by the reader), or for a container never read, as its
+//!   [`FirstOpen`] says (`first_sight` resolved by discovery at the instant it first saw
+//!   the container).
+//! - **Rotate**: `rotate_every × (1 − rotate_jitter × unit)` after the first open with
+//!   the slot (0.7–1.0 × with the default jitter; reopens that keep the slot keep the
+//!   deadline): drop the stream, give the slot back, queue again.
+//! - **Stall**: nothing for `stall_timeout` (heartbeat and watchdog are this one timer).
+//!   A running container's stream is reopened (slot kept). A stopped container's stream
+//!   opened after the stop that stalls outlives its container (bollard #251): dropped,
+//!   and the log counts as read to its end.
+//! - **End of stream**: while the container is believed running, ask Docker
+//!   ([`Action::Inspect`]): still running → reopen (at once if the stream yielded
+//!   anything, else after a backoff); stopped → reopen once as a stopped container;
+//!   gone → done with this log. While the container is stopped: a stream opened after
+//!   the stop that ends has read the log to its end (the slot is released and the
+//!   machine waits, holding nothing, for a start or the removal); a stream opened
+//!   before the stop is reopened once, so the end of the log is read by a request made
+//!   after the stop, never cut by a timer.
+//! - **Backoff**: a failed open, stream error or failed inspect releases the slot and
+//!   waits `backoff_min × 2^(failures−1)` capped at `backoff_max`, scaled by
+//!   `1 − 0.2 × unit`; any data resets the count.
+//! - **Removal**: a stream still open is read on until it ends by itself (Docker hands
+//!   out what it still has of a removed container's log), stalls or its rotation is due;
+//!   then, or at once if no stream is open, everything is dropped and
+//!   [`Action::Finish`]. [`Machine::tail_read`] then says whether a stream ended by
+//!   itself after the container stopped (else its last lines may be lost: the task
+//!   counts it).
+//!
+//! Docker's word beats discovery's: an inspect that says "stopped" or "gone" while
+//! discovery still says "running" is believed until discovery's running flag changes,
+//! or for `stall_timeout`, after which the machine looks again (the event may be lost).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::container::MonitorConfig;
+use crate::port::LogOptions;
+use crate::rt::{exponential_backoff, jitter, Instant, UnixNanos};
+
+/// The timings the machine decides with (a copy of part of [`MonitorConfig`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MachineConfig {
+    pub rotate_every: Duration,
+    pub rotate_jitter: f64,
+    pub stall_timeout: Duration,
+    pub slot_wait_max: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl From<&MonitorConfig> for MachineConfig {
+    fn from(config: &MonitorConfig) -> MachineConfig {
+        MachineConfig {
+            rotate_every: config.rotate_every,
+            rotate_jitter: config.rotate_jitter,
+            stall_timeout: config.stall_timeout,
+            slot_wait_max: config.slot_wait_max,
+            backoff_min: config.backoff_min,
+            backoff_max: config.backoff_max,
+        }
+    }
+}
+
+/// Jitter of the backoff after a failure: delays are scaled by `[0.8, 1]`.
+const BACKOFF_JITTER: f64 = 0.2;
+
+/// Where a container with nothing queued yet starts reading.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FirstOpen {
+    /// Entries at or after this Unix second (0: the whole log).
+    Since(i64),
+    /// The last N entries at the first open, then whatever follows.
+    Tail(u64),
+}
+
+/// Why a stream is dropped (the task counts rotations and yields as rotations).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DropWhy {
+    /// `rotate_every` passed.
+    Rotate,
+    /// The pool asked this holder to make room for a waiter.
+    Yield,
+    /// Nothing arrived for `stall_timeout`.
+    Stall,
+    /// The stream ended by itself.
+    Ended,
+    /// The stream failed (transport error or a malformed frame).
+    Failed,
+    /// The container was removed, or is no longer collected.
+    Done,
+}
+
+/// What the task must do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Queue for a pool slot; answer with [`Machine::handle_slot_granted`].
+    TakeSlot,
+    /// Ask the pool to make its oldest holder yield (this machine has waited long).
+    NudgeHolder,
+    /// Open the log stream (a slot is held); answer with [`Machine::handle_opened`] or
+    /// [`Machine::handle_open_failed`].
+    Open(LogOptions),
+    /// Drop the open stream.
+    DropStream(DropWhy),
+    /// Give the slot back, or stop waiting for one.
+    ReleaseSlot,
+    /// Ask Docker whether the container runs; answer with [`Machine::handle_inspected`].
+    Inspect,
+    /// The container was removed: the task ends.
+    Finish,
+}
+
+/// Why an open failed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OpenFailure {
+    /// The container does not exist (any more).
+    NotFound,
+    /// Anything else: retried after a backoff.
+    Other,
+}
+
+/// Docker's answer to an inspect.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Inspected {
+    Running,
+    Stopped,
+    NotFound,
+    Failed,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct OpenStream {
+    rotate_at: Instant,
+    stall_at: Instant,
+    /// Opened while the container was known to be stopped: its end is the log's end.
+    opened_stopped: bool,
+    /// It yielded data.
+    yielded: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    /// No slot, no stream: waiting for news (or for `recheck_at`).
+    Idle,
+    /// Queued for a slot since `since`.
+    WaitingSlot {
+        nudge_at: Instant,
+    },
+    /// Slot held, open requested.
+    Opening,
+    /// Slot held, stream open.
+    Streaming(OpenStream),
+    /// Slot held, the stream ended while the container was believed running.
+    Inspecting {
+        yielded: bool,
+    },
+    /// No slot: waiting after a failure.
+    BackingOff {
+        until: Instant,
+    },
+    Done,
+}
+
+/// The decisions about one container's log stream; see the module docs.
+#[derive(Debug)]
+pub struct Machine {
+    config: MachineConfig,
+    phase: Phase,
+    actions: VecDeque<Action>,
+    /// Discovery's view.
+    running: bool,
+    removed: bool,
+    /// The labeler collects this container.
+    collected: bool,
+    /// Docker said "stopped" or "gone" while discovery still says running: believed
+    /// until discovery's running flag changes or `recheck_at`.
+    docker_stopped: Option<Instant>,
+    /// The log was read to its end since the container last stopped.
+    read_to_end: bool,
+    /// A stream ended by itself while the container was stopped or removed (a proven
+    /// end of the log, unlike a stall or a "not found").
+    tail_read: bool,
+    slot_held: bool,
+    failures: u32,
+    /// The `since` of the last queued position (`None`: nothing queued yet).
+    resume_since: Option<i64>,
+    first_open: FirstOpen,
+    /// The rotation deadline of the slot held, set at its first open.
+    rotate_at: Option<Instant>,
+    /// A holder asked to yield while it could not (opening, inspecting): yield at the
+    /// next chance.
+    yield_pending: bool,
+}
+
+impl Machine {
+    pub fn new(config: MachineConfig, first_open: FirstOpen, resume_since: Option<i64>) -> Machine {
+        Machine {
+            config,
+            phase: Phase::Idle,
+            actions: VecDeque::new(),
+            running: false,
+            removed: false,
+            collected: false,
+            docker_stopped: None,
+            read_to_end: false,
+            tail_read: false,
+            slot_held: false,
+            failures: 0,
+            resume_since,
+            first_open,
+            rotate_at: None,
+            yield_pending: false,
+        }
+    }
+
+    /// The next thing to do, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Machine::handle_timeout`] wants to be called, if at all.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::WaitingSlot { nudge_at } => Some(nudge_at),
+            Phase::Streaming(stream) => Some(stream.rotate_at.min(stream.stall_at)),
+            Phase::BackingOff { until } => Some(until),
+            Phase::Idle => self.docker_stopped,
+            Phase::Opening | Phase::Inspecting { .. } | Phase::Done => None,
+        }
+    }
+
+    /// Is the machine waiting for a slot?
+    pub fn wants_slot(&self) -> bool {
+        matches!(self.phase, Phase::WaitingSlot { .. })
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// The log was read to its end since the container last stopped.
+    pub fn read_to_end(&self) -> bool {
+        self.read_to_end
+    }
+
+    /// A stream ended by itself after the container last stopped: its log was read to
+    /// the end. Asked once the machine finished, false means the container was removed
+    /// before that (lines may be lost).
+    pub fn tail_read(&self) -> bool {
+        self.tail_read
+    }
+
+    fn effective_running(&self) -> bool {
+        self.running && self.docker_stopped.is_none()
+    }
+
+    fn needs_stream(&self) -> bool {
+        !self.removed && self.collected && (self.effective_running() || !self.read_to_end)
+    }
+
+    /// Discovery's view of the container changed (or is given for the first time).
+    pub fn handle_state(&mut self, now: Instant, running: bool, removed: bool, collected: bool) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        if running != self.running {
+            self.docker_stopped = None;
+            if running {
+                // A start: whatever it writes now is unread.
+                self.read_to_end = false;
+                self.tail_read = false;
+            }
+        }
+        self.running = running;
+        self.removed = removed;
+        self.collected = collected;
+        self.settle(now);
+    }
+
+    /// The pool granted the slot this machine queued for.
+    pub fn handle_slot_granted(&mut self, now: Instant) {
+        if !self.wants_slot() {
+            // Granted after the machine stopped wanting it: give it back.
+            self.actions.push_back(Action::ReleaseSlot);
+            return;
+        }
+        self.slot_held = true;
+        self.yield_pending = false;
+        self.open(now);
+    }
+
+    /// The pool asks this holder to give its slot to a waiter.
+    pub fn handle_yield_requested(&mut self, now: Instant) {
+        match self.phase {
+            // A removed container's stream drains to its end first (it ends soon).
+            Phase::Streaming(_) if self.removed => {}
+            Phase::Streaming(_) => {
+                self.drop_stream(DropWhy::Yield);
+                self.release_slot();
+                self.phase = Phase::Idle;
+                self.settle(now);
+            }
+            _ if self.slot_held => self.yield_pending = true,
+            _ => {}
+        }
+    }
+
+    /// The stream requested by [`Action::Open`] is open. `wall` is the wall clock now
+    /// (a tail request becomes "since then" for later opens); `unit` is a random number in
+    /// `[0, 1)` for the rotation's jitter.
+    pub fn handle_opened(&mut self, now: Instant, wall: UnixNanos, unit: f64) {
+        if self.phase != Phase::Opening {
+            return;
+        }
+        if let FirstOpen::Tail(_) = self.first_open {
+            self.first_open = FirstOpen::Since(wall.div_euclid(1_000_000_000));
+        }
+        let config = &self.config;
+        // A reopen that kept the slot (watchdog, end of a stopped container's log) keeps
+        // the slot's rotation deadline: rotation is about giving the slot back.
+        let rotate_at = *self.rotate_at.get_or_insert(now + jitter(config.rotate_every, config.rotate_jitter, unit));
+        self.phase = Phase::Streaming(OpenStream {
+            rotate_at,
+            stall_at: now + config.stall_timeout,
+            opened_stopped: !self.effective_running(),
+            yielded: false,
+        });
+        if self.yield_pending {
+            self.handle_yield_requested(now);
+        }
+    }
+
+    pub fn handle_open_failed(&mut self, now: Instant, failure: OpenFailure, unit: f64) {
+        if self.phase != Phase::Opening {
+            return;
+        }
+        match failure {
+            OpenFailure::NotFound => self.gone(now),
+            OpenFailure::Other => self.back_off(now, unit),
+        }
+    }
+
+    /// Lines were read and queued; `resume_since` is the `since` to reopen from now.
+    pub fn handle_data(&mut self, now: Instant, resume_since: Option<i64>) {
+        self.resume_since = resume_since.or(self.resume_since);
+        if let Phase::Streaming(stream) = &mut self.phase {
+            stream.stall_at = now + self.config.stall_timeout;
+            stream.yielded = true;
+            self.failures = 0;
+        }
+    }
+
+    /// The stream ended by itself.
+    pub fn handle_stream_ended(&mut self, now: Instant) {
+        let Phase::Streaming(stream) = self.phase else { return };
+        self.drop_stream(DropWhy::Ended);
+        if self.removed || !self.running {
+            self.tail_read = true;
+        }
+        self.after_end(now, stream);
+    }
+
+    /// The stream failed (transport error, malformed frame).
+    pub fn handle_stream_failed(&mut self, now: Instant, unit: f64) {
+        if !matches!(self.phase, Phase::Streaming(_)) {
+            return;
+        }
+        self.drop_stream(DropWhy::Failed);
+        self.back_off(now, unit);
+    }
+
+    /// Docker answered the inspect.
+    pub fn handle_inspected(&mut self, now: Instant, answer: Inspected, unit: f64) {
+        let Phase::Inspecting { yielded } = self.phase else { return };
+        match answer {
+            Inspected::Running => {
+                self.docker_stopped = None;
+                if yielded {
+                    self.open(now);
+                } else {
+                    // Ended without a byte while running: do not spin.
+                    self.back_off(now, unit);
+                }
+            }
+            Inspected::Stopped => {
+                if self.running {
+                    self.docker_stopped = Some(now + self.config.stall_timeout);
+                }
+                // The stream that ended was opened while believed running: read the rest
+                // with a request made after the stop.
+                self.open(now);
+            }
+            Inspected::NotFound => {
+                // The stream ended by itself and the container is gone: Docker ended it at
+                // the stop, after everything written before (the end of the log).
+                self.tail_read = true;
+                self.gone(now);
+            }
+            Inspected::Failed => self.back_off(now, unit),
+        }
+    }
+
+    /// Called at (or after) [`Machine::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::WaitingSlot { nudge_at } if now >= nudge_at => {
+                self.actions.push_back(Action::NudgeHolder);
+                self.phase = Phase::WaitingSlot { nudge_at: now + self.nudge_every() };
+            }
+            Phase::Streaming(stream) if self.removed && now >= stream.rotate_at.min(stream.stall_at) => {
+                // Draining a removed container's stream: no reopen.
+                self.drop_stream(if now >= stream.stall_at { DropWhy::Stall } else { DropWhy::Rotate });
+                self.finish();
+            }
+            Phase::Streaming(stream) if now >= stream.rotate_at => {
+                self.drop_stream(DropWhy::Rotate);
+                self.release_slot();
+                self.phase = Phase::Idle;
+                self.settle(now);
+            }
+            Phase::Streaming(stream) if now >= stream.stall_at => {
+                self.drop_stream(DropWhy::Stall);
+                if self.effective_running() {
+                    // The watchdog: a running container's silent stream is reopened.
+                    self.open(now);
+                } else {
+                    self.after_end(now, stream);
+                }
+            }
+            Phase::BackingOff { until } if now >= until => {
+                self.phase = Phase::Idle;
+                self.settle(now);
+            }
+            Phase::Idle if self.docker_stopped.is_some_and(|at| now >= at) => {
+                // Discovery still says running: look again.
+                self.docker_stopped = None;
+                self.read_to_end = false;
+                self.settle(now);
+            }
+            _ => {}
+        }
+    }
+
+    fn nudge_every(&self) -> Duration {
+        (self.config.slot_wait_max / 2).max(Duration::from_millis(1))
+    }
+
+    /// A stream ended (by itself, or stalled while the container is stopped).
+    fn after_end(&mut self, now: Instant, stream: OpenStream) {
+        if self.removed {
+            self.finish();
+        } else if self.effective_running() && !stream.opened_stopped {
+            self.actions.push_back(Action::Inspect);
+            self.phase = Phase::Inspecting { yielded: stream.yielded };
+        } else if stream.opened_stopped && !self.effective_running() {
+            self.read_to_end = true;
+            self.release_slot();
+            self.phase = Phase::Idle;
+            self.settle(now);
+        } else {
+            // Opened before the stop (or before a start): read on with a new request.
+            self.open(now);
+        }
+    }
+
+    /// Docker says the container does not exist: nothing more to read.
+    fn gone(&mut self, now: Instant) {
+        if self.running {
+            self.docker_stopped = Some(now + self.config.stall_timeout);
+        }
+        self.read_to_end = true;
+        self.release_slot();
+        self.phase = Phase::Idle;
+        self.settle(now);
+    }
+
+    fn back_off(&mut self, now: Instant, unit: f64) {
+        self.failures = self.failures.saturating_add(1);
+        let config = &self.config;
+        let delay =
+            jitter(exponential_backoff(config.backoff_min, config.backoff_max, self.failures), BACKOFF_JITTER, unit);
+        self.release_slot();
+        self.phase = Phase::BackingOff { until: now + delay };
+        self.settle(now);
+    }
+
+    fn open(&mut self, now: Instant) {
+        if !self.needs_stream() {
+            self.release_slot();
+            self.phase = Phase::Idle;
+            self.settle(now);
+            return;
+        }
+        let options = match (self.resume_since, self.first_open) {
+            (Some(since_secs), _) | (None, FirstOpen::Since(since_secs)) => {
+                LogOptions { follow: true, since_secs, tail: None }
+            }
+            (None, FirstOpen::Tail(lines)) => LogOptions { follow: true, since_secs: 0, tail: Some(lines) },
+        };
+        self.actions.push_back(Action::Open(options));
+        self.phase = Phase::Opening;
+    }
+
+    fn finish(&mut self) {
+        self.release_slot();
+        self.actions.push_back(Action::Finish);
+        self.phase = Phase::Done;
+    }
+
+    fn drop_stream(&mut self, why: DropWhy) {
+        self.actions.push_back(Action::DropStream(why));
+    }
+
+    fn release_slot(&mut self) {
+        if self.slot_held || self.wants_slot() {
+            self.actions.push_back(Action::ReleaseSlot);
+        }
+        self.slot_held = false;
+        self.rotate_at = None;
+        self.yield_pending = false;
+    }
+
+    /// Bring the phase in line with what the container needs after a change. (The task
+    /// answers `Open` and `Inspect` before it takes any other input, so `Opening` and
+    /// `Inspecting` are never seen here.)
+    fn settle(&mut self, now: Instant) {
+        if self.removed {
+            // An open stream is read on until it ends (see the module docs).
+            if !matches!(self.phase, Phase::Streaming(_)) {
+                self.finish();
+            }
+            return;
+        }
+        if !self.collected {
+            if let Phase::Streaming(_) = self.phase {
+                self.drop_stream(DropWhy::Done);
+            }
+            self.release_slot();
+            if !matches!(self.phase, Phase::BackingOff { .. }) {
+                self.phase = Phase::Idle;
+            }
+            return;
+        }
+        match self.phase {
+            Phase::Idle if self.needs_stream() => {
+                self.actions.push_back(Action::TakeSlot);
+                self.phase = Phase::WaitingSlot { nudge_at: now + self.nudge_every() };
+            }
+            Phase::WaitingSlot { .. } if !self.needs_stream() => {
+                self.release_slot();
+                self.phase = Phase::Idle;
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Tests of the supervisor's state machine: one per rule, at explicit instants, no runtime.
+
+use std::time::Duration;
+
+use crate::container::machine::{Action, DropWhy, FirstOpen, Inspected, Machine, MachineConfig, OpenFailure};
+use crate::port::LogOptions;
+use crate::rt::Instant;
+
+const SEC: u64 = 1_000_000_000;
+const WALL: i64 = 1_700_000_000 * 1_000_000_000;
+
+fn at(secs: u64) -> Instant {
+    Instant::from_nanos(secs * SEC)
+}
+
+fn config() -> MachineConfig {
+    MachineConfig {
+        rotate_every: Duration::from_secs(300),
+        rotate_jitter: 0.3,
+        stall_timeout: Duration::from_secs(120),
+        slot_wait_max: Duration::from_secs(30),
+        backoff_min: Duration::from_millis(500),
+        backoff_max: Duration::from_secs(30),
+    }
+}
+
+fn new_machine(first_open: FirstOpen) -> Machine {
+    Machine::new(config(), first_open, None)
+}
+
+fn actions(machine: &mut Machine) -> Vec<Action> {
+    std::iter::from_fn(|| machine.poll_action()).collect()
+}
+
+fn open_since(since_secs: i64) -> Action {
+    Action::Open(LogOptions { follow: true, since_secs, tail: None })
+}
+
+/// A machine for a running container with its stream open since `t`.
+fn streaming(t: u64) -> Machine {
+    let mut machine = new_machine(FirstOpen::Since(0));
+    machine.handle_state(at(t), true, false, true);
+    machine.handle_slot_granted(at(t));
+    machine.handle_opened(at(t), WALL, 0.0);
+    actions(&mut machine);
+    machine
+}
+
+#[test]
+fn a_running_container_takes_a_slot_then_opens_where_first_sight_says() {
+    let mut machine = new_machine(FirstOpen::Since(1234));
+    machine.handle_state(at(0), true, false, true);
+    assert_eq!(actions(&mut machine), [Action::TakeSlot]);
+    assert!(machine.wants_slot());
+    // The slot comes late: "now" was fixed at first sight, nothing written meanwhile is lost.
+    machine.handle_slot_granted(at(40));
+    assert_eq!(actions(&mut machine), [open_since(1234)]);
+}
+
+#[test]
+fn the_resume_position_beats_first_sight() {
+    let mut machine = Machine::new(config(), FirstOpen::Since(1234), Some(99));
+    machine.handle_state(at(0), true, false, true);
+    machine.handle_slot_granted(at(0));
+    assert_eq!(actions(&mut machine), [Action::TakeSlot, open_since(99)]);
+    machine.handle_opened(at(0), WALL, 0.0);
+    machine.handle_data(at(1), Some(150));
+    machine.handle_timeout(at(300));
+    machine.handle_slot_granted(at(300));
+    assert_eq!(
+        actions(&mut machine),
+        [Action::DropStream(DropWhy::Rotate), Action::ReleaseSlot, Action::TakeSlot, open_since(150)]
+    );
+}
+
+#[test]
+fn a_tail_is_asked_once_then_reopens_from_the_first_open() {
+    let mut machine = new_machine(FirstOpen::Tail(100));
+    machine.handle_state(at(0), true, false, true);
+    machine.handle_slot_granted(at(0));
+    assert_eq!(actions(&mut machine)[1], Action::Open(LogOptions { follow: true, since_secs: 0, tail: Some(100) }));
+    machine.handle_opened(at(0), WALL + 300_000_000, 0.0);
+    machine.handle_timeout(at(300));
+    machine.handle_slot_granted(at(300));
+    assert_eq!(actions(&mut machine).last(), Some(&open_since(WALL / 1_000_000_000)));
+}
+
+#[test]
+fn rotation_comes_at_0_7_to_1_0_of_rotate_every() {
+    for (unit, due) in [(0.0, 300), (0.5, 255), (1.0, 210)] {
+        let mut machine = new_machine(FirstOpen::Since(0));
+        machine.handle_state(at(0), true, false, true);
+        machine.handle_slot_granted(at(0));
+        machine.handle_opened(at(0), WALL, unit);
+        actions(&mut machine);
+        machine.handle_data(at(due - 1), None); // keep the stall timer away
+        assert_eq!(machine.poll_timeout(), Some(at(due)), "unit {unit}");
+        machine.handle_timeout(at(due - 1));
+        assert_eq!(actions(&mut machine), []);
+        machine.handle_timeout(at(due));
+        assert_eq!(
+            actions(&mut machine),
+            [Action::DropStream(DropWhy::Rotate), Action::ReleaseSlot, Action::TakeSlot],
+            "rotation gives the slot back and queues again at the back"
+        );
+    }
+}
+
+#[test]
+fn a_silent_running_stream_is_reopened_by_the_watchdog_keeping_its_slot() {
+    let mut machine = streaming(0);
+    machine.handle_data(at(10), Some(5));
+    assert_eq!(machine.poll_timeout(), Some(at(130)));
+    machine.handle_timeout(at(130));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Stall), open_since(5)]);
+    machine.handle_opened(at(130), WALL, 0.5);
+    assert_eq!(machine.poll_timeout(), Some(at(250)));
+    // The reopen kept the slot, and with it the rotation deadline.
+    machine.handle_data(at(200), None);
+    assert_eq!(machine.poll_timeout(), Some(at(300)));
+}
+
+#[test]
+fn an_exited_container_is_read_to_its_end_then_waits_without_a_slot() {
+    let mut machine = new_machine(FirstOpen::Since(0));
+    machine.handle_state(at(0), false, false, true);
+    machine.handle_slot_granted(at(1));
+    assert_eq!(actions(&mut machine), [Action::TakeSlot, open_since(0)]);
+    machine.handle_opened(at(1), WALL, 0.0);
+    machine.handle_data(at(2), Some(7));
+    // However long the stream takes, no timer cuts it short of its end (or a stall).
+    assert_eq!(machine.poll_timeout(), Some(at(122)));
+    machine.handle_stream_ended(at(50));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::ReleaseSlot]);
+    assert!(machine.read_to_end() && machine.tail_read());
+    assert_eq!(machine.poll_timeout(), None);
+    // Its next start reads on.
+    machine.handle_state(at(600), true, false, true);
+    assert_eq!(actions(&mut machine), [Action::TakeSlot]);
+}
+
+#[test]
+fn a_stop_while_streaming_reopens_once_after_the_stop_and_reads_to_the_end() {
+    let mut machine = streaming(0);
+    machine.handle_state(at(20), false, false, true);
+    assert_eq!(actions(&mut machine), []);
+    machine.handle_stream_ended(at(21));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), open_since(0)]);
+    machine.handle_opened(at(21), WALL, 0.0);
+    machine.handle_stream_ended(at(22));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::ReleaseSlot]);
+    assert!(machine.read_to_end());
+}
+
+#[test]
+fn a_stream_outliving_its_stopped_container_is_dropped_after_a_stall() {
+    let mut machine = new_machine(FirstOpen::Since(0));
+    machine.handle_state(at(0), false, false, true);
+    machine.handle_slot_granted(at(0));
+    machine.handle_opened(at(0), WALL, 0.0);
+    actions(&mut machine);
+    machine.handle_timeout(at(120));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Stall), Action::ReleaseSlot]);
+    assert!(machine.read_to_end());
+}
+
+#[test]
+fn an_end_while_running_asks_docker_first() {
+    // Still running and the stream had data: reopen at once.
+    let mut machine = streaming(0);
+    machine.handle_data(at(1), Some(3));
+    machine.handle_stream_ended(at(2));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::Inspect]);
+    machine.handle_inspected(at(2), Inspected::Running, 0.0);
+    assert_eq!(actions(&mut machine), [open_since(3)]);
+    // Still running, nothing read: back off instead of spinning.
+    let mut machine = streaming(0);
+    machine.handle_stream_ended(at(2));
+    machine.handle_inspected(at(2), Inspected::Running, 0.0);
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::Inspect, Action::ReleaseSlot]);
+    assert_eq!(machine.poll_timeout(), Some(at(2) + Duration::from_millis(500)));
+    // Stopped (the event is late): read the rest with a request made after the stop.
+    let mut machine = streaming(0);
+    machine.handle_stream_ended(at(2));
+    machine.handle_inspected(at(2), Inspected::Stopped, 0.0);
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::Inspect, open_since(0)]);
+    machine.handle_opened(at(2), WALL, 0.0);
+    machine.handle_stream_ended(at(3));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::ReleaseSlot]);
+    // Discovery still says running: look again after stall_timeout.
+    assert_eq!(machine.poll_timeout(), Some(at(122)));
+    machine.handle_timeout(at(122));
+    assert_eq!(actions(&mut machine), [Action::TakeSlot]);
+}
+
+#[test]
+fn backoff_doubles_to_its_cap_and_data_resets_it() {
+    let mut machine = new_machine(FirstOpen::Since(0));
+    machine.handle_state(at(0), true, false, true);
+    let mut now = at(0);
+    let mut delays = Vec::new();
+    for _ in 0..9 {
+        machine.handle_slot_granted(now);
+        machine.handle_open_failed(now, OpenFailure::Other, 0.0);
+        let until = machine.poll_timeout().unwrap();
+        delays.push((until - now).as_millis() as u64);
+        machine.handle_timeout(until);
+        now = until;
+    }
+    assert_eq!(delays, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+    // The jitter only shortens: at most 20%.
+    machine.handle_slot_granted(now);
+    machine.handle_open_failed(now, OpenFailure::Other, 0.999);
+    let delay = machine.poll_timeout().unwrap() - now;
+    assert!(delay > Duration::from_secs(24) && delay <= Duration::from_secs(30), "{delay:?}");
+    // Data resets the count.
+    let mut machine = streaming(0);
+    machine.handle_data(at(1), None);
+    machine.handle_stream_failed(at(2), 0.0);
+    assert_eq!(machine.poll_timeout(), Some(at(2) + Duration::from_millis(500)));
+}
+
+#[test]
+fn a_waiter_nudges_the_oldest_holder_every_half_slot_wait_max() {
+    let mut machine = new_machine(FirstOpen::Since(0));
+    machine.handle_state(at(0), true, false, true);
+    assert_eq!(actions(&mut machine), [Action::TakeSlot]);
+    assert_eq!(machine.poll_timeout(), Some(at(15)));
+    machine.handle_timeout(at(15));
+    assert_eq!(actions(&mut machine), [Action::NudgeHolder]);
+    assert_eq!(machine.poll_timeout(), Some(at(30)));
+    machine.handle_slot_granted(at(16));
+    assert_eq!(actions(&mut machine), [open_since(0)]);
+}
+
+#[test]
+fn a_holder_asked_to_yield_drops_its_stream_and_queues_again() {
+    let mut machine = streaming(0);
+    machine.handle_yield_requested(at(40));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Yield), Action::ReleaseSlot, Action::TakeSlot]);
+    // A removed container's stream drains to its end instead.
+    let mut machine = streaming(0);
+    machine.handle_state(at(5), false, true, true);
+    machine.handle_yield_requested(at(40));
+    assert_eq!(actions(&mut machine), []);
+}
+
+#[test]
+fn removal_reads_an_open_stream_to_its_end_then_finishes() {
+    let mut machine = streaming(0);
+    machine.handle_state(at(5), false, true, true);
+    assert_eq!(actions(&mut machine), []);
+    machine.handle_data(at(6), Some(4));
+    machine.handle_stream_ended(at(7));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::ReleaseSlot, Action::Finish]);
+    assert!(machine.is_done());
+    assert!(machine.tail_read());
+    // A removed container's stream that stalls is given up: its tail counts as unread.
+    let mut machine = streaming(0);
+    machine.handle_state(at(5), false, true, true);
+    machine.handle_timeout(at(120));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Stall), Action::ReleaseSlot, Action::Finish]);
+    assert!(!machine.tail_read());
+    // Also while waiting for a slot.
+    let mut machine = new_machine(FirstOpen::Since(0));
+    machine.handle_state(at(0), true, false, true);
+    machine.handle_state(at(1), true, true, true);
+    assert_eq!(actions(&mut machine), [Action::TakeSlot, Action::ReleaseSlot, Action::Finish]);
+}
+
+#[test]
+fn an_excluded_container_takes_no_slot_until_a_rename_includes_it() {
+    let mut machine = new_machine(FirstOpen::Since(0));
+    machine.handle_state(at(0), true, false, false);
+    assert_eq!(actions(&mut machine), []);
+    machine.handle_state(at(1), true, false, true);
+    assert_eq!(actions(&mut machine), [Action::TakeSlot]);
+}
+
+#[test]
+fn a_gone_container_is_done_reading() {
+    let mut machine = new_machine(FirstOpen::Since(0));
+    machine.handle_state(at(0), false, false, true);
+    machine.handle_slot_granted(at(0));
+    machine.handle_open_failed(at(0), OpenFailure::NotFound, 0.0);
+    assert_eq!(actions(&mut machine), [Action::TakeSlot, open_since(0), Action::ReleaseSlot]);
+    assert!(machine.read_to_end());
+    assert_eq!(machine.poll_timeout(), None);
+}
