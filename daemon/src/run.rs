@@ -67,6 +67,9 @@ pub fn run(config_path: Option<&Path>) -> i32 {
         log_filter_from = filter_source,
         "log-capturer starting"
     );
+    for warning in config.warnings() {
+        tracing::warn!(key = %warning.path, problem = %warning.problem, "config");
+    }
     let status = runtime.block_on(async {
         match run_until_signal(config).await {
             Ok(status) => status,
