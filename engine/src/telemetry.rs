@@ -222,6 +222,8 @@ pub struct Telemetry {
     pub queue_bytes_max_seen: AtomicU64,
     pub checkpoint_commits_total: AtomicU64,
     pub checkpoint_errors_total: AtomicU64,
+    /// Checkpoint loads at start by what was found (`CheckpointOrigin`).
+    pub checkpoint_loads_total: [AtomicU64; crate::port::CheckpointOrigin::ALL.len()],
     pub batch_send_seconds: Histogram,
     pub health: [Health; Component::ALL.len()],
     pub drop_log: BurstLog,
@@ -252,6 +254,7 @@ impl Default for Telemetry {
             queue_bytes_max_seen: AtomicU64::new(0),
             checkpoint_commits_total: AtomicU64::new(0),
             checkpoint_errors_total: AtomicU64::new(0),
+            checkpoint_loads_total: Default::default(),
             batch_send_seconds: Histogram::default(),
             health: Default::default(),
             drop_log: BurstLog::new(Duration::from_secs(10)),
@@ -283,6 +286,14 @@ impl Telemetry {
         if let Some(suppressed) = self.drop_log.should_log(now) {
             tracing::warn!(reason = reason.as_str(), lines, suppressed, detail, "lines dropped");
         }
+    }
+
+    pub fn checkpoint_loads(&self, origin: crate::port::CheckpointOrigin) -> u64 {
+        Telemetry::get(&self.checkpoint_loads_total[origin as usize])
+    }
+
+    pub fn record_checkpoint_load(&self, origin: crate::port::CheckpointOrigin) {
+        add(&self.checkpoint_loads_total[origin as usize], 1);
     }
 
     pub fn record_sink_request(&self, status: SinkStatus) {

@@ -12,6 +12,7 @@
 use std::fmt::Write;
 use std::sync::atomic::AtomicU64;
 
+use engine::port::CheckpointOrigin;
 use engine::task::{TaskKind, TaskRegistry};
 use engine::telemetry::{Component, DropReason, SinkStatus, Telemetry};
 
@@ -163,6 +164,14 @@ pub fn render(input: &MetricsInput<'_>) -> String {
         "Checkpoint commits that failed.",
         &telemetry.checkpoint_errors_total,
     );
+    e.header(
+        "checkpoint_loads_total",
+        "counter",
+        "Checkpoint loads at start by what was found (fresh, current, previous generation, lost).",
+    );
+    for origin in CheckpointOrigin::ALL {
+        e.sample("checkpoint_loads_total", &[("origin", origin.as_str())], telemetry.checkpoint_loads(origin));
+    }
 
     e.header("component_health", "gauge", "1 if the component is healthy, else 0.");
     for component in Component::ALL {
