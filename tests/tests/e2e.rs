@@ -328,19 +328,22 @@ fn wait_delivered(
     mut read: impl FnMut() -> Vec<Delivered>,
 ) {
     let mut missing = 0;
+    let mut missing_by_stream = Vec::new();
     let waited = wait_until("every expected line delivered", DELIVERY_TIMEOUT, || {
         let delivered = texts_by_stream(&read());
-        missing = expected
+        missing_by_stream = expected
             .iter()
             .map(|(key, want)| {
                 let got: std::collections::HashSet<&String> = delivered.get(key).into_iter().flatten().collect();
-                want.iter().filter(|line| !got.contains(line)).count()
+                (key.to_string(), want.iter().filter(|line| !got.contains(line)).count())
             })
-            .sum::<usize>();
+            .filter(|(_, missing)| *missing > 0)
+            .collect::<Vec<_>>();
+        missing = missing_by_stream.iter().map(|(_, missing)| missing).sum::<usize>();
         Ok(missing == 0)
     });
     if let Err(error) = waited {
-        panic!("{error:#}: {missing} lines still missing\n{}", daemon.log_tail(30));
+        panic!("{error:#}: {missing} lines still missing {missing_by_stream:?}\n{}", daemon.log_tail(30));
     }
     wait_idle(daemon);
 }
@@ -1020,9 +1023,15 @@ fn assert_file_sink_exactly(daemon: &mut Daemon, expected: &BTreeMap<StreamKey, 
     compare_streams(expected, &texts_by_stream(&read_file_sink(&daemon.sink_path()).unwrap())).unwrap();
 }
 
-/// A job that prints 5,000 numbered lines as fast as the shell goes and exits at once:
-/// it is usually gone before its log stream is opened, and Docker still serves its whole
-/// log to a follow request.
+/// A job that prints 5,000 numbered lines (awk, in milliseconds) and exits at once.
+fn job_script(prefix: &str) -> String {
+    format!("awk 'BEGIN {{ for (i = 1; i <= 5000; i++) print \"{prefix} out \" i }}'")
+}
+
+/// Jobs that print 5,000 numbered lines and exit at once are delivered whole: one that
+/// ran and exited before the daemon started (seen first as an exited container), and one
+/// started while it runs (usually gone before its log stream opens). Docker serves an
+/// exited container's whole log to a follow request.
 #[test]
 fn daemon_container_printing_5000_lines_and_exiting_at_once_is_delivered_whole() {
     let test = "daemon_container_printing_5000_lines_and_exiting_at_once_is_delivered_whole";
@@ -1030,17 +1039,20 @@ fn daemon_container_printing_5000_lines_and_exiting_at_once_is_delivered_whole()
     let _serial = one_docker_test_at_a_time_blocking();
     let mut phases = Phases::new("exit-at-once");
     let spec = DaemonSpec::new(&capture_tests::daemon::new_run_id("exitnow"), SinkSpec::File);
+    let printer = |prefix: &str| LinePrinter::new(prefix, 5000, 0).exit_when_done();
+    let before = run_in(&spec, "job-before", &job_script("before"));
+    before.wait_exited(EXIT_TIMEOUT).unwrap();
     let mut daemon = Daemon::start(spec.clone()).unwrap();
     daemon.wait_ready(READY_TIMEOUT).unwrap();
+    let during = run_in(&spec, "job-during", &job_script("during"));
+    during.wait_exited(EXIT_TIMEOUT).unwrap();
+    phases.done("one job exited before the daemon started, one while it ran");
 
-    let printer = LinePrinter::new("job", 5000, 0).exit_when_done();
-    let container = run_in(&spec, "job", &printer.script());
-    container.wait_exited(EXIT_TIMEOUT).unwrap();
-    phases.done("the job ran and exited");
-    let expected = expected_stdout_only(&container, &printer);
+    let mut expected = expected_stdout_only(&before, &printer("before"));
+    expected.extend(expected_stdout_only(&during, &printer("during")));
     assert_file_sink_exactly(&mut daemon, &expected);
-    drop(container);
-    phases.done("5,000 lines exactly once");
+    drop((before, during));
+    phases.done("2 x 5,000 lines exactly once");
 }
 
 /// A container that exits while the daemon is stopped: after the restart, the rest of
