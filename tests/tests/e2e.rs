@@ -1150,7 +1150,7 @@ fn daemon_loki_400_partial_acceptance_is_counted_by_reason_and_never_resent() {
         capture_tests::containers::IDLE_UNTIL_STOPPED
     );
     let container = run_in(&spec, "mixed", &script);
-    let long = |n: usize| n % 10 == 0;
+    let long = |n: usize| n.is_multiple_of(10);
     let shorts: Vec<String> = (1..=LINES).filter(|n| !long(*n)).map(|n| format!("short {n}")).collect();
     let longs = LINES - shorts.len();
     wait_until("every line stored or refused", DELIVERY_TIMEOUT, || {
