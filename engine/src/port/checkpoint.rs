@@ -95,3 +95,7 @@ pub trait CheckpointStore: Send + Sync + 'static {
 
     fn commit(&self, checkpoint: Checkpoint) -> BoxFuture<Result<(), CheckpointError>>;
 }
+
+#[cfg(test)]
+#[path = "checkpoint_tests.rs"]
+mod tests;
