@@ -3,8 +3,9 @@
 //!
 //! Order of start: signal handlers (so an early SIGTERM is not lost) → HTTP endpoints
 //! (so `/health` and `/debug/tasks` answer while starting) → sink (secrets read here) →
-//! checkpoint store (a corrupt file is moved aside as `.corrupt` and the run starts from
-//! an empty checkpoint, loudly) → Docker adapter → `Agent::start`. `/ready` turns 200.
+//! checkpoint store (a corrupt file is moved aside as `.corrupt` and the previous
+//! generation `.prev` is loaded; with none readable every container is read from the
+//! beginning, loudly) → Docker adapter → `Agent::start`. `/ready` turns 200.
 //!
 //! Order of stop, after the first SIGTERM/SIGINT: `/ready` turns 503 → the second-signal
 //! watcher is armed (exit 130 at once) → `Agent::shutdown(shutdown_timeout)` (stop
@@ -21,12 +22,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use engine::agent::{Agent, AgentPorts};
-use engine::port::{CheckpointError, CheckpointStore};
+use engine::port::CheckpointStore;
 use engine::rt::Rt;
 use engine::task::Tasks;
 use engine::telemetry::Telemetry;
 
-use crate::checkpoint_file::{quarantine_corrupt, FileCheckpointStore};
+use crate::checkpoint_file::FileCheckpointStore;
 use crate::config::Config;
 use crate::docker::{DockerConfig, DockerEngine};
 use crate::http::server::HttpServer;
@@ -67,6 +68,9 @@ pub fn run(config_path: Option<&Path>) -> i32 {
         log_filter_from = filter_source,
         "log-capturer starting"
     );
+    for warning in config.warnings() {
+        tracing::warn!(key = %warning.path, problem = %warning.problem, "config");
+    }
     let status = runtime.block_on(async {
         match run_until_signal(config).await {
             Ok(status) => status,
@@ -170,26 +174,17 @@ async fn start_engine(
         .map_err(|error| anyhow::anyhow!("cannot start the agent: {error}"))
 }
 
-/// The checkpoint store, after making sure it loads: a corrupt file is moved aside (and
-/// logged as an error) so the agent starts from an empty checkpoint rather than not at all.
+/// The checkpoint store, after making sure it loads (an I/O error stops the start here,
+/// naming the key). A corrupt generation is quarantined by the store itself, which falls
+/// back to the previous one; the agent logs and counts what was found.
 async fn open_checkpoints(path: &Path) -> anyhow::Result<Arc<dyn CheckpointStore>> {
     let store = FileCheckpointStore::new(path);
-    match store.load().await {
-        Ok(checkpoint) => {
-            tracing::info!(path = %path.display(), containers = checkpoint.containers.len(), "positions loaded");
-        }
-        Err(CheckpointError::Corrupt(problem)) => {
-            let aside = quarantine_corrupt(path)
-                .with_context(|| format!("positions.path: corrupt ({problem}) and cannot be moved aside"))?;
-            tracing::error!(
-                path = %path.display(),
-                moved_to = %aside.display(),
-                %problem,
-                "positions file is corrupt: moved aside, starting from an empty checkpoint \
-                 (containers are read according to docker.first_sight)"
-            );
-        }
-        Err(CheckpointError::Io(problem)) => anyhow::bail!("positions.path: {problem}"),
-    }
+    let loaded = store.load_with_origin().await.map_err(|error| anyhow::anyhow!("positions.path: {error}"))?;
+    tracing::info!(
+        path = %path.display(),
+        found = loaded.origin.as_str(),
+        containers = loaded.checkpoint.containers.len(),
+        "positions loaded"
+    );
     Ok(Arc::new(store))
 }

@@ -2,7 +2,9 @@
 //! down as one. The daemon and the simulator both drive the engine through this API.
 //!
 //! Start: load the checkpoint, spawn the sink worker, the dispatcher, the checkpoint
-//! task and discovery (which spawns a supervisor per container).
+//! task and discovery (which spawns a supervisor per container). Only a `Fresh` store
+//! is a first run, where `first_sight` decides for the containers of the first
+//! reconcile; a `Lost` one reads them from the beginning (see `CheckpointOrigin`).
 //! Shutdown, within one deadline: stop intake (discovery and supervisors are cancelled
 //! and joined, their streams dropped), close the queue so the dispatcher flushes, let
 //! the sink worker drain, commit the acknowledged positions one last time. Past the
@@ -54,10 +56,10 @@ use crate::container::MonitorShared;
 use crate::pipeline::dispatcher::run_dispatcher;
 use crate::pipeline::queue::{queue, Budget, QueueSender};
 use crate::pipeline::sink::SinkWorker;
-use crate::port::CheckpointError;
+use crate::port::{CheckpointError, CheckpointOrigin, LoadedCheckpoint};
 use crate::rt::{Instant, Rt};
 use crate::task::{TaskHandle, TaskKind, Tasks};
-use crate::telemetry::events::ComponentStarted;
+use crate::telemetry::events::{CheckpointLoaded, ComponentStarted};
 use crate::telemetry::{Component, Telemetry};
 
 /// A running agent. Call [`Agent::shutdown`]; dropping it cancels every task at once
@@ -92,8 +94,12 @@ impl Agent {
             config.monitor.line_bytes_max,
             config.pipeline.queue_bytes_max
         );
-        let checkpoint = ports.checkpoints.load().await?;
-        let first_run = checkpoint.containers.is_empty();
+        let LoadedCheckpoint { checkpoint, origin } = ports.checkpoints.load_with_origin().await?;
+        // Only a store that never had a checkpoint is a first run (`first_sight`); a lost
+        // one reads every container from the beginning, since "now" would lose the lines
+        // written while the agent was down.
+        let first_run = origin == CheckpointOrigin::Fresh;
+        CheckpointLoaded { origin, containers: checkpoint.containers.len() }.emit(&telemetry);
         let rt: Arc<dyn Rt> = tasks.rt().clone();
         let acks = Arc::new(Acks::from_checkpoint(checkpoint));
         let budget = Budget::new(config.pipeline.queue_bytes_max, telemetry.clone());

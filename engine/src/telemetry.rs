@@ -237,6 +237,8 @@ pub struct Telemetry {
     pub queue_bytes_max_seen: AtomicU64,
     pub checkpoint_commits_total: AtomicU64,
     pub checkpoint_errors_total: AtomicU64,
+    /// Checkpoint loads at start by what was found (`CheckpointOrigin`).
+    pub checkpoint_loads_total: [AtomicU64; crate::port::CheckpointOrigin::ALL.len()],
     pub batch_send_seconds: Histogram,
     pub health: [Health; Component::ALL.len()],
     pub drop_log: BurstLog,
@@ -269,6 +271,7 @@ impl Default for Telemetry {
             queue_bytes_max_seen: AtomicU64::new(0),
             checkpoint_commits_total: AtomicU64::new(0),
             checkpoint_errors_total: AtomicU64::new(0),
+            checkpoint_loads_total: Default::default(),
             batch_send_seconds: Histogram::default(),
             health: Default::default(),
             drop_log: BurstLog::new(Duration::from_secs(10)),
@@ -298,6 +301,10 @@ impl Telemetry {
     /// Kept for `container/supervisor.rs` until it emits [`events::LinesDropped`].
     pub fn record_drop(&self, now: Instant, reason: DropReason, lines: u64, detail: &str) {
         events::LinesDropped { reason, lines, detail }.emit(self, now);
+    }
+
+    pub fn checkpoint_loads(&self, origin: crate::port::CheckpointOrigin) -> u64 {
+        Telemetry::get(&self.checkpoint_loads_total[origin as usize])
     }
 
     /// Kept for `container/supervisor.rs` until it emits [`events::LinesRead`].

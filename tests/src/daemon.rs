@@ -182,6 +182,8 @@ pub struct DaemonSpec {
     pub shutdown_timeout: String,
     pub streams_max: usize,
     pub log_level: String,
+    /// `docker.stall_timeout`, when set (the daemon's default otherwise).
+    pub stall_timeout: Option<String>,
 }
 
 impl DaemonSpec {
@@ -196,6 +198,7 @@ impl DaemonSpec {
             shutdown_timeout: "10s".into(),
             streams_max: 50,
             log_level: "info".into(),
+            stall_timeout: None,
         }
     }
 
@@ -210,13 +213,17 @@ impl DaemonSpec {
         let mut text = format!(
             "shutdown_timeout = {shutdown}\n\
              \n[docker]\nsocket = {socket}\nrotate_every = {rotate}\nstreams_max = {streams_max}\n\
-             first_sight = \"beginning\"\n\
+             first_sight = \"beginning\"\n{stall}\
              \n[docker.include]\nlabels = [{include}]\n",
             shutdown = toml_string(&self.shutdown_timeout),
             socket = quoted(&self.docker_socket),
             rotate = toml_string(&self.rotate_every),
             streams_max = self.streams_max,
             include = toml_string(&format!("{RUN_LABEL}={}", self.run_id)),
+            stall = match &self.stall_timeout {
+                Some(timeout) => format!("stall_timeout = {}\n", toml_string(timeout)),
+                None => String::new(),
+            },
         );
         match &self.sink {
             SinkSpec::File => text.push_str(&format!("\n[sinks.file]\ndir = {}\n", quoted(&dir.join("out")))),

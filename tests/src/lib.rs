@@ -11,7 +11,9 @@
 //!
 //! [`daemon`] runs the binary (built once per test process) with a config per test and
 //! drives it from outside (`/ready`, `/health`, `/metrics`, SIGTERM, SIGKILL, restart);
-//! [`loki_receiver`] is an in-test Loki push endpoint; [`delivery`] reads what a sink
+//! [`loki_receiver`] is an in-test Loki push endpoint (scripted statuses, Loki's per-entry
+//! line-length validation); [`docker_proxy`] sits between the daemon and dockerd and can
+//! stall open log streams; [`delivery`] reads what a sink
 //! got and compares it, per stream and exactly, with what the containers printed.
 //!
 //! [`conformance`] holds the model-conformance script (DESIGN §6): one script of container
@@ -22,6 +24,7 @@ pub mod conformance;
 pub mod containers;
 pub mod daemon;
 pub mod delivery;
+pub mod docker_proxy;
 pub mod host;
 pub mod image;
 pub mod loki_receiver;

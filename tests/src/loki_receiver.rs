@@ -10,6 +10,11 @@
 //!   for another path. [`LokiReceiver::respond_next`] scripts the answers to the next
 //!   pushes (e.g. `[500, 429]`): such a push is answered with that status and nothing of
 //!   it is recorded, as Loki does when it rejects a push.
+//! - [`LokiReceiver::max_line_size`] switches on Loki's per-entry validation of line
+//!   length, as its distributor does it: the entries within the limit are stored, the
+//!   others refused, and the push is answered `400` with the distributor's message for
+//!   the last refused entry (`Max entry size 'L' bytes exceeded for stream '…' while
+//!   adding an entry with length 'N' bytes`), which names no count.
 //! - It runs on its own thread with its own single-threaded tokio runtime, so it works
 //!   from plain `#[test]` functions; dropping the receiver stops the server and joins
 //!   the thread.
@@ -46,6 +51,8 @@ struct State {
     pushes: Vec<Push>,
     errors: Vec<String>,
     scripted: VecDeque<u16>,
+    max_line_size: Option<usize>,
+    refused: Vec<Delivered>,
 }
 
 pub struct LokiReceiver {
@@ -79,6 +86,16 @@ impl LokiReceiver {
     /// The next pushes are answered with these statuses, in order, and not recorded.
     pub fn respond_next(&self, statuses: &[u16]) {
         self.lock().scripted.extend(statuses.iter().copied());
+    }
+
+    /// Refuse entries longer than `limit` bytes from now on (`None`: accept any).
+    pub fn max_line_size(&self, limit: Option<usize>) {
+        self.lock().max_line_size = limit;
+    }
+
+    /// Every entry refused as too long, in arrival order.
+    pub fn refused(&self) -> Vec<Delivered> {
+        self.lock().refused.clone()
     }
 
     /// How many scripted answers are still to be given.
@@ -177,9 +194,26 @@ async fn handle(request: Request<Incoming>, state: &Mutex<State>) -> Response<Fu
     }
     match decode(&content_type, &body) {
         Ok(entries) => {
-            state.pushes.push(Push { status: 204, content_type, entries: entries.len() });
-            state.delivered.extend(entries);
-            respond(204, "")
+            let limit = state.max_line_size.unwrap_or(usize::MAX);
+            let (stored, refused): (Vec<Delivered>, Vec<Delivered>) =
+                entries.into_iter().partition(|entry| entry.line.len() <= limit);
+            let answer = match refused.last() {
+                None => respond(204, ""),
+                Some(last) => respond(
+                    400,
+                    &format!(
+                        "Max entry size '{limit}' bytes exceeded for stream '{}' while adding an entry with \
+                         length '{}' bytes\n",
+                        engine::loki::protobuf::render_labels(&last.labels),
+                        last.line.len()
+                    ),
+                ),
+            };
+            let status = if refused.is_empty() { 204 } else { 400 };
+            state.pushes.push(Push { status, content_type, entries: stored.len() });
+            state.delivered.extend(stored);
+            state.refused.extend(refused);
+            answer
         }
         Err(error) => {
             state.pushes.push(Push { status: 400, content_type: content_type.clone(), entries: 0 });

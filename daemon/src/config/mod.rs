@@ -478,11 +478,21 @@ impl Default for LabelsSection {
     }
 }
 
+/// Loki's default `limits_config.max_line_size`: longer lines are refused (`400`).
+pub const LOKI_MAX_LINE_SIZE_DEFAULT: u64 = 256 << 10;
+
+/// `limits.line_bytes_max` by default: a truncated line, marker included, is exactly
+/// [`LOKI_MAX_LINE_SIZE_DEFAULT`].
+pub const LINE_BYTES_MAX_DEFAULT: u64 =
+    LOKI_MAX_LINE_SIZE_DEFAULT - engine::parse::assemble::TRUNCATION_MARKER.len() as u64;
+
 /// `[limits]`: the bounds on memory.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsSection {
-    /// Longer lines are truncated (with a marker) and counted.
+    /// Longer lines are truncated (with a marker) and counted. The default, 262,130
+    /// bytes, keeps a truncated line with its 14-byte `...[truncated]` marker within
+    /// Loki's default `max_line_size` (256 KiB = 262,144 bytes).
     pub line_bytes_max: ByteSize,
     /// Line bytes queued, batched or in flight; sources wait beyond it.
     pub queue_bytes_max: ByteSize,
@@ -490,7 +500,7 @@ pub struct LimitsSection {
 
 impl Default for LimitsSection {
     fn default() -> LimitsSection {
-        LimitsSection { line_bytes_max: ByteSize(256 << 10), queue_bytes_max: ByteSize(64 << 20) }
+        LimitsSection { line_bytes_max: ByteSize(LINE_BYTES_MAX_DEFAULT), queue_bytes_max: ByteSize(64 << 20) }
     }
 }
 
@@ -580,6 +590,13 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|error| ConfigError::new("", format!("cannot read {}: {error}", path.display())))?;
         Config::parse(&text)
+    }
+
+    /// What is valid but probably not meant, as `key: problem`; the daemon logs each at
+    /// start. (A limit of the server's, such as Loki's `max_line_size`, can be raised
+    /// there, so it is a warning and not an error.)
+    pub fn warnings(&self) -> Vec<ConfigError> {
+        validate::warnings(self)
     }
 
     /// The sink in use (validation guarantees at most one is configured).

@@ -80,7 +80,7 @@ fn empty_file_is_all_defaults_with_the_file_sink() {
     assert_eq!(config.docker.first_sight.0, FirstSight::Now);
     assert_eq!(config.http.listen.to_string(), "127.0.0.1:8001");
     assert_eq!(config.shutdown_timeout(), Duration::from_secs(10));
-    assert_eq!(config.limits.line_bytes_max.0, 256 << 10);
+    assert_eq!(config.limits.line_bytes_max.0, LINE_BYTES_MAX_DEFAULT);
     assert_eq!(config.limits.queue_bytes_max.0, 64 << 20);
     assert_eq!(config.positions.path, PathBuf::from("./capture-out/positions.json"));
     match config.sink() {
@@ -215,4 +215,40 @@ fn example_file_is_the_defaults() {
         format!("{example:?}"),
         format!("{defaults:?}").replace("file: None", "file: Some(FileSink { dir: \"./capture-out\" })")
     );
+}
+
+#[test]
+fn loki_urls_with_credentials_are_refused_without_echoing_them() {
+    let cases = [
+        ("user and password", "http://bob:hunter2@loki:3100"),
+        ("user only", "https://bob@loki"),
+        ("password with a space (unparsable)", "http://bob:hunter 2@loki:3100"),
+        ("no scheme", "bob:hunter2@loki:3100"),
+    ];
+    let mut table = String::new();
+    for (name, url) in cases {
+        let message = check(&format!("[sinks.loki]\nurl = \"{url}\"\n"));
+        assert!(!message.contains("hunter"), "{name}: the password is echoed: {message}");
+        table.push_str(&format!("{name}:\n    {message}\n"));
+    }
+    insta::assert_snapshot!("url_credentials", table);
+    // An `@` after the authority is not a credential.
+    assert_eq!(check("[sinks.loki]\nurl = \"http://loki:3100/a@b\"\n"), "OK");
+}
+
+#[test]
+fn default_line_bytes_max_fits_loki_with_the_marker_and_larger_ones_warn() {
+    let marker = engine::parse::assemble::TRUNCATION_MARKER.len() as u64;
+    assert_eq!(LINE_BYTES_MAX_DEFAULT + marker, 262_144, "Loki's default max_line_size");
+    let config = Config::parse("[sinks.loki]\nurl = \"http://loki:3100\"\n").unwrap();
+    assert_eq!(config.limits.line_bytes_max.0, LINE_BYTES_MAX_DEFAULT);
+    assert_eq!(config.agent_config().monitor.line_bytes_max as u64, LINE_BYTES_MAX_DEFAULT);
+    assert!(config.warnings().is_empty());
+    let larger =
+        Config::parse("[sinks.loki]\nurl = \"http://loki:3100\"\n[limits]\nline_bytes_max = \"256KiB\"\n").unwrap();
+    let warnings: Vec<String> = larger.warnings().iter().map(ToString::to_string).collect();
+    insta::assert_snapshot!("line_bytes_max_over_loki", warnings.join("\n"));
+    // Not a Loki sink: nothing to warn about.
+    assert!(Config::parse("[limits]\nline_bytes_max = \"1MiB\"\n").unwrap().warnings().is_empty());
+    assert_eq!(engine::container::MonitorConfig::default().line_bytes_max as u64, LINE_BYTES_MAX_DEFAULT);
 }

@@ -129,6 +129,14 @@ fn validate_sinks(config: &Config) -> Result<(), ConfigError> {
 }
 
 fn validate_loki(loki: &LokiSink, config: &Config) -> Result<(), ConfigError> {
+    // Before parsing: the other URL errors echo the URL, and a password must never be.
+    if url_has_credentials(&loki.url) {
+        return Err(ConfigError::new(
+            "sinks.loki.url",
+            "must not hold credentials (user:password@): remove them from the URL and use \
+             [sinks.loki.auth.basic] with username and password_file or password_env",
+        ));
+    }
     match reqwest::Url::parse(&loki.url) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
         Ok(_) => {
@@ -229,6 +237,36 @@ fn validate_labels(config: &Config) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Whether the URL's authority (between `scheme://` and the path) has a `user@` or
+/// `user:password@` part. Textual, so it also catches URLs that do not parse.
+pub(super) fn url_has_credentials(url: &str) -> bool {
+    let after_scheme = match url.find("://") {
+        Some(at) => &url[at + 3..],
+        None => url,
+    };
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.contains('@')
+}
+
+pub(super) fn warnings(config: &Config) -> Vec<ConfigError> {
+    let mut warnings = Vec::new();
+    let marker = engine::parse::assemble::TRUNCATION_MARKER.len() as u64;
+    let truncated_line = config.limits.line_bytes_max.0 + marker;
+    if config.sinks.loki.is_some() && truncated_line > super::LOKI_MAX_LINE_SIZE_DEFAULT {
+        warnings.push(ConfigError::new(
+            "limits.line_bytes_max",
+            format!(
+                "a truncated line is {} + {marker}-byte marker = {truncated_line} bytes, over Loki's default \
+                 max_line_size ({}): unless Loki's limits_config.max_line_size is raised to match, Loki refuses \
+                 such lines and they are counted as dropped (sink_line_too_long)",
+                config.limits.line_bytes_max.0,
+                super::LOKI_MAX_LINE_SIZE_DEFAULT
+            ),
+        ));
+    }
+    warnings
 }
 
 fn validate_limits(config: &Config) -> Result<(), ConfigError> {

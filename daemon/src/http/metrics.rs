@@ -24,6 +24,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use engine::port::CheckpointOrigin;
 use engine::task::{TaskKind, TaskRegistry};
 use engine::telemetry::{Component, DropReason, SinkStatus, Telemetry};
 use prometheus::core::{Collector, Desc};
@@ -263,6 +264,13 @@ impl EngineCollector {
             counter,
             &[],
             get(&telemetry.checkpoint_errors_total),
+        );
+        f.by(
+            "checkpoint_loads_total",
+            "Checkpoint loads at start by what was found (fresh, current, previous generation, lost).",
+            counter,
+            "origin",
+            CheckpointOrigin::ALL.map(|origin| (origin.as_str(), telemetry.checkpoint_loads(origin))),
         );
         f.by(
             "component_health",

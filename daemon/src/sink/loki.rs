@@ -9,8 +9,19 @@
 //! - 429 → `Retry` after `Retry-After` (delta seconds or an HTTP date, capped at
 //!   [`RETRY_AFTER_MAX`]); 5xx, timeouts and connection errors → `Retry`
 //! - 413 → `TooLarge` (the sink worker splits the batch)
-//! - any other status → `Reject { reason: "http_<code>" }`, and the response body
-//!   (truncated to [`BODY_LOG_BYTES_MAX`]) is logged once per burst.
+//! - 401, 403, 404 → `Retry`: a rotated credential or a wrong URL is a configuration
+//!   outage, not bad data. Nothing is dropped, the sink shows unhealthy, the batch waits
+//!   (backpressure) until the credential or URL is fixed; logged once per burst with the
+//!   status and what to check.
+//! - 400 → `Partial`: Loki stored the valid entries of the request and refused the rest,
+//!   so the batch is never resent; [`refused::refused_lines`] reads the body (at most
+//!   [`BODY_READ_BYTES_MAX`]) to count the refused lines by Loki's reason. A 400 whose
+//!   body cannot be read, or is not one of Loki's per-entry messages, is the whole batch
+//!   `Reject`ed (every line counted as `sink_rejected`) with the body in the detail.
+//! - any other status → `Reject { reason: "http_<code>" }`.
+//!
+//! Every 400 and rejection logs the response body (truncated to [`BODY_LOG_BYTES_MAX`])
+//! once per burst.
 //!
 //! Secrets: the password/token is a [`Secret`] until reqwest puts it in a header marked
 //! sensitive; nothing here logs a request's headers. Redirects are not followed (a push
@@ -32,8 +43,13 @@ use reqwest::{StatusCode, Url};
 
 use crate::config::{Auth, Encoding, LokiSink};
 
+pub mod refused;
+
 pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
 pub const BODY_LOG_BYTES_MAX: usize = 512;
+/// A 400's body is read up to this many bytes (Loki lists at most `max_returned_errors`
+/// refused entries, 10 by default: a few KiB).
+pub const BODY_READ_BYTES_MAX: usize = 64 * 1024;
 pub const POOL_IDLE_PER_HOST_MAX: usize = 2;
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -50,6 +66,7 @@ struct Inner {
     rt: Arc<dyn Rt>,
     reject_log: BurstLog,
     retry_log: BurstLog,
+    outage_log: BurstLog,
 }
 
 /// `{url}/loki/api/v1/push`, or `url` itself when it already ends in `/push`.
@@ -104,6 +121,7 @@ impl LokiTransport {
             rt,
             reject_log: BurstLog::new(Duration::from_secs(10)),
             retry_log: BurstLog::new(Duration::from_secs(10)),
+            outage_log: BurstLog::new(Duration::from_secs(60)),
         };
         Ok(LokiTransport { inner: Arc::new(inner) })
     }
@@ -170,19 +188,53 @@ impl Inner {
             // The sink worker logs retries with this reason; nothing to add here.
             Class::Retry => SendOutcome::Retry { after: retry_after, reason },
             Class::TooLarge => SendOutcome::TooLarge,
-            Class::Reject => {
-                if let Some(suppressed) = self.reject_log.should_log(self.rt.now()) {
-                    let body = response.bytes().await.unwrap_or_default();
-                    tracing::warn!(
+            Class::Outage => {
+                if let Some(suppressed) = self.outage_log.should_log(self.rt.now()) {
+                    let check = match status.as_u16() {
+                        404 => "sinks.loki.url",
+                        _ => "sinks.loki.auth and sinks.loki.tenant",
+                    };
+                    tracing::error!(
                         status = status.as_u16(),
-                        body = %truncate_for_log(&body),
+                        check,
                         suppressed,
                         url = %self.push_url,
-                        "loki rejected a batch; its lines are dropped"
+                        "loki refuses the push (configuration outage): nothing is dropped, \
+                         lines wait until it accepts again"
                     );
                 }
+                SendOutcome::Retry { after: retry_after, reason }
+            }
+            Class::PerEntry => {
+                let body = read_capped(response, BODY_READ_BYTES_MAX).await;
+                let detail = match &body {
+                    Ok(body) => format!("{reason}: {}", truncate_for_log(body)),
+                    Err(error) => format!("{reason}: body unreadable: {error}"),
+                };
+                self.log_rejection(status, &detail);
+                let text = body.ok().map(|body| String::from_utf8_lossy(&body).into_owned());
+                match text.as_deref().and_then(|text| refused::refused_lines(text, batch)) {
+                    Some(refused) => SendOutcome::Partial { refused, detail },
+                    None => SendOutcome::Reject { reason: detail },
+                }
+            }
+            Class::Reject => {
+                let body = read_capped(response, BODY_LOG_BYTES_MAX).await.unwrap_or_default();
+                self.log_rejection(status, &truncate_for_log(&body));
                 SendOutcome::Reject { reason }
             }
+        }
+    }
+
+    fn log_rejection(&self, status: StatusCode, body: &str) {
+        if let Some(suppressed) = self.reject_log.should_log(self.rt.now()) {
+            tracing::warn!(
+                status = status.as_u16(),
+                body,
+                suppressed,
+                url = %self.push_url,
+                "loki refused lines; they are dropped and counted by reason"
+            );
         }
     }
 
@@ -199,6 +251,10 @@ impl Inner {
 enum Class {
     Retry,
     TooLarge,
+    /// Not the batch's fault: credentials or URL (401, 403, 404).
+    Outage,
+    /// Loki's per-entry validation (400).
+    PerEntry,
     Reject,
 }
 
@@ -207,8 +263,23 @@ fn classify(status: StatusCode) -> Class {
         429 => Class::Retry,
         413 => Class::TooLarge,
         500..=599 => Class::Retry,
+        401 | 403 | 404 => Class::Outage,
+        400 => Class::PerEntry,
         _ => Class::Reject,
     }
+}
+
+/// The response body, at most `limit` bytes of it (the rest is not read).
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= limit {
+            break;
+        }
+    }
+    Ok(body)
 }
 
 /// `Retry-After` as delta seconds or an HTTP date, relative to `now`, capped.

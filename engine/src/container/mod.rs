@@ -134,7 +134,8 @@ impl Default for MonitorConfig {
             reconcile_every: Duration::from_secs(60),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
-            line_bytes_max: 256 << 10,
+            // Loki's default max_line_size (256 KiB) with the truncation marker included.
+            line_bytes_max: (256 << 10) - crate::parse::assemble::TRUNCATION_MARKER.len(),
             frame_bytes_max: 1 << 20,
             since_skew: Duration::from_secs(2),
             first_sight: FirstSight::Now,

@@ -1,10 +1,13 @@
 //! The sink worker: sends batches one at a time, in order, until each is settled.
 //!
-//! A batch is settled when the transport accepted it, or rejected it for good (its
-//! lines are counted as dropped under the reason), possibly after being split in halves
-//! on `413`. Transient failures are retried with the [`RetryPolicy`] — forever: a sink
-//! outage turns into backpressure on the sources, never into silent loss. After a batch
-//! is settled its positions are acknowledged and its bytes refunded to the budget.
+//! A batch is settled when the transport accepted it, stored it in part (Loki's `400`:
+//! the refused lines are counted as dropped under Loki's reasons, the batch is never
+//! resent), or rejected it for good (its lines are counted as dropped under the reason),
+//! possibly after being split in halves on `413`. Transient failures, and outages of
+//! configuration (401/403/404, which the transport reports as `Retry`), are retried with
+//! the [`RetryPolicy`] — forever: a sink outage turns into backpressure on the sources,
+//! never into silent loss, and the sink shows unhealthy while it lasts. After a batch is
+//! settled its positions are acknowledged and its bytes refunded to the budget.
 //!
 //! [`RetryPolicy`]: crate::pipeline::retry::RetryPolicy
 

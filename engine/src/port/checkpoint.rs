@@ -2,6 +2,13 @@
 //!
 //! `commit` is atomic: after a crash, `load` returns either the previous or the new
 //! checkpoint, never a mix. The engine commits only positions the sink acknowledged.
+//!
+//! [`CheckpointStore::load_with_origin`] also says what the store found, because only a
+//! genuinely fresh store may be a first run: with `first_sight = "now"`, a checkpoint
+//! that was lost and taken for a first run would lose every line written while the agent
+//! was down. A store that keeps an older generation falls back to it (duplicates bounded
+//! by one commit interval instead of loss); one that knows it had a checkpoint but can
+//! read none says `Lost`, and the agent reads every container from the beginning.
 
 use std::collections::BTreeMap;
 
@@ -34,7 +41,61 @@ pub enum CheckpointError {
     Corrupt(String),
 }
 
+/// Where a loaded checkpoint came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CheckpointOrigin {
+    /// Nothing was ever committed to this store: a first run (`first_sight` applies).
+    Fresh,
+    /// The last committed checkpoint (possibly with no containers in it).
+    Current,
+    /// The last generation was missing or corrupt and the one before it was loaded:
+    /// lines acknowledged in between are delivered again.
+    Previous,
+    /// The store had a checkpoint but none can be read: the checkpoint is empty and
+    /// every container is read from the beginning of its log (duplicates, not loss).
+    Lost,
+}
+
+impl CheckpointOrigin {
+    pub const ALL: [CheckpointOrigin; 4] =
+        [CheckpointOrigin::Fresh, CheckpointOrigin::Current, CheckpointOrigin::Previous, CheckpointOrigin::Lost];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckpointOrigin::Fresh => "fresh",
+            CheckpointOrigin::Current => "current",
+            CheckpointOrigin::Previous => "previous",
+            CheckpointOrigin::Lost => "lost",
+        }
+    }
+}
+
+/// A checkpoint and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedCheckpoint {
+    pub checkpoint: Checkpoint,
+    pub origin: CheckpointOrigin,
+}
+
 pub trait CheckpointStore: Send + Sync + 'static {
     fn load(&self) -> BoxFuture<Result<Checkpoint, CheckpointError>>;
+
+    /// `load`, and what the store found. The default, for stores that keep no history,
+    /// calls an empty checkpoint `Fresh` and any other `Current`; stores that can tell
+    /// a lost checkpoint from a first run (the daemon's file store) override it.
+    fn load_with_origin(&self) -> BoxFuture<Result<LoadedCheckpoint, CheckpointError>> {
+        let load = self.load();
+        Box::pin(async move {
+            let checkpoint = load.await?;
+            let origin =
+                if checkpoint.containers.is_empty() { CheckpointOrigin::Fresh } else { CheckpointOrigin::Current };
+            Ok(LoadedCheckpoint { checkpoint, origin })
+        })
+    }
+
     fn commit(&self, checkpoint: Checkpoint) -> BoxFuture<Result<(), CheckpointError>>;
 }
+
+#[cfg(test)]
+#[path = "checkpoint_tests.rs"]
+mod tests;

@@ -9,7 +9,9 @@ pub mod docker;
 pub mod labeler;
 pub mod sink;
 
-pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ContainerCheckpoint};
+pub use checkpoint::{
+    Checkpoint, CheckpointError, CheckpointOrigin, CheckpointStore, ContainerCheckpoint, LoadedCheckpoint,
+};
 pub use docker::{
     ContainerEngine, ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream, LogOptions, LogStream,
 };

@@ -338,5 +338,32 @@ impl CheckpointCommitFailed<'_> {
     }
 }
 
+/// The checkpoint was loaded at start; `origin` says from where. Anything but a fresh
+/// store or the current generation is logged: a fallback means duplicates (previous
+/// generation) or every container read from the beginning (lost).
+pub struct CheckpointLoaded {
+    pub origin: crate::port::CheckpointOrigin,
+    pub containers: usize,
+}
+
+impl CheckpointLoaded {
+    pub fn emit(self, telemetry: &Telemetry) {
+        use crate::port::CheckpointOrigin;
+        add(&telemetry.checkpoint_loads_total[self.origin as usize], 1);
+        match self.origin {
+            CheckpointOrigin::Fresh | CheckpointOrigin::Current => {}
+            CheckpointOrigin::Previous => tracing::warn!(
+                containers = self.containers,
+                "positions: the last generation could not be read, resuming from the one before it \
+                 (lines acknowledged in between are delivered again)"
+            ),
+            CheckpointOrigin::Lost => tracing::error!(
+                "positions: a checkpoint existed but none can be read; every container is read from \
+                 the beginning of its log (duplicates instead of loss)"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

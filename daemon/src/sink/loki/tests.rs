@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use engine::task::Tasks;
+use engine::telemetry::DropReason;
 use http_body_util::BodyExt;
 
 use super::*;
@@ -92,8 +93,10 @@ async fn statuses_map_to_outcomes() {
     let tasks = Tasks::new(Arc::new(TokioRt::new()));
     let mut with_retry_after = answer(429);
     with_retry_after.headers.push(("retry-after", "7".to_string()));
-    let mut rejected = answer(400);
-    rejected.body = "entry out of order";
+    let mut not_loki = answer(400);
+    not_loki.body = "snappy: corrupt input";
+    let mut forbidden = answer(403);
+    forbidden.headers.push(("retry-after", "3".to_string()));
     let loki = scripted_loki(
         &tasks,
         vec![
@@ -104,14 +107,17 @@ async fn statuses_map_to_outcomes() {
             answer(500),
             answer(503),
             answer(413),
-            rejected,
+            not_loki,
             answer(401),
+            forbidden,
+            answer(404),
+            answer(422),
         ],
     )
     .await;
     let sink = transport(&tasks, &loki_config("", loki.server.local_addr()), None);
     let mut outcomes = Vec::new();
-    for _ in 0..9 {
+    for _ in 0..12 {
         outcomes.push(sink.send(batch()).await);
     }
     let retry = |after: Option<u64>, reason: &str| SendOutcome::Retry {
@@ -129,12 +135,42 @@ async fn statuses_map_to_outcomes() {
             retry(None, "http_500"),
             retry(None, "http_503"),
             SendOutcome::TooLarge,
-            reject("http_400"),
-            reject("http_401"),
+            reject("http_400: snappy: corrupt input"),
+            retry(None, "http_401"),
+            retry(Some(3), "http_403"),
+            retry(None, "http_404"),
+            reject("http_422"),
         ]
     );
     loki.server.shutdown().await;
     assert_eq!(tasks.registry().alive_total(), 0, "server tasks joined");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loki_400_is_partial_with_the_refused_lines_by_reason() {
+    let tasks = Tasks::new(Arc::new(TokioRt::new()));
+    // What Loki 3.x's distributor answers when one entry of the request is too long.
+    let mut too_long = answer(400);
+    too_long.body = "Max entry size '3' bytes exceeded for stream '{container=\"web\", stream=\"stdout\"}' \
+                     while adding an entry with length '5' bytes\n";
+    let mut ingester = answer(400);
+    ingester.body = "entry with timestamp 2023-11-08 11:00:00 +0000 UTC ignored, reason: 'entry out of order',\n\
+                     user 'fake', total ignored: 1 out of 2 for stream: {container=\"web\", stream=\"stdout\"}";
+    let loki = scripted_loki(&tasks, vec![too_long, ingester]).await;
+    let sink = transport(&tasks, &loki_config("", loki.server.local_addr()), None);
+    match sink.send(batch()).await {
+        SendOutcome::Partial { refused, detail } => {
+            assert_eq!(refused, vec![(DropReason::SinkLineTooLong, 2)], "hello and world are 5 bytes each");
+            assert!(detail.starts_with("http_400: Max entry size '3'"), "{detail}");
+        }
+        other => panic!("expected Partial, got {other:?}"),
+    }
+    match sink.send(batch()).await {
+        SendOutcome::Partial { refused, .. } => assert_eq!(refused, vec![(DropReason::SinkTooOld, 1)]),
+        other => panic!("expected Partial, got {other:?}"),
+    }
+    assert_eq!(loki.seen.lock().unwrap().len(), 2, "a 400 is answered once, never resent by the transport");
+    loki.server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
