@@ -215,6 +215,7 @@ impl Supervisor {
             self.first_since =
                 Some(if tail.is_some() { self.shared.rt.wall().div_euclid(1_000_000_000) } else { since_secs });
         }
+        self.reader.set_tty(self.state.borrow().info.tty);
         self.reader.reopen();
         Ok(stream)
     }
