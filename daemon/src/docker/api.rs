@@ -20,10 +20,11 @@ pub(super) fn list_options() -> ListContainersOptions {
     ListContainersOptions { all: true, ..Default::default() }
 }
 
-/// `GET /events?filters={"type":["container"]}`.
-pub(super) fn events_options() -> EventsOptions {
+/// `GET /events?since=<unix seconds.nanos>&filters={"type":["container"]}`.
+pub(super) fn events_options(since: std::time::Duration) -> EventsOptions {
     let filters = HashMap::from([("type".to_owned(), vec!["container".to_owned()])]);
-    EventsOptions { filters: Some(filters), ..Default::default() }
+    let since = format!("{}.{:09}", since.as_secs(), since.subsec_nanos());
+    EventsOptions { since: Some(since), filters: Some(filters), ..Default::default() }
 }
 
 /// `GET /containers/{id}/logs?stdout&stderr&timestamps` with the port's options.

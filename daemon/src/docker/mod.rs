@@ -29,7 +29,9 @@
 //! Promises:
 //! - Every call is bounded by [`DockerConfig::request_timeout`]; opening a stream waits
 //!   for nothing (bollard sends the request on the first poll), and the response headers
-//!   of any request are bounded by [`DockerConfig::header_timeout`].
+//!   of any request are bounded by [`DockerConfig::header_timeout`]. Because the request
+//!   goes out late, the events stream asks for the events since [`EVENTS_REPLAY`] before
+//!   [`ContainerEngine::events`] was called: none falls between it and the first poll.
 //! - Errors are sorted for the caller: unreachable, timeout and 5xx are
 //!   [`EngineError::Unavailable`]; 404 on a container is [`EngineError::NotFound`]
 //!   (on a log stream: the stream ends); JSON we cannot read and other statuses are
@@ -71,6 +73,11 @@ use version::ApiVersion;
 
 /// Where `dockerd` listens unless configured otherwise.
 pub const DEFAULT_SOCKET_PATH: &str = "/var/run/docker.sock";
+
+/// How far back an events stream starts (`since`): it is requested on its first poll,
+/// not when [`ContainerEngine::events`] returns, so the events in between are replayed
+/// (and those of this margin before, which the engine's discovery takes idempotently).
+pub const EVENTS_REPLAY: Duration = Duration::from_secs(1);
 
 /// How to reach the Docker engine and the bounds of every request.
 #[derive(Clone, Debug)]
@@ -345,7 +352,13 @@ impl ContainerEngine for DockerEngine {
         let inner = self.inner.clone();
         Box::pin(async move {
             let session = inner.session().await?;
-            let events = Box::pin(session.docker.events(Some(api::events_options())));
+            // bollard sends the request on the first poll, which the caller makes later
+            // (after its reconcile list): `since` replays what happened in between.
+            let since = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .saturating_sub(EVENTS_REPLAY);
+            let events = Box::pin(session.docker.events(Some(api::events_options(since))));
             let failures = streams::FailureNote { inner, generation: session.generation };
             Ok(Box::pin(streams::EventItems::new(events, failures)) as EventStream)
         })

@@ -520,7 +520,17 @@ async fn events_survive_any_chunking_and_their_end_renegotiates() {
     assert_eq!(create.attributes.get("log-capturer").map(String::as_str), Some("yes"));
     let rename = events[3].as_ref().unwrap();
     assert_eq!(rename.attributes.get("oldName").map(String::as_str), Some("/web"));
-    assert_eq!(fake.targets(), ["/version", "/v1.52/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D"]);
+    let targets = fake.targets();
+    assert_eq!(targets.len(), 2);
+    assert_eq!(targets[0], "/version");
+    let (since, filters) = targets[1]
+        .strip_prefix("/v1.52/events?since=")
+        .and_then(|rest| rest.split_once('&'))
+        .unwrap_or_else(|| panic!("{targets:?}"));
+    assert_eq!(filters, "filters=%7B%22type%22%3A%5B%22container%22%5D%7D");
+    let since: f64 = since.parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!((now - 60.0..now).contains(&since), "events since {since}, now {now}");
     assert_eq!(docker.negotiated_version(), None, "the events stream ended: the engine may have restarted");
 }
 
