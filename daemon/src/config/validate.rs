@@ -250,7 +250,7 @@ fn validate_limits(config: &Config) -> Result<(), ConfigError> {
     // A truncated line is line_bytes_max plus the marker, and one line must always fit
     // in the pipeline (else its source would wait forever).
     let marker = engine::parse::assemble::TRUNCATION_MARKER.len() as u64;
-    if limits.line_bytes_max.0 as u64 + marker > limits.queue_bytes_max.0 as u64 {
+    if limits.line_bytes_max.0 + marker > limits.queue_bytes_max.0 {
         return Err(ConfigError::new(
             "limits.line_bytes_max",
             format!(
