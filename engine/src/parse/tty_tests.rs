@@ -153,3 +153,43 @@ proptest! {
         prop_assert_eq!(seen, entries.len());
     }
 }
+
+/// Through the whole reader: a TTY stream's lines come out as stdout without their
+/// `\r`, and after a reopen (Docker's `since` replays the second) the replayed lines are
+/// skipped as duplicates, by the zero-copy skip path and the general one alike.
+#[test]
+fn the_reader_reads_a_tty_stream_and_skips_its_replay_after_reopen() {
+    use crate::container::reader::{LogReader, ReadStats};
+    use crate::port::ContainerCheckpoint;
+
+    let stream = [entry("one", "\r\n"), entry("two", "\r\n"), entry("three", "\n")].concat();
+    let mut reader = LogReader::new(1 << 20, 1 << 20, 4 << 20, ContainerCheckpoint::default());
+    reader.set_tty(true);
+    reader.reopen();
+    let (mut runs, mut stats) = (Vec::new(), ReadStats::default());
+    reader.handle_chunk(Bytes::from(stream.clone()), &mut runs, &mut stats).unwrap();
+    let lines: Vec<&[u8]> = runs.iter().flat_map(|run| run.lines.iter().map(|line| &line.bytes[..])).collect();
+    assert_eq!(lines, [&b"one"[..], b"two", b"three"]);
+    assert!(runs.iter().all(|run| run.stream == StdStream::Stdout));
+    assert_eq!((stats.lines, stats.duplicates), (3, 0));
+
+    // Reopened: the same entries again (whole, then cut mid-entry), then a new one.
+    reader.reopen();
+    let replay = [stream.clone(), entry("four", "\r\n")].concat();
+    let (mut runs, mut stats) = (Vec::new(), ReadStats::default());
+    for piece in [&replay[..5], &replay[5..]] {
+        reader.handle_chunk(Bytes::copy_from_slice(piece.as_bytes()), &mut runs, &mut stats).unwrap();
+    }
+    let lines: Vec<&[u8]> = runs.iter().flat_map(|run| run.lines.iter().map(|line| &line.bytes[..])).collect();
+    assert_eq!(lines, [&b"four"[..]]);
+    assert_eq!((stats.lines, stats.duplicates), (1, 3));
+
+    // Back to a framed container: frames are read again.
+    reader.set_tty(false);
+    reader.reopen();
+    let mut framed = Vec::new();
+    crate::parse::frame::encode_frame(StdStream::Stderr, entry("five", "\n").as_bytes(), &mut framed);
+    let (mut runs, mut stats) = (Vec::new(), ReadStats::default());
+    reader.handle_chunk(Bytes::from(framed), &mut runs, &mut stats).unwrap();
+    assert_eq!((runs[0].stream, &runs[0].lines[0].bytes[..]), (StdStream::Stderr, &b"five"[..]));
+}
