@@ -544,8 +544,10 @@ async fn log_streams_are_dockers_bytes_framed_or_tty_in_any_chunking() {
     .concat();
     let tty = b"2026-11-22T19:35:40.123456789Z one\r\n2026-11-22T19:35:40.223456789Z \x01two\r\n2026-11-22T19:35:41.000000000Z three\n"
         .to_vec();
-    let cut = |bytes: &[u8]| -> Vec<Vec<u8>> { bytes.chunks(7).map(<[u8]>::to_vec).collect() };
-    let (framed_chunks, tty_chunks) = (cut(&framed), cut(&tty));
+    // Cut anywhere (headers and lines split), in few enough pieces that the fake's 5 ms
+    // per chunk stays short.
+    let cut = |bytes: &[u8], size: usize| -> Vec<Vec<u8>> { bytes.chunks(size).map(<[u8]>::to_vec).collect() };
+    let (framed_chunks, tty_chunks) = (cut(&framed, 997), cut(&tty, 7));
     let fake = FakeDocker::start(DOCKER_29, move |path| {
         if path.starts_with("/containers/framed/logs") {
             Reply::Chunks { chunks: framed_chunks.clone(), hold: false }
