@@ -117,6 +117,7 @@ mod tests {
             image: "busybox:1.36".to_string(),
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             running: true,
+            tty: false,
         }
     }
 

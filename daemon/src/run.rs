@@ -29,7 +29,7 @@ use engine::telemetry::Telemetry;
 
 use crate::checkpoint_file::FileCheckpointStore;
 use crate::config::Config;
-use crate::docker::{DockerConfig, DockerEngine};
+use crate::docker::{DockerConfig, DockerEngine, Endpoint, EndpointSource};
 use crate::http::server::HttpServer;
 use crate::http::HttpState;
 use crate::labels::ConfigLabeler;
@@ -141,21 +141,23 @@ async fn start_agent(
 ) -> anyhow::Result<Agent> {
     let sink = crate::sink::build(&config.sink(), rt).context("cannot set up the sink")?;
     let checkpoints = open_checkpoints(&config.positions.path).await?;
-    let docker = DockerEngine::new(
-        tasks.clone(),
-        DockerConfig { socket_path: config.docker.socket.clone(), ..DockerConfig::default() },
-    );
+    let (endpoint, source) = Endpoint::resolve(config.docker.endpoint_settings(), &|name| std::env::var(name).ok())
+        .map_err(anyhow::Error::msg)?;
+    if source == EndpointSource::ConfigSocket {
+        tracing::info!("docker.socket is kept for older configs; docker.host = \"unix://...\" says the same");
+    }
+    tracing::info!(%endpoint, from = %source, "docker endpoint");
+    let docker = DockerEngine::new(tasks.clone(), DockerConfig::for_endpoint(endpoint.clone()));
     match docker.version().await {
         Ok(version) => tracing::info!(
-            socket = %config.docker.socket.display(),
+            %endpoint,
             version = %version.version,
             api_version = %version.api_version,
+            speaking = %docker.negotiated_version().map(|v| v.to_string()).unwrap_or_default(),
             "docker engine"
         ),
         // Not fatal: discovery retries with backoff and /health shows docker down.
-        Err(error) => {
-            tracing::warn!(socket = %config.docker.socket.display(), %error, "docker engine not reachable yet")
-        }
+        Err(error) => tracing::warn!(%endpoint, %error, "docker engine not reachable yet"),
     }
     let ports =
         AgentPorts { docker: Arc::new(docker), sink, checkpoints, labeler: Arc::new(ConfigLabeler::new(config)) };

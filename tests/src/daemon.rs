@@ -174,6 +174,10 @@ pub struct DaemonSpec {
     /// Only containers labelled `RUN_LABEL=<run_id>` are collected.
     pub run_id: String,
     pub docker_socket: PathBuf,
+    /// `docker.host` instead of `docker.socket` (e.g. `tcp://127.0.0.1:PORT`).
+    pub docker_host: Option<String>,
+    /// `[docker.tls] cert_path` (with a `tcp://` `docker_host`).
+    pub docker_tls_dir: Option<PathBuf>,
     pub sink: SinkSpec,
     pub rotate_every: String,
     pub commit_every: String,
@@ -191,6 +195,8 @@ impl DaemonSpec {
         DaemonSpec {
             run_id: run_id.to_owned(),
             docker_socket: crate::host::docker_socket_path(),
+            docker_host: None,
+            docker_tls_dir: None,
             sink,
             rotate_every: "5m".into(),
             commit_every: "1s".into(),
@@ -210,13 +216,16 @@ impl DaemonSpec {
     /// The config file for a daemon in `dir` listening on `port`.
     pub fn config_toml(&self, dir: &Path, port: u16) -> String {
         let quoted = |path: &Path| toml_string(&path.to_string_lossy());
+        let endpoint = match &self.docker_host {
+            Some(host) => format!("host = {}", toml_string(host)),
+            None => format!("socket = {}", quoted(&self.docker_socket)),
+        };
         let mut text = format!(
             "shutdown_timeout = {shutdown}\n\
-             \n[docker]\nsocket = {socket}\nrotate_every = {rotate}\nstreams_max = {streams_max}\n\
+             \n[docker]\n{endpoint}\nrotate_every = {rotate}\nstreams_max = {streams_max}\n\
              first_sight = \"beginning\"\n{stall}\
              \n[docker.include]\nlabels = [{include}]\n",
             shutdown = toml_string(&self.shutdown_timeout),
-            socket = quoted(&self.docker_socket),
             rotate = toml_string(&self.rotate_every),
             streams_max = self.streams_max,
             include = toml_string(&format!("{RUN_LABEL}={}", self.run_id)),
@@ -225,6 +234,9 @@ impl DaemonSpec {
                 None => String::new(),
             },
         );
+        if let Some(dir) = &self.docker_tls_dir {
+            text.push_str(&format!("\n[docker.tls]\ncert_path = {}\n", quoted(dir)));
+        }
         match &self.sink {
             SinkSpec::File => text.push_str(&format!("\n[sinks.file]\ndir = {}\n", quoted(&dir.join("out")))),
             SinkSpec::Loki { url, encoding } => text.push_str(&format!(

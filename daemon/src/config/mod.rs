@@ -99,8 +99,16 @@ impl Default for Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DockerSection {
-    /// The Docker Engine API unix socket.
-    pub socket: PathBuf,
+    /// The engine: `unix:///path` or `tcp://host:port`. Unset: `socket`, else
+    /// `DOCKER_HOST` (with `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`), else
+    /// `unix:///var/run/docker.sock` (see `docker::endpoint`).
+    pub host: Option<String>,
+    /// The engine's unix socket path (the key older configs have; same as
+    /// `host = "unix://<path>"`, and not together with `host`).
+    pub socket: Option<PathBuf>,
+    /// TLS for a `tcp://` host: verify the engine against `ca.pem` and present
+    /// `cert.pem`/`key.pem`, all in `cert_path`.
+    pub tls: Option<DockerTlsSection>,
     /// Collect only containers matching one of these rules (all, if empty).
     pub include: FilterSection,
     /// Never collect containers matching one of these rules (wins over `include`).
@@ -126,7 +134,9 @@ pub struct DockerSection {
 impl Default for DockerSection {
     fn default() -> DockerSection {
         DockerSection {
-            socket: PathBuf::from("/var/run/docker.sock"),
+            host: None,
+            socket: None,
+            tls: None,
             include: FilterSection::default(),
             exclude: FilterSection::default(),
             rotate_every: HumanDuration::secs(300),
@@ -135,6 +145,25 @@ impl Default for DockerSection {
             slot_wait_max: HumanDuration::secs(30),
             reconcile_every: HumanDuration::secs(60),
             first_sight: FirstSightSetting(FirstSight::Now),
+        }
+    }
+}
+
+/// `[docker.tls]`: the docker CLI's three PEM files, by their names, in one directory
+/// (what `DOCKER_CERT_PATH` names). Their contents are never logged.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerTlsSection {
+    pub cert_path: PathBuf,
+}
+
+impl DockerSection {
+    /// The endpoint settings for `docker::Endpoint::resolve`.
+    pub fn endpoint_settings(&self) -> crate::docker::EndpointSettings<'_> {
+        crate::docker::EndpointSettings {
+            host: self.host.as_deref(),
+            socket: self.socket.as_deref(),
+            tls_cert_path: self.tls.as_ref().map(|tls| tls.cert_path.as_path()),
         }
     }
 }

@@ -58,6 +58,11 @@ const ERROR_CASES: &[(&str, &str)] = &[
     ("slot wait too short", "[docker]\nslot_wait_max = \"10ms\"\n"),
     ("wrong type", "[docker]\nstreams_max = \"many\"\n"),
     ("toml syntax", "[docker\nsocket = 1\n"),
+    ("docker host and socket", "[docker]\nhost = \"unix:///a.sock\"\nsocket = \"/b.sock\"\n"),
+    ("docker host bad scheme", "[docker]\nhost = \"ssh://me@box\"\n"),
+    ("docker host bad port", "[docker]\nhost = \"tcp://127.0.0.1:http\"\n"),
+    ("docker tls on unix host", "[docker]\nhost = \"unix:///a.sock\"\n[docker.tls]\ncert_path = \"/c\"\n"),
+    ("docker tls without host", "[docker.tls]\ncert_path = \"/c\"\n"),
 ];
 
 #[test]
@@ -74,7 +79,7 @@ fn error_messages() {
 #[test]
 fn empty_file_is_all_defaults_with_the_file_sink() {
     let config = Config::parse("").unwrap();
-    assert_eq!(config.docker.socket, PathBuf::from("/var/run/docker.sock"));
+    assert_eq!((config.docker.host.as_deref(), config.docker.socket.as_deref()), (None, None));
     assert_eq!(config.docker.rotate_every.0, Duration::from_secs(300));
     assert_eq!(config.docker.streams_max, 50);
     assert_eq!(config.docker.first_sight.0, FirstSight::Now);
@@ -95,12 +100,15 @@ fn full_example_parses_and_maps_to_the_engine() {
 shutdown_timeout = "20s"
 
 [docker]
-socket = "/run/docker.sock"
+host = "tcp://docker.example:2376"
 rotate_every = "10m"
 streams_max = 80
 stall_timeout = "90s"
 slot_wait_max = "45s"
 first_sight = { tail = 100 }
+
+[docker.tls]
+cert_path = "/etc/log-capturer/docker-certs"
 
 [docker.include]
 names = ["app-.*"]
@@ -145,6 +153,15 @@ level = "debug"
 format = "json"
 "#;
     let config = Config::parse(text).unwrap();
+    let (endpoint, source) = crate::docker::Endpoint::resolve(config.docker.endpoint_settings(), &|_| None).unwrap();
+    assert_eq!(source, crate::docker::EndpointSource::ConfigHost);
+    assert_eq!(
+        endpoint,
+        crate::docker::Endpoint::Tcp {
+            address: "docker.example:2376".into(),
+            tls: Some(crate::docker::TlsFiles::in_dir(std::path::Path::new("/etc/log-capturer/docker-certs"))),
+        }
+    );
     let agent = config.agent_config();
     assert_eq!(agent.monitor.rotate_every, Duration::from_secs(600));
     assert_eq!(agent.monitor.streams_max, 80);

@@ -88,8 +88,20 @@ fn at_least(value: Duration, minimum: Duration, path: &str) -> Result<(), Config
 
 fn validate_docker(config: &Config) -> Result<(), ConfigError> {
     let docker = &config.docker;
-    if docker.socket.as_os_str().is_empty() {
+    if docker.socket.as_ref().is_some_and(|socket| socket.as_os_str().is_empty()) {
         return Err(ConfigError::new("docker.socket", "must not be empty"));
+    }
+    if docker.host.is_some() && docker.socket.is_some() {
+        return Err(ConfigError::new("docker.socket", "not together with docker.host (use host = \"unix:///path\")"));
+    }
+    if docker.tls.as_ref().is_some_and(|tls| tls.cert_path.as_os_str().is_empty()) {
+        return Err(ConfigError::new("docker.tls.cert_path", "must not be empty"));
+    }
+    if let Some(host) = &docker.host {
+        let tls = docker.tls.as_ref().map(|tls| crate::docker::TlsFiles::in_dir(&tls.cert_path));
+        crate::docker::endpoint::parse_host(host, tls).map_err(|problem| ConfigError::new("docker.host", problem))?;
+    } else if docker.tls.is_some() {
+        return Err(ConfigError::new("docker.tls", "needs docker.host = \"tcp://host:port\""));
     }
     at_least(docker.rotate_every.0, Duration::from_secs(1), "docker.rotate_every")?;
     at_least(docker.stall_timeout.0, Duration::from_secs(1), "docker.stall_timeout")?;

@@ -1,181 +1,83 @@
-//! The Docker Engine API's URLs and JSON shapes, and their mapping onto the port's types.
+//! bollard's typed models onto the port's types, and bollard's errors onto the port's
+//! error classes.
 //!
-//! Pure functions, no I/O: request paths in (with the pinned version prefix and
-//! percent-encoded ids), response bodies out as [`ContainerInfo`] / [`ContainerEvent`] or
-//! [`EngineError::Protocol`]. Only the fields the port needs are read; unknown fields and
-//! `null` maps are tolerated, since Docker adds fields between versions.
+//! Pure functions, no I/O. Only the fields the port needs are read; every field is
+//! optional in bollard's models, and a missing one gets the port's neutral value except
+//! a container's id (a protocol error). Labels become `BTreeMap`s, so their order is the
+//! same in every process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerInspectResponse, ContainerSummary, ContainerSummaryStateEnum, EventMessage};
+use bollard::models::{EventMessageTypeEnum, SystemVersion};
+use bollard::query_parameters::{EventsOptions, ListContainersOptions, LogsOptions};
 use engine::model::ContainerId;
 use engine::port::docker::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, LogOptions};
-use serde::Deserialize;
 
-use super::API_VERSION;
-
-// ---- paths ----------------------------------------------------------------------------
-
-pub(super) fn ping_path() -> String {
-    format!("/{API_VERSION}/_ping")
+/// `GET /containers/json?all=true`.
+pub(super) fn list_options() -> ListContainersOptions {
+    ListContainersOptions { all: true, ..Default::default() }
 }
 
-pub(super) fn version_path() -> String {
-    format!("/{API_VERSION}/version")
+/// `GET /events?since=<unix seconds.nanos>&filters={"type":["container"]}`.
+pub(super) fn events_options(since: std::time::Duration) -> EventsOptions {
+    let filters = HashMap::from([("type".to_owned(), vec!["container".to_owned()])]);
+    let since = format!("{}.{:09}", since.as_secs(), since.subsec_nanos());
+    EventsOptions { since: Some(since), filters: Some(filters), ..Default::default() }
 }
 
-pub(super) fn list_path() -> String {
-    format!("/{API_VERSION}/containers/json?all=1")
-}
-
-pub(super) fn inspect_path(id: &ContainerId) -> String {
-    format!("/{API_VERSION}/containers/{}/json", encode_component(id.as_str()))
-}
-
-/// `filters={"type":["container"]}`, percent-encoded.
-pub(super) fn events_path() -> String {
-    format!("/{API_VERSION}/events?filters={}", encode_component(r#"{"type":["container"]}"#))
-}
-
-pub(super) fn logs_path(id: &ContainerId, options: LogOptions) -> String {
+/// `GET /containers/{id}/logs?stdout&stderr&timestamps` with the port's options.
+pub(super) fn logs_options(options: LogOptions) -> LogsOptions {
     debug_assert!(options.since_secs >= 0, "since_secs is a Unix second: {}", options.since_secs);
-    let mut path = format!(
-        "/{API_VERSION}/containers/{}/logs?follow={}&stdout=1&stderr=1&timestamps=1&since={}",
-        encode_component(id.as_str()),
-        u8::from(options.follow),
-        options.since_secs.max(0),
-    );
-    if let Some(tail) = options.tail {
-        path.push_str(&format!("&tail={tail}"));
+    LogsOptions {
+        follow: options.follow,
+        stdout: true,
+        stderr: true,
+        // bollard's field is an i32 (good until 2038); the port's is an i64.
+        since: options.since_secs.clamp(0, i64::from(i32::MAX)) as i32,
+        until: 0,
+        timestamps: true,
+        tail: options.tail.map_or_else(|| "all".to_owned(), |tail| tail.to_string()),
     }
-    path
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub(super) fn encode_component(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => encoded.push(byte as char),
-            _ => encoded.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    encoded
-}
-
-// ---- JSON -----------------------------------------------------------------------------
-
-fn protocol(what: &str, error: impl std::fmt::Display) -> EngineError {
-    EngineError::Protocol(format!("{what}: {error}"))
-}
-
-/// One element of `GET /containers/json`.
-#[derive(Deserialize)]
-struct ListEntry {
-    #[serde(rename = "Id")]
-    id: String,
-    #[serde(rename = "Names", default)]
-    names: Option<Vec<String>>,
-    #[serde(rename = "Image", default)]
-    image: Option<String>,
-    #[serde(rename = "Labels", default)]
-    labels: Option<BTreeMap<String, String>>,
-    #[serde(rename = "State", default)]
-    state: Option<String>,
-}
-
-pub(super) fn parse_list(body: &[u8]) -> Result<Vec<ContainerInfo>, EngineError> {
-    let entries: Vec<ListEntry> = serde_json::from_slice(body).map_err(|error| protocol("container list", error))?;
-    entries
-        .into_iter()
-        .map(|entry| {
-            if entry.id.is_empty() {
-                return Err(EngineError::Protocol("container list: empty Id".into()));
-            }
-            let name =
-                entry.names.unwrap_or_default().first().map(|name| strip_slash(name).to_owned()).unwrap_or_default();
-            Ok(ContainerInfo {
-                id: ContainerId::new(entry.id),
-                name,
-                image: entry.image.unwrap_or_default(),
-                labels: entry.labels.unwrap_or_default(),
-                running: entry.state.as_deref() == Some("running"),
-            })
-        })
-        .collect()
-}
-
-/// `GET /containers/{id}/json`.
-#[derive(Deserialize)]
-struct InspectBody {
-    #[serde(rename = "Id")]
-    id: String,
-    #[serde(rename = "Name", default)]
-    name: Option<String>,
-    #[serde(rename = "Config", default)]
-    config: Option<InspectConfig>,
-    #[serde(rename = "State", default)]
-    state: Option<InspectState>,
-}
-
-#[derive(Deserialize)]
-struct InspectConfig {
-    #[serde(rename = "Image", default)]
-    image: Option<String>,
-    #[serde(rename = "Labels", default)]
-    labels: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Deserialize)]
-struct InspectState {
-    #[serde(rename = "Running", default)]
-    running: bool,
-}
-
-pub(super) fn parse_inspect(body: &[u8]) -> Result<ContainerInfo, EngineError> {
-    let inspect: InspectBody = serde_json::from_slice(body).map_err(|error| protocol("container inspect", error))?;
-    if inspect.id.is_empty() {
-        return Err(EngineError::Protocol("container inspect: empty Id".into()));
-    }
-    let (image, labels) = match inspect.config {
-        Some(config) => (config.image.unwrap_or_default(), config.labels.unwrap_or_default()),
-        None => (String::new(), BTreeMap::new()),
-    };
-    Ok(ContainerInfo {
-        id: ContainerId::new(inspect.id),
-        name: inspect.name.as_deref().map(strip_slash).unwrap_or_default().to_owned(),
-        image,
-        labels,
-        running: inspect.state.map(|state| state.running).unwrap_or(false),
-    })
+fn sorted(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+    labels.unwrap_or_default().into_iter().collect()
 }
 
 fn strip_slash(name: &str) -> &str {
     name.strip_prefix('/').unwrap_or(name)
 }
 
-/// One line of `GET /events`.
-#[derive(Deserialize)]
-struct RawEvent {
-    #[serde(rename = "Type", default)]
-    kind: Option<String>,
-    #[serde(rename = "Action", default)]
-    action: Option<String>,
-    /// Pre-1.22 name of `Action`, still sent.
-    #[serde(default)]
-    status: Option<String>,
-    /// Pre-1.22 name of `Actor.ID`, still sent.
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(rename = "Actor", default)]
-    actor: Option<RawActor>,
+/// One element of the list, without `tty` (the list does not say; see `mod.rs`).
+pub(super) fn from_summary(summary: ContainerSummary) -> Result<ContainerInfo, EngineError> {
+    let id = summary.id.filter(|id| !id.is_empty()).ok_or_else(|| protocol("container list", "empty Id"))?;
+    let name = summary.names.unwrap_or_default().first().map(|name| strip_slash(name).to_owned()).unwrap_or_default();
+    Ok(ContainerInfo {
+        id: ContainerId::new(id),
+        name,
+        image: summary.image.unwrap_or_default(),
+        labels: sorted(summary.labels),
+        running: summary.state == Some(ContainerSummaryStateEnum::RUNNING),
+        tty: false,
+    })
 }
 
-#[derive(Deserialize)]
-struct RawActor {
-    #[serde(rename = "ID", default)]
-    id: Option<String>,
-    #[serde(rename = "Attributes", default)]
-    attributes: Option<BTreeMap<String, String>>,
+pub(super) fn from_inspect(inspect: ContainerInspectResponse) -> Result<ContainerInfo, EngineError> {
+    let id = inspect.id.filter(|id| !id.is_empty()).ok_or_else(|| protocol("container inspect", "empty Id"))?;
+    let (image, labels, tty) = match inspect.config {
+        Some(config) => (config.image.unwrap_or_default(), sorted(config.labels), config.tty.unwrap_or(false)),
+        None => (String::new(), BTreeMap::new(), false),
+    };
+    Ok(ContainerInfo {
+        id: ContainerId::new(id),
+        name: inspect.name.as_deref().map(strip_slash).unwrap_or_default().to_owned(),
+        image,
+        labels,
+        running: inspect.state.and_then(|state| state.running).unwrap_or(false),
+        tty,
+    })
 }
 
 /// The container actions the port knows; every other action (`exec_start: ...`, `kill`,
@@ -193,52 +95,86 @@ fn event_kind(action: &str) -> Option<ContainerEventKind> {
     })
 }
 
-/// One events line: `Ok(None)` for events the port does not carry.
-pub(super) fn parse_event(line: &[u8]) -> Result<Option<ContainerEvent>, EngineError> {
-    let raw: RawEvent = serde_json::from_slice(line).map_err(|error| protocol("event", error))?;
-    if raw.kind.as_deref().is_some_and(|kind| kind != "container") {
+/// One event: `Ok(None)` for events the port does not carry.
+pub(super) fn from_event(event: EventMessage) -> Result<Option<ContainerEvent>, EngineError> {
+    if event.typ.is_some_and(|typ| typ != EventMessageTypeEnum::CONTAINER && typ != EventMessageTypeEnum::EMPTY) {
         return Ok(None);
     }
-    let Some(action) = raw.action.as_deref().or(raw.status.as_deref()) else {
-        return Err(EngineError::Protocol("event without Action".into()));
+    let Some(action) = event.action.as_deref() else {
+        return Err(protocol("event", "no Action"));
     };
     let Some(kind) = event_kind(action) else {
         return Ok(None);
     };
-    let (actor_id, attributes) = match raw.actor {
-        Some(actor) => (actor.id, actor.attributes.unwrap_or_default()),
-        None => (None, BTreeMap::new()),
+    let (id, attributes) = match event.actor {
+        Some(actor) => (actor.id.unwrap_or_default(), sorted(actor.attributes)),
+        None => (String::new(), BTreeMap::new()),
     };
-    let id = actor_id.filter(|id| !id.is_empty()).or(raw.id).unwrap_or_default();
     if id.is_empty() {
-        return Err(EngineError::Protocol(format!("{action} event without a container id")));
+        return Err(protocol("event", format!("{action} event without a container id")));
     }
     Ok(Some(ContainerEvent { kind, id: ContainerId::new(id), attributes }))
 }
 
 /// What `GET /version` says about the engine.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EngineVersion {
-    #[serde(rename = "Version", default)]
+    /// The engine's release, e.g. `20.10.24`.
     pub version: String,
-    #[serde(rename = "ApiVersion", default)]
+    /// The newest API it speaks.
     pub api_version: String,
-    #[serde(rename = "MinAPIVersion", default)]
+    /// The oldest API it accepts (empty on engines that do not say).
     pub min_api_version: String,
 }
 
-pub(super) fn parse_version(body: &[u8]) -> Result<EngineVersion, EngineError> {
-    serde_json::from_slice(body).map_err(|error| protocol("version", error))
+pub(super) fn from_version(version: SystemVersion) -> EngineVersion {
+    EngineVersion {
+        version: version.version.unwrap_or_default(),
+        api_version: version.api_version.unwrap_or_default(),
+        min_api_version: version.min_api_version.unwrap_or_default(),
+    }
 }
 
-/// The `message` of a Docker error body, or the body itself when it is not JSON.
-pub(super) fn error_message(body: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        message: String,
+fn protocol(what: &str, error: impl std::fmt::Display) -> EngineError {
+    EngineError::Protocol(format!("{what}: {error}"))
+}
+
+/// A bollard error, sorted by what the caller must do. `container`: the container the
+/// request was about (a 404 is then [`EngineError::NotFound`] for it); `what`: the
+/// request, for the message.
+pub(super) fn engine_error(error: BollardError, what: &str, container: Option<&ContainerId>) -> EngineError {
+    match error {
+        BollardError::DockerResponseServerError { status_code, message } => match (container, status_code) {
+            (Some(id), 404) => EngineError::NotFound(id.to_string()),
+            (_, status) if status >= 500 => EngineError::Unavailable(format!("{what}: {status}: {message}")),
+            (_, status) => EngineError::Protocol(format!("{what}: {status}: {message}")),
+        },
+        BollardError::JsonDataError { message, column, .. } => {
+            EngineError::Protocol(format!("{what}: unexpected JSON (column {column}): {message}"))
+        }
+        BollardError::JsonSerdeError { err } => EngineError::Protocol(format!("{what}: unexpected JSON: {err}")),
+        BollardError::RequestTimeoutError => EngineError::Unavailable(format!("{what}: no response headers in time")),
+        // Connecting, the socket, TLS, HTTP: the engine is not there (or went away).
+        other => EngineError::Unavailable(format!("{what}: {other}")),
     }
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(error) => error.message,
-        Err(_) => String::from_utf8_lossy(body).trim().to_owned(),
+}
+
+/// Whether `error` means the engine is not there (or went away): the class
+/// [`engine_error`] maps to [`EngineError::Unavailable`].
+pub(super) fn is_unavailable(error: &BollardError) -> bool {
+    match error {
+        BollardError::DockerResponseServerError { status_code, .. } => *status_code >= 500,
+        BollardError::JsonDataError { .. } | BollardError::JsonSerdeError { .. } => false,
+        _ => true,
     }
+}
+
+/// Whether Docker refused the API version a request was made with (the engine was
+/// replaced by one with other versions since the last negotiation).
+pub(super) fn is_version_refusal(error: &BollardError) -> bool {
+    matches!(
+        error,
+        BollardError::DockerResponseServerError { status_code: 400, message }
+            if message.starts_with("client version ")
+    )
 }

@@ -1,147 +1,167 @@
-//! The streams handed to the engine: a log stream's bytes and the events stream's events.
+//! The streams handed to the engine: a log stream's raw bytes and the events stream's
+//! events, each wrapping the stream bollard returns.
 //!
-//! Each stream owns its response body and the [`Connection`] that carries it, in that
-//! field order, so dropping the stream first drops the body and then cancels the
-//! connection's driver task (which drops the socket). An `Err` item is always the last
-//! item of a stream: after it the stream yields `None`.
+//! [`LogBytes`] turns bollard's decoded log entries back into the bytes Docker sent,
+//! which is what the port promises and the engine parses (`engine::parse`): a framed
+//! entry (`StdOut`, `StdErr`) gets its 8-byte header back, a TTY entry (`Console`: bollard
+//! cuts an unframed stream at each `\n`) is passed as it is. Because every entry of a
+//! `timestamps=1` stream starts with a timestamp digit and every frame header with 0, 1
+//! or 2, bollard's framed-or-not test on the first byte is exact here. Entries ready at
+//! once are coalesced into one chunk of at most [`CHUNK_BYTES_TARGET`] (plus one entry),
+//! so a busy stream costs one allocation per read, not one per line.
+//!
+//! Dropping a stream drops bollard's stream, its response body and so the connection
+//! (the adapter's client keeps no idle connection: bollard builds it with
+//! `pool_max_idle_per_host(0)`). An `Err` item is always the last one. A `404` on a log
+//! stream (the container is gone) ends the stream without an error: the supervisor then
+//! inspects, learns the container is gone, and stops, as it does when a stream ends.
 
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bollard::container::LogOutput;
+use bollard::errors::Error as BollardError;
+use bollard::models::EventMessage;
+use bytes::{BufMut, Bytes, BytesMut};
+use engine::model::ContainerId;
 use engine::port::docker::{ContainerEvent, EngineError};
 use futures::Stream;
-use hyper::body::{Body, Incoming};
 
-use super::api;
-use super::connection::Connection;
+use super::{api, Inner};
 
-/// A response body as a stream of non-empty byte chunks (a log stream, as the port
-/// wants it: Docker's multiplexed bytes, untouched, in whatever chunking they came).
-pub(super) struct BodyBytes {
-    body: Incoming,
-    /// Declared after `body`: dropped after it.
-    _connection: Connection,
-    finished: bool,
+/// A chunk is handed on once it holds this many bytes, or when nothing more is ready.
+pub(super) const CHUNK_BYTES_TARGET: usize = 64 * 1024;
+
+pub(super) type BollardLogs = Pin<Box<dyn Stream<Item = Result<LogOutput, BollardError>> + Send>>;
+pub(super) type BollardEvents = Pin<Box<dyn Stream<Item = Result<EventMessage, BollardError>> + Send>>;
+
+/// Tells the adapter about a failed stream, so that the next call renegotiates.
+pub(super) struct FailureNote {
+    pub(super) inner: Arc<Inner>,
+    pub(super) generation: u64,
 }
 
-impl BodyBytes {
-    pub(super) fn new(body: Incoming, connection: Connection) -> BodyBytes {
-        BodyBytes { body, _connection: connection, finished: false }
+impl FailureNote {
+    fn note(&self, error: &BollardError) -> bool {
+        self.inner.note_failure(self.generation, error)
     }
 }
 
-impl Stream for BodyBytes {
+/// One container's log as raw bytes. See the module docs.
+pub(super) struct LogBytes {
+    entries: BollardLogs,
+    id: ContainerId,
+    failures: FailureNote,
+    /// Bytes of entries taken from `entries` and not handed on yet.
+    pending: BytesMut,
+    /// The error to hand on once `pending` is out.
+    error: Option<EngineError>,
+    finished: bool,
+}
+
+impl LogBytes {
+    pub(super) fn new(entries: BollardLogs, id: ContainerId, failures: FailureNote) -> LogBytes {
+        LogBytes { entries, id, failures, pending: BytesMut::new(), error: None, finished: false }
+    }
+
+    fn append(&mut self, entry: LogOutput) {
+        let (stream_type, message) = match entry {
+            LogOutput::StdIn { message } => (0u8, message),
+            LogOutput::StdOut { message } => (1, message),
+            LogOutput::StdErr { message } => (2, message),
+            LogOutput::Console { message } => {
+                self.pending.extend_from_slice(&message);
+                return;
+            }
+        };
+        self.pending.reserve(8 + message.len());
+        self.pending.put_slice(&[stream_type, 0, 0, 0]);
+        self.pending.put_u32(message.len() as u32);
+        self.pending.put_slice(&message);
+    }
+
+    fn take_pending(&mut self) -> Option<Bytes> {
+        (!self.pending.is_empty()).then(|| self.pending.split().freeze())
+    }
+}
+
+impl Stream for LogBytes {
     type Item = Result<Bytes, EngineError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.finished {
-            return Poll::Ready(None);
-        }
-        loop {
-            match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
-                None => {
+        while !this.finished && this.error.is_none() && this.pending.len() < CHUNK_BYTES_TARGET {
+            match this.entries.as_mut().poll_next(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Some(Ok(entry))) => this.append(entry),
+                Poll::Ready(Some(Err(error))) => {
                     this.finished = true;
-                    return Poll::Ready(None);
+                    this.failures.note(&error);
+                    match api::engine_error(error, "container logs", Some(&this.id)) {
+                        // The container is gone: end the stream like a stopped one.
+                        EngineError::NotFound(_) => {}
+                        error => this.error = Some(error),
+                    }
                 }
-                Some(Err(error)) => {
-                    this.finished = true;
-                    return Poll::Ready(Some(Err(EngineError::Unavailable(format!("response body: {error}")))));
-                }
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) if !data.is_empty() => return Poll::Ready(Some(Ok(data))),
-                    // Empty chunks and trailers carry nothing for us.
-                    _ => continue,
-                },
+                Poll::Ready(None) => this.finished = true,
             }
+        }
+        if let Some(chunk) = this.take_pending() {
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+        if let Some(error) = this.error.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        if this.finished {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
         }
     }
 }
 
-/// The events body split into newline-delimited JSON objects, each mapped to a
-/// [`ContainerEvent`]; actions the port does not carry are skipped. A line longer than
-/// `line_bytes_max` is a protocol error.
-pub(super) struct EventLines {
-    body: BodyBytes,
-    buffer: BytesMut,
-    /// Bytes at the front of `buffer` already known to contain no newline.
-    scanned: usize,
-    line_bytes_max: usize,
+/// The events stream mapped to the port's [`ContainerEvent`]s; actions the port does not
+/// carry are skipped. Its end also means the engine may have changed (a daemon restart):
+/// the next call renegotiates the API version.
+pub(super) struct EventItems {
+    events: BollardEvents,
+    failures: FailureNote,
     finished: bool,
 }
 
-impl EventLines {
-    pub(super) fn new(body: Incoming, connection: Connection, line_bytes_max: usize) -> EventLines {
-        EventLines {
-            body: BodyBytes::new(body, connection),
-            buffer: BytesMut::new(),
-            scanned: 0,
-            line_bytes_max,
-            finished: false,
-        }
-    }
-
-    /// The next complete line's event, if the buffer holds one.
-    fn next_buffered(&mut self) -> Option<Result<ContainerEvent, EngineError>> {
-        while let Some(offset) = self.buffer[self.scanned..].iter().position(|byte| *byte == b'\n') {
-            let line = self.buffer.split_to(self.scanned + offset + 1);
-            self.scanned = 0;
-            match parse_line(&line) {
-                Ok(Some(event)) => return Some(Ok(event)),
-                Ok(None) => continue,
-                Err(error) => return Some(Err(error)),
-            }
-        }
-        self.scanned = self.buffer.len();
-        None
+impl EventItems {
+    pub(super) fn new(events: BollardEvents, failures: FailureNote) -> EventItems {
+        EventItems { events, failures, finished: false }
     }
 }
 
-fn parse_line(line: &[u8]) -> Result<Option<ContainerEvent>, EngineError> {
-    let line = line.trim_ascii();
-    if line.is_empty() {
-        return Ok(None);
-    }
-    api::parse_event(line)
-}
-
-impl Stream for EventLines {
+impl Stream for EventItems {
     type Item = Result<ContainerEvent, EngineError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.finished {
-            return Poll::Ready(None);
-        }
-        loop {
-            if let Some(item) = this.next_buffered() {
-                this.finished = item.is_err();
-                return Poll::Ready(Some(item));
-            }
-            if this.buffer.len() > this.line_bytes_max {
-                this.finished = true;
-                return Poll::Ready(Some(Err(EngineError::Protocol(format!(
-                    "event line longer than {} bytes",
-                    this.line_bytes_max
-                )))));
-            }
-            match ready!(Pin::new(&mut this.body).poll_next(cx)) {
-                Some(Ok(chunk)) => this.buffer.extend_from_slice(&chunk),
+        while !this.finished {
+            match std::task::ready!(this.events.as_mut().poll_next(cx)) {
+                Some(Ok(event)) => match api::from_event(event) {
+                    Ok(Some(event)) => return Poll::Ready(Some(Ok(event))),
+                    Ok(None) => continue,
+                    Err(error) => {
+                        this.finished = true;
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                },
                 Some(Err(error)) => {
                     this.finished = true;
-                    return Poll::Ready(Some(Err(error)));
+                    this.failures.note(&error);
+                    return Poll::Ready(Some(Err(api::engine_error(error, "events", None))));
                 }
                 None => {
                     this.finished = true;
-                    let rest = this.buffer.split();
-                    return Poll::Ready(match parse_line(&rest) {
-                        Ok(Some(event)) => Some(Ok(event)),
-                        Ok(None) => None,
-                        Err(error) => Some(Err(error)),
-                    });
+                    this.failures.inner.forget_session(this.failures.generation);
                 }
             }
         }
+        Poll::Ready(None)
     }
 }

@@ -23,7 +23,8 @@ use bytes::Bytes;
 
 use crate::model::{Line, Position, ResumeKey, StdStream};
 use crate::parse::assemble::Assembler;
-use crate::parse::frame::{FrameDecoder, FrameError};
+use crate::parse::decoder::LogDecoder;
+use crate::parse::frame::FrameError;
 use crate::parse::timestamp::{TimestampCache, TimestampError};
 use crate::port::ContainerCheckpoint;
 use crate::rt::UnixNanos;
@@ -65,7 +66,9 @@ const RUN_CAPACITY_MAX: usize = 64;
 pub const COMPACT_BELOW_BYTES: usize = 4096;
 
 pub struct LogReader {
-    decoder: FrameDecoder,
+    /// Framed, or a TTY container's raw entries: see [`LogReader::set_tty`].
+    decoder: LogDecoder,
+    frame_bytes_max: usize,
     assemblers: [Assembler; 2],
     timestamps: TimestampCache,
     /// Per stream: (timestamp of the last complete line this session, lines at it).
@@ -90,7 +93,8 @@ impl LogReader {
     ) -> LogReader {
         assert!(run_bytes_max > line_bytes_max, "a run must hold the longest line");
         LogReader {
-            decoder: FrameDecoder::new(frame_bytes_max),
+            decoder: LogDecoder::new(false, frame_bytes_max),
+            frame_bytes_max,
             assemblers: [Assembler::new(line_bytes_max), Assembler::new(line_bytes_max)],
             timestamps: TimestampCache::default(),
             counters: [(UnixNanos::MIN, 0); 2],
@@ -98,6 +102,14 @@ impl LogReader {
             replaying: [true; 2],
             expecting: [false; 2],
             run_bytes_max,
+        }
+    }
+
+    /// The format of the streams read from now on: a TTY container's (`tty`, raw
+    /// entries, all stdout) or Docker's frames. Called before [`Self::reopen`].
+    pub fn set_tty(&mut self, tty: bool) {
+        if self.decoder.is_tty() != tty {
+            self.decoder = LogDecoder::new(tty, self.frame_bytes_max);
         }
     }
 

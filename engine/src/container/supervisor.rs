@@ -217,6 +217,7 @@ impl Supervisor {
                             held.hook = Some(hook);
                             stream
                         };
+                        self.reader.set_tty(self.state.borrow().info.tty);
                         self.reader.reopen();
                         if options.tail.is_none() {
                             self.reader.expect_resume_position(options.since_secs);

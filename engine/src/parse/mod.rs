@@ -5,9 +5,14 @@
 //!   big-endian u32 length; then the payload), fed in arbitrary chunks.
 //! - [`timestamp`]: RFC 3339 with nanoseconds, as Docker writes it with
 //!   `timestamps=1` (`2026-11-22T19:35:40.123456789Z`), parsed and formatted.
+//! - [`tty`]: a TTY container's stream (no headers, raw `timestamp SP line` entries,
+//!   `\r\n` or `\n`), cut into the same frames; [`decoder`] picks one of the two
+//!   when a stream is opened.
 //! - [`assemble`]: per-stream merging of 16 KiB partial entries into lines, with the
 //!   `line_bytes_max` limit.
 
 pub mod assemble;
+pub mod decoder;
 pub mod frame;
 pub mod timestamp;
+pub mod tty;

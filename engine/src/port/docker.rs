@@ -9,6 +9,8 @@
 //!   connection and everything the adapter allocated for it.
 //! - `since_secs` keeps entries whose timestamp is at or after that whole second.
 //! - A line longer than 16 KiB arrives as several entries; only the last ends in `\n`.
+//! - For a container with a TTY ([`ContainerInfo::tty`]) the stream has no frame
+//!   headers: entries (`timestamp SP content`) follow each other raw, all of them stdout.
 //! - [`ContainerEngine::events`] ends when the daemon restarts; the caller reconnects and
 //!   reconciles with [`ContainerEngine::list`].
 
@@ -30,6 +32,10 @@ pub struct ContainerInfo {
     pub image: String,
     pub labels: BTreeMap<String, String>,
     pub running: bool,
+    /// `Config.Tty`: the container has a terminal, so its log stream is raw bytes (lines
+    /// ending in `\r\n` or `\n`, each after its timestamp), not frames; all of it is
+    /// stdout. Fixed for a container's life.
+    pub tty: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -191,6 +191,8 @@ impl SimDocker {
                 image: image.to_owned(),
                 labels,
                 running: false,
+                // TTY containers in the model: *(being written)*.
+                tty: false,
             };
             let serial = state.logs.len();
             state.logs.push(ContainerLog::default());

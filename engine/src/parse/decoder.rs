@@ -1,0 +1,81 @@
+//! The decoder of one log stream, in the format chosen when the stream is opened:
+//! Docker's frames ([`FrameDecoder`]) or a TTY container's raw entries ([`TtyDecoder`]).
+//!
+//! [`LogDecoder`] only delegates; both decoders hand out [`Frame`]s with the same
+//! promises (any chunking, zero-copy where the entry lies in one chunk, bounded, poisoned
+//! after an error until [`LogDecoder::clear`]).
+
+use bytes::Bytes;
+
+use super::frame::{Frame, FrameDecoder, FrameError};
+use super::tty::TtyDecoder;
+use crate::model::StdStream;
+
+/// Framed or TTY. See the module docs.
+#[derive(Debug)]
+pub enum LogDecoder {
+    Framed(FrameDecoder),
+    Tty(TtyDecoder),
+}
+
+impl LogDecoder {
+    /// A decoder for a container with (`tty`) or without a terminal; `bytes_max` bounds
+    /// one frame or one TTY entry.
+    pub fn new(tty: bool, bytes_max: usize) -> LogDecoder {
+        if tty {
+            LogDecoder::Tty(TtyDecoder::new(bytes_max))
+        } else {
+            LogDecoder::Framed(FrameDecoder::new(bytes_max))
+        }
+    }
+
+    pub fn is_tty(&self) -> bool {
+        matches!(self, LogDecoder::Tty(_))
+    }
+
+    #[inline]
+    pub fn push(&mut self, chunk: Bytes) {
+        match self {
+            LogDecoder::Framed(decoder) => decoder.push(chunk),
+            LogDecoder::Tty(decoder) => decoder.push(chunk),
+        }
+    }
+
+    #[inline]
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        match self {
+            LogDecoder::Framed(decoder) => decoder.next_frame(),
+            LogDecoder::Tty(decoder) => decoder.next_frame(),
+        }
+    }
+
+    #[inline]
+    pub fn peek_frame(&self) -> Option<(StdStream, &[u8])> {
+        match self {
+            LogDecoder::Framed(decoder) => decoder.peek_frame(),
+            LogDecoder::Tty(decoder) => decoder.peek_frame(),
+        }
+    }
+
+    #[inline]
+    pub fn skip_frame(&mut self) {
+        match self {
+            LogDecoder::Framed(decoder) => decoder.skip_frame(),
+            LogDecoder::Tty(decoder) => decoder.skip_frame(),
+        }
+    }
+
+    pub fn buffered_bytes(&self) -> usize {
+        match self {
+            LogDecoder::Framed(decoder) => decoder.buffered_bytes(),
+            LogDecoder::Tty(decoder) => decoder.buffered_bytes(),
+        }
+    }
+
+    pub fn clear(&mut self) {
+        match self {
+            LogDecoder::Framed(decoder) => decoder.clear(),
+            LogDecoder::Tty(decoder) => decoder.clear(),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The log stream of a container with a TTY (`docker run -t`): no frame headers, the
+//! entries (`timestamp SP content`) follow each other raw, and all of it is stdout.
+//!
+//! Owns the sans-IO [`TtyDecoder`], which cuts that stream back into entries and hands
+//! them out as [`Frame`]s of [`StdStream::Stdout`], so the rest of the reader (timestamps,
+//! partial-entry merging, resume keys) is the same for both formats. Same interface as
+//! [`super::frame::FrameDecoder`]: [`TtyDecoder::push`] chunks, [`TtyDecoder::next_frame`]
+//! entries.
+//!
+//! Where an entry ends:
+//! - at `'\n'`. A terminal writes `"\r\n"`; the `'\r'` is dropped, so the line is the
+//!   same as a framed container's (that one entry is copied; a `"\n"`-only entry is a
+//!   zero-copy slice of its chunk when it lies inside one);
+//! - or where Docker cut a line longer than its 16 KiB buffer into partial entries:
+//!   exactly [`DOCKER_PARTIAL_BYTES`] of content after the timestamp, when the next
+//!   timestamp starts right there. That entry is handed out without `'\n'`, so the
+//!   assembler merges it with the rest of its line as it does for framed partials.
+//!
+//! Promises:
+//! - Chunks may be split anywhere: any split of a byte sequence yields the same entries.
+//! - An entry longer than `entry_bytes_max` without an end is
+//!   [`FrameError::TooLarge`] once that many bytes are buffered, and poisons the
+//!   decoder until [`TtyDecoder::clear`], as the framed decoder does. The decoder never
+//!   holds more than `entry_bytes_max` plus one pushed chunk.
+//! - Bytes after the last end stay buffered: a stream that ends mid-line leaves its
+//!   partial line unread, to be read again after reopening.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::frame::{Frame, FrameError};
+use crate::model::StdStream;
+
+/// Content bytes of a partial entry: Docker's log copier buffer (16 KiB).
+pub const DOCKER_PARTIAL_BYTES: usize = 16 * 1024;
+
+/// `2006-01-02T15:04:05`: what a timestamp starts with.
+const TIMESTAMP_START_LEN: usize = 19;
+
+/// Where the timestamp prefix ends: the first space within this many bytes.
+const TIMESTAMP_PREFIX_MAX: usize = 40;
+
+/// Sans-IO decoder of a TTY container's log stream. See the module docs.
+#[derive(Debug)]
+pub struct TtyDecoder {
+    entry_bytes_max: usize,
+    /// The rest of the chunk pushed last, not yet consumed (entries are sliced from it).
+    current: Bytes,
+    /// Bytes of an entry that began in an earlier chunk, with what followed it.
+    pending: BytesMut,
+    poisoned: Option<FrameError>,
+}
+
+/// Where the first entry of `bytes` ends: its length and whether it ends a line.
+fn entry_end(bytes: &[u8]) -> Option<(usize, bool)> {
+    let newline = bytes.iter().position(|byte| *byte == b'\n');
+    let Some(prefix) = bytes.iter().take(TIMESTAMP_PREFIX_MAX).position(|byte| *byte == b' ') else {
+        // Not an entry Docker wrote: cut at the line end, and let the timestamp parser say so.
+        return newline.map(|newline| (newline + 1, true));
+    };
+    let partial_end = prefix + 1 + DOCKER_PARTIAL_BYTES;
+    match newline {
+        Some(newline) if newline < partial_end => return Some((newline + 1, true)),
+        _ => {}
+    }
+    if bytes.len() < partial_end + TIMESTAMP_START_LEN {
+        // A newline this close to the cut means no timestamp starts at the cut.
+        return newline.map(|newline| (newline + 1, true));
+    }
+    if looks_like_timestamp(&bytes[partial_end..partial_end + TIMESTAMP_START_LEN]) {
+        return Some((partial_end, false));
+    }
+    newline.map(|newline| (newline + 1, true))
+}
+
+/// `DDDD-DD-DDTDD:DD:DD`.
+fn looks_like_timestamp(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().all(|(index, byte)| match index {
+        4 | 7 => *byte == b'-',
+        10 => *byte == b'T',
+        13 | 16 => *byte == b':',
+        _ => byte.is_ascii_digit(),
+    })
+}
+
+/// The entry as the reader wants it: a terminal's `"\r\n"` becomes `"\n"`.
+fn without_carriage_return(entry: Bytes) -> Bytes {
+    if !entry.ends_with(b"\r\n") {
+        return entry;
+    }
+    let mut line = BytesMut::with_capacity(entry.len() - 1);
+    line.extend_from_slice(&entry[..entry.len() - 2]);
+    line.extend_from_slice(b"\n");
+    line.freeze()
+}
+
+impl TtyDecoder {
+    pub fn new(entry_bytes_max: usize) -> Self {
+        assert!(entry_bytes_max > 0);
+        TtyDecoder { entry_bytes_max, current: Bytes::new(), pending: BytesMut::new(), poisoned: None }
+    }
+
+    /// Appends a chunk read from the stream. Ignored while poisoned.
+    pub fn push(&mut self, chunk: Bytes) {
+        if chunk.is_empty() || self.poisoned.is_some() {
+            return;
+        }
+        if !self.current.is_empty() {
+            // Not drained since the last push: keep everything in order in `pending`.
+            self.pending.extend_from_slice(&self.current);
+        }
+        self.current = chunk;
+    }
+
+    /// The next complete entry, `Ok(None)` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        if let Some(error) = &self.poisoned {
+            return Err(error.clone());
+        }
+        if self.pending.is_empty() {
+            if let Some((len, complete)) = entry_end(&self.current) {
+                let entry = self.current.split_to(len);
+                return Ok(Some(self.frame(entry, complete)));
+            }
+            self.pending.extend_from_slice(&self.current);
+            self.current = Bytes::new();
+        } else if !self.current.is_empty() {
+            self.pending.extend_from_slice(&self.current);
+            self.current = Bytes::new();
+        }
+        if let Some((len, complete)) = entry_end(&self.pending) {
+            let entry = self.pending.split_to(len).freeze();
+            if self.pending.is_empty() {
+                self.pending = BytesMut::new();
+            }
+            return Ok(Some(self.frame(entry, complete)));
+        }
+        if self.pending.len() > self.entry_bytes_max {
+            let error = FrameError::TooLarge {
+                len: u32::try_from(self.pending.len()).unwrap_or(u32::MAX),
+                max: self.entry_bytes_max,
+            };
+            self.clear();
+            self.poisoned = Some(error.clone());
+            return Err(error);
+        }
+        Ok(None)
+    }
+
+    fn frame(&self, entry: Bytes, complete: bool) -> Frame {
+        let payload = if complete { without_carriage_return(entry) } else { entry };
+        Frame { stream: StdStream::Stdout, payload }
+    }
+
+    /// The next entry, if it is a whole line inside the current chunk with nothing
+    /// pending before it: its stream and raw bytes (a `"\r\n"` still in), left in place.
+    pub fn peek_frame(&self) -> Option<(StdStream, &[u8])> {
+        if self.poisoned.is_some() || !self.pending.is_empty() {
+            return None;
+        }
+        match entry_end(&self.current)? {
+            (len, true) => Some((StdStream::Stdout, &self.current[..len])),
+            (_, false) => None,
+        }
+    }
+
+    /// Consume the entry [`Self::peek_frame`] returned without handing it out.
+    pub fn skip_frame(&mut self) {
+        let len = self.peek_frame().expect("an entry was peeked").1.len();
+        self.current.advance(len);
+    }
+
+    /// Bytes pushed and not yet returned in an entry.
+    pub fn buffered_bytes(&self) -> usize {
+        self.current.len() + self.pending.len()
+    }
+
+    /// Forgets everything buffered and any error: ready for a new stream.
+    pub fn clear(&mut self) {
+        self.current = Bytes::new();
+        self.pending = BytesMut::new();
+        self.poisoned = None;
+    }
+}
+
+#[cfg(test)]
+#[path = "tty_tests.rs"]
+mod tests;
