@@ -12,7 +12,8 @@
 //! removal), a yield request from the pool (someone waits for a slot), the slot this
 //! task queued for, the machine's timer (rotation, stall/heartbeat, backoff, the nudge
 //! of a waiter) and the stream. One timer is armed at a time, at the machine's
-//! `poll_timeout`, and re-armed only when that changes.
+//! `poll_timeout` or earlier: it is re-armed only when the machine wants an earlier
+//! deadline (the machine ignores a timeout that comes early).
 
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -101,13 +102,15 @@ impl Supervisor {
                     return;
                 }
             }
-            let wanted = self.machine.poll_timeout();
-            if wanted != timer_at {
-                timer_at = wanted;
-                timer = match wanted {
-                    Some(at) => rt.sleep_until(at),
-                    None => Box::pin(std::future::pending()),
-                };
+            // Re-arm only for an earlier deadline: data pushes the stall deadline later
+            // on every chunk, and a timer that fires early costs one no-op
+            // `handle_timeout` (then it is armed for the real deadline), while a new timer
+            // per chunk costs far more.
+            if let Some(wanted) = self.machine.poll_timeout() {
+                if timer_at.is_none_or(|armed| wanted < armed) {
+                    timer_at = Some(wanted);
+                    timer = rt.sleep_until(wanted);
+                }
             }
             let state_news = std::future::poll_fn(|cx| {
                 if state_closed {
