@@ -3,13 +3,15 @@
 //!
 //! Phases (DESIGN §6, TigerBeetle-style "safety, then liveness"):
 //! 1. start the agent on an empty world and take the task baseline;
-//! 2. play the schedule (output, churn, faults, crashes), sampling the budget every
-//!    simulated minute and checking every delivery as it happens;
-//! 3. heal every fault and let the backlog drain, within a bound (liveness);
+//! 2. play the schedule (output, churn, faults, crashes), sampling the budget and the
+//!    progress check every simulated minute and checking every delivery as it happens;
+//! 3. heal every fault and let the backlog drain, within a bound (liveness); then every
+//!    line ever written is delivered or its loss named (completeness);
 //! 4. remove every container: the live tasks must return to the baseline (quiet point);
 //! 5. shut down within the deadline: afterwards no engine task may be alive.
 //!
-//! Every phase is bounded in virtual time, so a hang is a reported failure.
+//! Every phase is bounded in virtual time, so a hang is a reported failure. The checks
+//! themselves live in `check/`; this file only drives the phases and calls them.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -26,12 +28,15 @@ use engine::task::Tasks;
 use engine::telemetry::Telemetry;
 
 use crate::check::budget::BudgetChecker;
+use crate::check::completeness::{self, NamedLosses};
 use crate::check::delivery::DeliveryChecker;
-use crate::check::leaks::{census, delta, describe, Census};
-use crate::check::{Invariant, Violation};
+use crate::check::leaks::{census, describe, Census};
+use crate::check::liveness::{self, ProgressChecker};
+use crate::check::{quiet, shutdown, Invariant, Violation};
 use crate::executor::{streams, Executor, RunOutcome, SimRng};
 use crate::scenario::{Action, Options, Schedule};
 use crate::world::docker::{Burst, SimDocker};
+use engine::telemetry::DropReason;
 use crate::world::loki::{LokiBehaviour, SimLoki};
 use crate::world::SimCheckpointStore;
 
@@ -58,6 +63,14 @@ pub struct SeedStats {
     pub crashes: u32,
     pub polls: u64,
     pub streams_open_max: usize,
+    /// World actions played: containers exiting by themselves, json-file rotations.
+    pub exits: u64,
+    pub json_rotations: u64,
+    /// Minute samples with the queue at 90 % of `queue_bytes_max` or more, counted as
+    /// episodes (consecutive samples are one).
+    pub backpressure_episodes: u64,
+    /// Lines lost by a named, world-caused reason.
+    pub losses: NamedLosses,
     pub trace_digest: u64,
     pub simulated: Duration,
     pub container_hours: f64,
@@ -137,6 +150,12 @@ struct World {
     store: SimCheckpointStore,
     delivery: Arc<Mutex<DeliveryChecker>>,
     budget: BudgetChecker,
+    progress: ProgressChecker,
+    /// Whether the last sample found the queue at its bound, and episodes so far.
+    at_bound: bool,
+    backpressure_episodes: u64,
+    /// Lines the agent counted as refused by Loki (`sink_too_old`), over incarnations.
+    refused_before: u64,
     config: AgentConfig,
     labeler: Arc<Labels2>,
     incarnation: Option<Incarnation>,
@@ -186,11 +205,14 @@ impl World {
         if let Some(incarnation) = self.incarnation.take() {
             self.rotations_before += Telemetry::get(&incarnation.telemetry.container_stream_rotations_total);
             self.opens_before += Telemetry::get(&incarnation.telemetry.container_stream_opens_total);
+            self.refused_before += incarnation.telemetry.dropped(DropReason::SinkTooOld);
             self.delivery.lock().unwrap().handle_crash(&self.store.committed());
+            self.docker.forget_reads();
             self.exec.drop_engine_tasks();
             drop(incarnation.agent.lock().unwrap().take());
         }
         self.budget.excuse_all();
+        self.progress.excuse_all();
         self.note(|| "agent crashed".to_string());
     }
 
@@ -251,6 +273,22 @@ impl World {
             agent.as_ref().map(|(registry, telemetry)| (&**registry, &**telemetry)),
         );
         result.map_err(|(invariant, detail)| self.fail(invariant, detail))?;
+        if let Some(inc) = &self.incarnation {
+            let queued = Telemetry::get(&inc.telemetry.queue_bytes);
+            let at_bound = queued * 10 >= self.config.pipeline.queue_bytes_max as u64 * 9;
+            if at_bound && !self.at_bound {
+                self.backpressure_episodes += 1;
+            }
+            self.at_bound = at_bound;
+        }
+        if self.incarnation.is_some() && self.docker.is_daemon_up() && !self.loki.in_outage() {
+            let delivery = self.delivery.lock().unwrap();
+            let result = self.progress.sample(now, &self.docker, &delivery);
+            drop(delivery);
+            result.map_err(|(invariant, detail)| self.fail(invariant, detail))?;
+        } else {
+            self.progress.excuse_all();
+        }
         self.note(|| {
             let counters = self.docker.counters();
             let delivered = self.delivery.lock().unwrap().lines_delivered;
@@ -284,25 +322,7 @@ impl World {
 
     /// Lines written and not (yet) delivered, over containers that still exist.
     fn backlog(&self) -> Option<String> {
-        let delivery = self.delivery.lock().unwrap();
-        for report in self.docker.containers() {
-            if report.removed {
-                continue;
-            }
-            for stream in [StdStream::Stdout, StdStream::Stderr] {
-                let written = report.lines_written[stream.index()];
-                let delivered = delivery.delivered(&report.id, stream);
-                if delivered < written {
-                    return Some(format!(
-                        "container {} ({}) {}: {delivered} of {written} lines delivered",
-                        report.id.short(),
-                        report.name,
-                        stream.as_str()
-                    ));
-                }
-            }
-        }
-        None
+        liveness::backlog(&self.docker, &self.delivery.lock().unwrap())
     }
 }
 
@@ -319,6 +339,11 @@ struct Player {
     slots: Vec<Option<ContainerId>>,
     generation: Vec<u32>,
     trace: Option<Arc<Mutex<Vec<String>>>>,
+    /// Containers a daemon restart without live-restore stopped, started again (their
+    /// restart policy) when it is back.
+    stopped_by_daemon: Vec<ContainerId>,
+    exits: u64,
+    json_rotations: u64,
 }
 
 impl Player {
@@ -339,6 +364,9 @@ impl Player {
             slots: vec![None; containers as usize],
             generation: vec![0u32; containers as usize],
             trace,
+            stopped_by_daemon: Vec::new(),
+            exits: 0,
+            json_rotations: 0,
         }
     }
 
@@ -359,7 +387,8 @@ impl Player {
     }
 
     fn apply(&mut self, at: Duration, action: Action) {
-        let Player { docker, loki, names, slots, generation, trace, .. } = self;
+        let Player { docker, loki, names, slots, generation, trace, stopped_by_daemon, exits, json_rotations, .. } =
+            self;
         if let Some(trace) = trace {
             trace.lock().unwrap().push(format!("{:>10.3}s world: {action:?}", at.as_secs_f64()));
         }
@@ -413,8 +442,48 @@ impl Player {
                     docker.fault_open_streams(&id, fault);
                 }
             }
-            Action::DockerDown => docker.daemon_down(),
-            Action::DockerUp => docker.daemon_up(),
+            Action::Exit { slot, code } => {
+                if let Some(id) = current(slot) {
+                    if docker.exit(id, code).is_ok() {
+                        *exits += 1;
+                    }
+                }
+            }
+            Action::Job { slot, lines } => {
+                if let Some(id) = current(slot) {
+                    let _ = docker.remove(id);
+                }
+                generation[slot as usize] += 1;
+                let id = new_container(slot, generation[slot as usize]);
+                let _ = docker.start(&id);
+                let burst = Burst { lines, ..Burst::lines(StdStream::Stdout, lines) };
+                let _ = docker.emit(&id, Burst { line_bytes: 40, ..burst });
+                slots[slot as usize] = Some(id);
+            }
+            Action::JsonRotate { slot, keep_entries, effect } => {
+                if let Some(id) = current(slot) {
+                    if docker.rotate_log(id, keep_entries, effect).is_ok() {
+                        *json_rotations += 1;
+                    }
+                }
+            }
+            Action::FailCalls { call, count } => docker.fail_next(call, count),
+            Action::DockerDown { live_restore } => {
+                if !live_restore {
+                    for id in docker.running_ids() {
+                        if docker.stop(&id).is_ok() {
+                            stopped_by_daemon.push(id);
+                        }
+                    }
+                }
+                docker.daemon_down();
+            }
+            Action::DockerUp => {
+                docker.daemon_up();
+                for id in stopped_by_daemon.drain(..) {
+                    let _ = docker.start(&id);
+                }
+            }
             Action::EventsDrop => {
                 docker.drop_event_streams();
             }
@@ -436,10 +505,13 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         server_error_chance: options.loki_error_chance,
         timeout_chance: options.loki_timeout_chance,
         ambiguous_chance: options.loki_ambiguous_chance,
+        no_retry_after_chance: options.loki_no_retry_after_share,
+        batch_bytes_max: (options.loki_body_max > 0).then_some(options.loki_body_max),
+        reject_older_than: (!options.loki_reject_older_than.is_zero()).then_some(options.loki_reject_older_than),
         ..LokiBehaviour::default()
     });
     let store = SimCheckpointStore::new(rt.clone());
-    let delivery = Arc::new(Mutex::new(DeliveryChecker::default()));
+    let delivery = Arc::new(Mutex::new(DeliveryChecker::new(docker.clone(), options.line_bytes_max)));
     let observer = delivery.clone();
     let trace = run.trace.then(|| Arc::new(Mutex::new(Vec::new())));
     let delivery_trace = trace.clone();
@@ -453,7 +525,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
                 accepted.batch.streams.len()
             ));
         }
-        observer.lock().unwrap().handle_delivery(accepted.batch, accepted.ambiguous)
+        observer.lock().unwrap().handle_delivery(accepted.batch, accepted.ambiguous, accepted.rejected_before)
     });
     let starvation_max = options.rotate_every * 3 + Duration::from_secs(120);
     let mut world = World {
@@ -464,6 +536,10 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         store,
         delivery,
         budget: BudgetChecker::new(options.streams_max, options.queue_bytes_max, starvation_max),
+        progress: ProgressChecker::new(options.stall_timeout),
+        at_bound: false,
+        backpressure_episodes: 0,
+        refused_before: 0,
         config: agent_config(options, run.variant),
         labeler: Arc::default(),
         incarnation: None,
@@ -472,7 +548,9 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         trace: trace.clone(),
     };
     let schedule = Schedule::generate(options);
-    let result = drive(&mut world, options, &schedule);
+    let mut played = PlayedCounts::default();
+    let mut losses = NamedLosses::default();
+    let result = drive(&mut world, options, &schedule, &mut played, &mut losses);
     let incarnation_counter =
         |get: fn(&Telemetry) -> u64| world.incarnation.as_ref().map_or(0, |inc| get(&inc.telemetry));
     let delivery = world.delivery.lock().unwrap();
@@ -490,6 +568,10 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         crashes: schedule.crashes.len() as u32,
         polls: world.exec.polls(),
         streams_open_max: world.budget.streams_open_max,
+        exits: played.exits,
+        json_rotations: played.json_rotations,
+        backpressure_episodes: world.backpressure_episodes,
+        losses,
         trace_digest: world.exec.trace_digest(),
         simulated,
         container_hours: options.containers as f64 * options.hours,
@@ -500,13 +582,20 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     SeedOutcome { options: options.clone(), violation: result.err().map(|failed| *failed), stats, trace }
 }
 
-fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<(), Failed> {
-    // 1. Start on an empty world; the baseline is what an idle agent runs.
-    world.start_agent();
-    world.run_to(Instant::ZERO + Duration::from_secs(1))?;
-    let baseline: Census = census(world.incarnation.as_ref().unwrap().tasks.registry());
-    // 2. The schedule.
-    let end = Instant::ZERO + options.duration();
+/// What the world's player did, for the report.
+#[derive(Default)]
+struct PlayedCounts {
+    exits: u64,
+    json_rotations: u64,
+}
+
+fn drive(
+    world: &mut World,
+    options: &Options,
+    schedule: &Schedule,
+    played: &mut PlayedCounts,
+    losses: &mut NamedLosses,
+) -> Result<(), Failed> {
     let mut player = Player::new(
         world.docker.clone(),
         world.loki.clone(),
@@ -515,6 +604,25 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
         options.seed,
         world.trace.clone(),
     );
+    let result = drive_with(world, options, schedule, &mut player, losses);
+    *played = PlayedCounts { exits: player.exits, json_rotations: player.json_rotations };
+    result
+}
+
+fn drive_with(
+    world: &mut World,
+    options: &Options,
+    schedule: &Schedule,
+    player: &mut Player,
+    losses: &mut NamedLosses,
+) -> Result<(), Failed> {
+    // 1. Start on an empty world; the baseline is what an idle agent runs.
+    world.start_agent();
+    world.run_to(Instant::ZERO + Duration::from_secs(1))?;
+    let baseline: Census = census(world.incarnation.as_ref().unwrap().tasks.registry());
+    let executor_baseline = quiet::engine_only(world.exec.live_by_label());
+    // 2. The schedule.
+    let end = Instant::ZERO + options.duration();
     let mut crashes = schedule.crashes.iter().peekable();
     let mut next_sample = Instant::ZERO + Duration::from_secs(60);
     // While the agent is down (crashed, to restart then), time runs on for the world;
@@ -555,7 +663,7 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
     let drain_deadline = world.exec.now() + Duration::from_secs(30 * 60);
     loop {
         let step = world.exec.now() + Duration::from_secs(10);
-        world.play_to(&mut player, step)?;
+        world.play_to(player, step)?;
         world.check_deliveries()?;
         match world.backlog() {
             None => break,
@@ -571,6 +679,19 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
             }
         }
     }
+    // Completeness: every line of every container, removed ones included, delivered or
+    // lost for a named reason; the agent's count of Loki's refusals is Loki's.
+    {
+        let delivery = world.delivery.lock().unwrap();
+        let result = completeness::check(&world.docker, &delivery);
+        drop(delivery);
+        *losses = result.map_err(|(invariant, detail)| world.fail(invariant, detail))?;
+        let agent_refused = world.refused_before
+            + world.incarnation.as_ref().map_or(0, |inc| inc.telemetry.dropped(DropReason::SinkTooOld));
+        let loki_refused = world.loki.counters().lines_rejected;
+        completeness::check_refusals(agent_refused, loki_refused, schedule.crashes.is_empty())
+            .map_err(|(invariant, detail)| world.fail(invariant, detail))?;
+    }
     // 4. Quiet point: no containers, nothing queued; tasks back to the baseline.
     for id in world.docker.container_ids() {
         let _ = world.docker.remove(&id);
@@ -579,18 +700,16 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
     let quiet_deadline = world.exec.now() + Duration::from_secs(5 * 60);
     loop {
         let step = world.exec.now() + Duration::from_secs(5);
-        world.play_to(&mut player, step)?;
+        world.play_to(player, step)?;
         let registry = world.incarnation.as_ref().unwrap().tasks.registry().clone();
-        let differences = delta(&baseline, &census(&registry));
+        let executor_now = quiet::engine_only(world.exec.live_by_label());
         let streams_open = world.docker.counters().log_streams_open;
-        if differences.is_empty() && streams_open == 0 {
-            break;
-        }
-        if world.exec.now() >= quiet_deadline {
-            let mut detail =
-                format!("at the quiet point {streams_open} log streams open; live tasks differ from the baseline: ");
-            detail.push_str(&differences.join("; "));
-            return Err(world.fail(Invariant::LiveTaskDelta, detail));
+        match quiet::check(&baseline, &registry, &executor_baseline, &executor_now, streams_open) {
+            Ok(()) => break,
+            Err(detail) if world.exec.now() >= quiet_deadline => {
+                return Err(world.fail(Invariant::LiveTaskDelta, detail));
+            }
+            Err(_) => {}
         }
     }
     // 5. Shutdown within its deadline; nothing alive afterwards.
@@ -611,23 +730,11 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
         }
     }
     let outcome = report.lock().unwrap().clone();
-    match outcome {
-        None => return Err(world.fail(Invariant::Shutdown, "shutdown did not finish within its deadline plus 5 s")),
-        Some(report) if report.elapsed > deadline + Duration::from_secs(1) => {
-            return Err(
-                world.fail(Invariant::Shutdown, format!("shutdown took {:?}, deadline {deadline:?}", report.elapsed))
-            )
-        }
-        Some(report) if !report.committed => {
-            return Err(world.fail(Invariant::Shutdown, "the final checkpoint commit failed"))
-        }
-        Some(_) => {}
-    }
+    shutdown::check_report(outcome.as_ref(), deadline).map_err(|detail| world.fail(Invariant::Shutdown, detail))?;
     world.exec.run_until(world.exec.now() + Duration::from_secs(1));
     let registry = world.incarnation.as_ref().unwrap().tasks.registry().clone();
-    if registry.alive_total() != 0 || world.exec.live_engine_tasks() != 0 {
-        let live = describe(&census(&registry)).join("; ");
-        return Err(world.fail(Invariant::Shutdown, format!("tasks alive after shutdown: {live}")));
-    }
+    let live = describe(&census(&registry));
+    shutdown::check_after(registry.alive_total(), world.exec.live_engine_tasks(), &live)
+        .map_err(|detail| world.fail(Invariant::Shutdown, detail))?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use sim::check::Invariant;
 use sim::report::{failure_block, summary};
 use sim::run::{run_seed, RunConfig, SeedOutcome};
 use sim::scenario::{Options, Overrides};
-use sim::sweep::{corpus_entry, corpus_seeds, sweep, SweepConfig};
+use sim::sweep::{corpus_entry, corpus_options, corpus_seeds, sweep, SweepConfig};
 
 /// Small, quick worlds: 12 containers for 1 simulated hour.
 fn small() -> Overrides {
@@ -98,9 +98,20 @@ fn the_same_seed_gives_the_same_trace() {
 #[test]
 fn saved_failing_seeds_replay() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
-    for seed in corpus_seeds(&corpus) {
-        let outcome = run_seed(&Options::from_seed(seed, &Overrides::default()), RunConfig::default());
-        assert!(outcome.violation.is_none(), "corpus seed {seed} fails again:\n{}", failure_block(&outcome));
+    let saved = corpus_options(&corpus);
+    assert_eq!(saved.len(), corpus_seeds(&corpus).len(), "every corpus file names its seed once");
+    for (path, options) in saved {
+        let options = options.unwrap_or_else(|error| panic!("{}: unreadable options: {error}", path.display()));
+        let outcome = run_seed(&options, RunConfig::default());
+        assert!(outcome.violation.is_none(), "{} fails again:\n{}", path.display(), failure_block(&outcome));
+    }
+}
+
+#[test]
+fn saved_options_round_trip() {
+    for seed in [0, 1, 573] {
+        let options = Options::from_seed(seed, &small());
+        assert_eq!(Options::parse(seed, &options.to_string()), Ok(options.clone()), "seed {seed}");
     }
 }
 

@@ -1,21 +1,26 @@
-//! No loss, order, and duplicates only where a crash or an ambiguous sink failure
-//! allows them.
+//! No loss, order, exact content, and duplicates only where a crash or an ambiguous sink
+//! failure allows them.
 //!
 //! Every line the world writes carries its per-stream sequence number, and every line
-//! Loki accepts is checked at once: the next new line of a stream must be exactly the
-//! one after the last (a higher one is a loss, which also catches reordering); a lower
-//! one is a duplicate, allowed only inside a window opened by a crash (lines after the
-//! last committed checkpoint up to what had been delivered) or by an ambiguous
-//! acceptance (the lines of that batch). Cost: one lookup per batch stream, one digit
-//! parse per line.
+//! Loki stores is checked at once: its bytes must be exactly what the container wrote
+//! (after the agent's truncation rule); the next new line of a stream must be exactly
+//! the one after the last, unless the lines between were deleted by the world before
+//! any reader had them (json-file rotation, `docker rm`: asked of the Docker model), so
+//! a higher one is a loss, which also catches reordering; a lower one is a duplicate,
+//! allowed only inside a window opened by a crash (lines after the last committed
+//! checkpoint up to what had been delivered) or by an ambiguous acceptance (the lines
+//! of that batch). Lines Loki refused (`400`, too old) count as accounted for, not
+//! delivered. Cost: one lookup per batch stream, one digit parse and one content
+//! comparison per line.
 
 use std::collections::BTreeMap;
 
 use engine::model::{Batch, ContainerId, Position, ResumeKey, SourceId, StdStream};
 use engine::port::Checkpoint;
+use engine::rt::UnixNanos;
 
 use crate::check::Invariant;
-use crate::world::docker::line_seq;
+use crate::world::docker::{line_seq, SimDocker};
 
 #[derive(Default)]
 struct Track {
@@ -26,17 +31,37 @@ struct Track {
     duplicates: u64,
 }
 
-#[derive(Default)]
 pub struct DeliveryChecker {
+    /// The world, asked for written content and for lines it deleted unread.
+    docker: SimDocker,
+    /// The agent's truncation limit, to compare long lines.
+    line_bytes_max: usize,
     /// Per container, its stdout and stderr (looked up by id, not cloned per batch).
     tracks: BTreeMap<ContainerId, [Track; 2]>,
     pub lines_delivered: u64,
+    /// Lines skipped because the world deleted them unread, and lines Loki refused.
+    pub lines_excused: u64,
+    pub lines_refused: u64,
     pub duplicates: u64,
     pub duplicates_allowed: u64,
     pub first_violation: Option<(Invariant, String)>,
 }
 
 impl DeliveryChecker {
+    pub fn new(docker: SimDocker, line_bytes_max: usize) -> DeliveryChecker {
+        DeliveryChecker {
+            docker,
+            line_bytes_max,
+            tracks: BTreeMap::new(),
+            lines_delivered: 0,
+            lines_excused: 0,
+            lines_refused: 0,
+            duplicates: 0,
+            duplicates_allowed: 0,
+            first_violation: None,
+        }
+    }
+
     fn fail(&mut self, invariant: Invariant, detail: String) {
         if self.first_violation.is_none() {
             self.first_violation = Some((invariant, detail));
@@ -44,7 +69,8 @@ impl DeliveryChecker {
     }
 
     /// One accepted batch. `ambiguous`: stored, but the client was told to retry.
-    pub fn handle_delivery(&mut self, batch: &Batch, ambiguous: bool) {
+    /// `refused_before`: lines older than this were refused (`400`), the rest stored.
+    pub fn handle_delivery(&mut self, batch: &Batch, ambiguous: bool, refused_before: Option<UnixNanos>) {
         for stream in &batch.streams {
             let SourceId::Container { id, stream: std_stream } = &stream.source;
             let mut failure = None;
@@ -67,11 +93,45 @@ impl DeliveryChecker {
                     ));
                     break;
                 };
-                let next = track.keys.len() as u64;
+                let mut next = track.keys.len() as u64;
                 let Position::Container(resume_key) = line.position;
+                if seq > next {
+                    // Lines the world deleted before anyone read them are skipped.
+                    let through = self.docker.excused_through(id, *std_stream, next);
+                    if through >= seq {
+                        self.lines_excused += seq - next;
+                        track.keys.resize(seq as usize, resume_key);
+                        next = seq;
+                    }
+                }
+                let refused = refused_before.is_some_and(|cutoff| line.ts < cutoff);
+                if seq >= next && !refused {
+                    match self.docker.line_matches(id, *std_stream, seq, &line.bytes, self.line_bytes_max) {
+                        Some(true) => {}
+                        found => {
+                            failure = Some((
+                                Invariant::NoLoss,
+                                format!(
+                                    "container {} {}: line {seq} stored with content other than written \
+                                     ({} bytes: {:?}){}",
+                                    id.short(),
+                                    std_stream.as_str(),
+                                    line.bytes.len(),
+                                    String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(40)]),
+                                    if found.is_none() { "; no such line was written" } else { "" }
+                                ),
+                            ));
+                            break;
+                        }
+                    }
+                }
                 if seq == next {
                     track.keys.push(resume_key);
-                    self.lines_delivered += 1;
+                    if refused {
+                        self.lines_refused += 1;
+                    } else {
+                        self.lines_delivered += 1;
+                    }
                 } else if seq > next {
                     failure = Some((
                         Invariant::NoLoss,
@@ -138,7 +198,8 @@ impl DeliveryChecker {
         }
     }
 
-    /// Lines delivered for one stream of one container.
+    /// Lines accounted for (delivered, refused, or skipped as deleted unread) for one
+    /// stream of one container: the next line expected is this one.
     pub fn delivered(&self, id: &ContainerId, stream: StdStream) -> u64 {
         self.tracks.get(id).map_or(0, |tracks| tracks[stream.index()].keys.len() as u64)
     }

@@ -14,7 +14,7 @@ use engine::model::StdStream;
 
 use crate::executor::{streams, SimRng};
 use crate::scenario::options::Options;
-use crate::world::docker::StreamFault;
+use crate::world::docker::{ApiCall, RotationEffect, StreamFault};
 use crate::world::loki::Outage;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -50,7 +50,32 @@ pub enum Action {
         slot: u32,
         fault: StreamFault,
     },
-    DockerDown,
+    /// The process exits by itself (`die`, no `stop`).
+    Exit {
+        slot: u32,
+        code: i32,
+    },
+    /// `docker rm -f` the slot's container; a new one runs a short job: it writes
+    /// `lines` at once (an exit follows as its own action).
+    Job {
+        slot: u32,
+        lines: u32,
+    },
+    /// Docker's json-file rotation of the slot's container, keeping `keep_entries`.
+    JsonRotate {
+        slot: u32,
+        keep_entries: u64,
+        effect: RotationEffect,
+    },
+    /// The next `count` calls of `call` fail (a live daemon answering 500).
+    FailCalls {
+        call: ApiCall,
+        count: u32,
+    },
+    /// The daemon stops; without live-restore it stops every running container first.
+    DockerDown {
+        live_restore: bool,
+    },
     DockerUp,
     EventsDrop,
     LokiOutage {
@@ -132,6 +157,38 @@ impl Schedule {
                 actions.push((at, stop));
                 actions.push((at + downtime, Action::Start { slot }));
             }
+            let mut exits = Vec::new();
+            poisson(&mut rng, options.exits_per_hour, &mut exits, &mut |rng| Action::Exit {
+                slot,
+                code: *rng.pick(&[0, 1, 137]),
+            });
+            for (at, exit) in exits {
+                actions.push((at, exit));
+                // Then a crash-loop restart, a replacement (the job is done; a new one
+                // comes), or nothing: it stays exited.
+                match rng.below(10) {
+                    0..=4 => actions.push((at + Duration::from_secs(rng.range(1..30)), Action::Start { slot })),
+                    5..=7 => actions.push((at + Duration::from_secs(rng.range(10..600)), Action::Replace { slot })),
+                    _ => {}
+                }
+            }
+            let mut jobs = Vec::new();
+            poisson(&mut rng, options.jobs_per_hour, &mut jobs, &mut |rng| Action::Job {
+                slot,
+                lines: rng.range(1..2000) as u32,
+            });
+            for (at, job) in jobs {
+                actions.push((at, job));
+                actions.push((at + Duration::from_millis(rng.range(200..20_000)), Action::Exit { slot, code: 0 }));
+            }
+            poisson(&mut rng, options.json_rotations_per_hour, &mut actions, &mut |rng| {
+                let effect = match rng.below(10) {
+                    0..=6 => RotationEffect::Continue,
+                    7..=8 => RotationEffect::End,
+                    _ => RotationEffect::Stall,
+                };
+                Action::JsonRotate { slot, keep_entries: options.json_keep_entries, effect }
+            });
             poisson(&mut rng, options.stream_faults_per_hour, &mut actions, &mut |rng| {
                 let fault = match rng.below(4) {
                     0 => StreamFault::End,
@@ -149,14 +206,42 @@ impl Schedule {
             |rng: &mut SimRng| Duration::from_secs_f64(60.0 + rng.unit_f64() * (end.as_secs_f64() - 120.0).max(1.0));
         for _ in 0..options.docker_restarts {
             let at = at_random(&mut rng);
-            actions.push((at, Action::DockerDown));
+            let live_restore = !rng.chance(options.docker_no_live_restore);
+            actions.push((at, Action::DockerDown { live_restore }));
             actions.push((at + Duration::from_secs(rng.range(2..90)), Action::DockerUp));
         }
         for _ in 0..options.events_drops {
             actions.push((at_random(&mut rng), Action::EventsDrop));
         }
+        for _ in 0..options.api_failures {
+            let call = *rng.pick(&[ApiCall::List, ApiCall::Inspect, ApiCall::Logs]);
+            actions.push((at_random(&mut rng), Action::FailCalls { call, count: rng.range(1..4) as u32 }));
+        }
+        for _ in 0..options.floods {
+            // A flood: a third of the containers write many thousand lines at once,
+            // often while Loki is down, so the queue reaches its bound.
+            let at = at_random(&mut rng);
+            if rng.chance(0.7) {
+                let duration = Duration::from_secs(rng.range(60..900));
+                actions.push((at, Action::LokiOutage { kind: Outage::Down, duration }));
+            }
+            for slot in 0..options.containers {
+                if rng.chance(0.33) {
+                    let stream = StdStream::Stdout;
+                    let lines = rng.range(500..3_000) as u32;
+                    let line_bytes = rng.range(300..3_000) as u32;
+                    actions.push((at, Action::Emit { slot, stream, lines, line_bytes, lag: Duration::ZERO }));
+                }
+            }
+        }
         for _ in 0..options.loki_outages {
-            let kind = if rng.chance(0.5) { Outage::Down } else { Outage::Partition };
+            let kind = if rng.chance(options.loki_unauthorized_share * 0.5) {
+                Outage::Unauthorized
+            } else if rng.chance(0.5) {
+                Outage::Down
+            } else {
+                Outage::Partition
+            };
             let duration = Duration::from_secs(rng.range(10..options.loki_outage_max.as_secs().max(11)));
             actions.push((at_random(&mut rng), Action::LokiOutage { kind, duration }));
         }
@@ -176,6 +261,7 @@ impl Schedule {
             }
             keep
         });
+        // Stable: ties keep drawing order (a flood's outage before its bursts).
         actions.sort_by_key(|(at, _)| *at);
         Schedule { actions, crashes }
     }

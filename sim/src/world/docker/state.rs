@@ -97,6 +97,9 @@ pub(crate) struct DockerState {
     /// Logs by container serial (creation order), so that a reader finds its log
     /// without comparing 64-byte ids; a removed container's log is emptied.
     pub(crate) logs: Vec<ContainerLog>,
+    /// Every container's log serial, removed ones included (the oracle checks content
+    /// delivered after a removal).
+    pub(crate) serials: BTreeMap<ContainerId, usize>,
     /// Final reports of removed containers, for the oracle.
     pub(crate) removed: BTreeMap<ContainerId, super::ContainerReport>,
     pub(crate) daemon_up: bool,
@@ -119,6 +122,7 @@ impl DockerState {
         DockerState {
             containers: BTreeMap::new(),
             logs: Vec::new(),
+            serials: BTreeMap::new(),
             removed: BTreeMap::new(),
             daemon_up: true,
             log_streams: BTreeMap::new(),
