@@ -36,9 +36,9 @@ use crate::check::{quiet, shutdown, Invariant, Violation};
 use crate::executor::{streams, Executor, RunOutcome, SimRng};
 use crate::scenario::{Action, Options, Schedule};
 use crate::world::docker::{Burst, SimDocker};
-use engine::telemetry::DropReason;
 use crate::world::loki::{LokiBehaviour, SimLoki};
 use crate::world::SimCheckpointStore;
+use engine::telemetry::DropReason;
 
 /// The wall clock at virtual time zero: 2025-11-22T19:00:00Z.
 pub const WALL_START: i64 = 1_763_838_000 * 1_000_000_000;
@@ -333,6 +333,7 @@ impl World {
 struct Player {
     docker: SimDocker,
     loki: SimLoki,
+    store: SimCheckpointStore,
     actions: Vec<(Duration, Action)>,
     next: usize,
     names: SimRng,
@@ -350,6 +351,7 @@ impl Player {
     fn new(
         docker: SimDocker,
         loki: SimLoki,
+        store: SimCheckpointStore,
         actions: Vec<(Duration, Action)>,
         containers: u32,
         seed: u64,
@@ -358,6 +360,7 @@ impl Player {
         Player {
             docker,
             loki,
+            store,
             actions,
             next: 0,
             names: SimRng::derive(seed, streams::WORLD ^ 0xA5),
@@ -387,8 +390,19 @@ impl Player {
     }
 
     fn apply(&mut self, at: Duration, action: Action) {
-        let Player { docker, loki, names, slots, generation, trace, stopped_by_daemon, exits, json_rotations, .. } =
-            self;
+        let Player {
+            docker,
+            loki,
+            store,
+            names,
+            slots,
+            generation,
+            trace,
+            stopped_by_daemon,
+            exits,
+            json_rotations,
+            ..
+        } = self;
         if let Some(trace) = trace {
             trace.lock().unwrap().push(format!("{:>10.3}s world: {action:?}", at.as_secs_f64()));
         }
@@ -468,6 +482,7 @@ impl Player {
                 }
             }
             Action::FailCalls { call, count } => docker.fail_next(call, count),
+            Action::FailCommits { count } => store.fail_next_commits(count),
             Action::DockerDown { live_restore } => {
                 if !live_restore {
                     for id in docker.running_ids() {
@@ -494,6 +509,8 @@ impl Player {
 
 pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     let started = WallInstant::now();
+    // The hooks outside the supervisor (sink, queue, shutdown) read the variant here.
+    engine::container::broken::set_active(run.variant);
     let exec = Executor::new(options.seed, WALL_START);
     let rt = exec.rt();
     let docker = SimDocker::new(rt.clone(), SimRng::derive(options.seed, streams::DOCKER).next_u64());
@@ -527,6 +544,9 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         }
         observer.lock().unwrap().handle_delivery(accepted.batch, accepted.ambiguous, accepted.rejected_before)
     });
+    let committed = delivery.clone();
+    store.set_observer(move |checkpoint| committed.lock().unwrap().handle_commit(checkpoint));
+    store.set_commit_latency(options.checkpoint_latency);
     let starvation_max = options.rotate_every * 3 + Duration::from_secs(120);
     let mut world = World {
         exec,
@@ -599,6 +619,7 @@ fn drive(
     let mut player = Player::new(
         world.docker.clone(),
         world.loki.clone(),
+        world.store.clone(),
         schedule.actions.clone(),
         options.containers,
         options.seed,

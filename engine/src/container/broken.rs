@@ -4,6 +4,7 @@
 //! supervisor, so the simulator's tests can show that its oracle catches it, names the
 //! invariant and blames the spawn site. Nothing here is compiled into the daemon.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,6 +14,23 @@ use crate::container::SupervisorVariant;
 use crate::model::Labels;
 use crate::port::LogStream;
 use crate::task::TaskKind;
+
+thread_local! {
+    /// The variant of the run on this thread, for the hooks outside the supervisor (sink,
+    /// queue, agent) that have no `MonitorConfig` at hand. Thread-local: the simulator
+    /// runs one seed per thread, single-threaded, so parallel tests do not see each other's.
+    static ACTIVE: Cell<SupervisorVariant> = const { Cell::new(SupervisorVariant::Correct) };
+}
+
+/// Set the variant the hooks on this thread play (the simulator, once per seed).
+pub fn set_active(variant: SupervisorVariant) {
+    ACTIVE.with(|active| active.set(variant));
+}
+
+/// Whether the hooks on this thread play `variant`.
+pub fn is_active(variant: SupervisorVariant) -> bool {
+    ACTIVE.with(|active| active.get() == variant)
+}
 
 /// Called once when a supervisor starts.
 pub(crate) fn on_start(supervisor: &Supervisor) {
@@ -66,6 +84,11 @@ pub(crate) async fn pump(supervisor: &mut Supervisor, stream: LogStream, labels:
             let _ = heartbeat.join().await;
             end
         }
-        SupervisorVariant::OrphanTask | SupervisorVariant::Correct => supervisor.pump(stream, labels).await,
+        // The variants outside the supervisor (sink, queue, shutdown) pump as the real one.
+        SupervisorVariant::OrphanTask
+        | SupervisorVariant::Correct
+        | SupervisorVariant::AckBeforeDelivery
+        | SupervisorVariant::BudgetBypass
+        | SupervisorVariant::HangShutdown => supervisor.pump(stream, labels).await,
     }
 }

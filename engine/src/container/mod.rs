@@ -48,6 +48,16 @@ pub enum SupervisorVariant {
     /// A helper task per container that nobody joins (untracked spawn).
     #[cfg(feature = "broken-variants")]
     OrphanTask,
+    /// The sink worker records a batch's positions as acknowledged before Loki has it
+    /// (a crash then loses what the checkpoint claims was delivered).
+    #[cfg(feature = "broken-variants")]
+    AckBeforeDelivery,
+    /// The queue charges nothing to its byte budget (the bound is not kept).
+    #[cfg(feature = "broken-variants")]
+    BudgetBypass,
+    /// Shutdown waits forever before its final commit.
+    #[cfg(feature = "broken-variants")]
+    HangShutdown,
 }
 
 #[derive(Clone, Debug, PartialEq)]

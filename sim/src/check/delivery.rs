@@ -171,6 +171,29 @@ impl DeliveryChecker {
         }
     }
 
+    /// A checkpoint the agent commits: no position in it may be past the last line Loki
+    /// had stored (or refused, or the world had deleted unread) of its stream by now, or
+    /// a crash would lose the lines between. This, not the agent's own word, is what
+    /// makes the duplicate window after a crash ([`Self::handle_crash`]) trustworthy.
+    pub fn handle_commit(&mut self, checkpoint: &Checkpoint) {
+        for (id, positions) in &checkpoint.containers {
+            for (stream, key) in [(StdStream::Stdout, positions.stdout), (StdStream::Stderr, positions.stderr)] {
+                let Some(key) = key else { continue };
+                let last = self.tracks.get(id).and_then(|tracks| tracks[stream.index()].keys.last().copied());
+                if last.is_none_or(|last| last < key) {
+                    self.fail(
+                        Invariant::NoLoss,
+                        format!(
+                            "checkpoint: container {} {} committed at {key:?}, but Loki had only up to {last:?}",
+                            id.short(),
+                            stream.as_str()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     /// The agent crashed: lines after the committed positions up to what was delivered
     /// may come again.
     pub fn handle_crash(&mut self, committed: &Checkpoint) {

@@ -72,8 +72,8 @@ impl ProgressChecker {
             if !report.unread {
                 continue;
             }
-            let delivered = delivery.delivered(&report.id, StdStream::Stdout)
-                + delivery.delivered(&report.id, StdStream::Stderr);
+            let delivered =
+                delivery.delivered(&report.id, StdStream::Stdout) + delivery.delivered(&report.id, StdStream::Stderr);
             let since = match previous.remove(&report.id) {
                 Some((since, before)) if before == delivered => since,
                 _ => now,

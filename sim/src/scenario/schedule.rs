@@ -72,6 +72,10 @@ pub enum Action {
         call: ApiCall,
         count: u32,
     },
+    /// The next `count` checkpoint commits fail (disk full, I/O error).
+    FailCommits {
+        count: u32,
+    },
     /// The daemon stops; without live-restore it stops every running container first.
     DockerDown {
         live_restore: bool,
@@ -217,21 +221,26 @@ impl Schedule {
             let call = *rng.pick(&[ApiCall::List, ApiCall::Inspect, ApiCall::Logs]);
             actions.push((at_random(&mut rng), Action::FailCalls { call, count: rng.range(1..4) as u32 }));
         }
+        for _ in 0..options.checkpoint_failures {
+            actions.push((at_random(&mut rng), Action::FailCommits { count: rng.range(1..6) as u32 }));
+        }
         for _ in 0..options.floods {
-            // A flood: a third of the containers write many thousand lines at once,
-            // often while Loki is down, so the queue reaches its bound.
+            // A flood: about a third of the containers write, at once, two to four times
+            // `queue_bytes_max` between them, mostly while Loki is down, so the queue
+            // reaches its bound and the readers must wait.
             let at = at_random(&mut rng);
             if rng.chance(0.7) {
                 let duration = Duration::from_secs(rng.range(60..900));
                 actions.push((at, Action::LokiOutage { kind: Outage::Down, duration }));
             }
-            for slot in 0..options.containers {
-                if rng.chance(0.33) {
-                    let stream = StdStream::Stdout;
-                    let lines = rng.range(500..3_000) as u32;
-                    let line_bytes = rng.range(300..3_000) as u32;
-                    actions.push((at, Action::Emit { slot, stream, lines, line_bytes, lag: Duration::ZERO }));
-                }
+            let chosen: Vec<u32> = (0..options.containers).filter(|_| rng.chance(0.33)).collect();
+            let chosen = if chosen.is_empty() { vec![rng.below(options.containers as u64) as u32] } else { chosen };
+            let target = options.queue_bytes_max as u64 * rng.range(2..5);
+            for slot in chosen.iter().copied() {
+                let line_bytes = rng.range(300..3_000);
+                let lines = (target / (chosen.len() as u64 * line_bytes)).max(1) as u32;
+                let (stream, line_bytes, lag) = (StdStream::Stdout, line_bytes as u32, Duration::ZERO);
+                actions.push((at, Action::Emit { slot, stream, lines, line_bytes, lag }));
             }
         }
         for _ in 0..options.loki_outages {

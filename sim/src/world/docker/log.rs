@@ -487,7 +487,13 @@ impl ContainerLog {
     /// Whether `content` is exactly line `seq` of `stream` as written, after the
     /// agent's truncation rule (`line_bytes_max` content bytes, then the marker).
     /// `None`: that line was not written.
-    pub(crate) fn line_matches(&self, stream: StdStream, seq: u64, content: &[u8], line_bytes_max: usize) -> Option<bool> {
+    pub(crate) fn line_matches(
+        &self,
+        stream: StdStream,
+        seq: u64,
+        content: &[u8],
+        line_bytes_max: usize,
+    ) -> Option<bool> {
         let indices = &self.by_stream[stream.index()];
         let after = indices.partition_point(|&index| self.bursts[index].first_seq <= seq);
         let burst = &self.bursts[*indices.get(after.checked_sub(1)?)?];
