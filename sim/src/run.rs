@@ -419,27 +419,27 @@ impl Player {
             Action::Emit { slot, stream, lines, line_bytes, lag } => {
                 if let Some(id) = current(slot) {
                     let burst = Burst { stream, lines, line_bytes, entry_gap: Duration::from_micros(1), lag };
-                    let _ = docker.emit(&id, burst);
+                    let _ = docker.emit(id, burst);
                 }
             }
             Action::Restart { slot } => {
                 if let Some(id) = current(slot) {
-                    let _ = docker.restart(&id);
+                    let _ = docker.restart(id);
                 }
             }
             Action::Stop { slot } => {
                 if let Some(id) = current(slot) {
-                    let _ = docker.stop(&id);
+                    let _ = docker.stop(id);
                 }
             }
             Action::Start { slot } => {
                 if let Some(id) = current(slot) {
-                    let _ = docker.start(&id);
+                    let _ = docker.start(id);
                 }
             }
             Action::Replace { slot } => {
                 if let Some(id) = current(slot) {
-                    let _ = docker.remove(&id);
+                    let _ = docker.remove(id);
                     generation[slot as usize] += 1;
                     let id = new_container(slot, generation[slot as usize]);
                     let _ = docker.start(&id);
@@ -448,12 +448,12 @@ impl Player {
             }
             Action::Rename { slot } => {
                 if let Some(id) = current(slot) {
-                    let _ = docker.rename(&id, &format!("app-{slot}-renamed-{}", names.below(1_000_000)));
+                    let _ = docker.rename(id, &format!("app-{slot}-renamed-{}", names.below(1_000_000)));
                 }
             }
             Action::StreamFault { slot, fault } => {
                 if let Some(id) = current(slot) {
-                    docker.fault_open_streams(&id, fault);
+                    docker.fault_open_streams(id, fault);
                 }
             }
             Action::Exit { slot, code } => {

@@ -181,8 +181,8 @@ impl Options {
             loki_outage_max: Duration::from_secs(rng.range(60..600)),
             crashes,
             crash_downtime_max: Duration::from_secs(rng.range(5..120)),
-            queue_bytes_max: (1usize << rng.range(20..25)) as usize,
-            batch_bytes_max: (1usize << rng.range(15..21)) as usize,
+            queue_bytes_max: 1usize << rng.range(20..25),
+            batch_bytes_max: 1usize << rng.range(15..21),
             batch_wait: Duration::from_millis(rng.range(200..2000)),
             line_bytes_max: 64 << 10,
             // Drawn last, so that adding them kept every earlier option of a seed.
@@ -201,7 +201,7 @@ impl Options {
             } else {
                 Duration::ZERO
             },
-            loki_body_max: if faults && rng.chance(0.25) { (1usize << rng.range(17..21)) as usize } else { 0 },
+            loki_body_max: if faults && rng.chance(0.25) { 1usize << rng.range(17..21) } else { 0 },
             loki_unauthorized_share: rng.unit_f64(),
             loki_no_retry_after_share: rng.unit_f64(),
             checkpoint_latency: Duration::from_millis(*rng.pick(&[0, 5, 200, 3000])),

@@ -10,6 +10,7 @@
 //! - `load` returns exactly the last committed checkpoint.
 //! - Injected failures (`fail_next_commits`, `fail_next_loads`) return
 //!   `CheckpointError::Io` and change nothing.
+//!
 //! The oracle reads [`SimCheckpointStore::committed`] after a crash or a shutdown, and
 //! sees every checkpoint as its commit is asked for (`set_observer`).
 

@@ -132,7 +132,7 @@ impl Burst {
     /// in the line), every line complete: what [`render_short_lines`] renders.
     fn has_short_lines(&self) -> bool {
         let last_seq = self.first_seq + self.lines as u64 - 1;
-        self.line_bytes as usize <= ENTRY_CONTENT_MAX - 1
+        (self.line_bytes as usize) < ENTRY_CONTENT_MAX
             && self.literal.is_none()
             && !self.open
             && decimal_digits(last_seq) <= self.line_bytes
@@ -277,7 +277,7 @@ impl ContainerLog {
     /// Returns its sequence number.
     pub(crate) fn append_literal(&mut self, stream: StdStream, content: Arc<[u8]>, ts: UnixNanos, open: bool) -> u64 {
         debug_assert!(!content.contains(&b'\n'), "a literal line holds no newline");
-        debug_assert!(!open || (!content.is_empty() && content.len() % ENTRY_CONTENT_MAX == 0));
+        debug_assert!(!open || (!content.is_empty() && content.len().is_multiple_of(ENTRY_CONTENT_MAX)));
         let first_seq = self.next_seq[stream.index()];
         let first_ts = match (self.open_line[stream.index()], self.last_ts[stream.index()]) {
             (true, Some(last)) => last,

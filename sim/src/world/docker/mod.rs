@@ -352,7 +352,7 @@ impl SimDocker {
     /// ends the line where it is. Returns the line's sequence number.
     pub fn emit_line_head(&self, id: &ContainerId, stream: StdStream, content: &[u8]) -> Result<u64, CommandError> {
         assert!(
-            !content.is_empty() && content.len() % ENTRY_CONTENT_MAX == 0 && !content.contains(&b'\n'),
+            !content.is_empty() && content.len().is_multiple_of(ENTRY_CONTENT_MAX) && !content.contains(&b'\n'),
             "a line head is whole 16 KiB pieces without a newline"
         );
         let wall = self.rt.wall();

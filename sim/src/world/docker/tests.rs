@@ -361,10 +361,10 @@ fn remove_deletes_the_log_and_ends_open_streams() {
     assert_eq!(docker.counters().log_streams_open, 0);
 }
 
-fn collect_events(
-    executor: &mut Executor,
-    docker: &SimDocker,
-) -> Arc<Mutex<Vec<Result<(ContainerEventKind, BTreeMap<String, String>), EngineError>>>> {
+/// Every event a subscriber saw: its kind and attributes, or the stream's error.
+type EventLog = Arc<Mutex<Vec<Result<(ContainerEventKind, BTreeMap<String, String>), EngineError>>>>;
+
+fn collect_events(executor: &mut Executor, docker: &SimDocker) -> EventLog {
     let log = Arc::new(Mutex::new(Vec::new()));
     let (docker2, log2) = (docker.clone(), log.clone());
     executor.spawn_world("events", async move {
