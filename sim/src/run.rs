@@ -510,7 +510,7 @@ impl Player {
 pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     let started = WallInstant::now();
     // The hooks outside the supervisor (sink, queue, shutdown) read the variant here.
-    engine::container::broken::set_active(run.variant);
+    engine::container::set_thread_variant(run.variant);
     let exec = Executor::new(options.seed, WALL_START);
     let rt = exec.rt();
     let docker = SimDocker::new(rt.clone(), SimRng::derive(options.seed, streams::DOCKER).next_u64());

@@ -60,6 +60,16 @@ pub enum SupervisorVariant {
     HangShutdown,
 }
 
+/// Make the hooks outside the supervisor (sink, queue, shutdown) play `variant` on this
+/// thread: the simulator calls it once per seed. Without `broken-variants` only
+/// `Correct` exists and this does nothing.
+pub fn set_thread_variant(variant: SupervisorVariant) {
+    #[cfg(feature = "broken-variants")]
+    broken::set_active(variant);
+    #[cfg(not(feature = "broken-variants"))]
+    let _ = variant;
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct MonitorConfig {
     /// Rotate (drop and reopen) every log stream at most this long after it opened...
