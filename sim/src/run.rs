@@ -208,6 +208,7 @@ impl World {
             self.refused_before += incarnation.telemetry.dropped(DropReason::SinkTooOld);
             self.delivery.lock().unwrap().handle_crash(&self.store.committed());
             self.docker.forget_reads();
+            self.loki.forget_retry_after();
             self.exec.drop_engine_tasks();
             drop(incarnation.agent.lock().unwrap().take());
         }
@@ -416,9 +417,10 @@ impl Player {
                 let _ = docker.start(&id);
                 slots[slot as usize] = Some(id);
             }
-            Action::Emit { slot, stream, lines, line_bytes, lag } => {
+            Action::Emit { slot, stream, lines, line_bytes, lag, same_ts } => {
                 if let Some(id) = current(slot) {
-                    let burst = Burst { stream, lines, line_bytes, entry_gap: Duration::from_micros(1), lag };
+                    let entry_gap = if same_ts { Duration::ZERO } else { Duration::from_micros(1) };
+                    let burst = Burst { stream, lines, line_bytes, entry_gap, lag };
                     let _ = docker.emit(id, burst);
                 }
             }
@@ -676,6 +678,7 @@ fn drive_with(
     }
     // 3. Heal, then drain within a bound.
     world.loki.heal();
+    world.store.heal();
     world.loki.set_behaviour(LokiBehaviour { latency_max: options.loki_latency_max, ..LokiBehaviour::default() });
     if !world.docker.is_daemon_up() {
         world.docker.daemon_up();
@@ -712,6 +715,13 @@ fn drive_with(
         let loki_refused = world.loki.counters().lines_rejected;
         completeness::check_refusals(agent_refused, loki_refused, schedule.crashes.is_empty())
             .map_err(|(invariant, detail)| world.fail(invariant, detail))?;
+        let early = world.loki.counters().early_retries;
+        if early > 0 {
+            return Err(world.fail(
+                Invariant::Bounds,
+                format!("{early} requests reached Loki before the Retry-After of the 429 before them had passed"),
+            ));
+        }
     }
     // 4. Quiet point: no containers, nothing queued; tasks back to the baseline.
     for id in world.docker.container_ids() {

@@ -88,6 +88,8 @@ pub struct Options {
     /// commits there are.
     pub checkpoint_latency: Duration,
     pub checkpoint_failures: u32,
+    /// Share of bursts whose lines all carry one timestamp.
+    pub same_ts_share: f64,
 }
 
 /// What the command line pins; `None` leaves the knob to the seed.
@@ -206,6 +208,7 @@ impl Options {
             loki_no_retry_after_share: rng.unit_f64(),
             checkpoint_latency: Duration::from_millis(*rng.pick(&[0, 5, 200, 3000])),
             checkpoint_failures: count(&mut rng, 3),
+            same_ts_share: rng.unit_f64() * 0.3,
         };
         if overrides.pre_fix {
             options.streams_max = options.streams_max.max(options.containers as usize);
@@ -283,6 +286,7 @@ impl Options {
                 "loki_no_retry_after_share" => options.loki_no_retry_after_share = num(key, value)?,
                 "checkpoint_latency" => options.checkpoint_latency = millis(value)?,
                 "checkpoint_failures" => options.checkpoint_failures = num(key, value)?,
+                "same_ts_share" => options.same_ts_share = num(key, value)?,
                 other => return Err(format!("unknown option {other}")),
             }
         }
@@ -307,7 +311,7 @@ impl fmt::Display for Options {
              reconcile_every={}s stall_timeout={}s commit_every={}s exits/h={} jobs/h={} \
              json_rotations/h={} json_keep_entries={} api_failures={} floods={} docker_no_live_restore={} \
              loki_reject_older_than={}s loki_body_max={} loki_unauthorized_share={} loki_no_retry_after_share={} \
-             checkpoint_latency={}ms checkpoint_failures={}",
+             checkpoint_latency={}ms checkpoint_failures={} same_ts_share={}",
             self.containers,
             self.hours,
             self.rotate_every.as_secs(),
@@ -354,6 +358,7 @@ impl fmt::Display for Options {
             self.loki_no_retry_after_share,
             self.checkpoint_latency.as_millis(),
             self.checkpoint_failures,
+            self.same_ts_share,
         )
     }
 }

@@ -29,6 +29,9 @@ pub enum Action {
         lines: u32,
         line_bytes: u32,
         lag: Duration,
+        /// Every line of the burst carries one timestamp (a fast writer: Docker's
+        /// nanosecond clock ties), so a reopen's `since` lands among equal timestamps.
+        same_ts: bool,
     },
     Restart {
         slot: u32,
@@ -105,6 +108,8 @@ pub struct Schedule {
 impl Schedule {
     pub fn generate(options: &Options) -> Schedule {
         let mut rng = SimRng::derive(options.seed, streams::WORLD);
+        // Its own stream: drawing ties did not move any other draw of the schedule.
+        let mut ties = SimRng::derive(options.seed, streams::WORLD ^ 0x7135);
         let end = options.duration();
         let mut actions = Vec::new();
         let poisson = |rng: &mut SimRng,
@@ -148,7 +153,8 @@ impl Schedule {
                     let lines = (0.5 + rng.exponential(options.burst_lines_mean as f64)).clamp(1.0, 400.0) as u32;
                     (lines, options.line_bytes)
                 };
-                actions.push((at, Action::Emit { slot, stream, lines, line_bytes, lag }));
+                let same_ts = ties.chance(options.same_ts_share);
+                actions.push((at, Action::Emit { slot, stream, lines, line_bytes, lag, same_ts }));
             }
             // Churn and stream faults.
             poisson(&mut rng, options.restarts_per_hour, &mut actions, &mut |_| Action::Restart { slot });
@@ -240,7 +246,7 @@ impl Schedule {
                 let line_bytes = rng.range(300..3_000);
                 let lines = (target / (chosen.len() as u64 * line_bytes)).max(1) as u32;
                 let (stream, line_bytes, lag) = (StdStream::Stdout, line_bytes as u32, Duration::ZERO);
-                actions.push((at, Action::Emit { slot, stream, lines, line_bytes, lag }));
+                actions.push((at, Action::Emit { slot, stream, lines, line_bytes, lag, same_ts: false }));
             }
         }
         for _ in 0..options.loki_outages {

@@ -68,6 +68,13 @@ impl SimCheckpointStore {
         self.state.lock().unwrap().fail_next_commits += count;
     }
 
+    /// Drop every armed failure (the disk is fixed).
+    pub fn heal(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.fail_next_commits = 0;
+        state.fail_next_loads = 0;
+    }
+
     pub fn fail_next_loads(&self, count: u32) {
         self.state.lock().unwrap().fail_next_loads += count;
     }

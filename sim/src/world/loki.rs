@@ -125,11 +125,16 @@ pub struct LokiCounters {
     /// Requests answered `400`, and lines refused.
     pub rejected: u64,
     pub lines_rejected: u64,
+    /// Requests that arrived before the Retry-After of the last `429` had passed (the
+    /// agent sends one request at a time, so any is a retry that came early).
+    pub early_retries: u64,
 }
 
 struct LokiState {
     behaviour: LokiBehaviour,
     outage: Option<(Outage, Instant)>,
+    /// A `429`'s Retry-After ends here: a request arriving before it came early.
+    retry_not_before: Option<Instant>,
     rng: SimRng,
     counters: LokiCounters,
     /// One slot per request in flight: its answer, once it has arrived. Slots are
@@ -175,6 +180,7 @@ impl SimLoki {
         let state = LokiState {
             behaviour: LokiBehaviour::default(),
             outage: None,
+            retry_not_before: None,
             rng: SimRng::new(seed),
             counters: LokiCounters::default(),
             answers: Vec::new(),
@@ -206,6 +212,11 @@ impl SimLoki {
     pub fn outage_for(&self, kind: Outage, duration: Duration) {
         let until = self.inner.rt.now() + duration;
         self.outage_until(kind, until);
+    }
+
+    /// The client that was told to wait is gone (the agent crashed): a new one may send.
+    pub fn forget_retry_after(&self) {
+        self.inner.state.lock().retry_not_before = None;
     }
 
     /// Whether an outage is on now.
@@ -270,6 +281,9 @@ impl Inner {
     fn decide(&self, state: &mut LokiState, batch: &Batch) -> Verdict {
         let now = self.rt.now();
         let wall = self.rt.wall();
+        if state.retry_not_before.take().is_some_and(|not_before| now < not_before) {
+            state.counters.early_retries += 1;
+        }
         let behaviour = &state.behaviour;
         if let Some((kind, until)) = state.outage {
             if now < until {
@@ -289,6 +303,9 @@ impl Inner {
         if state.rng.chance(behaviour.throttle_chance) {
             state.counters.throttled += 1;
             let after = (!state.rng.chance(behaviour.no_retry_after_chance)).then_some(behaviour.retry_after);
+            // The client hears it half a trip later and waits `after` from then, so its
+            // next request cannot arrive before this instant unless it retried early.
+            state.retry_not_before = after.map(|after| now + after);
             return Verdict::Reply(retry(after, "429 too many requests"));
         }
         if state.rng.chance(behaviour.server_error_chance) {
