@@ -217,6 +217,42 @@ impl World {
         self.note(|| "agent crashed".to_string());
     }
 
+    /// A shutdown now, under whatever load the world is in: inside its deadline, with
+    /// nothing alive afterwards. The caller then retires the incarnation as after a crash
+    /// (the restart resumes from what the shutdown committed; lines delivered after that
+    /// commit may come again, and the per-commit check has held the commit to Loki's word).
+    fn stop_gracefully(&mut self) -> Result<(), Failed> {
+        let deadline = Duration::from_secs(10);
+        let Some(agent) = self.incarnation.as_ref().and_then(|inc| inc.agent.lock().unwrap().take()) else {
+            return Ok(());
+        };
+        self.note(|| "agent shutting down (SIGTERM)".to_string());
+        let commit_may_fail = self.store.failures_armed();
+        let report: Arc<Mutex<Option<ShutdownReport>>> = Arc::new(Mutex::new(None));
+        let report_slot = report.clone();
+        self.exec.spawn_world("shutdown", async move {
+            let outcome = agent.shutdown(deadline).await;
+            *report_slot.lock().unwrap() = Some(outcome);
+        });
+        let give_up = self.exec.now() + deadline + Duration::from_secs(5);
+        while report.lock().unwrap().is_none() && self.exec.now() < give_up {
+            let step = self.exec.now() + Duration::from_millis(500);
+            if let RunOutcome::Idle = self.exec.run_until(step) {
+                break;
+            }
+        }
+        let outcome = report.lock().unwrap().clone();
+        shutdown::check_report(outcome.as_ref(), deadline, commit_may_fail)
+            .map_err(|detail| self.fail(Invariant::Shutdown, detail))?;
+        self.exec.run_until(self.exec.now() + Duration::from_secs(1));
+        let registry = self.incarnation.as_ref().unwrap().tasks.registry().clone();
+        let live = describe(&census(&registry));
+        shutdown::check_after(registry.alive_total(), self.exec.live_engine_tasks(), &live)
+            .map_err(|detail| self.fail(Invariant::Shutdown, detail))?;
+        self.note(|| "agent shut down".to_string());
+        Ok(())
+    }
+
     /// [`Self::run_to`], applying the world actions due on the way at their instants
     /// (those the schedule left for after its end: starts after late stops, a Docker
     /// daemon coming back).
@@ -594,7 +630,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         json_rotations: played.json_rotations,
         backpressure_episodes: world.backpressure_episodes,
         losses,
-        trace_digest: world.exec.trace_digest(),
+        trace_digest: world_digest(&world, world.exec.trace_digest(), &played, delivery.lines_delivered),
         simulated,
         container_hours: options.containers as f64 * options.hours,
         wall: started.elapsed(),
@@ -602,6 +638,29 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     drop(delivery);
     let trace = trace.map(|trace| std::mem::take(&mut *trace.lock().unwrap())).unwrap_or_default();
     SeedOutcome { options: options.clone(), violation: result.err().map(|failed| *failed), stats, trace }
+}
+
+/// The executor's trace digest (every poll and callback, in order) folded with what the
+/// world did and saw: a re-run that polls alike but plays or observes the world
+/// differently still shows up as nondeterminism.
+fn world_digest(world: &World, trace: u64, played: &PlayedCounts, delivered: u64) -> u64 {
+    let docker = world.docker.counters();
+    let loki = world.loki.counters();
+    let observed = [
+        played.exits,
+        played.json_rotations,
+        delivered,
+        docker.api_calls,
+        docker.api_failures,
+        docker.log_opens_total,
+        docker.log_bytes_delivered,
+        docker.events_delivered,
+        loki.requests,
+        loki.lines_accepted,
+        loki.lines_rejected,
+        world.store.commits_total(),
+    ];
+    observed.iter().fold(trace, |digest, value| crate::executor::splitmix64(&mut (digest ^ value)))
 }
 
 /// What the world's player did, for the report.
@@ -667,6 +726,9 @@ fn drive_with(
             world.start_agent();
         } else if crash_at == Some(bound) {
             let crash = crashes.next().unwrap();
+            if crash.graceful {
+                world.stop_gracefully()?;
+            }
             world.crash();
             restart_at = Some(bound + crash.downtime);
             continue;
@@ -761,7 +823,8 @@ fn drive_with(
         }
     }
     let outcome = report.lock().unwrap().clone();
-    shutdown::check_report(outcome.as_ref(), deadline).map_err(|detail| world.fail(Invariant::Shutdown, detail))?;
+    shutdown::check_report(outcome.as_ref(), deadline, false)
+        .map_err(|detail| world.fail(Invariant::Shutdown, detail))?;
     world.exec.run_until(world.exec.now() + Duration::from_secs(1));
     let registry = world.incarnation.as_ref().unwrap().tasks.registry().clone();
     let live = describe(&census(&registry));

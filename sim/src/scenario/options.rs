@@ -90,6 +90,9 @@ pub struct Options {
     pub checkpoint_failures: u32,
     /// Share of bursts whose lines all carry one timestamp.
     pub same_ts_share: f64,
+    /// Shutdowns of the agent at a random instant of the run (under load, Loki perhaps
+    /// down), each followed by a restart from its checkpoint.
+    pub graceful_stops: u32,
 }
 
 /// What the command line pins; `None` leaves the knob to the seed.
@@ -209,6 +212,7 @@ impl Options {
             checkpoint_latency: Duration::from_millis(*rng.pick(&[0, 5, 200, 3000])),
             checkpoint_failures: count(&mut rng, 3),
             same_ts_share: rng.unit_f64() * 0.3,
+            graceful_stops: count(&mut rng, 2),
         };
         if overrides.pre_fix {
             options.streams_max = options.streams_max.max(options.containers as usize);
@@ -287,6 +291,7 @@ impl Options {
                 "checkpoint_latency" => options.checkpoint_latency = millis(value)?,
                 "checkpoint_failures" => options.checkpoint_failures = num(key, value)?,
                 "same_ts_share" => options.same_ts_share = num(key, value)?,
+                "graceful_stops" => options.graceful_stops = num(key, value)?,
                 other => return Err(format!("unknown option {other}")),
             }
         }
@@ -311,7 +316,7 @@ impl fmt::Display for Options {
              reconcile_every={}s stall_timeout={}s commit_every={}s exits/h={} jobs/h={} \
              json_rotations/h={} json_keep_entries={} api_failures={} floods={} docker_no_live_restore={} \
              loki_reject_older_than={}s loki_body_max={} loki_unauthorized_share={} loki_no_retry_after_share={} \
-             checkpoint_latency={}ms checkpoint_failures={} same_ts_share={}",
+             checkpoint_latency={}ms checkpoint_failures={} same_ts_share={} graceful_stops={}",
             self.containers,
             self.hours,
             self.rotate_every.as_secs(),
@@ -359,6 +364,7 @@ impl fmt::Display for Options {
             self.checkpoint_latency.as_millis(),
             self.checkpoint_failures,
             self.same_ts_share,
+            self.graceful_stops,
         )
     }
 }

@@ -91,11 +91,14 @@ pub enum Action {
     },
 }
 
-/// A crash of the capture agent at `at`, restarted `downtime` later.
+/// A crash of the capture agent at `at`, restarted `downtime` later. `graceful`: not a
+/// crash but a shutdown (SIGTERM) at that instant, under whatever load and Loki state the
+/// world is in; the restart resumes from the checkpoint it committed.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Crash {
     pub at: Duration,
     pub downtime: Duration,
+    pub graceful: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -264,8 +267,15 @@ impl Schedule {
             .map(|_| Crash {
                 at: at_random(&mut rng),
                 downtime: Duration::from_secs(rng.range(1..options.crash_downtime_max.as_secs().max(2))),
+                graceful: false,
             })
             .collect();
+        // Graceful stops from their own stream, so the crashes drawn above are unchanged.
+        let mut stops = SimRng::derive(options.seed, streams::WORLD ^ 0x5709);
+        for _ in 0..options.graceful_stops {
+            let at = at_random(&mut stops);
+            crashes.push(Crash { at, downtime: Duration::from_secs(stops.range(1..60)), graceful: true });
+        }
         crashes.sort_by_key(|crash| crash.at);
         // Crashes must not overlap: keep those that start after the previous restart.
         let mut last_up = Duration::ZERO;

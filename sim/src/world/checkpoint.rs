@@ -68,6 +68,11 @@ impl SimCheckpointStore {
         self.state.lock().unwrap().fail_next_commits += count;
     }
 
+    /// Whether a commit failure is armed (a shutdown's final commit may fail then).
+    pub fn failures_armed(&self) -> bool {
+        self.state.lock().unwrap().fail_next_commits > 0
+    }
+
     /// Drop every armed failure (the disk is fixed).
     pub fn heal(&self) {
         let mut state = self.state.lock().unwrap();
