@@ -79,89 +79,99 @@ impl DeliveryChecker {
                 None => self.tracks.entry(id.clone()).or_default(),
             };
             let track = &mut tracks[std_stream.index()];
+            // One id lookup and one lock of the world per batch stream, not per line.
+            let log = self.docker.log_serial(id);
             let mut window: Option<(u64, u64)> = None;
-            for line in &stream.lines {
-                let Some(seq) = line_seq(&line.bytes) else {
-                    failure = Some((
-                        Invariant::NoLoss,
-                        format!(
-                            "container {} {}: a line without a sequence number: {:?}",
-                            id.short(),
-                            std_stream.as_str(),
-                            String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(40)])
-                        ),
-                    ));
-                    break;
-                };
-                let mut next = track.keys.len() as u64;
-                let Position::Container(resume_key) = line.position;
-                if seq > next {
-                    // Lines the world deleted before anyone read them are skipped.
-                    let through = self.docker.excused_through(id, *std_stream, next);
-                    if through >= seq {
-                        self.lines_excused += seq - next;
-                        track.keys.resize(seq as usize, resume_key);
-                        next = seq;
+            let (lines_delivered, lines_excused, lines_refused) =
+                (&mut self.lines_delivered, &mut self.lines_excused, &mut self.lines_refused);
+            let (duplicates, duplicates_allowed, line_bytes_max) =
+                (&mut self.duplicates, &mut self.duplicates_allowed, self.line_bytes_max);
+            self.docker.with_log(log, |written| {
+                for line in &stream.lines {
+                    let Some(seq) = line_seq(&line.bytes) else {
+                        failure = Some((
+                            Invariant::NoLoss,
+                            format!(
+                                "container {} {}: a line without a sequence number: {:?}",
+                                id.short(),
+                                std_stream.as_str(),
+                                String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(40)])
+                            ),
+                        ));
+                        break;
+                    };
+                    let mut next = track.keys.len() as u64;
+                    let Position::Container(resume_key) = line.position;
+                    if seq > next {
+                        // Lines the world deleted before anyone read them are skipped.
+                        let through = written.map_or(next, |log| log.excused_through(*std_stream, next));
+                        if through >= seq {
+                            *lines_excused += seq - next;
+                            track.keys.resize(seq as usize, resume_key);
+                            next = seq;
+                        }
                     }
-                }
-                let refused = refused_before.is_some_and(|cutoff| line.ts < cutoff);
-                if seq >= next && !refused {
-                    match self.docker.line_matches(id, *std_stream, seq, &line.bytes, self.line_bytes_max) {
-                        Some(true) => {}
-                        found => {
+                    let refused = refused_before.is_some_and(|cutoff| line.ts < cutoff);
+                    if seq >= next && !refused {
+                        let matches =
+                            written.and_then(|log| log.line_matches(*std_stream, seq, &line.bytes, line_bytes_max));
+                        match matches {
+                            Some(true) => {}
+                            found => {
+                                failure = Some((
+                                    Invariant::NoLoss,
+                                    format!(
+                                        "container {} {}: line {seq} stored with content other than written \
+                                         ({} bytes: {:?}){}",
+                                        id.short(),
+                                        std_stream.as_str(),
+                                        line.bytes.len(),
+                                        String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(40)]),
+                                        if found.is_none() { "; no such line was written" } else { "" }
+                                    ),
+                                ));
+                                break;
+                            }
+                        }
+                    }
+                    if seq == next {
+                        track.keys.push(resume_key);
+                        if refused {
+                            *lines_refused += 1;
+                        } else {
+                            *lines_delivered += 1;
+                        }
+                    } else if seq > next {
+                        failure = Some((
+                            Invariant::NoLoss,
+                            format!(
+                                "container {} {}: line {seq} arrived but line {next} never did",
+                                id.short(),
+                                std_stream.as_str()
+                            ),
+                        ));
+                        break;
+                    } else {
+                        track.duplicates += 1;
+                        *duplicates += 1;
+                        if track.windows.iter().any(|(low, high)| (*low..=*high).contains(&seq)) {
+                            *duplicates_allowed += 1;
+                        } else {
                             failure = Some((
-                                Invariant::NoLoss,
-                                format!(
-                                    "container {} {}: line {seq} stored with content other than written \
-                                     ({} bytes: {:?}){}",
-                                    id.short(),
-                                    std_stream.as_str(),
-                                    line.bytes.len(),
-                                    String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(40)]),
-                                    if found.is_none() { "; no such line was written" } else { "" }
-                                ),
+                                Invariant::NoDuplicates,
+                                format!("container {} {}: line {seq} delivered again with no crash or ambiguous failure covering it (windows {:?})", id.short(), std_stream.as_str(), track.windows),
                             ));
                             break;
                         }
                     }
-                }
-                if seq == next {
-                    track.keys.push(resume_key);
-                    if refused {
-                        self.lines_refused += 1;
-                    } else {
-                        self.lines_delivered += 1;
-                    }
-                } else if seq > next {
-                    failure = Some((
-                        Invariant::NoLoss,
-                        format!(
-                            "container {} {}: line {seq} arrived but line {next} never did",
-                            id.short(),
-                            std_stream.as_str()
-                        ),
-                    ));
-                    break;
-                } else {
-                    track.duplicates += 1;
-                    self.duplicates += 1;
-                    if track.windows.iter().any(|(low, high)| (*low..=*high).contains(&seq)) {
-                        self.duplicates_allowed += 1;
-                    } else {
-                        failure = Some((
-                            Invariant::NoDuplicates,
-                            format!("container {} {}: line {seq} delivered again with no crash or ambiguous failure covering it (windows {:?})", id.short(), std_stream.as_str(), track.windows),
-                        ));
-                        break;
+                    if ambiguous {
+                        window = Some(match window {
+                            None => (seq, seq),
+                            Some((low, high)) => (low.min(seq), high.max(seq)),
+                        });
                     }
                 }
-                if ambiguous {
-                    window = Some(match window {
-                        None => (seq, seq),
-                        Some((low, high)) => (low.min(seq), high.max(seq)),
-                    });
-                }
-            }
+            });
             if let Some(window) = window {
                 track.windows.push(window);
             }
@@ -176,21 +186,26 @@ impl DeliveryChecker {
     /// a crash would lose the lines between. This, not the agent's own word, is what
     /// makes the duplicate window after a crash ([`Self::handle_crash`]) trustworthy.
     pub fn handle_commit(&mut self, checkpoint: &Checkpoint) {
+        // Both maps are ordered by id: one merge walk, no lookup per container.
+        let mut tracks = self.tracks.iter().peekable();
+        let mut failures = Vec::new();
         for (id, positions) in &checkpoint.containers {
+            while tracks.next_if(|(track_id, _)| *track_id < id).is_some() {}
+            let found = tracks.next_if(|(track_id, _)| *track_id == id).map(|(_, tracks)| tracks);
             for (stream, key) in [(StdStream::Stdout, positions.stdout), (StdStream::Stderr, positions.stderr)] {
                 let Some(key) = key else { continue };
-                let last = self.tracks.get(id).and_then(|tracks| tracks[stream.index()].keys.last().copied());
+                let last = found.and_then(|tracks| tracks[stream.index()].keys.last().copied());
                 if last.is_none_or(|last| last < key) {
-                    self.fail(
-                        Invariant::NoLoss,
-                        format!(
-                            "checkpoint: container {} {} committed at {key:?}, but Loki had only up to {last:?}",
-                            id.short(),
-                            stream.as_str()
-                        ),
-                    );
+                    failures.push(format!(
+                        "checkpoint: container {} {} committed at {key:?}, but Loki had only up to {last:?}",
+                        id.short(),
+                        stream.as_str()
+                    ));
                 }
             }
+        }
+        for detail in failures {
+            self.fail(Invariant::NoLoss, detail);
         }
     }
 

@@ -526,7 +526,7 @@ impl ContainerLog {
                 let digits = decimal_digits(seq) as usize;
                 body.len() >= digits
                     && line_seq(&body[..digits]) == Some(seq)
-                    && body[digits..].iter().all(|byte| *byte == b'x')
+                    && body[digits..].chunks(ENTRY_CONTENT_MAX).all(|chunk| chunk == &PADDING[..chunk.len()])
             }
         })
     }

@@ -51,7 +51,7 @@ pub use self::log::{decimal_digits, line_content, line_seq, LossCause, ENTRY_CON
 pub use self::log_stream::StreamFault;
 pub use self::state::{ApiCall, DockerCounters};
 
-use self::log::ContainerLog;
+pub(crate) use self::log::ContainerLog;
 use self::state::{Container, DockerState, StreamEnd};
 use crate::executor::Lock;
 
@@ -523,10 +523,36 @@ impl SimDocker {
 
     /// The first line of `stream` at or after `seq` that the world did not delete unread.
     pub fn excused_through(&self, id: &ContainerId, stream: StdStream, seq: u64) -> u64 {
-        self.with(|state| match state.serials.get(id) {
-            Some(serial) => state.logs[*serial].excused_through(stream, seq),
-            None => seq,
-        })
+        self.log_serial(id).map_or(seq, |log| self.excused_through_at(log, stream, seq))
+    }
+
+    /// The handle of a container's log (removed ones too), for the per-line questions
+    /// below without an id lookup each.
+    pub fn log_serial(&self, id: &ContainerId) -> Option<usize> {
+        self.with(|state| state.serials.get(id).copied())
+    }
+
+    /// Run `f` on a container's log (by [`Self::log_serial`]) under one lock: the
+    /// oracle's per-line questions for a whole batch stream at once.
+    pub(crate) fn with_log<T>(&self, log: Option<usize>, f: impl FnOnce(Option<&ContainerLog>) -> T) -> T {
+        self.with(|state| f(log.map(|log| &state.logs[log])))
+    }
+
+    /// [`Self::excused_through`] by log handle.
+    pub fn excused_through_at(&self, log: usize, stream: StdStream, seq: u64) -> u64 {
+        self.with(|state| state.logs[log].excused_through(stream, seq))
+    }
+
+    /// [`Self::line_matches`] by log handle.
+    pub fn line_matches_at(
+        &self,
+        log: usize,
+        stream: StdStream,
+        seq: u64,
+        content: &[u8],
+        line_bytes_max: usize,
+    ) -> Option<bool> {
+        self.with(|state| state.logs[log].line_matches(stream, seq, content, line_bytes_max))
     }
 
     /// Whether `content` is line `seq` of the container's `stream`, as written and then
