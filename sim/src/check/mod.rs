@@ -19,6 +19,9 @@ pub mod liveness;
 pub mod quiet;
 pub mod shutdown;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 
 use engine::rt::Instant;
