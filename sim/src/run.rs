@@ -121,7 +121,7 @@ pub fn agent_config(options: &Options, variant: SupervisorVariant) -> AgentConfi
             line_bytes_max: options.line_bytes_max,
             reconcile_every: options.reconcile_every,
             stall_timeout: options.stall_timeout,
-            first_sight: FirstSight::Beginning,
+            first_sight: if options.first_sight_now { FirstSight::Now } else { FirstSight::Beginning },
             variant,
             ..MonitorConfig::default()
         },
@@ -552,6 +552,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     let exec = Executor::new(options.seed, WALL_START);
     let rt = exec.rt();
     let docker = SimDocker::new(rt.clone(), SimRng::derive(options.seed, streams::DOCKER).next_u64());
+    docker.set_first_sight_now(options.first_sight_now);
     let loki = SimLoki::new(exec.handle(), SimRng::derive(options.seed, streams::LOKI).next_u64());
     loki.set_behaviour(LokiBehaviour {
         latency_min: Duration::from_millis(1),

@@ -21,11 +21,13 @@ pub struct NamedLosses {
     pub json_file_rotation: u64,
     pub container_removed: u64,
     pub loki_refused: u64,
+    /// Written before the agent first saw the container, with `first_sight = "now"`.
+    pub first_sight_now: u64,
 }
 
 impl NamedLosses {
     pub fn total(&self) -> u64 {
-        self.json_file_rotation + self.container_removed + self.loki_refused
+        self.json_file_rotation + self.container_removed + self.loki_refused + self.first_sight_now
     }
 }
 
@@ -37,6 +39,7 @@ pub fn check(docker: &SimDocker, delivery: &DeliveryChecker) -> Result<NamedLoss
             let written = report.lines_written[stream.index()];
             losses.json_file_rotation += report.lost_to_rotation[stream.index()];
             losses.container_removed += report.lost_to_removal[stream.index()];
+            losses.first_sight_now += report.lost_to_first_sight[stream.index()];
             let delivered = delivery.delivered(&report.id, stream);
             if delivered >= written {
                 continue;

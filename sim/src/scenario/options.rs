@@ -93,6 +93,9 @@ pub struct Options {
     /// Shutdowns of the agent at a random instant of the run (under load, Loki perhaps
     /// down), each followed by a restart from its checkpoint.
     pub graceful_stops: u32,
+    /// The agent's `first_sight` is `"now"` (the production default) instead of
+    /// `"beginning"`.
+    pub first_sight_now: bool,
 }
 
 /// What the command line pins; `None` leaves the knob to the seed.
@@ -213,6 +216,7 @@ impl Options {
             checkpoint_failures: count(&mut rng, 3),
             same_ts_share: rng.unit_f64() * 0.3,
             graceful_stops: count(&mut rng, 2),
+            first_sight_now: rng.chance(0.5),
         };
         if overrides.pre_fix {
             options.streams_max = options.streams_max.max(options.containers as usize);
@@ -220,6 +224,7 @@ impl Options {
             options.jobs_per_hour = 0.0;
             options.stream_faults_per_hour = 0.0;
             options.json_rotations_per_hour = 0.0;
+            options.first_sight_now = false;
         }
         options
     }
@@ -292,6 +297,7 @@ impl Options {
                 "checkpoint_failures" => options.checkpoint_failures = num(key, value)?,
                 "same_ts_share" => options.same_ts_share = num(key, value)?,
                 "graceful_stops" => options.graceful_stops = num(key, value)?,
+                "first_sight_now" => options.first_sight_now = num(key, value)?,
                 other => return Err(format!("unknown option {other}")),
             }
         }
@@ -316,7 +322,7 @@ impl fmt::Display for Options {
              reconcile_every={}s stall_timeout={}s commit_every={}s exits/h={} jobs/h={} \
              json_rotations/h={} json_keep_entries={} api_failures={} floods={} docker_no_live_restore={} \
              loki_reject_older_than={}s loki_body_max={} loki_unauthorized_share={} loki_no_retry_after_share={} \
-             checkpoint_latency={}ms checkpoint_failures={} same_ts_share={} graceful_stops={}",
+             checkpoint_latency={}ms checkpoint_failures={} same_ts_share={} graceful_stops={} first_sight_now={}",
             self.containers,
             self.hours,
             self.rotate_every.as_secs(),
@@ -365,6 +371,7 @@ impl fmt::Display for Options {
             self.checkpoint_failures,
             self.same_ts_share,
             self.graceful_stops,
+            self.first_sight_now,
         )
     }
 }

@@ -214,6 +214,8 @@ pub(crate) struct ContainerLog {
     /// Per stream, the lines the world deleted before any reader was handed them, as
     /// half-open sequence ranges in order, with their cause: the losses the oracle excuses.
     lost: [Vec<(u64, u64, LossCause)>; 2],
+    /// The agent has seen this container (see [`ContainerLog::mark_seen`]).
+    seen: bool,
 }
 
 /// Why the world deleted a line before the agent could read it.
@@ -223,6 +225,9 @@ pub enum LossCause {
     Rotation,
     /// `docker rm` deleted the container, and its log with it.
     Removal,
+    /// Written before the agent first saw the container, with `first_sight = "now"`:
+    /// not the agent's to read.
+    FirstSight,
 }
 
 impl LossCause {
@@ -230,6 +235,7 @@ impl LossCause {
         match self {
             LossCause::Rotation => "json_file_rotation",
             LossCause::Removal => "container_removed",
+            LossCause::FirstSight => "first_sight_now",
         }
     }
 }
@@ -451,6 +457,15 @@ impl ContainerLog {
             }
         }
         total
+    }
+
+    /// The agent sees this container for the first time (a `list`, `inspect` or event
+    /// names it). With `first_sight = "now"`, what it wrote so far is not the agent's.
+    pub(crate) fn mark_seen(&mut self, first_sight_now: bool) {
+        if std::mem::replace(&mut self.seen, true) || !first_sight_now {
+            return;
+        }
+        self.record_loss(self.next_seq, LossCause::FirstSight);
     }
 
     /// `docker rm`: the whole log is deleted; the lines no reader had are lost.

@@ -114,6 +114,7 @@ pub struct ContainerReport {
     /// Per stream, lines the world deleted before any reader had them, by cause.
     pub lost_to_rotation: [u64; 2],
     pub lost_to_removal: [u64; 2],
+    pub lost_to_first_sight: [u64; 2],
     /// Whether some of its log has not been handed to any reader yet.
     pub unread: bool,
     /// Log requests made for it.
@@ -153,6 +154,7 @@ impl SimDocker {
             entries_deleted: log.entries_deleted(),
             lost_to_rotation: log.lost_lines(LossCause::Rotation),
             lost_to_removal: log.lost_lines(LossCause::Removal),
+            lost_to_first_sight: log.lost_lines(LossCause::FirstSight),
             unread: log.has_unread(),
             opens_total: container.opens_total,
             streams_open,
@@ -173,6 +175,12 @@ impl SimDocker {
             state.chunk_bytes_max = chunk_bytes_max.max(1);
             state.chunk_split_chance = split_chance;
         });
+    }
+
+    /// The agent runs with `first_sight = "now"`: what a container wrote before the
+    /// agent first saw it is excused (named `first_sight_now`).
+    pub fn set_first_sight_now(&self, now: bool) {
+        self.with(|state| state.first_sight_now = now);
     }
 
     /// Make the next `count` calls of `call` fail with `Unavailable`.

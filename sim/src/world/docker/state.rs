@@ -111,6 +111,9 @@ pub(crate) struct DockerState {
     /// Chunking of log streams: depends on how the engine reads, kept apart from ids.
     pub(crate) chunk_rng: SimRng,
     pub(crate) fail_next: BTreeMap<ApiCall, u32>,
+    /// The agent runs with `first_sight = "now"` (the oracle's excuse for what a
+    /// container wrote before the agent first saw it).
+    pub(crate) first_sight_now: bool,
     pub(crate) api_latency: Duration,
     pub(crate) chunk_bytes_max: usize,
     pub(crate) chunk_split_chance: f64,
@@ -118,6 +121,12 @@ pub(crate) struct DockerState {
 }
 
 impl DockerState {
+    /// The agent learned of this container (by serial).
+    pub(crate) fn seen(&mut self, serial: usize) {
+        let now = self.first_sight_now;
+        self.logs[serial].mark_seen(now);
+    }
+
     pub(crate) fn new(seed: u64) -> DockerState {
         DockerState {
             containers: BTreeMap::new(),
@@ -131,6 +140,7 @@ impl DockerState {
             id_rng: SimRng::derive(seed, 0x1D),
             chunk_rng: SimRng::derive(seed, 0xC4),
             fail_next: BTreeMap::new(),
+            first_sight_now: false,
             api_latency: Duration::ZERO,
             chunk_bytes_max: 64 * 1024,
             chunk_split_chance: 0.25,
