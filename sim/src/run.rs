@@ -711,6 +711,13 @@ fn drive_with(
     // While the agent is down (crashed, to restart then), time runs on for the world;
     // samples wait for the restart.
     let mut restart_at: Option<Instant> = None;
+    if !options.late_start.is_zero() {
+        // The baseline probe goes (it committed nothing); the agent's real first start
+        // finds the containers running and writing, none of them seen before.
+        world.crash();
+        world.docker.forget_seen();
+        restart_at = Some(Instant::ZERO + options.late_start);
+    }
     while world.exec.now() < end || restart_at.is_some() {
         let crash_at = crashes.peek().map(|crash| Instant::ZERO + crash.at);
         let bound = match restart_at {

@@ -96,6 +96,10 @@ pub struct Options {
     /// The agent's `first_sight` is `"now"` (the production default) instead of
     /// `"beginning"`.
     pub first_sight_now: bool,
+    /// The agent's first start comes this long after the world's (zero: at once): its
+    /// containers are already running and writing, as on a host where the agent is
+    /// installed late.
+    pub late_start: Duration,
 }
 
 /// What the command line pins; `None` leaves the knob to the seed.
@@ -217,6 +221,7 @@ impl Options {
             same_ts_share: rng.unit_f64() * 0.3,
             graceful_stops: count(&mut rng, 2),
             first_sight_now: rng.chance(0.5),
+            late_start: if rng.chance(0.3) { Duration::from_secs(rng.range(45..240)) } else { Duration::ZERO },
         };
         if overrides.pre_fix {
             options.streams_max = options.streams_max.max(options.containers as usize);
@@ -298,6 +303,7 @@ impl Options {
                 "same_ts_share" => options.same_ts_share = num(key, value)?,
                 "graceful_stops" => options.graceful_stops = num(key, value)?,
                 "first_sight_now" => options.first_sight_now = num(key, value)?,
+                "late_start" => options.late_start = secs(value)?,
                 other => return Err(format!("unknown option {other}")),
             }
         }
@@ -322,7 +328,7 @@ impl fmt::Display for Options {
              reconcile_every={}s stall_timeout={}s commit_every={}s exits/h={} jobs/h={} \
              json_rotations/h={} json_keep_entries={} api_failures={} floods={} docker_no_live_restore={} \
              loki_reject_older_than={}s loki_body_max={} loki_unauthorized_share={} loki_no_retry_after_share={} \
-             checkpoint_latency={}ms checkpoint_failures={} same_ts_share={} graceful_stops={} first_sight_now={}",
+             checkpoint_latency={}ms checkpoint_failures={} same_ts_share={} graceful_stops={} first_sight_now={} late_start={}s",
             self.containers,
             self.hours,
             self.rotate_every.as_secs(),
@@ -372,6 +378,7 @@ impl fmt::Display for Options {
             self.same_ts_share,
             self.graceful_stops,
             self.first_sight_now,
+            self.late_start.as_secs(),
         )
     }
 }

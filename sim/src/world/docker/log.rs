@@ -216,6 +216,9 @@ pub(crate) struct ContainerLog {
     lost: [Vec<(u64, u64, LossCause)>; 2],
     /// The agent has seen this container (see [`ContainerLog::mark_seen`]).
     seen: bool,
+    /// With `first_sight = "now"`: the end of the log when the agent first saw it;
+    /// nothing before is the agent's to read, even after a crash.
+    unread_floor: LogCursor,
 }
 
 /// Why the world deleted a line before the agent could read it.
@@ -429,7 +432,7 @@ impl ContainerLog {
     /// The reader that had read this log is gone (the agent crashed): nothing counts as
     /// read any more.
     pub(crate) fn forget_reads(&mut self) {
-        self.read_frontier = self.start;
+        self.read_frontier = self.start.max(self.unread_floor);
     }
 
     /// Per stream, the first line not wholly handed to a reader yet.
@@ -466,6 +469,13 @@ impl ContainerLog {
             return;
         }
         self.record_loss(self.next_seq, LossCause::FirstSight);
+        self.unread_floor = self.end();
+        self.read_frontier = self.read_frontier.max(self.unread_floor);
+    }
+
+    /// Nobody has seen this container yet (the agent's real first start is to come).
+    pub(crate) fn forget_seen(&mut self) {
+        self.seen = false;
     }
 
     /// `docker rm`: the whole log is deleted; the lines no reader had are lost.

@@ -524,6 +524,12 @@ impl SimDocker {
         })
     }
 
+    /// The agent that saw the containers so far was only a probe (the simulator's
+    /// baseline): the real first start is to come, and sees them for the first time.
+    pub fn forget_seen(&self) {
+        self.with(|state| state.logs.iter_mut().for_each(|log| log.forget_seen()));
+    }
+
     /// The agent crashed: what it had read is gone with it (see `ContainerLog::forget_reads`).
     pub fn forget_reads(&self) {
         self.with(|state| state.logs.iter_mut().for_each(|log| log.forget_reads()));
