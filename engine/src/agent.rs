@@ -182,6 +182,10 @@ impl Agent {
         let drained = dispatcher_done && sink_done;
         let lines_abandoned = Telemetry::get(&telemetry.queue_lines);
         // 3. Commit what was acknowledged.
+        #[cfg(feature = "broken-variants")]
+        if crate::container::broken::is_active(crate::container::SupervisorVariant::HangShutdown) {
+            std::future::pending::<()>().await;
+        }
         let _ = checkpointer.cancel_and_join().await;
         let committed = commit(&*rt, &*store, &acks, &telemetry, acks.snapshot()).await;
         ShutdownReport { drained, lines_abandoned, committed, elapsed: rt.now() - started }

@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! capture-sim [--seeds N] [--from S] [--containers C] [--hours H] [--rotate-every SECS]
-//!             [--jobs J] [--calm] [--seed S] [--corpus DIR] [--commit SHA] [--per-seed]
+//!             [--jobs J] [--calm] [--pre-fix] [--seed S] [--corpus DIR] [--commit SHA] [--per-seed]
 //! ```
 //! `--seed S` replays one seed with a full trace of world actions and samples.
+//! `--pre-fix` leaves out of the world what the engine before issue 7's fixes is known
+//! to lose (see `Overrides::pre_fix`). Every 10th seed is run twice (determinism).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,7 +26,7 @@ fn main() -> ExitCode {
         jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
         overrides: Overrides::default(),
         run: RunConfig::default(),
-        determinism_every: 100,
+        determinism_every: 10,
         progress: true,
     };
     let mut replay = None;
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
             "--hours" => config.overrides.hours = Some(parse(&value())),
             "--rotate-every" => config.overrides.rotate_every = Some(Duration::from_secs(parse(&value()))),
             "--calm" => config.overrides.calm = true,
+            "--pre-fix" => config.overrides.pre_fix = true,
             "--seed" => replay = Some(parse::<u64>(&value())),
             "--corpus" => corpus = PathBuf::from(value()),
             "--commit" => commit = value(),
@@ -96,6 +99,6 @@ fn usage(problem: &str) -> ! {
     if !problem.is_empty() {
         eprintln!("capture-sim: {problem}");
     }
-    eprintln!("usage: capture-sim [--seeds N] [--from S] [--containers C] [--hours H] [--rotate-every SECS] [--jobs J] [--calm] [--seed S] [--corpus DIR] [--commit SHA] [--per-seed] [--no-progress]");
+    eprintln!("usage: capture-sim [--seeds N] [--from S] [--containers C] [--hours H] [--rotate-every SECS] [--jobs J] [--calm] [--pre-fix] [--seed S] [--corpus DIR] [--commit SHA] [--per-seed] [--no-progress]");
     std::process::exit(2)
 }

@@ -2,8 +2,10 @@
 //!
 //! Per failing seed: the seed, its options, the first broken invariant and the live
 //! tasks by spawn site. Then the totals: seeds, failures, simulated container-hours per
-//! wall second, events (executor polls) per seed, and per-seed substance (stream
-//! rotations and lines delivered, minimum and mean).
+//! wall second, events (executor polls) per seed, per-seed substance (stream rotations
+//! and lines delivered, minimum and mean), what the world did (container exits,
+//! json-file rotations, seeds whose queue reached its bound) and the lines lost by a
+//! named, world-caused reason.
 
 use std::fmt::Write;
 
@@ -13,7 +15,7 @@ use crate::sweep::SweepReport;
 pub fn seed_line(outcome: &SeedOutcome) -> String {
     let stats = &outcome.stats;
     format!(
-        "seed {}: {} | rotations={} lines_delivered={} lines_written={} duplicates={} bursts={} crashes={} polls={} streams_open_max={} digest={:#018x} wall={:.0}ms",
+        "seed {}: {} | rotations={} lines_delivered={} lines_written={} duplicates={} bursts={} crashes={} exits={} json_rotations={} backpressure_episodes={} lost_json_file_rotation={} lost_container_removed={} lost_loki_refused={} lost_first_sight_now={} polls={} streams_open_max={} digest={:#018x} wall={:.0}ms",
         outcome.options.seed,
         match &outcome.violation {
             None => "ok".to_string(),
@@ -25,6 +27,13 @@ pub fn seed_line(outcome: &SeedOutcome) -> String {
         stats.duplicates,
         stats.bursts,
         stats.crashes,
+        stats.exits,
+        stats.json_rotations,
+        stats.backpressure_episodes,
+        stats.losses.json_file_rotation,
+        stats.losses.container_removed,
+        stats.losses.loki_refused,
+        stats.losses.first_sight_now,
         stats.polls,
         stats.streams_open_max,
         stats.trace_digest,
@@ -82,6 +91,26 @@ pub fn summary(report: &SweepReport) -> String {
         "lines delivered per seed: min {} mean {:.0}",
         min(|o| o.stats.lines_delivered),
         mean(|o| o.stats.lines_delivered)
+    );
+    let _ = writeln!(
+        out,
+        "container exits per seed: mean {:.1}; json-file rotations per seed: mean {:.1}",
+        mean(|o| o.stats.exits),
+        mean(|o| o.stats.json_rotations)
+    );
+    let reached = report.outcomes.iter().filter(|o| o.stats.backpressure_episodes > 0).count();
+    let _ = writeln!(
+        out,
+        "backpressure: {reached} seeds reached 90 % of queue_bytes_max; episodes per seed: mean {:.2}",
+        mean(|o| o.stats.backpressure_episodes)
+    );
+    let _ = writeln!(
+        out,
+        "lines lost by named cause per seed (mean): json_file_rotation {:.1}, container_removed {:.1}, loki_refused_too_old {:.1}, first_sight_now {:.1}",
+        mean(|o| o.stats.losses.json_file_rotation),
+        mean(|o| o.stats.losses.container_removed),
+        mean(|o| o.stats.losses.loki_refused),
+        mean(|o| o.stats.losses.first_sight_now)
     );
     out
 }

@@ -3,13 +3,15 @@
 //!
 //! Phases (DESIGN §6, TigerBeetle-style "safety, then liveness"):
 //! 1. start the agent on an empty world and take the task baseline;
-//! 2. play the schedule (output, churn, faults, crashes), sampling the budget every
-//!    simulated minute and checking every delivery as it happens;
-//! 3. heal every fault and let the backlog drain, within a bound (liveness);
+//! 2. play the schedule (output, churn, faults, crashes), sampling the budget and the
+//!    progress check every simulated minute and checking every delivery as it happens;
+//! 3. heal every fault and let the backlog drain, within a bound (liveness); then every
+//!    line ever written is delivered or its loss named (completeness);
 //! 4. remove every container: the live tasks must return to the baseline (quiet point);
 //! 5. shut down within the deadline: afterwards no engine task may be alive.
 //!
-//! Every phase is bounded in virtual time, so a hang is a reported failure.
+//! Every phase is bounded in virtual time, so a hang is a reported failure. The checks
+//! themselves live in `check/`; this file only drives the phases and calls them.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -27,14 +29,17 @@ use engine::task::Tasks;
 use engine::telemetry::Telemetry;
 
 use crate::check::budget::BudgetChecker;
+use crate::check::completeness::{self, NamedLosses};
 use crate::check::delivery::DeliveryChecker;
-use crate::check::leaks::{census, delta, describe, Census};
-use crate::check::{Invariant, Violation};
+use crate::check::leaks::{census, describe, Census};
+use crate::check::liveness::{self, ProgressChecker};
+use crate::check::{quiet, shutdown, Invariant, Violation};
 use crate::executor::{streams, Executor, RunOutcome, SimRng};
 use crate::scenario::{Action, Options, Schedule};
 use crate::world::docker::{Burst, SimDocker};
 use crate::world::loki::{LokiBehaviour, SimLoki};
 use crate::world::SimCheckpointStore;
+use engine::telemetry::DropReason;
 
 /// The wall clock at virtual time zero: 2025-11-22T19:00:00Z.
 pub const WALL_START: i64 = 1_763_838_000 * 1_000_000_000;
@@ -59,6 +64,14 @@ pub struct SeedStats {
     pub crashes: u32,
     pub polls: u64,
     pub streams_open_max: usize,
+    /// World actions played: containers exiting by themselves, json-file rotations.
+    pub exits: u64,
+    pub json_rotations: u64,
+    /// Minute samples with the queue at 90 % of `queue_bytes_max` or more, counted as
+    /// episodes (consecutive samples are one).
+    pub backpressure_episodes: u64,
+    /// Lines lost by a named, world-caused reason.
+    pub losses: NamedLosses,
     pub trace_digest: u64,
     pub simulated: Duration,
     pub container_hours: f64,
@@ -109,7 +122,7 @@ pub fn agent_config(options: &Options, variant: SupervisorVariant) -> AgentConfi
             line_bytes_max: options.line_bytes_max,
             reconcile_every: options.reconcile_every,
             stall_timeout: options.stall_timeout,
-            first_sight: FirstSight::Beginning,
+            first_sight: if options.first_sight_now { FirstSight::Now } else { FirstSight::Beginning },
             variant,
             ..MonitorConfig::default()
         },
@@ -138,6 +151,12 @@ struct World {
     store: SimCheckpointStore,
     delivery: Arc<Mutex<DeliveryChecker>>,
     budget: BudgetChecker,
+    progress: ProgressChecker,
+    /// Whether the last sample found the queue at its bound, and episodes so far.
+    at_bound: bool,
+    backpressure_episodes: u64,
+    /// Lines the agent counted as refused by Loki (`sink_too_old`), over incarnations.
+    refused_before: u64,
     config: AgentConfig,
     labeler: Arc<Labels2>,
     incarnation: Option<Incarnation>,
@@ -187,12 +206,52 @@ impl World {
         if let Some(incarnation) = self.incarnation.take() {
             self.rotations_before += Telemetry::get(&incarnation.telemetry.container_stream_rotations_total);
             self.opens_before += Telemetry::get(&incarnation.telemetry.container_stream_opens_total);
+            self.refused_before += incarnation.telemetry.dropped(DropReason::SinkTooOld);
             self.delivery.lock().unwrap().handle_crash(&self.store.committed());
+            self.docker.forget_reads();
+            self.loki.forget_retry_after();
             self.exec.drop_engine_tasks();
             drop(incarnation.agent.lock().unwrap().take());
         }
         self.budget.excuse_all();
+        self.progress.excuse_all();
         self.note(|| "agent crashed".to_string());
+    }
+
+    /// A shutdown now, under whatever load the world is in: inside its deadline, with
+    /// nothing alive afterwards. The caller then retires the incarnation as after a crash
+    /// (the restart resumes from what the shutdown committed; lines delivered after that
+    /// commit may come again, and the per-commit check has held the commit to Loki's word).
+    fn stop_gracefully(&mut self) -> Result<(), Failed> {
+        let deadline = Duration::from_secs(10);
+        let Some(agent) = self.incarnation.as_ref().and_then(|inc| inc.agent.lock().unwrap().take()) else {
+            return Ok(());
+        };
+        self.note(|| "agent shutting down (SIGTERM)".to_string());
+        let commit_may_fail = self.store.failures_armed();
+        let report: Arc<Mutex<Option<ShutdownReport>>> = Arc::new(Mutex::new(None));
+        let report_slot = report.clone();
+        self.exec.spawn_world("shutdown", async move {
+            let outcome = agent.shutdown(deadline).await;
+            *report_slot.lock().unwrap() = Some(outcome);
+        });
+        let give_up = self.exec.now() + deadline + Duration::from_secs(5);
+        while report.lock().unwrap().is_none() && self.exec.now() < give_up {
+            let step = self.exec.now() + Duration::from_millis(500);
+            if let RunOutcome::Idle = self.exec.run_until(step) {
+                break;
+            }
+        }
+        let outcome = report.lock().unwrap().clone();
+        shutdown::check_report(outcome.as_ref(), deadline, commit_may_fail)
+            .map_err(|detail| self.fail(Invariant::Shutdown, detail))?;
+        self.exec.run_until(self.exec.now() + Duration::from_secs(1));
+        let registry = self.incarnation.as_ref().unwrap().tasks.registry().clone();
+        let live = describe(&census(&registry));
+        shutdown::check_after(registry.alive_total(), self.exec.live_engine_tasks(), &live)
+            .map_err(|detail| self.fail(Invariant::Shutdown, detail))?;
+        self.note(|| "agent shut down".to_string());
+        Ok(())
     }
 
     /// [`Self::run_to`], applying the world actions due on the way at their instants
@@ -252,6 +311,22 @@ impl World {
             agent.as_ref().map(|(registry, telemetry)| (&**registry, &**telemetry)),
         );
         result.map_err(|(invariant, detail)| self.fail(invariant, detail))?;
+        if let Some(inc) = &self.incarnation {
+            let queued = Telemetry::get(&inc.telemetry.queue_bytes);
+            let at_bound = queued * 10 >= self.config.pipeline.queue_bytes_max as u64 * 9;
+            if at_bound && !self.at_bound {
+                self.backpressure_episodes += 1;
+            }
+            self.at_bound = at_bound;
+        }
+        if self.incarnation.is_some() && self.docker.is_daemon_up() && !self.loki.in_outage() {
+            let delivery = self.delivery.lock().unwrap();
+            let result = self.progress.sample(now, &self.docker, &delivery);
+            drop(delivery);
+            result.map_err(|(invariant, detail)| self.fail(invariant, detail))?;
+        } else {
+            self.progress.excuse_all();
+        }
         self.note(|| {
             let counters = self.docker.counters();
             let delivered = self.delivery.lock().unwrap().lines_delivered;
@@ -285,25 +360,7 @@ impl World {
 
     /// Lines written and not (yet) delivered, over containers that still exist.
     fn backlog(&self) -> Option<String> {
-        let delivery = self.delivery.lock().unwrap();
-        for report in self.docker.containers() {
-            if report.removed {
-                continue;
-            }
-            for stream in [StdStream::Stdout, StdStream::Stderr] {
-                let written = report.lines_written[stream.index()];
-                let delivered = delivery.delivered(&report.id, stream);
-                if delivered < written {
-                    return Some(format!(
-                        "container {} ({}) {}: {delivered} of {written} lines delivered",
-                        report.id.short(),
-                        report.name,
-                        stream.as_str()
-                    ));
-                }
-            }
-        }
-        None
+        liveness::backlog(&self.docker, &self.delivery.lock().unwrap())
     }
 }
 
@@ -314,18 +371,25 @@ impl World {
 struct Player {
     docker: SimDocker,
     loki: SimLoki,
+    store: SimCheckpointStore,
     actions: Vec<(Duration, Action)>,
     next: usize,
     names: SimRng,
     slots: Vec<Option<ContainerId>>,
     generation: Vec<u32>,
     trace: Option<Arc<Mutex<Vec<String>>>>,
+    /// Containers a daemon restart without live-restore stopped, started again (their
+    /// restart policy) when it is back.
+    stopped_by_daemon: Vec<ContainerId>,
+    exits: u64,
+    json_rotations: u64,
 }
 
 impl Player {
     fn new(
         docker: SimDocker,
         loki: SimLoki,
+        store: SimCheckpointStore,
         actions: Vec<(Duration, Action)>,
         containers: u32,
         seed: u64,
@@ -334,12 +398,16 @@ impl Player {
         Player {
             docker,
             loki,
+            store,
             actions,
             next: 0,
             names: SimRng::derive(seed, streams::WORLD ^ 0xA5),
             slots: vec![None; containers as usize],
             generation: vec![0u32; containers as usize],
             trace,
+            stopped_by_daemon: Vec::new(),
+            exits: 0,
+            json_rotations: 0,
         }
     }
 
@@ -360,7 +428,19 @@ impl Player {
     }
 
     fn apply(&mut self, at: Duration, action: Action) {
-        let Player { docker, loki, names, slots, generation, trace, .. } = self;
+        let Player {
+            docker,
+            loki,
+            store,
+            names,
+            slots,
+            generation,
+            trace,
+            stopped_by_daemon,
+            exits,
+            json_rotations,
+            ..
+        } = self;
         if let Some(trace) = trace {
             trace.lock().unwrap().push(format!("{:>10.3}s world: {action:?}", at.as_secs_f64()));
         }
@@ -374,9 +454,10 @@ impl Player {
                 let _ = docker.start(&id);
                 slots[slot as usize] = Some(id);
             }
-            Action::Emit { slot, stream, lines, line_bytes, lag } => {
+            Action::Emit { slot, stream, lines, line_bytes, lag, same_ts } => {
                 if let Some(id) = current(slot) {
-                    let burst = Burst { stream, lines, line_bytes, entry_gap: Duration::from_micros(1), lag };
+                    let entry_gap = if same_ts { Duration::ZERO } else { Duration::from_micros(1) };
+                    let burst = Burst { stream, lines, line_bytes, entry_gap, lag };
                     let _ = docker.emit(id, burst);
                 }
             }
@@ -414,8 +495,49 @@ impl Player {
                     docker.fault_open_streams(id, fault);
                 }
             }
-            Action::DockerDown => docker.daemon_down(),
-            Action::DockerUp => docker.daemon_up(),
+            Action::Exit { slot, code } => {
+                if let Some(id) = current(slot) {
+                    if docker.exit(id, code).is_ok() {
+                        *exits += 1;
+                    }
+                }
+            }
+            Action::Job { slot, lines } => {
+                if let Some(id) = current(slot) {
+                    let _ = docker.remove(id);
+                }
+                generation[slot as usize] += 1;
+                let id = new_container(slot, generation[slot as usize]);
+                let _ = docker.start(&id);
+                let burst = Burst { lines, ..Burst::lines(StdStream::Stdout, lines) };
+                let _ = docker.emit(&id, Burst { line_bytes: 40, ..burst });
+                slots[slot as usize] = Some(id);
+            }
+            Action::JsonRotate { slot, keep_entries, effect } => {
+                if let Some(id) = current(slot) {
+                    if docker.rotate_log(id, keep_entries, effect).is_ok() {
+                        *json_rotations += 1;
+                    }
+                }
+            }
+            Action::FailCalls { call, count } => docker.fail_next(call, count),
+            Action::FailCommits { count } => store.fail_next_commits(count),
+            Action::DockerDown { live_restore } => {
+                if !live_restore {
+                    for id in docker.running_ids() {
+                        if docker.stop(&id).is_ok() {
+                            stopped_by_daemon.push(id);
+                        }
+                    }
+                }
+                docker.daemon_down();
+            }
+            Action::DockerUp => {
+                docker.daemon_up();
+                for id in stopped_by_daemon.drain(..) {
+                    let _ = docker.start(&id);
+                }
+            }
             Action::EventsDrop => {
                 docker.drop_event_streams();
             }
@@ -426,9 +548,12 @@ impl Player {
 
 pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     let started = WallInstant::now();
+    // The hooks outside the supervisor (sink, queue, shutdown) read the variant here.
+    engine::container::set_thread_variant(run.variant);
     let exec = Executor::new(options.seed, WALL_START);
     let rt = exec.rt();
     let docker = SimDocker::new(rt.clone(), SimRng::derive(options.seed, streams::DOCKER).next_u64());
+    docker.set_first_sight_now(options.first_sight_now);
     let loki = SimLoki::new(exec.handle(), SimRng::derive(options.seed, streams::LOKI).next_u64());
     loki.set_behaviour(LokiBehaviour {
         latency_min: Duration::from_millis(1),
@@ -437,10 +562,13 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         server_error_chance: options.loki_error_chance,
         timeout_chance: options.loki_timeout_chance,
         ambiguous_chance: options.loki_ambiguous_chance,
+        no_retry_after_chance: options.loki_no_retry_after_share,
+        batch_bytes_max: (options.loki_body_max > 0).then_some(options.loki_body_max),
+        reject_older_than: (!options.loki_reject_older_than.is_zero()).then_some(options.loki_reject_older_than),
         ..LokiBehaviour::default()
     });
     let store = SimCheckpointStore::new(rt.clone());
-    let delivery = Arc::new(Mutex::new(DeliveryChecker::default()));
+    let delivery = Arc::new(Mutex::new(DeliveryChecker::new(docker.clone(), options.line_bytes_max)));
     let observer = delivery.clone();
     let trace = run.trace.then(|| Arc::new(Mutex::new(Vec::new())));
     let delivery_trace = trace.clone();
@@ -454,8 +582,11 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
                 accepted.batch.streams.len()
             ));
         }
-        observer.lock().unwrap().handle_delivery(accepted.batch, accepted.ambiguous)
+        observer.lock().unwrap().handle_delivery(accepted.batch, accepted.ambiguous, accepted.rejected_before)
     });
+    let committed = delivery.clone();
+    store.set_observer(move |checkpoint| committed.lock().unwrap().handle_commit(checkpoint));
+    store.set_commit_latency(options.checkpoint_latency);
     let starvation_max = options.rotate_every * 3 + Duration::from_secs(120);
     let mut world = World {
         exec,
@@ -465,6 +596,10 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         store,
         delivery,
         budget: BudgetChecker::new(options.streams_max, options.queue_bytes_max, starvation_max),
+        progress: ProgressChecker::new(options.stall_timeout),
+        at_bound: false,
+        backpressure_episodes: 0,
+        refused_before: 0,
         config: agent_config(options, run.variant),
         labeler: Arc::default(),
         incarnation: None,
@@ -473,7 +608,9 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         trace: trace.clone(),
     };
     let schedule = Schedule::generate(options);
-    let result = drive(&mut world, options, &schedule);
+    let mut played = PlayedCounts::default();
+    let mut losses = NamedLosses::default();
+    let result = drive(&mut world, options, &schedule, &mut played, &mut losses);
     let incarnation_counter =
         |get: fn(&Telemetry) -> u64| world.incarnation.as_ref().map_or(0, |inc| get(&inc.telemetry));
     let delivery = world.delivery.lock().unwrap();
@@ -491,7 +628,11 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         crashes: schedule.crashes.len() as u32,
         polls: world.exec.polls(),
         streams_open_max: world.budget.streams_open_max,
-        trace_digest: world.exec.trace_digest(),
+        exits: played.exits,
+        json_rotations: played.json_rotations,
+        backpressure_episodes: world.backpressure_episodes,
+        losses,
+        trace_digest: world_digest(&world, world.exec.trace_digest(), &played, delivery.lines_delivered),
         simulated,
         container_hours: options.containers as f64 * options.hours,
         wall: started.elapsed(),
@@ -501,26 +642,83 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     SeedOutcome { options: options.clone(), violation: result.err().map(|failed| *failed), stats, trace }
 }
 
-fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<(), Failed> {
-    // 1. Start on an empty world; the baseline is what an idle agent runs.
-    world.start_agent();
-    world.run_to(Instant::ZERO + Duration::from_secs(1))?;
-    let baseline: Census = census(world.incarnation.as_ref().unwrap().tasks.registry());
-    // 2. The schedule.
-    let end = Instant::ZERO + options.duration();
+/// The executor's trace digest (every poll and callback, in order) folded with what the
+/// world did and saw: a re-run that polls alike but plays or observes the world
+/// differently still shows up as nondeterminism.
+fn world_digest(world: &World, trace: u64, played: &PlayedCounts, delivered: u64) -> u64 {
+    let docker = world.docker.counters();
+    let loki = world.loki.counters();
+    let observed = [
+        played.exits,
+        played.json_rotations,
+        delivered,
+        docker.api_calls,
+        docker.api_failures,
+        docker.log_opens_total,
+        docker.log_bytes_delivered,
+        docker.events_delivered,
+        loki.requests,
+        loki.lines_accepted,
+        loki.lines_rejected,
+        world.store.commits_total(),
+    ];
+    observed.iter().fold(trace, |digest, value| crate::executor::splitmix64(&mut (digest ^ value)))
+}
+
+/// What the world's player did, for the report.
+#[derive(Default)]
+struct PlayedCounts {
+    exits: u64,
+    json_rotations: u64,
+}
+
+fn drive(
+    world: &mut World,
+    options: &Options,
+    schedule: &Schedule,
+    played: &mut PlayedCounts,
+    losses: &mut NamedLosses,
+) -> Result<(), Failed> {
     let mut player = Player::new(
         world.docker.clone(),
         world.loki.clone(),
+        world.store.clone(),
         schedule.actions.clone(),
         options.containers,
         options.seed,
         world.trace.clone(),
     );
+    let result = drive_with(world, options, schedule, &mut player, losses);
+    *played = PlayedCounts { exits: player.exits, json_rotations: player.json_rotations };
+    result
+}
+
+fn drive_with(
+    world: &mut World,
+    options: &Options,
+    schedule: &Schedule,
+    player: &mut Player,
+    losses: &mut NamedLosses,
+) -> Result<(), Failed> {
+    // 1. Start on an empty world; the baseline is what an idle agent runs.
+    world.start_agent();
+    world.run_to(Instant::ZERO + Duration::from_secs(1))?;
+    let baseline: Census = census(world.incarnation.as_ref().unwrap().tasks.registry());
+    let executor_baseline = quiet::engine_only(world.exec.live_by_label());
+    // 2. The schedule.
+    let end = Instant::ZERO + options.duration();
     let mut crashes = schedule.crashes.iter().peekable();
     let mut next_sample = Instant::ZERO + Duration::from_secs(60);
     // While the agent is down (crashed, to restart then), time runs on for the world;
     // samples wait for the restart.
     let mut restart_at: Option<Instant> = None;
+    if !options.late_start.is_zero() {
+        // The baseline probe goes (it committed nothing); the agent's real first start
+        // finds the containers running and writing, none of them seen before.
+        world.crash();
+        world.docker.forget_seen();
+        restart_at = Some(Instant::ZERO + options.late_start);
+    }
     while world.exec.now() < end || restart_at.is_some() {
         let crash_at = crashes.peek().map(|crash| Instant::ZERO + crash.at);
         let bound = match restart_at {
@@ -537,6 +735,9 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
             world.start_agent();
         } else if crash_at == Some(bound) {
             let crash = crashes.next().unwrap();
+            if crash.graceful {
+                world.stop_gracefully()?;
+            }
             world.crash();
             restart_at = Some(bound + crash.downtime);
             continue;
@@ -548,6 +749,7 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
     }
     // 3. Heal, then drain within a bound.
     world.loki.heal();
+    world.store.heal();
     world.loki.set_behaviour(LokiBehaviour { latency_max: options.loki_latency_max, ..LokiBehaviour::default() });
     if !world.docker.is_daemon_up() {
         world.docker.daemon_up();
@@ -556,7 +758,7 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
     let drain_deadline = world.exec.now() + Duration::from_secs(30 * 60);
     loop {
         let step = world.exec.now() + Duration::from_secs(10);
-        world.play_to(&mut player, step)?;
+        world.play_to(player, step)?;
         world.check_deliveries()?;
         match world.backlog() {
             None => break,
@@ -572,6 +774,26 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
             }
         }
     }
+    // Completeness: every line of every container, removed ones included, delivered or
+    // lost for a named reason; the agent's count of Loki's refusals is Loki's.
+    {
+        let delivery = world.delivery.lock().unwrap();
+        let result = completeness::check(&world.docker, &delivery);
+        drop(delivery);
+        *losses = result.map_err(|(invariant, detail)| world.fail(invariant, detail))?;
+        let agent_refused = world.refused_before
+            + world.incarnation.as_ref().map_or(0, |inc| inc.telemetry.dropped(DropReason::SinkTooOld));
+        let loki_refused = world.loki.counters().lines_rejected;
+        completeness::check_refusals(agent_refused, loki_refused, schedule.crashes.is_empty())
+            .map_err(|(invariant, detail)| world.fail(invariant, detail))?;
+        let early = world.loki.counters().early_retries;
+        if early > 0 {
+            return Err(world.fail(
+                Invariant::Bounds,
+                format!("{early} requests reached Loki before the Retry-After of the 429 before them had passed"),
+            ));
+        }
+    }
     // 4. Quiet point: no containers, nothing queued; tasks back to the baseline.
     for id in world.docker.container_ids() {
         let _ = world.docker.remove(&id);
@@ -580,18 +802,16 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
     let quiet_deadline = world.exec.now() + Duration::from_secs(5 * 60);
     loop {
         let step = world.exec.now() + Duration::from_secs(5);
-        world.play_to(&mut player, step)?;
+        world.play_to(player, step)?;
         let registry = world.incarnation.as_ref().unwrap().tasks.registry().clone();
-        let differences = delta(&baseline, &census(&registry));
+        let executor_now = quiet::engine_only(world.exec.live_by_label());
         let streams_open = world.docker.counters().log_streams_open;
-        if differences.is_empty() && streams_open == 0 {
-            break;
-        }
-        if world.exec.now() >= quiet_deadline {
-            let mut detail =
-                format!("at the quiet point {streams_open} log streams open; live tasks differ from the baseline: ");
-            detail.push_str(&differences.join("; "));
-            return Err(world.fail(Invariant::LiveTaskDelta, detail));
+        match quiet::check(&baseline, &registry, &executor_baseline, &executor_now, streams_open) {
+            Ok(()) => break,
+            Err(detail) if world.exec.now() >= quiet_deadline => {
+                return Err(world.fail(Invariant::LiveTaskDelta, detail));
+            }
+            Err(_) => {}
         }
     }
     // 5. Shutdown within its deadline; nothing alive afterwards.
@@ -612,23 +832,12 @@ fn drive(world: &mut World, options: &Options, schedule: &Schedule) -> Result<()
         }
     }
     let outcome = report.lock().unwrap().clone();
-    match outcome {
-        None => return Err(world.fail(Invariant::Shutdown, "shutdown did not finish within its deadline plus 5 s")),
-        Some(report) if report.elapsed > deadline + Duration::from_secs(1) => {
-            return Err(
-                world.fail(Invariant::Shutdown, format!("shutdown took {:?}, deadline {deadline:?}", report.elapsed))
-            )
-        }
-        Some(report) if !report.committed => {
-            return Err(world.fail(Invariant::Shutdown, "the final checkpoint commit failed"))
-        }
-        Some(_) => {}
-    }
+    shutdown::check_report(outcome.as_ref(), deadline, false)
+        .map_err(|detail| world.fail(Invariant::Shutdown, detail))?;
     world.exec.run_until(world.exec.now() + Duration::from_secs(1));
     let registry = world.incarnation.as_ref().unwrap().tasks.registry().clone();
-    if registry.alive_total() != 0 || world.exec.live_engine_tasks() != 0 {
-        let live = describe(&census(&registry)).join("; ");
-        return Err(world.fail(Invariant::Shutdown, format!("tasks alive after shutdown: {live}")));
-    }
+    let live = describe(&census(&registry));
+    shutdown::check_after(registry.alive_total(), world.exec.live_engine_tasks(), &live)
+        .map_err(|detail| world.fail(Invariant::Shutdown, detail))?;
     Ok(())
 }

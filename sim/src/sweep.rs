@@ -119,6 +119,27 @@ pub fn save_to_corpus(dir: &Path, outcome: &SeedOutcome, commit: &str) -> std::i
     Ok(path)
 }
 
+/// The saved options of every corpus file (`seed = N` and `options = ...` lines): a
+/// replay runs what failed, not what the seed draws today. A file without an options
+/// line (or with one this version cannot read) falls back to the seed's draws, named.
+pub fn corpus_options(dir: &Path) -> Vec<(std::path::PathBuf, Result<Options, String>)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    let mut paths: Vec<_> = entries.flatten().map(|entry| entry.path()).collect();
+    paths.sort();
+    for path in paths {
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let field = |name: &str| text.lines().find_map(|line| line.strip_prefix(name)).map(str::trim);
+        let Some(seed) = field("seed = ").and_then(|seed| seed.parse::<u64>().ok()) else { continue };
+        let options = match field("options = ") {
+            Some(options) => Options::parse(seed, options),
+            None => Ok(Options::from_seed(seed, &Overrides::default())),
+        };
+        found.push((path, options));
+    }
+    found
+}
+
 /// Seeds listed in corpus files (`seed = N` lines).
 pub fn corpus_seeds(dir: &Path) -> Vec<u64> {
     let mut seeds = Vec::new();

@@ -9,6 +9,7 @@
 //! around every log stream it opens, whose [`StreamHook::after_stream`] it awaits once
 //! the stream was dropped.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -16,6 +17,23 @@ use futures::StreamExt;
 use crate::container::{MonitorShared, SupervisorVariant};
 use crate::port::LogStream;
 use crate::task::{TaskHandle, TaskKind};
+
+thread_local! {
+    /// The variant of the run on this thread, for the hooks outside the supervisor (sink,
+    /// queue, agent) that have no `MonitorConfig` at hand. Thread-local: the simulator
+    /// runs one seed per thread, single-threaded, so parallel tests do not see each other's.
+    static ACTIVE: Cell<SupervisorVariant> = const { Cell::new(SupervisorVariant::Correct) };
+}
+
+/// Set the variant the hooks on this thread play (the simulator, once per seed).
+pub fn set_active(variant: SupervisorVariant) {
+    ACTIVE.with(|active| active.set(variant));
+}
+
+/// Whether the hooks on this thread play `variant`.
+pub fn is_active(variant: SupervisorVariant) -> bool {
+    ACTIVE.with(|active| active.get() == variant)
+}
 
 /// Called once when a supervisor starts.
 pub(crate) fn on_start(shared: &MonitorShared) {
@@ -78,6 +96,11 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
             });
             (stream, StreamHook { heartbeat: Some(heartbeat) })
         }
-        SupervisorVariant::OrphanTask | SupervisorVariant::Correct => (stream, StreamHook { heartbeat: None }),
+        // The variants outside the supervisor (sink, queue, shutdown) pump as the real one.
+        SupervisorVariant::OrphanTask
+        | SupervisorVariant::Correct
+        | SupervisorVariant::AckBeforeDelivery
+        | SupervisorVariant::BudgetBypass
+        | SupervisorVariant::HangShutdown => (stream, StreamHook { heartbeat: None }),
     }
 }

@@ -67,6 +67,26 @@ pub enum SupervisorVariant {
     /// A helper task per container that nobody joins (untracked spawn).
     #[cfg(feature = "broken-variants")]
     OrphanTask,
+    /// The sink worker records a batch's positions as acknowledged before Loki has it
+    /// (a crash then loses what the checkpoint claims was delivered).
+    #[cfg(feature = "broken-variants")]
+    AckBeforeDelivery,
+    /// The queue charges nothing to its byte budget (the bound is not kept).
+    #[cfg(feature = "broken-variants")]
+    BudgetBypass,
+    /// Shutdown waits forever before its final commit.
+    #[cfg(feature = "broken-variants")]
+    HangShutdown,
+}
+
+/// Make the hooks outside the supervisor (sink, queue, shutdown) play `variant` on this
+/// thread: the simulator calls it once per seed. Without `broken-variants` only
+/// `Correct` exists and this does nothing.
+pub fn set_thread_variant(variant: SupervisorVariant) {
+    #[cfg(feature = "broken-variants")]
+    broken::set_active(variant);
+    #[cfg(not(feature = "broken-variants"))]
+    let _ = variant;
 }
 
 /// What discovery tells a supervisor about its container (through a `watch` channel).

@@ -38,6 +38,10 @@ impl SinkWorker {
     pub async fn run(self, mut batches: mpsc::Receiver<Batch>) {
         while let Some(batch) = batches.recv().await {
             let batch = Arc::new(batch);
+            #[cfg(feature = "broken-variants")]
+            if crate::container::broken::is_active(crate::container::SupervisorVariant::AckBeforeDelivery) {
+                self.acks.acknowledge(&batch);
+            }
             self.deliver(batch.clone()).await;
             self.acks.acknowledge(&batch);
             self.budget.refund(batch.lines, batch.bytes);

@@ -3,7 +3,7 @@
 //! - stream-holding tasks ≤ open log streams ≤ `streams_max`;
 //! - container tasks ≤ containers the agent monitors or is retiring, and monitored ≤
 //!   containers that exist;
-//! - queued bytes ≤ `queue_bytes_max`;
+//! - queued bytes ≤ `queue_bytes_max`, at every change (the pipeline's high-water mark);
 //! - no running container goes without a log stream for longer than the starvation
 //!   bound while Docker is up (the FIFO pool must give everyone a turn).
 
@@ -88,11 +88,12 @@ impl BudgetChecker {
             if monitored > existing {
                 return Err((Invariant::TaskBudget, format!("{monitored} containers monitored but {existing} exist")));
             }
-            let queued = Telemetry::get(&telemetry.queue_bytes);
+            // The high-water mark, so a bound broken between samples is seen too.
+            let queued = Telemetry::get(&telemetry.queue_bytes_max_seen);
             if queued > self.queue_bytes_max as u64 {
                 return Err((
                     Invariant::Bounds,
-                    format!("{queued} bytes queued, queue_bytes_max is {}", self.queue_bytes_max),
+                    format!("{queued} bytes were queued at once, queue_bytes_max is {}", self.queue_bytes_max),
                 ));
             }
         }

@@ -1,21 +1,26 @@
-//! No loss, order, and duplicates only where a crash or an ambiguous sink failure
-//! allows them.
+//! No loss, order, exact content, and duplicates only where a crash or an ambiguous sink
+//! failure allows them.
 //!
 //! Every line the world writes carries its per-stream sequence number, and every line
-//! Loki accepts is checked at once: the next new line of a stream must be exactly the
-//! one after the last (a higher one is a loss, which also catches reordering); a lower
-//! one is a duplicate, allowed only inside a window opened by a crash (lines after the
-//! last committed checkpoint up to what had been delivered) or by an ambiguous
-//! acceptance (the lines of that batch). Cost: one lookup per batch stream, one digit
-//! parse per line.
+//! Loki stores is checked at once: its bytes must be exactly what the container wrote
+//! (after the agent's truncation rule); the next new line of a stream must be exactly
+//! the one after the last, unless the lines between were deleted by the world before
+//! any reader had them (json-file rotation, `docker rm`: asked of the Docker model), so
+//! a higher one is a loss, which also catches reordering; a lower one is a duplicate,
+//! allowed only inside a window opened by a crash (lines after the last committed
+//! checkpoint up to what had been delivered) or by an ambiguous acceptance (the lines
+//! of that batch). Lines Loki refused (`400`, too old) count as accounted for, not
+//! delivered. Cost: one lookup per batch stream, one digit parse and one content
+//! comparison per line.
 
 use std::collections::BTreeMap;
 
 use engine::model::{Batch, ContainerId, Position, ResumeKey, SourceId, StdStream};
 use engine::port::Checkpoint;
+use engine::rt::UnixNanos;
 
 use crate::check::Invariant;
-use crate::world::docker::line_seq;
+use crate::world::docker::{line_seq, SimDocker};
 
 #[derive(Default)]
 struct Track {
@@ -26,17 +31,37 @@ struct Track {
     duplicates: u64,
 }
 
-#[derive(Default)]
 pub struct DeliveryChecker {
+    /// The world, asked for written content and for lines it deleted unread.
+    docker: SimDocker,
+    /// The agent's truncation limit, to compare long lines.
+    line_bytes_max: usize,
     /// Per container, its stdout and stderr (looked up by id, not cloned per batch).
     tracks: BTreeMap<ContainerId, [Track; 2]>,
     pub lines_delivered: u64,
+    /// Lines skipped because the world deleted them unread, and lines Loki refused.
+    pub lines_excused: u64,
+    pub lines_refused: u64,
     pub duplicates: u64,
     pub duplicates_allowed: u64,
     pub first_violation: Option<(Invariant, String)>,
 }
 
 impl DeliveryChecker {
+    pub fn new(docker: SimDocker, line_bytes_max: usize) -> DeliveryChecker {
+        DeliveryChecker {
+            docker,
+            line_bytes_max,
+            tracks: BTreeMap::new(),
+            lines_delivered: 0,
+            lines_excused: 0,
+            lines_refused: 0,
+            duplicates: 0,
+            duplicates_allowed: 0,
+            first_violation: None,
+        }
+    }
+
     fn fail(&mut self, invariant: Invariant, detail: String) {
         if self.first_violation.is_none() {
             self.first_violation = Some((invariant, detail));
@@ -44,7 +69,8 @@ impl DeliveryChecker {
     }
 
     /// One accepted batch. `ambiguous`: stored, but the client was told to retry.
-    pub fn handle_delivery(&mut self, batch: &Batch, ambiguous: bool) {
+    /// `refused_before`: lines older than this were refused (`400`), the rest stored.
+    pub fn handle_delivery(&mut self, batch: &Batch, ambiguous: bool, refused_before: Option<UnixNanos>) {
         for stream in &batch.streams {
             let SourceId::Container { id, stream: std_stream } = &stream.source;
             let mut failure = None;
@@ -53,61 +79,133 @@ impl DeliveryChecker {
                 None => self.tracks.entry(id.clone()).or_default(),
             };
             let track = &mut tracks[std_stream.index()];
+            // One id lookup and one lock of the world per batch stream, not per line.
+            let log = self.docker.log_serial(id);
             let mut window: Option<(u64, u64)> = None;
-            for line in &stream.lines {
-                let Some(seq) = line_seq(&line.bytes) else {
-                    failure = Some((
-                        Invariant::NoLoss,
-                        format!(
-                            "container {} {}: a line without a sequence number: {:?}",
-                            id.short(),
-                            std_stream.as_str(),
-                            String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(40)])
-                        ),
-                    ));
-                    break;
-                };
-                let next = track.keys.len() as u64;
-                let Position::Container(resume_key) = line.position;
-                if seq == next {
-                    track.keys.push(resume_key);
-                    self.lines_delivered += 1;
-                } else if seq > next {
-                    failure = Some((
-                        Invariant::NoLoss,
-                        format!(
-                            "container {} {}: line {seq} arrived but line {next} never did",
-                            id.short(),
-                            std_stream.as_str()
-                        ),
-                    ));
-                    break;
-                } else {
-                    track.duplicates += 1;
-                    self.duplicates += 1;
-                    if track.windows.iter().any(|(low, high)| (*low..=*high).contains(&seq)) {
-                        self.duplicates_allowed += 1;
-                    } else {
+            let (lines_delivered, lines_excused, lines_refused) =
+                (&mut self.lines_delivered, &mut self.lines_excused, &mut self.lines_refused);
+            let (duplicates, duplicates_allowed, line_bytes_max) =
+                (&mut self.duplicates, &mut self.duplicates_allowed, self.line_bytes_max);
+            self.docker.with_log(log, |written| {
+                for line in &stream.lines {
+                    let Some(seq) = line_seq(&line.bytes) else {
                         failure = Some((
-                            Invariant::NoDuplicates,
-                            format!("container {} {}: line {seq} delivered again with no crash or ambiguous failure covering it (windows {:?})", id.short(), std_stream.as_str(), track.windows),
+                            Invariant::NoLoss,
+                            format!(
+                                "container {} {}: a line without a sequence number: {:?}",
+                                id.short(),
+                                std_stream.as_str(),
+                                String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(40)])
+                            ),
                         ));
                         break;
+                    };
+                    let mut next = track.keys.len() as u64;
+                    let Position::Container(resume_key) = line.position;
+                    if seq > next {
+                        // Lines the world deleted before anyone read them are skipped.
+                        let through = written.map_or(next, |log| log.excused_through(*std_stream, next));
+                        if through >= seq {
+                            *lines_excused += seq - next;
+                            track.keys.resize(seq as usize, resume_key);
+                            next = seq;
+                        }
+                    }
+                    let refused = refused_before.is_some_and(|cutoff| line.ts < cutoff);
+                    if seq >= next && !refused {
+                        let matches =
+                            written.and_then(|log| log.line_matches(*std_stream, seq, &line.bytes, line_bytes_max));
+                        match matches {
+                            Some(true) => {}
+                            found => {
+                                failure = Some((
+                                    Invariant::NoLoss,
+                                    format!(
+                                        "container {} {}: line {seq} stored with content other than written \
+                                         ({} bytes: {:?}){}",
+                                        id.short(),
+                                        std_stream.as_str(),
+                                        line.bytes.len(),
+                                        String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(40)]),
+                                        if found.is_none() { "; no such line was written" } else { "" }
+                                    ),
+                                ));
+                                break;
+                            }
+                        }
+                    }
+                    if seq == next {
+                        track.keys.push(resume_key);
+                        if refused {
+                            *lines_refused += 1;
+                        } else {
+                            *lines_delivered += 1;
+                        }
+                    } else if seq > next {
+                        failure = Some((
+                            Invariant::NoLoss,
+                            format!(
+                                "container {} {}: line {seq} arrived but line {next} never did",
+                                id.short(),
+                                std_stream.as_str()
+                            ),
+                        ));
+                        break;
+                    } else {
+                        track.duplicates += 1;
+                        *duplicates += 1;
+                        if track.windows.iter().any(|(low, high)| (*low..=*high).contains(&seq)) {
+                            *duplicates_allowed += 1;
+                        } else {
+                            failure = Some((
+                                Invariant::NoDuplicates,
+                                format!("container {} {}: line {seq} delivered again with no crash or ambiguous failure covering it (windows {:?})", id.short(), std_stream.as_str(), track.windows),
+                            ));
+                            break;
+                        }
+                    }
+                    if ambiguous {
+                        window = Some(match window {
+                            None => (seq, seq),
+                            Some((low, high)) => (low.min(seq), high.max(seq)),
+                        });
                     }
                 }
-                if ambiguous {
-                    window = Some(match window {
-                        None => (seq, seq),
-                        Some((low, high)) => (low.min(seq), high.max(seq)),
-                    });
-                }
-            }
+            });
             if let Some(window) = window {
                 track.windows.push(window);
             }
             if let Some((invariant, detail)) = failure {
                 self.fail(invariant, detail);
             }
+        }
+    }
+
+    /// A checkpoint the agent commits: no position in it may be past the last line Loki
+    /// had stored (or refused, or the world had deleted unread) of its stream by now, or
+    /// a crash would lose the lines between. This, not the agent's own word, is what
+    /// makes the duplicate window after a crash ([`Self::handle_crash`]) trustworthy.
+    pub fn handle_commit(&mut self, checkpoint: &Checkpoint) {
+        // Both maps are ordered by id: one merge walk, no lookup per container.
+        let mut tracks = self.tracks.iter().peekable();
+        let mut failures = Vec::new();
+        for (id, positions) in &checkpoint.containers {
+            while tracks.next_if(|(track_id, _)| *track_id < id).is_some() {}
+            let found = tracks.next_if(|(track_id, _)| *track_id == id).map(|(_, tracks)| tracks);
+            for (stream, key) in [(StdStream::Stdout, positions.stdout), (StdStream::Stderr, positions.stderr)] {
+                let Some(key) = key else { continue };
+                let last = found.and_then(|tracks| tracks[stream.index()].keys.last().copied());
+                if last.is_none_or(|last| last < key) {
+                    failures.push(format!(
+                        "checkpoint: container {} {} committed at {key:?}, but Loki had only up to {last:?}",
+                        id.short(),
+                        stream.as_str()
+                    ));
+                }
+            }
+        }
+        for detail in failures {
+            self.fail(Invariant::NoLoss, detail);
         }
     }
 
@@ -138,7 +236,8 @@ impl DeliveryChecker {
         }
     }
 
-    /// Lines delivered for one stream of one container.
+    /// Lines accounted for (delivered, refused, or skipped as deleted unread) for one
+    /// stream of one container: the next line expected is this one.
     pub fn delivered(&self, id: &ContainerId, stream: StdStream) -> u64 {
         self.tracks.get(id).map_or(0, |tracks| tracks[stream.index()].keys.len() as u64)
     }

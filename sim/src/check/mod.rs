@@ -1,14 +1,26 @@
 //! The oracle: the invariants of DESIGN §6, checked on every seed.
 //!
 //! Checkers live in their own files because they change for different reasons than the
-//! world models: [`delivery`] (no loss, order, duplicates only inside a crash or
-//! ambiguity window), [`budget`] (task budget, bounds, starvation; sampled every
-//! simulated minute), [`leaks`] (zero live-task delta by kind and spawn site at the
-//! quiet point, zero after shutdown). The run stops at the first broken invariant.
+//! world models: [`delivery`] (no loss, order, exact content, duplicates only inside a
+//! crash or ambiguity window), [`completeness`] (at the end, every line written is
+//! delivered or its loss named and counted by the world), [`budget`] (task budget,
+//! bounds, starvation; sampled every simulated minute), [`liveness`] (the drain's
+//! backlog, and progress: no unread output left unread past the stall timeout),
+//! [`leaks`] and [`quiet`] (zero live-task delta by kind and spawn site at the quiet
+//! point, on the registry and on the executor), [`shutdown`] (deadline, final commit,
+//! nothing alive after). `run.rs` drives the phases and calls these; it decides nothing.
+//! The run stops at the first broken invariant.
 
 pub mod budget;
+pub mod completeness;
 pub mod delivery;
 pub mod leaks;
+pub mod liveness;
+pub mod quiet;
+pub mod shutdown;
+
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 

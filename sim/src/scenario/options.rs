@@ -61,6 +61,45 @@ pub struct Options {
     pub reconcile_every: Duration,
     pub stall_timeout: Duration,
     pub commit_every: Duration,
+    /// Per container-hour: the process exits by itself (then a crash-loop restart, a
+    /// replacement, or nothing), and a short job replaces the container (writes at once,
+    /// exits seconds later).
+    pub exits_per_hour: f64,
+    pub jobs_per_hour: f64,
+    /// Per container-hour: Docker's json-file rotation, keeping this many entries.
+    pub json_rotations_per_hour: f64,
+    pub json_keep_entries: u64,
+    /// Per run: failed `list`/`inspect`/`logs` calls on a live daemon, and floods (a
+    /// burst of many thousand lines in several containers at once, to fill the queue).
+    pub api_failures: u32,
+    pub floods: u32,
+    /// Share of Docker daemon restarts without live-restore (they stop every container;
+    /// the restart policy starts them again when the daemon is back).
+    pub docker_no_live_restore: f64,
+    /// Loki refuses entries older than this (`400`, partial acceptance); `0`: never.
+    pub loki_reject_older_than: Duration,
+    /// Loki answers `413` above this many batch bytes; `0`: never.
+    pub loki_body_max: usize,
+    /// Share of Loki outages that are `401` (a credential rotated), and of `429`s
+    /// without Retry-After.
+    pub loki_unauthorized_share: f64,
+    pub loki_no_retry_after_share: f64,
+    /// How long a checkpoint commit takes, and per run how many stretches of failing
+    /// commits there are.
+    pub checkpoint_latency: Duration,
+    pub checkpoint_failures: u32,
+    /// Share of bursts whose lines all carry one timestamp.
+    pub same_ts_share: f64,
+    /// Shutdowns of the agent at a random instant of the run (under load, Loki perhaps
+    /// down), each followed by a restart from its checkpoint.
+    pub graceful_stops: u32,
+    /// The agent's `first_sight` is `"now"` (the production default) instead of
+    /// `"beginning"`.
+    pub first_sight_now: bool,
+    /// The agent's first start comes this long after the world's (zero: at once): its
+    /// containers are already running and writing, as on a host where the agent is
+    /// installed late.
+    pub late_start: Duration,
 }
 
 /// What the command line pins; `None` leaves the knob to the seed.
@@ -71,6 +110,29 @@ pub struct Overrides {
     pub rotate_every: Option<Duration>,
     /// Turn every fault off (a calm world: output, rotation and churn only).
     pub calm: bool,
+    /// Leave out what the engine of this branch is known to lose or starve on (issue 7):
+    /// containers exiting for good (exits, jobs), `streams_max` below the container
+    /// count, stalled streams (stream faults, json-file rotation). A stopgap for the
+    /// teeth tests until the engine fixes land; the default sweep never sets it.
+    pub pre_fix: bool,
+}
+
+/// A per-hour rate drawn up to `max` (zero in a calm world).
+fn rate_of(rng: &mut SimRng, faults: bool, max: f64) -> f64 {
+    if faults {
+        rng.unit_f64() * max
+    } else {
+        0.0
+    }
+}
+
+/// A count drawn in `0..=max` (zero in a calm world).
+fn count_of(rng: &mut SimRng, faults: bool, max: u64) -> u32 {
+    if faults {
+        rng.below(max + 1) as u32
+    } else {
+        0
+    }
 }
 
 impl Options {
@@ -94,14 +156,21 @@ impl Options {
         let crashes = count(2);
         // 250–340 lines per container-hour, in bursts every 1.5–3 minutes on average.
         let burst_every_mean = Duration::from_secs(rng.range(90..180));
+        let rate = |rng: &mut SimRng, max: f64| rate_of(rng, faults, max);
+        let count = |rng: &mut SimRng, max: u64| count_of(rng, faults, max);
         let lines_per_hour = rng.range(250..340) as f64;
         let burst_lines_mean = (lines_per_hour * burst_every_mean.as_secs_f64() / 3600.0).round().max(1.0) as u32;
-        Options {
+        let mut options = Options {
             seed,
             containers: overrides.containers.unwrap_or(55),
             hours: overrides.hours.unwrap_or(4.0),
             rotate_every: overrides.rotate_every.unwrap_or(Duration::from_secs(300)),
-            streams_max: *rng.pick(&[50, 55, 64]),
+            streams_max: {
+                let containers = overrides.containers.unwrap_or(55) as usize;
+                let choices =
+                    [containers / 4, containers / 2, containers.saturating_sub(5), containers, containers + 9];
+                (*rng.pick(&choices)).max(1)
+            },
             burst_every_mean,
             burst_lines_mean,
             line_bytes: rng.range(16..160) as u32,
@@ -132,7 +201,113 @@ impl Options {
             reconcile_every: Duration::from_secs(*rng.pick(&[30, 60, 120, 300])),
             stall_timeout: Duration::from_secs(*rng.pick(&[60, 120, 300])),
             commit_every: Duration::from_secs(*rng.pick(&[1, 5, 10, 30])),
+            exits_per_hour: rate(&mut rng, 0.2),
+            jobs_per_hour: rate(&mut rng, 0.2),
+            json_rotations_per_hour: rng.unit_f64() * 2.0,
+            json_keep_entries: rng.range(50..3000),
+            api_failures: count(&mut rng, 6),
+            floods: if faults && rng.chance(0.4) { rng.range(1..4) as u32 } else { 0 },
+            docker_no_live_restore: rng.unit_f64(),
+            loki_reject_older_than: if faults && rng.chance(0.25) {
+                Duration::from_secs(rng.range(300..1800))
+            } else {
+                Duration::ZERO
+            },
+            loki_body_max: if faults && rng.chance(0.25) { 1usize << rng.range(17..21) } else { 0 },
+            loki_unauthorized_share: rng.unit_f64(),
+            loki_no_retry_after_share: rng.unit_f64(),
+            checkpoint_latency: Duration::from_millis(*rng.pick(&[0, 5, 200, 3000])),
+            checkpoint_failures: count(&mut rng, 3),
+            same_ts_share: rng.unit_f64() * 0.3,
+            graceful_stops: count(&mut rng, 2),
+            first_sight_now: rng.chance(0.5),
+            late_start: if rng.chance(0.3) { Duration::from_secs(rng.range(45..240)) } else { Duration::ZERO },
+        };
+        if overrides.pre_fix {
+            options.streams_max = options.streams_max.max(options.containers as usize);
+            options.exits_per_hour = 0.0;
+            options.jobs_per_hour = 0.0;
+            options.stream_faults_per_hour = 0.0;
+            options.json_rotations_per_hour = 0.0;
+            options.first_sight_now = false;
         }
+        options
+    }
+
+    /// The options of `seed` as printed by `Display` (a corpus file's `options = ...`
+    /// line): start from the seed's own draws, then set every printed knob, so a saved
+    /// seed replays with the options it failed with, not with what the seed draws today.
+    /// Unknown keys are an error; knobs the text does not name keep the seed's draw.
+    pub fn parse(seed: u64, text: &str) -> Result<Options, String> {
+        let mut options = Options::from_seed(seed, &Overrides::default());
+        for pair in text.split_whitespace() {
+            let (key, value) = pair.split_once('=').ok_or_else(|| format!("not key=value: {pair}"))?;
+            let secs = |value: &str| -> Result<Duration, String> {
+                let number = value.strip_suffix('s').ok_or_else(|| format!("{key}: not seconds: {value}"))?;
+                number.parse::<f64>().map(Duration::from_secs_f64).map_err(|e| format!("{key}: {e}"))
+            };
+            let millis = |value: &str| -> Result<Duration, String> {
+                let number = value.strip_suffix("ms").ok_or_else(|| format!("{key}: not milliseconds: {value}"))?;
+                number.parse::<u64>().map(Duration::from_millis).map_err(|e| format!("{key}: {e}"))
+            };
+            fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+                value.parse().map_err(|_| format!("{key}: not a number: {value}"))
+            }
+            match key {
+                "containers" => options.containers = num(key, value)?,
+                "hours" => options.hours = num(key, value)?,
+                "rotate_every" => options.rotate_every = secs(value)?,
+                "streams_max" => options.streams_max = num(key, value)?,
+                "burst_every_mean" => options.burst_every_mean = secs(value)?,
+                "burst_lines_mean" => options.burst_lines_mean = num(key, value)?,
+                "line_bytes" => options.line_bytes = num(key, value)?,
+                "giant_line_chance" => options.giant_line_chance = num(key, value)?,
+                "stderr_share" => options.stderr_share = num(key, value)?,
+                "stderr_lag_max" => options.stderr_lag_max = millis(value)?,
+                "restarts/h" => options.restarts_per_hour = num(key, value)?,
+                "stops/h" => options.stops_per_hour = num(key, value)?,
+                "replaces/h" => options.replaces_per_hour = num(key, value)?,
+                "renames/h" => options.renames_per_hour = num(key, value)?,
+                "stream_faults/h" => options.stream_faults_per_hour = num(key, value)?,
+                "docker_restarts" => options.docker_restarts = num(key, value)?,
+                "events_drops" => options.events_drops = num(key, value)?,
+                "loki_latency_max" => options.loki_latency_max = millis(value)?,
+                "loki_throttle" => options.loki_throttle_chance = num(key, value)?,
+                "loki_errors" => options.loki_error_chance = num(key, value)?,
+                "loki_timeouts" => options.loki_timeout_chance = num(key, value)?,
+                "loki_ambiguous" => options.loki_ambiguous_chance = num(key, value)?,
+                "loki_outages" => options.loki_outages = num(key, value)?,
+                "loki_outage_max" => options.loki_outage_max = secs(value)?,
+                "crashes" => options.crashes = num(key, value)?,
+                "crash_downtime_max" => options.crash_downtime_max = secs(value)?,
+                "queue_bytes_max" => options.queue_bytes_max = num(key, value)?,
+                "batch_bytes_max" => options.batch_bytes_max = num(key, value)?,
+                "batch_wait" => options.batch_wait = millis(value)?,
+                "line_bytes_max" => options.line_bytes_max = num(key, value)?,
+                "reconcile_every" => options.reconcile_every = secs(value)?,
+                "stall_timeout" => options.stall_timeout = secs(value)?,
+                "commit_every" => options.commit_every = secs(value)?,
+                "exits/h" => options.exits_per_hour = num(key, value)?,
+                "jobs/h" => options.jobs_per_hour = num(key, value)?,
+                "json_rotations/h" => options.json_rotations_per_hour = num(key, value)?,
+                "json_keep_entries" => options.json_keep_entries = num(key, value)?,
+                "api_failures" => options.api_failures = num(key, value)?,
+                "floods" => options.floods = num(key, value)?,
+                "docker_no_live_restore" => options.docker_no_live_restore = num(key, value)?,
+                "loki_reject_older_than" => options.loki_reject_older_than = secs(value)?,
+                "loki_body_max" => options.loki_body_max = num(key, value)?,
+                "loki_unauthorized_share" => options.loki_unauthorized_share = num(key, value)?,
+                "loki_no_retry_after_share" => options.loki_no_retry_after_share = num(key, value)?,
+                "checkpoint_latency" => options.checkpoint_latency = millis(value)?,
+                "checkpoint_failures" => options.checkpoint_failures = num(key, value)?,
+                "same_ts_share" => options.same_ts_share = num(key, value)?,
+                "graceful_stops" => options.graceful_stops = num(key, value)?,
+                "first_sight_now" => options.first_sight_now = num(key, value)?,
+                "late_start" => options.late_start = secs(value)?,
+                other => return Err(format!("unknown option {other}")),
+            }
+        }
+        Ok(options)
     }
 
     pub fn duration(&self) -> Duration {
@@ -145,12 +320,15 @@ impl fmt::Display for Options {
         write!(
             f,
             "containers={} hours={} rotate_every={}s streams_max={} burst_every_mean={}s burst_lines_mean={} \
-             line_bytes={} giant_line_chance={:.4} stderr_share={:.2} stderr_lag_max={}ms \
-             restarts/h={:.3} stops/h={:.3} replaces/h={:.3} renames/h={:.3} stream_faults/h={:.3} \
-             docker_restarts={} events_drops={} loki_latency_max={}ms loki_throttle={:.3} loki_errors={:.3} \
-             loki_timeouts={:.4} loki_ambiguous={:.4} loki_outages={} loki_outage_max={}s crashes={} \
+             line_bytes={} giant_line_chance={} stderr_share={} stderr_lag_max={}ms \
+             restarts/h={} stops/h={} replaces/h={} renames/h={} stream_faults/h={} \
+             docker_restarts={} events_drops={} loki_latency_max={}ms loki_throttle={} loki_errors={} \
+             loki_timeouts={} loki_ambiguous={} loki_outages={} loki_outage_max={}s crashes={} \
              crash_downtime_max={}s queue_bytes_max={} batch_bytes_max={} batch_wait={}ms line_bytes_max={} \
-             reconcile_every={}s stall_timeout={}s commit_every={}s",
+             reconcile_every={}s stall_timeout={}s commit_every={}s exits/h={} jobs/h={} \
+             json_rotations/h={} json_keep_entries={} api_failures={} floods={} docker_no_live_restore={} \
+             loki_reject_older_than={}s loki_body_max={} loki_unauthorized_share={} loki_no_retry_after_share={} \
+             checkpoint_latency={}ms checkpoint_failures={} same_ts_share={} graceful_stops={} first_sight_now={} late_start={}s",
             self.containers,
             self.hours,
             self.rotate_every.as_secs(),
@@ -184,6 +362,23 @@ impl fmt::Display for Options {
             self.reconcile_every.as_secs(),
             self.stall_timeout.as_secs(),
             self.commit_every.as_secs(),
+            self.exits_per_hour,
+            self.jobs_per_hour,
+            self.json_rotations_per_hour,
+            self.json_keep_entries,
+            self.api_failures,
+            self.floods,
+            self.docker_no_live_restore,
+            self.loki_reject_older_than.as_secs(),
+            self.loki_body_max,
+            self.loki_unauthorized_share,
+            self.loki_no_retry_after_share,
+            self.checkpoint_latency.as_millis(),
+            self.checkpoint_failures,
+            self.same_ts_share,
+            self.graceful_stops,
+            self.first_sight_now,
+            self.late_start.as_secs(),
         )
     }
 }

@@ -14,7 +14,7 @@ use engine::model::StdStream;
 
 use crate::executor::{streams, SimRng};
 use crate::scenario::options::Options;
-use crate::world::docker::StreamFault;
+use crate::world::docker::{ApiCall, RotationEffect, StreamFault};
 use crate::world::loki::Outage;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +29,9 @@ pub enum Action {
         lines: u32,
         line_bytes: u32,
         lag: Duration,
+        /// Every line of the burst carries one timestamp (a fast writer: Docker's
+        /// nanosecond clock ties), so a reopen's `since` lands among equal timestamps.
+        same_ts: bool,
     },
     Restart {
         slot: u32,
@@ -50,7 +53,36 @@ pub enum Action {
         slot: u32,
         fault: StreamFault,
     },
-    DockerDown,
+    /// The process exits by itself (`die`, no `stop`).
+    Exit {
+        slot: u32,
+        code: i32,
+    },
+    /// `docker rm -f` the slot's container; a new one runs a short job: it writes
+    /// `lines` at once (an exit follows as its own action).
+    Job {
+        slot: u32,
+        lines: u32,
+    },
+    /// Docker's json-file rotation of the slot's container, keeping `keep_entries`.
+    JsonRotate {
+        slot: u32,
+        keep_entries: u64,
+        effect: RotationEffect,
+    },
+    /// The next `count` calls of `call` fail (a live daemon answering 500).
+    FailCalls {
+        call: ApiCall,
+        count: u32,
+    },
+    /// The next `count` checkpoint commits fail (disk full, I/O error).
+    FailCommits {
+        count: u32,
+    },
+    /// The daemon stops; without live-restore it stops every running container first.
+    DockerDown {
+        live_restore: bool,
+    },
     DockerUp,
     EventsDrop,
     LokiOutage {
@@ -59,11 +91,14 @@ pub enum Action {
     },
 }
 
-/// A crash of the capture agent at `at`, restarted `downtime` later.
+/// A crash of the capture agent at `at`, restarted `downtime` later. `graceful`: not a
+/// crash but a shutdown (SIGTERM) at that instant, under whatever load and Loki state the
+/// world is in; the restart resumes from the checkpoint it committed.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Crash {
     pub at: Duration,
     pub downtime: Duration,
+    pub graceful: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -76,6 +111,8 @@ pub struct Schedule {
 impl Schedule {
     pub fn generate(options: &Options) -> Schedule {
         let mut rng = SimRng::derive(options.seed, streams::WORLD);
+        // Its own stream: drawing ties did not move any other draw of the schedule.
+        let mut ties = SimRng::derive(options.seed, streams::WORLD ^ 0x7135);
         let end = options.duration();
         let mut actions = Vec::new();
         let poisson = |rng: &mut SimRng,
@@ -119,7 +156,8 @@ impl Schedule {
                     let lines = (0.5 + rng.exponential(options.burst_lines_mean as f64)).clamp(1.0, 400.0) as u32;
                     (lines, options.line_bytes)
                 };
-                actions.push((at, Action::Emit { slot, stream, lines, line_bytes, lag }));
+                let same_ts = ties.chance(options.same_ts_share);
+                actions.push((at, Action::Emit { slot, stream, lines, line_bytes, lag, same_ts }));
             }
             // Churn and stream faults.
             poisson(&mut rng, options.restarts_per_hour, &mut actions, &mut |_| Action::Restart { slot });
@@ -132,6 +170,38 @@ impl Schedule {
                 actions.push((at, stop));
                 actions.push((at + downtime, Action::Start { slot }));
             }
+            let mut exits = Vec::new();
+            poisson(&mut rng, options.exits_per_hour, &mut exits, &mut |rng| Action::Exit {
+                slot,
+                code: *rng.pick(&[0, 1, 137]),
+            });
+            for (at, exit) in exits {
+                actions.push((at, exit));
+                // Then a crash-loop restart, a replacement (the job is done; a new one
+                // comes), or nothing: it stays exited.
+                match rng.below(10) {
+                    0..=4 => actions.push((at + Duration::from_secs(rng.range(1..30)), Action::Start { slot })),
+                    5..=7 => actions.push((at + Duration::from_secs(rng.range(10..600)), Action::Replace { slot })),
+                    _ => {}
+                }
+            }
+            let mut jobs = Vec::new();
+            poisson(&mut rng, options.jobs_per_hour, &mut jobs, &mut |rng| Action::Job {
+                slot,
+                lines: rng.range(1..2000) as u32,
+            });
+            for (at, job) in jobs {
+                actions.push((at, job));
+                actions.push((at + Duration::from_millis(rng.range(200..20_000)), Action::Exit { slot, code: 0 }));
+            }
+            poisson(&mut rng, options.json_rotations_per_hour, &mut actions, &mut |rng| {
+                let effect = match rng.below(10) {
+                    0..=6 => RotationEffect::Continue,
+                    7..=8 => RotationEffect::End,
+                    _ => RotationEffect::Stall,
+                };
+                Action::JsonRotate { slot, keep_entries: options.json_keep_entries, effect }
+            });
             poisson(&mut rng, options.stream_faults_per_hour, &mut actions, &mut |rng| {
                 let fault = match rng.below(4) {
                     0 => StreamFault::End,
@@ -149,14 +219,47 @@ impl Schedule {
             |rng: &mut SimRng| Duration::from_secs_f64(60.0 + rng.unit_f64() * (end.as_secs_f64() - 120.0).max(1.0));
         for _ in 0..options.docker_restarts {
             let at = at_random(&mut rng);
-            actions.push((at, Action::DockerDown));
+            let live_restore = !rng.chance(options.docker_no_live_restore);
+            actions.push((at, Action::DockerDown { live_restore }));
             actions.push((at + Duration::from_secs(rng.range(2..90)), Action::DockerUp));
         }
         for _ in 0..options.events_drops {
             actions.push((at_random(&mut rng), Action::EventsDrop));
         }
+        for _ in 0..options.api_failures {
+            let call = *rng.pick(&[ApiCall::List, ApiCall::Inspect, ApiCall::Logs]);
+            actions.push((at_random(&mut rng), Action::FailCalls { call, count: rng.range(1..4) as u32 }));
+        }
+        for _ in 0..options.checkpoint_failures {
+            actions.push((at_random(&mut rng), Action::FailCommits { count: rng.range(1..6) as u32 }));
+        }
+        for _ in 0..options.floods {
+            // A flood: about a third of the containers write, at once, two to four times
+            // `queue_bytes_max` between them, mostly while Loki is down, so the queue
+            // reaches its bound and the readers must wait.
+            let at = at_random(&mut rng);
+            if rng.chance(0.7) {
+                let duration = Duration::from_secs(rng.range(60..900));
+                actions.push((at, Action::LokiOutage { kind: Outage::Down, duration }));
+            }
+            let chosen: Vec<u32> = (0..options.containers).filter(|_| rng.chance(0.33)).collect();
+            let chosen = if chosen.is_empty() { vec![rng.below(options.containers as u64) as u32] } else { chosen };
+            let target = options.queue_bytes_max as u64 * rng.range(2..5);
+            for slot in chosen.iter().copied() {
+                let line_bytes = rng.range(300..3_000);
+                let lines = (target / (chosen.len() as u64 * line_bytes)).max(1) as u32;
+                let (stream, line_bytes, lag) = (StdStream::Stdout, line_bytes as u32, Duration::ZERO);
+                actions.push((at, Action::Emit { slot, stream, lines, line_bytes, lag, same_ts: false }));
+            }
+        }
         for _ in 0..options.loki_outages {
-            let kind = if rng.chance(0.5) { Outage::Down } else { Outage::Partition };
+            let kind = if rng.chance(options.loki_unauthorized_share * 0.5) {
+                Outage::Unauthorized
+            } else if rng.chance(0.5) {
+                Outage::Down
+            } else {
+                Outage::Partition
+            };
             let duration = Duration::from_secs(rng.range(10..options.loki_outage_max.as_secs().max(11)));
             actions.push((at_random(&mut rng), Action::LokiOutage { kind, duration }));
         }
@@ -164,8 +267,15 @@ impl Schedule {
             .map(|_| Crash {
                 at: at_random(&mut rng),
                 downtime: Duration::from_secs(rng.range(1..options.crash_downtime_max.as_secs().max(2))),
+                graceful: false,
             })
             .collect();
+        // Graceful stops from their own stream, so the crashes drawn above are unchanged.
+        let mut stops = SimRng::derive(options.seed, streams::WORLD ^ 0x5709);
+        for _ in 0..options.graceful_stops {
+            let at = at_random(&mut stops);
+            crashes.push(Crash { at, downtime: Duration::from_secs(stops.range(1..60)), graceful: true });
+        }
         crashes.sort_by_key(|crash| crash.at);
         // Crashes must not overlap: keep those that start after the previous restart.
         let mut last_up = Duration::ZERO;
@@ -176,6 +286,7 @@ impl Schedule {
             }
             keep
         });
+        // Stable: ties keep drawing order (a flood's outage before its bursts).
         actions.sort_by_key(|(at, _)| *at);
         Schedule { actions, crashes }
     }

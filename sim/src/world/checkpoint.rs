@@ -11,7 +11,8 @@
 //! - Injected failures (`fail_next_commits`, `fail_next_loads`) return
 //!   `CheckpointError::Io` and change nothing.
 //!
-//! The oracle reads [`SimCheckpointStore::committed`] after a crash or a shutdown.
+//! The oracle reads [`SimCheckpointStore::committed`] after a crash or a shutdown, and
+//! sees every checkpoint as its commit is asked for (`set_observer`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,8 +20,12 @@ use std::time::Duration;
 use engine::port::{Checkpoint, CheckpointError, CheckpointStore};
 use engine::rt::{BoxFuture, Rt};
 
+/// The oracle's hook: every checkpoint the agent asks to commit, when it asks.
+pub type CommitObserver = Box<dyn FnMut(&Checkpoint) + Send>;
+
 #[derive(Default)]
 struct StoreState {
+    observer: Option<CommitObserver>,
     committed: Checkpoint,
     commits_total: u64,
     commit_latency: Duration,
@@ -54,8 +59,25 @@ impl SimCheckpointStore {
         self.state.lock().unwrap().commit_latency = latency;
     }
 
+    /// Install the observer every commit's checkpoint is shown to as it is asked for.
+    pub fn set_observer(&self, observer: impl FnMut(&Checkpoint) + Send + 'static) {
+        self.state.lock().unwrap().observer = Some(Box::new(observer));
+    }
+
     pub fn fail_next_commits(&self, count: u32) {
         self.state.lock().unwrap().fail_next_commits += count;
+    }
+
+    /// Whether a commit failure is armed (a shutdown's final commit may fail then).
+    pub fn failures_armed(&self) -> bool {
+        self.state.lock().unwrap().fail_next_commits > 0
+    }
+
+    /// Drop every armed failure (the disk is fixed).
+    pub fn heal(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.fail_next_commits = 0;
+        state.fail_next_loads = 0;
     }
 
     pub fn fail_next_loads(&self, count: u32) {
@@ -93,7 +115,13 @@ impl CheckpointStore for SimCheckpointStore {
     fn commit(&self, checkpoint: Checkpoint) -> BoxFuture<Result<(), CheckpointError>> {
         let this = self.clone();
         Box::pin(async move {
-            let latency = this.state.lock().unwrap().commit_latency;
+            let latency = {
+                let mut state = this.state.lock().unwrap();
+                if let Some(observer) = state.observer.as_mut() {
+                    observer(&checkpoint);
+                }
+                state.commit_latency
+            };
             if !latency.is_zero() {
                 this.rt.sleep(latency).await;
             }

@@ -13,7 +13,9 @@
 //!    accepts. An acceptance is ambiguous with `ambiguous_chance` (stored, but the
 //!    `204` is lost: the client sees a retryable failure), and partial if entries are
 //!    older than `reject_older_than` (those are refused, the rest stored, and the client
-//!    sees a `400`).
+//!    sees a `400`: [`SendOutcome::Partial`] naming `sink_too_old`). An `Unauthorized`
+//!    outage answers `401` at once (a retryable outage); a `429` comes without
+//!    Retry-After with `no_retry_after_chance`.
 //! 3. Stored lines are reported to the observer at that instant, then the reply travels
 //!    back for the other half of the latency.
 //!
@@ -33,6 +35,7 @@ use std::time::Duration;
 use engine::model::Batch;
 use engine::port::{SendOutcome, SinkTransport};
 use engine::rt::{BoxFuture, Instant, UnixNanos};
+use engine::telemetry::DropReason;
 
 use crate::executor::{Lock, SimRng, SimRt};
 
@@ -45,8 +48,9 @@ pub struct LokiBehaviour {
     /// The client's request timeout: how long a hanging request takes to fail.
     pub timeout: Duration,
     pub throttle_chance: f64,
-    /// Retry-After of a `429`.
+    /// Retry-After of a `429`, and the chance a `429` comes without one.
     pub retry_after: Duration,
+    pub no_retry_after_chance: f64,
     pub server_error_chance: f64,
     pub timeout_chance: f64,
     pub ambiguous_chance: f64,
@@ -65,6 +69,7 @@ impl Default for LokiBehaviour {
             timeout: Duration::from_secs(10),
             throttle_chance: 0.0,
             retry_after: Duration::from_secs(1),
+            no_retry_after_chance: 0.0,
             server_error_chance: 0.0,
             timeout_chance: 0.0,
             ambiguous_chance: 0.0,
@@ -81,6 +86,8 @@ pub enum Outage {
     Down,
     /// The network is partitioned: requests hang until the client times out.
     Partition,
+    /// Loki answers `401` (a credential was rotated): an outage, nothing is stored.
+    Unauthorized,
 }
 
 /// One acceptance, as the oracle's observer sees it.
@@ -118,11 +125,16 @@ pub struct LokiCounters {
     /// Requests answered `400`, and lines refused.
     pub rejected: u64,
     pub lines_rejected: u64,
+    /// Requests that arrived before the Retry-After of the last `429` had passed (the
+    /// agent sends one request at a time, so any is a retry that came early).
+    pub early_retries: u64,
 }
 
 struct LokiState {
     behaviour: LokiBehaviour,
     outage: Option<(Outage, Instant)>,
+    /// A `429`'s Retry-After ends here: a request arriving before it came early.
+    retry_not_before: Option<Instant>,
     rng: SimRng,
     counters: LokiCounters,
     /// One slot per request in flight: its answer, once it has arrived. Slots are
@@ -168,6 +180,7 @@ impl SimLoki {
         let state = LokiState {
             behaviour: LokiBehaviour::default(),
             outage: None,
+            retry_not_before: None,
             rng: SimRng::new(seed),
             counters: LokiCounters::default(),
             answers: Vec::new(),
@@ -199,6 +212,17 @@ impl SimLoki {
     pub fn outage_for(&self, kind: Outage, duration: Duration) {
         let until = self.inner.rt.now() + duration;
         self.outage_until(kind, until);
+    }
+
+    /// The client that was told to wait is gone (the agent crashed): a new one may send.
+    pub fn forget_retry_after(&self) {
+        self.inner.state.lock().retry_not_before = None;
+    }
+
+    /// Whether an outage is on now.
+    pub fn in_outage(&self) -> bool {
+        let now = self.inner.rt.now();
+        self.inner.state.lock().outage.is_some_and(|(_, until)| now < until)
     }
 
     /// End any outage now.
@@ -257,6 +281,9 @@ impl Inner {
     fn decide(&self, state: &mut LokiState, batch: &Batch) -> Verdict {
         let now = self.rt.now();
         let wall = self.rt.wall();
+        if state.retry_not_before.take().is_some_and(|not_before| now < not_before) {
+            state.counters.early_retries += 1;
+        }
         let behaviour = &state.behaviour;
         if let Some((kind, until)) = state.outage {
             if now < until {
@@ -264,6 +291,7 @@ impl Inner {
                 return match kind {
                     Outage::Down => Verdict::Reply(retry(None, "connection refused")),
                     Outage::Partition => Verdict::Hang(retry(None, "request timed out (partition)")),
+                    Outage::Unauthorized => Verdict::Reply(retry(None, "401 unauthorized")),
                 };
             }
             state.outage = None;
@@ -274,7 +302,11 @@ impl Inner {
         }
         if state.rng.chance(behaviour.throttle_chance) {
             state.counters.throttled += 1;
-            return Verdict::Reply(retry(Some(behaviour.retry_after), "429 too many requests"));
+            let after = (!state.rng.chance(behaviour.no_retry_after_chance)).then_some(behaviour.retry_after);
+            // The client hears it half a trip later and waits `after` from then, so its
+            // next request cannot arrive before this instant unless it retried early.
+            state.retry_not_before = after.map(|after| now + after);
+            return Verdict::Reply(retry(after, "429 too many requests"));
         }
         if state.rng.chance(behaviour.server_error_chance) {
             state.counters.server_errors += 1;
@@ -299,7 +331,10 @@ impl Inner {
         let outcome = if refused > 0 {
             counters.rejected += 1;
             counters.lines_rejected += refused as u64;
-            SendOutcome::Reject { reason: "entry too far behind".into() }
+            SendOutcome::Partial {
+                refused: vec![(DropReason::SinkTooOld, refused as u64)],
+                detail: "entry too far behind".into(),
+            }
         } else if ambiguous {
             counters.ambiguous += 1;
             retry(None, "connection reset after the request was sent")

@@ -138,7 +138,8 @@ fn too_large_and_too_old() {
     let old = WALL_START;
     let fresh = WALL_START + 2 * 3600 * 1_000_000_000;
     let (outcome, _) = send(&mut executor, &loki, batch(&[old, fresh, fresh]));
-    assert!(matches!(outcome, SendOutcome::Reject { .. }));
+    let SendOutcome::Partial { refused, .. } = outcome else { panic!("a 400 with partial acceptance") };
+    assert_eq!(refused, vec![(engine::telemetry::DropReason::SinkTooOld, 1)]);
     let log = log.lock().unwrap();
     assert_eq!(log.len(), 1, "the fresh lines are stored");
     let cutoff = log[0].1.expect("partial rejection");

@@ -35,6 +35,9 @@ impl Stream for SimEventStream {
         let subscriber = state.event_streams.get_mut(&self.stream_id).expect("open stream has a record");
         if let Some(event) = subscriber.queue.pop_front() {
             state.counters.events_delivered += 1;
+            if let Some(serial) = state.serials.get(&event.id).copied() {
+                state.seen(serial);
+            }
             return Poll::Ready(Some(Ok(event)));
         }
         match subscriber.end.clone() {

@@ -208,6 +208,39 @@ pub(crate) struct ContainerLog {
     retained_from: [u64; 2],
     entries_total: u64,
     entries_deleted: u64,
+    /// The furthest position whose frames some reader has been handed whole (reset when
+    /// the agent crashes: what it had read is forgotten with it).
+    read_frontier: LogCursor,
+    /// Per stream, the lines the world deleted before any reader was handed them, as
+    /// half-open sequence ranges in order, with their cause: the losses the oracle excuses.
+    lost: [Vec<(u64, u64, LossCause)>; 2],
+    /// The agent has seen this container (see [`ContainerLog::mark_seen`]).
+    seen: bool,
+    /// With `first_sight = "now"`: the end of the log when the agent first saw it;
+    /// nothing before is the agent's to read, even after a crash.
+    unread_floor: LogCursor,
+}
+
+/// Why the world deleted a line before the agent could read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LossCause {
+    /// Docker's json-file rotation (`max-size`/`max-file`) deleted it.
+    Rotation,
+    /// `docker rm` deleted the container, and its log with it.
+    Removal,
+    /// Written before the agent first saw the container, with `first_sight = "now"`:
+    /// not the agent's to read.
+    FirstSight,
+}
+
+impl LossCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossCause::Rotation => "json_file_rotation",
+            LossCause::Removal => "container_removed",
+            LossCause::FirstSight => "first_sight_now",
+        }
+    }
 }
 
 impl ContainerLog {
@@ -370,12 +403,157 @@ impl ContainerLog {
     pub(crate) fn rotate(&mut self, keep_entries: u64) -> u64 {
         let new_start = self.back_from_end(keep_entries).max(self.start);
         let deleted = self.count_between(self.start, new_start);
+        let old_start = self.start;
         self.start = self.normalise(new_start);
         self.entries_deleted += deleted;
+        let mut retained = self.retained_from;
         for stream in [StdStream::Stdout, StdStream::Stderr] {
-            self.retained_from[stream.index()] = self.first_whole_line(stream);
+            retained[stream.index()] = self.first_whole_line(stream);
         }
+        // Losses are counted against the lines retained before this rotation.
+        let new_start = self.start;
+        self.start = old_start;
+        self.record_loss(retained, LossCause::Rotation);
+        self.start = new_start;
+        self.retained_from = retained;
         deleted
+    }
+
+    /// Whether some entries are not handed to any reader yet.
+    pub(crate) fn has_unread(&self) -> bool {
+        self.normalise(self.read_frontier.max(self.start)) < self.end()
+    }
+
+    /// A reader has been handed every frame before `cursor`.
+    pub(crate) fn mark_read(&mut self, cursor: LogCursor) {
+        self.read_frontier = self.read_frontier.max(cursor);
+    }
+
+    /// The reader that had read this log is gone (the agent crashed): nothing counts as
+    /// read any more.
+    pub(crate) fn forget_reads(&mut self) {
+        self.read_frontier = self.start.max(self.unread_floor);
+    }
+
+    /// Per stream, the first line not wholly handed to a reader yet.
+    fn first_unread_line(&self, stream: StdStream) -> u64 {
+        let at = self.read_frontier.max(self.start);
+        let indices = &self.by_stream[stream.index()];
+        let first = indices.partition_point(|&index| index < at.burst);
+        let Some(&index) = indices.get(first) else { return self.next_seq[stream.index()] };
+        let burst = &self.bursts[index];
+        let skip = if index == at.burst { at.entry } else { 0 };
+        // A line partly read is not read: its rest is what a deletion takes.
+        burst.first_seq + skip / burst.entries_per_line()
+    }
+
+    /// Record, per stream, the lines from the first unread one up to `until` (exclusive,
+    /// per stream) as lost to `cause`. Returns how many.
+    fn record_loss(&mut self, until: [u64; 2], cause: LossCause) -> u64 {
+        let mut total = 0;
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let from = self.first_unread_line(stream).max(self.retained_from[stream.index()]);
+            let until = until[stream.index()];
+            if from < until {
+                self.lost[stream.index()].push((from, until, cause));
+                total += until - from;
+            }
+        }
+        total
+    }
+
+    /// The agent sees this container for the first time (a `list`, `inspect` or event
+    /// names it). With `first_sight = "now"`, what it wrote so far is not the agent's.
+    pub(crate) fn mark_seen(&mut self, first_sight_now: bool) {
+        if std::mem::replace(&mut self.seen, true) || !first_sight_now {
+            return;
+        }
+        self.record_loss(self.next_seq, LossCause::FirstSight);
+        self.unread_floor = self.end();
+        self.read_frontier = self.read_frontier.max(self.unread_floor);
+    }
+
+    /// Nobody has seen this container yet (the agent's real first start is to come).
+    pub(crate) fn forget_seen(&mut self) {
+        self.seen = false;
+    }
+
+    /// `docker rm`: the whole log is deleted; the lines no reader had are lost.
+    pub(crate) fn delete_all(&mut self) {
+        self.record_loss(self.next_seq, LossCause::Removal);
+        self.start = self.end();
+        self.entries_deleted = self.entries_total;
+        self.retained_from = self.next_seq;
+    }
+
+    /// Per stream, lines lost to `cause`.
+    pub(crate) fn lost_lines(&self, cause: LossCause) -> [u64; 2] {
+        let count = |stream: usize| {
+            self.lost[stream].iter().filter(|(_, _, c)| *c == cause).map(|(from, until, _)| until - from).sum()
+        };
+        [count(0), count(1)]
+    }
+
+    /// The first line at or after `seq` of `stream` that the world did not delete
+    /// unread (`seq` itself if it was not).
+    pub(crate) fn excused_through(&self, stream: StdStream, seq: u64) -> u64 {
+        let lost = &self.lost[stream.index()];
+        let mut seq = seq;
+        let first = lost.partition_point(|(_, until, _)| *until <= seq);
+        for (from, until, _) in &lost[first..] {
+            if *from > seq {
+                break;
+            }
+            seq = seq.max(*until);
+        }
+        seq
+    }
+
+    /// Whether `content` is exactly line `seq` of `stream` as written, after the
+    /// agent's truncation rule (`line_bytes_max` content bytes, then the marker).
+    /// `None`: that line was not written.
+    pub(crate) fn line_matches(
+        &self,
+        stream: StdStream,
+        seq: u64,
+        content: &[u8],
+        line_bytes_max: usize,
+    ) -> Option<bool> {
+        let indices = &self.by_stream[stream.index()];
+        let after = indices.partition_point(|&index| self.bursts[index].first_seq <= seq);
+        let burst = &self.bursts[*indices.get(after.checked_sub(1)?)?];
+        if seq >= burst.first_seq + burst.lines as u64 {
+            return None;
+        }
+        let marker = engine::parse::assemble::TRUNCATION_MARKER;
+        let (written, truncated) = match &burst.literal {
+            Some(literal) => (literal.len(), literal.len() > line_bytes_max),
+            None => (burst.line_bytes as usize, burst.line_bytes as usize > line_bytes_max),
+        };
+        let kept = written.min(line_bytes_max);
+        let (body, tail) = if truncated {
+            if content.len() != kept + marker.len() {
+                return Some(false);
+            }
+            content.split_at(kept)
+        } else {
+            if content.len() != written {
+                return Some(false);
+            }
+            (content, &[][..])
+        };
+        if truncated && tail != marker {
+            return Some(false);
+        }
+        Some(match &burst.literal {
+            Some(literal) => body == &literal[..kept],
+            None => {
+                let digits = decimal_digits(seq) as usize;
+                body.len() >= digits
+                    && line_seq(&body[..digits]) == Some(seq)
+                    && body[digits..].chunks(ENTRY_CONTENT_MAX).all(|chunk| chunk == &PADDING[..chunk.len()])
+            }
+        })
     }
 
     /// Per stream, the sequence number of the first line whose first entry is at or

@@ -136,13 +136,19 @@ impl Reader {
     }
 
     /// Hand out up to `max` pending bytes (cut at a random point sometimes).
-    fn take_chunk(&mut self, state: &mut DockerState, max: usize) -> Bytes {
+    /// Once every rendered frame is handed out, the log counts them read (for the
+    /// oracle's account of lines the world deleted unread).
+    fn take_chunk(&mut self, state: &mut DockerState, serial: usize, max: usize) -> Bytes {
         let mut len = self.pending.len().min(max);
         if len > 1 && self.rng.chance(state.chunk_split_chance) {
             len = self.rng.range(1..len as u64) as usize;
         }
         state.counters.log_bytes_delivered += len as u64;
-        self.pending.split_to(len)
+        let chunk = self.pending.split_to(len);
+        if self.pending.is_empty() {
+            state.logs[serial].mark_read(self.cursor);
+        }
+        chunk
     }
 }
 
@@ -235,7 +241,7 @@ impl Stream for SimLogStream {
                 Some(StreamFault::Trickle { chunk_bytes, .. }) => chunk_bytes.max(1),
                 _ => usize::MAX,
             };
-            let chunk = reader.take_chunk(state, max);
+            let chunk = reader.take_chunk(state, serial, max);
             drop(guard);
             if let Some(StreamFault::Trickle { delay, .. }) = fault {
                 this.trickle_sleep = Some(this.rt.sleep(delay));

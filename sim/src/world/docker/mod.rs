@@ -47,11 +47,11 @@ use engine::model::{ContainerId, StdStream};
 use engine::port::{ContainerEventKind, ContainerInfo, EngineError};
 use engine::rt::Rt;
 
-pub use self::log::{decimal_digits, line_content, line_seq, ENTRY_CONTENT_MAX};
+pub use self::log::{decimal_digits, line_content, line_seq, LossCause, ENTRY_CONTENT_MAX};
 pub use self::log_stream::StreamFault;
 pub use self::state::{ApiCall, DockerCounters};
 
-use self::log::ContainerLog;
+pub(crate) use self::log::ContainerLog;
 use self::state::{Container, DockerState, StreamEnd};
 use crate::executor::Lock;
 
@@ -111,6 +111,12 @@ pub struct ContainerReport {
     /// Entries written (long lines are several entries), and deleted by rotation.
     pub entries_written: u64,
     pub entries_deleted: u64,
+    /// Per stream, lines the world deleted before any reader had them, by cause.
+    pub lost_to_rotation: [u64; 2],
+    pub lost_to_removal: [u64; 2],
+    pub lost_to_first_sight: [u64; 2],
+    /// Whether some of its log has not been handed to any reader yet.
+    pub unread: bool,
     /// Log requests made for it.
     pub opens_total: u64,
     /// Log streams open on it now.
@@ -146,6 +152,10 @@ impl SimDocker {
             retained_from: log.retained_from(),
             entries_written: log.entries_total(),
             entries_deleted: log.entries_deleted(),
+            lost_to_rotation: log.lost_lines(LossCause::Rotation),
+            lost_to_removal: log.lost_lines(LossCause::Removal),
+            lost_to_first_sight: log.lost_lines(LossCause::FirstSight),
+            unread: log.has_unread(),
             opens_total: container.opens_total,
             streams_open,
         }
@@ -165,6 +175,12 @@ impl SimDocker {
             state.chunk_bytes_max = chunk_bytes_max.max(1);
             state.chunk_split_chance = split_chance;
         });
+    }
+
+    /// The agent runs with `first_sight = "now"`: what a container wrote before the
+    /// agent first saw it is excused (named `first_sight_now`).
+    pub fn set_first_sight_now(&self, now: bool) {
+        self.with(|state| state.first_sight_now = now);
     }
 
     /// Make the next `count` calls of `call` fail with `Unavailable`.
@@ -196,6 +212,7 @@ impl SimDocker {
             };
             let serial = state.logs.len();
             state.logs.push(ContainerLog::default());
+            state.serials.insert(id.clone(), serial);
             let container = Container {
                 info,
                 serial,
@@ -279,9 +296,11 @@ impl SimDocker {
                 stream.end.get_or_insert(StreamEnd::Eof);
             });
             let container = state.containers.remove(id).expect("checked");
+            // `docker rm` deletes the log; its open streams have ended above. The model
+            // keeps its bursts (unreadable) so the oracle can still check the content of
+            // lines the agent had read before.
+            state.logs[container.serial].delete_all();
             let mut report = Self::report(state, id, &container, container.open_streams.len());
-            // `docker rm` deletes the log; its open streams have ended above.
-            state.logs[container.serial] = ContainerLog::default();
             report.removed = true;
             state.removed.insert(id.clone(), report);
             Ok(())
@@ -505,6 +524,64 @@ impl SimDocker {
             let unstreamed = state.containers.iter().filter(|(_, c)| c.info.running && c.open_streams.is_empty());
             unstreamed.map(|(id, _)| id.clone()).collect()
         })
+    }
+
+    /// The agent that saw the containers so far was only a probe (the simulator's
+    /// baseline): the real first start is to come, and sees them for the first time.
+    pub fn forget_seen(&self) {
+        self.with(|state| state.logs.iter_mut().for_each(|log| log.forget_seen()));
+    }
+
+    /// The agent crashed: what it had read is gone with it (see `ContainerLog::forget_reads`).
+    pub fn forget_reads(&self) {
+        self.with(|state| state.logs.iter_mut().for_each(|log| log.forget_reads()));
+    }
+
+    /// The first line of `stream` at or after `seq` that the world did not delete unread.
+    pub fn excused_through(&self, id: &ContainerId, stream: StdStream, seq: u64) -> u64 {
+        self.log_serial(id).map_or(seq, |log| self.excused_through_at(log, stream, seq))
+    }
+
+    /// The handle of a container's log (removed ones too), for the per-line questions
+    /// below without an id lookup each.
+    pub fn log_serial(&self, id: &ContainerId) -> Option<usize> {
+        self.with(|state| state.serials.get(id).copied())
+    }
+
+    /// Run `f` on a container's log (by [`Self::log_serial`]) under one lock: the
+    /// oracle's per-line questions for a whole batch stream at once.
+    pub(crate) fn with_log<T>(&self, log: Option<usize>, f: impl FnOnce(Option<&ContainerLog>) -> T) -> T {
+        self.with(|state| f(log.map(|log| &state.logs[log])))
+    }
+
+    /// [`Self::excused_through`] by log handle.
+    pub fn excused_through_at(&self, log: usize, stream: StdStream, seq: u64) -> u64 {
+        self.with(|state| state.logs[log].excused_through(stream, seq))
+    }
+
+    /// [`Self::line_matches`] by log handle.
+    pub fn line_matches_at(
+        &self,
+        log: usize,
+        stream: StdStream,
+        seq: u64,
+        content: &[u8],
+        line_bytes_max: usize,
+    ) -> Option<bool> {
+        self.with(|state| state.logs[log].line_matches(stream, seq, content, line_bytes_max))
+    }
+
+    /// Whether `content` is line `seq` of the container's `stream`, as written and then
+    /// truncated by the agent's rule. `None`: no such line was written.
+    pub fn line_matches(
+        &self,
+        id: &ContainerId,
+        stream: StdStream,
+        seq: u64,
+        content: &[u8],
+        line_bytes_max: usize,
+    ) -> Option<bool> {
+        self.with(|state| state.logs[*state.serials.get(id)?].line_matches(stream, seq, content, line_bytes_max))
     }
 
     /// Ids of running containers.

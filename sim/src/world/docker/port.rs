@@ -34,6 +34,8 @@ impl ContainerEngine for SimDocker {
             this.api_latency().await;
             this.with(|state| {
                 state.begin_call(ApiCall::List)?;
+                let serials: Vec<usize> = state.containers.values().map(|container| container.serial).collect();
+                serials.into_iter().for_each(|serial| state.seen(serial));
                 Ok(state.containers.values().map(|container| container.info.clone()).collect())
             })
         })
@@ -47,7 +49,9 @@ impl ContainerEngine for SimDocker {
             this.with(|state| {
                 state.begin_call(ApiCall::Inspect)?;
                 let container = state.containers.get(&id).ok_or_else(|| not_found(&id))?;
-                Ok(container.info.clone())
+                let (info, serial) = (container.info.clone(), container.serial);
+                state.seen(serial);
+                Ok(info)
             })
         })
     }

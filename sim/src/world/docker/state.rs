@@ -97,6 +97,9 @@ pub(crate) struct DockerState {
     /// Logs by container serial (creation order), so that a reader finds its log
     /// without comparing 64-byte ids; a removed container's log is emptied.
     pub(crate) logs: Vec<ContainerLog>,
+    /// Every container's log serial, removed ones included (the oracle checks content
+    /// delivered after a removal).
+    pub(crate) serials: BTreeMap<ContainerId, usize>,
     /// Final reports of removed containers, for the oracle.
     pub(crate) removed: BTreeMap<ContainerId, super::ContainerReport>,
     pub(crate) daemon_up: bool,
@@ -108,6 +111,9 @@ pub(crate) struct DockerState {
     /// Chunking of log streams: depends on how the engine reads, kept apart from ids.
     pub(crate) chunk_rng: SimRng,
     pub(crate) fail_next: BTreeMap<ApiCall, u32>,
+    /// The agent runs with `first_sight = "now"` (the oracle's excuse for what a
+    /// container wrote before the agent first saw it).
+    pub(crate) first_sight_now: bool,
     pub(crate) api_latency: Duration,
     pub(crate) chunk_bytes_max: usize,
     pub(crate) chunk_split_chance: f64,
@@ -115,10 +121,17 @@ pub(crate) struct DockerState {
 }
 
 impl DockerState {
+    /// The agent learned of this container (by serial).
+    pub(crate) fn seen(&mut self, serial: usize) {
+        let now = self.first_sight_now;
+        self.logs[serial].mark_seen(now);
+    }
+
     pub(crate) fn new(seed: u64) -> DockerState {
         DockerState {
             containers: BTreeMap::new(),
             logs: Vec::new(),
+            serials: BTreeMap::new(),
             removed: BTreeMap::new(),
             daemon_up: true,
             log_streams: BTreeMap::new(),
@@ -127,6 +140,7 @@ impl DockerState {
             id_rng: SimRng::derive(seed, 0x1D),
             chunk_rng: SimRng::derive(seed, 0xC4),
             fail_next: BTreeMap::new(),
+            first_sight_now: false,
             api_latency: Duration::ZERO,
             chunk_bytes_max: 64 * 1024,
             chunk_split_chance: 0.25,

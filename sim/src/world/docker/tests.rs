@@ -361,6 +361,7 @@ fn remove_deletes_the_log_and_ends_open_streams() {
     assert_eq!(docker.counters().log_streams_open, 0);
 }
 
+/// Every event a subscriber saw: its kind and attributes, or the stream's error.
 type EventLog = Arc<Mutex<Vec<Result<(ContainerEventKind, BTreeMap<String, String>), EngineError>>>>;
 
 fn collect_events(executor: &mut Executor, docker: &SimDocker) -> EventLog {

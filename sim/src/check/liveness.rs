@@ -1,0 +1,100 @@
+//! Liveness: what was written is delivered, within bounds of virtual time.
+//!
+//! - [`backlog`]: after every fault is healed, every container that still exists
+//!   (running or exited) has all its lines delivered or excused (the drain phase waits
+//!   for this within a bound);
+//! - [`ProgressChecker`]: while the agent, Docker and Loki are all up, no container
+//!   (running or exited) keeps output nobody has read, with nothing of it delivered,
+//!   for longer than the stall timeout plus a margin: a stalled or starved stream is
+//!   healed by the agent's watchdog and its fair pool, not by the next rotation.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use engine::model::{ContainerId, StdStream};
+use engine::rt::Instant;
+
+use crate::check::delivery::DeliveryChecker;
+use crate::check::Invariant;
+use crate::world::docker::SimDocker;
+
+/// The first stream of an existing container with lines neither delivered nor excused.
+pub fn backlog(docker: &SimDocker, delivery: &DeliveryChecker) -> Option<String> {
+    for report in docker.existing_containers() {
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let written = report.lines_written[stream.index()];
+            let delivered = delivery.delivered(&report.id, stream);
+            if delivered >= written {
+                continue;
+            }
+            let accounted = docker.excused_through(&report.id, stream, delivered);
+            if accounted < written {
+                return Some(format!(
+                    "container {} ({}{}) {}: {delivered} of {written} lines delivered",
+                    report.id.short(),
+                    report.name,
+                    if report.running { "" } else { ", exited" },
+                    stream.as_str()
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Per container with unread output: since when, and how much was delivered then.
+pub struct ProgressChecker {
+    pub bound: Duration,
+    waiting: BTreeMap<ContainerId, (Instant, u64)>,
+}
+
+impl ProgressChecker {
+    /// `stall_timeout` is the agent's; the margin covers one sampling period and a
+    /// reopen's back-off.
+    pub fn new(stall_timeout: Duration) -> ProgressChecker {
+        ProgressChecker { bound: stall_timeout + Duration::from_secs(90), waiting: BTreeMap::new() }
+    }
+
+    /// Nobody can make progress now (agent, Docker or Loki down): clocks restart.
+    pub fn excuse_all(&mut self) {
+        self.waiting.clear();
+    }
+
+    /// One sample while everything is up.
+    pub fn sample(
+        &mut self,
+        now: Instant,
+        docker: &SimDocker,
+        delivery: &DeliveryChecker,
+    ) -> Result<(), (Invariant, String)> {
+        let mut previous = std::mem::take(&mut self.waiting);
+        for report in docker.existing_containers() {
+            if !report.unread {
+                continue;
+            }
+            let delivered =
+                delivery.delivered(&report.id, StdStream::Stdout) + delivery.delivered(&report.id, StdStream::Stderr);
+            let since = match previous.remove(&report.id) {
+                Some((since, before)) if before == delivered => since,
+                _ => now,
+            };
+            self.waiting.insert(report.id.clone(), (since, delivered));
+            let waited = now.saturating_duration_since(since);
+            if waited > self.bound {
+                return Err((
+                    Invariant::Liveness,
+                    format!(
+                        "container {} ({}, {}) has had unread output and nothing delivered for {}s \
+                         (bound: stall timeout + 90 s = {}s) while the agent, Docker and Loki were up",
+                        report.id.short(),
+                        report.name,
+                        if report.running { "running" } else { "exited" },
+                        waited.as_secs(),
+                        self.bound.as_secs()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! The line-level checks against a small world: each is shown to pass on what was
+//! written and to fail on a broken delivery (a check that cannot fail proves nothing).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use engine::model::{Batch, BatchStream, ContainerId, Line, Position, ResumeKey, SourceId, StdStream};
+
+use crate::check::completeness;
+use crate::check::delivery::DeliveryChecker;
+use crate::check::Invariant;
+use crate::executor::Executor;
+use crate::run::WALL_START;
+use crate::world::docker::{line_content, Burst, RotationEffect, SimDocker};
+
+const LINE_BYTES: u32 = 20;
+
+fn world() -> (Executor, SimDocker, ContainerId) {
+    let executor = Executor::new(1, WALL_START);
+    let docker = SimDocker::new(executor.rt(), 1);
+    let id = docker.create("app", "sim/app:latest", Default::default());
+    docker.start(&id).unwrap();
+    let burst = Burst { line_bytes: LINE_BYTES, ..Burst::lines(StdStream::Stdout, 10) };
+    docker.emit(&id, burst).unwrap();
+    (executor, docker, id)
+}
+
+/// A batch of the given lines of `id`'s stdout, each with content `content(seq)`.
+fn batch(id: &ContainerId, seqs: &[u64], content: impl Fn(u64) -> Vec<u8>) -> Batch {
+    let lines: Vec<Line> = seqs
+        .iter()
+        .map(|seq| Line {
+            ts: WALL_START + *seq as i64,
+            bytes: Bytes::from(content(*seq)),
+            position: Position::Container(ResumeKey { ts: WALL_START + *seq as i64, seq: 0 }),
+        })
+        .collect();
+    let bytes = lines.iter().map(|line| line.bytes.len()).sum();
+    let count = lines.len();
+    let source = SourceId::Container { id: id.clone(), stream: StdStream::Stdout };
+    Batch { streams: vec![BatchStream { source, labels: Arc::default(), lines }], bytes, lines: count }
+}
+
+fn written(seq: u64) -> Vec<u8> {
+    line_content(seq, LINE_BYTES)
+}
+
+#[test]
+fn every_line_as_written_passes_and_is_complete() {
+    let (_executor, docker, id) = world();
+    let mut checker = DeliveryChecker::new(docker.clone(), 64 << 10);
+    checker.handle_delivery(&batch(&id, &(0..10).collect::<Vec<_>>(), written), false, None);
+    assert_eq!(checker.first_violation, None);
+    assert_eq!(checker.lines_delivered, 10);
+    assert!(completeness::check(&docker, &checker).is_ok());
+}
+
+#[test]
+fn a_line_with_other_content_is_caught() {
+    let (_executor, docker, id) = world();
+    let mut checker = DeliveryChecker::new(docker, 64 << 10);
+    let mut wrong = written(3);
+    *wrong.last_mut().unwrap() = b'y';
+    checker.handle_delivery(
+        &batch(&id, &[0, 1, 2, 3], |seq| if seq == 3 { wrong.clone() } else { written(seq) }),
+        false,
+        None,
+    );
+    let (invariant, detail) = checker.first_violation.expect("content is compared");
+    assert_eq!(invariant, Invariant::NoLoss);
+    assert!(detail.contains("content other than written"), "{detail}");
+}
+
+#[test]
+fn a_missing_tail_is_caught_at_the_end_unless_the_world_deleted_it_unread() {
+    let (_executor, docker, id) = world();
+    let mut checker = DeliveryChecker::new(docker.clone(), 64 << 10);
+    checker.handle_delivery(&batch(&id, &[0, 1, 2, 3, 4], written), false, None);
+    assert_eq!(checker.first_violation, None, "no later line arrived: the gap check cannot see it");
+    let (invariant, detail) = completeness::check(&docker, &checker).expect_err("the tail is missing");
+    assert_eq!(invariant, Invariant::NoLoss);
+    assert!(detail.contains("line 5 of 10"), "{detail}");
+    // Nobody had read the tail when `docker rm` deleted it: a named loss.
+    docker.remove(&id).unwrap();
+    let losses = completeness::check(&docker, &checker).expect("the removal is named");
+    assert_eq!(losses.container_removed, 10, "nothing was ever handed to a reader");
+}
+
+#[test]
+fn a_gap_is_allowed_only_over_lines_rotation_deleted_unread() {
+    let (_executor, docker, id) = world();
+    let mut checker = DeliveryChecker::new(docker.clone(), 64 << 10);
+    checker.handle_delivery(&batch(&id, &[7, 8, 9], written), false, None);
+    assert!(checker.first_violation.is_some(), "lines 0-6 were neither delivered nor deleted");
+    let mut checker = DeliveryChecker::new(docker.clone(), 64 << 10);
+    docker.rotate_log(&id, 3, RotationEffect::Continue).unwrap();
+    checker.handle_delivery(&batch(&id, &[7, 8, 9], written), false, None);
+    assert_eq!(checker.first_violation, None);
+    assert_eq!((checker.lines_excused, checker.lines_delivered), (7, 3));
+    let losses = completeness::check(&docker, &checker).unwrap();
+    assert_eq!(losses.json_file_rotation, 7);
+}
