@@ -305,10 +305,16 @@ impl World {
         self.check_deliveries()?;
         let now = self.exec.now();
         let agent = self.incarnation.as_ref().map(|inc| (inc.tasks.registry().clone(), inc.telemetry.clone()));
+        // A sender waits once the queue cannot take its run (at most a quarter of the
+        // bound): from three quarters on, sources may be held.
+        let queue_full = agent.as_ref().is_some_and(|(_, telemetry)| {
+            Telemetry::get(&telemetry.queue_bytes) * 4 >= self.config.pipeline.queue_bytes_max as u64 * 3
+        });
         let result = self.budget.sample(
             now,
             &self.docker,
             agent.as_ref().map(|(registry, telemetry)| (&**registry, &**telemetry)),
+            queue_full || self.loki.in_outage(),
         );
         result.map_err(|(invariant, detail)| self.fail(invariant, detail))?;
         if let Some(inc) = &self.incarnation {
@@ -587,7 +593,10 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     let committed = delivery.clone();
     store.set_observer(move |checkpoint| committed.lock().unwrap().handle_commit(checkpoint));
     store.set_commit_latency(options.checkpoint_latency);
-    let starvation_max = options.rotate_every * 3 + Duration::from_secs(120);
+    // The pool's promise: no running container waits longer than `slot_wait_max` for a
+    // slot (holders yield); the budget is sampled once a simulated minute, so the bound
+    // is checked to within one sample period, plus the open's own latency.
+    let starvation_max = MonitorConfig::default().slot_wait_max * 2 + Duration::from_secs(60);
     let mut world = World {
         exec,
         rt,

@@ -57,7 +57,7 @@ impl Budget {
         if crate::container::broken::is_active(crate::container::SupervisorVariant::BudgetBypass) {
             // Charged to the gauge, not to the semaphore; the refund adds permits that
             // were never taken, so the bound drifts away.
-            self.telemetry.queue_changed(lines as i64, bytes as i64);
+            QueueChanged { lines_delta: lines as i64, bytes_delta: bytes as i64 }.emit(&self.telemetry);
             return Ok(());
         }
         self.semaphore.acquire_many(permits).await.map_err(|_| QueueClosed)?.forget();

@@ -5,7 +5,8 @@
 //!   containers that exist;
 //! - queued bytes ≤ `queue_bytes_max`, at every change (the pipeline's high-water mark);
 //! - no running container goes without a log stream for longer than the starvation
-//!   bound while Docker is up (the FIFO pool must give everyone a turn).
+//!   bound while Docker is up and the pipeline flows (the FIFO pool, whose holders
+//!   yield to waiters, must give everyone a turn).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,8 +23,9 @@ pub struct BudgetChecker {
     pub streams_max: usize,
     pub queue_bytes_max: usize,
     pub starvation_max: Duration,
-    /// Per running container: since when it has had no open stream.
-    unstreamed_since: BTreeMap<ContainerId, Instant>,
+    /// Per running container: since when it has had no open stream (as far as the
+    /// samples can tell), and its log requests at the last sample.
+    unstreamed_since: BTreeMap<ContainerId, (Instant, u64)>,
     pub samples: u64,
     pub streams_open_max: usize,
 }
@@ -51,6 +53,7 @@ impl BudgetChecker {
         now: Instant,
         docker: &SimDocker,
         agent: Option<(&TaskRegistry, &Telemetry)>,
+        pipeline_blocked: bool,
     ) -> Result<(), (Invariant, String)> {
         self.samples += 1;
         let counters = docker.counters();
@@ -97,15 +100,23 @@ impl BudgetChecker {
                 ));
             }
         }
-        if agent.is_none() || !docker.is_daemon_up() {
+        // Backpressure (Loki down, or the queue nearly full) holds every supervisor in
+        // its send, slot and all: the pool promises turns only while lines can flow.
+        if agent.is_none() || !docker.is_daemon_up() || pipeline_blocked {
             self.excuse_all();
             return Ok(());
         }
         // Clocks of containers that are streamed, stopped or gone are dropped.
         let mut previous = std::mem::take(&mut self.unstreamed_since);
-        for id in docker.running_unstreamed() {
-            let since = previous.remove(&id).unwrap_or(now);
-            self.unstreamed_since.insert(id.clone(), since);
+        for (id, opens) in docker.running_unstreamed() {
+            // A container streamed between two samples (a log request since the last
+            // one) starts a new clock: samples alone would take a slot held for less
+            // than a sample period, as the pool's yields make them, for no stream at all.
+            let since = match previous.remove(&id) {
+                Some((since, opens_then)) if opens_then == opens => since,
+                _ => now,
+            };
+            self.unstreamed_since.insert(id.clone(), (since, opens));
             let waited = now.saturating_duration_since(since);
             if waited > self.starvation_max {
                 let name = docker.container(&id).map(|report| report.name).unwrap_or_default();

@@ -519,10 +519,13 @@ impl SimDocker {
 
     /// Ids of running containers with no log stream open, in id order: the starvation
     /// check's question, answered without building reports.
-    pub fn running_unstreamed(&self) -> Vec<ContainerId> {
+    /// Running containers with no open log stream now, each with the number of log
+    /// requests ever made for it (a checker that samples sees from a change of that
+    /// number that the container was streamed in between).
+    pub fn running_unstreamed(&self) -> Vec<(ContainerId, u64)> {
         self.with(|state| {
             let unstreamed = state.containers.iter().filter(|(_, c)| c.info.running && c.open_streams.is_empty());
-            unstreamed.map(|(id, _)| id.clone()).collect()
+            unstreamed.map(|(id, c)| (id.clone(), c.opens_total)).collect()
         })
     }
 
