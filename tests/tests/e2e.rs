@@ -961,7 +961,8 @@ fn daemon_rotation_every_2s_with_20_containers_returns_to_its_baseline() {
         // stream's connection task winds down just after the drop, so the bound must
         // hold within a short window, not at one instant; a pile-up never comes back
         // under it.
-        let library_tasks = |footprint: &Footprint| footprint.runtime_tasks.saturating_sub(footprint.tasks.values().sum::<u64>());
+        let library_tasks =
+            |footprint: &Footprint| footprint.runtime_tasks.saturating_sub(footprint.tasks.values().sum::<u64>());
         let mut now = footprint(&daemon).unwrap();
         let within = wait_until("library tasks within one per stream", Duration::from_secs(5), || {
             now = footprint(&daemon)?;

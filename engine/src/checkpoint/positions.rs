@@ -84,7 +84,7 @@ impl Acks {
                     StdStream::Stdout => &mut entry.stdout,
                     StdStream::Stderr => &mut entry.stderr,
                 };
-                let advanced = slot.map_or(true, |acked| acked < key);
+                let advanced = slot.is_none_or(|acked| acked < key);
                 if advanced {
                     *slot = Some(key);
                 }
