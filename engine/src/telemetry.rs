@@ -298,18 +298,8 @@ impl Telemetry {
         self.sink_requests_total[status as usize].load(Ordering::Relaxed)
     }
 
-    /// Kept for `container/supervisor.rs` until it emits [`events::LinesDropped`].
-    pub fn record_drop(&self, now: Instant, reason: DropReason, lines: u64, detail: &str) {
-        events::LinesDropped { reason, lines, detail }.emit(self, now);
-    }
-
     pub fn checkpoint_loads(&self, origin: crate::port::CheckpointOrigin) -> u64 {
         Telemetry::get(&self.checkpoint_loads_total[origin as usize])
-    }
-
-    /// Kept for `container/supervisor.rs` until it emits [`events::LinesRead`].
-    pub fn record_lines_in(&self, lines: u64, bytes: u64) {
-        events::LinesRead { lines, bytes, ..Default::default() }.emit(self);
     }
 }
 

@@ -20,7 +20,6 @@
 //! supervisor is cancelled and joined before discovery returns).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures::stream::FuturesUnordered;
@@ -35,7 +34,7 @@ use crate::model::{ContainerId, StdStream};
 use crate::port::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream};
 use crate::rt::{unit_from_bits, BoxFuture};
 use crate::task::{TaskHandle, TaskKind};
-use crate::telemetry::Component;
+use crate::telemetry::events::{ContainersCounted, DockerDown, DockerUp};
 
 struct Known {
     state: watch::Sender<ContainerState>,
@@ -101,7 +100,7 @@ impl Discovery {
                             Ok(list) => {
                                 self.reconcile(list);
                                 if timing.handle_reconciled(rt.now()) {
-                                    shared.telemetry.health(Component::Docker).set_up();
+                                    DockerUp.emit(&shared.telemetry);
                                 }
                             }
                             Err(error) => {
@@ -159,16 +158,12 @@ impl Discovery {
 
     fn docker_down(&self, error: &dyn std::fmt::Display) {
         let now = self.shared.rt.now();
-        self.shared.telemetry.health(Component::Docker).set_down(now, error);
-        if let Some(suppressed) = self.shared.telemetry.docker_log.should_log(now) {
-            tracing::warn!(%error, suppressed, "docker engine unavailable; retrying");
-        }
+        DockerDown { error }.emit(&self.shared.telemetry, now);
     }
 
     fn update_gauge(&self) {
-        let telemetry = &self.shared.telemetry;
-        telemetry.containers_monitored.store(self.known.len() as u64, Ordering::Relaxed);
-        telemetry.containers_retiring.store(self.retiring.len() as u64, Ordering::Relaxed);
+        let (monitored, retiring) = (self.known.len() as u64, self.retiring.len() as u64);
+        ContainersCounted { monitored, retiring }.emit(&self.shared.telemetry);
     }
 
     /// Apply one event; false if shutdown was signalled while asking Docker about it.

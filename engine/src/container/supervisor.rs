@@ -17,7 +17,6 @@
 
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -32,7 +31,10 @@ use crate::model::{ContainerId, Labels, SourceId, StdStream};
 use crate::pipeline::queue::Chunk;
 use crate::port::{ContainerCheckpoint, EngineError, LogStream};
 use crate::rt::{unit_from_bits, BoxFuture, Instant};
-use crate::telemetry::DropReason;
+use crate::telemetry::events::{
+    InspectFailed, LinesRead, LogGapFound, MalformedFrame, StreamFailed, StreamOpened, StreamRotated, StreamYielded,
+    TailUnread,
+};
 
 pub struct Supervisor {
     shared: Arc<MonitorShared>,
@@ -107,7 +109,7 @@ impl Supervisor {
             // `handle_timeout` (then it is armed for the real deadline), while a new timer
             // per chunk costs far more.
             if let Some(wanted) = self.machine.poll_timeout() {
-                if timer_at.is_none_or(|armed| wanted < armed) {
+                if timer_at.map_or(true, |armed| wanted < armed) {
                     timer_at = Some(wanted);
                     timer = rt.sleep_until(wanted);
                 }
@@ -155,9 +157,9 @@ impl Supervisor {
                         }
                     }
                     Some(Err(error)) => {
-                        shared.telemetry.container_stream_errors_total.fetch_add(1, Ordering::Relaxed);
-                        self.note_docker_error(&error);
-                        self.machine.handle_stream_failed(rt.now(), self.unit());
+                        let now = rt.now();
+                        StreamFailed { container: self.id.short(), error: &error }.emit(&shared.telemetry, now);
+                        self.machine.handle_stream_failed(now, self.unit());
                     }
                     None => self.machine.handle_stream_ended(rt.now()),
                 },
@@ -202,8 +204,10 @@ impl Supervisor {
             }
             Action::DropStream(why) => {
                 held.stream = None;
-                if matches!(why, DropWhy::Rotate | DropWhy::Yield) {
-                    telemetry.container_stream_rotations_total.fetch_add(1, Ordering::Relaxed);
+                match why {
+                    DropWhy::Rotate => StreamRotated.emit(telemetry),
+                    DropWhy::Yield => StreamYielded.emit(telemetry),
+                    DropWhy::Stall | DropWhy::Ended | DropWhy::Failed | DropWhy::Done => {}
                 }
                 #[cfg(feature = "broken-variants")]
                 if let Some(hook) = held.hook.take() {
@@ -211,7 +215,7 @@ impl Supervisor {
                 }
             }
             Action::Open(options) => {
-                telemetry.container_stream_opens_total.fetch_add(1, Ordering::Relaxed);
+                StreamOpened.emit(telemetry);
                 match shared.docker.logs(&self.id, options).await {
                     Ok(stream) => {
                         #[cfg(feature = "broken-variants")]
@@ -232,9 +236,9 @@ impl Supervisor {
                         self.machine.handle_open_failed(rt.now(), OpenFailure::NotFound, 0.0)
                     }
                     Err(error) => {
-                        telemetry.container_stream_errors_total.fetch_add(1, Ordering::Relaxed);
-                        self.note_docker_error(&error);
-                        self.machine.handle_open_failed(rt.now(), OpenFailure::Other, self.unit());
+                        let now = rt.now();
+                        StreamFailed { container: self.id.short(), error: &error }.emit(telemetry, now);
+                        self.machine.handle_open_failed(now, OpenFailure::Other, self.unit());
                     }
                 }
             }
@@ -244,7 +248,7 @@ impl Supervisor {
                     Ok(_) => Inspected::Stopped,
                     Err(EngineError::NotFound(_)) => Inspected::NotFound,
                     Err(error) => {
-                        self.note_docker_error(&error);
+                        InspectFailed { container: self.id.short(), error: &error }.emit(telemetry, rt.now());
                         Inspected::Failed
                     }
                 };
@@ -252,7 +256,7 @@ impl Supervisor {
             }
             Action::Finish => {
                 if self.labels.is_some() && !self.machine.tail_read() {
-                    telemetry.container_tails_unread_total.fetch_add(1, Ordering::Relaxed);
+                    TailUnread.emit(telemetry);
                 }
                 return false;
             }
@@ -266,18 +270,10 @@ impl Supervisor {
         let (rt, telemetry) = (&shared.rt, &shared.telemetry);
         let mut stats = ReadStats::default();
         let result = self.reader.handle_chunk(bytes, runs, &mut stats);
-        telemetry.record_lines_in(stats.lines, stats.bytes);
-        telemetry.lines_truncated_total.fetch_add(stats.truncated, Ordering::Relaxed);
-        telemetry.lines_duplicate_skipped_total.fetch_add(stats.duplicates, Ordering::Relaxed);
-        if stats.gaps > 0 {
-            telemetry.container_log_gaps_total.fetch_add(stats.gaps, Ordering::Relaxed);
-            if let Some(suppressed) = telemetry.docker_log.should_log(rt.now()) {
-                tracing::warn!(
-                    container = self.id.short(),
-                    suppressed,
-                    "the container's log no longer holds the last line read: lines may be lost (log rotated)"
-                );
-            }
+        let ReadStats { lines, bytes, truncated, duplicates, gaps } = stats;
+        LinesRead { lines, bytes, truncated, duplicates }.emit(telemetry);
+        if gaps > 0 {
+            LogGapFound { container: self.id.short(), gaps }.emit(telemetry, rt.now());
         }
         if let Some(labels) = &self.labels {
             for run in runs.drain(..) {
@@ -297,17 +293,10 @@ impl Supervisor {
         let now = rt.now();
         self.machine.handle_data(now, self.reader.since_secs(shared.config.since_skew));
         if let Err(error) = result {
-            telemetry.record_drop(now, DropReason::MalformedFrame, 1, &error.to_string());
+            MalformedFrame { container: self.id.short(), detail: &error.to_string() }.emit(telemetry, now);
             self.machine.handle_stream_failed(now, self.unit());
         }
         true
-    }
-
-    fn note_docker_error(&self, error: &EngineError) {
-        let now = self.shared.rt.now();
-        if let Some(suppressed) = self.shared.telemetry.docker_log.should_log(now) {
-            tracing::warn!(container = self.id.short(), %error, suppressed, "container log stream failed; reopening");
-        }
     }
 }
 

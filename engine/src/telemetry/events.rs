@@ -21,24 +21,13 @@
 //!   daemon's `/metrics` collector).
 //!
 //! Events for every part of the engine are defined here, including those the container
-//! supervisor and discovery emit (stream opened/rotated/failed/stalled, lines read,
-//! malformed frames, Docker up/down, the monitored and retiring gauges).
+//! supervisor and discovery emit (stream opened/rotated/yielded/failed, lines read, log
+//! gaps, unread tails, malformed frames, Docker up/down, the monitored and retiring
+//! gauges).
 //!
-//! # Converting the supervisor and discovery
-//!
-//! | today | event |
-//! | --- | --- |
-//! | `container_stream_opens_total.fetch_add(1)` | `StreamOpened` |
-//! | `container_stream_rotations_total.fetch_add(1)` | `StreamRotated` |
-//! | `container_stream_errors_total.fetch_add(1)` + `note_docker_error` | `StreamFailed { container, error }` (counts and logs) |
-//! | `record_lines_in` + `lines_truncated_total` + `lines_duplicate_skipped_total` | `LinesRead { lines, bytes, truncated, duplicates }` |
-//! | `record_drop(now, MalformedFrame, 1, ..)` | `MalformedFrame { container, detail }` |
-//! | a stream dropped after `stall_timeout` because its container stopped | `StreamStalled { container, silent_for }` |
-//! | `health(Docker).set_up()` | `DockerUp` |
-//! | `health(Docker).set_down` + the `docker_log` warning | `DockerDown { error }` |
-//! | `containers_monitored/retiring.store(..)` | `ContainersCounted { monitored, retiring }` |
-//!
-//! Then `Telemetry::record_drop` and `record_lines_in` can go.
+//! **The rule:** nothing outside `telemetry` moves `Telemetry`'s atomics, sets a
+//! component's health or writes one of these log lines; it emits an event. (Outside
+//! `telemetry`, the atomics are only read: the daemon's `/metrics`, the oracle, tests.)
 //!
 //! [`BurstLog`]: super::BurstLog
 
@@ -69,6 +58,17 @@ impl StreamRotated {
     }
 }
 
+/// A stream was dropped to give its slot to a waiter (the pool asked the oldest holder
+/// to yield); it is reopened when a slot is free again. Counted as a rotation, as
+/// dashboards have always read it: a planned drop and reopen.
+pub struct StreamYielded;
+
+impl StreamYielded {
+    pub fn emit(self, telemetry: &Telemetry) {
+        add(&telemetry.container_stream_rotations_total, 1);
+    }
+}
+
 /// A stream failed to open, or broke while read; it will be reopened after a backoff.
 pub struct StreamFailed<'a> {
     pub container: &'a str,
@@ -80,6 +80,23 @@ impl StreamFailed<'_> {
         add(&telemetry.container_stream_errors_total, 1);
         if let Some(suppressed) = telemetry.docker_log.should_log(now) {
             let StreamFailed { container, error } = self;
+            tracing::warn!(container, %error, suppressed, "container log stream failed; reopening");
+        }
+    }
+}
+
+/// Docker could not be asked about a container (inspect failed): nothing is counted
+/// (the stream did not fail), the same burst-limited line as [`StreamFailed`] is logged,
+/// and the supervisor retries after a backoff.
+pub struct InspectFailed<'a> {
+    pub container: &'a str,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl InspectFailed<'_> {
+    pub fn emit(self, telemetry: &Telemetry, now: Instant) {
+        if let Some(suppressed) = telemetry.docker_log.should_log(now) {
+            let InspectFailed { container, error } = self;
             tracing::warn!(container, %error, suppressed, "container log stream failed; reopening");
         }
     }
@@ -126,6 +143,39 @@ impl LinesRead {
         add(&telemetry.bytes_in_total, self.bytes);
         add(&telemetry.lines_truncated_total, self.truncated);
         add(&telemetry.lines_duplicate_skipped_total, self.duplicates);
+    }
+}
+
+/// A reopened stream's replay no longer held the last line read although it should
+/// have: Docker's json-file rotation deleted the log past that position, so lines may
+/// be lost (how many, the agent cannot know). `gaps` is counted (once per stream and
+/// reopen) and logged once per burst.
+pub struct LogGapFound<'a> {
+    pub container: &'a str,
+    pub gaps: u64,
+}
+
+impl LogGapFound<'_> {
+    pub fn emit(self, telemetry: &Telemetry, now: Instant) {
+        add(&telemetry.container_log_gaps_total, self.gaps);
+        if let Some(suppressed) = telemetry.docker_log.should_log(now) {
+            tracing::warn!(
+                container = self.container,
+                suppressed,
+                "the container's log no longer holds the last line read: lines may be lost (log rotated)"
+            );
+        }
+    }
+}
+
+/// A collected container's supervisor finished (removed, or no longer collected)
+/// before any stream ended by itself after the container stopped: its last lines may
+/// be unread (how many, the agent cannot know). Counted, not logged.
+pub struct TailUnread;
+
+impl TailUnread {
+    pub fn emit(self, telemetry: &Telemetry) {
+        add(&telemetry.container_tails_unread_total, 1);
     }
 }
 

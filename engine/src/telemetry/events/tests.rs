@@ -62,6 +62,32 @@ fn source_events_count_streams_and_lines() {
 }
 
 #[test]
+fn yields_gaps_unread_tails_and_inspect_failures() {
+    let telemetry = Telemetry::default();
+    let get = Telemetry::get;
+    // A yield is a planned drop and reopen: counted as a rotation, not an error.
+    StreamYielded.emit(&telemetry);
+    StreamRotated.emit(&telemetry);
+    assert_eq!(get(&telemetry.container_stream_rotations_total), 2);
+    assert_eq!(get(&telemetry.container_stream_errors_total), 0);
+    // Gaps count what the reader found; the log line is burst-limited, the count is not.
+    LogGapFound { container: "abc", gaps: 2 }.emit(&telemetry, at(0));
+    LogGapFound { container: "abc", gaps: 1 }.emit(&telemetry, at(1));
+    assert_eq!(get(&telemetry.container_log_gaps_total), 3);
+    TailUnread.emit(&telemetry);
+    assert_eq!(get(&telemetry.container_tails_unread_total), 1);
+    // An inspect failure logs (within the window of the gap's line: suppressed) and
+    // counts nothing: it is not a stream error, and Docker's health is discovery's call.
+    InspectFailed { container: "abc", error: &"timeout" }.emit(&telemetry, at(2));
+    assert_eq!(get(&telemetry.container_stream_errors_total), 0);
+    assert_eq!(telemetry.health(Component::Docker).last_error(), "");
+    // The gap at 0 s was logged; the gap at 1 s, the inspect failure and this probe
+    // fall in its window and are suppressed; the next window reports all three.
+    assert_eq!(telemetry.docker_log.should_log(at(3)), None);
+    assert_eq!(telemetry.docker_log.should_log(at(11)), Some(3));
+}
+
+#[test]
 fn gauges_go_up_and_back_down() {
     let telemetry = Telemetry::default();
     let get = Telemetry::get;
