@@ -109,7 +109,7 @@ impl Supervisor {
             // `handle_timeout` (then it is armed for the real deadline), while a new timer
             // per chunk costs far more.
             if let Some(wanted) = self.machine.poll_timeout() {
-                if timer_at.map_or(true, |armed| wanted < armed) {
+                if timer_at.is_none_or(|armed| wanted < armed) {
                     timer_at = Some(wanted);
                     timer = rt.sleep_until(wanted);
                 }
