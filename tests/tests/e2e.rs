@@ -37,6 +37,8 @@ use engine::model::ContainerId;
 use engine::port::docker::{ContainerEngine, ContainerEventKind, EngineError, LogOptions};
 use engine::task::{TaskKind, Tasks};
 
+#[path = "e2e/old_engine.rs"]
+mod old_engine;
 #[path = "e2e/remote.rs"]
 mod remote;
 #[path = "e2e/tty.rs"]
@@ -961,7 +963,8 @@ fn daemon_rotation_every_2s_with_20_containers_returns_to_its_baseline() {
         // stream's connection task winds down just after the drop, so the bound must
         // hold within a short window, not at one instant; a pile-up never comes back
         // under it.
-        let library_tasks = |footprint: &Footprint| footprint.runtime_tasks.saturating_sub(footprint.tasks.values().sum::<u64>());
+        let library_tasks =
+            |footprint: &Footprint| footprint.runtime_tasks.saturating_sub(footprint.tasks.values().sum::<u64>());
         let mut now = footprint(&daemon).unwrap();
         let within = wait_until("library tasks within one per stream", Duration::from_secs(5), || {
             now = footprint(&daemon)?;
