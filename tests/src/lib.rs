@@ -13,7 +13,8 @@
 //! drives it from outside (`/ready`, `/health`, `/metrics`, SIGTERM, SIGKILL, restart);
 //! [`loki_receiver`] is an in-test Loki push endpoint (scripted statuses, Loki's per-entry
 //! line-length validation); [`docker_proxy`] sits between the daemon and dockerd and can
-//! stall open log streams; [`delivery`] reads what a sink
+//! stall open log streams; [`fake_engine`] is a Docker engine on loopback TCP whose API
+//! versions a test sets (one too old for the adapter, then a good one); [`delivery`] reads what a sink
 //! got and compares it, per stream and exactly, with what the containers printed.
 //!
 //! [`conformance`] holds the model-conformance script (DESIGN §6): one script of container
@@ -25,6 +26,7 @@ pub mod containers;
 pub mod daemon;
 pub mod delivery;
 pub mod docker_proxy;
+pub mod fake_engine;
 pub mod host;
 pub mod image;
 pub mod loki_receiver;

@@ -37,6 +37,8 @@ use engine::model::ContainerId;
 use engine::port::docker::{ContainerEngine, ContainerEventKind, EngineError, LogOptions};
 use engine::task::{TaskKind, Tasks};
 
+#[path = "e2e/old_engine.rs"]
+mod old_engine;
 #[path = "e2e/remote.rs"]
 mod remote;
 #[path = "e2e/tty.rs"]
