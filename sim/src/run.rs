@@ -207,7 +207,11 @@ impl World {
             self.rotations_before += Telemetry::get(&incarnation.telemetry.container_stream_rotations_total);
             self.opens_before += Telemetry::get(&incarnation.telemetry.container_stream_opens_total);
             self.refused_before += incarnation.telemetry.dropped(DropReason::SinkTooOld);
-            self.delivery.lock().unwrap().handle_crash(&self.store.committed());
+            let mut delivery = self.delivery.lock().unwrap();
+            delivery.handle_crash(&self.store.committed());
+            // What it had read of a container removed since is gone with it: a named loss.
+            self.docker.abandon_removed_reads(|id, stream| delivery.delivered(id, stream));
+            drop(delivery);
             self.docker.forget_reads();
             self.loki.forget_retry_after();
             self.exec.drop_engine_tasks();

@@ -495,18 +495,46 @@ impl ContainerLog {
     }
 
     /// The first line at or after `seq` of `stream` that the world did not delete
-    /// unread (`seq` itself if it was not).
+    /// unread (`seq` itself if it was not). The ranges are sorted by their start and
+    /// may overlap (see [`Self::abandon_deleted_reads`]).
     pub(crate) fn excused_through(&self, stream: StdStream, seq: u64) -> u64 {
-        let lost = &self.lost[stream.index()];
         let mut seq = seq;
-        let first = lost.partition_point(|(_, until, _)| *until <= seq);
-        for (from, until, _) in &lost[first..] {
+        for (from, until, _) in &self.lost[stream.index()] {
+            if *until <= seq {
+                continue;
+            }
             if *from > seq {
                 break;
             }
-            seq = seq.max(*until);
+            seq = *until;
         }
         seq
+    }
+
+    /// The reader that had read this deleted log died (the agent crashed or stopped)
+    /// with lines it had read but not delivered: per stream, the lines from
+    /// `delivered` up to what the deletion itself took are lost to removal as well.
+    /// A reader's memory is not durable: only Loki's copy outlives it, and the log it
+    /// could read again is gone. Returns how many lines it adds.
+    pub(crate) fn abandon_deleted_reads(&mut self, delivered: [u64; 2]) -> u64 {
+        let mut total = 0;
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let index = stream.index();
+            let lost = &self.lost[index];
+            // The deletion recorded the lines no reader had: up to its start, they were read.
+            let read_until = lost
+                .iter()
+                .rev()
+                .find(|(_, _, cause)| *cause == LossCause::Removal)
+                .map_or(self.next_seq[index], |(from, _, _)| *from);
+            let from = self.excused_through(stream, delivered[index]);
+            if from < read_until {
+                self.lost[index].push((from, read_until, LossCause::Removal));
+                self.lost[index].sort_by_key(|(from, _, _)| *from);
+                total += read_until - from;
+            }
+        }
+        total
     }
 
     /// Whether `content` is exactly line `seq` of `stream` as written, after the

@@ -303,6 +303,7 @@ impl SimDocker {
             let mut report = Self::report(state, id, &container, container.open_streams.len());
             report.removed = true;
             state.removed.insert(id.clone(), report);
+            state.removed_since_forget.insert(id.clone());
             Ok(())
         })
     }
@@ -537,7 +538,31 @@ impl SimDocker {
 
     /// The agent crashed: what it had read is gone with it (see `ContainerLog::forget_reads`).
     pub fn forget_reads(&self) {
-        self.with(|state| state.logs.iter_mut().for_each(|log| log.forget_reads()));
+        self.with(|state| {
+            state.logs.iter_mut().for_each(|log| log.forget_reads());
+            state.removed_since_forget.clear();
+        });
+    }
+
+    /// The agent died (crash or shutdown): the lines it had read from a container removed
+    /// while it ran (since the last [`Self::forget_reads`]), and not delivered (`delivered` per container and stream, as the oracle
+    /// counts them), can never be read again. Name them lost to removal. Returns how many.
+    pub fn abandon_removed_reads(&self, delivered: impl Fn(&ContainerId, StdStream) -> u64) -> u64 {
+        self.with(|state| {
+            let mut total = 0;
+            let DockerState { removed, removed_since_forget, serials, logs, .. } = state;
+            for id in removed_since_forget.iter() {
+                let (Some(&serial), Some(report)) = (serials.get(id), removed.get_mut(id)) else { continue };
+                let log = &mut logs[serial];
+                let added =
+                    log.abandon_deleted_reads([delivered(id, StdStream::Stdout), delivered(id, StdStream::Stderr)]);
+                if added > 0 {
+                    report.lost_to_removal = log.lost_lines(LossCause::Removal);
+                    total += added;
+                }
+            }
+            total
+        })
     }
 
     /// The first line of `stream` at or after `seq` that the world did not delete unread.
