@@ -254,10 +254,13 @@ impl Discovery {
         shared.acks.track(&id);
         let resume = shared.acks.get(&id);
         // "Now" is the instant discovery first saw the container, not when its stream
-        // opens: a container that waits for a slot loses nothing.
+        // opens: a container that waits for a slot loses nothing. Less `since_skew`, as
+        // every reopen: stderr reaches Docker's log late, stamped up to that much before
+        // it is written, and `since` filters by stamp (seeds 132, 149, 194: stderr lines
+        // written after first sight, stamped before it, were never asked for).
         let first_open = match first_sight {
             FirstSight::Beginning => FirstOpen::Since(0),
-            FirstSight::Now => FirstOpen::Since(shared.rt.wall().div_euclid(1_000_000_000)),
+            FirstSight::Now => FirstOpen::Since(first_sight_since(shared.rt.wall(), shared.config.since_skew)),
             FirstSight::Tail(lines) => FirstOpen::Tail(lines),
         };
         let (state, state_rx) = watch::channel(ContainerState { info, removed: false });
@@ -280,6 +283,13 @@ impl Discovery {
         }));
         self.update_gauge();
     }
+}
+
+/// The `since` (Unix seconds) of a container first seen at `wall` (Unix nanoseconds)
+/// with `first_sight = "now"`: `since_skew` earlier, so stderr stamped before it is
+/// written (Docker's lag) but written after first sight is asked for.
+pub(crate) fn first_sight_since(wall: i64, since_skew: std::time::Duration) -> i64 {
+    (wall - since_skew.as_nanos() as i64).div_euclid(1_000_000_000)
 }
 
 /// Await a Docker call unless shutdown is signalled first (`None` then): a slow dockerd
