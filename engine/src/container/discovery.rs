@@ -49,6 +49,8 @@ pub struct Discovery {
     /// No checkpoint was found: containers of the first reconcile get `first_sight`.
     first_run: bool,
     reconciled: bool,
+    /// The last event's inspect failed: `run` asks for an early reconcile.
+    inspect_failed: bool,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -60,6 +62,7 @@ impl Discovery {
             retiring: FuturesUnordered::new(),
             first_run,
             reconciled: false,
+            inspect_failed: false,
             shutdown,
         }
     }
@@ -125,6 +128,9 @@ impl Discovery {
                     Some(Ok(event)) => {
                         if !self.handle_event(event).await {
                             break;
+                        }
+                        if std::mem::take(&mut self.inspect_failed) {
+                            timing.handle_call_failed(rt.now(), self.unit());
                         }
                     }
                     Some(Err(error)) => {
@@ -199,7 +205,11 @@ impl Discovery {
                 match result {
                     Ok(info) => self.add(info, FirstSight::Beginning),
                     Err(EngineError::NotFound(_)) => {}
-                    Err(error) => self.docker_down(&error), // the next reconcile heals it
+                    Err(error) => {
+                        // A reconcile soon heals it (see `handle_call_failed`).
+                        self.inspect_failed = true;
+                        self.docker_down(&error);
+                    }
                 }
             }
         }
