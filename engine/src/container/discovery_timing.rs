@@ -157,7 +157,7 @@ mod tests {
         assert!(soon > at(1_000) && soon < at(2_000), "{soon:?}");
         assert_eq!(timing.poll_call(soon), Some(DiscoveryCall::Reconcile));
         // Already due sooner than a backoff: left as it is.
-        timing.handle_call_failed(soon - Duration::from_millis(1), 0.0);
+        timing.handle_call_failed(at(1_001), 0.0);
         assert_eq!(timing.poll_timeout(), soon);
     }
 
