@@ -287,11 +287,25 @@ impl Discovery {
         let acks = self.shared.acks.clone();
         let id = id.clone();
         let task = known.task;
+        // `join` takes over the handle's cancel-on-drop: a shutdown that cuts discovery
+        // short drops this future, and must not leave the supervisor running on (corpus
+        // seed-302: one container task alive after a mid-run shutdown).
+        let cancel_if_dropped = CancelOnDrop(task.cancel_handle());
         self.retiring.push(Box::pin(async move {
             let _ = task.join().await;
+            drop(cancel_if_dropped);
             acks.untrack(&id);
         }));
         self.update_gauge();
+    }
+}
+
+/// Cancels a task when dropped (after the task ended, a no-op).
+struct CancelOnDrop(crate::task::CancelHandle);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
