@@ -286,11 +286,6 @@ impl Schedule {
             }
             keep
         });
-        // Nothing happens after the end: follow-ups drawn after an exit (a restart, a
-        // replacement 10-600 s later) may fall past it, and a replacement played after
-        // the quiet point removed every container created a new one there (seed 185:
-        // "1 log streams open" at the quiet point was that new container's own stream).
-        actions.retain(|(at, _)| *at < end);
         // Stable: ties keep drawing order (a flood's outage before its bursts).
         actions.sort_by_key(|(at, _)| *at);
         Schedule { actions, crashes }
