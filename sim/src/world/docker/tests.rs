@@ -740,7 +740,9 @@ fn rotation_inside_a_line_written_over_time_excuses_that_line() {
 /// Read `id`'s whole log once (no follow): the world then counts every line as read.
 fn read_whole_log(executor: &mut Executor, docker: &SimDocker, id: &ContainerId) {
     let (docker2, id2) = (docker.clone(), id.clone());
-    executor.block_on(async move { drain(docker2.logs(&id2, opts(false, 0)).await.unwrap()).await });
+    let (_, error) =
+        executor.block_on(async move { drain(docker2.logs(&id2, opts(false, 0)).await.unwrap()).await }).unwrap();
+    assert_eq!(error, None);
 }
 
 #[test]
