@@ -544,22 +544,27 @@ impl SimDocker {
         });
     }
 
-    /// The agent died (crash or shutdown): the lines it had read from a container removed
-    /// while it ran (since the last [`Self::forget_reads`]), and not delivered (`delivered` per container and stream, as the oracle
-    /// counts them), can never be read again. Name them lost to removal. Returns how many.
+    /// The agent died (crash or shutdown): the lines it had read and not delivered
+    /// (`delivered` per container and stream, as the oracle counts them) of a container
+    /// removed while it ran (since the last [`Self::forget_reads`]), or that json-file
+    /// rotation deleted from a live one, can never be read again: name them lost to
+    /// removal or rotation. Returns how many.
     pub fn abandon_removed_reads(&self, delivered: impl Fn(&ContainerId, StdStream) -> u64) -> u64 {
         self.with(|state| {
             let mut total = 0;
-            let DockerState { removed, removed_since_forget, serials, logs, .. } = state;
+            let DockerState { removed, removed_since_forget, serials, logs, containers, .. } = state;
+            let delivered = |id: &ContainerId| [delivered(id, StdStream::Stdout), delivered(id, StdStream::Stderr)];
             for id in removed_since_forget.iter() {
                 let (Some(&serial), Some(report)) = (serials.get(id), removed.get_mut(id)) else { continue };
                 let log = &mut logs[serial];
-                let added =
-                    log.abandon_deleted_reads([delivered(id, StdStream::Stdout), delivered(id, StdStream::Stderr)]);
+                let added = log.abandon_deleted_reads(delivered(id), true);
                 if added > 0 {
                     report.lost_to_removal = log.lost_lines(LossCause::Removal);
                     total += added;
                 }
+            }
+            for (id, container) in containers.iter() {
+                total += logs[container.serial].abandon_deleted_reads(delivered(id), false);
             }
             total
         })
