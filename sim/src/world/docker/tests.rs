@@ -775,3 +775,20 @@ fn a_removal_before_the_last_death_is_not_excused_by_the_next() {
     assert_eq!(docker.abandon_removed_reads(|_, _| 1), 0);
     assert_eq!(docker.excused_through(&id, StdStream::Stdout, 1), 1);
 }
+
+#[test]
+fn lines_read_but_undelivered_then_rotated_away_are_lost_when_the_agent_dies() {
+    let (mut executor, docker) = world(14);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 6)).unwrap();
+    read_whole_log(&mut executor, &docker, &id);
+    // Read before the rotation: the rotation itself takes nothing.
+    assert_eq!(docker.rotate_log(&id, 2, RotationEffect::Continue).unwrap(), 4);
+    assert_eq!(docker.container(&id).unwrap().lost_to_rotation, [0, 0]);
+    // The agent dies having delivered 1: lines 1..4 were deleted, 4 and 5 can be read again.
+    assert_eq!(docker.abandon_removed_reads(|_, _| 1), 3);
+    assert_eq!(docker.container(&id).unwrap().lost_to_rotation, [3, 0]);
+    assert_eq!(docker.excused_through(&id, StdStream::Stdout, 1), 4);
+    docker.forget_reads();
+    assert_eq!(docker.abandon_removed_reads(|_, _| 1), 0);
+}
