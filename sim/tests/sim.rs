@@ -21,7 +21,7 @@ fn small() -> Overrides {
         hours: Some(1.0),
         rotate_every: Some(Duration::from_secs(300)),
         calm: false,
-        pre_fix: true,
+        pre_fix: false,
     }
 }
 

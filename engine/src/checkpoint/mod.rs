@@ -59,7 +59,10 @@ pub async fn commit(
     telemetry: &Telemetry,
     checkpoint: crate::port::Checkpoint,
 ) -> bool {
-    match store.commit(checkpoint).await {
+    let started = rt.now();
+    let outcome = store.commit(checkpoint).await;
+    acks.note_commit_took(rt.now() - started);
+    match outcome {
         Ok(()) => {
             CheckpointCommitted.emit(telemetry);
             true

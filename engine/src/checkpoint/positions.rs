@@ -25,6 +25,8 @@ struct AcksState {
 pub struct Acks {
     state: Mutex<AcksState>,
     changed: Notify,
+    /// The longest a commit has taken so far: the shutdown reserves it for its final one.
+    slowest_commit: Mutex<std::time::Duration>,
 }
 
 impl Acks {
@@ -34,7 +36,19 @@ impl Acks {
         Acks {
             state: Mutex::new(AcksState { containers: checkpoint.containers, tracked, dirty: false }),
             changed: Notify::new(),
+            slowest_commit: Mutex::new(std::time::Duration::ZERO),
         }
+    }
+
+    /// Note how long one commit took (successful or not).
+    pub fn note_commit_took(&self, took: std::time::Duration) {
+        let mut slowest = self.slowest_commit.lock().unwrap();
+        *slowest = (*slowest).max(took);
+    }
+
+    /// The longest any commit has taken so far.
+    pub fn slowest_commit(&self) -> std::time::Duration {
+        *self.slowest_commit.lock().unwrap()
     }
 
     /// The acknowledged positions of one container.

@@ -48,6 +48,8 @@ pub struct Discovery {
     /// No checkpoint was found: containers of the first reconcile get `first_sight`.
     first_run: bool,
     reconciled: bool,
+    /// The last event's inspect failed: `run` asks for an early reconcile.
+    inspect_failed: bool,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -59,6 +61,7 @@ impl Discovery {
             retiring: FuturesUnordered::new(),
             first_run,
             reconciled: false,
+            inspect_failed: false,
             shutdown,
         }
     }
@@ -124,6 +127,9 @@ impl Discovery {
                     Some(Ok(event)) => {
                         if !self.handle_event(event).await {
                             break;
+                        }
+                        if std::mem::take(&mut self.inspect_failed) {
+                            timing.handle_call_failed(rt.now(), self.unit());
                         }
                     }
                     Some(Err(error)) => {
@@ -194,7 +200,11 @@ impl Discovery {
                 match result {
                     Ok(info) => self.add(info, FirstSight::Beginning),
                     Err(EngineError::NotFound(_)) => {}
-                    Err(error) => self.docker_down(&error), // the next reconcile heals it
+                    Err(error) => {
+                        // A reconcile soon heals it (see `handle_call_failed`).
+                        self.inspect_failed = true;
+                        self.docker_down(&error);
+                    }
                 }
             }
         }
@@ -249,10 +259,13 @@ impl Discovery {
         shared.acks.track(&id);
         let resume = shared.acks.get(&id);
         // "Now" is the instant discovery first saw the container, not when its stream
-        // opens: a container that waits for a slot loses nothing.
+        // opens: a container that waits for a slot loses nothing. Less `since_skew`, as
+        // every reopen: stderr reaches Docker's log late, stamped up to that much before
+        // it is written, and `since` filters by stamp (seeds 132, 149, 194: stderr lines
+        // written after first sight, stamped before it, were never asked for).
         let first_open = match first_sight {
             FirstSight::Beginning => FirstOpen::Since(0),
-            FirstSight::Now => FirstOpen::Since(shared.rt.wall().div_euclid(1_000_000_000)),
+            FirstSight::Now => FirstOpen::Since(first_sight_since(shared.rt.wall(), shared.config.since_skew)),
             FirstSight::Tail(lines) => FirstOpen::Tail(lines),
         };
         let (state, state_rx) = watch::channel(ContainerState { info, removed: false });
@@ -269,12 +282,33 @@ impl Discovery {
         let acks = self.shared.acks.clone();
         let id = id.clone();
         let task = known.task;
+        // `join` takes over the handle's cancel-on-drop: a shutdown that cuts discovery
+        // short drops this future, and must not leave the supervisor running on (corpus
+        // seed-302: one container task alive after a mid-run shutdown).
+        let cancel_if_dropped = CancelOnDrop(task.cancel_handle());
         self.retiring.push(Box::pin(async move {
             let _ = task.join().await;
+            drop(cancel_if_dropped);
             acks.untrack(&id);
         }));
         self.update_gauge();
     }
+}
+
+/// Cancels a task when dropped (after the task ended, a no-op).
+struct CancelOnDrop(crate::task::CancelHandle);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// The `since` (Unix seconds) of a container first seen at `wall` (Unix nanoseconds)
+/// with `first_sight = "now"`: `since_skew` earlier, so stderr stamped before it is
+/// written (Docker's lag) but written after first sight is asked for.
+pub(crate) fn first_sight_since(wall: i64, since_skew: std::time::Duration) -> i64 {
+    (wall - since_skew.as_nanos() as i64).div_euclid(1_000_000_000)
 }
 
 /// Await a Docker call unless shutdown is signalled first (`None` then): a slow dockerd

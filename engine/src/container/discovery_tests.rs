@@ -1,4 +1,4 @@
-//! Tests of discovery's plumbing that need no runtime: a Docker call that never
+//! Tests of discovery's plumbing that need no runtime: the first-sight `since`, and a Docker call that never
 //! answers gives way to the shutdown signal.
 
 use std::future::Future;
@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::watch;
 
-use crate::container::discovery::or_shutdown;
+use crate::container::discovery::{first_sight_since, or_shutdown};
 use crate::rt::BoxFuture;
 
 #[test]
@@ -28,4 +28,13 @@ fn an_answer_that_comes_first_is_returned() {
     let mut call = pin!(or_shutdown(&mut shutdown, answer));
     let mut cx = Context::from_waker(futures::task::noop_waker_ref());
     assert_eq!(call.as_mut().poll(&mut cx), Poll::Ready(Some(7)));
+}
+
+#[test]
+fn first_sight_now_asks_for_since_skew_before_the_instant_seen() {
+    // Seen at 100.3 s: stderr written at 100.5 s stamped 99.7 s (0.8 s lag) must pass
+    // Docker's `since` filter, so `since` is floor(100.3 - 2) = 98, not 100.
+    let skew = std::time::Duration::from_secs(2);
+    assert_eq!(first_sight_since(100_300_000_000, skew), 98);
+    assert_eq!(first_sight_since(100_300_000_000, std::time::Duration::ZERO), 100);
 }

@@ -104,6 +104,14 @@ impl DiscoveryTiming {
         self.connected
     }
 
+    /// A Docker call about one container failed (the inspect of an event's unknown
+    /// container): reconcile within a backoff instead of at the next period, or that
+    /// container waits a whole `reconcile_every` for its stream (seed 96: 180 s).
+    pub fn handle_call_failed(&mut self, now: Instant, unit: f64) {
+        let soon = now + self.next_backoff(unit);
+        self.reconcile_at = self.reconcile_at.min(soon);
+    }
+
     pub fn handle_reconcile_failed(&mut self, now: Instant, unit: f64) {
         self.reconcile_at = now + self.next_backoff(unit);
     }
@@ -136,6 +144,21 @@ mod tests {
         assert_eq!(timing.poll_call(at(20)), None);
         assert_eq!(timing.poll_timeout(), at(60_020));
         assert_eq!(timing.poll_call(at(60_020)), Some(DiscoveryCall::Reconcile));
+    }
+
+    #[test]
+    fn a_failed_inspect_brings_the_reconcile_forward_never_back() {
+        let mut timing = timing();
+        timing.handle_connected(at(0));
+        timing.handle_reconciled(at(0));
+        assert_eq!(timing.poll_timeout(), at(60_000));
+        timing.handle_call_failed(at(1_000), 0.0);
+        let soon = timing.poll_timeout();
+        assert!(soon > at(1_000) && soon < at(2_000), "{soon:?}");
+        assert_eq!(timing.poll_call(soon), Some(DiscoveryCall::Reconcile));
+        // Already due sooner than a backoff: left as it is.
+        timing.handle_call_failed(at(1_001), 0.0);
+        assert_eq!(timing.poll_timeout(), soon);
     }
 
     #[test]

@@ -495,18 +495,59 @@ impl ContainerLog {
     }
 
     /// The first line at or after `seq` of `stream` that the world did not delete
-    /// unread (`seq` itself if it was not).
+    /// unread (`seq` itself if it was not). The ranges are sorted by their start and
+    /// may overlap (see [`Self::abandon_deleted_reads`]).
     pub(crate) fn excused_through(&self, stream: StdStream, seq: u64) -> u64 {
-        let lost = &self.lost[stream.index()];
         let mut seq = seq;
-        let first = lost.partition_point(|(_, until, _)| *until <= seq);
-        for (from, until, _) in &lost[first..] {
+        for (from, until, _) in &self.lost[stream.index()] {
+            if *until <= seq {
+                continue;
+            }
             if *from > seq {
                 break;
             }
-            seq = seq.max(*until);
+            seq = *until;
         }
         seq
+    }
+
+    /// The reader that had read this deleted log died (the agent crashed or stopped)
+    /// with lines it had read but not delivered: per stream, the lines from
+    /// `delivered` up to what the deletion itself took are lost to removal as well.
+    /// A reader's memory is not durable: only Loki's copy outlives it, and the log it
+    /// could read again is gone. Returns how many lines it adds.
+    ///
+    /// `removed: false` is the same for a live log's json-file rotation: the lines it
+    /// deleted (before `retained_from`) that the dead reader had read and not delivered
+    /// are lost to rotation (seed 205: rotated away while a full queue held them during
+    /// a Loki outage, then the agent was stopped).
+    pub(crate) fn abandon_deleted_reads(&mut self, delivered: [u64; 2], removed: bool) -> u64 {
+        let mut total = 0;
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let index = stream.index();
+            let lost = &self.lost[index];
+            let from = self.excused_through(stream, delivered[index]);
+            let (deleted_until, cause) = if removed {
+                // The deletion recorded the lines no reader had: up to its start, they were read.
+                let until = lost
+                    .iter()
+                    .rev()
+                    .find(|(_, _, cause)| *cause == LossCause::Removal)
+                    .map_or(self.next_seq[index], |(from, _, _)| *from);
+                (until, LossCause::Removal)
+            } else {
+                (self.retained_from[index], LossCause::Rotation)
+            };
+            // Up to the next range already named, so no line is counted twice.
+            let next_named = lost.iter().map(|(start, _, _)| *start).filter(|start| *start > from).min();
+            let read_until = next_named.map_or(deleted_until, |start| start.min(deleted_until));
+            if from < read_until {
+                self.lost[index].push((from, read_until, cause));
+                self.lost[index].sort_by_key(|(from, _, _)| *from);
+                total += read_until - from;
+            }
+        }
+        total
     }
 
     /// Whether `content` is exactly line `seq` of `stream` as written, after the

@@ -303,6 +303,7 @@ impl SimDocker {
             let mut report = Self::report(state, id, &container, container.open_streams.len());
             report.removed = true;
             state.removed.insert(id.clone(), report);
+            state.removed_since_forget.insert(id.clone());
             Ok(())
         })
     }
@@ -537,7 +538,36 @@ impl SimDocker {
 
     /// The agent crashed: what it had read is gone with it (see `ContainerLog::forget_reads`).
     pub fn forget_reads(&self) {
-        self.with(|state| state.logs.iter_mut().for_each(|log| log.forget_reads()));
+        self.with(|state| {
+            state.logs.iter_mut().for_each(|log| log.forget_reads());
+            state.removed_since_forget.clear();
+        });
+    }
+
+    /// The agent died (crash or shutdown): the lines it had read and not delivered
+    /// (`delivered` per container and stream, as the oracle counts them) of a container
+    /// removed while it ran (since the last [`Self::forget_reads`]), or that json-file
+    /// rotation deleted from a live one, can never be read again: name them lost to
+    /// removal or rotation. Returns how many.
+    pub fn abandon_removed_reads(&self, delivered: impl Fn(&ContainerId, StdStream) -> u64) -> u64 {
+        self.with(|state| {
+            let mut total = 0;
+            let DockerState { removed, removed_since_forget, serials, logs, containers, .. } = state;
+            let delivered = |id: &ContainerId| [delivered(id, StdStream::Stdout), delivered(id, StdStream::Stderr)];
+            for id in removed_since_forget.iter() {
+                let (Some(&serial), Some(report)) = (serials.get(id), removed.get_mut(id)) else { continue };
+                let log = &mut logs[serial];
+                let added = log.abandon_deleted_reads(delivered(id), true);
+                if added > 0 {
+                    report.lost_to_removal = log.lost_lines(LossCause::Removal);
+                    total += added;
+                }
+            }
+            for (id, container) in containers.iter() {
+                total += logs[container.serial].abandon_deleted_reads(delivered(id), false);
+            }
+            total
+        })
     }
 
     /// The first line of `stream` at or after `seq` that the world did not delete unread.

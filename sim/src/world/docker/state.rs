@@ -102,6 +102,9 @@ pub(crate) struct DockerState {
     pub(crate) serials: BTreeMap<ContainerId, usize>,
     /// Final reports of removed containers, for the oracle.
     pub(crate) removed: BTreeMap<ContainerId, super::ContainerReport>,
+    /// Containers removed since the agent's reads were last forgotten (its last crash or
+    /// stop): only their read lines can still be in the dying agent's hands.
+    pub(crate) removed_since_forget: std::collections::BTreeSet<ContainerId>,
     pub(crate) daemon_up: bool,
     pub(crate) log_streams: BTreeMap<u64, OpenLogStream>,
     pub(crate) event_streams: BTreeMap<u64, EventSubscriber>,
@@ -133,6 +136,7 @@ impl DockerState {
             logs: Vec::new(),
             serials: BTreeMap::new(),
             removed: BTreeMap::new(),
+            removed_since_forget: Default::default(),
             daemon_up: true,
             log_streams: BTreeMap::new(),
             event_streams: BTreeMap::new(),

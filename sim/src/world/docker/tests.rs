@@ -736,3 +736,59 @@ fn rotation_inside_a_line_written_over_time_excuses_that_line() {
     docker.rotate_log(&id, 1, RotationEffect::Continue).unwrap();
     assert_eq!(docker.container(&id).unwrap().retained_from, [2, 0]);
 }
+
+/// Read `id`'s whole log once (no follow): the world then counts every line as read.
+fn read_whole_log(executor: &mut Executor, docker: &SimDocker, id: &ContainerId) {
+    let (docker2, id2) = (docker.clone(), id.clone());
+    let (_, error) =
+        executor.block_on(async move { drain(docker2.logs(&id2, opts(false, 0)).await.unwrap()).await }).unwrap();
+    assert_eq!(error, None);
+}
+
+#[test]
+fn lines_read_but_undelivered_of_a_removed_container_are_lost_when_the_agent_dies() {
+    let (mut executor, docker) = world(12);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 5)).unwrap();
+    read_whole_log(&mut executor, &docker, &id);
+    docker.remove(&id).unwrap();
+    // Read before the removal: the removal itself takes nothing.
+    assert_eq!(docker.container(&id).unwrap().lost_to_removal, [0, 0]);
+    assert_eq!(docker.excused_through(&id, StdStream::Stdout, 2), 2);
+    // The agent dies having delivered 2: lines 2..5 are gone with it.
+    assert_eq!(docker.abandon_removed_reads(|_, _| 2), 3);
+    assert_eq!(docker.container(&id).unwrap().lost_to_removal, [3, 0]);
+    assert_eq!(docker.excused_through(&id, StdStream::Stdout, 2), 5);
+    docker.forget_reads();
+    // Named once; and a removal before the last death is not the next agent's.
+    assert_eq!(docker.abandon_removed_reads(|_, _| 0), 0);
+}
+
+#[test]
+fn a_removal_before_the_last_death_is_not_excused_by_the_next() {
+    let (mut executor, docker) = world(13);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 4)).unwrap();
+    read_whole_log(&mut executor, &docker, &id);
+    docker.remove(&id).unwrap();
+    docker.forget_reads();
+    assert_eq!(docker.abandon_removed_reads(|_, _| 1), 0);
+    assert_eq!(docker.excused_through(&id, StdStream::Stdout, 1), 1);
+}
+
+#[test]
+fn lines_read_but_undelivered_then_rotated_away_are_lost_when_the_agent_dies() {
+    let (mut executor, docker) = world(14);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 6)).unwrap();
+    read_whole_log(&mut executor, &docker, &id);
+    // Read before the rotation: the rotation itself takes nothing.
+    assert_eq!(docker.rotate_log(&id, 2, RotationEffect::Continue).unwrap(), 4);
+    assert_eq!(docker.container(&id).unwrap().lost_to_rotation, [0, 0]);
+    // The agent dies having delivered 1: lines 1..4 were deleted, 4 and 5 can be read again.
+    assert_eq!(docker.abandon_removed_reads(|_, _| 1), 3);
+    assert_eq!(docker.container(&id).unwrap().lost_to_rotation, [3, 0]);
+    assert_eq!(docker.excused_through(&id, StdStream::Stdout, 1), 4);
+    docker.forget_reads();
+    assert_eq!(docker.abandon_removed_reads(|_, _| 1), 0);
+}
