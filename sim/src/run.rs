@@ -389,6 +389,9 @@ struct Player {
     stopped_by_daemon: Vec<ContainerId>,
     exits: u64,
     json_rotations: u64,
+    /// Share of new containers created with a TTY, drawn from a stream of their own.
+    tty_share: f64,
+    ttys: SimRng,
 }
 
 impl Player {
@@ -399,6 +402,7 @@ impl Player {
         actions: Vec<(Duration, Action)>,
         containers: u32,
         seed: u64,
+        tty_share: f64,
         trace: Option<Arc<Mutex<Vec<String>>>>,
     ) -> Player {
         Player {
@@ -414,6 +418,8 @@ impl Player {
             stopped_by_daemon: Vec::new(),
             exits: 0,
             json_rotations: 0,
+            tty_share,
+            ttys: SimRng::derive(seed, streams::WORLD ^ 0x77),
         }
     }
 
@@ -445,13 +451,17 @@ impl Player {
             stopped_by_daemon,
             exits,
             json_rotations,
+            tty_share,
+            ttys,
             ..
         } = self;
         if let Some(trace) = trace {
             trace.lock().unwrap().push(format!("{:>10.3}s world: {action:?}", at.as_secs_f64()));
         }
-        let new_container = |slot: u32, generation: u32| {
-            docker.create(&format!("app-{slot}-{generation}"), "sim/app:latest", Default::default())
+        // A TTY container's stderr bursts land on its stdout (the model merges them).
+        let mut new_container = |slot: u32, generation: u32| {
+            let tty = *tty_share > 0.0 && ttys.chance(*tty_share);
+            docker.create_tty(&format!("app-{slot}-{generation}"), "sim/app:latest", Default::default(), tty)
         };
         let current = |slot: u32| slots[slot as usize].as_ref();
         match action {
@@ -695,6 +705,7 @@ fn drive(
         schedule.actions.clone(),
         options.containers,
         options.seed,
+        options.tty_share,
         world.trace.clone(),
     );
     let result = drive_with(world, options, schedule, &mut player, losses);
