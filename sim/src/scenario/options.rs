@@ -241,9 +241,13 @@ impl Options {
     /// The options of `seed` as printed by `Display` (a corpus file's `options = ...`
     /// line): start from the seed's own draws, then set every printed knob, so a saved
     /// seed replays with the options it failed with, not with what the seed draws today.
-    /// Unknown keys are an error; knobs the text does not name keep the seed's draw.
+    /// Unknown keys are an error; knobs the text does not name keep the seed's draw, but
+    /// `tty_share` (added last) is zero unless named.
     pub fn parse(seed: u64, text: &str) -> Result<Options, String> {
         let mut options = Options::from_seed(seed, &Overrides::default());
+        // A text without `tty_share` was printed before TTY containers existed: replay it
+        // without them.
+        options.tty_share = 0.0;
         for pair in text.split_whitespace() {
             let (key, value) = pair.split_once('=').ok_or_else(|| format!("not key=value: {pair}"))?;
             let secs = |value: &str| -> Result<Duration, String> {
