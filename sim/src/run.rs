@@ -400,11 +400,10 @@ impl Player {
         loki: SimLoki,
         store: SimCheckpointStore,
         actions: Vec<(Duration, Action)>,
-        containers: u32,
-        seed: u64,
-        tty_share: f64,
+        options: &Options,
         trace: Option<Arc<Mutex<Vec<String>>>>,
     ) -> Player {
+        let (containers, seed) = (options.containers, options.seed);
         Player {
             docker,
             loki,
@@ -418,7 +417,7 @@ impl Player {
             stopped_by_daemon: Vec::new(),
             exits: 0,
             json_rotations: 0,
-            tty_share,
+            tty_share: options.tty_share,
             ttys: SimRng::derive(seed, streams::WORLD ^ 0x77),
         }
     }
@@ -703,9 +702,7 @@ fn drive(
         world.loki.clone(),
         world.store.clone(),
         schedule.actions.clone(),
-        options.containers,
-        options.seed,
-        options.tty_share,
+        options,
         world.trace.clone(),
     );
     let result = drive_with(world, options, schedule, &mut player, losses);
