@@ -50,6 +50,9 @@ pub struct RunConfig {
     pub variant: SupervisorVariant,
     /// Keep a human-readable trace of world actions and samples.
     pub trace: bool,
+    /// Test-only broken model: a TTY container's stderr writes keep their own sequence
+    /// numbers although they reach the agent as stdout (the oracle must catch it).
+    pub broken_tty_keeps_stderr: bool,
 }
 
 /// What one seed did.
@@ -569,6 +572,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     let rt = exec.rt();
     let docker = SimDocker::new(rt.clone(), SimRng::derive(options.seed, streams::DOCKER).next_u64());
     docker.set_first_sight_now(options.first_sight_now);
+    docker.set_broken_tty_keeps_stderr(run.broken_tty_keeps_stderr);
     let loki = SimLoki::new(exec.handle(), SimRng::derive(options.seed, streams::LOKI).next_u64());
     loki.set_behaviour(LokiBehaviour {
         latency_min: Duration::from_millis(1),

@@ -27,7 +27,7 @@ fn small() -> Overrides {
 }
 
 fn run(seed: u64, variant: SupervisorVariant) -> SeedOutcome {
-    run_seed(&Options::from_seed(seed, &small()), RunConfig { variant, trace: false })
+    run_seed(&Options::from_seed(seed, &small()), RunConfig { variant, trace: false, ..RunConfig::default() })
 }
 
 /// The first failing seed among 0..20, with its outcome.
@@ -211,4 +211,19 @@ fn worlds_of_tty_containers_pass() {
         assert!(outcome.violation.is_none(), "{}", failure_block(&outcome));
         assert!(outcome.stats.lines_delivered > 1000, "seed {seed} delivered too little to mean anything");
     }
+}
+
+#[test]
+fn a_model_that_keeps_tty_stderr_apart_is_caught() {
+    // The same worlds with the merge forgotten in the model: the agent delivers the
+    // stderr lines as stdout (it cannot tell them apart), and the oracle must object.
+    let options = Options { tty_share: 1.0, ..Options::from_seed(0, &small()) };
+    let outcome = run_seed(&options, RunConfig { broken_tty_keeps_stderr: true, ..RunConfig::default() });
+    let violation = outcome.violation.as_ref().expect("a TTY model that keeps stderr apart is caught");
+    // Stderr line 0 arrives where stdout line 0 was expected: content other than written.
+    assert!(
+        [Invariant::NoLoss, Invariant::Order, Invariant::NoDuplicates].contains(&violation.invariant),
+        "{}",
+        failure_block(&outcome)
+    );
 }

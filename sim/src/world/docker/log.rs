@@ -233,6 +233,8 @@ pub(crate) struct ContainerLog {
     unread_floor: LogCursor,
     /// The container has a TTY: entries render without frame headers, lines end `\r\n`.
     tty: bool,
+    /// Test-only broken model (see `SimDocker::set_broken_tty_keeps_stderr`).
+    broken_merge: bool,
 }
 
 /// Why the world deleted a line before the agent could read it.
@@ -259,14 +261,15 @@ impl LossCause {
 
 impl ContainerLog {
     /// An empty log; `tty`: the container has a TTY (see the module docs).
-    pub(crate) fn new(tty: bool) -> ContainerLog {
-        ContainerLog { tty, ..ContainerLog::default() }
+    /// `broken_merge`: the test-only broken model that keeps stderr writes on stderr.
+    pub(crate) fn new(tty: bool, broken_merge: bool) -> ContainerLog {
+        ContainerLog { tty, broken_merge, ..ContainerLog::default() }
     }
 
     /// Where a write to `stream` lands: stdout for a TTY container (the terminal
     /// merges stderr into it), else `stream`.
     pub(crate) fn stream_of(&self, stream: StdStream) -> StdStream {
-        if self.tty {
+        if self.tty && !self.broken_merge {
             StdStream::Stdout
         } else {
             stream

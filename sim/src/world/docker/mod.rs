@@ -188,6 +188,13 @@ impl SimDocker {
         self.with(|state| state.first_sight_now = now);
     }
 
+    /// Test-only broken model: TTY containers created from now on keep their stderr
+    /// writes on stderr (own sequence numbers) while serving them as stdout, as a model
+    /// that forgot the merge would. The oracle's teeth test uses it.
+    pub fn set_broken_tty_keeps_stderr(&self, broken: bool) {
+        self.with(|state| state.broken_tty_keeps_stderr = broken);
+    }
+
     /// Make the next `count` calls of `call` fail with `Unavailable`.
     pub fn fail_next(&self, call: ApiCall, count: u32) {
         self.with(|state| *state.fail_next.entry(call).or_insert(0) += count);
@@ -220,7 +227,7 @@ impl SimDocker {
                 tty,
             };
             let serial = state.logs.len();
-            state.logs.push(ContainerLog::new(tty));
+            state.logs.push(ContainerLog::new(tty, state.broken_tty_keeps_stderr));
             state.serials.insert(id.clone(), serial);
             let container = Container {
                 info,
