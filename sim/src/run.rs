@@ -50,6 +50,9 @@ pub struct RunConfig {
     pub variant: SupervisorVariant,
     /// Keep a human-readable trace of world actions and samples.
     pub trace: bool,
+    /// Test-only broken model: a TTY container's stderr writes keep their own sequence
+    /// numbers although they reach the agent as stdout (the oracle must catch it).
+    pub broken_tty_keeps_stderr: bool,
 }
 
 /// What one seed did.
@@ -402,6 +405,9 @@ struct Player {
     stopped_by_daemon: Vec<ContainerId>,
     exits: u64,
     json_rotations: u64,
+    /// Share of new containers created with a TTY, drawn from a stream of their own.
+    tty_share: f64,
+    ttys: SimRng,
 }
 
 impl Player {
@@ -410,10 +416,10 @@ impl Player {
         loki: SimLoki,
         store: SimCheckpointStore,
         actions: Vec<(Duration, Action)>,
-        containers: u32,
-        seed: u64,
+        options: &Options,
         trace: Option<Arc<Mutex<Vec<String>>>>,
     ) -> Player {
+        let (containers, seed) = (options.containers, options.seed);
         Player {
             docker,
             loki,
@@ -427,6 +433,8 @@ impl Player {
             stopped_by_daemon: Vec::new(),
             exits: 0,
             json_rotations: 0,
+            tty_share: options.tty_share,
+            ttys: SimRng::derive(seed, streams::WORLD ^ 0x77),
         }
     }
 
@@ -458,13 +466,17 @@ impl Player {
             stopped_by_daemon,
             exits,
             json_rotations,
+            tty_share,
+            ttys,
             ..
         } = self;
         if let Some(trace) = trace {
             trace.lock().unwrap().push(format!("{:>10.3}s world: {action:?}", at.as_secs_f64()));
         }
-        let new_container = |slot: u32, generation: u32| {
-            docker.create(&format!("app-{slot}-{generation}"), "sim/app:latest", Default::default())
+        // A TTY container's stderr bursts land on its stdout (the model merges them).
+        let mut new_container = |slot: u32, generation: u32| {
+            let tty = *tty_share > 0.0 && ttys.chance(*tty_share);
+            docker.create_tty(&format!("app-{slot}-{generation}"), "sim/app:latest", Default::default(), tty)
         };
         let current = |slot: u32| slots[slot as usize].as_ref();
         match action {
@@ -573,6 +585,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     let rt = exec.rt();
     let docker = SimDocker::new(rt.clone(), SimRng::derive(options.seed, streams::DOCKER).next_u64());
     docker.set_first_sight_now(options.first_sight_now);
+    docker.set_broken_tty_keeps_stderr(run.broken_tty_keeps_stderr);
     let loki = SimLoki::new(exec.handle(), SimRng::derive(options.seed, streams::LOKI).next_u64());
     loki.set_behaviour(LokiBehaviour {
         latency_min: Duration::from_millis(1),
@@ -707,8 +720,7 @@ fn drive(
         world.loki.clone(),
         world.store.clone(),
         schedule.actions.clone(),
-        options.containers,
-        options.seed,
+        options,
         world.trace.clone(),
     );
     let result = drive_with(world, options, schedule, &mut player, losses);

@@ -1,7 +1,8 @@
 //! The simulator's own tests: the oracle has teeth (each of the Go predecessor's bugs,
 //! rebuilt as a broken supervisor, is caught within 20 seeds with the right invariant
 //! and spawn site), the shipped supervisor passes the same seeds, saved failing seeds
-//! replay, the same seed gives the same trace, and the report format is pinned.
+//! replay, the same seed gives the same trace, worlds of TTY containers pass, and the
+//! report format is pinned.
 
 use std::path::Path;
 use std::time::Duration;
@@ -26,7 +27,7 @@ fn small() -> Overrides {
 }
 
 fn run(seed: u64, variant: SupervisorVariant) -> SeedOutcome {
-    run_seed(&Options::from_seed(seed, &small()), RunConfig { variant, trace: false })
+    run_seed(&Options::from_seed(seed, &small()), RunConfig { variant, trace: false, ..RunConfig::default() })
 }
 
 /// The first failing seed among 0..20, with its outcome.
@@ -197,4 +198,32 @@ fn the_report_format_is_stable() {
     let text = summary(&report);
     let shape: Vec<&str> = text.lines().map(|line| line.split(':').next().unwrap()).collect();
     insta::assert_snapshot!("summary_lines", shape.join("\n"));
+}
+
+#[test]
+fn worlds_of_tty_containers_pass() {
+    // Every container a TTY: no frame headers, `\r\n` line ends, stderr bursts merged
+    // into stdout. The shipped agent reads them all; the oracle checks them as stdout.
+    for seed in 0..3 {
+        let options = Options { tty_share: 1.0, ..Options::from_seed(seed, &small()) };
+        assert!(options.stderr_share > 0.0);
+        let outcome = run_seed(&options, RunConfig::default());
+        assert!(outcome.violation.is_none(), "{}", failure_block(&outcome));
+        assert!(outcome.stats.lines_delivered > 1000, "seed {seed} delivered too little to mean anything");
+    }
+}
+
+#[test]
+fn a_model_that_keeps_tty_stderr_apart_is_caught() {
+    // The same worlds with the merge forgotten in the model: the agent delivers the
+    // stderr lines as stdout (it cannot tell them apart), and the oracle must object.
+    let options = Options { tty_share: 1.0, ..Options::from_seed(0, &small()) };
+    let outcome = run_seed(&options, RunConfig { broken_tty_keeps_stderr: true, ..RunConfig::default() });
+    let violation = outcome.violation.as_ref().expect("a TTY model that keeps stderr apart is caught");
+    // Stderr line 0 arrives where stdout line 0 was expected: content other than written.
+    assert!(
+        [Invariant::NoLoss, Invariant::Order, Invariant::NoDuplicates].contains(&violation.invariant),
+        "{}",
+        failure_block(&outcome)
+    );
 }

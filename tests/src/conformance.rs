@@ -60,6 +60,8 @@ pub struct Program {
 pub trait WorldControl: Send + Sync {
     /// Create and start a container running `program`; returns its id.
     fn run(&self, name: &str, program: &Program) -> BoxFuture<Result<ContainerId>>;
+    /// [`Self::run`] with a TTY (`docker run -t`): one output stream, `\r\n` line ends.
+    fn run_tty(&self, name: &str, program: &Program) -> BoxFuture<Result<ContainerId>>;
     /// Stop it (SIGTERM, which every [`Program`] obeys at once).
     fn stop(&self, id: &ContainerId) -> BoxFuture<Result<()>>;
     /// Restart it: same id, same log, the program runs again from its first step.

@@ -22,6 +22,7 @@
 //! [`conformance::WorldControl`], recording what it saw in a plain, comparable struct.
 
 pub mod conformance;
+pub mod conformance_tty;
 pub mod containers;
 pub mod daemon;
 pub mod delivery;

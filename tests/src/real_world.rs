@@ -81,20 +81,31 @@ impl RealDocker {
     }
 }
 
-impl WorldControl for RealDocker {
-    fn run(&self, name: &str, program: &Program) -> BoxFuture<Result<ContainerId>> {
+impl RealDocker {
+    fn run_with(&self, name: &str, program: &Program, tty: bool) -> BoxFuture<Result<ContainerId>> {
         let containers = self.containers.clone();
         let name = name.to_owned();
         let script = shell_script(program);
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let container = TestContainer::run(&name, &script)?;
+                let args: &[&str] = if tty { &["-t"] } else { &[] };
+                let container = TestContainer::run_with(&name, &script, args)?;
                 let id = ContainerId::new(container.id());
                 containers.lock().unwrap().insert(id.clone(), container);
                 Ok(id)
             })
             .await?
         })
+    }
+}
+
+impl WorldControl for RealDocker {
+    fn run(&self, name: &str, program: &Program) -> BoxFuture<Result<ContainerId>> {
+        self.run_with(name, program, false)
+    }
+
+    fn run_tty(&self, name: &str, program: &Program) -> BoxFuture<Result<ContainerId>> {
+        self.run_with(name, program, true)
     }
 
     fn stop(&self, id: &ContainerId) -> BoxFuture<Result<()>> {

@@ -40,6 +40,7 @@ use sim::world::SimDocker;
 use sim::{Executor, SimRt};
 
 use crate::conformance::{run_script, Observations, Program, Step, WorldControl};
+use crate::conformance_tty::{run_tty_script, TtyFacts};
 
 /// The image name the model's containers carry (the real world's test image).
 const IMAGE: &str = "log-capturer-test-busybox";
@@ -134,9 +135,9 @@ fn command(result: Result<(), CommandError>, what: &str, id: &ContainerId) -> Re
     result.map_err(|error| anyhow!("{what} {id}: {error:?}"))
 }
 
-impl WorldControl for SimWorld {
-    fn run(&self, name: &str, program: &Program) -> BoxFuture<Result<ContainerId>> {
-        let id = self.docker.create(name, IMAGE, BTreeMap::new());
+impl SimWorld {
+    fn run_with(&self, name: &str, program: &Program, tty: bool) -> BoxFuture<Result<ContainerId>> {
+        let id = self.docker.create_tty(name, IMAGE, BTreeMap::new(), tty);
         let result = command(self.docker.start(&id), "start", &id).map(|()| {
             let program = Arc::new(program.clone());
             let task = self.play(&id, program.clone());
@@ -144,6 +145,16 @@ impl WorldControl for SimWorld {
             id
         });
         Box::pin(async move { result })
+    }
+}
+
+impl WorldControl for SimWorld {
+    fn run(&self, name: &str, program: &Program) -> BoxFuture<Result<ContainerId>> {
+        self.run_with(name, program, false)
+    }
+
+    fn run_tty(&self, name: &str, program: &Program) -> BoxFuture<Result<ContainerId>> {
+        self.run_with(name, program, true)
     }
 
     fn stop(&self, id: &ContainerId) -> BoxFuture<Result<()>> {
@@ -187,10 +198,32 @@ pub fn run_script_on_the_model(seed: u64, wall_start: UnixNanos) -> Result<Obser
     Ok(observations)
 }
 
+/// Runs the TTY script ([`run_tty_script`]) against a fresh model on a fresh executor.
+pub fn run_tty_script_on_the_model(seed: u64, wall_start: UnixNanos) -> Result<TtyFacts> {
+    let mut executor = Executor::new(seed, wall_start);
+    let docker = SimDocker::new(executor.rt(), seed);
+    let engine: Arc<dyn ContainerEngine> = Arc::new(docker.clone());
+    let world = Arc::new(SimWorld::new(docker, executor.handle()));
+    let rt: Arc<dyn Rt> = executor.rt();
+    executor
+        .block_on(run_tty_script(engine, world, rt))
+        .map_err(|outcome| anyhow!("the TTY script did not finish: {outcome:?}"))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::conformance::reference_facts;
+    use crate::conformance_tty::tty_reference_facts;
+
+    #[test]
+    fn the_model_produces_the_real_engines_tty_facts() {
+        for seed in 1..=3 {
+            let facts =
+                run_tty_script_on_the_model(seed, WALL).unwrap_or_else(|error| panic!("seed {seed}: {error:#}"));
+            assert_eq!(facts, tty_reference_facts(), "seed {seed}");
+        }
+    }
 
     const SECOND: i64 = 1_000_000_000;
     /// 2023-11-14T22:13:20Z.

@@ -267,6 +267,21 @@ async fn conformance_script_on_the_real_engine() {
     assert!(eventually(Duration::from_secs(5), no_tokio_tasks).await, "tokio tasks left: {}", alive_tokio_tasks());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_tty_script_on_the_real_engine() {
+    let Some(_image) = require_docker_and_image("conformance_tty_script_on_the_real_engine") else {
+        return;
+    };
+    let _serial = one_docker_test_at_a_time().await;
+    let tasks = Tasks::new(Arc::new(rt::TokioRt::new()));
+    let docker: Arc<dyn ContainerEngine> = Arc::new(real_docker(&tasks));
+    let world = Arc::new(RealDocker::new());
+    let facts = capture_tests::conformance_tty::run_tty_script(docker, world, tasks.rt().clone()).await.unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&facts).unwrap());
+    assert_eq!(facts, capture_tests::conformance_tty::tty_reference_facts());
+    assert!(eventually(Duration::from_secs(5), no_tokio_tasks).await, "tokio tasks left: {}", alive_tokio_tasks());
+}
+
 // ---- the log-capturer binary against the real engine ----------------------------------
 //
 // Each test runs the real binary (`capture_tests::daemon`) with its own config, sink and

@@ -100,6 +100,9 @@ pub struct Options {
     /// containers are already running and writing, as on a host where the agent is
     /// installed late.
     pub late_start: Duration,
+    /// Share of containers created with a TTY (`docker run -t`: no frame headers, lines
+    /// end `\r\n`, stderr is stdout); zero in about half the seeds.
+    pub tty_share: f64,
 }
 
 /// What the command line pins; `None` leaves the knob to the seed.
@@ -222,6 +225,7 @@ impl Options {
             graceful_stops: count(&mut rng, 2),
             first_sight_now: rng.chance(0.5),
             late_start: if rng.chance(0.3) { Duration::from_secs(rng.range(45..240)) } else { Duration::ZERO },
+            tty_share: if rng.chance(0.5) { rng.unit_f64() * 0.2 } else { 0.0 },
         };
         if overrides.pre_fix {
             options.streams_max = options.streams_max.max(options.containers as usize);
@@ -237,9 +241,13 @@ impl Options {
     /// The options of `seed` as printed by `Display` (a corpus file's `options = ...`
     /// line): start from the seed's own draws, then set every printed knob, so a saved
     /// seed replays with the options it failed with, not with what the seed draws today.
-    /// Unknown keys are an error; knobs the text does not name keep the seed's draw.
+    /// Unknown keys are an error; knobs the text does not name keep the seed's draw, but
+    /// `tty_share` (added last) is zero unless named.
     pub fn parse(seed: u64, text: &str) -> Result<Options, String> {
         let mut options = Options::from_seed(seed, &Overrides::default());
+        // A text without `tty_share` was printed before TTY containers existed: replay it
+        // without them.
+        options.tty_share = 0.0;
         for pair in text.split_whitespace() {
             let (key, value) = pair.split_once('=').ok_or_else(|| format!("not key=value: {pair}"))?;
             let secs = |value: &str| -> Result<Duration, String> {
@@ -304,6 +312,7 @@ impl Options {
                 "graceful_stops" => options.graceful_stops = num(key, value)?,
                 "first_sight_now" => options.first_sight_now = num(key, value)?,
                 "late_start" => options.late_start = secs(value)?,
+                "tty_share" => options.tty_share = num(key, value)?,
                 other => return Err(format!("unknown option {other}")),
             }
         }
@@ -328,7 +337,8 @@ impl fmt::Display for Options {
              reconcile_every={}s stall_timeout={}s commit_every={}s exits/h={} jobs/h={} \
              json_rotations/h={} json_keep_entries={} api_failures={} floods={} docker_no_live_restore={} \
              loki_reject_older_than={}s loki_body_max={} loki_unauthorized_share={} loki_no_retry_after_share={} \
-             checkpoint_latency={}ms checkpoint_failures={} same_ts_share={} graceful_stops={} first_sight_now={} late_start={}s",
+             checkpoint_latency={}ms checkpoint_failures={} same_ts_share={} graceful_stops={} first_sight_now={} late_start={}s \
+             tty_share={}",
             self.containers,
             self.hours,
             self.rotate_every.as_secs(),
@@ -379,6 +389,7 @@ impl fmt::Display for Options {
             self.graceful_stops,
             self.first_sight_now,
             self.late_start.as_secs(),
+            self.tty_share,
         )
     }
 }

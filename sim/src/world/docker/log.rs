@@ -22,6 +22,16 @@
 //! this machine: a 40 KiB line written 8 KiB every 300 ms is stamped 300 ms after it
 //! began, when its first 16 KiB piece was cut).
 //!
+//! ## TTY containers
+//! A container created with a TTY ([`ContainerLog::tty`]) keeps the same entries, but a
+//! reader gets them as Docker serves a TTY container's log: no frame header, each entry
+//! `timestamp SP content`, and a line's last entry ends in `\r\n` (the terminal's line
+//! end) instead of `\n`. All its output is stdout: [`super::SimDocker`] writes its
+//! stderr bursts to stdout, as the terminal merges them. Simplification: the `\r` is
+//! not counted in the 16 KiB cut (Docker's copier counts it, so a line of exactly
+//! 16,383 bytes would end in an entry that is only `\n` there; here its `\r\n` stays
+//! with the content).
+//!
 //! ## Promises
 //! - Per output stream, timestamps never go back and sequence numbers are consecutive
 //!   from 0 across the whole life of the container (restarts keep the log).
@@ -122,10 +132,12 @@ impl Burst {
         self.first_ts + line as i64 * self.ts_step
     }
 
-    /// Bytes of frames (header, timestamp, space, content, newline) of one line.
-    fn frame_bytes_per_line(&self) -> u64 {
-        let per_entry_overhead = (FRAME_HEADER_BYTES + TIMESTAMP_BYTES + 1) as u64;
-        self.entries_per_line() * per_entry_overhead + self.line_bytes as u64 + 1
+    /// Bytes of frames (header, timestamp, space, content, newline) of one line; with a
+    /// TTY no header and a `\r` more.
+    fn frame_bytes_per_line(&self, tty: bool) -> u64 {
+        let header = if tty { 0 } else { FRAME_HEADER_BYTES };
+        let per_entry_overhead = (header + TIMESTAMP_BYTES + 1) as u64;
+        self.entries_per_line() * per_entry_overhead + self.line_bytes as u64 + 1 + u64::from(tty)
     }
 
     /// One entry per line, generated content (the digits of every sequence number fit
@@ -219,6 +231,10 @@ pub(crate) struct ContainerLog {
     /// With `first_sight = "now"`: the end of the log when the agent first saw it;
     /// nothing before is the agent's to read, even after a crash.
     unread_floor: LogCursor,
+    /// The container has a TTY: entries render without frame headers, lines end `\r\n`.
+    tty: bool,
+    /// Test-only broken model (see `SimDocker::set_broken_tty_keeps_stderr`).
+    broken_merge: bool,
 }
 
 /// Why the world deleted a line before the agent could read it.
@@ -244,6 +260,22 @@ impl LossCause {
 }
 
 impl ContainerLog {
+    /// An empty log; `tty`: the container has a TTY (see the module docs).
+    /// `broken_merge`: the test-only broken model that keeps stderr writes on stderr.
+    pub(crate) fn new(tty: bool, broken_merge: bool) -> ContainerLog {
+        ContainerLog { tty, broken_merge, ..ContainerLog::default() }
+    }
+
+    /// Where a write to `stream` lands: stdout for a TTY container (the terminal
+    /// merges stderr into it), else `stream`.
+    pub(crate) fn stream_of(&self, stream: StdStream) -> StdStream {
+        if self.tty && !self.broken_merge {
+            StdStream::Stdout
+        } else {
+            stream
+        }
+    }
+
     /// Append a burst of `lines` lines on `stream` with timestamps starting at `ts`
     /// (raised to the stream's last timestamp if it is earlier). Returns the sequence
     /// numbers of the new lines.
@@ -635,7 +667,7 @@ impl ContainerLog {
             let end = if cursor.burst == limit.burst { limit.entry } else { burst.entries() };
             let per_line = burst.entries_per_line();
             let lines = (end.saturating_sub(cursor.entry)).div_ceil(per_line);
-            total += lines * burst.frame_bytes_per_line();
+            total += lines * burst.frame_bytes_per_line(self.tty);
             cursor = LogCursor { burst: cursor.burst + 1, entry: 0 };
         }
         total.min(cap as u64 + ENTRY_CONTENT_MAX as u64 + 64) as usize
@@ -678,14 +710,15 @@ impl ContainerLog {
             let from = cursor.entry.max(passes_from);
             let mut entry = from;
             if from < burst_end && out.len() < target_bytes && burst.has_short_lines() {
-                let (count, frame_len) = render_short_lines(burst, from, burst_end, target_bytes, out, timestamps);
+                let (count, frame_len) =
+                    render_short_lines(burst, self.tty, from, burst_end, target_bytes, out, timestamps);
                 entry += count;
                 rendered += count;
                 last_frame = frame_len;
             }
             while entry < burst_end && out.len() < target_bytes {
                 let before = out.len();
-                render_entry_frame(burst, entry, out, timestamps);
+                render_entry(burst, self.tty, entry, out, timestamps);
                 last_frame = out.len() - before;
                 rendered += 1;
                 entry += 1;
@@ -704,6 +737,7 @@ impl ContainerLog {
 /// number and newline are written per frame. Returns how many and the frame length.
 fn render_short_lines(
     burst: &Burst,
+    tty: bool,
     from: u64,
     end: u64,
     target_bytes: usize,
@@ -711,8 +745,9 @@ fn render_short_lines(
     timestamps: &mut TimestampText,
 ) -> (u64, usize) {
     let line_bytes = burst.line_bytes as usize;
-    let payload_len = TIMESTAMP_BYTES + 1 + line_bytes + 1;
-    let frame_len = FRAME_HEADER_BYTES + payload_len;
+    let payload_len = TIMESTAMP_BYTES + 1 + line_bytes + 1 + usize::from(tty);
+    let header_len = if tty { 0 } else { FRAME_HEADER_BYTES };
+    let frame_len = header_len + payload_len;
     let start = out.len();
     let wanted = (target_bytes - start).div_ceil(frame_len) as u64;
     let count = (end - from).min(wanted);
@@ -725,8 +760,8 @@ fn render_short_lines(
     header[4..].copy_from_slice(&u32::try_from(payload_len).expect("an entry fits in a frame").to_be_bytes());
     for (index, frame) in out[start..].chunks_exact_mut(frame_len).enumerate() {
         let entry = from + index as u64;
-        frame[..FRAME_HEADER_BYTES].copy_from_slice(&header);
-        let (ts, rest) = frame[FRAME_HEADER_BYTES..].split_at_mut(TIMESTAMP_BYTES);
+        frame[..header_len].copy_from_slice(&header[..header_len]);
+        let (ts, rest) = frame[header_len..].split_at_mut(TIMESTAMP_BYTES);
         timestamps.write_into(burst.first_ts + entry as i64 * burst.ts_step, ts);
         rest[0] = b' ';
         let mut seq = burst.first_seq + entry;
@@ -735,17 +770,65 @@ fn render_short_lines(
             *slot = b'0' + (seq % 10) as u8;
             seq /= 10;
         }
-        rest[1 + line_bytes] = b'\n';
+        if tty {
+            rest[1 + line_bytes] = b'\r';
+        }
+        rest[1 + line_bytes + usize::from(tty)] = b'\n';
     }
     #[cfg(debug_assertions)]
     {
         let mut expected = BytesMut::new();
         for entry in from..from + count {
-            render_entry_frame(burst, entry, &mut expected, &mut TimestampText::default());
+            render_entry(burst, tty, entry, &mut expected, &mut TimestampText::default());
         }
-        debug_assert!(expected[..] == out[start..], "short-line frames differ from render_entry_frame");
+        debug_assert!(expected[..] == out[start..], "short-line frames differ from render_entry");
     }
     (count, frame_len)
+}
+
+/// Entry `entry` of `burst` as a reader gets it: a frame ([`render_entry_frame`]), or
+/// with a TTY the raw `RFC3339Nano SP content-part [\r\n]` ([`render_entry_tty`]).
+fn render_entry(burst: &Burst, tty: bool, entry: u64, out: &mut BytesMut, timestamps: &mut TimestampText) {
+    if tty {
+        render_entry_tty(burst, entry, out, timestamps);
+    } else {
+        render_entry_frame(burst, entry, out, timestamps);
+    }
+}
+
+/// A TTY container's entry: no header, the timestamp, a space, the content part, and
+/// `\r\n` if it ends its line.
+fn render_entry_tty(burst: &Burst, entry: u64, out: &mut BytesMut, timestamps: &mut TimestampText) {
+    let per_line = burst.entries_per_line();
+    let part = (entry % per_line) as usize;
+    let newline = part as u64 == per_line - 1 && !burst.open;
+    out.extend_from_slice(&timestamps.text(burst.entry_ts(entry)));
+    out.put_u8(b' ');
+    put_content_part(burst, entry, out);
+    if newline {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The content bytes of entry `entry` of `burst` (without any line end).
+fn put_content_part(burst: &Burst, entry: u64, out: &mut BytesMut) {
+    let per_line = burst.entries_per_line();
+    let seq = burst.first_seq + entry / per_line;
+    let part = (entry % per_line) as usize;
+    let line_bytes = burst.line_bytes as usize;
+    let part_start = part * ENTRY_CONTENT_MAX;
+    let part_end = (part_start + ENTRY_CONTENT_MAX).min(line_bytes);
+    if let Some(literal) = &burst.literal {
+        out.extend_from_slice(&literal[part_start..part_end]);
+    } else if part == 0 {
+        let mut digits = itoa_buffer(seq);
+        let digits = digits.as_slice();
+        let shown = digits.len().min(part_end);
+        out.extend_from_slice(&digits[..shown]);
+        out.extend_from_slice(&PADDING[..part_end - shown]);
+    } else {
+        out.extend_from_slice(&PADDING[..part_end - part_start]);
+    }
 }
 
 /// The frame of entry `entry` of `burst`: header, then `RFC3339Nano SP content-part
@@ -756,7 +839,6 @@ fn render_entry_frame(burst: &Burst, entry: u64, out: &mut BytesMut, timestamps:
     #[cfg(debug_assertions)]
     let header_at = out.len();
     let per_line = burst.entries_per_line();
-    let seq = burst.first_seq + entry / per_line;
     let part = (entry % per_line) as usize;
     let line_bytes = burst.line_bytes as usize;
     let part_start = part * ENTRY_CONTENT_MAX;
@@ -775,17 +857,7 @@ fn render_entry_frame(burst: &Burst, entry: u64, out: &mut BytesMut, timestamps:
         .copy_from_slice(&timestamps.text(burst.entry_ts(entry)));
     head[FRAME_HEADER_BYTES + TIMESTAMP_BYTES] = b' ';
     out.extend_from_slice(&head);
-    if let Some(literal) = &burst.literal {
-        out.extend_from_slice(&literal[part_start..part_end]);
-    } else if part == 0 {
-        let mut digits = itoa_buffer(seq);
-        let digits = digits.as_slice();
-        let shown = digits.len().min(part_end);
-        out.extend_from_slice(&digits[..shown]);
-        out.extend_from_slice(&PADDING[..part_end - shown]);
-    } else {
-        out.extend_from_slice(&PADDING[..part_end - part_start]);
-    }
+    put_content_part(burst, entry, out);
     if newline {
         out.put_u8(b'\n');
     }

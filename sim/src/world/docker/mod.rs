@@ -11,6 +11,11 @@
 //!   same id, log kept), `remove` (`die` first if running, then `destroy`; log deleted),
 //!   `rename` (`rename` with `name` and Docker's `oldName` = `/old`). Event attributes
 //!   carry `name`, `image` and the labels, as Docker's do.
+//! - A container created with a TTY ([`SimDocker::create_tty`]; its inspect says
+//!   `tty`) serves its log as Docker does for `docker run -t`: no frame headers, lines
+//!   end in `\r\n`, and what it writes to stderr is stdout (the terminal merges them):
+//!   every write to its stderr lands on stdout, and the returned sequence numbers are
+//!   stdout's.
 //! - Output ([`SimDocker::emit`]) is only accepted while the container runs; timestamps
 //!   are taken per output stream from the wall clock (optionally lagging), never going
 //!   back per stream. See `log.rs` for the log and `log_stream.rs` for the stream.
@@ -183,6 +188,13 @@ impl SimDocker {
         self.with(|state| state.first_sight_now = now);
     }
 
+    /// Test-only broken model: TTY containers created from now on keep their stderr
+    /// writes on stderr (own sequence numbers) while serving them as stdout, as a model
+    /// that forgot the merge would. The oracle's teeth test uses it.
+    pub fn set_broken_tty_keeps_stderr(&self, broken: bool) {
+        self.with(|state| state.broken_tty_keeps_stderr = broken);
+    }
+
     /// Make the next `count` calls of `call` fail with `Unavailable`.
     pub fn fail_next(&self, call: ApiCall, count: u32) {
         self.with(|state| *state.fail_next.entry(call).or_insert(0) += count);
@@ -193,6 +205,11 @@ impl SimDocker {
     /// Create a (stopped) container. Its id is 64 hex digits drawn from the model's id
     /// stream.
     pub fn create(&self, name: &str, image: &str, labels: BTreeMap<String, String>) -> ContainerId {
+        self.create_tty(name, image, labels, false)
+    }
+
+    /// [`Self::create`], with a TTY (`docker create -t`) if `tty`.
+    pub fn create_tty(&self, name: &str, image: &str, labels: BTreeMap<String, String>, tty: bool) -> ContainerId {
         self.with(|state| {
             let id = loop {
                 let text: String = (0..4).map(|_| format!("{:016x}", state.id_rng.next_u64())).collect();
@@ -207,11 +224,10 @@ impl SimDocker {
                 image: image.to_owned(),
                 labels,
                 running: false,
-                // TTY containers in the model: *(being written)*.
-                tty: false,
+                tty,
             };
             let serial = state.logs.len();
-            state.logs.push(ContainerLog::default());
+            state.logs.push(ContainerLog::new(tty, state.broken_tty_keeps_stderr));
             state.serials.insert(id.clone(), serial);
             let container = Container {
                 info,
@@ -330,7 +346,7 @@ impl SimDocker {
             let ts = wall - burst.lag.as_nanos() as i64;
             let gap = burst.entry_gap.as_nanos() as i64;
             let log = &mut state.logs[container.serial];
-            let seqs = log.append(burst.stream, burst.lines, burst.line_bytes, ts, gap);
+            let seqs = log.append(log.stream_of(burst.stream), burst.lines, burst.line_bytes, ts, gap);
             if !seqs.is_empty() {
                 state::wake_followers_of(container, &mut state.log_streams);
             }
@@ -349,7 +365,8 @@ impl SimDocker {
             if !container.info.running {
                 return Err(CommandError::NotRunning);
             }
-            let seq = state.logs[container.serial].append_literal(stream, Arc::from(content), wall, false);
+            let log = &mut state.logs[container.serial];
+            let seq = log.append_literal(log.stream_of(stream), Arc::from(content), wall, false);
             state.wake_followers(id);
             Ok(seq)
         })
@@ -372,7 +389,8 @@ impl SimDocker {
             if !container.info.running {
                 return Err(CommandError::NotRunning);
             }
-            let seq = state.logs[container.serial].append_literal(stream, Arc::from(content), wall, true);
+            let log = &mut state.logs[container.serial];
+            let seq = log.append_literal(log.stream_of(stream), Arc::from(content), wall, true);
             state.wake_followers(id);
             Ok(seq)
         })

@@ -117,6 +117,8 @@ pub(crate) struct DockerState {
     /// The agent runs with `first_sight = "now"` (the oracle's excuse for what a
     /// container wrote before the agent first saw it).
     pub(crate) first_sight_now: bool,
+    /// See [`super::SimDocker::set_broken_tty_keeps_stderr`].
+    pub(crate) broken_tty_keeps_stderr: bool,
     pub(crate) api_latency: Duration,
     pub(crate) chunk_bytes_max: usize,
     pub(crate) chunk_split_chance: f64,
@@ -145,6 +147,7 @@ impl DockerState {
             chunk_rng: SimRng::derive(seed, 0xC4),
             fail_next: BTreeMap::new(),
             first_sight_now: false,
+            broken_tty_keeps_stderr: false,
             api_latency: Duration::ZERO,
             chunk_bytes_max: 64 * 1024,
             chunk_split_chance: 0.25,

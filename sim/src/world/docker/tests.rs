@@ -792,3 +792,98 @@ fn lines_read_but_undelivered_then_rotated_away_are_lost_when_the_agent_dies() {
     docker.forget_reads();
     assert_eq!(docker.abandon_removed_reads(|_, _| 1), 0);
 }
+
+/// Read a whole (non-follow) log as raw bytes.
+fn read_raw(executor: &mut Executor, docker: &SimDocker, id: &ContainerId) -> Vec<u8> {
+    let docker = docker.clone();
+    let id = id.clone();
+    let (chunks, error) =
+        executor.block_on(async move { drain(docker.logs(&id, opts(false, 0)).await.unwrap()).await }).unwrap();
+    assert_eq!(error, None);
+    chunks.concat()
+}
+
+#[test]
+fn a_tty_container_serves_raw_entries_ending_in_crlf_all_on_stdout() {
+    use engine::parse::tty::TtyDecoder;
+    let (mut executor, docker) = world(8);
+    let id = docker.create_tty("term", "busybox", BTreeMap::new(), true);
+    docker.start(&id).unwrap();
+    let info = executor.block_on({
+        let (docker, id) = (docker.clone(), id.clone());
+        async move { docker.inspect(&id).await.unwrap() }
+    });
+    assert!(info.unwrap().tty, "inspect says tty");
+    // stderr writes land on stdout: one sequence across both.
+    assert_eq!(docker.emit(&id, Burst::lines(StdStream::Stdout, 2)).unwrap(), 0..2);
+    assert_eq!(docker.emit(&id, Burst::lines(StdStream::Stderr, 2)).unwrap(), 2..4);
+    let long = Burst { line_bytes: 40_000, ..Burst::lines(StdStream::Stderr, 1) };
+    assert_eq!(docker.emit(&id, long).unwrap(), 4..5);
+    assert_eq!(docker.emit_line(&id, StdStream::Stderr, b"hello").unwrap(), 5);
+    assert_eq!(docker.container(&id).unwrap().lines_written, [6, 0]);
+
+    let raw = read_raw(&mut executor, &docker, &id);
+    // No frame headers: the log starts with a timestamp, and each short line is
+    // `timestamp SP content \r\n`.
+    let first_line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+    let (ts, content) = split_timestamp(&Bytes::copy_from_slice(&raw[..first_line_end])).unwrap();
+    assert!(ts >= WALL_START);
+    assert_eq!(content, Bytes::from_static(b"0"));
+    assert_eq!(raw.windows(2).filter(|w| *w == b"\r\n").count(), 6, "every line ends in \\r\\n");
+    assert_eq!(raw.iter().filter(|b| **b == b'\n').count(), 6, "no bare \\n");
+    assert!(raw.ends_with(b" hello\r\n"));
+
+    // The engine's TTY decoder reads it back: all stdout, lines in order, the long one
+    // in 16 KiB pieces that all carry its timestamp.
+    let mut decoder = TtyDecoder::new(1 << 20);
+    decoder.push(Bytes::from(raw));
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let mut line = Vec::new();
+    let mut pieces = Vec::new();
+    while let Some(frame) = decoder.next_frame().unwrap() {
+        assert_eq!(frame.stream, StdStream::Stdout);
+        let (ts, content) = split_timestamp(&frame.payload).unwrap();
+        pieces.push((ts, content.len()));
+        line.extend_from_slice(&content);
+        if line.ends_with(b"\n") {
+            line.pop();
+            lines.push(std::mem::take(&mut line));
+        }
+    }
+    let expected: Vec<Vec<u8>> =
+        vec![line_content(0, 0), line_content(1, 0), line_content(2, 0), line_content(3, 0), line_content(4, 40_000)];
+    assert_eq!(lines[..5], expected[..]);
+    assert_eq!(lines[5], b"hello".to_vec());
+    let long_pieces: Vec<_> = pieces[4..7].to_vec();
+    assert_eq!(long_pieces.iter().map(|p| p.1).collect::<Vec<_>>(), vec![16_384, 16_384, 40_000 - 32_768 + 1]);
+    assert!(long_pieces.iter().all(|p| p.0 == long_pieces[0].0));
+}
+
+#[test]
+fn a_tty_log_decodes_the_same_under_random_chunking() {
+    use engine::parse::tty::TtyDecoder;
+    let (mut executor, docker) = world(9);
+    docker.set_chunking(97, 0.9);
+    let id = docker.create_tty("term", "busybox", BTreeMap::new(), true);
+    docker.start(&id).unwrap();
+    docker.emit(&id, Burst { line_bytes: 30, ..Burst::lines(StdStream::Stdout, 50) }).unwrap();
+    docker.emit(&id, Burst { line_bytes: 20_000, ..Burst::lines(StdStream::Stderr, 2) }).unwrap();
+    let docker2 = docker.clone();
+    let id2 = id.clone();
+    let (chunks, error) =
+        executor.block_on(async move { drain(docker2.logs(&id2, opts(false, 0)).await.unwrap()).await }).unwrap();
+    assert_eq!(error, None);
+    assert!(chunks.len() > 10, "chunked");
+    let mut decoder = TtyDecoder::new(1 << 20);
+    let mut seqs = Vec::new();
+    for chunk in chunks {
+        decoder.push(chunk);
+        while let Some(frame) = decoder.next_frame().unwrap() {
+            let (_, content) = split_timestamp(&frame.payload).unwrap();
+            if let Some(seq) = line_seq(&content) {
+                seqs.push(seq);
+            }
+        }
+    }
+    assert_eq!(seqs, (0..52).collect::<Vec<u64>>());
+}
