@@ -5,8 +5,8 @@
 //!             [--jobs J] [--calm] [--pre-fix] [--seed S] [--corpus DIR] [--commit SHA] [--per-seed]
 //! ```
 //! `--seed S` replays one seed with a full trace of world actions and samples.
-//! `--pre-fix` leaves out of the world what the engine before issue 7's fixes is known
-//! to lose (see `Overrides::pre_fix`). Every 10th seed is run twice (determinism).
+//! `--pre-fix` leaves out of the world what the engine before issue 7's fixes lost
+//! (for comparisons; see `Overrides::pre_fix`). Every 10th seed is run twice (determinism).
 
 use std::io::Write;
 use std::path::PathBuf;

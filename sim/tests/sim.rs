@@ -14,8 +14,8 @@ use sim::run::{run_seed, RunConfig, SeedOutcome};
 use sim::scenario::{Options, Overrides};
 use sim::sweep::{corpus_entry, corpus_options, corpus_seeds, sweep, SweepConfig};
 
-/// Small, quick worlds: 12 containers for 1 simulated hour, leaving out what the engine
-/// of this branch is known to lose (`pre_fix`, until issue 7's engine fixes land).
+/// Small, quick worlds: 12 containers for 1 simulated hour, the full world (`pre_fix`
+/// off: exits for good, small pools, stalls and `first_sight = "now"` included).
 fn small() -> Overrides {
     Overrides {
         containers: Some(12),

@@ -113,10 +113,11 @@ pub struct Overrides {
     pub rotate_every: Option<Duration>,
     /// Turn every fault off (a calm world: output, rotation and churn only).
     pub calm: bool,
-    /// Leave out what the engine of this branch is known to lose or starve on (issue 7):
-    /// containers exiting for good (exits, jobs), `streams_max` below the container
-    /// count, stalled streams (stream faults, json-file rotation). A stopgap for the
-    /// teeth tests until the engine fixes land; the default sweep never sets it.
+    /// Leave out what the engine before issue 7's fixes lost or starved on: containers
+    /// exiting for good (exits, jobs), `streams_max` below the container count, stalled
+    /// streams (stream faults, json-file rotation). For comparisons with that engine and
+    /// for regression tests pinned to a pre-fix world (seed 573); the default sweep and
+    /// the teeth tests never set it.
     pub pre_fix: bool,
 }
 
