@@ -18,11 +18,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
+
+use crate::server_thread::ServerThread;
 
 #[derive(Default)]
 struct State {
@@ -36,8 +37,8 @@ struct State {
 pub struct DockerProxy {
     path: PathBuf,
     state: Arc<Mutex<State>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Taken in `drop`, so the server stops before its socket file is removed.
+    server: Option<ServerThread>,
 }
 
 impl DockerProxy {
@@ -48,13 +49,9 @@ impl DockerProxy {
             .with_context(|| format!("binding the docker proxy at {}", path.display()))?;
         listener.set_nonblocking(true)?;
         let state = Arc::new(Mutex::new(State::default()));
-        let (stop, stop_rx) = tokio::sync::oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let served = state.clone();
-        let thread = std::thread::Builder::new().name("docker-proxy".into()).spawn(move || {
-            runtime.block_on(serve(listener, upstream, served, stop_rx));
-        })?;
-        Ok(DockerProxy { path, state, stop: Some(stop), thread: Some(thread) })
+        let server = ServerThread::start("docker-proxy", move |stop| serve(listener, upstream, served, stop))?;
+        Ok(DockerProxy { path, state, server: Some(server) })
     }
 
     /// The socket to give the daemon as `docker.socket`.
@@ -91,12 +88,7 @@ impl DockerProxy {
 
 impl Drop for DockerProxy {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        drop(self.server.take());
         let _ = std::fs::remove_file(&self.path);
     }
 }

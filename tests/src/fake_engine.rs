@@ -17,7 +17,6 @@
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -26,6 +25,8 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+
+use crate::server_thread::ServerThread;
 
 /// What `/version` says.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,8 +57,7 @@ struct State {
 pub struct FakeEngine {
     port: u16,
     state: Arc<Mutex<State>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: ServerThread,
 }
 
 impl FakeEngine {
@@ -67,13 +67,9 @@ impl FakeEngine {
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(Mutex::new(State { versions, version_requests: 0 }));
-        let (stop, stopped) = tokio::sync::oneshot::channel();
         let served = state.clone();
-        let thread = std::thread::Builder::new().name("fake-engine".into()).spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-            runtime.block_on(serve(listener, served, stopped));
-        })?;
-        Ok(FakeEngine { port, state, stop: Some(stop), thread: Some(thread) })
+        let server = ServerThread::start("fake-engine", move |stop| serve(listener, served, stop))?;
+        Ok(FakeEngine { port, state, _server: server })
     }
 
     /// `tcp://127.0.0.1:PORT`, for `docker.host`.
@@ -93,17 +89,6 @@ impl FakeEngine {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Drop for FakeEngine {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -32,4 +32,5 @@ pub mod host;
 pub mod image;
 pub mod loki_receiver;
 pub mod real_world;
+pub mod server_thread;
 pub mod sim_world;

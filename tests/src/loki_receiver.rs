@@ -23,7 +23,6 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -33,6 +32,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
 use crate::delivery::Delivered;
+use crate::server_thread::ServerThread;
 
 /// Largest push body accepted.
 pub const BODY_BYTES_MAX: usize = 16 << 20;
@@ -58,8 +58,7 @@ struct State {
 pub struct LokiReceiver {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: ServerThread,
 }
 
 impl LokiReceiver {
@@ -69,13 +68,9 @@ impl LokiReceiver {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
-        let (stop, stop_rx) = tokio::sync::oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let served = state.clone();
-        let thread = std::thread::Builder::new().name("loki-receiver".into()).spawn(move || {
-            runtime.block_on(serve(listener, served, stop_rx));
-        })?;
-        Ok(LokiReceiver { addr, state, stop: Some(stop), thread: Some(thread) })
+        let server = ServerThread::start("loki-receiver", move |stop| serve(listener, served, stop))?;
+        Ok(LokiReceiver { addr, state, _server: server })
     }
 
     /// `http://127.0.0.1:<port>` (the daemon appends `/loki/api/v1/push`).
@@ -120,17 +115,6 @@ impl LokiReceiver {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Drop for LokiReceiver {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
