@@ -102,30 +102,6 @@ impl InspectFailed<'_> {
     }
 }
 
-/// A stream yielded nothing for `stall_timeout` and its container is no longer running:
-/// the stream outlived its container (bollard #251) and is dropped. (Quiet streams of
-/// running containers are normal and emit nothing.) Logged once per burst; it moves no
-/// counter, because the error counter means "failed to open or broke" and dashboards
-/// read it so; a `container_stream_stalls_total` would be added here.
-pub struct StreamStalled<'a> {
-    pub container: &'a str,
-    pub silent_for: Duration,
-}
-
-impl StreamStalled<'_> {
-    pub fn emit(self, telemetry: &Telemetry, now: Instant) {
-        if let Some(suppressed) = telemetry.docker_log.should_log(now) {
-            let silent_ms = self.silent_for.as_millis() as u64;
-            tracing::warn!(
-                container = self.container,
-                silent_ms,
-                suppressed,
-                "container log stream silent after its container stopped; dropped"
-            );
-        }
-    }
-}
-
 /// Complete lines read from a source and queued, with what happened to the rest.
 #[derive(Default)]
 pub struct LinesRead {

@@ -48,12 +48,10 @@ fn source_events_count_streams_and_lines() {
     StreamOpened.emit(&telemetry);
     StreamRotated.emit(&telemetry);
     StreamFailed { container: "abc", error: &"connection reset" }.emit(&telemetry, at(0));
-    StreamStalled { container: "abc", silent_for: Duration::from_secs(60) }.emit(&telemetry, at(60));
     LinesRead { lines: 5, bytes: 50, truncated: 1, duplicates: 2 }.emit(&telemetry);
     let get = Telemetry::get;
     assert_eq!(get(&telemetry.container_stream_opens_total), 1);
     assert_eq!(get(&telemetry.container_stream_rotations_total), 1);
-    // A stall is not a stream error.
     assert_eq!(get(&telemetry.container_stream_errors_total), 1);
     assert_eq!(get(&telemetry.lines_in_total), 5);
     assert_eq!(get(&telemetry.bytes_in_total), 50);
