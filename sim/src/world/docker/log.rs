@@ -764,12 +764,9 @@ fn render_short_lines(
         let (ts, rest) = frame[header_len..].split_at_mut(TIMESTAMP_BYTES);
         timestamps.write_into(burst.first_ts + entry as i64 * burst.ts_step, ts);
         rest[0] = b' ';
-        let mut seq = burst.first_seq + entry;
+        let seq = burst.first_seq + entry;
         let digits = decimal_digits(seq) as usize;
-        for slot in rest[1..1 + digits].iter_mut().rev() {
-            *slot = b'0' + (seq % 10) as u8;
-            seq /= 10;
-        }
+        put_fixed_digits(&mut rest[1..1 + digits], seq);
         if tty {
             rest[1 + line_bytes] = b'\r';
         }
@@ -895,11 +892,7 @@ impl TimestampText {
             self.second = Some(second);
         }
         out[..20].copy_from_slice(&self.prefix);
-        let mut nanos = ts.rem_euclid(Self::NANOS_PER_SECOND) as u32;
-        for digit in out[20..29].iter_mut().rev() {
-            *digit = b'0' + (nanos % 10) as u8;
-            nanos /= 10;
-        }
+        put_fixed_digits(&mut out[20..29], ts.rem_euclid(Self::NANOS_PER_SECOND) as u64);
         out[29] = b'Z';
     }
 
@@ -915,11 +908,7 @@ impl TimestampText {
         }
         let mut text = [0u8; TIMESTAMP_BYTES];
         text[..20].copy_from_slice(&self.prefix);
-        let mut nanos = ts.rem_euclid(Self::NANOS_PER_SECOND) as u32;
-        for digit in text[20..29].iter_mut().rev() {
-            *digit = b'0' + (nanos % 10) as u8;
-            nanos /= 10;
-        }
+        put_fixed_digits(&mut text[20..29], ts.rem_euclid(Self::NANOS_PER_SECOND) as u64);
         text[29] = b'Z';
         #[cfg(debug_assertions)]
         {
@@ -928,6 +917,35 @@ impl TimestampText {
             debug_assert!(expected[..] == text[..], "timestamp text differs from format_rfc3339_nanos");
         }
         text
+    }
+}
+
+/// "00" to "99": two decimal digits per lookup.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0u8; 200];
+    let mut n = 0;
+    while n < 100 {
+        pairs[2 * n] = b'0' + (n / 10) as u8;
+        pairs[2 * n + 1] = b'0' + (n % 10) as u8;
+        n += 1;
+    }
+    pairs
+};
+
+/// Write the last `slot.len()` decimal digits of `n` into `slot`, zero-padded on the
+/// left, two digits per step (timestamps' fractions and sequence numbers, once per
+/// rendered frame).
+#[inline]
+fn put_fixed_digits(slot: &mut [u8], mut n: u64) {
+    let mut end = slot.len();
+    while end >= 2 {
+        let pair = (n % 100) as usize;
+        n /= 100;
+        slot[end - 2..end].copy_from_slice(&DIGIT_PAIRS[2 * pair..2 * pair + 2]);
+        end -= 2;
+    }
+    if end == 1 {
+        slot[0] = b'0' + (n % 10) as u8;
     }
 }
 
