@@ -87,6 +87,7 @@ impl DeliveryChecker {
             let (duplicates, duplicates_allowed, line_bytes_max) =
                 (&mut self.duplicates, &mut self.duplicates_allowed, self.line_bytes_max);
             self.docker.with_log(log, |written| {
+                let mut near = 0;
                 for line in &stream.lines {
                     let Some(seq) = line_seq(&line.bytes) else {
                         failure = Some((
@@ -114,7 +115,9 @@ impl DeliveryChecker {
                     let refused = refused_before.is_some_and(|cutoff| line.ts < cutoff);
                     if seq >= next && !refused {
                         let matches =
-                            written.and_then(|log| log.line_matches(*std_stream, seq, &line.bytes, line_bytes_max));
+                            written.and_then(|log| {
+                            log.line_matches_near(*std_stream, seq, &line.bytes, line_bytes_max, &mut near)
+                        });
                         match matches {
                             Some(true) => {}
                             found => {

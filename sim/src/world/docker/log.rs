@@ -592,9 +592,36 @@ impl ContainerLog {
         content: &[u8],
         line_bytes_max: usize,
     ) -> Option<bool> {
+        self.line_matches_near(stream, seq, content, line_bytes_max, &mut 0)
+    }
+
+    /// [`Self::line_matches`], looking first at the burst `*near` (a position in the
+    /// stream's bursts, updated to the one found) and the one after it: a batch holds
+    /// runs of consecutive lines, so most lookups need no search.
+    pub(crate) fn line_matches_near(
+        &self,
+        stream: StdStream,
+        seq: u64,
+        content: &[u8],
+        line_bytes_max: usize,
+        near: &mut usize,
+    ) -> Option<bool> {
         let indices = &self.by_stream[stream.index()];
-        let after = indices.partition_point(|&index| self.bursts[index].first_seq <= seq);
-        let burst = &self.bursts[*indices.get(after.checked_sub(1)?)?];
+        let holds = |at: usize| {
+            indices.get(at).is_some_and(|&index| {
+                let burst = &self.bursts[index];
+                burst.first_seq <= seq && seq < burst.first_seq + burst.lines as u64
+            })
+        };
+        let at = if holds(*near) {
+            *near
+        } else if holds(*near + 1) {
+            *near + 1
+        } else {
+            indices.partition_point(|&index| self.bursts[index].first_seq <= seq).checked_sub(1)?
+        };
+        *near = at;
+        let burst = &self.bursts[*indices.get(at)?];
         if seq >= burst.first_seq + burst.lines as u64 {
             return None;
         }
