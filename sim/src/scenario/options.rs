@@ -158,17 +158,20 @@ impl Options {
         let events_drops = count(3);
         let loki_outages = count(2);
         let crashes = count(2);
-        // 250–340 lines per container-hour, in bursts every 1.5–3 minutes on average.
+        // 270–360 lines per container-hour, in bursts every 1.5–3 minutes on average.
         let burst_every_mean = Duration::from_secs(rng.range(90..180));
         let rate = |rng: &mut SimRng, max: f64| rate_of(rng, faults, max);
         let count = |rng: &mut SimRng, max: u64| count_of(rng, faults, max);
-        let lines_per_hour = rng.range(250..340) as f64;
+        let lines_per_hour = rng.range(270..360) as f64;
         let burst_lines_mean = (lines_per_hour * burst_every_mean.as_secs_f64() / 3600.0).round().max(1.0) as u32;
         let mut options = Options {
             seed,
             containers: overrides.containers.unwrap_or(55),
             hours: overrides.hours.unwrap_or(4.0),
-            rotate_every: overrides.rotate_every.unwrap_or(Duration::from_secs(300)),
+            // Below the daemon's 300 s so that every seed rotates at least 2,600 times
+            // (55 containers, 4 h, rotation at 0.7–1.0 × this) even when a fifth of its
+            // containers are down: exited, replaced by jobs, or not yet seen.
+            rotate_every: overrides.rotate_every.unwrap_or(Duration::from_secs(240)),
             streams_max: {
                 let containers = overrides.containers.unwrap_or(55) as usize;
                 let choices =
@@ -206,7 +209,9 @@ impl Options {
             stall_timeout: Duration::from_secs(*rng.pick(&[60, 120, 300])),
             commit_every: Duration::from_secs(*rng.pick(&[1, 5, 10, 30])),
             exits_per_hour: rate(&mut rng, 0.2),
-            jobs_per_hour: rate(&mut rng, 0.2),
+            // A job's slot stays exited after it: at up to 0.2 per hour a third of the
+            // slots were dead on average, so the seed had neither rotations nor lines.
+            jobs_per_hour: rate(&mut rng, 0.1),
             json_rotations_per_hour: rng.unit_f64() * 2.0,
             json_keep_entries: rng.range(50..3000),
             api_failures: count(&mut rng, 6),
