@@ -233,6 +233,14 @@ proptest! {
     }
 
     #[test]
+    fn nine_digits_is_digits(mut text in proptest::collection::vec(b'0'..=b'9', 9), index in 0usize..10, byte in any::<u8>()) {
+        if let Some(slot) = text.get_mut(index) {
+            *slot = byte;
+        }
+        prop_assert_eq!(nine_digits(&text), digits(&text), "{:?}", text);
+    }
+
+    #[test]
     fn parse_never_panics(text in proptest::collection::vec(any::<u8>(), 0..40)) {
         let _ = parse_rfc3339_nanos(&text);
         let _ = split_timestamp(&Bytes::from(text));
