@@ -38,9 +38,48 @@ impl StdStream {
 }
 
 /// A Docker container id (the full 64-hex id in production).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Ordered and compared as its text, but ids are the keys of every per-container map
+/// and are looked up per chunk, batch and commit: the same `Arc` is equal at once, and
+/// two ids (random hex, so almost always different from the first byte) are ordered by
+/// their first eight bytes in one integer comparison before the text is compared.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ContainerId(pub Arc<str>);
+
+impl PartialEq for ContainerId {
+    fn eq(&self, other: &ContainerId) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for ContainerId {}
+
+impl Ord for ContainerId {
+    fn cmp(&self, other: &ContainerId) -> std::cmp::Ordering {
+        let (ours, theirs) = (self.0.as_bytes(), other.0.as_bytes());
+        if let (Some(ours), Some(theirs)) = (ours.first_chunk::<8>(), theirs.first_chunk::<8>()) {
+            // Big-endian: the integers order as the bytes do.
+            let ordering = u64::from_be_bytes(*ours).cmp(&u64::from_be_bytes(*theirs));
+            if ordering.is_ne() {
+                return ordering;
+            }
+        }
+        ours.cmp(theirs)
+    }
+}
+
+impl PartialOrd for ContainerId {
+    fn partial_cmp(&self, other: &ContainerId) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::hash::Hash for ContainerId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl ContainerId {
     pub fn new(id: impl Into<Arc<str>>) -> ContainerId {
@@ -117,3 +156,7 @@ pub struct Batch {
     pub bytes: usize,
     pub lines: usize,
 }
+
+#[cfg(test)]
+#[path = "model_tests.rs"]
+mod tests;
