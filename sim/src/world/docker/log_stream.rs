@@ -122,7 +122,13 @@ impl Reader {
         let until = limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 });
         if self.pending.is_empty() {
             let target = state.chunk_bytes_max;
-            self.buffer.reserve(log.render_bytes_estimate(self.cursor, until, target));
+            let wanted = log.render_bytes_estimate(self.cursor, until, target);
+            // The buffer is empty here: reuse its allocation if the engine dropped every
+            // earlier chunk and it is big enough, else start a new one (`reserve` would
+            // reallocate and copy the bytes already handed out).
+            if !self.buffer.try_reclaim(wanted) {
+                self.buffer = BytesMut::with_capacity(wanted);
+            }
             let (last_frame, entries) =
                 log.render(&mut self.cursor, &mut self.qualify, until, target, &mut self.buffer, &mut self.timestamps);
             if !self.buffer.is_empty() {
