@@ -213,7 +213,9 @@ impl World {
             self.opens_before += Telemetry::get(&incarnation.telemetry.container_stream_opens_total);
             self.refused_before += incarnation.telemetry.dropped(DropReason::SinkTooOld);
             let mut delivery = self.delivery.lock().unwrap();
-            delivery.handle_crash(&self.store.committed());
+            // From what the restart will load (the previous generation if the world
+            // damaged the current one): duplicates back to there are allowed, no further.
+            delivery.handle_crash(&self.store.to_be_loaded().checkpoint);
             // What it had read of a container removed since (or rotated away) is gone with
             // it: a named loss, but only if it held lines at all when it died. Lines read
             // and undelivered while its queue was empty were dropped by the agent itself.
@@ -772,6 +774,10 @@ fn drive_with(
             let crash = crashes.next().unwrap();
             if crash.graceful {
                 world.stop_gracefully()?;
+            }
+            if let Some(damage) = crash.damage {
+                world.store.damage(damage);
+                world.note(|| format!("world: checkpoint damaged ({damage:?})"));
             }
             world.crash();
             restart_at = Some(bound + crash.downtime);

@@ -16,6 +16,7 @@ use crate::executor::{streams, SimRng};
 use crate::scenario::options::Options;
 use crate::world::docker::{ApiCall, RotationEffect, StreamFault};
 use crate::world::loki::Outage;
+use crate::world::CheckpointDamage;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -99,6 +100,9 @@ pub struct Crash {
     pub at: Duration,
     pub downtime: Duration,
     pub graceful: bool,
+    /// A crash (not a graceful stop) that also damages the checkpoint's current
+    /// generation: the restart falls back to the previous one.
+    pub damage: Option<CheckpointDamage>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -268,13 +272,22 @@ impl Schedule {
                 at: at_random(&mut rng),
                 downtime: Duration::from_secs(rng.range(1..options.crash_downtime_max.as_secs().max(2))),
                 graceful: false,
+                damage: None,
             })
             .collect();
         // Graceful stops from their own stream, so the crashes drawn above are unchanged.
         let mut stops = SimRng::derive(options.seed, streams::WORLD ^ 0x5709);
         for _ in 0..options.graceful_stops {
             let at = at_random(&mut stops);
-            crashes.push(Crash { at, downtime: Duration::from_secs(stops.range(1..60)), graceful: true });
+            crashes.push(Crash { at, downtime: Duration::from_secs(stops.range(1..60)), graceful: true, damage: None });
+        }
+        // Checkpoint damage from its own stream, so every other draw is unchanged.
+        let mut damage = SimRng::derive(options.seed, streams::WORLD ^ 0xDA3A);
+        for crash in crashes.iter_mut().filter(|crash| !crash.graceful) {
+            if damage.chance(options.checkpoint_damage_share) {
+                crash.damage =
+                    Some(if damage.chance(0.7) { CheckpointDamage::Corrupt } else { CheckpointDamage::Missing });
+            }
         }
         crashes.sort_by_key(|crash| crash.at);
         // Crashes must not overlap: keep those that start after the previous restart.
