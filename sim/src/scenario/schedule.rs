@@ -14,7 +14,7 @@ use engine::model::StdStream;
 
 use crate::executor::{streams, SimRng};
 use crate::scenario::options::Options;
-use crate::world::docker::{ApiCall, RotationEffect, StreamFault};
+use crate::world::docker::{ApiCall, EventFault, RotationEffect, StreamFault};
 use crate::world::loki::Outage;
 use crate::world::CheckpointDamage;
 
@@ -86,6 +86,19 @@ pub enum Action {
     },
     DockerUp,
     EventsDrop,
+    /// The next `count` events on the live connection are lost, duplicated or delayed.
+    EventFault {
+        fault: EventFault,
+        count: u32,
+    },
+    /// `docker pause` (the process is frozen, its stream stays open and silent), and
+    /// `docker unpause`.
+    Pause {
+        slot: u32,
+    },
+    Unpause {
+        slot: u32,
+    },
     LokiOutage {
         kind: Outage,
         duration: Duration,
@@ -280,6 +293,25 @@ impl Schedule {
         for _ in 0..options.graceful_stops {
             let at = at_random(&mut stops);
             crashes.push(Crash { at, downtime: Duration::from_secs(stops.range(1..60)), graceful: true, damage: None });
+        }
+        // Events faults and pauses from a stream of their own, so every other draw is
+        // unchanged.
+        let mut later = SimRng::derive(options.seed, streams::WORLD ^ 0xE7F1);
+        for _ in 0..options.event_faults {
+            let fault = *later.pick(&[EventFault::Lose, EventFault::Duplicate, EventFault::Delay]);
+            let count = later.range(1..4) as u32;
+            actions.push((at_random(&mut later), Action::EventFault { fault, count }));
+        }
+        if options.pauses_per_hour > 0.0 {
+            for slot in 0..options.containers {
+                let mut pauses = Vec::new();
+                poisson(&mut later, options.pauses_per_hour, &mut pauses, &mut |_| Action::Pause { slot });
+                for (at, pause) in pauses {
+                    let paused_for = Duration::from_secs(later.range(2..900));
+                    actions.push((at, pause));
+                    actions.push((at + paused_for, Action::Unpause { slot }));
+                }
+            }
         }
         // Checkpoint damage from its own stream, so every other draw is unchanged.
         let mut damage = SimRng::derive(options.seed, streams::WORLD ^ 0xDA3A);
