@@ -98,6 +98,17 @@ pub fn summary(report: &SweepReport) -> String {
         mean(|o| o.stats.exits),
         mean(|o| o.stats.json_rotations)
     );
+    let capped = report.outcomes.iter().filter(|o| o.stats.faults.sink_backoff_capped).count();
+    let _ = writeln!(
+        out,
+        "world faults per seed (mean): events lost {:.2}, duplicated {:.2}, delayed {:.2}; pauses {:.2}; \
+         checkpoint damages {:.2}; {capped} seeds had a Loki outage past the sink's backoff cap",
+        mean(|o| o.stats.faults.events_lost),
+        mean(|o| o.stats.faults.events_duplicated),
+        mean(|o| o.stats.faults.events_delayed),
+        mean(|o| o.stats.faults.pauses),
+        mean(|o| o.stats.faults.checkpoint_damages),
+    );
     let reached = report.outcomes.iter().filter(|o| o.stats.backpressure_episodes > 0).count();
     let _ = writeln!(
         out,

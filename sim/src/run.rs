@@ -75,10 +75,37 @@ pub struct SeedStats {
     pub backpressure_episodes: u64,
     /// Lines lost by a named, world-caused reason.
     pub losses: NamedLosses,
+    /// Faults of Docker and the checkpoint store the world played.
+    pub faults: WorldFaults,
     pub trace_digest: u64,
     pub simulated: Duration,
     pub container_hours: f64,
     pub wall: Duration,
+}
+
+/// Faults the world played on a seed (issue 7 item 2), for the report.
+#[derive(Clone, Debug, Default)]
+pub struct WorldFaults {
+    /// Events on a live connection lost, delivered twice, held back behind a later one.
+    pub events_lost: u64,
+    pub events_duplicated: u64,
+    pub events_delayed: u64,
+    pub pauses: u64,
+    /// Crashes that left the checkpoint's current generation corrupt or missing.
+    pub checkpoint_damages: u64,
+    /// The longest run of requests a Loki outage failed, and whether it was long enough
+    /// for the sink's backoff to reach its cap (`RetryPolicy::backoff_max`).
+    pub outage_failures_in_a_row_max: u64,
+    pub sink_backoff_capped: bool,
+}
+
+/// Failures in a row after which the sink's backoff is at its cap.
+fn failures_to_backoff_cap(policy: &engine::pipeline::retry::RetryPolicy) -> u64 {
+    (1..64u32)
+        .find(|&failures| {
+            engine::rt::exponential_backoff(policy.backoff_min, policy.backoff_max, failures) >= policy.backoff_max
+        })
+        .unwrap_or(64) as u64
 }
 
 #[derive(Clone, Debug)]
@@ -213,7 +240,9 @@ impl World {
             self.opens_before += Telemetry::get(&incarnation.telemetry.container_stream_opens_total);
             self.refused_before += incarnation.telemetry.dropped(DropReason::SinkTooOld);
             let mut delivery = self.delivery.lock().unwrap();
-            delivery.handle_crash(&self.store.committed());
+            // From what the restart will load (the previous generation if the world
+            // damaged the current one): duplicates back to there are allowed, no further.
+            delivery.handle_crash(&self.store.to_be_loaded().checkpoint);
             // What it had read of a container removed since (or rotated away) is gone with
             // it: a named loss, but only if it held lines at all when it died. Lines read
             // and undelivered while its queue was empty were dropped by the agent itself.
@@ -572,6 +601,17 @@ impl Player {
             Action::EventsDrop => {
                 docker.drop_event_streams();
             }
+            Action::EventFault { fault, count } => docker.fault_events(fault, count),
+            Action::Pause { slot } => {
+                if let Some(id) = current(slot) {
+                    let _ = docker.pause(id);
+                }
+            }
+            Action::Unpause { slot } => {
+                if let Some(id) = current(slot) {
+                    let _ = docker.unpause(id);
+                }
+            }
             Action::LokiOutage { kind, duration } => loki.outage_for(kind, duration),
         }
     }
@@ -630,8 +670,17 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         loki,
         store,
         delivery,
-        budget: BudgetChecker::new(options.streams_max, options.queue_bytes_max, starvation_max),
-        progress: ProgressChecker::new(options.stall_timeout),
+        budget: {
+            let mut budget = BudgetChecker::new(options.streams_max, options.queue_bytes_max, starvation_max);
+            // A reconcile period, plus a sample period (the checks sample once a minute).
+            budget.unannounced_grace = options.reconcile_every + Duration::from_secs(60);
+            budget
+        },
+        progress: {
+            let mut progress = ProgressChecker::new(options.stall_timeout);
+            progress.unannounced_grace = options.reconcile_every + Duration::from_secs(60);
+            progress
+        },
         at_bound: false,
         backpressure_episodes: 0,
         refused_before: 0,
@@ -668,6 +717,19 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         json_rotations: played.json_rotations,
         backpressure_episodes: world.backpressure_episodes,
         losses,
+        faults: {
+            let (docker, loki) = (world.docker.counters(), world.loki.counters());
+            let in_a_row = loki.outage_failures_in_a_row_max;
+            WorldFaults {
+                events_lost: docker.events_lost,
+                events_duplicated: docker.events_duplicated,
+                events_delayed: docker.events_delayed,
+                pauses: docker.pauses,
+                checkpoint_damages: world.store.damages(),
+                outage_failures_in_a_row_max: in_a_row,
+                sink_backoff_capped: in_a_row >= failures_to_backoff_cap(&world.config.pipeline.retry),
+            }
+        },
         trace_digest: world_digest(&world, world.exec.trace_digest(), &played, delivery.lines_delivered),
         simulated,
         container_hours: options.containers as f64 * options.hours,
@@ -697,6 +759,9 @@ fn world_digest(world: &World, trace: u64, played: &PlayedCounts, delivered: u64
         loki.lines_accepted,
         loki.lines_rejected,
         world.store.commits_total(),
+        docker.events_lost + docker.events_duplicated + docker.events_delayed,
+        docker.pauses,
+        world.store.damages(),
     ];
     observed.iter().fold(trace, |digest, value| crate::executor::splitmix64(&mut (digest ^ value)))
 }
@@ -772,6 +837,10 @@ fn drive_with(
             let crash = crashes.next().unwrap();
             if crash.graceful {
                 world.stop_gracefully()?;
+            }
+            if let Some(damage) = crash.damage {
+                world.store.damage(damage);
+                world.note(|| format!("world: checkpoint damaged ({damage:?})"));
             }
             world.crash();
             restart_at = Some(bound + crash.downtime);

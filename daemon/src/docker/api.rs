@@ -59,7 +59,11 @@ pub(super) fn from_summary(summary: ContainerSummary) -> Result<ContainerInfo, E
         name,
         image: summary.image.unwrap_or_default(),
         labels: sorted(summary.labels),
-        running: summary.state == Some(ContainerSummaryStateEnum::RUNNING),
+        // A paused container runs (inspect says `Running` and `Paused`; the list says
+        // `paused`): its follow stream stays open, and an `unpause` brings no event the
+        // port carries, so taking it for stopped would leave its output unread until a
+        // reconcile after the unpause.
+        running: matches!(summary.state, Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::PAUSED)),
         tty: false,
     })
 }

@@ -324,6 +324,16 @@ fn endpoints_resolve_like_the_docker_cli_with_the_config_first() {
     assert!(parse_host("tcp://host:99999", None).is_err());
 }
 
+#[test]
+fn a_paused_container_runs_for_the_list_as_for_inspect() {
+    let state = |state: &str| {
+        let json = format!(r#"{{"Id":"ppp","Names":["/p"],"Image":"x","State":"{state}"}}"#);
+        super::api::from_summary(serde_json::from_str(&json).unwrap()).unwrap().running
+    };
+    assert!(state("running") && state("paused"));
+    assert!(!state("exited") && !state("created"));
+}
+
 // ---- against the fake engine ----------------------------------------------------------
 
 #[tokio::test]

@@ -50,7 +50,12 @@
 //!
 //! Docker's word beats discovery's: an inspect that says "stopped" or "gone" while
 //! discovery still says "running" is believed until discovery's running flag changes,
-//! or for `stall_timeout`, after which the machine looks again (the event may be lost).
+//! or for `min(stall_timeout, slot_wait_max)`, after which the machine looks again: the
+//! events may be lost, and a start after that inspect may reach nobody (seed 400: the
+//! `die` and the `start` both fell into an events reconnect, the reconcile after it
+//! listed the container running as discovery already believed, so nothing changed and
+//! the container waited `stall_timeout` = 300 s for a stream). So a running container
+//! waits no longer for a look than for a slot (`slot_wait_max`).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -195,7 +200,7 @@ pub struct Machine {
     /// The labeler collects this container.
     collected: bool,
     /// Docker said "stopped" or "gone" while discovery still says running: believed
-    /// until discovery's running flag changes or `recheck_at`.
+    /// until discovery's running flag changes or this instant ([`Machine::recheck_after`]).
     docker_stopped: Option<Instant>,
     /// The log was read to its end since the container last stopped.
     read_to_end: bool,
@@ -406,7 +411,7 @@ impl Machine {
             }
             Inspected::Stopped => {
                 if self.running {
-                    self.docker_stopped = Some(now + self.config.stall_timeout);
+                    self.docker_stopped = Some(now + self.recheck_after());
                 }
                 // The stream that ended was opened while believed running: read the rest
                 // with a request made after the stop.
@@ -463,6 +468,12 @@ impl Machine {
         }
     }
 
+    /// How long Docker's "stopped" or "gone" is believed over discovery's "running":
+    /// no longer than a running container may wait for a slot.
+    fn recheck_after(&self) -> Duration {
+        self.config.stall_timeout.min(self.config.slot_wait_max).max(Duration::from_millis(1))
+    }
+
     fn nudge_every(&self) -> Duration {
         (self.config.slot_wait_max / 2).max(Duration::from_millis(1))
     }
@@ -488,7 +499,7 @@ impl Machine {
     /// Docker says the container does not exist: nothing more to read.
     fn gone(&mut self, now: Instant) {
         if self.running {
-            self.docker_stopped = Some(now + self.config.stall_timeout);
+            self.docker_stopped = Some(now + self.recheck_after());
         }
         self.read_to_end = true;
         self.release_slot();

@@ -187,10 +187,50 @@ fn an_end_while_running_asks_docker_first() {
     machine.handle_opened(at(2), WALL, 0.0);
     machine.handle_stream_ended(at(3));
     assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::ReleaseSlot]);
-    // Discovery still says running: look again after stall_timeout.
-    assert_eq!(machine.poll_timeout(), Some(at(122)));
-    machine.handle_timeout(at(122));
+    // Discovery still says running: look again after slot_wait_max (< stall_timeout).
+    assert_eq!(machine.poll_timeout(), Some(at(32)));
+    machine.handle_timeout(at(32));
     assert_eq!(actions(&mut machine), [Action::TakeSlot]);
+}
+
+/// Seed 400: dockerd was down while the container exited; when it came back the stream
+/// of the exited container ended, the inspect said stopped, and the container started
+/// again 4 s later, before discovery's events reconnected. The reconcile after the
+/// reconnect listed it running, as discovery already believed, so no news reached the
+/// machine: it must look again within `slot_wait_max`, not after `stall_timeout`.
+#[test]
+fn a_start_nobody_reports_after_docker_said_stopped_is_found_within_slot_wait_max() {
+    let mut config = config();
+    config.stall_timeout = Duration::from_secs(300);
+    let mut machine = Machine::new(config, FirstOpen::Since(0), Some(100));
+    machine.handle_state(at(0), true, false, true);
+    machine.handle_slot_granted(at(0));
+    machine.handle_opened(at(0), WALL, 0.0);
+    actions(&mut machine);
+    // Docker comes back at 4303 s: the exited container's stream ends at once.
+    machine.handle_stream_ended(at(4307));
+    machine.handle_inspected(at(4307), Inspected::Stopped, 0.0);
+    machine.handle_opened(at(4307), WALL, 0.0);
+    machine.handle_stream_ended(at(4307));
+    assert_eq!(
+        actions(&mut machine),
+        [
+            Action::DropStream(DropWhy::Ended),
+            Action::Inspect,
+            open_since(100),
+            Action::DropStream(DropWhy::Ended),
+            Action::ReleaseSlot
+        ]
+    );
+    assert!(machine.read_to_end());
+    // It starts at 4311 s; discovery's view (running) does not change.
+    machine.handle_state(at(4312), true, false, true);
+    assert_eq!(actions(&mut machine), []);
+    assert_eq!(machine.poll_timeout(), Some(at(4337)));
+    machine.handle_timeout(at(4337));
+    assert_eq!(actions(&mut machine), [Action::TakeSlot]);
+    machine.handle_slot_granted(at(4337));
+    assert_eq!(actions(&mut machine), [open_since(100)]);
 }
 
 #[test]

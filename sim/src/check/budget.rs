@@ -28,6 +28,9 @@ pub struct BudgetChecker {
     unstreamed_since: BTreeMap<ContainerId, (Instant, u64)>,
     pub samples: u64,
     pub streams_open_max: usize,
+    /// How long a container removed without its `destroy` event reaching the agent (the
+    /// world lost it) may still be monitored: until the agent's next reconcile.
+    pub unannounced_grace: Duration,
 }
 
 impl BudgetChecker {
@@ -39,6 +42,7 @@ impl BudgetChecker {
             unstreamed_since: BTreeMap::new(),
             samples: 0,
             streams_open_max: 0,
+            unannounced_grace: Duration::ZERO,
         }
     }
 
@@ -88,7 +92,10 @@ impl BudgetChecker {
                     ),
                 ));
             }
-            if monitored > existing {
+            // A removal whose `destroy` the world lost is learned at the next reconcile.
+            let since = Instant::from_nanos(now.as_nanos().saturating_sub(self.unannounced_grace.as_nanos() as u64));
+            let unannounced = docker.unannounced_removals_since(since) as u64;
+            if monitored > existing + unannounced {
                 return Err((Invariant::TaskBudget, format!("{monitored} containers monitored but {existing} exist")));
             }
             // The high-water mark, so a bound broken between samples is seen too.
@@ -112,10 +119,15 @@ impl BudgetChecker {
             // A container streamed between two samples (a log request since the last
             // one) starts a new clock: samples alone would take a slot held for less
             // than a sample period, as the pool's yields make them, for no stream at all.
-            let since = match previous.remove(&id) {
+            let mut since = match previous.remove(&id) {
                 Some((since, opens_then)) if opens_then == opens => since,
                 _ => now,
             };
+            // Its start (or a stale die after it) never reached the agent as it happened:
+            // the clock starts when its reconcile is due.
+            if let Some(at) = docker.events_disturbed_at(&id) {
+                since = since.max(at + self.unannounced_grace);
+            }
             self.unstreamed_since.insert(id.clone(), (since, opens));
             let waited = now.saturating_duration_since(since);
             if waited > self.starvation_max {

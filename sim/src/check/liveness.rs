@@ -45,6 +45,9 @@ pub fn backlog(docker: &SimDocker, delivery: &DeliveryChecker) -> Option<String>
 /// Per container with unread output: since when, and how much was delivered then.
 pub struct ProgressChecker {
     pub bound: Duration,
+    /// How long after the world lost or held back one of a container's events the agent
+    /// may not know it runs (until its next reconcile): the clock starts that much later.
+    pub unannounced_grace: Duration,
     waiting: BTreeMap<ContainerId, (Instant, u64)>,
 }
 
@@ -52,7 +55,11 @@ impl ProgressChecker {
     /// `stall_timeout` is the agent's; the margin covers one sampling period and a
     /// reopen's back-off.
     pub fn new(stall_timeout: Duration) -> ProgressChecker {
-        ProgressChecker { bound: stall_timeout + Duration::from_secs(90), waiting: BTreeMap::new() }
+        ProgressChecker {
+            bound: stall_timeout + Duration::from_secs(90),
+            unannounced_grace: Duration::ZERO,
+            waiting: BTreeMap::new(),
+        }
     }
 
     /// Nobody can make progress now (agent, Docker or Loki down): clocks restart.
@@ -74,10 +81,13 @@ impl ProgressChecker {
             }
             let delivered =
                 delivery.delivered(&report.id, StdStream::Stdout) + delivery.delivered(&report.id, StdStream::Stderr);
-            let since = match previous.remove(&report.id) {
+            let mut since = match previous.remove(&report.id) {
                 Some((since, before)) if before == delivered => since,
                 _ => now,
             };
+            if let Some(at) = docker.events_disturbed_at(&report.id) {
+                since = since.max(at + self.unannounced_grace);
+            }
             self.waiting.insert(report.id.clone(), (since, delivered));
             let waited = now.saturating_duration_since(since);
             if waited > self.bound {

@@ -103,6 +103,14 @@ pub struct Options {
     /// Share of containers created with a TTY (`docker run -t`: no frame headers, lines
     /// end `\r\n`, stderr is stdout); zero in about half the seeds.
     pub tty_share: f64,
+    /// Share of the agent's crashes that also damage the checkpoint's current generation
+    /// (empty, garbled or half-renamed): the agent falls back to the previous one.
+    pub checkpoint_damage_share: f64,
+    /// Per run: faults of the events stream on a live connection (the next events lost,
+    /// duplicated, or delayed past later ones: out of order, stale).
+    pub event_faults: u32,
+    /// Per container-hour: `docker pause`, then `docker unpause` seconds to minutes later.
+    pub pauses_per_hour: f64,
 }
 
 /// What the command line pins; `None` leaves the knob to the seed.
@@ -232,6 +240,9 @@ impl Options {
             first_sight_now: rng.chance(0.5),
             late_start: if rng.chance(0.3) { Duration::from_secs(rng.range(45..240)) } else { Duration::ZERO },
             tty_share: if rng.chance(0.5) { rng.unit_f64() * 0.2 } else { 0.0 },
+            checkpoint_damage_share: if faults && rng.chance(0.5) { rng.unit_f64() } else { 0.0 },
+            event_faults: count(&mut rng, 4),
+            pauses_per_hour: rate(&mut rng, 0.1),
         };
         if overrides.pre_fix {
             options.streams_max = options.streams_max.max(options.containers as usize);
@@ -254,6 +265,10 @@ impl Options {
         // A text without `tty_share` was printed before TTY containers existed: replay it
         // without them.
         options.tty_share = 0.0;
+        // Likewise the world's later additions: a text without them replays without them.
+        options.checkpoint_damage_share = 0.0;
+        options.event_faults = 0;
+        options.pauses_per_hour = 0.0;
         for pair in text.split_whitespace() {
             let (key, value) = pair.split_once('=').ok_or_else(|| format!("not key=value: {pair}"))?;
             let secs = |value: &str| -> Result<Duration, String> {
@@ -319,6 +334,9 @@ impl Options {
                 "first_sight_now" => options.first_sight_now = num(key, value)?,
                 "late_start" => options.late_start = secs(value)?,
                 "tty_share" => options.tty_share = num(key, value)?,
+                "checkpoint_damage" => options.checkpoint_damage_share = num(key, value)?,
+                "event_faults" => options.event_faults = num(key, value)?,
+                "pauses/h" => options.pauses_per_hour = num(key, value)?,
                 other => return Err(format!("unknown option {other}")),
             }
         }
@@ -344,7 +362,7 @@ impl fmt::Display for Options {
              json_rotations/h={} json_keep_entries={} api_failures={} floods={} docker_no_live_restore={} \
              loki_reject_older_than={}s loki_body_max={} loki_unauthorized_share={} loki_no_retry_after_share={} \
              checkpoint_latency={}ms checkpoint_failures={} same_ts_share={} graceful_stops={} first_sight_now={} late_start={}s \
-             tty_share={}",
+             tty_share={} checkpoint_damage={} event_faults={} pauses/h={}",
             self.containers,
             self.hours,
             self.rotate_every.as_secs(),
@@ -396,6 +414,9 @@ impl fmt::Display for Options {
             self.first_sight_now,
             self.late_start.as_secs(),
             self.tty_share,
+            self.checkpoint_damage_share,
+            self.event_faults,
+            self.pauses_per_hour,
         )
     }
 }

@@ -14,8 +14,9 @@ use engine::model::StdStream;
 
 use crate::executor::{streams, SimRng};
 use crate::scenario::options::Options;
-use crate::world::docker::{ApiCall, RotationEffect, StreamFault};
+use crate::world::docker::{ApiCall, EventFault, RotationEffect, StreamFault};
 use crate::world::loki::Outage;
+use crate::world::CheckpointDamage;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -85,6 +86,19 @@ pub enum Action {
     },
     DockerUp,
     EventsDrop,
+    /// The next `count` events on the live connection are lost, duplicated or delayed.
+    EventFault {
+        fault: EventFault,
+        count: u32,
+    },
+    /// `docker pause` (the process is frozen, its stream stays open and silent), and
+    /// `docker unpause`.
+    Pause {
+        slot: u32,
+    },
+    Unpause {
+        slot: u32,
+    },
     LokiOutage {
         kind: Outage,
         duration: Duration,
@@ -99,6 +113,9 @@ pub struct Crash {
     pub at: Duration,
     pub downtime: Duration,
     pub graceful: bool,
+    /// A crash (not a graceful stop) that also damages the checkpoint's current
+    /// generation: the restart falls back to the previous one.
+    pub damage: Option<CheckpointDamage>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -268,13 +285,41 @@ impl Schedule {
                 at: at_random(&mut rng),
                 downtime: Duration::from_secs(rng.range(1..options.crash_downtime_max.as_secs().max(2))),
                 graceful: false,
+                damage: None,
             })
             .collect();
         // Graceful stops from their own stream, so the crashes drawn above are unchanged.
         let mut stops = SimRng::derive(options.seed, streams::WORLD ^ 0x5709);
         for _ in 0..options.graceful_stops {
             let at = at_random(&mut stops);
-            crashes.push(Crash { at, downtime: Duration::from_secs(stops.range(1..60)), graceful: true });
+            crashes.push(Crash { at, downtime: Duration::from_secs(stops.range(1..60)), graceful: true, damage: None });
+        }
+        // Events faults and pauses from a stream of their own, so every other draw is
+        // unchanged.
+        let mut later = SimRng::derive(options.seed, streams::WORLD ^ 0xE7F1);
+        for _ in 0..options.event_faults {
+            let fault = *later.pick(&[EventFault::Lose, EventFault::Duplicate, EventFault::Delay]);
+            let count = later.range(1..4) as u32;
+            actions.push((at_random(&mut later), Action::EventFault { fault, count }));
+        }
+        if options.pauses_per_hour > 0.0 {
+            for slot in 0..options.containers {
+                let mut pauses = Vec::new();
+                poisson(&mut later, options.pauses_per_hour, &mut pauses, &mut |_| Action::Pause { slot });
+                for (at, pause) in pauses {
+                    let paused_for = Duration::from_secs(later.range(2..900));
+                    actions.push((at, pause));
+                    actions.push((at + paused_for, Action::Unpause { slot }));
+                }
+            }
+        }
+        // Checkpoint damage from its own stream, so every other draw is unchanged.
+        let mut damage = SimRng::derive(options.seed, streams::WORLD ^ 0xDA3A);
+        for crash in crashes.iter_mut().filter(|crash| !crash.graceful) {
+            if damage.chance(options.checkpoint_damage_share) {
+                crash.damage =
+                    Some(if damage.chance(0.7) { CheckpointDamage::Corrupt } else { CheckpointDamage::Missing });
+            }
         }
         crashes.sort_by_key(|crash| crash.at);
         // Crashes must not overlap: keep those that start after the previous restart.

@@ -7,26 +7,62 @@
 //! - A commit takes effect atomically at the end of its latency (the rename); a commit
 //!   future dropped before then (the daemon crashed mid-commit) leaves the previous
 //!   checkpoint in place. Nothing committed is ever lost.
-//! - `load` returns exactly the last committed checkpoint.
+//! - `load` returns exactly the last committed checkpoint, unless the world damaged it.
+//! - Two generations, as the daemon's file store keeps them (`<path>` and
+//!   `<path>.prev`): a commit makes the current generation the previous one. The world
+//!   may damage the current generation ([`SimCheckpointStore::damage`]: a power loss
+//!   leaves it empty or garbled, or a crash between a commit's two renames leaves none);
+//!   `load_with_origin` then answers as the file store does: a corrupt current generation
+//!   is quarantined and the previous one loaded (`Previous`); with no previous
+//!   generation, a corrupt one seen is `Lost` (empty, every container from the
+//!   beginning), nothing at all `Fresh`.
 //! - Injected failures (`fail_next_commits`, `fail_next_loads`) return
 //!   `CheckpointError::Io` and change nothing.
 //!
-//! The oracle reads [`SimCheckpointStore::committed`] after a crash or a shutdown, and
-//! sees every checkpoint as its commit is asked for (`set_observer`).
+//! The oracle reads [`SimCheckpointStore::to_be_loaded`] after a crash or a shutdown (the
+//! duplicate window starts there: a fallback to the previous generation widens it by
+//! exactly what was acknowledged in between), and sees every checkpoint as its commit is
+//! asked for (`set_observer`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use engine::port::{Checkpoint, CheckpointError, CheckpointStore};
+use engine::port::{Checkpoint, CheckpointError, CheckpointOrigin, CheckpointStore, LoadedCheckpoint};
 use engine::rt::{BoxFuture, Rt};
 
 /// The oracle's hook: every checkpoint the agent asks to commit, when it asks.
 pub type CommitObserver = Box<dyn FnMut(&Checkpoint) + Send>;
 
+/// What the world does to the current generation at rest (at a crash of the agent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointDamage {
+    /// Empty or garbled (a power loss before the data reached the disk): corrupt.
+    Corrupt,
+    /// Gone (a crash between a commit's two renames, `<path>` renamed to `<path>.prev`).
+    Missing,
+}
+
+/// The current generation on disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Current {
+    /// Never written (or moved aside): `load` tries the previous generation.
+    #[default]
+    Missing,
+    Readable,
+    Corrupt,
+}
+
 #[derive(Default)]
 struct StoreState {
     observer: Option<CommitObserver>,
+    /// The current generation's content (meaningful while `current` is `Readable`).
     committed: Checkpoint,
+    current: Current,
+    /// The previous generation, if there is one that reads.
+    previous: Option<Checkpoint>,
+    /// A corrupt generation was moved aside: the store is not fresh.
+    quarantined: bool,
+    damages: u64,
     commits_total: u64,
     commit_latency: Duration,
     fail_next_commits: u32,
@@ -50,7 +86,10 @@ impl SimCheckpointStore {
     /// A store that already holds `checkpoint` (e.g. a stale one from an old run).
     pub fn with_checkpoint(rt: Arc<dyn Rt>, checkpoint: Checkpoint) -> SimCheckpointStore {
         let store = SimCheckpointStore::new(rt);
-        store.state.lock().unwrap().committed = checkpoint;
+        let mut state = store.state.lock().unwrap();
+        state.committed = checkpoint;
+        state.current = Current::Readable;
+        drop(state);
         store
     }
 
@@ -84,9 +123,59 @@ impl SimCheckpointStore {
         self.state.lock().unwrap().fail_next_loads += count;
     }
 
-    /// The last committed checkpoint: what a restarted daemon will load.
+    /// The last committed checkpoint (the current generation, damaged or not).
     pub fn committed(&self) -> Checkpoint {
         self.state.lock().unwrap().committed.clone()
+    }
+
+    /// The world damages the current generation at rest (see the module docs). A
+    /// `Missing` current generation with no previous one would be a first run, which is
+    /// how a person asks for one, not a fault: then it is made `Corrupt` instead.
+    pub fn damage(&self, damage: CheckpointDamage) {
+        let mut state = self.state.lock().unwrap();
+        if state.current != Current::Readable {
+            return;
+        }
+        state.damages += 1;
+        state.current = match damage {
+            CheckpointDamage::Missing if state.previous.is_some() => {
+                // The rename to `<path>.prev` happened, the second one did not.
+                state.previous = Some(state.committed.clone());
+                Current::Missing
+            }
+            CheckpointDamage::Corrupt | CheckpointDamage::Missing => Current::Corrupt,
+        };
+    }
+
+    /// Damages played so far.
+    pub fn damages(&self) -> u64 {
+        self.state.lock().unwrap().damages
+    }
+
+    /// What a restarted agent will load, and where it comes from (no side effect).
+    pub fn to_be_loaded(&self) -> LoadedCheckpoint {
+        Self::loadable(&self.state.lock().unwrap())
+    }
+
+    fn loadable(state: &StoreState) -> LoadedCheckpoint {
+        let (checkpoint, origin) = match (state.current, &state.previous) {
+            // Undamaged: as the trait's default (an empty checkpoint is a first run), so
+            // seeds without damage play as before the generations were modelled.
+            (Current::Readable | Current::Missing, _) if state.damages == 0 => {
+                let origin = if state.committed.containers.is_empty() {
+                    CheckpointOrigin::Fresh
+                } else {
+                    CheckpointOrigin::Current
+                };
+                (state.committed.clone(), origin)
+            }
+            (Current::Readable, _) => (state.committed.clone(), CheckpointOrigin::Current),
+            (_, Some(previous)) => (previous.clone(), CheckpointOrigin::Previous),
+            (Current::Corrupt, None) => (Checkpoint::default(), CheckpointOrigin::Lost),
+            (Current::Missing, None) if state.quarantined => (Checkpoint::default(), CheckpointOrigin::Lost),
+            (Current::Missing, None) => (Checkpoint::default(), CheckpointOrigin::Fresh),
+        };
+        LoadedCheckpoint { checkpoint, origin }
     }
 
     /// Successful commits so far.
@@ -101,6 +190,11 @@ impl SimCheckpointStore {
 
 impl CheckpointStore for SimCheckpointStore {
     fn load(&self) -> BoxFuture<Result<Checkpoint, CheckpointError>> {
+        let load = self.load_with_origin();
+        Box::pin(async move { load.await.map(|loaded| loaded.checkpoint) })
+    }
+
+    fn load_with_origin(&self) -> BoxFuture<Result<LoadedCheckpoint, CheckpointError>> {
         let state = self.state.clone();
         Box::pin(async move {
             let mut state = state.lock().unwrap();
@@ -108,7 +202,13 @@ impl CheckpointStore for SimCheckpointStore {
                 state.fail_next_loads -= 1;
                 return Err(CheckpointError::Io("injected load failure".into()));
             }
-            Ok(state.committed.clone())
+            let loaded = Self::loadable(&state);
+            if state.current == Current::Corrupt {
+                // Quarantined as `<path>.corrupt`, as the file store does.
+                state.current = Current::Missing;
+                state.quarantined = true;
+            }
+            Ok(loaded)
         })
     }
 
@@ -131,7 +231,13 @@ impl CheckpointStore for SimCheckpointStore {
                 state.commit_failures += 1;
                 return Err(CheckpointError::Io("injected commit failure".into()));
             }
-            state.committed = checkpoint;
+            // `<path>` becomes `<path>.prev` (if it is there), the new one `<path>`.
+            if state.current == Current::Readable {
+                state.previous = Some(std::mem::replace(&mut state.committed, checkpoint));
+            } else {
+                state.committed = checkpoint;
+            }
+            state.current = Current::Readable;
             state.commits_total += 1;
             Ok(())
         })

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use engine::model::{ContainerId, ResumeKey};
-use engine::port::{Checkpoint, CheckpointError, CheckpointStore, ContainerCheckpoint};
+use engine::port::{
+    Checkpoint, CheckpointError, CheckpointOrigin, CheckpointStore, ContainerCheckpoint, LoadedCheckpoint,
+};
 use engine::rt::Instant;
 
 use super::*;
@@ -70,4 +72,59 @@ fn injected_failures_change_nothing() {
     assert!(matches!(results.1, Err(CheckpointError::Io(_))));
     assert_eq!(results.2, Ok(checkpoint(1)));
     assert_eq!(store.commit_failures(), 1);
+}
+
+fn load_now(executor: &mut Executor, store: &SimCheckpointStore) -> LoadedCheckpoint {
+    let store = store.clone();
+    executor.block_on(async move { store.load_with_origin().await.unwrap() }).unwrap()
+}
+
+fn commit_now(executor: &mut Executor, store: &SimCheckpointStore, checkpoint: Checkpoint) {
+    let store = store.clone();
+    executor.block_on(async move { store.commit(checkpoint).await.unwrap() }).unwrap();
+}
+
+#[test]
+fn a_corrupt_current_generation_falls_back_to_the_previous_one() {
+    let mut executor = Executor::new(3, 0);
+    let store = SimCheckpointStore::new(executor.rt());
+    commit_now(&mut executor, &store, checkpoint(1));
+    commit_now(&mut executor, &store, checkpoint(2));
+    store.damage(CheckpointDamage::Corrupt);
+    let expected = LoadedCheckpoint { checkpoint: checkpoint(1), origin: CheckpointOrigin::Previous };
+    assert_eq!(store.to_be_loaded(), expected);
+    assert_eq!(load_now(&mut executor, &store), expected);
+    // Quarantined: the next load still finds the previous generation.
+    assert_eq!(load_now(&mut executor, &store), expected);
+    // The next commit is current again; the previous generation stays what it was.
+    commit_now(&mut executor, &store, checkpoint(3));
+    assert_eq!(load_now(&mut executor, &store).origin, CheckpointOrigin::Current);
+    commit_now(&mut executor, &store, checkpoint(4));
+    store.damage(CheckpointDamage::Corrupt);
+    assert_eq!(load_now(&mut executor, &store).checkpoint, checkpoint(3));
+}
+
+#[test]
+fn a_missing_current_generation_is_the_previous_rename_half_done() {
+    let mut executor = Executor::new(4, 0);
+    let store = SimCheckpointStore::new(executor.rt());
+    commit_now(&mut executor, &store, checkpoint(1));
+    commit_now(&mut executor, &store, checkpoint(2));
+    store.damage(CheckpointDamage::Missing);
+    // The crash fell between the renames: `<path>.prev` is the last commit.
+    let expected = LoadedCheckpoint { checkpoint: checkpoint(2), origin: CheckpointOrigin::Previous };
+    assert_eq!(load_now(&mut executor, &store), expected);
+}
+
+#[test]
+fn a_corrupt_only_generation_is_lost_never_fresh() {
+    let mut executor = Executor::new(5, 0);
+    let store = SimCheckpointStore::new(executor.rt());
+    commit_now(&mut executor, &store, checkpoint(1));
+    // Missing with no previous generation would be a first run: corrupt instead.
+    store.damage(CheckpointDamage::Missing);
+    let lost = LoadedCheckpoint { checkpoint: Checkpoint::default(), origin: CheckpointOrigin::Lost };
+    assert_eq!(load_now(&mut executor, &store), lost);
+    assert_eq!(load_now(&mut executor, &store), lost, "the quarantined file is evidence");
+    assert_eq!(store.damages(), 1);
 }

@@ -128,6 +128,10 @@ pub struct LokiCounters {
     /// Requests that arrived before the Retry-After of the last `429` had passed (the
     /// agent sends one request at a time, so any is a retry that came early).
     pub early_retries: u64,
+    /// Requests failed by an outage in a row (now, and the longest run): a run of
+    /// `n` means the agent's sink backed off `n` times without a success between.
+    pub outage_failures_in_a_row: u64,
+    pub outage_failures_in_a_row_max: u64,
 }
 
 struct LokiState {
@@ -284,10 +288,13 @@ impl Inner {
         if state.retry_not_before.take().is_some_and(|not_before| now < not_before) {
             state.counters.early_retries += 1;
         }
-        let behaviour = &state.behaviour;
         if let Some((kind, until)) = state.outage {
             if now < until {
-                state.counters.outage_failures += 1;
+                let counters = &mut state.counters;
+                counters.outage_failures += 1;
+                counters.outage_failures_in_a_row += 1;
+                counters.outage_failures_in_a_row_max =
+                    counters.outage_failures_in_a_row_max.max(counters.outage_failures_in_a_row);
                 return match kind {
                     Outage::Down => Verdict::Reply(retry(None, "connection refused")),
                     Outage::Partition => Verdict::Hang(retry(None, "request timed out (partition)")),
@@ -296,6 +303,8 @@ impl Inner {
             }
             state.outage = None;
         }
+        state.counters.outage_failures_in_a_row = 0;
+        let behaviour = &state.behaviour;
         if behaviour.batch_bytes_max.is_some_and(|max| batch.bytes > max) {
             state.counters.too_large += 1;
             return Verdict::Reply(SendOutcome::TooLarge);

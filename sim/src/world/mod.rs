@@ -14,6 +14,6 @@ pub mod checkpoint;
 pub mod docker;
 pub mod loki;
 
-pub use checkpoint::SimCheckpointStore;
+pub use checkpoint::{CheckpointDamage, SimCheckpointStore};
 pub use docker::SimDocker;
 pub use loki::SimLoki;

@@ -62,5 +62,9 @@ impl Drop for SimEventStream {
         let mut state = self.state.lock();
         state.event_streams.remove(&self.stream_id);
         state.counters.event_streams_open = state.event_streams.len();
+        if state.event_streams.is_empty() {
+            // Events a delay held back die with the last connection.
+            state.held_events.clear();
+        }
     }
 }

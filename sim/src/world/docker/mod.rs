@@ -25,6 +25,15 @@
 //! - A stop ends every follow stream of the container once it has handed out what was
 //!   written before the stop, even if the container is started again meanwhile.
 //! - `docker rm` ends the container's streams at once; inspect/logs then say NotFound.
+//! - `pause` / `unpause` ([`SimDocker::pause`]): the process is frozen, so output is
+//!   refused ([`CommandError::Paused`]) while follow streams stay open with nothing to
+//!   say; the container still runs for `list` and `inspect` (Docker's inspect says
+//!   `Running` and `Paused`; its list says state `paused`, which the daemon's adapter
+//!   maps to running). The `pause`/`unpause` events are not published: the port carries
+//!   no such kinds (the daemon's adapter drops them).
+//! - Events faults on a live connection ([`SimDocker::fault_events`]): the next events
+//!   lost, duplicated, or held back behind the next one (out of order, stale). A held
+//!   event is lost if the connection drops first.
 //! - Daemon down ([`SimDocker::daemon_down`]): every call fails with `Unavailable`,
 //!   open log and events streams yield `Err(Unavailable)` and end. Containers keep their
 //!   state (live-restore); the driver stops them explicitly if the scenario says so.
@@ -54,7 +63,7 @@ use engine::rt::Rt;
 
 pub use self::log::{decimal_digits, line_content, line_seq, LossCause, ENTRY_CONTENT_MAX};
 pub use self::log_stream::StreamFault;
-pub use self::state::{ApiCall, DockerCounters};
+pub use self::state::{ApiCall, DockerCounters, EventFault};
 
 pub(crate) use self::log::ContainerLog;
 use self::state::{Container, DockerState, StreamEnd};
@@ -66,6 +75,8 @@ pub enum CommandError {
     NoSuchContainer,
     AlreadyRunning,
     NotRunning,
+    /// Paused (or, for unpause, not paused).
+    Paused,
 }
 
 /// One burst of output: `lines` lines on `stream`, written at the current virtual time.
@@ -143,7 +154,10 @@ impl SimDocker {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut DockerState) -> T) -> T {
-        f(&mut self.state.lock())
+        let now = self.rt.now();
+        let mut state = self.state.lock();
+        state.now = now;
+        f(&mut state)
     }
 
     fn report(state: &DockerState, id: &ContainerId, container: &Container, streams_open: usize) -> ContainerReport {
@@ -232,6 +246,7 @@ impl SimDocker {
             let container = Container {
                 info,
                 serial,
+                paused: false,
                 opens_total: 0,
                 next_open_faults: Default::default(),
                 open_streams: Vec::new(),
@@ -261,6 +276,8 @@ impl SimDocker {
             return Err(CommandError::NotRunning);
         }
         container.info.running = false;
+        // `docker stop` / `kill` of a paused container unfreezes it first.
+        container.paused = false;
         state.logs[container.serial].close_open_lines();
         let end = state.logs[container.serial].end();
         state.for_log_streams_of(id, |stream| {
@@ -307,7 +324,10 @@ impl SimDocker {
             if running {
                 Self::halt(state, id, 137)?;
             }
-            state.publish(ContainerEventKind::Destroy, id, &[]);
+            if !state.publish(ContainerEventKind::Destroy, id, &[]) {
+                let now = state.now;
+                state.unannounced_removals.push(now);
+            }
             state.for_log_streams_of(id, |stream| {
                 stream.end.get_or_insert(StreamEnd::Eof);
             });
@@ -322,6 +342,54 @@ impl SimDocker {
             state.removed_since_forget.insert(id.clone());
             Ok(())
         })
+    }
+
+    /// `docker pause`: the process is frozen; it still runs (see the module docs).
+    pub fn pause(&self, id: &ContainerId) -> Result<(), CommandError> {
+        self.with(|state| {
+            let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
+            if !container.info.running {
+                return Err(CommandError::NotRunning);
+            }
+            if container.paused {
+                return Err(CommandError::Paused);
+            }
+            container.paused = true;
+            state.counters.pauses += 1;
+            Ok(())
+        })
+    }
+
+    /// `docker unpause`.
+    pub fn unpause(&self, id: &ContainerId) -> Result<(), CommandError> {
+        self.with(|state| {
+            let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
+            if !container.paused {
+                return Err(CommandError::Paused);
+            }
+            container.paused = false;
+            Ok(())
+        })
+    }
+
+    /// Containers removed at or after `since` whose `destroy` event an [`EventFault`]
+    /// lost or held back: the agent may monitor them until its next reconcile.
+    pub fn unannounced_removals_since(&self, since: engine::rt::Instant) -> usize {
+        self.with(|state| {
+            let removals = &state.unannounced_removals;
+            removals.len() - removals.partition_point(|at| *at < since)
+        })
+    }
+
+    /// When an [`EventFault`] last lost or held back one of the container's events:
+    /// until its next reconcile the agent may believe it stopped while it runs.
+    pub fn events_disturbed_at(&self, id: &ContainerId) -> Option<engine::rt::Instant> {
+        self.with(|state| state.events_disturbed.get(id).copied())
+    }
+
+    /// Apply `fault` to the next `count` events published (see [`EventFault`]).
+    pub fn fault_events(&self, fault: EventFault, count: u32) {
+        self.with(|state| state.event_fault = (count > 0).then_some((fault, count)));
     }
 
     /// `docker rename`.
@@ -342,6 +410,9 @@ impl SimDocker {
             let container = state.containers.get(id).ok_or(CommandError::NoSuchContainer)?;
             if !container.info.running {
                 return Err(CommandError::NotRunning);
+            }
+            if container.paused {
+                return Err(CommandError::Paused);
             }
             let ts = wall - burst.lag.as_nanos() as i64;
             let gap = burst.entry_gap.as_nanos() as i64;
@@ -643,6 +714,8 @@ impl SimDocker {
 
 fn end_event_streams(state: &mut DockerState, end: StreamEnd) -> usize {
     let mut count = 0;
+    // Events a delay held back die with the connection.
+    state.held_events.clear();
     for subscriber in state.event_streams.values_mut() {
         if subscriber.end.is_none() {
             // The connection is gone: events not yet read are lost with it.

@@ -27,6 +27,20 @@ pub enum ApiCall {
     Logs,
 }
 
+/// A fault of the events stream on a live connection ([`super::SimDocker::fault_events`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventFault {
+    /// The next events are never delivered: moby's events publisher (`pkg/pubsub`) drops
+    /// an event for a subscriber that does not take it within its timeout.
+    Lose,
+    /// The next events are delivered twice (a client that re-reads after a hiccup).
+    Duplicate,
+    /// The next events are held back and delivered after the event that follows them:
+    /// out of order, and stale when that event is their container's `die` or `destroy`
+    /// (a `start` for a container that is gone).
+    Delay,
+}
+
 /// How an open stream was ended by the world (not by its own reader).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum StreamEnd {
@@ -40,6 +54,8 @@ pub(crate) struct Container {
     pub(crate) info: ContainerInfo,
     /// Index of its log in [`DockerState::logs`].
     pub(crate) serial: usize,
+    /// `docker pause`d: its process is frozen (writes nothing), it still runs.
+    pub(crate) paused: bool,
     /// Log requests ever made for this container.
     pub(crate) opens_total: u64,
     /// Faults armed for the next log requests, in order.
@@ -90,6 +106,12 @@ pub struct DockerCounters {
     pub api_failures: u64,
     /// Entries deleted by the daemon's own log rotation, over all containers.
     pub entries_deleted_by_rotation: u64,
+    /// Events lost, duplicated and delayed by [`EventFault`]s.
+    pub events_lost: u64,
+    pub events_duplicated: u64,
+    pub events_delayed: u64,
+    /// `docker pause` commands played.
+    pub pauses: u64,
 }
 
 pub(crate) struct DockerState {
@@ -123,6 +145,17 @@ pub(crate) struct DockerState {
     pub(crate) chunk_bytes_max: usize,
     pub(crate) chunk_split_chance: f64,
     pub(crate) counters: DockerCounters,
+    /// The fault applied to the next events published, and to how many more.
+    pub(crate) event_fault: Option<(EventFault, u32)>,
+    /// Events a [`EventFault::Delay`] holds back until the next event is published.
+    pub(crate) held_events: Vec<ContainerEvent>,
+    /// When containers were removed whose `destroy` an [`EventFault`] lost or held back
+    /// (in order): the agent can only learn of them from its next reconcile.
+    pub(crate) unannounced_removals: Vec<engine::rt::Instant>,
+    /// Per container, when an [`EventFault`] last lost or held back one of its events.
+    pub(crate) events_disturbed: BTreeMap<ContainerId, engine::rt::Instant>,
+    /// Virtual time at the latest command (set by `SimDocker::with`).
+    pub(crate) now: engine::rt::Instant,
 }
 
 impl DockerState {
@@ -152,6 +185,11 @@ impl DockerState {
             chunk_bytes_max: 64 * 1024,
             chunk_split_chance: 0.25,
             counters: DockerCounters::default(),
+            event_fault: None,
+            held_events: Vec::new(),
+            unannounced_removals: Vec::new(),
+            events_disturbed: BTreeMap::new(),
+            now: engine::rt::Instant::ZERO,
         }
     }
 
@@ -183,12 +221,13 @@ impl DockerState {
         id
     }
 
-    /// Queue an event for every open events stream.
-    pub(crate) fn publish(&mut self, kind: ContainerEventKind, id: &ContainerId, extra: &[(&str, String)]) {
+    /// Queue an event for every open events stream. Returns false if an [`EventFault`]
+    /// lost or held it back (the subscribers do not have it now).
+    pub(crate) fn publish(&mut self, kind: ContainerEventKind, id: &ContainerId, extra: &[(&str, String)]) -> bool {
         if self.event_streams.is_empty() {
-            return;
+            return true;
         }
-        let Some(container) = self.containers.get(id) else { return };
+        let Some(container) = self.containers.get(id) else { return true };
         let mut attributes = container.info.labels.clone();
         attributes.insert("name".into(), container.info.name.clone());
         attributes.insert("image".into(), container.info.image.clone());
@@ -196,14 +235,53 @@ impl DockerState {
             attributes.insert((*key).into(), value.clone());
         }
         let event = ContainerEvent { kind, id: id.clone(), attributes };
+        let fault = match &mut self.event_fault {
+            Some((fault, left)) => {
+                let fault = *fault;
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    self.event_fault = None;
+                }
+                Some(fault)
+            }
+            None => None,
+        };
+        if matches!(fault, Some(EventFault::Lose | EventFault::Delay)) {
+            self.events_disturbed.insert(id.clone(), self.now);
+        }
+        let mut events = Vec::new();
+        match fault {
+            Some(EventFault::Lose) => self.counters.events_lost += 1,
+            Some(EventFault::Duplicate) => {
+                self.counters.events_duplicated += 1;
+                events.extend([event.clone(), event]);
+            }
+            Some(EventFault::Delay) => {
+                self.counters.events_delayed += 1;
+                self.held_events.push(event);
+            }
+            None => {
+                events.push(event);
+                // Released behind a later event: stale news from now on (a `die` after
+                // the `start` that followed it) until the agent's next reconcile.
+                for held in &self.held_events {
+                    self.events_disturbed.insert(held.id.clone(), self.now);
+                }
+                events.append(&mut self.held_events);
+            }
+        }
+        if events.is_empty() {
+            return false;
+        }
         for subscriber in self.event_streams.values_mut() {
             if subscriber.end.is_none() {
-                subscriber.queue.push_back(event.clone());
+                subscriber.queue.extend(events.iter().cloned());
                 if let Some(waker) = subscriber.waker.take() {
                     waker.wake();
                 }
             }
         }
+        true
     }
 
     /// Apply `change` to every open log stream of `container` and wake it (unless it is
