@@ -243,6 +243,7 @@ impl World {
             return Ok(());
         };
         self.note(|| "agent shutting down (SIGTERM)".to_string());
+        self.docker.agent_stopping();
         let commit_may_fail = self.store.failures_armed();
         let report: Arc<Mutex<Option<ShutdownReport>>> = Arc::new(Mutex::new(None));
         let report_slot = report.clone();
@@ -311,8 +312,12 @@ impl World {
 
     fn check_deliveries(&self) -> Result<(), Failed> {
         let first = self.delivery.lock().unwrap().first_violation.clone();
-        match first {
-            Some((invariant, detail)) => Err(self.fail(invariant, detail)),
+        if let Some((invariant, detail)) = first {
+            return Err(self.fail(invariant, detail));
+        }
+        // Checked by the Docker model at every chunk handed, reported here.
+        match self.docker.unsettled().0 {
+            Some(detail) => Err(self.fail(Invariant::Bounds, detail)),
             None => Ok(()),
         }
     }
@@ -375,7 +380,11 @@ impl World {
                 }
                 None => " (agent down)".to_string(),
             };
-            format!("sample: docker streams_open={} delivered={delivered}{engine}", counters.log_streams_open)
+            let (unsettled, slack) = self.docker.unsettled_now();
+            format!(
+                "sample: docker streams_open={} delivered={delivered} unsettled={unsettled} slack={slack}{engine}",
+                counters.log_streams_open
+            )
         });
         Ok(())
     }
@@ -586,6 +595,8 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     let docker = SimDocker::new(rt.clone(), SimRng::derive(options.seed, streams::DOCKER).next_u64());
     docker.set_first_sight_now(options.first_sight_now);
     docker.set_broken_tty_keeps_stderr(run.broken_tty_keeps_stderr);
+    let truncated_line_max = options.line_bytes_max + engine::parse::assemble::TRUNCATION_MARKER.len();
+    docker.set_unsettled_bound(options.queue_bytes_max, truncated_line_max);
     let loki = SimLoki::new(exec.handle(), SimRng::derive(options.seed, streams::LOKI).next_u64());
     loki.set_behaviour(LokiBehaviour {
         latency_min: Duration::from_millis(1),

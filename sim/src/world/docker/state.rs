@@ -123,6 +123,8 @@ pub(crate) struct DockerState {
     pub(crate) chunk_bytes_max: usize,
     pub(crate) chunk_split_chance: f64,
     pub(crate) counters: DockerCounters,
+    /// The world's count of bytes handed to the agent and not settled.
+    pub(crate) unsettled: super::unsettled::Unsettled,
 }
 
 impl DockerState {
@@ -152,6 +154,7 @@ impl DockerState {
             chunk_bytes_max: 64 * 1024,
             chunk_split_chance: 0.25,
             counters: DockerCounters::default(),
+            unsettled: Default::default(),
         }
     }
 
