@@ -116,6 +116,12 @@ fn a_queue_that_bypasses_its_byte_budget_is_caught() {
 }
 
 #[test]
+fn a_queue_that_charges_no_per_line_overhead_is_caught() {
+    // Only the world's own count sees it: the queue's gauge stays within its bound.
+    assert_caught_as(SupervisorVariant::LineOverheadUncharged, Invariant::Bounds, "the world handed it");
+}
+
+#[test]
 fn a_shutdown_that_hangs_is_caught() {
     assert_caught_as(SupervisorVariant::HangShutdown, Invariant::Shutdown, "did not finish");
 }

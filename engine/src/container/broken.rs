@@ -101,6 +101,7 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
         | SupervisorVariant::Correct
         | SupervisorVariant::AckBeforeDelivery
         | SupervisorVariant::BudgetBypass
-        | SupervisorVariant::HangShutdown => (stream, StreamHook { heartbeat: None }),
+        | SupervisorVariant::HangShutdown
+        | SupervisorVariant::LineOverheadUncharged => (stream, StreamHook { heartbeat: None }),
     }
 }

@@ -77,6 +77,10 @@ pub enum SupervisorVariant {
     /// Shutdown waits forever before its final commit.
     #[cfg(feature = "broken-variants")]
     HangShutdown,
+    /// The queue charges line content only, no per-line overhead (a flood of tiny lines
+    /// holds many times the budget; its own gauge stays within it).
+    #[cfg(feature = "broken-variants")]
+    LineOverheadUncharged,
 }
 
 /// Make the hooks outside the supervisor (sink, queue, shutdown) play `variant` on this
