@@ -28,7 +28,7 @@ use engine::rt::{Instant, Rt};
 use engine::task::Tasks;
 use engine::telemetry::Telemetry;
 
-use crate::check::budget::BudgetChecker;
+use crate::check::budget::{self, BudgetChecker};
 use crate::check::completeness::{self, NamedLosses};
 use crate::check::delivery::DeliveryChecker;
 use crate::check::leaks::{census, describe, Census};
@@ -154,6 +154,8 @@ struct World {
     store: SimCheckpointStore,
     delivery: Arc<Mutex<DeliveryChecker>>,
     budget: BudgetChecker,
+    /// The first breach of the task budget the executor's spawn hook saw.
+    spawn_breach: Arc<Mutex<Option<String>>>,
     progress: ProgressChecker,
     /// Whether the last sample found the queue at its bound, and episodes so far.
     at_bound: bool,
@@ -188,6 +190,16 @@ impl World {
     fn start_agent(&mut self) {
         let tasks = Tasks::new(self.rt.clone());
         let telemetry = Arc::new(Telemetry::default());
+        // The task budget at every spawn of this incarnation (the first breach is kept).
+        let (registry, gauges, docker) = (tasks.registry().clone(), telemetry.clone(), self.docker.clone());
+        let (breach, rt) = (self.spawn_breach.clone(), self.rt.clone());
+        self.exec.set_spawn_hook(move |meta| {
+            let open = docker.counters().log_streams_open;
+            if let Err(detail) = budget::check_spawn(meta.kind, &registry, &gauges, open) {
+                let at = rt.now().as_nanos() as f64 / 1e9;
+                breach.lock().unwrap().get_or_insert(format!("{detail} (at {at:.3}s, {})", meta.site));
+            }
+        });
         let slot = Arc::new(Mutex::new(None));
         let ports = AgentPorts {
             docker: Arc::new(self.docker.clone()),
@@ -314,6 +326,9 @@ impl World {
         let first = self.delivery.lock().unwrap().first_violation.clone();
         if let Some((invariant, detail)) = first {
             return Err(self.fail(invariant, detail));
+        }
+        if let Some(detail) = self.spawn_breach.lock().unwrap().clone() {
+            return Err(self.fail(Invariant::TaskBudget, detail));
         }
         // Checked by the Docker model at every chunk handed, reported here.
         match self.docker.unsettled().0 {
@@ -642,6 +657,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         store,
         delivery,
         budget: BudgetChecker::new(options.streams_max, options.queue_bytes_max, starvation_max),
+        spawn_breach: Arc::default(),
         progress: ProgressChecker::new(options.stall_timeout),
         at_bound: false,
         backpressure_episodes: 0,

@@ -122,6 +122,12 @@ fn a_queue_that_charges_no_per_line_overhead_is_caught() {
 }
 
 #[test]
+fn streams_that_overlap_for_a_moment_at_rotation_are_caught() {
+    // Open for a millisecond beyond `streams_max`: only the per-open high-water mark sees it.
+    assert_caught_as(SupervisorVariant::OverlapAtRotation, Invariant::TaskBudget, "were open at once");
+}
+
+#[test]
 fn a_shutdown_that_hangs_is_caught() {
     assert_caught_as(SupervisorVariant::HangShutdown, Invariant::Shutdown, "did not finish");
 }

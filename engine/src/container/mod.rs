@@ -81,6 +81,11 @@ pub enum SupervisorVariant {
     /// holds many times the budget; its own gauge stays within it).
     #[cfg(feature = "broken-variants")]
     LineOverheadUncharged,
+    /// A dropped stream lingers for a millisecond (a task closes it), so at a rotation
+    /// the next holder's stream opens before the old one is gone: `streams_max` + 1
+    /// open for a moment, which a per-minute sample never sees.
+    #[cfg(feature = "broken-variants")]
+    OverlapAtRotation,
 }
 
 /// Make the hooks outside the supervisor (sink, queue, shutdown) play `variant` on this
