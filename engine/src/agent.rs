@@ -85,10 +85,11 @@ impl Agent {
         ports: AgentPorts,
         telemetry: Arc<Telemetry>,
     ) -> Result<Agent, CheckpointError> {
-        // One line, truncated or not, must fit in the pipeline's byte budget, or its
-        // source would wait forever (the daemon's config validation says so first).
+        // One line, truncated or not, must fit in the pipeline's byte budget (with its
+        // per-line overhead), or its source would wait forever (the daemon's config
+        // validation says so first).
         assert!(
-            config.monitor.line_bytes_max + crate::parse::assemble::TRUNCATION_MARKER.len()
+            Budget::cost(1, config.monitor.line_bytes_max + crate::parse::assemble::TRUNCATION_MARKER.len())
                 <= config.pipeline.queue_bytes_max,
             "line_bytes_max {} (+ truncation marker) exceeds queue_bytes_max {}",
             config.monitor.line_bytes_max,

@@ -28,7 +28,7 @@ use engine::rt::{Instant, Rt};
 use engine::task::Tasks;
 use engine::telemetry::Telemetry;
 
-use crate::check::budget::BudgetChecker;
+use crate::check::budget::{self, BudgetChecker};
 use crate::check::completeness::{self, NamedLosses};
 use crate::check::delivery::DeliveryChecker;
 use crate::check::leaks::{census, describe, Census};
@@ -181,6 +181,8 @@ struct World {
     store: SimCheckpointStore,
     delivery: Arc<Mutex<DeliveryChecker>>,
     budget: BudgetChecker,
+    /// The first breach of the task budget the executor's spawn hook saw.
+    spawn_breach: Arc<Mutex<Option<String>>>,
     progress: ProgressChecker,
     /// Whether the last sample found the queue at its bound, and episodes so far.
     at_bound: bool,
@@ -215,6 +217,16 @@ impl World {
     fn start_agent(&mut self) {
         let tasks = Tasks::new(self.rt.clone());
         let telemetry = Arc::new(Telemetry::default());
+        // The task budget at every spawn of this incarnation (the first breach is kept).
+        let (registry, gauges, docker) = (tasks.registry().clone(), telemetry.clone(), self.docker.clone());
+        let (breach, rt) = (self.spawn_breach.clone(), self.rt.clone());
+        self.exec.set_spawn_hook(move |meta| {
+            let open = docker.counters().log_streams_open;
+            if let Err(detail) = budget::check_spawn(meta.kind, &registry, &gauges, open) {
+                let at = rt.now().as_nanos() as f64 / 1e9;
+                breach.lock().unwrap().get_or_insert(format!("{detail} (at {at:.3}s, {})", meta.site));
+            }
+        });
         let slot = Arc::new(Mutex::new(None));
         let ports = AgentPorts {
             docker: Arc::new(self.docker.clone()),
@@ -272,6 +284,7 @@ impl World {
             return Ok(());
         };
         self.note(|| "agent shutting down (SIGTERM)".to_string());
+        self.docker.agent_stopping();
         let commit_may_fail = self.store.failures_armed();
         let report: Arc<Mutex<Option<ShutdownReport>>> = Arc::new(Mutex::new(None));
         let report_slot = report.clone();
@@ -340,8 +353,15 @@ impl World {
 
     fn check_deliveries(&self) -> Result<(), Failed> {
         let first = self.delivery.lock().unwrap().first_violation.clone();
-        match first {
-            Some((invariant, detail)) => Err(self.fail(invariant, detail)),
+        if let Some((invariant, detail)) = first {
+            return Err(self.fail(invariant, detail));
+        }
+        if let Some(detail) = self.spawn_breach.lock().unwrap().clone() {
+            return Err(self.fail(Invariant::TaskBudget, detail));
+        }
+        // Checked by the Docker model at every chunk handed, reported here.
+        match self.docker.unsettled().0 {
+            Some(detail) => Err(self.fail(Invariant::Bounds, detail)),
             None => Ok(()),
         }
     }
@@ -404,7 +424,11 @@ impl World {
                 }
                 None => " (agent down)".to_string(),
             };
-            format!("sample: docker streams_open={} delivered={delivered}{engine}", counters.log_streams_open)
+            let (unsettled, slack) = self.docker.unsettled_now();
+            format!(
+                "sample: docker streams_open={} delivered={delivered} unsettled={unsettled} slack={slack}{engine}",
+                counters.log_streams_open
+            )
         });
         Ok(())
     }
@@ -626,6 +650,8 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     let docker = SimDocker::new(rt.clone(), SimRng::derive(options.seed, streams::DOCKER).next_u64());
     docker.set_first_sight_now(options.first_sight_now);
     docker.set_broken_tty_keeps_stderr(run.broken_tty_keeps_stderr);
+    let truncated_line_max = options.line_bytes_max + engine::parse::assemble::TRUNCATION_MARKER.len();
+    docker.set_unsettled_bound(options.queue_bytes_max, truncated_line_max);
     let loki = SimLoki::new(exec.handle(), SimRng::derive(options.seed, streams::LOKI).next_u64());
     loki.set_behaviour(LokiBehaviour {
         latency_min: Duration::from_millis(1),
@@ -676,6 +702,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
             budget.unannounced_grace = options.reconcile_every + Duration::from_secs(60);
             budget
         },
+        spawn_breach: Arc::default(),
         progress: {
             let mut progress = ProgressChecker::new(options.stall_timeout);
             progress.unannounced_grace = options.reconcile_every + Duration::from_secs(60);

@@ -116,6 +116,18 @@ fn a_queue_that_bypasses_its_byte_budget_is_caught() {
 }
 
 #[test]
+fn a_queue_that_charges_no_per_line_overhead_is_caught() {
+    // Only the world's own count sees it: the queue's gauge stays within its bound.
+    assert_caught_as(SupervisorVariant::LineOverheadUncharged, Invariant::Bounds, "the world handed it");
+}
+
+#[test]
+fn streams_that_overlap_for_a_moment_at_rotation_are_caught() {
+    // Open for a millisecond beyond `streams_max`: only the per-open high-water mark sees it.
+    assert_caught_as(SupervisorVariant::OverlapAtRotation, Invariant::TaskBudget, "were open at once");
+}
+
+#[test]
 fn a_shutdown_that_hangs_is_caught() {
     assert_caught_as(SupervisorVariant::HangShutdown, Invariant::Shutdown, "did not finish");
 }

@@ -523,7 +523,9 @@ pub struct LimitsSection {
     /// bytes, keeps a truncated line with its 14-byte `...[truncated]` marker within
     /// Loki's default `max_line_size` (256 KiB = 262,144 bytes).
     pub line_bytes_max: ByteSize,
-    /// Line bytes queued, batched or in flight; sources wait beyond it.
+    /// Memory of the lines queued, batched or in flight (content plus a 128-byte
+    /// per-line overhead, `engine::pipeline::queue::LINE_OVERHEAD_BYTES`); sources wait
+    /// beyond it.
     pub queue_bytes_max: ByteSize,
 }
 

@@ -286,14 +286,17 @@ fn validate_limits(config: &Config) -> Result<(), ConfigError> {
     if limits.line_bytes_max.0 == 0 {
         return Err(ConfigError::new("limits.line_bytes_max", "must be at least 1"));
     }
-    // A truncated line is line_bytes_max plus the marker, and one line must always fit
-    // in the pipeline (else its source would wait forever).
+    // A truncated line is line_bytes_max plus the marker, and one line (with the per-line
+    // overhead the budget charges) must always fit in the pipeline (else its source
+    // would wait forever).
     let marker = engine::parse::assemble::TRUNCATION_MARKER.len() as u64;
-    if limits.line_bytes_max.0 + marker > limits.queue_bytes_max.0 {
+    let overhead = engine::pipeline::queue::LINE_OVERHEAD_BYTES as u64;
+    if limits.line_bytes_max.0 + marker + overhead > limits.queue_bytes_max.0 {
         return Err(ConfigError::new(
             "limits.line_bytes_max",
             format!(
-                "must leave room in limits.queue_bytes_max for one truncated line ({} + {marker}-byte marker > {})",
+                "must leave room in limits.queue_bytes_max for one truncated line \
+                 ({} + {marker}-byte marker + {overhead}-byte line overhead > {})",
                 limits.line_bytes_max.0, limits.queue_bytes_max.0
             ),
         ));

@@ -87,6 +87,10 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
             }));
             (relayed, StreamHook { heartbeat: None })
         }
+        SupervisorVariant::OverlapAtRotation => {
+            let lingering = Lingering { stream: Some(stream), shared: (shared.tasks.clone(), shared.rt.clone()) };
+            (Box::pin(lingering), StreamHook { heartbeat: None })
+        }
         SupervisorVariant::WrongJoin => {
             let rt = shared.rt.clone();
             let heartbeat = shared.tasks.spawn(TaskKind::Heartbeat, async move {
@@ -101,6 +105,42 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
         | SupervisorVariant::Correct
         | SupervisorVariant::AckBeforeDelivery
         | SupervisorVariant::BudgetBypass
-        | SupervisorVariant::HangShutdown => (stream, StreamHook { heartbeat: None }),
+        | SupervisorVariant::HangShutdown
+        | SupervisorVariant::LineOverheadUncharged => (stream, StreamHook { heartbeat: None }),
+    }
+}
+
+/// [`SupervisorVariant::OverlapAtRotation`]'s stream: dropped, it hands the real stream to
+/// a task that closes it a millisecond later.
+struct Lingering {
+    stream: Option<LogStream>,
+    shared: (crate::task::Tasks, std::sync::Arc<dyn crate::rt::Rt>),
+}
+
+impl futures::Stream for Lingering {
+    type Item = <LogStream as futures::Stream>::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        match self.stream.as_mut() {
+            Some(stream) => stream.as_mut().poll_next(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let Some(stream) = self.stream.take() else { return };
+        let (tasks, rt) = &self.shared;
+        let rt = rt.clone();
+        tasks
+            .spawn(TaskKind::Stream, async move {
+                rt.sleep(Duration::from_millis(1)).await;
+                drop(stream);
+            })
+            .detach();
     }
 }

@@ -77,6 +77,15 @@ pub enum SupervisorVariant {
     /// Shutdown waits forever before its final commit.
     #[cfg(feature = "broken-variants")]
     HangShutdown,
+    /// The queue charges line content only, no per-line overhead (a flood of tiny lines
+    /// holds many times the budget; its own gauge stays within it).
+    #[cfg(feature = "broken-variants")]
+    LineOverheadUncharged,
+    /// A dropped stream lingers for a millisecond (a task closes it), so at a rotation
+    /// the next holder's stream opens before the old one is gone: `streams_max` + 1
+    /// open for a moment, which a per-minute sample never sees.
+    #[cfg(feature = "broken-variants")]
+    OverlapAtRotation,
 }
 
 /// Make the hooks outside the supervisor (sink, queue, shutdown) play `variant` on this

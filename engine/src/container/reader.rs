@@ -23,6 +23,7 @@ use bytes::Bytes;
 
 use crate::model::{Line, Position, ResumeKey, StdStream};
 use crate::parse::assemble::Assembler;
+use crate::pipeline::queue::Budget;
 use crate::parse::decoder::LogDecoder;
 use crate::parse::frame::FrameError;
 use crate::parse::timestamp::{TimestampCache, TimestampError};
@@ -91,7 +92,10 @@ impl LogReader {
         run_bytes_max: usize,
         resume: ContainerCheckpoint,
     ) -> LogReader {
-        assert!(run_bytes_max > line_bytes_max, "a run must hold the longest line");
+        assert!(
+            run_bytes_max >= Budget::cost(1, line_bytes_max + crate::parse::assemble::TRUNCATION_MARKER.len()),
+            "a run must hold the longest line"
+        );
         LogReader {
             decoder: LogDecoder::new(false, frame_bytes_max),
             frame_bytes_max,
@@ -233,7 +237,12 @@ impl LogReader {
             let len = assembled.bytes.len();
             let line = Line { ts: assembled.ts, bytes: assembled.bytes, position: Position::Container(key) };
             match runs.last_mut() {
-                Some(run) if run.stream == stream && run.bytes + len <= self.run_bytes_max => {
+                // A run's cost to the queue's budget (content plus per-line overhead)
+                // stays within run_bytes_max, so a flood of tiny lines is split too.
+                Some(run)
+                    if run.stream == stream
+                        && Budget::cost(run.lines.len() + 1, run.bytes + len) <= self.run_bytes_max =>
+                {
                     run.lines.push(line);
                     run.bytes += len;
                 }

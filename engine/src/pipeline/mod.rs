@@ -27,7 +27,8 @@ pub mod sink;
 /// Bounds and timings of the pipeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PipelineConfig {
-    /// Bytes of line content queued, batched or in flight, at most.
+    /// Bytes the lines queued, batched or in flight may hold, at most: content plus
+    /// [`queue::LINE_OVERHEAD_BYTES`] per line ([`queue::Budget::cost`]).
     pub queue_bytes_max: usize,
     pub batch_bytes_max: usize,
     pub batch_lines_max: usize,

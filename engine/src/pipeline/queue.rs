@@ -1,10 +1,15 @@
 //! The byte-bounded queue between sources and the dispatcher.
 //!
 //! A [`Chunk`] is a run of lines of one source, in source order. Sending waits until the
-//! chunk's bytes fit in the [`Budget`]; the bytes stay charged while the lines are queued,
-//! batched and in flight, and are given back by the sink worker once the batch is
+//! chunk's cost fits in the [`Budget`]; the cost stays charged while the lines are queued,
+//! batched and in flight, and is given back by the sink worker once the batch is
 //! acknowledged or rejected. So `queue_bytes_max` bounds everything between a source and
 //! the sink, and a full pipeline makes sources wait instead of dropping lines.
+//!
+//! The cost is what memory really holds, not only content: a line costs its content bytes
+//! plus [`LINE_OVERHEAD_BYTES`] (its record, its `Bytes` handle, its share of the chunk's
+//! source/labels record), so a flood of empty lines is bounded as tightly as one of long
+//! lines. See [`Budget::cost`].
 //!
 //! The budget is a FIFO-fair semaphore: a large chunk is not starved by small ones.
 
@@ -15,6 +20,14 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::model::{Labels, Line, SourceId};
 use crate::telemetry::events::QueueChanged;
 use crate::telemetry::Telemetry;
+
+/// What one queued line costs the budget besides its content bytes: its [`Line`] record
+/// (timestamp, `Bytes` handle, position: 56 bytes on 64-bit targets) plus, so that even a
+/// chunk of a single line is covered, the [`Chunk`] record that carries it (source id,
+/// labels handle, `Vec` header, byte count: 64 bytes). 56 + 64 = 120, rounded up to 128.
+/// The `Bytes` handles share their chunk's buffer (counted in the content bytes) and the
+/// labels map is shared by every line of the source (an `Arc`). Pinned by a unit test.
+pub const LINE_OVERHEAD_BYTES: usize = 128;
 
 /// A run of lines from one source.
 #[derive(Clone, Debug)]
@@ -44,24 +57,42 @@ impl Budget {
         self.bytes_max
     }
 
-    /// Give back what a finished batch was charged.
+    /// What `lines` lines of `bytes` content bytes in all cost the budget: the content
+    /// plus [`LINE_OVERHEAD_BYTES`] per line.
+    pub const fn cost(lines: usize, bytes: usize) -> usize {
+        bytes + lines * LINE_OVERHEAD_BYTES
+    }
+
+    /// [`Budget::cost`], as this build charges it (a broken variant leaves the
+    /// per-line overhead out).
+    fn charged(lines: usize, bytes: usize) -> usize {
+        #[cfg(feature = "broken-variants")]
+        if crate::container::broken::is_active(crate::container::SupervisorVariant::LineOverheadUncharged) {
+            return bytes;
+        }
+        Budget::cost(lines, bytes)
+    }
+
+    /// Give back what a finished batch of `lines` lines and `bytes` content bytes was charged.
     pub fn refund(&self, lines: usize, bytes: usize) {
-        self.semaphore.add_permits(bytes);
-        QueueChanged { lines_delta: -(lines as i64), bytes_delta: -(bytes as i64) }.emit(&self.telemetry);
+        let cost = Budget::charged(lines, bytes);
+        self.semaphore.add_permits(cost);
+        QueueChanged { lines_delta: -(lines as i64), bytes_delta: -(cost as i64) }.emit(&self.telemetry);
     }
 
     async fn charge(&self, lines: usize, bytes: usize) -> Result<(), QueueClosed> {
-        assert!(bytes <= self.bytes_max, "chunk of {bytes} bytes exceeds queue_bytes_max");
-        let permits = u32::try_from(bytes).expect("chunk fits in u32");
+        let cost = Budget::charged(lines, bytes);
+        assert!(cost <= self.bytes_max, "chunk costing {cost} bytes exceeds queue_bytes_max");
+        let permits = u32::try_from(cost).expect("chunk fits in u32");
         #[cfg(feature = "broken-variants")]
         if crate::container::broken::is_active(crate::container::SupervisorVariant::BudgetBypass) {
             // Charged to the gauge, not to the semaphore; the refund adds permits that
             // were never taken, so the bound drifts away.
-            QueueChanged { lines_delta: lines as i64, bytes_delta: bytes as i64 }.emit(&self.telemetry);
+            QueueChanged { lines_delta: lines as i64, bytes_delta: cost as i64 }.emit(&self.telemetry);
             return Ok(());
         }
         self.semaphore.acquire_many(permits).await.map_err(|_| QueueClosed)?.forget();
-        QueueChanged { lines_delta: lines as i64, bytes_delta: bytes as i64 }.emit(&self.telemetry);
+        QueueChanged { lines_delta: lines as i64, bytes_delta: cost as i64 }.emit(&self.telemetry);
         Ok(())
     }
 }
@@ -78,7 +109,7 @@ pub struct QueueSender {
 }
 
 impl QueueSender {
-    /// Largest chunk a source may send; sources split bigger runs.
+    /// Largest chunk cost ([`Budget::cost`]) a source may send; sources split bigger runs.
     pub fn chunk_bytes_max(&self) -> usize {
         self.budget.bytes_max
     }
@@ -112,4 +143,60 @@ pub fn queue(budget: Budget) -> (QueueSender, QueueReceiver) {
     // empty and never sent), so the channel itself never holds more than the budget.
     let (chunks_tx, chunks_rx) = mpsc::unbounded_channel();
     (QueueSender { chunks: chunks_tx, budget }, QueueReceiver { chunks: chunks_rx })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use bytes::Bytes;
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::model::{ContainerId, Position, ResumeKey, StdStream};
+
+    fn empty_lines(count: usize) -> Chunk {
+        let lines: Vec<Line> = (0..count)
+            .map(|n| Line {
+                ts: n as i64,
+                bytes: Bytes::new(),
+                position: Position::Container(ResumeKey { ts: n as i64, seq: 0 }),
+            })
+            .collect();
+        Chunk {
+            source: SourceId::Container { id: ContainerId::new("c"), stream: StdStream::Stdout },
+            labels: Arc::new(BTreeMap::new()),
+            lines,
+            bytes: 0,
+        }
+    }
+
+    /// The figures [`LINE_OVERHEAD_BYTES`] states: a line record is 56 bytes and a chunk
+    /// record 64 on 64-bit targets, and both fit in the overhead.
+    #[test]
+    fn the_per_line_overhead_covers_a_line_and_its_chunk_record() {
+        let (line, chunk) = (std::mem::size_of::<Line>(), std::mem::size_of::<Chunk>());
+        if cfg!(target_pointer_width = "64") {
+            assert_eq!((line, chunk), (56, 64), "update LINE_OVERHEAD_BYTES and its comment");
+        }
+        assert!(line + chunk <= LINE_OVERHEAD_BYTES);
+        assert_eq!(Budget::cost(3, 10), 10 + 3 * LINE_OVERHEAD_BYTES);
+    }
+
+    /// A flood of empty lines is charged per line: it fills the budget and the next
+    /// send waits until a batch is refunded.
+    #[test]
+    fn empty_lines_fill_the_budget_and_make_the_source_wait() {
+        let telemetry = Arc::new(Telemetry::default());
+        let budget = Budget::new(10 * LINE_OVERHEAD_BYTES, telemetry.clone());
+        let (sender, mut receiver) = queue(budget.clone());
+        sender.send(empty_lines(10)).now_or_never().expect("fits at once").unwrap();
+        assert_eq!(Telemetry::get(&telemetry.queue_bytes), 10 * LINE_OVERHEAD_BYTES as u64);
+        let mut blocked = Box::pin(sender.send(empty_lines(1)));
+        assert!((&mut blocked).now_or_never().is_none(), "an empty line still costs its overhead");
+        let chunk = receiver.recv().now_or_never().unwrap().unwrap();
+        budget.refund(chunk.lines.len(), chunk.bytes);
+        blocked.now_or_never().expect("room again after the refund").unwrap();
+        assert_eq!(Telemetry::get(&telemetry.queue_bytes_max_seen), 10 * LINE_OVERHEAD_BYTES as u64);
+    }
 }

@@ -1,9 +1,13 @@
-//! Task budget, bounds and starvation, sampled once per simulated minute.
+//! Task budget, bounds and starvation, at every change where a high-water mark or a
+//! hook sees it, else once per simulated minute.
 //!
-//! - stream-holding tasks ≤ open log streams ≤ `streams_max`;
-//! - container tasks ≤ containers the agent monitors or is retiring, and monitored ≤
-//!   containers that exist;
-//! - queued bytes ≤ `queue_bytes_max`, at every change (the pipeline's high-water mark);
+//! - open log streams ≤ `streams_max` at every open (the Docker model's high-water mark);
+//! - at every engine spawn ([`check_spawn`], the executor's spawn hook): stream-holding
+//!   tasks ≤ open log streams, and container tasks ≤ containers the agent monitors or is
+//!   retiring (counted before the task being spawned: its owner updates the gauges next);
+//! - monitored ≤ containers that exist (per minute);
+//! - queued bytes ≤ `queue_bytes_max`, at every change (the pipeline's high-water mark;
+//!   the world's own count is checked at every chunk handed, `world::docker::unsettled`);
 //! - no running container goes without a log stream for longer than the starvation
 //!   bound while Docker is up and the pipeline flows (the FIFO pool, whose holders
 //!   yield to waiters, must give everyone a turn).
@@ -62,11 +66,14 @@ impl BudgetChecker {
         self.samples += 1;
         let counters = docker.counters();
         let open = counters.log_streams_open;
-        self.streams_open_max = self.streams_open_max.max(open);
-        if open > self.streams_max {
+        // The high-water mark the model keeps at every open: an overlap of a moment
+        // between two samples is seen too.
+        let open_max = counters.log_streams_open_max;
+        self.streams_open_max = self.streams_open_max.max(open_max);
+        if open_max > self.streams_max {
             return Err((
                 Invariant::TaskBudget,
-                format!("{open} log streams open, streams_max is {}", self.streams_max),
+                format!("{open_max} log streams were open at once, streams_max is {}", self.streams_max),
             ));
         }
         let existing = docker.existing_count() as u64;
@@ -144,4 +151,27 @@ impl BudgetChecker {
         }
         Ok(())
     }
+}
+
+/// The task budget at an engine spawn of a `kind` task, counted before it: stream-holding
+/// tasks ≤ `streams_open`, container tasks ≤ monitored + retiring.
+pub fn check_spawn(kind: TaskKind, registry: &TaskRegistry, telemetry: &Telemetry, streams_open: usize) -> Result<(), String> {
+    let before = |of: TaskKind| registry.alive(of).saturating_sub(u64::from(kind == of));
+    let stream_tasks = before(TaskKind::Stream);
+    if stream_tasks > streams_open as u64 {
+        return Err(format!(
+            "at a spawn of a {} task: {stream_tasks} stream-holding tasks but {streams_open} open log streams",
+            kind.as_str()
+        ));
+    }
+    let container_tasks = before(TaskKind::Container);
+    let monitored = Telemetry::get(&telemetry.containers_monitored);
+    let retiring = Telemetry::get(&telemetry.containers_retiring);
+    if container_tasks > monitored + retiring {
+        return Err(format!(
+            "at a spawn of a {} task: {container_tasks} container tasks for {monitored} monitored + {retiring} retiring containers",
+            kind.as_str()
+        ));
+    }
+    Ok(())
 }

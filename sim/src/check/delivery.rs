@@ -82,6 +82,7 @@ impl DeliveryChecker {
             // One id lookup and one lock of the world per batch stream, not per line.
             let log = self.docker.log_serial(id);
             let mut window: Option<(u64, u64)> = None;
+            let mut answered_through = 0;
             let (lines_delivered, lines_excused, lines_refused) =
                 (&mut self.lines_delivered, &mut self.lines_excused, &mut self.lines_refused);
             let (duplicates, duplicates_allowed, line_bytes_max) =
@@ -101,6 +102,7 @@ impl DeliveryChecker {
                         ));
                         break;
                     };
+                    answered_through = answered_through.max(seq + 1);
                     let mut next = track.keys.len() as u64;
                     let Position::Container(resume_key) = line.position;
                     if seq > next {
@@ -177,6 +179,11 @@ impl DeliveryChecker {
             });
             if let Some(window) = window {
                 track.windows.push(window);
+            }
+            // Everything of this stream up to the last line Loki answered is settled in
+            // the world's count of what the agent holds (the pipeline is FIFO per source).
+            if let Some(log) = log.filter(|_| answered_through > 0) {
+                self.docker.settle(log, *std_stream, answered_through);
             }
             if let Some((invariant, detail)) = failure {
                 self.fail(invariant, detail);

@@ -152,6 +152,12 @@ impl Executor {
         self.handle.spawn_world(name, future)
     }
 
+    /// Call `hook` at every engine spawn (`Rt::spawn_raw`), before the task is admitted
+    /// (replaces any previous hook). It must not spawn.
+    pub fn set_spawn_hook(&self, hook: impl FnMut(&TaskMeta) + Send + 'static) {
+        *self.shared.spawn_hook.lock() = Some(Box::new(hook));
+    }
+
     /// Bound on polls at a single virtual instant before [`RunOutcome::Livelock`].
     pub fn set_polls_per_instant_max(&mut self, polls: u64) {
         self.polls_per_instant_max = polls.max(1);

@@ -41,7 +41,13 @@ pub(crate) struct Shared {
     /// Whether `spawns` may be non-empty: lets the executor skip the lock on every poll.
     pub(crate) spawns_pending: AtomicBool,
     pub(crate) ready: Arc<Lock<ReadyQueue>>,
+    /// Called at every engine spawn, before the task is admitted (the oracle's
+    /// per-change checks of the task budget; see [`super::Executor::set_spawn_hook`]).
+    pub(crate) spawn_hook: Lock<Option<SpawnHook>>,
 }
+
+/// See [`super::Executor::set_spawn_hook`].
+pub(crate) type SpawnHook = Box<dyn FnMut(&TaskMeta) + Send>;
 
 impl Shared {
     pub(crate) fn new(seed: u64, wall_start: UnixNanos) -> Shared {
@@ -54,6 +60,7 @@ impl Shared {
             spawns: Lock::new(Vec::new()),
             spawns_pending: AtomicBool::new(false),
             ready: Arc::new(Lock::new(ReadyQueue::default())),
+            spawn_hook: Lock::new(None),
         }
     }
 
@@ -148,6 +155,9 @@ impl Rt for SimRt {
     }
 
     fn spawn_raw(&self, meta: TaskMeta, future: BoxFuture<()>) {
+        if let Some(hook) = self.shared.spawn_hook.lock().as_mut() {
+            hook(&meta);
+        }
         self.shared.spawn(TaskOrigin::Engine(meta), future);
     }
 

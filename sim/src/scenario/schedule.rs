@@ -250,10 +250,16 @@ impl Schedule {
         for _ in 0..options.checkpoint_failures {
             actions.push((at_random(&mut rng), Action::FailCommits { count: rng.range(1..6) as u32 }));
         }
+        // Which floods are of tiny lines: from their own stream, so nothing drawn above
+        // or below changes.
+        let mut tiny_floods = SimRng::derive(options.seed, streams::WORLD ^ 0x71D7);
         for _ in 0..options.floods {
             // A flood: about a third of the containers write, at once, two to four times
             // `queue_bytes_max` between them, mostly while Loki is down, so the queue
-            // reaches its bound and the readers must wait.
+            // reaches its bound and the readers must wait. Half the floods of a small
+            // queue (≤ 2 MiB) are of lines of a few bytes (their sequence number), one per
+            // 64 bytes of the target: per-line overhead, not content, fills the budget.
+            let tiny = options.queue_bytes_max <= 2 << 20 && tiny_floods.chance(0.5);
             let at = at_random(&mut rng);
             if rng.chance(0.7) {
                 let duration = Duration::from_secs(rng.range(60..900));
@@ -264,7 +270,8 @@ impl Schedule {
             let target = options.queue_bytes_max as u64 * rng.range(2..5);
             for slot in chosen.iter().copied() {
                 let line_bytes = rng.range(300..3_000);
-                let lines = (target / (chosen.len() as u64 * line_bytes)).max(1) as u32;
+                let (line_bytes, per_line) = if tiny { (1, 64) } else { (line_bytes, line_bytes) };
+                let lines = (target / (chosen.len() as u64 * per_line)).max(1) as u32;
                 let (stream, line_bytes, lag) = (StdStream::Stdout, line_bytes as u32, Duration::ZERO);
                 actions.push((at, Action::Emit { slot, stream, lines, line_bytes, lag, same_ts: false }));
             }

@@ -49,6 +49,7 @@ use engine::model::StdStream;
 use engine::parse::frame::encode_frame;
 use engine::parse::timestamp::format_rfc3339_nanos;
 use engine::rt::UnixNanos;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
@@ -61,6 +62,10 @@ const PADDING: [u8; ENTRY_CONTENT_MAX] = [b'x'; ENTRY_CONTENT_MAX];
 /// Docker's frame header, and its fixed-width `RFC3339NanoFixed` timestamp.
 const FRAME_HEADER_BYTES: usize = 8;
 const TIMESTAMP_BYTES: usize = 30;
+
+/// A line's bytes besides its content when it is one frame: header, timestamp, space,
+/// newline (a TTY entry has no header but `\r\n`: less).
+pub(crate) const LINE_FRAME_BYTES: u64 = (FRAME_HEADER_BYTES + TIMESTAMP_BYTES + 1 + 1) as u64;
 
 /// Number of decimal digits of `n`.
 pub fn decimal_digits(n: u64) -> u32 {
@@ -465,6 +470,66 @@ impl ContainerLog {
     /// read any more.
     pub(crate) fn forget_reads(&mut self) {
         self.read_frontier = self.start.max(self.unread_floor);
+    }
+
+    /// Lines of `stream` complete before `cursor`: the sequence number of the first one
+    /// a reader at `cursor` has not been handed whole (the world's account of what a
+    /// reader holds, [`super::unsettled`]).
+    pub(crate) fn lines_before(&self, stream: StdStream, cursor: LogCursor) -> u64 {
+        let indices = &self.by_stream[stream.index()];
+        let next = indices.partition_point(|&index| index < cursor.burst);
+        match indices.get(next) {
+            Some(&index) if index == cursor.burst => {
+                let burst = &self.bursts[index];
+                burst.first_seq + cursor.entry / burst.entries_per_line()
+            }
+            Some(&index) => self.bursts[index].first_seq,
+            None => self.next_seq[stream.index()],
+        }
+    }
+
+    /// The first entry not deleted by rotation.
+    pub(crate) fn first_kept(&self) -> LogCursor {
+        self.start
+    }
+
+    /// Whether a line of either stream is started but not complete before `cursor`
+    /// (a reader there holds a partial line).
+    pub(crate) fn mid_line(&self, cursor: LogCursor) -> bool {
+        [StdStream::Stdout, StdStream::Stderr].into_iter().any(|stream| {
+            let indices = &self.by_stream[stream.index()];
+            let next = indices.partition_point(|&index| index < cursor.burst);
+            let inside = indices.get(next).is_some_and(|&index| {
+                index == cursor.burst && cursor.entry % self.bursts[index].entries_per_line() != 0
+            });
+            inside || (next > 0 && self.bursts[indices[next - 1]].open)
+        })
+    }
+
+    /// What the lines `seqs` of `stream` weigh in the world's account of unsettled
+    /// bytes: per complete line, [`LINE_FRAME_BYTES`] (its bytes as one frame besides
+    /// content) plus its content, counted up to `content_cap` (what a reader may keep of
+    /// a line). Heads of open lines weigh nothing.
+    pub(crate) fn lines_cost(&self, stream: StdStream, seqs: Range<u64>, content_cap: u64) -> u64 {
+        let indices = &self.by_stream[stream.index()];
+        let mut at = indices.partition_point(|&index| {
+            let burst = &self.bursts[index];
+            burst.first_seq + burst.lines as u64 <= seqs.start
+        });
+        let mut cost = 0;
+        while let Some(&index) = indices.get(at) {
+            let burst = &self.bursts[index];
+            if burst.first_seq >= seqs.end {
+                break;
+            }
+            if !burst.open {
+                let from = burst.first_seq.max(seqs.start);
+                let until = (burst.first_seq + burst.lines as u64).min(seqs.end);
+                cost += until.saturating_sub(from) * (LINE_FRAME_BYTES + (burst.line_bytes as u64).min(content_cap));
+            }
+            at += 1;
+        }
+        cost
     }
 
     /// Per stream, the first line not wholly handed to a reader yet.

@@ -28,12 +28,14 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use engine::model::StdStream;
 use engine::port::EngineError;
 use engine::rt::{BoxFuture, Rt};
 use futures::Stream;
 
 use super::log::{LogCursor, Qualify, TimestampText};
 use super::state::{DockerState, StreamEnd};
+use super::unsettled::Unsettled;
 use crate::executor::{Lock, SimRng};
 
 /// A fault injected into an open log stream (or armed for the next one).
@@ -83,6 +85,11 @@ struct Reader {
     buffer: BytesMut,
     rng: SimRng,
     timestamps: TimestampText,
+    /// Per output stream, the first line this reader may count as handed (see
+    /// [`super::unsettled`]); resolved at the first render, from the `since` filter.
+    counts_from: Option<[u64; 2]>,
+    /// The cursor before the last render: where the lines in `pending` start.
+    rendered_from: LogCursor,
 }
 
 impl SimLogStream {
@@ -103,6 +110,8 @@ impl SimLogStream {
             buffer: BytesMut::new(),
             rng,
             timestamps: TimestampText::default(),
+            counts_from: None,
+            rendered_from: cursor,
         };
         SimLogStream { state, rt, stream_id, serial, reader, trickle_sleep: None, phase: Phase::Streaming }
     }
@@ -122,6 +131,14 @@ impl Reader {
         let until = limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 });
         if self.pending.is_empty() {
             let target = state.chunk_bytes_max;
+            let (cursor, qualify) = (self.cursor, &self.qualify);
+            let counts_from = *self.counts_from.get_or_insert_with(|| {
+                let from = |stream: usize| match qualify[stream] {
+                    Qualify::From(at) => at.max(cursor),
+                    Qualify::Since(_) => cursor,
+                };
+                Unsettled::start_lines(log, [from(0), from(1)])
+            });
             let wanted = log.render_bytes_estimate(self.cursor, until, target);
             // The buffer is empty here: reuse its allocation if the engine dropped every
             // earlier chunk and it is big enough, else start a new one (`reserve` would
@@ -129,12 +146,15 @@ impl Reader {
             if !self.buffer.try_reclaim(wanted) {
                 self.buffer = BytesMut::with_capacity(wanted);
             }
+            self.rendered_from = self.cursor;
             let (last_frame, entries) =
                 log.render(&mut self.cursor, &mut self.qualify, until, target, &mut self.buffer, &mut self.timestamps);
             if !self.buffer.is_empty() {
                 self.last_frame_len = last_frame;
                 self.pending = self.buffer.split().freeze();
                 state.counters.log_entries_delivered += entries;
+                let pending = self.pending.len() as u64;
+                state.unsettled.rendered(log, serial, counts_from, (self.rendered_from, self.cursor), pending);
             }
         }
         let exhausted_at = until.min(log.end());
@@ -144,7 +164,7 @@ impl Reader {
     /// Hand out up to `max` pending bytes (cut at a random point sometimes).
     /// Once every rendered frame is handed out, the log counts them read (for the
     /// oracle's account of lines the world deleted unread).
-    fn take_chunk(&mut self, state: &mut DockerState, serial: usize, max: usize) -> Bytes {
+    fn take_chunk(&mut self, state: &mut DockerState, stream_id: u64, serial: usize, max: usize) -> Bytes {
         let mut len = self.pending.len().min(max);
         if len > 1 && self.rng.chance(state.chunk_split_chance) {
             len = self.rng.range(1..len as u64) as usize;
@@ -154,7 +174,25 @@ impl Reader {
         if self.pending.is_empty() {
             state.logs[serial].mark_read(self.cursor);
         }
+        self.handed(state, stream_id, serial, len, 0);
         chunk
+    }
+
+    /// Rendered bytes are dropped unhanded: their lines are not the agent's.
+    fn discard(&self, state: &mut DockerState, serial: usize) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let log = &state.logs[serial];
+        let back = [StdStream::Stdout, StdStream::Stderr].map(|stream| log.lines_before(stream, self.rendered_from));
+        state.unsettled.uncount(log, serial, back);
+    }
+
+    /// Count `len` bytes handed out (and `discarded` rendered ones dropped) in the
+    /// world's account of unsettled bytes, which checks its bound.
+    fn handed(&self, state: &mut DockerState, stream_id: u64, serial: usize, len: usize, discarded: usize) {
+        let at_boundary = self.pending.is_empty() && !state.logs[serial].mid_line(self.cursor);
+        state.unsettled.handed(stream_id, len as u64, discarded as u64, at_boundary);
     }
 }
 
@@ -217,7 +255,9 @@ impl Stream for SimLogStream {
                 }
                 let all = reader.pending.len();
                 state.counters.log_bytes_delivered += all as u64;
-                return Poll::Ready(Some(Ok(reader.pending.split_to(all))));
+                let chunk = reader.pending.split_to(all);
+                reader.handed(state, stream_id, serial, all, 0);
+                return Poll::Ready(Some(Ok(chunk)));
             }
             Some(StreamFault::ErrorMidFrame) => {
                 reader.refill(state, stream_id, serial);
@@ -234,7 +274,9 @@ impl Stream for SimLogStream {
                 }
                 state.counters.log_bytes_delivered += cut as u64;
                 let chunk = reader.pending.split_to(cut);
-                reader.pending = Bytes::new();
+                reader.discard(state, serial);
+                let discarded = std::mem::take(&mut reader.pending).len();
+                reader.handed(state, stream_id, serial, cut, discarded);
                 drop(guard);
                 this.phase = Phase::ErrorNext;
                 return Poll::Ready(Some(Ok(chunk)));
@@ -247,7 +289,7 @@ impl Stream for SimLogStream {
                 Some(StreamFault::Trickle { chunk_bytes, .. }) => chunk_bytes.max(1),
                 _ => usize::MAX,
             };
-            let chunk = reader.take_chunk(state, serial, max);
+            let chunk = reader.take_chunk(state, stream_id, serial, max);
             drop(guard);
             if let Some(StreamFault::Trickle { delay, .. }) = fault {
                 this.trickle_sleep = Some(this.rt.sleep(delay));
@@ -266,6 +308,9 @@ impl Stream for SimLogStream {
 
 impl Drop for SimLogStream {
     fn drop(&mut self) {
-        self.state.lock().close_log_stream(self.stream_id);
+        let mut state = self.state.lock();
+        self.reader.discard(&mut state, self.serial);
+        state.unsettled.closed(self.stream_id, self.reader.pending.len() as u64);
+        state.close_log_stream(self.stream_id);
     }
 }

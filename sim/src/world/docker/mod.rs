@@ -48,6 +48,7 @@ mod log;
 mod log_stream;
 mod port;
 mod state;
+mod unsettled;
 
 #[cfg(test)]
 mod tests;
@@ -628,6 +629,7 @@ impl SimDocker {
     /// The agent crashed: what it had read is gone with it (see `ContainerLog::forget_reads`).
     pub fn forget_reads(&self) {
         self.with(|state| {
+            state.unsettled.forget();
             state.logs.iter_mut().for_each(|log| log.forget_reads());
             state.removed_since_forget.clear();
         });
@@ -666,6 +668,35 @@ impl SimDocker {
 
     /// The handle of a container's log (removed ones too), for the per-line questions
     /// below without an id lookup each.
+    /// Check, at every chunk a log stream hands, that the bytes handed to the agent and
+    /// not settled stay within `queue_bytes_max` plus the open streams' slack, a line
+    /// weighing at most `content_cap` content bytes (see `unsettled`).
+    pub fn set_unsettled_bound(&self, queue_bytes_max: usize, content_cap: usize) {
+        self.with(|state| state.unsettled.set_bound(queue_bytes_max as u64, content_cap as u64));
+    }
+
+    /// Loki answered (stored or refused) the lines of `stream` of log `log` before `through`.
+    pub fn settle(&self, log: usize, stream: StdStream, through: u64) {
+        self.with(|state| state.unsettled.settle(&state.logs[log], log, stream, through));
+    }
+
+    /// The first time the agent held more unsettled bytes than its bound allows, and the
+    /// highest count seen.
+    pub fn unsettled(&self) -> (Option<String>, u64) {
+        self.with(|state| (state.unsettled.violation.clone(), state.unsettled.max_seen))
+    }
+
+    /// The agent begins a graceful shutdown (see `unsettled`): the bound is not checked
+    /// until [`Self::forget_reads`].
+    pub fn agent_stopping(&self) {
+        self.with(|state| state.unsettled.stopping());
+    }
+
+    /// Bytes handed to the agent and not settled now, and the open streams' slack.
+    pub fn unsettled_now(&self) -> (u64, u64) {
+        self.with(|state| state.unsettled.now())
+    }
+
     pub fn log_serial(&self, id: &ContainerId) -> Option<usize> {
         self.with(|state| state.serials.get(id).copied())
     }

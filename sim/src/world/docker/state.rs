@@ -156,6 +156,8 @@ pub(crate) struct DockerState {
     pub(crate) events_disturbed: BTreeMap<ContainerId, engine::rt::Instant>,
     /// Virtual time at the latest command (set by `SimDocker::with`).
     pub(crate) now: engine::rt::Instant,
+    /// The world's count of bytes handed to the agent and not settled.
+    pub(crate) unsettled: super::unsettled::Unsettled,
 }
 
 impl DockerState {
@@ -190,6 +192,7 @@ impl DockerState {
             unannounced_removals: Vec::new(),
             events_disturbed: BTreeMap::new(),
             now: engine::rt::Instant::ZERO,
+            unsettled: Default::default(),
         }
     }
 

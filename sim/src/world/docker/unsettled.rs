@@ -1,0 +1,226 @@
+//! The world's own count of the bytes the agent holds: what the log streams handed it
+//! and nothing has settled yet, checked against `queue_bytes_max` at every chunk handed.
+//!
+//! Owns: per container log and output stream, the line ranges counted as handed to the
+//! running agent and not settled, their weight, the bytes rendered but not handed, and
+//! per open stream the slack the agent may hold uncharged.
+//!
+//! ## Definition
+//! - **Handed**: a line is counted once its last entry is rendered for a reader of the
+//!   running agent (the bytes rendered and not yet handed out, `pending`, are subtracted
+//!   back), weighing [`LINE_FRAME_BYTES`](super::log::LINE_FRAME_BYTES) plus its content up to `content_cap` (the
+//!   agent's `line_bytes_max` plus the truncation marker: the rest a reader discards at
+//!   once, counted as truncated). A line already counted for this agent is not counted
+//!   again, nor is one Loki has already answered (in any incarnation of the agent): a
+//!   reopen's replay, and a restart's, is skipped (settled) as it is handed.
+//! - **Settled**: when Loki answers a line (stores it, or refuses it with a count), every
+//!   counted line of that stream up to it is settled: the pipeline is FIFO per source, so
+//!   lines before it were stored, refused or dropped by the agent with a counted reason.
+//!   A crash or stop settles everything (what the agent held is gone with it).
+//! - **Slack**, per open stream: the bytes it handed since it last handed a chunk that
+//!   ended at a line boundary (the chunk the agent is parsing or waiting to queue, plus
+//!   the partial frames and lines its reader holds). At most one model chunk, unless a
+//!   line spans chunks.
+//!
+//! Promise checked: `handed − settled ≤ queue_bytes_max + Σ slack` every time a stream
+//! hands a chunk (not during a graceful shutdown: see [`Unsettled::stopping`]). The agent charges each line its content plus 128 bytes, more than
+//! [`LINE_FRAME_BYTES`](super::log::LINE_FRAME_BYTES), so the bound holds with room for a correct agent, and an agent
+//! that charged content alone would hold nine times its budget of short lines.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use engine::model::StdStream;
+
+use super::log::{ContainerLog, LogCursor};
+
+#[derive(Default)]
+struct Counted {
+    /// Per output stream: ranges of sequence numbers counted and not settled, in order.
+    ranges: [Vec<Range<u64>>; 2],
+    /// Per output stream: every line before this one was counted for this agent.
+    through: [u64; 2],
+}
+
+#[derive(Default)]
+struct Slack {
+    bytes: u64,
+    /// The last chunk ended at a line boundary: the next one starts the slack afresh.
+    at_boundary: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Unsettled {
+    /// `queue_bytes_max` of the running agent; `None`: nothing checked.
+    limit: Option<u64>,
+    content_cap: u64,
+    counted: BTreeMap<usize, Counted>,
+    /// Per log and output stream, every line before this one was answered by Loki (in
+    /// any incarnation): a reader handed it again holds a replay it skips.
+    answered: BTreeMap<usize, [u64; 2]>,
+    counted_bytes: u64,
+    /// Rendered for a reader, not handed out yet (every open stream).
+    pending_bytes: u64,
+    slack: BTreeMap<u64, Slack>,
+    slack_bytes: u64,
+    /// The highest `handed − settled` seen at a hand-out.
+    pub(crate) max_seen: u64,
+    pub(crate) violation: Option<String>,
+    /// The agent is shutting down: not checked until it is gone ([`Self::forget`]).
+    stopping: bool,
+}
+
+impl Unsettled {
+    pub(crate) fn set_bound(&mut self, queue_bytes_max: u64, content_cap: u64) {
+        self.limit = Some(queue_bytes_max);
+        self.content_cap = content_cap;
+    }
+
+    /// The first line per stream a stream opened at `cursor` (with its `since` filter
+    /// already resolved to `from` per stream) can count.
+    pub(crate) fn start_lines(log: &ContainerLog, from: [LogCursor; 2]) -> [u64; 2] {
+        [log.lines_before(StdStream::Stdout, from[0]), log.lines_before(StdStream::Stderr, from[1])]
+    }
+
+    /// A reader of log `serial`, counting from `start` on, rendered from `from` (where
+    /// its cursor was) up to `cursor`, `pending` bytes more than before. Lines rotation
+    /// deleted before `from` was reached were never handed: not counted.
+    pub(crate) fn rendered(
+        &mut self,
+        log: &ContainerLog,
+        serial: usize,
+        start: [u64; 2],
+        (from, cursor): (LogCursor, LogCursor),
+        pending: u64,
+    ) {
+        self.pending_bytes += pending;
+        if self.limit.is_none() {
+            return;
+        }
+        let counted = self.counted.entry(serial).or_default();
+        let answered = self.answered.get(&serial).copied().unwrap_or_default();
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let index = stream.index();
+            let next = log.lines_before(stream, cursor);
+            let first_rendered = log.lines_before(stream, from.max(log.first_kept()));
+            let from = start[index].max(counted.through[index]).max(answered[index]).max(first_rendered);
+            if next <= from {
+                continue;
+            }
+            self.counted_bytes += log.lines_cost(stream, from..next, self.content_cap);
+            counted.through[index] = next;
+            match counted.ranges[index].last_mut() {
+                Some(last) if last.end == from => last.end = next,
+                _ => counted.ranges[index].push(from..next),
+            }
+        }
+    }
+
+    /// Stream `stream_id` handed `len` bytes (and dropped `discarded` more it had
+    /// rendered); `at_boundary`: it has handed out everything rendered and the reader
+    /// holds no partial line. Checks the bound.
+    pub(crate) fn handed(&mut self, stream_id: u64, len: u64, discarded: u64, at_boundary: bool) {
+        self.pending_bytes -= len + discarded;
+        let slack = self.slack.entry(stream_id).or_default();
+        let before = slack.bytes;
+        slack.bytes = if slack.at_boundary { len } else { slack.bytes + len };
+        slack.at_boundary = at_boundary;
+        self.slack_bytes = self.slack_bytes - before + slack.bytes;
+        let Some(limit) = self.limit.filter(|_| !self.stopping) else { return };
+        let unsettled = self.counted_bytes.saturating_sub(self.pending_bytes);
+        self.max_seen = self.max_seen.max(unsettled);
+        if unsettled > limit + self.slack_bytes && self.violation.is_none() {
+            let mut held: Vec<(usize, usize, Range<u64>)> = self
+                .counted
+                .iter()
+                .flat_map(|(serial, counted)| {
+                    counted.ranges.iter().enumerate().flat_map(move |(stream, ranges)| {
+                        ranges.iter().map(move |range| (*serial, stream, range.clone()))
+                    })
+                })
+                .collect();
+            held.sort_by_key(|(_, _, range)| std::cmp::Reverse(range.end - range.start));
+            held.truncate(3);
+            self.violation = Some(format!(
+                "the agent holds {unsettled} bytes the world handed it and nothing settled \
+                 (lines stored or refused by Loki, or before them), queue_bytes_max is {limit}, \
+                 slack of the open streams {}; longest unsettled (log, stream, lines): {held:?}",
+                self.slack_bytes
+            ));
+        }
+    }
+
+    /// A reader dropped what it had rendered without handing it all out: the lines of
+    /// log `serial` from `back` on (per stream: the first of its last render) are not
+    /// counted any more (the part it did hand out is under-counted: the safe side).
+    pub(crate) fn uncount(&mut self, log: &ContainerLog, serial: usize, back: [u64; 2]) {
+        let Some(counted) = self.counted.get_mut(&serial) else { return };
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let (index, back) = (stream.index(), back[stream.index()]);
+            let ranges = &mut counted.ranges[index];
+            while let Some(last) = ranges.last_mut() {
+                if last.end <= back {
+                    break;
+                }
+                let from = last.start.max(back);
+                self.counted_bytes -= log.lines_cost(stream, from..last.end, self.content_cap);
+                if from > last.start {
+                    last.end = from;
+                    break;
+                }
+                ranges.pop();
+            }
+            counted.through[index] = counted.through[index].min(back);
+        }
+    }
+
+    /// Stream `stream_id` is gone with `pending` bytes rendered and never handed.
+    pub(crate) fn closed(&mut self, stream_id: u64, pending: u64) {
+        self.pending_bytes -= pending;
+        if let Some(slack) = self.slack.remove(&stream_id) {
+            self.slack_bytes -= slack.bytes;
+        }
+    }
+
+    /// Loki answered the lines of `stream` of log `serial` before `through`.
+    pub(crate) fn settle(&mut self, log: &ContainerLog, serial: usize, stream: StdStream, through: u64) {
+        let answered = &mut self.answered.entry(serial).or_default()[stream.index()];
+        *answered = (*answered).max(through);
+        let Some(counted) = self.counted.get_mut(&serial) else { return };
+        let ranges = &mut counted.ranges[stream.index()];
+        let mut settled = 0;
+        for range in ranges.iter_mut() {
+            if range.start >= through {
+                break;
+            }
+            let until = range.end.min(through);
+            self.counted_bytes -= log.lines_cost(stream, range.start..until, self.content_cap);
+            if until < range.end {
+                range.start = until;
+                break;
+            }
+            settled += 1;
+        }
+        ranges.drain(..settled);
+    }
+
+    /// Handed and not settled now, and the open streams' slack.
+    pub(crate) fn now(&self) -> (u64, u64) {
+        (self.counted_bytes.saturating_sub(self.pending_bytes), self.slack_bytes)
+    }
+
+    /// The agent begins a graceful shutdown: it cancels its readers, some in the middle
+    /// of queueing a chunk's lines, which it then drops unqueued (the shutdown report
+    /// counts what it abandons); their streams' slack goes with them, so the bound is not
+    /// checked until the agent is gone.
+    pub(crate) fn stopping(&mut self) {
+        self.stopping = true;
+    }
+
+    /// The agent is gone: nothing it held is unsettled any more.
+    pub(crate) fn forget(&mut self) {
+        self.counted.clear();
+        self.counted_bytes = 0;
+        self.stopping = false;
+    }
+}
