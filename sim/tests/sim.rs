@@ -12,7 +12,7 @@ use sim::check::Invariant;
 use sim::report::{failure_block, summary};
 use sim::run::{run_seed, RunConfig, SeedOutcome};
 use sim::scenario::{Options, Overrides};
-use sim::sweep::{corpus_entry, corpus_options, corpus_seeds, sweep, SweepConfig};
+use sim::sweep::{corpus_entry, corpus_options, corpus_seeds, rerun_differs, sweep, SweepConfig};
 
 /// Small, quick worlds: 12 containers for 1 simulated hour, the full world (`pre_fix`
 /// off: exits for good, small pools, stalls and `first_sight = "now"` included).
@@ -226,4 +226,46 @@ fn a_model_that_keeps_tty_stderr_apart_is_caught() {
         "{}",
         failure_block(&outcome)
     );
+}
+
+#[test]
+fn a_replay_that_is_not_skipped_is_caught() {
+    // Every reopen starts up to `since_skew` + 1 s before the last queued line: without
+    // the reader's dedupe those lines reach Loki twice, with no crash or ambiguous
+    // acceptance to excuse them.
+    assert_caught_as(SupervisorVariant::DuplicateReplay, Invariant::NoDuplicates, "delivered again");
+}
+
+#[test]
+fn a_tail_dropped_at_stop_is_caught() {
+    // The supervisor stops reading at the stop instead of reading the log to its end:
+    // an exited container keeps unread output with nothing delivered (the progress
+    // check; a removed one's lines would be excused by `docker rm`, see the loss counts).
+    assert_caught_as(SupervisorVariant::TailDropped, Invariant::Liveness, "unread output");
+}
+
+#[test]
+fn hidden_randomness_is_caught_by_the_rerun() {
+    // A process-wide counter shifts the supervisor's jitter: the second run of a seed
+    // differs from the first. The sweep's re-run (`rerun_differs`) must say so.
+    let variant = SupervisorVariant::HiddenRandomness;
+    let config = RunConfig { variant, trace: false, ..RunConfig::default() };
+    for seed in 0..20 {
+        let options = Options::from_seed(seed, &small());
+        let first = run_seed(&options, config);
+        assert!(first.violation.is_none(), "hidden randomness alone breaks nothing else:\n{}", failure_block(&first));
+        if let Some(violation) = rerun_differs(&options, config, &first) {
+            assert_eq!(violation.invariant, Invariant::Determinism);
+            assert!(violation.detail.contains("trace digest"), "{violation}");
+            return;
+        }
+    }
+    panic!("{variant:?} was not caught within 20 seeds");
+}
+
+#[test]
+fn a_stream_polled_again_after_its_end_is_caught() {
+    // A busy loop on an ended stream: virtual time stops, the executor's livelock bound
+    // fires (the deadlock invariant's half that can fire while the agent runs).
+    assert_caught_as(SupervisorVariant::SpinOnEnd, Invariant::Deadlock, "livelock");
 }
