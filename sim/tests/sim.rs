@@ -269,3 +269,46 @@ fn a_stream_polled_again_after_its_end_is_caught() {
     // fires (the deadlock invariant's half that can fire while the agent runs).
     assert_caught_as(SupervisorVariant::SpinOnEnd, Invariant::Deadlock, "livelock");
 }
+
+/// Small worlds with no crash (the gap count is exact then) and frequent json-file
+/// rotations that keep little.
+fn rotating(seed: u64) -> Options {
+    Options {
+        crashes: 0,
+        graceful_stops: 0,
+        json_rotations_per_hour: 6.0,
+        json_keep_entries: 20,
+        ..Options::from_seed(seed, &small())
+    }
+}
+
+#[test]
+fn a_gap_the_agent_does_not_count_is_caught() {
+    // The agent's container_log_gaps_total must lie between the gaps the world says a
+    // reader could notice (resume line deleted by json-file rotation, read past by a
+    // request made after it, whose `since` had to replay it) and those it may notice
+    // (any `since`). An agent that finds the gap and counts nothing is caught.
+    let variant = SupervisorVariant::GapUncounted;
+    for seed in 0..20 {
+        let outcome = run_seed(&rotating(seed), RunConfig { variant, ..RunConfig::default() });
+        if let Some(violation) = &outcome.violation {
+            assert_eq!(violation.invariant, Invariant::NoLoss, "{}", failure_block(&outcome));
+            assert!(violation.detail.contains("container_log_gaps_total"), "{}", failure_block(&outcome));
+            return;
+        }
+    }
+    panic!("{variant:?} was not caught within 20 seeds");
+}
+
+#[test]
+fn the_shipped_agent_counts_the_gaps_it_can_see() {
+    // The same worlds: the shipped agent's count is within the world's bounds, and the
+    // worlds do make gaps (else the test above would prove nothing).
+    let mut noticeable = 0;
+    for seed in 0..5 {
+        let outcome = run_seed(&rotating(seed), RunConfig::default());
+        assert!(outcome.violation.is_none(), "{}", failure_block(&outcome));
+        noticeable += outcome.stats.world_losses.gaps_noticeable;
+    }
+    assert!(noticeable > 0, "no gap a reader could notice in 5 seeds of frequent json-file rotation");
+}

@@ -32,7 +32,7 @@ use engine::port::EngineError;
 use engine::rt::{BoxFuture, Rt};
 use futures::Stream;
 
-use super::log::{LogCursor, Qualify, TimestampText};
+use super::log::{LogCursor, Qualify, ReaderInfo, TimestampText};
 use super::state::{DockerState, StreamEnd};
 use crate::executor::{Lock, SimRng};
 
@@ -83,6 +83,8 @@ struct Reader {
     buffer: BytesMut,
     rng: SimRng,
     timestamps: TimestampText,
+    /// The request, for the log's account of gaps a reader could notice.
+    info: ReaderInfo,
 }
 
 impl SimLogStream {
@@ -94,6 +96,7 @@ impl SimLogStream {
         cursor: LogCursor,
         qualify: [Qualify; 2],
         rng: SimRng,
+        info: ReaderInfo,
     ) -> SimLogStream {
         let reader = Reader {
             cursor,
@@ -103,6 +106,7 @@ impl SimLogStream {
             buffer: BytesMut::new(),
             rng,
             timestamps: TimestampText::default(),
+            info,
         };
         SimLogStream { state, rt, stream_id, serial, reader, trickle_sleep: None, phase: Phase::Streaming }
     }
@@ -146,7 +150,7 @@ impl Reader {
         state.counters.log_bytes_delivered += len as u64;
         let chunk = self.pending.split_to(len);
         if self.pending.is_empty() {
-            state.logs[serial].mark_read(self.cursor);
+            state.logs[serial].mark_read_by(self.cursor, self.info);
         }
         chunk
     }
@@ -211,6 +215,8 @@ impl Stream for SimLogStream {
                 }
                 let all = reader.pending.len();
                 state.counters.log_bytes_delivered += all as u64;
+                // Every rendered frame is handed out: read, as in `take_chunk`.
+                state.logs[serial].mark_read_by(reader.cursor, reader.info);
                 return Poll::Ready(Some(Ok(reader.pending.split_to(all))));
             }
             Some(StreamFault::ErrorMidFrame) => {
