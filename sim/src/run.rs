@@ -29,7 +29,7 @@ use engine::task::Tasks;
 use engine::telemetry::Telemetry;
 
 use crate::check::budget::{self, BudgetChecker};
-use crate::check::completeness::{self, NamedLosses};
+use crate::check::completeness::{self, AgentLossCounts, NamedLosses, WorldLossCounts};
 use crate::check::delivery::DeliveryChecker;
 use crate::check::leaks::{census, describe, Census};
 use crate::check::liveness::{self, ProgressChecker};
@@ -77,6 +77,11 @@ pub struct SeedStats {
     pub losses: NamedLosses,
     /// Faults of Docker and the checkpoint store the world played.
     pub faults: WorldFaults,
+    /// The agent's loss counters (over its incarnations), and what the world did that
+    /// they answer for.
+    pub agent_losses: AgentLossCounts,
+    pub world_losses: WorldLossCounts,
+    pub losses_read_past: u64,
     pub trace_digest: u64,
     pub simulated: Duration,
     pub container_hours: f64,
@@ -189,6 +194,8 @@ struct World {
     backpressure_episodes: u64,
     /// Lines the agent counted as refused by Loki (`sink_too_old`), over incarnations.
     refused_before: u64,
+    /// The agent's loss counters, over past incarnations.
+    counted_before: AgentLossCounts,
     /// Lines the last graceful shutdown abandoned (queued or in flight at its deadline).
     abandoned_at_stop: u64,
     config: AgentConfig,
@@ -251,6 +258,7 @@ impl World {
             self.rotations_before += Telemetry::get(&incarnation.telemetry.container_stream_rotations_total);
             self.opens_before += Telemetry::get(&incarnation.telemetry.container_stream_opens_total);
             self.refused_before += incarnation.telemetry.dropped(DropReason::SinkTooOld);
+            self.counted_before = self.counted_before.add(AgentLossCounts::of(&incarnation.telemetry));
             let mut delivery = self.delivery.lock().unwrap();
             // From what the restart will load (the previous generation if the world
             // damaged the current one): duplicates back to there are allowed, no further.
@@ -431,6 +439,12 @@ impl World {
             )
         });
         Ok(())
+    }
+
+    /// The agent's loss counters over its incarnations, this one included.
+    fn agent_losses(&self) -> AgentLossCounts {
+        let now = self.incarnation.as_ref().map(|inc| AgentLossCounts::of(&inc.telemetry));
+        self.counted_before.add(now.unwrap_or_default())
     }
 
     /// Lines written and not (yet) delivered, over containers that still exist.
@@ -711,6 +725,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         at_bound: false,
         backpressure_episodes: 0,
         refused_before: 0,
+        counted_before: AgentLossCounts::default(),
         abandoned_at_stop: 0,
         config: agent_config(options, run.variant),
         labeler: Arc::default(),
@@ -757,6 +772,9 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
                 sink_backoff_capped: in_a_row >= failures_to_backoff_cap(&world.config.pipeline.retry),
             }
         },
+        agent_losses: world.agent_losses(),
+        world_losses: completeness::world_loss_counts(&world.docker),
+        losses_read_past: delivery.losses_read_past,
         trace_digest: world_digest(&world, world.exec.trace_digest(), &played, delivery.lines_delivered),
         simulated,
         container_hours: options.containers as f64 * options.hours,
@@ -916,6 +934,10 @@ fn drive_with(
             + world.incarnation.as_ref().map_or(0, |inc| inc.telemetry.dropped(DropReason::SinkTooOld));
         let loki_refused = world.loki.counters().lines_rejected;
         completeness::check_refusals(agent_refused, loki_refused, schedule.crashes.is_empty())
+            .map_err(|(invariant, detail)| world.fail(invariant, detail))?;
+        let agent_losses = world.agent_losses();
+        let world_losses = completeness::world_loss_counts(&world.docker);
+        completeness::check_gaps(agent_losses.gaps, &world_losses, schedule.crashes.is_empty())
             .map_err(|(invariant, detail)| world.fail(invariant, detail))?;
         let early = world.loki.counters().early_retries;
         if early > 0 {

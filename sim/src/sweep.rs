@@ -60,18 +60,7 @@ pub fn sweep(config: &SweepConfig) -> SweepReport {
                 if outcome.violation.is_none() && config.determinism_every > 0 && index % config.determinism_every == 0
                 {
                     checked.fetch_add(1, Ordering::Relaxed);
-                    let again = run_seed(&options, config.run);
-                    if again.stats.trace_digest != outcome.stats.trace_digest {
-                        outcome.violation = Some(crate::check::Violation {
-                            invariant: crate::check::Invariant::Determinism,
-                            at: engine::rt::Instant::ZERO,
-                            detail: format!(
-                                "trace digest {:#x} then {:#x}",
-                                outcome.stats.trace_digest, again.stats.trace_digest
-                            ),
-                            live_tasks: Vec::new(),
-                        });
-                    }
+                    outcome.violation = rerun_differs(&options, config.run, &outcome);
                 }
                 if outcome.violation.is_some() {
                     failed.fetch_add(1, Ordering::Relaxed);
@@ -90,6 +79,18 @@ pub fn sweep(config: &SweepConfig) -> SweepReport {
     let mut outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
     outcomes.sort_by_key(|outcome| outcome.options.seed);
     SweepReport { outcomes, wall: started.elapsed(), determinism_checked: checked.load(Ordering::Relaxed) }
+}
+
+/// The determinism re-run: `options` run again must give `first`'s digest (the
+/// executor's trace folded with what the world did and saw).
+pub fn rerun_differs(options: &Options, run: RunConfig, first: &SeedOutcome) -> Option<crate::check::Violation> {
+    let again = run_seed(options, run);
+    (again.stats.trace_digest != first.stats.trace_digest).then(|| crate::check::Violation {
+        invariant: crate::check::Invariant::Determinism,
+        at: engine::rt::Instant::ZERO,
+        detail: format!("trace digest {:#x} then {:#x}", first.stats.trace_digest, again.stats.trace_digest),
+        live_tasks: Vec::new(),
+    })
 }
 
 fn progress(done: usize, total: usize, failed: usize, elapsed: Duration) {

@@ -12,7 +12,7 @@ use sim::check::Invariant;
 use sim::report::{failure_block, summary};
 use sim::run::{run_seed, RunConfig, SeedOutcome};
 use sim::scenario::{Options, Overrides};
-use sim::sweep::{corpus_entry, corpus_options, corpus_seeds, sweep, SweepConfig};
+use sim::sweep::{corpus_entry, corpus_options, corpus_seeds, rerun_differs, sweep, SweepConfig};
 
 /// Small, quick worlds: 12 containers for 1 simulated hour, the full world (`pre_fix`
 /// off: exits for good, small pools, stalls and `first_sight = "now"` included).
@@ -238,4 +238,89 @@ fn a_model_that_keeps_tty_stderr_apart_is_caught() {
         "{}",
         failure_block(&outcome)
     );
+}
+
+#[test]
+fn a_replay_that_is_not_skipped_is_caught() {
+    // Every reopen starts up to `since_skew` + 1 s before the last queued line: without
+    // the reader's dedupe those lines reach Loki twice, with no crash or ambiguous
+    // acceptance to excuse them.
+    assert_caught_as(SupervisorVariant::DuplicateReplay, Invariant::NoDuplicates, "delivered again");
+}
+
+#[test]
+fn a_tail_dropped_at_stop_is_caught() {
+    // The supervisor stops reading at the stop instead of reading the log to its end:
+    // an exited container keeps unread output with nothing delivered (the progress
+    // check; a removed one's lines would be excused by `docker rm`, see the loss counts).
+    assert_caught_as(SupervisorVariant::TailDropped, Invariant::Liveness, "unread output");
+}
+
+#[test]
+fn hidden_randomness_is_caught_by_the_rerun() {
+    // A process-wide counter shifts the supervisor's jitter: the second run of a seed
+    // differs from the first. The sweep's re-run (`rerun_differs`) must say so.
+    let variant = SupervisorVariant::HiddenRandomness;
+    let config = RunConfig { variant, trace: false, ..RunConfig::default() };
+    for seed in 0..20 {
+        let options = Options::from_seed(seed, &small());
+        let first = run_seed(&options, config);
+        assert!(first.violation.is_none(), "hidden randomness alone breaks nothing else:\n{}", failure_block(&first));
+        if let Some(violation) = rerun_differs(&options, config, &first) {
+            assert_eq!(violation.invariant, Invariant::Determinism);
+            assert!(violation.detail.contains("trace digest"), "{violation}");
+            return;
+        }
+    }
+    panic!("{variant:?} was not caught within 20 seeds");
+}
+
+#[test]
+fn a_stream_polled_again_after_its_end_is_caught() {
+    // A busy loop on an ended stream: virtual time stops, the executor's livelock bound
+    // fires (the deadlock invariant's half that can fire while the agent runs).
+    assert_caught_as(SupervisorVariant::SpinOnEnd, Invariant::Deadlock, "livelock");
+}
+
+/// Small worlds with no crash (the gap count is exact then) and frequent json-file
+/// rotations that keep little.
+fn rotating(seed: u64) -> Options {
+    Options {
+        crashes: 0,
+        graceful_stops: 0,
+        json_rotations_per_hour: 6.0,
+        json_keep_entries: 20,
+        ..Options::from_seed(seed, &small())
+    }
+}
+
+#[test]
+fn a_gap_the_agent_does_not_count_is_caught() {
+    // The agent's container_log_gaps_total must lie between the gaps the world says a
+    // reader could notice (resume line deleted by json-file rotation, read past by a
+    // request made after it, whose `since` had to replay it) and those it may notice
+    // (any `since`). An agent that finds the gap and counts nothing is caught.
+    let variant = SupervisorVariant::GapUncounted;
+    for seed in 0..20 {
+        let outcome = run_seed(&rotating(seed), RunConfig { variant, ..RunConfig::default() });
+        if let Some(violation) = &outcome.violation {
+            assert_eq!(violation.invariant, Invariant::NoLoss, "{}", failure_block(&outcome));
+            assert!(violation.detail.contains("container_log_gaps_total"), "{}", failure_block(&outcome));
+            return;
+        }
+    }
+    panic!("{variant:?} was not caught within 20 seeds");
+}
+
+#[test]
+fn the_shipped_agent_counts_the_gaps_it_can_see() {
+    // The same worlds: the shipped agent's count is within the world's bounds, and the
+    // worlds do make gaps (else the test above would prove nothing).
+    let mut noticeable = 0;
+    for seed in 0..5 {
+        let outcome = run_seed(&rotating(seed), RunConfig::default());
+        assert!(outcome.violation.is_none(), "{}", failure_block(&outcome));
+        noticeable += outcome.stats.world_losses.gaps_noticeable;
+    }
+    assert!(noticeable > 0, "no gap a reader could notice in 5 seeds of frequent json-file rotation");
 }

@@ -4,12 +4,16 @@
 //! supervisor, so the simulator's tests can show that its oracle catches it, names the
 //! invariant and blames the spawn site. Nothing here is compiled into the daemon.
 //!
-//! The supervisor calls in through two hooks and this module knows nothing of the
-//! supervisor (no import circle): [`on_start`] once per supervisor, and [`wrap_stream`]
+//! The supervisor calls in through three hooks and this module knows nothing of the
+//! supervisor (no import circle): [`on_start`] once per supervisor, [`wrap_stream`]
 //! around every log stream it opens, whose [`StreamHook::after_stream`] it awaits once
-//! the stream was dropped.
+//! the stream was dropped, and [`hidden_unit`] on its random draws. The pieces that have
+//! no `MonitorConfig` at hand (sink, queue, shutdown, reader, machine) ask
+//! [`is_active`].
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -49,6 +53,20 @@ pub(crate) fn on_start(shared: &MonitorShared) {
             })
             .detach();
     }
+}
+
+/// Calls of [`hidden_unit`] in this process, over every run: state that outlives a run.
+static HIDDEN_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// The supervisor's random `unit` (rotation and backoff jitter) as `HiddenRandomness`
+/// sees it: shifted by a process-wide counter, so a seed run twice in one process is
+/// not run alike. The shipped variant gets `unit` unchanged.
+pub(crate) fn hidden_unit(shared: &MonitorShared, unit: f64) -> f64 {
+    if shared.config.variant != SupervisorVariant::HiddenRandomness {
+        return unit;
+    }
+    let calls = HIDDEN_CALLS.fetch_add(1, Ordering::Relaxed);
+    (unit + (calls % 997) as f64 / 997.0).fract()
 }
 
 /// What a broken variant does once its stream was dropped.
@@ -100,13 +118,35 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
             });
             (stream, StreamHook { heartbeat: Some(heartbeat) })
         }
-        // The variants outside the supervisor (sink, queue, shutdown) pump as the real one.
+        SupervisorVariant::SpinOnEnd => {
+            // "Try again" on an ended stream: it wakes itself and is polled again at
+            // once, forever, and virtual time never moves on.
+            let mut stream = stream;
+            let mut ended = false;
+            let spinning: LogStream = Box::pin(futures::stream::poll_fn(move |cx| {
+                if !ended {
+                    match stream.poll_next_unpin(cx) {
+                        Poll::Ready(None) => ended = true,
+                        other => return other,
+                    }
+                }
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }));
+            (spinning, StreamHook { heartbeat: None })
+        }
+        // The variants elsewhere (sink, queue, shutdown, reader, machine, jitter, gap
+        // count) pump as the real one.
         SupervisorVariant::OrphanTask
         | SupervisorVariant::Correct
         | SupervisorVariant::AckBeforeDelivery
         | SupervisorVariant::BudgetBypass
         | SupervisorVariant::HangShutdown
-        | SupervisorVariant::LineOverheadUncharged => (stream, StreamHook { heartbeat: None }),
+        | SupervisorVariant::LineOverheadUncharged
+        | SupervisorVariant::DuplicateReplay
+        | SupervisorVariant::TailDropped
+        | SupervisorVariant::HiddenRandomness
+        | SupervisorVariant::GapUncounted => (stream, StreamHook { heartbeat: None }),
     }
 }
 

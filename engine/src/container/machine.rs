@@ -301,6 +301,20 @@ impl Machine {
         self.running = running;
         self.removed = removed;
         self.collected = collected;
+        #[cfg(feature = "broken-variants")]
+        if (removed || !running)
+            && crate::container::broken::is_active(crate::container::SupervisorVariant::TailDropped)
+        {
+            // Broken (tests only): stop reading at the stop or removal, the tail unread
+            // and believed read.
+            if let Phase::Streaming(_) = self.phase {
+                self.drop_stream(DropWhy::Done);
+                self.release_slot();
+                self.phase = Phase::Idle;
+            }
+            self.read_to_end = true;
+            self.tail_read = true;
+        }
         self.settle(now);
     }
 

@@ -86,6 +86,23 @@ pub enum SupervisorVariant {
     /// open for a moment, which a per-minute sample never sees.
     #[cfg(feature = "broken-variants")]
     OverlapAtRotation,
+    /// A reopen's replay is not skipped: the lines already queued come again.
+    #[cfg(feature = "broken-variants")]
+    DuplicateReplay,
+    /// At a stop or removal the supervisor drops its stream at once instead of reading
+    /// the log to its end, and believes the tail read (so it counts nothing).
+    #[cfg(feature = "broken-variants")]
+    TailDropped,
+    /// A process-wide counter shifts the rotation jitter: the second run of a seed in
+    /// the same process differs from the first (hidden randomness).
+    #[cfg(feature = "broken-variants")]
+    HiddenRandomness,
+    /// A stream that ended is polled again at once, forever (a busy loop: time stops).
+    #[cfg(feature = "broken-variants")]
+    SpinOnEnd,
+    /// A gap found on reopen (the log lost lines unread) is not counted.
+    #[cfg(feature = "broken-variants")]
+    GapUncounted,
 }
 
 /// Make the hooks outside the supervisor (sink, queue, shutdown) play `variant` on this

@@ -197,8 +197,13 @@ impl LogReader {
         // than `queue_bytes_max` accounts for: copy small chunks into their own size.
         let chunk = if chunk.len() < COMPACT_BELOW_BYTES { Bytes::copy_from_slice(&chunk) } else { chunk };
         self.decoder.push(chunk);
+        // `DuplicateReplay` (tests only) queues a reopen's replay again.
+        #[cfg(feature = "broken-variants")]
+        let dedupe = !crate::container::broken::is_active(crate::container::SupervisorVariant::DuplicateReplay);
+        #[cfg(not(feature = "broken-variants"))]
+        let dedupe = true;
         loop {
-            if self.skip_queued_line(stats) {
+            if dedupe && self.skip_queued_line(stats) {
                 continue;
             }
             let Some(frame) = self.decoder.next_frame()? else { break };
@@ -217,7 +222,7 @@ impl LogReader {
             // Only a reopen's replay is deduplicated: once this stream has handed out a
             // line past its resume point, a live line whose timestamp steps back (host
             // clock step, stderr lag beyond `since_skew`) is delivered, never skipped.
-            if self.replaying[index] && self.queued[index].is_some_and(|queued| key <= queued) {
+            if dedupe && self.replaying[index] && self.queued[index].is_some_and(|queued| key <= queued) {
                 stats.duplicates += 1;
                 if self.queued[index] == Some(key) {
                     self.expecting[index] = false;

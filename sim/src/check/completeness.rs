@@ -10,6 +10,7 @@
 //! see (nothing arrives after the last lost line).
 
 use engine::model::StdStream;
+use engine::telemetry::Telemetry;
 
 use crate::check::delivery::DeliveryChecker;
 use crate::check::Invariant;
@@ -79,6 +80,82 @@ pub fn check_refusals(agent_refused: u64, loki_refused: u64, exact: bool) -> Res
         Invariant::NoLoss,
         format!(
             "the agent counted {agent_refused} lines dropped as sink_too_old, Loki refused {loki_refused} as too old"
+        ),
+    ))
+}
+
+/// The agent's own count of losses it noticed (metrics the daemon exports):
+/// `container_log_gaps_total` and `container_tails_unread_total`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgentLossCounts {
+    pub gaps: u64,
+    pub tails_unread: u64,
+}
+
+impl AgentLossCounts {
+    pub fn of(telemetry: &Telemetry) -> AgentLossCounts {
+        AgentLossCounts {
+            gaps: Telemetry::get(&telemetry.container_log_gaps_total),
+            tails_unread: Telemetry::get(&telemetry.container_tails_unread_total),
+        }
+    }
+
+    pub fn add(self, other: AgentLossCounts) -> AgentLossCounts {
+        AgentLossCounts { gaps: self.gaps + other.gaps, tails_unread: self.tails_unread + other.tails_unread }
+    }
+}
+
+/// What the world did that the agent's loss counters answer for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorldLossCounts {
+    /// (stream, json-file rotation) pairs that deleted any line of the stream.
+    pub rotations_deleting: u64,
+    /// Ranges of lines json-file rotation deleted unread.
+    pub rotation_loss_ranges: u64,
+    /// Gaps a reader could notice: its resume line deleted by a rotation before it
+    /// asked for the log again, with a `since` that had to replay it.
+    pub gaps_noticeable: u64,
+    /// The same, whatever the reader's `since`: gaps a reader may notice.
+    pub gaps_possible: u64,
+    /// Containers removed, and those whose removal deleted lines unread.
+    pub removed: u64,
+    pub removed_unread: u64,
+}
+
+pub fn world_loss_counts(docker: &SimDocker) -> WorldLossCounts {
+    let mut counts = WorldLossCounts::default();
+    for report in docker.containers() {
+        counts.rotations_deleting += report.rotations_deleting.iter().sum::<u64>();
+        counts.rotation_loss_ranges += report.rotation_loss_ranges.iter().sum::<u64>();
+        counts.gaps_noticeable += report.gaps_noticeable.iter().sum::<u64>();
+        counts.gaps_possible += report.gaps_possible.iter().sum::<u64>();
+        if report.removed {
+            counts.removed += 1;
+            counts.removed_unread += u64::from(report.lost_to_removal.iter().sum::<u64>() > 0);
+        }
+    }
+    counts
+}
+
+/// The agent's `container_log_gaps_total` against the world's count of gaps a reader
+/// could notice ([`WorldLossCounts::gaps_noticeable`]): a reopen whose resume line a
+/// json-file rotation deleted, with a `since` that had to replay it, once it reads the
+/// next line. The agent cannot count lines (Docker does not say how many went), nor a
+/// loss that a stream open across the rotation reads past (nothing shows it): it counts
+/// exactly the gaps it can see. `exact`: no crash or stop (a restart resumes from the
+/// committed line, which may be older than the last one read: the world's account of
+/// what was read is the dead agent's).
+pub fn check_gaps(agent_gaps: u64, world: &WorldLossCounts, exact: bool) -> Result<(), (Invariant, String)> {
+    if !exact || (world.gaps_noticeable..=world.gaps_possible).contains(&agent_gaps) {
+        return Ok(());
+    }
+    Err((
+        Invariant::NoLoss,
+        format!(
+            "the agent counted {agent_gaps} log gaps (container_log_gaps_total), the world made {} a reader could \
+             notice (resume line deleted by json-file rotation, then read past; {} rotations deleted lines, {} runs \
+             of lines unread)",
+            world.gaps_noticeable, world.rotations_deleting, world.rotation_loss_ranges
         ),
     ))
 }

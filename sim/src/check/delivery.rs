@@ -42,6 +42,8 @@ pub struct DeliveryChecker {
     /// Lines skipped because the world deleted them unread, and lines Loki refused.
     pub lines_excused: u64,
     pub lines_refused: u64,
+    /// Times a stream's next stored line came after lines the world deleted unread.
+    pub losses_read_past: u64,
     pub duplicates: u64,
     pub duplicates_allowed: u64,
     pub first_violation: Option<(Invariant, String)>,
@@ -56,6 +58,7 @@ impl DeliveryChecker {
             lines_delivered: 0,
             lines_excused: 0,
             lines_refused: 0,
+            losses_read_past: 0,
             duplicates: 0,
             duplicates_allowed: 0,
             first_violation: None,
@@ -83,8 +86,12 @@ impl DeliveryChecker {
             let log = self.docker.log_serial(id);
             let mut window: Option<(u64, u64)> = None;
             let mut answered_through = 0;
-            let (lines_delivered, lines_excused, lines_refused) =
-                (&mut self.lines_delivered, &mut self.lines_excused, &mut self.lines_refused);
+            let (lines_delivered, lines_excused, lines_refused, losses_read_past) = (
+                &mut self.lines_delivered,
+                &mut self.lines_excused,
+                &mut self.lines_refused,
+                &mut self.losses_read_past,
+            );
             let (duplicates, duplicates_allowed, line_bytes_max) =
                 (&mut self.duplicates, &mut self.duplicates_allowed, self.line_bytes_max);
             self.docker.with_log(log, |written| {
@@ -110,6 +117,7 @@ impl DeliveryChecker {
                         let through = written.map_or(next, |log| log.excused_through(*std_stream, next));
                         if through >= seq {
                             *lines_excused += seq - next;
+                            *losses_read_past += 1;
                             track.keys.resize(seq as usize, resume_key);
                             next = seq;
                         }

@@ -231,6 +231,18 @@ pub(crate) struct ContainerLog {
     /// Per stream, the lines the world deleted before any reader was handed them, as
     /// half-open sequence ranges in order, with their cause: the losses the oracle excuses.
     lost: [Vec<(u64, u64, LossCause)>; 2],
+    /// Per stream, json-file rotations that deleted at least one of its lines (read or
+    /// not).
+    rotations_deleting: [u64; 2],
+    /// Rotations so far: a reader opened at epoch `e` saw the log after the first `e`.
+    rotation_epoch: u64,
+    /// Per stream, the last line handed to a reader, once a rotation deleted it and no
+    /// reader has been handed a later line of the stream yet (see [`ReaderInfo`]).
+    key_deleted: [Option<KeyDeleted>; 2],
+    /// Per stream, the gaps a reader could notice: see [`Self::mark_read_by`]; and
+    /// those it may notice (its `since` not considered).
+    gaps_noticeable: [u64; 2],
+    gaps_possible: [u64; 2],
     /// The agent has seen this container (see [`ContainerLog::mark_seen`]).
     seen: bool,
     /// With `first_sight = "now"`: the end of the log when the agent first saw it;
@@ -240,6 +252,22 @@ pub(crate) struct ContainerLog {
     tty: bool,
     /// Test-only broken model (see `SimDocker::set_broken_tty_keeps_stderr`).
     broken_merge: bool,
+}
+
+/// The last line of a stream handed to a reader, deleted by a rotation (`epoch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct KeyDeleted {
+    seq: u64,
+    ts: UnixNanos,
+    epoch: u64,
+}
+
+/// Who reads: what a log request asked for, and when (in rotations) it was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ReaderInfo {
+    pub(crate) opened_epoch: u64,
+    pub(crate) since: Option<UnixNanos>,
+    pub(crate) tail: bool,
 }
 
 /// Why the world deleted a line before the agent could read it.
@@ -373,6 +401,17 @@ impl ContainerLog {
         self.retained_from
     }
 
+    pub(crate) fn rotations_deleting(&self) -> [u64; 2] {
+        self.rotations_deleting
+    }
+
+    /// Per stream, the ranges of lines lost to `cause` (each a run of lines some
+    /// deletion took unread).
+    pub(crate) fn loss_ranges(&self, cause: LossCause) -> [u64; 2] {
+        let count = |stream: usize| self.lost[stream].iter().filter(|(_, _, c)| *c == cause).count() as u64;
+        [count(0), count(1)]
+    }
+
     pub(crate) fn entries_total(&self) -> u64 {
         self.entries_total
     }
@@ -438,6 +477,13 @@ impl ContainerLog {
     /// Delete every entry before the last `keep_entries` (Docker's `max-size`
     /// rotation). Returns the number of entries deleted.
     pub(crate) fn rotate(&mut self, keep_entries: u64) -> u64 {
+        self.rotation_epoch += 1;
+        // Per stream, the last line handed to a reader (its resume line), if it is one
+        // the reader took (not one `first_sight = "now"` skipped).
+        let keys = [StdStream::Stdout, StdStream::Stderr].map(|stream| {
+            let handed = self.lines_before(stream, self.read_frontier);
+            handed.checked_sub(1).filter(|key| self.excused_through(stream, *key) == *key)
+        });
         let new_start = self.back_from_end(keep_entries).max(self.start);
         let deleted = self.count_between(self.start, new_start);
         let old_start = self.start;
@@ -446,6 +492,16 @@ impl ContainerLog {
         let mut retained = self.retained_from;
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             retained[stream.index()] = self.first_whole_line(stream);
+            if retained[stream.index()] > self.retained_from[stream.index()] {
+                self.rotations_deleting[stream.index()] += 1;
+            }
+            let index = stream.index();
+            if let Some(key) = keys[index].filter(|key| *key < retained[index]) {
+                if self.key_deleted[index].is_none() {
+                    let ts = self.line_ts(stream, key).expect("a handed line was written");
+                    self.key_deleted[index] = Some(KeyDeleted { seq: key, ts, epoch: self.rotation_epoch });
+                }
+            }
         }
         // Losses are counted against the lines retained before this rotation.
         let new_start = self.start;
@@ -461,9 +517,51 @@ impl ContainerLog {
         self.normalise(self.read_frontier.max(self.start)) < self.end()
     }
 
-    /// A reader has been handed every frame before `cursor`.
-    pub(crate) fn mark_read(&mut self, cursor: LogCursor) {
+    /// A known reader has been handed every frame before `cursor`. A stream whose last handed line was
+    /// deleted by a rotation, and whose next line this reader was handed, is a gap the
+    /// reader could notice if it asked for the log after that rotation, with a `since`
+    /// at or before the deleted line (so the replay had to show it again): counted in
+    /// [`Self::gaps_noticeable`]. A reader opened before the rotation reads on past it
+    /// with nothing to notice (the agent cannot know). The agent's
+    /// `container_log_gaps_total` is checked against this count.
+    pub(crate) fn mark_read_by(&mut self, cursor: LogCursor, reader: ReaderInfo) {
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let index = stream.index();
+            let Some(key) = self.key_deleted[index] else { continue };
+            if self.lines_before(stream, cursor) <= key.seq + 1 {
+                continue;
+            }
+            self.key_deleted[index] = None;
+            let replay_holds_key = reader.since.is_none_or(|since| key.ts >= since);
+            if reader.opened_epoch >= key.epoch && !reader.tail {
+                self.gaps_possible[index] += 1;
+                if replay_holds_key {
+                    self.gaps_noticeable[index] += 1;
+                }
+            }
+        }
         self.read_frontier = self.read_frontier.max(cursor);
+    }
+
+    pub(crate) fn rotation_epoch(&self) -> u64 {
+        self.rotation_epoch
+    }
+
+    pub(crate) fn gaps_noticeable(&self) -> [u64; 2] {
+        self.gaps_noticeable
+    }
+
+    pub(crate) fn gaps_possible(&self) -> [u64; 2] {
+        self.gaps_possible
+    }
+
+    /// The timestamp of line `seq` of `stream`, if it was written.
+    fn line_ts(&self, stream: StdStream, seq: u64) -> Option<UnixNanos> {
+        let indices = &self.by_stream[stream.index()];
+        let after = indices.partition_point(|&index| self.bursts[index].first_seq <= seq);
+        let burst = &self.bursts[*indices.get(after.checked_sub(1)?)?];
+        let line = seq.checked_sub(burst.first_seq)?;
+        (line < burst.lines as u64).then(|| burst.first_ts + line as i64 * burst.ts_step)
     }
 
     /// The reader that had read this log is gone (the agent crashed): nothing counts as
@@ -534,14 +632,7 @@ impl ContainerLog {
 
     /// Per stream, the first line not wholly handed to a reader yet.
     fn first_unread_line(&self, stream: StdStream) -> u64 {
-        let at = self.read_frontier.max(self.start);
-        let indices = &self.by_stream[stream.index()];
-        let first = indices.partition_point(|&index| index < at.burst);
-        let Some(&index) = indices.get(first) else { return self.next_seq[stream.index()] };
-        let burst = &self.bursts[index];
-        let skip = if index == at.burst { at.entry } else { 0 };
-        // A line partly read is not read: its rest is what a deletion takes.
-        burst.first_seq + skip / burst.entries_per_line()
+        self.lines_before(stream, self.read_frontier.max(self.start))
     }
 
     /// Record, per stream, the lines from the first unread one up to `until` (exclusive,

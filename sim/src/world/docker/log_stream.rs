@@ -33,7 +33,7 @@ use engine::port::EngineError;
 use engine::rt::{BoxFuture, Rt};
 use futures::Stream;
 
-use super::log::{LogCursor, Qualify, TimestampText};
+use super::log::{LogCursor, Qualify, ReaderInfo, TimestampText};
 use super::state::{DockerState, StreamEnd};
 use super::unsettled::Unsettled;
 use crate::executor::{Lock, SimRng};
@@ -90,6 +90,8 @@ struct Reader {
     counts_from: Option<[u64; 2]>,
     /// The cursor before the last render: where the lines in `pending` start.
     rendered_from: LogCursor,
+    /// The request, for the log's account of gaps a reader could notice.
+    info: ReaderInfo,
 }
 
 impl SimLogStream {
@@ -101,6 +103,7 @@ impl SimLogStream {
         cursor: LogCursor,
         qualify: [Qualify; 2],
         rng: SimRng,
+        info: ReaderInfo,
     ) -> SimLogStream {
         let reader = Reader {
             cursor,
@@ -112,6 +115,7 @@ impl SimLogStream {
             timestamps: TimestampText::default(),
             counts_from: None,
             rendered_from: cursor,
+            info,
         };
         SimLogStream { state, rt, stream_id, serial, reader, trickle_sleep: None, phase: Phase::Streaming }
     }
@@ -172,7 +176,7 @@ impl Reader {
         state.counters.log_bytes_delivered += len as u64;
         let chunk = self.pending.split_to(len);
         if self.pending.is_empty() {
-            state.logs[serial].mark_read(self.cursor);
+            state.logs[serial].mark_read_by(self.cursor, self.info);
         }
         self.handed(state, stream_id, serial, len, 0);
         chunk
@@ -255,6 +259,8 @@ impl Stream for SimLogStream {
                 }
                 let all = reader.pending.len();
                 state.counters.log_bytes_delivered += all as u64;
+                // Every rendered frame is handed out: read, as in `take_chunk`.
+                state.logs[serial].mark_read_by(reader.cursor, reader.info);
                 let chunk = reader.pending.split_to(all);
                 reader.handed(state, stream_id, serial, all, 0);
                 return Poll::Ready(Some(Ok(chunk)));

@@ -132,6 +132,14 @@ pub struct ContainerReport {
     pub lost_to_rotation: [u64; 2],
     pub lost_to_removal: [u64; 2],
     pub lost_to_first_sight: [u64; 2],
+    /// Per stream, json-file rotations that deleted any of its lines, and the ranges of
+    /// lines they deleted unread (the agent's loss counters are checked against these).
+    pub rotations_deleting: [u64; 2],
+    pub rotation_loss_ranges: [u64; 2],
+    /// Per stream, gaps a reader could notice (its resume line deleted by a rotation
+    /// before it asked; see `ContainerLog::mark_read_by`).
+    pub gaps_noticeable: [u64; 2],
+    pub gaps_possible: [u64; 2],
     /// Whether some of its log has not been handed to any reader yet.
     pub unread: bool,
     /// Log requests made for it.
@@ -175,6 +183,10 @@ impl SimDocker {
             lost_to_rotation: log.lost_lines(LossCause::Rotation),
             lost_to_removal: log.lost_lines(LossCause::Removal),
             lost_to_first_sight: log.lost_lines(LossCause::FirstSight),
+            rotations_deleting: log.rotations_deleting(),
+            rotation_loss_ranges: log.loss_ranges(LossCause::Rotation),
+            gaps_noticeable: log.gaps_noticeable(),
+            gaps_possible: log.gaps_possible(),
             unread: log.has_unread(),
             opens_total: container.opens_total,
             streams_open,

@@ -13,7 +13,7 @@ use engine::port::{ContainerEngine, ContainerInfo, EngineError, EventStream, Log
 use engine::rt::BoxFuture;
 
 use super::events::SimEventStream;
-use super::log::ReadRequest;
+use super::log::{ReadRequest, ReaderInfo};
 use super::log_stream::SimLogStream;
 use super::state::{ApiCall, EventSubscriber, OpenLogStream};
 use super::{not_found, SimDocker};
@@ -100,6 +100,7 @@ impl ContainerEngine for SimDocker {
                 state.counters.log_streams_open = state.log_streams.len();
                 state.counters.log_streams_open_max = state.counters.log_streams_open_max.max(state.log_streams.len());
                 let rng = state.chunk_rng.fork();
+                let info = ReaderInfo { opened_epoch: log.rotation_epoch(), since, tail: options.tail.is_some() };
                 Ok::<_, EngineError>(SimLogStream::new(
                     this.state.clone(),
                     this.rt.clone(),
@@ -108,6 +109,7 @@ impl ContainerEngine for SimDocker {
                     start.cursor,
                     start.qualify,
                     rng,
+                    info,
                 ))
             })?;
             Ok(Box::pin(stream) as LogStream)
