@@ -221,7 +221,11 @@ impl World {
             self.refused_before += incarnation.telemetry.dropped(DropReason::SinkTooOld);
             self.counted_before = self.counted_before.add(AgentLossCounts::of(&incarnation.telemetry));
             let mut delivery = self.delivery.lock().unwrap();
-            delivery.handle_crash(&self.store.committed());
+            let committed = self.store.committed();
+            delivery.handle_crash(&committed);
+            // The restart resumes from the committed lines: the world's account of gaps
+            // a reader can notice starts from them.
+            self.docker.reset_readers(|id, stream| delivery.committed_line(id, stream, &committed));
             // What it had read of a container removed since (or rotated away) is gone with
             // it: a named loss, but only if it held lines at all when it died. Lines read
             // and undelivered while its queue was empty were dropped by the agent itself.

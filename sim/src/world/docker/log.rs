@@ -231,6 +231,9 @@ pub(crate) struct ContainerLog {
     rotations_deleting: [u64; 2],
     /// Rotations so far: a reader opened at epoch `e` saw the log after the first `e`.
     rotation_epoch: u64,
+    /// Per stream, the last line handed to the agent's readers (its resume line); after
+    /// a crash, the line its checkpoint had committed ([`Self::reset_reader`]).
+    handed_key: [Option<u64>; 2],
     /// Per stream, the last line handed to a reader, once a rotation deleted it and no
     /// reader has been handed a later line of the stream yet (see [`ReaderInfo`]).
     key_deleted: [Option<KeyDeleted>; 2],
@@ -475,10 +478,8 @@ impl ContainerLog {
         self.rotation_epoch += 1;
         // Per stream, the last line handed to a reader (its resume line), if it is one
         // the reader took (not one `first_sight = "now"` skipped).
-        let keys = [StdStream::Stdout, StdStream::Stderr].map(|stream| {
-            let handed = self.lines_before(stream, self.read_frontier);
-            handed.checked_sub(1).filter(|key| self.excused_through(stream, *key) == *key)
-        });
+        let keys = [StdStream::Stdout, StdStream::Stderr]
+            .map(|stream| self.handed_key[stream.index()].filter(|key| self.excused_through(stream, *key) == *key));
         let new_start = self.back_from_end(keep_entries).max(self.start);
         let deleted = self.count_between(self.start, new_start);
         let old_start = self.start;
@@ -512,12 +513,7 @@ impl ContainerLog {
         self.normalise(self.read_frontier.max(self.start)) < self.end()
     }
 
-    /// A reader has been handed every frame before `cursor`.
-    pub(crate) fn mark_read(&mut self, cursor: LogCursor) {
-        self.mark_read_by(cursor, ReaderInfo { tail: true, ..ReaderInfo::default() });
-    }
-
-    /// [`Self::mark_read`] by a known reader. A stream whose last handed line was
+    /// A reader has been handed every frame before `cursor`. A stream whose last handed line was
     /// deleted by a rotation, and whose next line this reader was handed, is a gap the
     /// reader could notice if it asked for the log after that rotation, with a `since`
     /// at or before the deleted line (so the replay had to show it again): counted in
@@ -527,8 +523,12 @@ impl ContainerLog {
     pub(crate) fn mark_read_by(&mut self, cursor: LogCursor, reader: ReaderInfo) {
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let index = stream.index();
+            let before = self.lines_before(stream, cursor);
+            if let Some(last) = before.checked_sub(1) {
+                self.handed_key[index] = Some(self.handed_key[index].map_or(last, |key| key.max(last)));
+            }
             let Some(key) = self.key_deleted[index] else { continue };
-            if self.lines_before(stream, cursor) <= key.seq + 1 {
+            if before <= key.seq + 1 {
                 continue;
             }
             self.key_deleted[index] = None;
@@ -541,6 +541,20 @@ impl ContainerLog {
             }
         }
         self.read_frontier = self.read_frontier.max(cursor);
+    }
+
+    /// The agent crashed and restarts from its checkpoint: per stream, the line it had
+    /// committed is its resume line again. If a rotation deleted it, the restarted
+    /// agent's first reopen can notice the gap (whatever it had read since).
+    pub(crate) fn reset_reader(&mut self, committed: [Option<u64>; 2]) {
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let index = stream.index();
+            self.handed_key[index] = committed[index];
+            self.key_deleted[index] = committed[index].filter(|key| *key < self.retained_from[index]).map(|key| {
+                let ts = self.line_ts(stream, key).expect("a committed line was written");
+                KeyDeleted { seq: key, ts, epoch: self.rotation_epoch }
+            });
+        }
     }
 
     pub(crate) fn rotation_epoch(&self) -> u64 {
