@@ -219,7 +219,7 @@ impl World {
             self.rotations_before += Telemetry::get(&incarnation.telemetry.container_stream_rotations_total);
             self.opens_before += Telemetry::get(&incarnation.telemetry.container_stream_opens_total);
             self.refused_before += incarnation.telemetry.dropped(DropReason::SinkTooOld);
-            self.counted_before = self.counted_before.add(AgentLossCounts::of(&incarnation.telemetry));
+            self.counted_before = self.counted_before.plus(AgentLossCounts::of(&incarnation.telemetry));
             let mut delivery = self.delivery.lock().unwrap();
             let committed = self.store.committed();
             delivery.handle_crash(&committed);
@@ -395,7 +395,7 @@ impl World {
     /// The agent's loss counters over its incarnations, this one included.
     fn agent_losses(&self) -> AgentLossCounts {
         let now = self.incarnation.as_ref().map(|inc| AgentLossCounts::of(&inc.telemetry));
-        self.counted_before.add(now.unwrap_or_default())
+        self.counted_before.plus(now.unwrap_or_default())
     }
 
     /// Lines written and not (yet) delivered, over containers that still exist.

@@ -100,7 +100,7 @@ impl AgentLossCounts {
         }
     }
 
-    pub fn add(self, other: AgentLossCounts) -> AgentLossCounts {
+    pub fn plus(self, other: AgentLossCounts) -> AgentLossCounts {
         AgentLossCounts { gaps: self.gaps + other.gaps, tails_unread: self.tails_unread + other.tails_unread }
     }
 }
