@@ -112,7 +112,7 @@ pub fn summary(report: &SweepReport) -> String {
         mean(|o| o.stats.losses.loki_refused),
         mean(|o| o.stats.losses.first_sight_now)
     );
-    // The agent's gap count is held to the world's (both bounds without a crash or stop).
+    // The agent's gap count is held to the world's bounds on every seed.
     let sum = |get: fn(&SeedOutcome) -> u64| report.outcomes.iter().map(get).sum::<u64>();
     let _ = writeln!(
         out,

@@ -845,7 +845,7 @@ fn drive_with(
             .map_err(|(invariant, detail)| world.fail(invariant, detail))?;
         let agent_losses = world.agent_losses();
         let world_losses = completeness::world_loss_counts(&world.docker);
-        completeness::check_gaps(agent_losses.gaps, &world_losses, schedule.crashes.is_empty())
+        completeness::check_gaps(agent_losses.gaps, &world_losses)
             .map_err(|(invariant, detail)| world.fail(invariant, detail))?;
         let early = world.loki.counters().early_retries;
         if early > 0 {

@@ -115,7 +115,8 @@ pub struct WorldLossCounts {
     /// Gaps a reader could notice: its resume line deleted by a rotation before it
     /// asked for the log again, with a `since` that had to replay it.
     pub gaps_noticeable: u64,
-    /// The same, whatever the reader's `since`: gaps a reader may notice.
+    /// Gaps a reader may notice: the first request after a rotation that deleted lines
+    /// of a stream, with a `since` at or before the last deleted line, handed a line.
     pub gaps_possible: u64,
     /// Containers removed, and those whose removal deleted lines unread.
     pub removed: u64,
@@ -137,19 +138,18 @@ pub fn world_loss_counts(docker: &SimDocker) -> WorldLossCounts {
     counts
 }
 
-/// The agent's `container_log_gaps_total` against the world's count of gaps a reader
-/// could notice ([`WorldLossCounts::gaps_noticeable`]): a reopen whose resume line a
-/// json-file rotation deleted, with a `since` that had to replay it, once it reads the
-/// next line. The agent cannot count lines (Docker does not say how many went), nor a
-/// loss that a stream open across the rotation reads past (nothing shows it): it counts
-/// the gaps it can see, at least the noticeable ones and at most the possible ones (any
-/// `since`). The world's account of the agent's resume line is the last line handed to
-/// a reader, or after a crash the committed one; `exact` (no crash or stop) holds the
-/// agent to both bounds, otherwise only to the lower one: a restarted agent's supervisors
-/// may resume from older lines than the world's account (seed 535: one gap more).
-pub fn check_gaps(agent_gaps: u64, world: &WorldLossCounts, exact: bool) -> Result<(), (Invariant, String)> {
-    let within = agent_gaps >= world.gaps_noticeable && (!exact || agent_gaps <= world.gaps_possible);
-    if within {
+/// The agent's `container_log_gaps_total` against the world's counts: at least the gaps
+/// a reader could notice ([`WorldLossCounts::gaps_noticeable`]: a reopen whose resume
+/// line a json-file rotation deleted, with a `since` that had to replay it, once it
+/// reads the next line), at most those it may notice ([`WorldLossCounts::gaps_possible`]:
+/// the first request after a rotation that deleted lines of the stream, with a `since`
+/// at or before the last deleted line, once it is handed a line). The agent cannot count
+/// lines (Docker does not say how many went), nor a loss that a stream open across the
+/// rotation reads past (nothing shows it). Not one number: the world's account of the
+/// agent's resume line is the last line wholly handed to a reader (after a crash, the
+/// committed one), and a split chunk's first part reaches the agent unmarked.
+pub fn check_gaps(agent_gaps: u64, world: &WorldLossCounts) -> Result<(), (Invariant, String)> {
+    if (world.gaps_noticeable..=world.gaps_possible).contains(&agent_gaps) {
         return Ok(());
     }
     Err((

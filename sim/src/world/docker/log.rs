@@ -238,9 +238,16 @@ pub(crate) struct ContainerLog {
     /// reader has been handed a later line of the stream yet (see [`ReaderInfo`]).
     key_deleted: [Option<KeyDeleted>; 2],
     /// Per stream, the gaps a reader could notice: see [`Self::mark_read_by`]; and
-    /// those it may notice (its `since` not considered).
+    /// those it may notice: the first reader opened after a rotation that deleted lines
+    /// of the stream hands it a line ([`Self::deleted_since_read`]), whatever it had
+    /// read, with a `since` at or before the last deleted line. This one does not rest
+    /// on the account of what was handed (a split chunk's first part is handed and not
+    /// marked), so it bounds the agent's count on every seed.
     gaps_noticeable: [u64; 2],
     gaps_possible: [u64; 2],
+    /// Per stream, the epoch of the last rotation that deleted any of its lines, until
+    /// a reader is handed a line of it.
+    deleted_since_read: [Option<u64>; 2],
     /// The agent has seen this container (see [`ContainerLog::mark_seen`]).
     seen: bool,
     /// With `first_sight = "now"`: the end of the log when the agent first saw it;
@@ -490,6 +497,7 @@ impl ContainerLog {
             retained[stream.index()] = self.first_whole_line(stream);
             if retained[stream.index()] > self.retained_from[stream.index()] {
                 self.rotations_deleting[stream.index()] += 1;
+                self.deleted_since_read[stream.index()] = Some(self.rotation_epoch);
             }
             let index = stream.index();
             if let Some(key) = keys[index].filter(|key| *key < retained[index]) {
@@ -524,8 +532,24 @@ impl ContainerLog {
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let index = stream.index();
             let before = self.lines_before(stream, cursor);
+            let handed_before = self.handed_key[index];
             if let Some(last) = before.checked_sub(1) {
-                self.handed_key[index] = Some(self.handed_key[index].map_or(last, |key| key.max(last)));
+                self.handed_key[index] = Some(handed_before.map_or(last, |key| key.max(last)));
+            }
+            // Handed a line of the stream it had not had (any line after a deletion is).
+            if self.handed_key[index] != handed_before && !reader.tail {
+                if let Some(epoch) = self.deleted_since_read[index].take() {
+                    // A resume line it could miss is a deleted one: at or before the last
+                    // deleted line, whose timestamp the request's `since` must not pass.
+                    let last_deleted = self.retained_from[index].checked_sub(1);
+                    let since_allows = match (reader.since, last_deleted.and_then(|line| self.line_ts(stream, line))) {
+                        (Some(since), Some(ts)) => ts >= since,
+                        _ => true,
+                    };
+                    if reader.opened_epoch >= epoch && since_allows {
+                        self.gaps_possible[index] += 1;
+                    }
+                }
             }
             let Some(key) = self.key_deleted[index] else { continue };
             if before <= key.seq + 1 {
@@ -533,11 +557,8 @@ impl ContainerLog {
             }
             self.key_deleted[index] = None;
             let replay_holds_key = reader.since.is_none_or(|since| key.ts >= since);
-            if reader.opened_epoch >= key.epoch && !reader.tail {
-                self.gaps_possible[index] += 1;
-                if replay_holds_key {
-                    self.gaps_noticeable[index] += 1;
-                }
+            if reader.opened_epoch >= key.epoch && !reader.tail && replay_holds_key {
+                self.gaps_noticeable[index] += 1;
             }
         }
         self.read_frontier = self.read_frontier.max(cursor);
@@ -554,6 +575,9 @@ impl ContainerLog {
                 let ts = self.line_ts(stream, key).expect("a committed line was written");
                 KeyDeleted { seq: key, ts, epoch: self.rotation_epoch }
             });
+            if self.key_deleted[index].is_some() {
+                self.deleted_since_read[index] = Some(self.rotation_epoch);
+            }
         }
     }
 
