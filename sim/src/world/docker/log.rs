@@ -43,6 +43,11 @@
 //! - [`ContainerLog::rotate`] (Docker's own `max-size` rotation) deletes entries from
 //!   the front; [`ContainerLog::retained_from`] then says, per stream, the first line
 //!   still whole in the log, so the oracle can excuse exactly the deleted lines.
+//! - It also keeps the account the agent's `container_log_gaps_total` is checked against
+//!   ([`ContainerLog::mark_read_by`]): per stream, gaps a reader could notice (its resume
+//!   line deleted, read past by a request made after the rotation) and may notice.
+//!   Reads are marked when a whole rendered chunk was handed out: the first part of a
+//!   split chunk reaches the reader unmarked (a known imprecision of both accounts).
 
 use engine::model::StdStream;
 #[cfg(debug_assertions)]
