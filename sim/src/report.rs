@@ -123,5 +123,16 @@ pub fn summary(report: &SweepReport) -> String {
         mean(|o| o.stats.losses.loki_refused),
         mean(|o| o.stats.losses.first_sight_now)
     );
+    // The agent's gap count is held to the world's bounds on every seed.
+    let sum = |get: fn(&SeedOutcome) -> u64| report.outcomes.iter().map(get).sum::<u64>();
+    let _ = writeln!(
+        out,
+        "agent loss counts: log gaps {} on {} seeds (world: {} noticeable, {} possible); tails unread {}",
+        sum(|o| o.stats.agent_losses.gaps),
+        report.outcomes.len(),
+        sum(|o| o.stats.world_losses.gaps_noticeable),
+        sum(|o| o.stats.world_losses.gaps_possible),
+        sum(|o| o.stats.agent_losses.tails_unread)
+    );
     out
 }

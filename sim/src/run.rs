@@ -258,11 +258,14 @@ impl World {
             self.rotations_before += Telemetry::get(&incarnation.telemetry.container_stream_rotations_total);
             self.opens_before += Telemetry::get(&incarnation.telemetry.container_stream_opens_total);
             self.refused_before += incarnation.telemetry.dropped(DropReason::SinkTooOld);
-            self.counted_before = self.counted_before.add(AgentLossCounts::of(&incarnation.telemetry));
+            self.counted_before = self.counted_before.plus(AgentLossCounts::of(&incarnation.telemetry));
             let mut delivery = self.delivery.lock().unwrap();
             // From what the restart will load (the previous generation if the world
-            // damaged the current one): duplicates back to there are allowed, no further.
-            delivery.handle_crash(&self.store.to_be_loaded().checkpoint);
+            // damaged the current one): duplicates back to there are allowed, no further,
+            // and the world's account of gaps a reader can notice starts from its lines.
+            let loaded = self.store.to_be_loaded().checkpoint;
+            delivery.handle_crash(&loaded);
+            self.docker.reset_readers(|id, stream| delivery.committed_line(id, stream, &loaded));
             // What it had read of a container removed since (or rotated away) is gone with
             // it: a named loss, but only if it held lines at all when it died. Lines read
             // and undelivered while its queue was empty were dropped by the agent itself.
@@ -444,7 +447,7 @@ impl World {
     /// The agent's loss counters over its incarnations, this one included.
     fn agent_losses(&self) -> AgentLossCounts {
         let now = self.incarnation.as_ref().map(|inc| AgentLossCounts::of(&inc.telemetry));
-        self.counted_before.add(now.unwrap_or_default())
+        self.counted_before.plus(now.unwrap_or_default())
     }
 
     /// Lines written and not (yet) delivered, over containers that still exist.
@@ -937,7 +940,7 @@ fn drive_with(
             .map_err(|(invariant, detail)| world.fail(invariant, detail))?;
         let agent_losses = world.agent_losses();
         let world_losses = completeness::world_loss_counts(&world.docker);
-        completeness::check_gaps(agent_losses.gaps, &world_losses, schedule.crashes.is_empty())
+        completeness::check_gaps(agent_losses.gaps, &world_losses)
             .map_err(|(invariant, detail)| world.fail(invariant, detail))?;
         let early = world.loki.counters().early_retries;
         if early > 0 {

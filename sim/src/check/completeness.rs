@@ -100,7 +100,7 @@ impl AgentLossCounts {
         }
     }
 
-    pub fn add(self, other: AgentLossCounts) -> AgentLossCounts {
+    pub fn plus(self, other: AgentLossCounts) -> AgentLossCounts {
         AgentLossCounts { gaps: self.gaps + other.gaps, tails_unread: self.tails_unread + other.tails_unread }
     }
 }
@@ -115,7 +115,8 @@ pub struct WorldLossCounts {
     /// Gaps a reader could notice: its resume line deleted by a rotation before it
     /// asked for the log again, with a `since` that had to replay it.
     pub gaps_noticeable: u64,
-    /// The same, whatever the reader's `since`: gaps a reader may notice.
+    /// Gaps a reader may notice: the first request after a rotation that deleted lines
+    /// of a stream, with a `since` at or before the last deleted line, handed a line.
     pub gaps_possible: u64,
     /// Containers removed, and those whose removal deleted lines unread.
     pub removed: u64,
@@ -137,25 +138,27 @@ pub fn world_loss_counts(docker: &SimDocker) -> WorldLossCounts {
     counts
 }
 
-/// The agent's `container_log_gaps_total` against the world's count of gaps a reader
-/// could notice ([`WorldLossCounts::gaps_noticeable`]): a reopen whose resume line a
-/// json-file rotation deleted, with a `since` that had to replay it, once it reads the
-/// next line. The agent cannot count lines (Docker does not say how many went), nor a
-/// loss that a stream open across the rotation reads past (nothing shows it): it counts
-/// exactly the gaps it can see. `exact`: no crash or stop (a restart resumes from the
-/// committed line, which may be older than the last one read: the world's account of
-/// what was read is the dead agent's).
-pub fn check_gaps(agent_gaps: u64, world: &WorldLossCounts, exact: bool) -> Result<(), (Invariant, String)> {
-    if !exact || (world.gaps_noticeable..=world.gaps_possible).contains(&agent_gaps) {
+/// The agent's `container_log_gaps_total` against the world's counts: at least the gaps
+/// a reader could notice ([`WorldLossCounts::gaps_noticeable`]: a reopen whose resume
+/// line a json-file rotation deleted, with a `since` that had to replay it, once it
+/// reads the next line), at most those it may notice ([`WorldLossCounts::gaps_possible`]:
+/// the first request after a rotation that deleted lines of the stream, with a `since`
+/// at or before the last deleted line, once it is handed a line). The agent cannot count
+/// lines (Docker does not say how many went), nor a loss that a stream open across the
+/// rotation reads past (nothing shows it). Not one number: the world's account of the
+/// agent's resume line is the last line wholly handed to a reader (after a crash, the
+/// committed one), and a split chunk's first part reaches the agent unmarked.
+pub fn check_gaps(agent_gaps: u64, world: &WorldLossCounts) -> Result<(), (Invariant, String)> {
+    if (world.gaps_noticeable..=world.gaps_possible).contains(&agent_gaps) {
         return Ok(());
     }
     Err((
         Invariant::NoLoss,
         format!(
             "the agent counted {agent_gaps} log gaps (container_log_gaps_total), the world made {} a reader could \
-             notice (resume line deleted by json-file rotation, then read past; {} rotations deleted lines, {} runs \
-             of lines unread)",
-            world.gaps_noticeable, world.rotations_deleting, world.rotation_loss_ranges
+             notice and {} it may notice (resume line deleted by json-file rotation, then read past; {} rotations \
+             deleted lines, {} runs of lines unread)",
+            world.gaps_noticeable, world.gaps_possible, world.rotations_deleting, world.rotation_loss_ranges
         ),
     ))
 }

@@ -254,6 +254,18 @@ impl DeliveryChecker {
         }
     }
 
+    /// The last line of a stream that `committed` covers (its committed position is
+    /// that line's resume key), if any.
+    pub fn committed_line(&self, id: &ContainerId, stream: StdStream, committed: &Checkpoint) -> Option<u64> {
+        let positions = committed.containers.get(id)?;
+        let key = match stream {
+            StdStream::Stdout => positions.stdout,
+            StdStream::Stderr => positions.stderr,
+        }?;
+        let keys = &self.tracks.get(id)?[stream.index()].keys;
+        (keys.partition_point(|delivered| *delivered <= key) as u64).checked_sub(1)
+    }
+
     /// Lines accounted for (delivered, refused, or skipped as deleted unread) for one
     /// stream of one container: the next line expected is this one.
     pub fn delivered(&self, id: &ContainerId, stream: StdStream) -> u64 {

@@ -43,6 +43,11 @@
 //! - [`ContainerLog::rotate`] (Docker's own `max-size` rotation) deletes entries from
 //!   the front; [`ContainerLog::retained_from`] then says, per stream, the first line
 //!   still whole in the log, so the oracle can excuse exactly the deleted lines.
+//! - It also keeps the account the agent's `container_log_gaps_total` is checked against
+//!   ([`ContainerLog::mark_read_by`]): per stream, gaps a reader could notice (its resume
+//!   line deleted, read past by a request made after the rotation) and may notice.
+//!   Reads are marked when a whole rendered chunk was handed out: the first part of a
+//!   split chunk reaches the reader unmarked (a known imprecision of both accounts).
 
 use engine::model::StdStream;
 #[cfg(debug_assertions)]
@@ -236,13 +241,23 @@ pub(crate) struct ContainerLog {
     rotations_deleting: [u64; 2],
     /// Rotations so far: a reader opened at epoch `e` saw the log after the first `e`.
     rotation_epoch: u64,
+    /// Per stream, the last line handed to the agent's readers (its resume line); after
+    /// a crash, the line its checkpoint had committed ([`Self::reset_reader`]).
+    handed_key: [Option<u64>; 2],
     /// Per stream, the last line handed to a reader, once a rotation deleted it and no
     /// reader has been handed a later line of the stream yet (see [`ReaderInfo`]).
     key_deleted: [Option<KeyDeleted>; 2],
     /// Per stream, the gaps a reader could notice: see [`Self::mark_read_by`]; and
-    /// those it may notice (its `since` not considered).
+    /// those it may notice: the first reader opened after a rotation that deleted lines
+    /// of the stream hands it a line ([`Self::deleted_since_read`]), whatever it had
+    /// read, with a `since` at or before the last deleted line. This one does not rest
+    /// on the account of what was handed (a split chunk's first part is handed and not
+    /// marked), so it bounds the agent's count on every seed.
     gaps_noticeable: [u64; 2],
     gaps_possible: [u64; 2],
+    /// Per stream, the epoch of the last rotation that deleted any of its lines, until
+    /// a reader is handed a line of it.
+    deleted_since_read: [Option<u64>; 2],
     /// The agent has seen this container (see [`ContainerLog::mark_seen`]).
     seen: bool,
     /// With `first_sight = "now"`: the end of the log when the agent first saw it;
@@ -480,10 +495,8 @@ impl ContainerLog {
         self.rotation_epoch += 1;
         // Per stream, the last line handed to a reader (its resume line), if it is one
         // the reader took (not one `first_sight = "now"` skipped).
-        let keys = [StdStream::Stdout, StdStream::Stderr].map(|stream| {
-            let handed = self.lines_before(stream, self.read_frontier);
-            handed.checked_sub(1).filter(|key| self.excused_through(stream, *key) == *key)
-        });
+        let keys = [StdStream::Stdout, StdStream::Stderr]
+            .map(|stream| self.handed_key[stream.index()].filter(|key| self.excused_through(stream, *key) == *key));
         let new_start = self.back_from_end(keep_entries).max(self.start);
         let deleted = self.count_between(self.start, new_start);
         let old_start = self.start;
@@ -494,6 +507,7 @@ impl ContainerLog {
             retained[stream.index()] = self.first_whole_line(stream);
             if retained[stream.index()] > self.retained_from[stream.index()] {
                 self.rotations_deleting[stream.index()] += 1;
+                self.deleted_since_read[stream.index()] = Some(self.rotation_epoch);
             }
             let index = stream.index();
             if let Some(key) = keys[index].filter(|key| *key < retained[index]) {
@@ -517,7 +531,7 @@ impl ContainerLog {
         self.normalise(self.read_frontier.max(self.start)) < self.end()
     }
 
-    /// A known reader has been handed every frame before `cursor`. A stream whose last handed line was
+    /// A reader has been handed every frame before `cursor`. A stream whose last handed line was
     /// deleted by a rotation, and whose next line this reader was handed, is a gap the
     /// reader could notice if it asked for the log after that rotation, with a `since`
     /// at or before the deleted line (so the replay had to show it again): counted in
@@ -527,20 +541,54 @@ impl ContainerLog {
     pub(crate) fn mark_read_by(&mut self, cursor: LogCursor, reader: ReaderInfo) {
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let index = stream.index();
+            let before = self.lines_before(stream, cursor);
+            let handed_before = self.handed_key[index];
+            if let Some(last) = before.checked_sub(1) {
+                self.handed_key[index] = Some(handed_before.map_or(last, |key| key.max(last)));
+            }
+            // Handed a line of the stream it had not had (any line after a deletion is).
+            if self.handed_key[index] != handed_before && !reader.tail {
+                if let Some(epoch) = self.deleted_since_read[index].take() {
+                    // A resume line it could miss is a deleted one: at or before the last
+                    // deleted line, whose timestamp the request's `since` must not pass.
+                    let last_deleted = self.retained_from[index].checked_sub(1);
+                    let since_allows = match (reader.since, last_deleted.and_then(|line| self.line_ts(stream, line))) {
+                        (Some(since), Some(ts)) => ts >= since,
+                        _ => true,
+                    };
+                    if reader.opened_epoch >= epoch && since_allows {
+                        self.gaps_possible[index] += 1;
+                    }
+                }
+            }
             let Some(key) = self.key_deleted[index] else { continue };
-            if self.lines_before(stream, cursor) <= key.seq + 1 {
+            if before <= key.seq + 1 {
                 continue;
             }
             self.key_deleted[index] = None;
             let replay_holds_key = reader.since.is_none_or(|since| key.ts >= since);
-            if reader.opened_epoch >= key.epoch && !reader.tail {
-                self.gaps_possible[index] += 1;
-                if replay_holds_key {
-                    self.gaps_noticeable[index] += 1;
-                }
+            if reader.opened_epoch >= key.epoch && !reader.tail && replay_holds_key {
+                self.gaps_noticeable[index] += 1;
             }
         }
         self.read_frontier = self.read_frontier.max(cursor);
+    }
+
+    /// The agent crashed and restarts from its checkpoint: per stream, the line it had
+    /// committed is its resume line again. If a rotation deleted it, the restarted
+    /// agent's first reopen can notice the gap (whatever it had read since).
+    pub(crate) fn reset_reader(&mut self, committed: [Option<u64>; 2]) {
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let index = stream.index();
+            self.handed_key[index] = committed[index];
+            self.key_deleted[index] = committed[index].filter(|key| *key < self.retained_from[index]).map(|key| {
+                let ts = self.line_ts(stream, key).expect("a committed line was written");
+                KeyDeleted { seq: key, ts, epoch: self.rotation_epoch }
+            });
+            if self.key_deleted[index].is_some() {
+                self.deleted_since_read[index] = Some(self.rotation_epoch);
+            }
+        }
     }
 
     pub(crate) fn rotation_epoch(&self) -> u64 {

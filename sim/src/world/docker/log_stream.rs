@@ -33,7 +33,7 @@ use engine::port::EngineError;
 use engine::rt::{BoxFuture, Rt};
 use futures::Stream;
 
-use super::log::{LogCursor, Qualify, ReaderInfo, TimestampText};
+use super::log::{LogCursor, Qualify, ReadStart, ReaderInfo, TimestampText};
 use super::state::{DockerState, StreamEnd};
 use super::unsettled::Unsettled;
 use crate::executor::{Lock, SimRng};
@@ -100,11 +100,11 @@ impl SimLogStream {
         rt: Arc<dyn Rt>,
         stream_id: u64,
         serial: usize,
-        cursor: LogCursor,
-        qualify: [Qualify; 2],
+        start: ReadStart,
         rng: SimRng,
         info: ReaderInfo,
     ) -> SimLogStream {
+        let ReadStart { cursor, qualify } = start;
         let reader = Reader {
             cursor,
             qualify,

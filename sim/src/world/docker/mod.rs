@@ -647,6 +647,18 @@ impl SimDocker {
         });
     }
 
+    /// The agent restarts from its checkpoint: `committed` says, per existing container
+    /// and stream, the line it had committed (see `ContainerLog::reset_reader`).
+    pub fn reset_readers(&self, committed: impl Fn(&ContainerId, StdStream) -> Option<u64>) {
+        self.with(|state| {
+            let DockerState { containers, logs, .. } = state;
+            for (id, container) in containers.iter() {
+                let keys = [committed(id, StdStream::Stdout), committed(id, StdStream::Stderr)];
+                logs[container.serial].reset_reader(keys);
+            }
+        });
+    }
+
     /// The agent died (crash or shutdown): the lines it had read and not delivered
     /// (`delivered` per container and stream, as the oracle counts them) of a container
     /// removed while it ran (since the last [`Self::forget_reads`]), or that json-file

@@ -106,8 +106,7 @@ impl ContainerEngine for SimDocker {
                     this.rt.clone(),
                     stream_id,
                     serial,
-                    start.cursor,
-                    start.qualify,
+                    start,
                     rng,
                     info,
                 ))
