@@ -505,33 +505,6 @@ impl ContainerLog {
         self.read_frontier = self.read_frontier.max(self.unread_floor);
     }
 
-    /// A `tail` request starts at `cursor`: the unread lines before it are lost to first
-    /// sight, and not the agent's to read even after a crash. A line whose head lies
-    /// before the cursor is lost whole (its remaining pieces are a fragment).
-    pub(crate) fn skip_before_tail(&mut self, cursor: LogCursor) {
-        let cursor = self.normalise(cursor.max(self.start));
-        let mut until = [0; 2];
-        for stream in [StdStream::Stdout, StdStream::Stderr] {
-            until[stream.index()] = self.first_line_at_or_after(stream, cursor);
-        }
-        self.record_loss(until, LossCause::FirstSight);
-        self.unread_floor = self.unread_floor.max(cursor);
-        self.read_frontier = self.read_frontier.max(self.unread_floor);
-    }
-
-    /// Per stream, the first line that begins at or after `at`.
-    fn first_line_at_or_after(&self, stream: StdStream, at: LogCursor) -> u64 {
-        let indices = &self.by_stream[stream.index()];
-        let first = indices.partition_point(|&index| index < at.burst);
-        let Some(&index) = indices.get(first) else { return self.next_seq[stream.index()] };
-        let burst = &self.bursts[index];
-        if index != at.burst || at.entry == 0 {
-            return burst.first_seq;
-        }
-        let per_line = burst.entries_per_line();
-        burst.first_seq + at.entry.div_ceil(per_line)
-    }
-
     /// Nobody has seen this container yet (the agent's real first start is to come).
     pub(crate) fn forget_seen(&mut self) {
         self.seen = false;
