@@ -157,7 +157,11 @@ pub fn agent_config(options: &Options, variant: SupervisorVariant) -> AgentConfi
             line_bytes_max: options.line_bytes_max,
             reconcile_every: options.reconcile_every,
             stall_timeout: options.stall_timeout,
-            first_sight: if options.first_sight_now { FirstSight::Now } else { FirstSight::Beginning },
+            first_sight: match (options.first_sight_now, options.first_sight_tail) {
+                (true, _) => FirstSight::Now,
+                (false, 0) => FirstSight::Beginning,
+                (false, lines) => FirstSight::Tail(lines),
+            },
             variant,
             ..MonitorConfig::default()
         },

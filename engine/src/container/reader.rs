@@ -82,6 +82,9 @@ pub struct LogReader {
     /// Per stream: the replay must hold the line at the resume key (it is at or after
     /// the reopen's `since`) and has not shown it yet.
     expecting: [bool; 2],
+    /// Per stream: the stream was opened with `tail` at this wall time and has served no
+    /// line yet (see [`LogReader::cut_after_tail`]).
+    tail_cut: [Option<UnixNanos>; 2],
     run_bytes_max: usize,
 }
 
@@ -105,6 +108,7 @@ impl LogReader {
             queued: [resume.stdout, resume.stderr],
             replaying: [true; 2],
             expecting: [false; 2],
+            tail_cut: [None; 2],
             run_bytes_max,
         }
     }
@@ -124,6 +128,20 @@ impl LogReader {
         self.counters = [(UnixNanos::MIN, 0); 2];
         self.replaying = [true; 2];
         self.expecting = [false; 2];
+        self.tail_cut = [None; 2];
+    }
+
+    /// The stream was just opened with `tail = N`: Docker counted N json-file entries back
+    /// from the end, which may cut a run of lines sharing one timestamp (or a long line's
+    /// pieces) anywhere. A line's key counts the lines of its timestamp before it, which
+    /// the cut hid, so the first timestamp group of each stream is skipped: its key is
+    /// taken as queued (`seq` at its maximum), so the rest of the group is skipped as a
+    /// replay is, and a reopen's replay skips all of it (without this, a reopen after a
+    /// tail open delivered lines of that group again under other keys). Only a group
+    /// stamped at or before `opened_at` (the wall clock at the open) can have been cut:
+    /// a first line written after the open is delivered.
+    pub fn cut_after_tail(&mut self, opened_at: UnixNanos) {
+        self.tail_cut = [Some(opened_at); 2];
     }
 
     /// After [`Self::reopen`] for a stream opened with `since_secs` (no tail): the line
@@ -133,7 +151,8 @@ impl LogReader {
     pub fn expect_resume_position(&mut self, since_secs: i64) {
         let since = since_secs.saturating_mul(1_000_000_000);
         for (expecting, queued) in self.expecting.iter_mut().zip(self.queued) {
-            *expecting = queued.is_some_and(|key| key.ts >= since);
+            // A tail's cut group (`seq` at its maximum) names no line to expect.
+            *expecting = queued.is_some_and(|key| key.ts >= since && key.seq != u32::MAX);
         }
     }
 
@@ -219,6 +238,12 @@ impl LogReader {
                 *counter = (assembled.ts, 0);
             }
             let key = ResumeKey { ts: assembled.ts, seq: counter.1 };
+            if std::mem::take(&mut self.tail_cut[index]).is_some_and(|opened_at| assembled.ts <= opened_at) {
+                self.queued[index] = Some(ResumeKey { ts: assembled.ts, seq: u32::MAX });
+                self.replaying[index] = true;
+                stats.duplicates += 1;
+                continue;
+            }
             // Only a reopen's replay is deduplicated: once this stream has handed out a
             // line past its resume point, a live line whose timestamp steps back (host
             // clock step, stderr lag beyond `since_skew`) is delivered, never skipped.

@@ -231,6 +231,8 @@ impl Supervisor {
                         self.reader.reopen();
                         if options.tail.is_none() {
                             self.reader.expect_resume_position(options.since_secs);
+                        } else {
+                            self.reader.cut_after_tail(rt.wall());
                         }
                         held.stream = Some(stream);
                         self.machine.handle_opened(rt.now(), rt.wall(), self.unit());

@@ -111,6 +111,9 @@ pub struct Options {
     pub event_faults: u32,
     /// Per container-hour: `docker pause`, then `docker unpause` seconds to minutes later.
     pub pauses_per_hour: f64,
+    /// The agent's `first_sight` is `{ tail = N }` (when not `"now"`): its first run reads
+    /// the last N entries of each container's log at the first open; zero: not tail.
+    pub first_sight_tail: u64,
 }
 
 /// What the command line pins; `None` leaves the knob to the seed.
@@ -243,6 +246,7 @@ impl Options {
             checkpoint_damage_share: if faults && rng.chance(0.5) { rng.unit_f64() } else { 0.0 },
             event_faults: count(&mut rng, 4),
             pauses_per_hour: rate(&mut rng, 0.1),
+            first_sight_tail: if rng.chance(0.3) { *rng.pick(&[1, 10, 100, 1000]) } else { 0 },
         };
         if overrides.pre_fix {
             options.streams_max = options.streams_max.max(options.containers as usize);
@@ -251,6 +255,7 @@ impl Options {
             options.stream_faults_per_hour = 0.0;
             options.json_rotations_per_hour = 0.0;
             options.first_sight_now = false;
+            options.first_sight_tail = 0;
         }
         options
     }
@@ -269,6 +274,7 @@ impl Options {
         options.checkpoint_damage_share = 0.0;
         options.event_faults = 0;
         options.pauses_per_hour = 0.0;
+        options.first_sight_tail = 0;
         for pair in text.split_whitespace() {
             let (key, value) = pair.split_once('=').ok_or_else(|| format!("not key=value: {pair}"))?;
             let secs = |value: &str| -> Result<Duration, String> {
@@ -337,6 +343,7 @@ impl Options {
                 "checkpoint_damage" => options.checkpoint_damage_share = num(key, value)?,
                 "event_faults" => options.event_faults = num(key, value)?,
                 "pauses/h" => options.pauses_per_hour = num(key, value)?,
+                "first_sight_tail" => options.first_sight_tail = num(key, value)?,
                 other => return Err(format!("unknown option {other}")),
             }
         }
@@ -362,7 +369,7 @@ impl fmt::Display for Options {
              json_rotations/h={} json_keep_entries={} api_failures={} floods={} docker_no_live_restore={} \
              loki_reject_older_than={}s loki_body_max={} loki_unauthorized_share={} loki_no_retry_after_share={} \
              checkpoint_latency={}ms checkpoint_failures={} same_ts_share={} graceful_stops={} first_sight_now={} late_start={}s \
-             tty_share={} checkpoint_damage={} event_faults={} pauses/h={}",
+             tty_share={} checkpoint_damage={} event_faults={} pauses/h={} first_sight_tail={}",
             self.containers,
             self.hours,
             self.rotate_every.as_secs(),
@@ -417,6 +424,7 @@ impl fmt::Display for Options {
             self.checkpoint_damage_share,
             self.event_faults,
             self.pauses_per_hour,
+            self.first_sight_tail,
         )
     }
 }

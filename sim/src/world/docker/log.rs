@@ -263,6 +263,9 @@ pub(crate) struct ContainerLog {
     /// With `first_sight = "now"`: the end of the log when the agent first saw it;
     /// nothing before is the agent's to read, even after a crash.
     unread_floor: LogCursor,
+    /// Per stream, the wall time of a `tail` request that served nothing of it yet (see
+    /// [`ContainerLog::skip_before_tail`]).
+    tail_pending: [Option<UnixNanos>; 2],
     /// The container has a TTY: entries render without frame headers, lines end `\r\n`.
     tty: bool,
     /// Test-only broken model (see `SimDocker::set_broken_tty_keeps_stderr`).
@@ -345,6 +348,12 @@ impl ContainerLog {
             Some(last) => ts.max(last),
             None => ts,
         };
+        if self.tail_pending[stream.index()].take().is_some_and(|opened_at| first_ts <= opened_at) {
+            let group = if ts_step <= 0 { lines as u64 } else { 1 };
+            let mut until = [0; 2];
+            until[stream.index()] = first_seq + group;
+            self.record_loss(until, LossCause::FirstSight);
+        }
         let burst = Burst {
             stream,
             first_seq,
@@ -707,6 +716,58 @@ impl ContainerLog {
         self.record_loss(self.next_seq, LossCause::FirstSight);
         self.unread_floor = self.end();
         self.read_frontier = self.read_frontier.max(self.unread_floor);
+    }
+
+    /// A `tail` request starts at `cursor`: the unread lines before it are lost to first
+    /// sight, and not the agent's to read even after a crash. So is, per stream, the
+    /// whole timestamp group of the first line it serves: the agent cannot tell how many
+    /// lines of that timestamp the tail cut off (nor a long line's middle piece from a
+    /// line), so it skips the group (`LogReader::cut_after_tail`).
+    ///
+    /// A stream with nothing at or after the cursor: its first line written later but
+    /// stamped at or before `opened_at` (stderr's lag) is such a group too (the agent
+    /// cannot tell it from one the tail cut): excused when it is written.
+    pub(crate) fn skip_before_tail(&mut self, cursor: LogCursor, opened_at: UnixNanos) {
+        let cursor = self.normalise(cursor.max(self.start));
+        let mut until = [0; 2];
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            until[stream.index()] = self.first_line_after_first_group(stream, cursor);
+            let indices = &self.by_stream[stream.index()];
+            let served = indices.partition_point(|&index| index < cursor.burst) < indices.len();
+            self.tail_pending[stream.index()] = (!served).then_some(opened_at);
+        }
+        self.record_loss(until, LossCause::FirstSight);
+        self.unread_floor = self.unread_floor.max(cursor);
+        self.read_frontier = self.read_frontier.max(self.unread_floor);
+    }
+
+    /// Per stream, the first line after the timestamp group of the first entry at or
+    /// after `at` (all lines sharing that entry's line's timestamp).
+    fn first_line_after_first_group(&self, stream: StdStream, at: LogCursor) -> u64 {
+        let indices = &self.by_stream[stream.index()];
+        let first = indices.partition_point(|&index| index < at.burst);
+        let Some(&index) = indices.get(first) else { return self.next_seq[stream.index()] };
+        let burst = &self.bursts[index];
+        let skip = if index == at.burst { at.entry } else { 0 };
+        let line = skip / burst.entries_per_line();
+        let ts = burst.first_ts + line as i64 * burst.ts_step;
+        let mut after =
+            if burst.ts_step == 0 { burst.first_seq + burst.lines as u64 } else { burst.first_seq + line + 1 };
+        for &next in &indices[first + 1..] {
+            let next = &self.bursts[next];
+            if next.first_ts != ts {
+                break;
+            }
+            if next.ts_step == 0 {
+                after = next.first_seq + next.lines as u64;
+            } else {
+                after = next.first_seq + 1;
+                if next.lines > 1 {
+                    break;
+                }
+            }
+        }
+        after
     }
 
     /// Nobody has seen this container yet (the agent's real first start is to come).

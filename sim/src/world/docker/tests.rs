@@ -406,6 +406,84 @@ fn events_follow_the_lifecycle() {
 }
 
 #[test]
+fn events_faults_lose_duplicate_and_hold_back_the_next_events() {
+    use ContainerEventKind::*;
+    let (mut executor, docker) = world(21);
+    let log = collect_events(&mut executor, &docker);
+    let id = docker.create("job", "busybox", BTreeMap::new());
+    // Lost: the start never arrives; the world remembers when.
+    docker.fault_events(EventFault::Lose, 1);
+    docker.start(&id).unwrap();
+    assert_eq!(docker.events_disturbed_at(&id), Some(executor.now()));
+    // Duplicated: the rename twice.
+    docker.fault_events(EventFault::Duplicate, 1);
+    docker.rename(&id, "job2").unwrap();
+    // Held back: the die (and the stop) arrive after the start that follows them, stale.
+    docker.fault_events(EventFault::Delay, 2);
+    docker.stop(&id).unwrap();
+    docker.start(&id).unwrap();
+    // The die and the destroy of an `rm -f` lost: the removal is unannounced.
+    docker.fault_events(EventFault::Lose, 2);
+    docker.remove(&id).unwrap();
+    executor.run_until_stalled();
+    let kinds: Vec<ContainerEventKind> = log.lock().unwrap().iter().map(|e| e.as_ref().unwrap().0).collect();
+    assert_eq!(kinds, vec![Create, Rename, Rename, Start, Die, Stop]);
+    let counters = docker.counters();
+    assert_eq!((counters.events_lost, counters.events_duplicated, counters.events_delayed), (3, 1, 2));
+    assert_eq!(docker.unannounced_removals_since(Instant::ZERO), 1);
+}
+
+#[test]
+fn events_held_back_die_with_the_connection() {
+    let (mut executor, docker) = world(22);
+    let log = collect_events(&mut executor, &docker);
+    let id = running(&docker, "app");
+    docker.fault_events(EventFault::Delay, 1);
+    docker.stop(&id).unwrap();
+    docker.drop_event_streams();
+    executor.run_until_stalled();
+    let log2 = collect_events(&mut executor, &docker);
+    docker.start(&id).unwrap();
+    executor.run_until_stalled();
+    let kinds: Vec<ContainerEventKind> = log2.lock().unwrap().iter().map(|e| e.as_ref().unwrap().0).collect();
+    assert_eq!(kinds, vec![ContainerEventKind::Start], "the held die is not replayed to a new connection");
+    assert!(log.lock().unwrap().last().unwrap().is_err());
+}
+
+#[test]
+fn a_paused_container_runs_writes_nothing_and_keeps_its_stream_open() {
+    let (mut executor, docker) = world(23);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 2)).unwrap();
+    docker.pause(&id).unwrap();
+    assert_eq!(docker.pause(&id), Err(CommandError::Paused));
+    assert_eq!(docker.emit(&id, Burst::lines(StdStream::Stdout, 1)), Err(CommandError::Paused));
+    let docker2 = docker.clone();
+    let (listed, inspected) = executor
+        .block_on(async move { (docker2.list().await.unwrap(), docker2.inspect(&docker2.container_ids()[0]).await) })
+        .unwrap();
+    assert!(listed[0].running && inspected.unwrap().running, "paused is running for list and inspect");
+    let got = Arc::new(Mutex::new(None));
+    let (docker2, id2, got2) = (docker.clone(), id.clone(), got.clone());
+    executor.spawn_world("reader", async move {
+        let stream = docker2.logs(&id2, opts(true, 0)).await.unwrap();
+        *got2.lock().unwrap() = Some(drain(stream).await);
+    });
+    executor.run_until_stalled();
+    assert_eq!(docker.counters().log_streams_open, 1, "the follow stream stays open, silent");
+    docker.unpause(&id).unwrap();
+    assert_eq!(docker.emit(&id, Burst::lines(StdStream::Stdout, 1)), Ok(2..3));
+    // A stop of a paused container unfreezes it first; its stream ends.
+    docker.pause(&id).unwrap();
+    docker.stop(&id).unwrap();
+    executor.run_until_stalled();
+    let (chunks, error) = got.lock().unwrap().take().unwrap();
+    assert!(error.is_none());
+    assert_eq!(decode(&chunks).0.len(), 3);
+    assert_eq!(docker.counters().pauses, 2);
+}
+
+#[test]
 fn daemon_restart_ends_events_and_log_streams_and_fails_calls_while_down() {
     let (mut executor, docker) = world(13);
     let id = running(&docker, "app");
