@@ -524,8 +524,8 @@ pub struct LimitsSection {
     /// Loki's default `max_line_size` (256 KiB = 262,144 bytes).
     pub line_bytes_max: ByteSize,
     /// Memory of the lines queued, batched or in flight (content plus a 128-byte
-    /// per-line overhead, `engine::pipeline::queue::LINE_OVERHEAD_BYTES`); sources wait
-    /// beyond it.
+    /// per-line overhead, `engine::pipeline::queue::LINE_OVERHEAD_BYTES`) and of the
+    /// partial frames and lines readers keep between reads; sources wait beyond it.
     pub queue_bytes_max: ByteSize,
 }
 

@@ -106,7 +106,11 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
             (relayed, StreamHook { heartbeat: None })
         }
         SupervisorVariant::OverlapAtRotation => {
-            let lingering = Lingering { stream: Some(stream), shared: (shared.tasks.clone(), shared.rt.clone()) };
+            // Only streams dropped at a rotation (jittered instants), not the yields of a
+            // pool started all at once (their instants line up with whole minutes).
+            let linger_after = shared.rt.now() + shared.config.rotate_every / 2;
+            let lingering =
+                Lingering { stream: Some(stream), linger_after, shared: (shared.tasks.clone(), shared.rt.clone()) };
             (Box::pin(lingering), StreamHook { heartbeat: None })
         }
         SupervisorVariant::WrongJoin => {
@@ -150,10 +154,11 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
     }
 }
 
-/// [`SupervisorVariant::OverlapAtRotation`]'s stream: dropped, it hands the real stream to
-/// a task that closes it a millisecond later.
+/// [`SupervisorVariant::OverlapAtRotation`]'s stream: dropped after `linger_after` (a
+/// rotation), it hands the real stream to a task that closes it a millisecond later.
 struct Lingering {
     stream: Option<LogStream>,
+    linger_after: crate::rt::Instant,
     shared: (crate::task::Tasks, std::sync::Arc<dyn crate::rt::Rt>),
 }
 
@@ -175,6 +180,9 @@ impl Drop for Lingering {
     fn drop(&mut self) {
         let Some(stream) = self.stream.take() else { return };
         let (tasks, rt) = &self.shared;
+        if rt.now() < self.linger_after {
+            return;
+        }
         let rt = rt.clone();
         tasks
             .spawn(TaskKind::Stream, async move {

@@ -28,7 +28,7 @@ use crate::container::pool::StreamSlot;
 use crate::container::reader::{LogReader, ReadStats, Run};
 use crate::container::{ContainerState, MonitorShared};
 use crate::model::{ContainerId, Labels, SourceId, StdStream};
-use crate::pipeline::queue::Chunk;
+use crate::pipeline::queue::{Chunk, ReaderHold};
 use crate::port::{ContainerCheckpoint, EngineError, LogStream};
 use crate::rt::{unit_from_bits, BoxFuture, Instant};
 use crate::telemetry::events::{
@@ -41,6 +41,8 @@ pub struct Supervisor {
     id: ContainerId,
     state: watch::Receiver<ContainerState>,
     reader: LogReader,
+    /// The reader's buffers, charged to the queue's budget.
+    hold: ReaderHold,
     machine: Machine,
     sources: [SourceId; 2],
     /// The labels of both streams while the labeler collects the container.
@@ -76,7 +78,8 @@ impl Supervisor {
             SourceId::Container { id: id.clone(), stream: StdStream::Stdout },
             SourceId::Container { id: id.clone(), stream: StdStream::Stderr },
         ];
-        Supervisor { shared, id, state, reader, machine, sources, labels: None }
+        let hold = shared.queue.reader_hold();
+        Supervisor { shared, id, state, reader, hold, machine, sources, labels: None }
     }
 
     /// The task body: runs until the container is removed (or the task is cancelled).
@@ -229,6 +232,7 @@ impl Supervisor {
                         };
                         self.reader.set_tty(self.state.borrow().info.tty);
                         self.reader.reopen();
+                        self.hold.set(self.reader.buffered_bytes());
                         if options.tail.is_none() {
                             self.reader.expect_resume_position(options.since_secs);
                         } else {
@@ -275,6 +279,9 @@ impl Supervisor {
         let (rt, telemetry) = (&shared.rt, &shared.telemetry);
         let mut stats = ReadStats::default();
         let result = self.reader.handle_chunk(bytes, runs, &mut stats);
+        // What the reader keeps for the next chunk is charged before its lines are
+        // queued (a growth never waits; the sends below wait for any debt it makes).
+        self.hold.set(self.reader.buffered_bytes());
         let ReadStats { lines, bytes, truncated, duplicates, gaps } = stats;
         LinesRead { lines, bytes, truncated, duplicates }.emit(telemetry);
         #[cfg(feature = "broken-variants")]

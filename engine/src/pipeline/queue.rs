@@ -11,11 +11,18 @@
 //! source/labels record), so a flood of empty lines is bounded as tightly as one of long
 //! lines. See [`Budget::cost`].
 //!
+//! Readers charge the bytes their buffers keep between chunks (a partial frame, partial
+//! lines) through a [`ReaderHold`]; that never waits (the bytes are held already), so
+//! what the permits do not cover becomes debt that the next refunds pay before sources
+//! may send again. An empty pipeline always takes a chunk, so readers' buffers alone
+//! cannot wedge it. Not charged: the chunk a reader is parsing and the lines it waits to
+//! queue (at most one chunk per open stream: the slack the simulator's check allows).
+//!
 //! The budget is a FIFO-fair semaphore: a large chunk is not starved by small ones.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 
 use crate::model::{Labels, Line, SourceId};
 use crate::telemetry::events::QueueChanged;
@@ -39,18 +46,41 @@ pub struct Chunk {
     pub bytes: usize,
 }
 
-/// Bytes charged to the pipeline. Shared by the queue (charges) and the sink (refunds).
+/// Bytes charged to the pipeline. Shared by the queue (charges), the sink (refunds) and
+/// the readers ([`ReaderHold`]: the bytes their buffers keep between chunks).
 #[derive(Clone)]
 pub struct Budget {
     semaphore: Arc<Semaphore>,
     bytes_max: usize,
     telemetry: Arc<Telemetry>,
+    ledger: Arc<Mutex<Ledger>>,
+    /// Signalled when the pipeline becomes empty (see [`Budget::charge`]).
+    emptied: Arc<Notify>,
+}
+
+/// What the semaphore's permits do not say.
+#[derive(Default)]
+struct Ledger {
+    /// Bytes charged beyond the permits there were (a reader's buffer grows while the
+    /// budget is spent: it cannot wait, it holds the bytes already); every give-back
+    /// pays this first, so sources wait until it is paid.
+    debt: usize,
+    /// Cost of the lines queued, batched or in flight.
+    pipeline: usize,
+    /// Bytes the readers' holds charge.
+    holds: usize,
 }
 
 impl Budget {
     pub fn new(bytes_max: usize, telemetry: Arc<Telemetry>) -> Budget {
         assert!(bytes_max > 0 && bytes_max <= Semaphore::MAX_PERMITS);
-        Budget { semaphore: Arc::new(Semaphore::new(bytes_max)), bytes_max, telemetry }
+        Budget {
+            semaphore: Arc::new(Semaphore::new(bytes_max)),
+            bytes_max,
+            telemetry,
+            ledger: Arc::default(),
+            emptied: Arc::default(),
+        }
     }
 
     pub fn bytes_max(&self) -> usize {
@@ -73,13 +103,41 @@ impl Budget {
         Budget::cost(lines, bytes)
     }
 
+    /// Charge `bytes` at once, without waiting: the permits there are, the rest as debt.
+    fn take(&self, ledger: &mut Ledger, bytes: usize) {
+        let available = self.semaphore.available_permits().min(bytes);
+        if available > 0 {
+            let permits = u32::try_from(available).expect("bounded by queue_bytes_max");
+            self.semaphore.try_acquire_many(permits).expect("available, and the ledger is locked").forget();
+        }
+        ledger.debt += bytes - available;
+    }
+
+    /// Give `bytes` back: debt first, then permits.
+    fn give(&self, ledger: &mut Ledger, bytes: usize) {
+        let paid = ledger.debt.min(bytes);
+        ledger.debt -= paid;
+        if bytes > paid {
+            self.semaphore.add_permits(bytes - paid);
+        }
+    }
+
     /// Give back what a finished batch of `lines` lines and `bytes` content bytes was charged.
     pub fn refund(&self, lines: usize, bytes: usize) {
         let cost = Budget::charged(lines, bytes);
-        self.semaphore.add_permits(cost);
+        let mut ledger = self.ledger.lock().unwrap();
+        self.give(&mut ledger, cost);
+        ledger.pipeline -= cost;
+        if ledger.pipeline == 0 {
+            self.emptied.notify_waiters();
+        }
+        drop(ledger);
         QueueChanged { lines_delta: -(lines as i64), bytes_delta: -(cost as i64) }.emit(&self.telemetry);
     }
 
+    /// Wait until the lines' cost fits, then charge it. An empty pipeline always takes a
+    /// chunk (as debt if the readers' buffers hold the permits): nothing would ever be
+    /// refunded to the sources waiting, and a reader empties its buffer only by reading.
     async fn charge(&self, lines: usize, bytes: usize) -> Result<(), QueueClosed> {
         let cost = Budget::charged(lines, bytes);
         assert!(cost <= self.bytes_max, "chunk costing {cost} bytes exceeds queue_bytes_max");
@@ -88,12 +146,80 @@ impl Budget {
         if crate::container::broken::is_active(crate::container::SupervisorVariant::BudgetBypass) {
             // Charged to the gauge, not to the semaphore; the refund adds permits that
             // were never taken, so the bound drifts away.
+            self.ledger.lock().unwrap().pipeline += cost;
             QueueChanged { lines_delta: lines as i64, bytes_delta: cost as i64 }.emit(&self.telemetry);
             return Ok(());
         }
-        self.semaphore.acquire_many(permits).await.map_err(|_| QueueClosed)?.forget();
+        loop {
+            let emptied = self.emptied.notified();
+            let mut emptied = std::pin::pin!(emptied);
+            emptied.as_mut().enable();
+            {
+                let mut ledger = self.ledger.lock().unwrap();
+                // Wedged: nothing to refund, and the readers' buffers leave no room.
+                if ledger.pipeline == 0 && ledger.holds + cost > self.bytes_max {
+                    self.take(&mut ledger, cost);
+                    ledger.pipeline += cost;
+                    break;
+                }
+            }
+            tokio::select! {
+                biased;
+                permit = self.semaphore.acquire_many(permits) => {
+                    permit.map_err(|_| QueueClosed)?.forget();
+                    self.ledger.lock().unwrap().pipeline += cost;
+                    break;
+                }
+                () = &mut emptied => {}
+            }
+        }
         QueueChanged { lines_delta: lines as i64, bytes_delta: cost as i64 }.emit(&self.telemetry);
         Ok(())
+    }
+
+    /// A reader's hold on the budget for the bytes its buffers keep.
+    pub fn reader_hold(&self) -> ReaderHold {
+        ReaderHold { budget: self.clone(), held: 0 }
+    }
+}
+
+/// The bytes one reader's buffers keep between chunks (partial frames, partial lines),
+/// charged to the [`Budget`]: set after every chunk, given back when dropped. Growing
+/// never waits (the bytes are held already): what the permits do not cover is debt,
+/// which the sources' next sends wait for.
+pub struct ReaderHold {
+    budget: Budget,
+    held: usize,
+}
+
+impl ReaderHold {
+    pub fn set(&mut self, bytes: usize) {
+        if bytes == self.held {
+            return;
+        }
+        let mut ledger = self.budget.ledger.lock().unwrap();
+        if bytes > self.held {
+            self.budget.take(&mut ledger, bytes - self.held);
+            ledger.holds += bytes - self.held;
+            if ledger.pipeline == 0 {
+                // A source waiting on an empty pipeline may be wedged now.
+                self.budget.emptied.notify_waiters();
+            }
+        } else {
+            self.budget.give(&mut ledger, self.held - bytes);
+            ledger.holds -= self.held - bytes;
+        }
+        self.held = bytes;
+    }
+
+    pub fn held(&self) -> usize {
+        self.held
+    }
+}
+
+impl Drop for ReaderHold {
+    fn drop(&mut self) {
+        self.set(0);
     }
 }
 
@@ -109,6 +235,11 @@ pub struct QueueSender {
 }
 
 impl QueueSender {
+    /// A hold on the budget for a reader's buffers.
+    pub fn reader_hold(&self) -> ReaderHold {
+        self.budget.reader_hold()
+    }
+
     /// Largest chunk cost ([`Budget::cost`]) a source may send; sources split bigger runs.
     pub fn chunk_bytes_max(&self) -> usize {
         self.budget.bytes_max
@@ -198,5 +329,46 @@ mod tests {
         budget.refund(chunk.lines.len(), chunk.bytes);
         blocked.now_or_never().expect("room again after the refund").unwrap();
         assert_eq!(Telemetry::get(&telemetry.queue_bytes_max_seen), 10 * LINE_OVERHEAD_BYTES as u64);
+    }
+
+    /// A reader's buffer is charged at once; beyond the permits it is debt, which the
+    /// next refund pays before a source may send again.
+    #[test]
+    fn a_reader_hold_is_charged_and_its_debt_paid_before_sources_send() {
+        let unit = LINE_OVERHEAD_BYTES;
+        let budget = Budget::new(4 * unit, Arc::new(Telemetry::default()));
+        let (sender, mut receiver) = queue(budget.clone());
+        sender.send(empty_lines(2)).now_or_never().expect("fits").unwrap();
+        let mut hold = sender.reader_hold();
+        hold.set(3 * unit);
+        assert_eq!(hold.held(), 3 * unit);
+        assert_eq!(budget.semaphore.available_permits(), 0);
+        assert_eq!(budget.ledger.lock().unwrap().debt, unit);
+        let mut waiting = Box::pin(sender.send(empty_lines(1)));
+        assert!((&mut waiting).now_or_never().is_none(), "the budget is spent");
+        let chunk = receiver.recv().now_or_never().unwrap().unwrap();
+        budget.refund(chunk.lines.len(), chunk.bytes);
+        // The refund of two lines paid the debt of one and freed one: room for one line.
+        assert_eq!(budget.ledger.lock().unwrap().debt, 0);
+        waiting.now_or_never().expect("room after the debt is paid").unwrap();
+        drop(hold);
+        assert_eq!(budget.semaphore.available_permits(), 3 * unit);
+    }
+
+    /// Readers' buffers alone never wedge the pipeline: an empty one takes a chunk.
+    #[test]
+    fn an_empty_pipeline_takes_a_chunk_even_when_readers_hold_the_budget() {
+        let unit = LINE_OVERHEAD_BYTES;
+        let budget = Budget::new(4 * unit, Arc::new(Telemetry::default()));
+        let (sender, mut receiver) = queue(budget.clone());
+        let mut hold = sender.reader_hold();
+        hold.set(4 * unit);
+        sender.send(empty_lines(2)).now_or_never().expect("an empty pipeline takes it").unwrap();
+        let mut second = Box::pin(sender.send(empty_lines(1)));
+        assert!((&mut second).now_or_never().is_none(), "no longer empty");
+        let chunk = receiver.recv().now_or_never().unwrap().unwrap();
+        budget.refund(chunk.lines.len(), chunk.bytes);
+        second.now_or_never().expect("empty again").unwrap();
+        assert_eq!(budget.ledger.lock().unwrap().pipeline, unit);
     }
 }

@@ -224,3 +224,78 @@ impl Unsettled {
         self.stopping = false;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::docker::log::LINE_FRAME_BYTES;
+
+    /// A log of `bursts` × 10 stdout lines of 5 content bytes (45 bytes each as frames).
+    fn log(bursts: usize) -> (ContainerLog, Vec<LogCursor>) {
+        let mut log = ContainerLog::new(false, false);
+        let mut ends = vec![LogCursor::default()];
+        for burst in 0..bursts {
+            log.append(StdStream::Stdout, 10, 5, 1_000 * burst as i64, 1);
+            ends.push(log.end());
+        }
+        (log, ends)
+    }
+
+    fn unsettled(limit: u64) -> Unsettled {
+        let mut unsettled = Unsettled::default();
+        unsettled.set_bound(limit, 1_000);
+        unsettled
+    }
+
+    #[test]
+    fn lines_count_once_handed_and_leave_once_loki_answers_them() {
+        let (log, ends) = log(2);
+        assert_eq!(log.lines_cost(StdStream::Stdout, 0..10, 1_000), 10 * (LINE_FRAME_BYTES + 5));
+        let mut count = unsettled(500);
+        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450);
+        assert_eq!(count.now().0, 0, "rendered, not handed");
+        count.handed(7, 400, 0, false);
+        assert_eq!(count.now(), (400, 400));
+        count.handed(7, 50, 0, true);
+        assert_eq!(count.now(), (450, 450));
+        count.settle(&log, 0, StdStream::Stdout, 4);
+        assert_eq!(count.now().0, 450 - 4 * 45);
+        // A replay of lines Loki answered is not counted again.
+        count.settle(&log, 0, StdStream::Stdout, 10);
+        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450);
+        count.handed(8, 450, 0, true);
+        assert_eq!(count.now().0, 0);
+        assert!(count.violation.is_none());
+    }
+
+    #[test]
+    fn more_than_the_bound_and_the_open_streams_slack_is_a_violation() {
+        let (log, ends) = log(3);
+        let mut count = unsettled(500);
+        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450);
+        count.handed(7, 450, 0, true);
+        count.rendered(&log, 0, [0, 0], (ends[1], ends[2]), 450);
+        count.handed(7, 450, 0, true);
+        assert!(count.violation.is_none(), "900 ≤ 500 + the 450 of the last chunk");
+        count.rendered(&log, 0, [0, 0], (ends[2], ends[3]), 450);
+        count.handed(7, 450, 0, true);
+        let violation = count.violation.clone().expect("1350 > 500 + 450");
+        assert!(violation.contains("1350 bytes"), "{violation}");
+    }
+
+    #[test]
+    fn a_stream_dropped_with_frames_unhanded_uncounts_them_and_a_crash_forgets_all() {
+        let (log, ends) = log(1);
+        let mut count = unsettled(500);
+        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450);
+        count.handed(7, 90, 0, false);
+        count.uncount(&log, 0, [0, 0]);
+        count.closed(7, 360);
+        assert_eq!(count.now(), (0, 0), "the two lines handed are under-counted: the safe side");
+        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450);
+        count.handed(9, 450, 0, true);
+        assert_eq!(count.now().0, 450);
+        count.forget();
+        assert_eq!(count.now().0, 0);
+    }
+}
