@@ -29,6 +29,9 @@ struct Track {
     /// Sequence ranges (inclusive) where duplicates are allowed.
     windows: Vec<(u64, u64)>,
     duplicates: u64,
+    /// Where the last line was found among the stream's bursts: the next batch's lines
+    /// usually follow it (see `ContainerLog::line_matches_near`).
+    near: usize,
 }
 
 pub struct DeliveryChecker {
@@ -95,7 +98,6 @@ impl DeliveryChecker {
             let (duplicates, duplicates_allowed, line_bytes_max) =
                 (&mut self.duplicates, &mut self.duplicates_allowed, self.line_bytes_max);
             self.docker.with_log(log, |written| {
-                let mut near = 0;
                 for line in &stream.lines {
                     let Some(seq) = line_seq(&line.bytes) else {
                         failure = Some((
@@ -126,7 +128,7 @@ impl DeliveryChecker {
                     if seq >= next && !refused {
                         let matches =
                             written.and_then(|log| {
-                            log.line_matches_near(*std_stream, seq, &line.bytes, line_bytes_max, &mut near)
+                            log.line_matches_near(*std_stream, seq, &line.bytes, line_bytes_max, &mut track.near)
                         });
                         match matches {
                             Some(true) => {}
