@@ -657,7 +657,7 @@ impl ContainerLog {
             let indices = &self.by_stream[stream.index()];
             let next = indices.partition_point(|&index| index < cursor.burst);
             let inside = indices.get(next).is_some_and(|&index| {
-                index == cursor.burst && cursor.entry % self.bursts[index].entries_per_line() != 0
+                index == cursor.burst && !cursor.entry.is_multiple_of(self.bursts[index].entries_per_line())
             });
             inside || (next > 0 && self.bursts[indices[next - 1]].open)
         })
