@@ -147,7 +147,7 @@ pub fn world_loss_counts(docker: &SimDocker) -> WorldLossCounts {
 /// lines (Docker does not say how many went), nor a loss that a stream open across the
 /// rotation reads past (nothing shows it). Not one number: the world's account of the
 /// agent's resume line is the last line wholly handed to a reader (after a crash, the
-/// committed one), and a split chunk's first part reaches the agent unmarked.
+/// committed one), marked at whole-frame boundaries of what it was handed.
 pub fn check_gaps(agent_gaps: u64, world: &WorldLossCounts) -> Result<(), (Invariant, String)> {
     if (world.gaps_noticeable..=world.gaps_possible).contains(&agent_gaps) {
         return Ok(());
