@@ -313,6 +313,22 @@ fn a_gap_the_agent_does_not_count_is_caught() {
 }
 
 #[test]
+fn tails_counted_without_a_removal_are_caught() {
+    // container_tails_unread_total counts at most one per container the world removed:
+    // an agent that counts every stream end is caught.
+    let variant = SupervisorVariant::TailOvercounted;
+    for seed in 0..20 {
+        let outcome = run(seed, variant);
+        if let Some(violation) = &outcome.violation {
+            assert_eq!(violation.invariant, Invariant::NoLoss, "{}", failure_block(&outcome));
+            assert!(violation.detail.contains("container_tails_unread_total"), "{}", failure_block(&outcome));
+            return;
+        }
+    }
+    panic!("{variant:?} was not caught within 20 seeds");
+}
+
+#[test]
 fn the_shipped_agent_counts_the_gaps_it_can_see() {
     // The same worlds: the shipped agent's count is within the world's bounds, and the
     // worlds do make gaps (else the test above would prove nothing).

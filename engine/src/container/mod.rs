@@ -103,6 +103,10 @@ pub enum SupervisorVariant {
     /// A gap found on reopen (the log lost lines unread) is not counted.
     #[cfg(feature = "broken-variants")]
     GapUncounted,
+    /// Every stream that ends by itself counts a tail unread, not only a removed
+    /// container's (`container_tails_unread_total` counts events that never happened).
+    #[cfg(feature = "broken-variants")]
+    TailOvercounted,
 }
 
 /// Make the hooks outside the supervisor (sink, queue, shutdown) play `variant` on this

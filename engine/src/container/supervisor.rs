@@ -164,7 +164,13 @@ impl Supervisor {
                         StreamFailed { container: self.id.short(), error: &error }.emit(&shared.telemetry, now);
                         self.machine.handle_stream_failed(now, self.unit());
                     }
-                    None => self.machine.handle_stream_ended(rt.now()),
+                    None => {
+                        #[cfg(feature = "broken-variants")]
+                        if shared.config.variant == crate::container::SupervisorVariant::TailOvercounted {
+                            TailUnread.emit(&shared.telemetry);
+                        }
+                        self.machine.handle_stream_ended(rt.now())
+                    }
                 },
             }
         }

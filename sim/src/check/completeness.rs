@@ -123,6 +123,26 @@ pub struct WorldLossCounts {
     pub removed_unread: u64,
 }
 
+/// The agent's `container_tails_unread_total` against the world: at most one per
+/// container the world removed (the agent counts at a container's finish, which only a
+/// removal brings, and a container is removed once). No lower bound yet: the model's
+/// `docker rm` ends open streams at once where Docker's follower drains the log first
+/// (see `SimDocker::remove`), so the agent, which takes "ended, then gone" as read to the
+/// end, cannot be held to the world's count of removals that deleted lines unread.
+pub fn check_tails(agent_tails: u64, world: &WorldLossCounts) -> Result<(), (Invariant, String)> {
+    if agent_tails <= world.removed {
+        return Ok(());
+    }
+    Err((
+        Invariant::NoLoss,
+        format!(
+            "the agent counted {agent_tails} tails unread (container_tails_unread_total), the world removed {} \
+             containers ({} of them with lines unread)",
+            world.removed, world.removed_unread
+        ),
+    ))
+}
+
 pub fn world_loss_counts(docker: &SimDocker) -> WorldLossCounts {
     let mut counts = WorldLossCounts::default();
     for report in docker.containers() {
@@ -147,7 +167,8 @@ pub fn world_loss_counts(docker: &SimDocker) -> WorldLossCounts {
 /// lines (Docker does not say how many went), nor a loss that a stream open across the
 /// rotation reads past (nothing shows it). Not one number: the world's account of the
 /// agent's resume line is the last line wholly handed to a reader (after a crash, the
-/// committed one), and a split chunk's first part reaches the agent unmarked.
+/// committed one; marked when a whole rendered chunk was handed out, so a split
+/// chunk's first part is not the resume line yet).
 pub fn check_gaps(agent_gaps: u64, world: &WorldLossCounts) -> Result<(), (Invariant, String)> {
     if (world.gaps_noticeable..=world.gaps_possible).contains(&agent_gaps) {
         return Ok(());

@@ -46,8 +46,10 @@
 //! - It also keeps the account the agent's `container_log_gaps_total` is checked against
 //!   ([`ContainerLog::mark_read_by`]): per stream, gaps a reader could notice (its resume
 //!   line deleted, read past by a request made after the rotation) and may notice.
-//!   Reads are marked when a whole rendered chunk was handed out: the first part of a
-//!   split chunk reaches the reader unmarked (a known imprecision of both accounts).
+//!   Lines count read (no deletion excuses them) at whole-frame boundaries of what a
+//!   reader was handed: a chunk cut inside a frame marks the frames before the cut
+//!   ([`ContainerLog::whole_frames_in`], [`ContainerLog::mark_read_to`]). The gap
+//!   account's resume line moves only when a whole rendered chunk was handed out.
 
 use engine::model::StdStream;
 #[cfg(debug_assertions)]
@@ -176,6 +178,16 @@ impl Burst {
         let line = ((gap + self.ts_step - 1) / self.ts_step) as u64;
         (line < self.lines as u64).then_some(line * self.entries_per_line())
     }
+}
+
+/// Consecutive entries `from..from + entries` of burst `burst`, rendered as frames
+/// starting `at` bytes into a render's output (see [`ContainerLog::render`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RenderedRun {
+    pub(crate) at: usize,
+    pub(crate) burst: usize,
+    pub(crate) from: u64,
+    pub(crate) entries: u64,
 }
 
 /// A position in a log: entry `entry` of burst `burst` (arrival order).
@@ -548,6 +560,7 @@ impl ContainerLog {
     /// with nothing to notice (the agent cannot know). The agent's
     /// `container_log_gaps_total` is checked against this count.
     pub(crate) fn mark_read_by(&mut self, cursor: LogCursor, reader: ReaderInfo) {
+        self.read_frontier = self.read_frontier.max(cursor);
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let index = stream.index();
             let before = self.lines_before(stream, cursor);
@@ -580,6 +593,17 @@ impl ContainerLog {
                 self.gaps_noticeable[index] += 1;
             }
         }
+    }
+
+    /// A reader has been handed every frame before `cursor`, and holds part of a chunk
+    /// after it: the lines before `cursor` are read (no world deletion excuses them any
+    /// more). The gap account ([`Self::mark_read_by`]) moves only at a chunk's end:
+    /// moved here too, its lower bound exceeds the agent's count on seed 424 of the
+    /// default sweep (7 against 6): container bed36c7fe515, stderr, resume line 276
+    /// (handed whole in a split chunk) deleted by the log's second rotation, then a
+    /// request opened after it with `since` 2 s before that line reads from line 287,
+    /// and the agent counts no gap. Not understood yet (the agent or this account).
+    pub(crate) fn mark_read_to(&mut self, cursor: LogCursor) {
         self.read_frontier = self.read_frontier.max(cursor);
     }
 
@@ -969,7 +993,10 @@ impl ContainerLog {
     /// their stream's `qualify` filter (which it updates), until `out` holds at least `target_bytes`, `limit`
     /// is reached, or the log ends. Advances `*cursor`; a cursor behind the log's start
     /// (entries deleted by rotation) first jumps to the start. Returns the length of the
-    /// last frame rendered (0 if none) and the number of entries rendered.
+    /// last frame rendered (0 if none) and the number of entries rendered. Appends to
+    /// `runs` one [`RenderedRun`] per burst it rendered from, so that a reader handed
+    /// only part of `out` knows which frames it got whole ([`Self::whole_frames_in`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn render(
         &self,
         cursor: &mut LogCursor,
@@ -978,11 +1005,13 @@ impl ContainerLog {
         target_bytes: usize,
         out: &mut BytesMut,
         timestamps: &mut TimestampText,
+        runs: &mut Vec<RenderedRun>,
     ) -> (usize, u64) {
         let limit = limit.min(self.end());
         *cursor = self.normalise((*cursor).max(self.start));
         let mut last_frame = 0;
         let mut rendered = 0;
+        let base = out.len();
         while *cursor < limit && out.len() < target_bytes {
             let burst = &self.bursts[cursor.burst];
             let burst_end = if cursor.burst == limit.burst { limit.entry } else { burst.entries() };
@@ -1001,6 +1030,7 @@ impl ContainerLog {
             };
             let from = cursor.entry.max(passes_from);
             let mut entry = from;
+            let run_at = out.len() - base;
             if from < burst_end && out.len() < target_bytes && burst.has_short_lines() {
                 let (count, frame_len) =
                     render_short_lines(burst, self.tty, from, burst_end, target_bytes, out, timestamps);
@@ -1015,9 +1045,41 @@ impl ContainerLog {
                 rendered += 1;
                 entry += 1;
             }
+            if entry > from {
+                runs.push(RenderedRun { at: run_at, burst: cursor.burst, from, entries: entry - from });
+            }
             *cursor = self.normalise(LogCursor { burst: cursor.burst, entry: entry.max(from) });
         }
         (last_frame, rendered)
+    }
+
+    /// The position after the last frame that lies whole in the first `bytes` of a
+    /// render's output whose `runs` [`Self::render`] recorded: what a reader handed
+    /// those bytes has been handed whole. `None` if not even the first frame is whole.
+    /// Walks only the run the cut falls into (frames of a burst of short lines all have
+    /// one length: a division).
+    pub(crate) fn whole_frames_in(&self, runs: &[RenderedRun], bytes: usize) -> Option<LogCursor> {
+        let index = runs.partition_point(|run| run.at <= bytes).checked_sub(1)?;
+        let run = runs[index];
+        let burst = &self.bursts[run.burst];
+        let mut left = bytes - run.at;
+        let whole = if burst.has_short_lines() {
+            let frame = burst.frame_bytes_per_line(self.tty) as usize;
+            (left / frame) as u64
+        } else {
+            let mut whole = 0;
+            while whole < run.entries {
+                let frame = entry_frame_bytes(burst, self.tty, run.from + whole);
+                if frame > left {
+                    break;
+                }
+                left -= frame;
+                whole += 1;
+            }
+            whole
+        }
+        .min(run.entries);
+        (index > 0 || whole > 0).then_some(LogCursor { burst: run.burst, entry: run.from + whole })
     }
 }
 
@@ -1073,6 +1135,18 @@ fn render_short_lines(
         debug_assert!(expected[..] == out[start..], "short-line frames differ from render_entry");
     }
     (count, frame_len)
+}
+
+/// The bytes [`render_entry`] writes for entry `entry` of `burst`.
+fn entry_frame_bytes(burst: &Burst, tty: bool, entry: u64) -> usize {
+    let per_line = burst.entries_per_line();
+    let part = (entry % per_line) as usize;
+    let part_start = part * ENTRY_CONTENT_MAX;
+    let content = (part_start + ENTRY_CONTENT_MAX).min(burst.line_bytes as usize) - part_start;
+    let newline = part as u64 == per_line - 1 && !burst.open;
+    let header = if tty { 0 } else { FRAME_HEADER_BYTES };
+    let line_end = if newline { 1 + usize::from(tty) } else { 0 };
+    header + TIMESTAMP_BYTES + 1 + content + line_end
 }
 
 /// Entry `entry` of `burst` as a reader gets it: a frame ([`render_entry_frame`]), or

@@ -33,7 +33,7 @@ use engine::port::EngineError;
 use engine::rt::{BoxFuture, Rt};
 use futures::Stream;
 
-use super::log::{LogCursor, Qualify, ReadStart, ReaderInfo, TimestampText};
+use super::log::{LogCursor, Qualify, ReadStart, ReaderInfo, RenderedRun, TimestampText};
 use super::state::{DockerState, StreamEnd};
 use super::unsettled::Unsettled;
 use crate::executor::{Lock, SimRng};
@@ -79,6 +79,10 @@ struct Reader {
     pending: Bytes,
     /// Length of the last frame in `pending` (it may be partly handed out already).
     last_frame_len: usize,
+    /// Bytes of the last render (`pending` is their tail), and which entries they are:
+    /// a reader handed part of them has the frames before the cut whole.
+    rendered_len: usize,
+    runs: Vec<RenderedRun>,
     /// Frames are rendered here, then split off into `pending`. Once the engine has
     /// dropped every line of earlier chunks the allocation is reused, and chunks are
     /// handed out as shared `Bytes` from the start (no promotion on the first slice).
@@ -110,6 +114,8 @@ impl SimLogStream {
             qualify,
             pending: Bytes::new(),
             last_frame_len: 0,
+            rendered_len: 0,
+            runs: Vec::new(),
             buffer: BytesMut::new(),
             rng,
             timestamps: TimestampText::default(),
@@ -151,10 +157,19 @@ impl Reader {
                 self.buffer = BytesMut::with_capacity(wanted);
             }
             self.rendered_from = self.cursor;
-            let (last_frame, entries) =
-                log.render(&mut self.cursor, &mut self.qualify, until, target, &mut self.buffer, &mut self.timestamps);
+            self.runs.clear();
+            let (last_frame, entries) = log.render(
+                &mut self.cursor,
+                &mut self.qualify,
+                until,
+                target,
+                &mut self.buffer,
+                &mut self.timestamps,
+                &mut self.runs,
+            );
             if !self.buffer.is_empty() {
                 self.last_frame_len = last_frame;
+                self.rendered_len = self.buffer.len();
                 self.pending = self.buffer.split().freeze();
                 state.counters.log_entries_delivered += entries;
                 let pending = self.pending.len() as u64;
@@ -166,8 +181,7 @@ impl Reader {
     }
 
     /// Hand out up to `max` pending bytes (cut at a random point sometimes).
-    /// Once every rendered frame is handed out, the log counts them read (for the
-    /// oracle's account of lines the world deleted unread).
+    /// The log counts the frames handed out whole read ([`Self::mark_handed`]).
     fn take_chunk(&mut self, state: &mut DockerState, stream_id: u64, serial: usize, max: usize) -> Bytes {
         let mut len = self.pending.len().min(max);
         if len > 1 && self.rng.chance(state.chunk_split_chance) {
@@ -175,11 +189,21 @@ impl Reader {
         }
         state.counters.log_bytes_delivered += len as u64;
         let chunk = self.pending.split_to(len);
-        if self.pending.is_empty() {
-            state.logs[serial].mark_read_by(self.cursor, self.info);
-        }
+        self.mark_handed(state, serial);
         self.handed(state, stream_id, serial, len, 0);
         chunk
+    }
+
+    /// The bytes of the last render before `pending` are handed out: the log counts
+    /// every frame among them that was handed whole read (for the oracle's account of
+    /// lines the world deleted unread, and of gaps).
+    fn mark_handed(&self, state: &mut DockerState, serial: usize) {
+        let log = &mut state.logs[serial];
+        if self.pending.is_empty() {
+            log.mark_read_by(self.cursor, self.info);
+        } else if let Some(cursor) = log.whole_frames_in(&self.runs, self.rendered_len - self.pending.len()) {
+            log.mark_read_to(cursor);
+        }
     }
 
     /// Rendered bytes are dropped unhanded: their lines are not the agent's.
@@ -280,6 +304,7 @@ impl Stream for SimLogStream {
                 }
                 state.counters.log_bytes_delivered += cut as u64;
                 let chunk = reader.pending.split_to(cut);
+                reader.mark_handed(state, serial);
                 reader.discard(state, serial);
                 let discarded = std::mem::take(&mut reader.pending).len();
                 reader.handed(state, stream_id, serial, cut, discarded);

@@ -331,6 +331,15 @@ impl SimDocker {
     }
 
     /// `docker rm -f`: kills it if running, deletes it and its log; its streams end.
+    ///
+    /// Known divergence (issue 7): Docker does not cut an open follow stream here. The
+    /// json-file follower holds the log file open, and once the logger is closed (at
+    /// the container's stop) reads on to the last write, then ends (moby
+    /// `daemon/logger/loggerutils/follow.go`, `nextPos`: on `LogFile.closed` it goes on
+    /// while a write position is pending); a request on an exited container is served
+    /// as non-follow, to the end of the file. So on real Docker an open stream reads the
+    /// tail of a removed container; here it ends at once and its unread lines are
+    /// excused as removed, and `container_tails_unread_total` cannot be checked.
     pub fn remove(&self, id: &ContainerId) -> Result<(), CommandError> {
         self.with(|state| {
             let running = state.containers.get(id).ok_or(CommandError::NoSuchContainer)?.info.running;

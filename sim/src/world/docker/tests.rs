@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use engine::model::{ContainerId, StdStream};
 use engine::parse::frame::FrameDecoder;
 use engine::parse::timestamp::split_timestamp;
@@ -964,4 +964,50 @@ fn a_tty_log_decodes_the_same_under_random_chunking() {
         }
     }
     assert_eq!(seqs, (0..52).collect::<Vec<u64>>());
+}
+
+#[test]
+fn whole_frames_in_a_cut_render_are_exactly_the_frames_before_the_cut() {
+    use super::log::{ContainerLog, LogCursor, Qualify, ReadRequest, RenderedRun, TimestampText};
+    for tty in [false, true] {
+        let mut log = ContainerLog::new(tty, false);
+        log.append(StdStream::Stdout, 5, 20, WALL_START, 1_000);
+        log.append(StdStream::Stderr, 1, 40_000, WALL_START + SECOND, 0);
+        log.append(StdStream::Stdout, 3, 16_384, WALL_START + 2 * SECOND, 7);
+        log.append(StdStream::Stderr, 4, 3, WALL_START + 3 * SECOND, 1);
+        for since in [None, Some(WALL_START + 2 * SECOND + 10)] {
+            let start = log.seek(ReadRequest { since, tail: None });
+            let (mut cursor, mut qualify) = (start.cursor, start.qualify);
+            let (mut out, mut runs) = (BytesMut::new(), Vec::<RenderedRun>::new());
+            let far = LogCursor { burst: usize::MAX, entry: 0 };
+            log.render(&mut cursor, &mut qualify, far, usize::MAX, &mut out, &mut TimestampText::default(), &mut runs);
+            // The frames one by one: where each ends, and the position after it.
+            let (mut one, mut ends) = (start.cursor, Vec::new());
+            let mut qualify_one: [Qualify; 2] = start.qualify;
+            let mut single = BytesMut::new();
+            while one < log.end() {
+                let mut frame = BytesMut::new();
+                log.render(
+                    &mut one,
+                    &mut qualify_one,
+                    far,
+                    1,
+                    &mut frame,
+                    &mut TimestampText::default(),
+                    &mut Vec::new(),
+                );
+                assert!(!frame.is_empty());
+                single.extend_from_slice(&frame);
+                ends.push((single.len(), one));
+            }
+            assert_eq!(single, out, "tty={tty} since={since:?}");
+            let lines =
+                |at: LogCursor| [StdStream::Stdout, StdStream::Stderr].map(|stream| log.lines_before(stream, at));
+            for bytes in 0..=out.len() {
+                let expected = ends.iter().take_while(|(end, _)| *end <= bytes).last().map(|(_, at)| lines(*at));
+                let got = log.whole_frames_in(&runs, bytes).map(lines);
+                assert_eq!(got, expected, "tty={tty} since={since:?} bytes={bytes}");
+            }
+        }
+    }
 }
