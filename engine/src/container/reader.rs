@@ -6,8 +6,8 @@
 //! session). Docker's `since` is whole seconds, so a reopened stream starts up to a
 //! second (plus `since_skew`) before where we were: its replay window. Inside that window
 //! every line whose key is not past the last one already queued for its stream is a
-//! duplicate and is skipped; the window of a stream closes at its first line past the
-//! resume key, and from then on every line is delivered, even one whose timestamp steps
+//! duplicate and is skipped; the window of a stream closes at the resume line itself or
+//! at its first line past the resume key, and from then on every line is delivered, even one whose timestamp steps
 //! back (a host clock step, stderr lagging beyond `since_skew`): dedupe never eats live
 //! lines. Keys are per stream because stdout and stderr timestamps interleave out of
 //! order. The resume key is always the last line queued (after a step back it is the
@@ -202,7 +202,9 @@ impl LogReader {
         self.counters[index] = (ts, seq);
         stats.duplicates += 1;
         if (ResumeKey { ts, seq }) == queued {
+            // The resume line: the window closes (see `handle_chunk`).
             self.expecting[index] = false;
+            self.replaying[index] = false;
         }
         self.decoder.skip_frame();
         true
@@ -250,7 +252,10 @@ impl LogReader {
             if dedupe && self.replaying[index] && self.queued[index].is_some_and(|queued| key <= queued) {
                 stats.duplicates += 1;
                 if self.queued[index] == Some(key) {
+                    // The resume line itself: everything after it in the log is new,
+                    // even a line stamped before it (host clock stepped back).
                     self.expecting[index] = false;
+                    self.replaying[index] = false;
                 }
                 continue;
             }

@@ -212,6 +212,32 @@ fn live_lines_whose_timestamps_step_back_are_delivered_not_skipped() {
 }
 
 #[test]
+fn a_replay_closes_at_the_resume_line_so_lines_stamped_before_it_after_a_clock_step_are_delivered() {
+    // Read up to out-2 (50 s); the host clock then steps back 10 s and out-3, out-4 are
+    // written stamped 40–41 s, after `since` (40 s) but before the resume key. The
+    // reopen's replay serves out-1, out-2 (duplicates), then out-3, out-4: new lines.
+    let before: Vec<Entry> = vec![
+        (StdStream::Stdout, 45 * SEC, b"out-1\n".to_vec()),
+        (StdStream::Stdout, 50 * SEC, b"out-2\n".to_vec()),
+    ];
+    let replay: Vec<Entry> = vec![
+        (StdStream::Stdout, 45 * SEC, b"out-1\n".to_vec()),
+        (StdStream::Stdout, 50 * SEC, b"out-2\n".to_vec()),
+        (StdStream::Stdout, 40 * SEC, b"out-3\n".to_vec()),
+        (StdStream::Stdout, 41 * SEC, b"out-4\n".to_vec()),
+    ];
+    for split in [1, 7, 1 << 20] {
+        let mut reader = reader();
+        let _ = feed(&mut reader, &render(&before), 1 << 20);
+        reader.reopen();
+        reader.expect_resume_position(40);
+        let (runs, stats) = feed_counting(&mut reader, &render(&replay), split);
+        assert_eq!(texts(&runs, StdStream::Stdout), ["out-3", "out-4"], "split {split}");
+        assert_eq!((stats.duplicates, stats.gaps), (2, 0), "split {split}");
+    }
+}
+
+#[test]
 fn a_replay_that_lost_the_resume_position_counts_a_gap() {
     let entries: Vec<Entry> =
         (0..6).map(|n| (StdStream::Stdout, (40 + n) * SEC, format!("line-{n}\n").into_bytes())).collect();
