@@ -117,11 +117,12 @@ pub fn summary(report: &SweepReport) -> String {
     );
     let _ = writeln!(
         out,
-        "lines lost by named cause per seed (mean): json_file_rotation {:.1}, container_removed {:.1}, loki_refused_too_old {:.1}, first_sight_now {:.1}",
+        "lines lost by named cause per seed (mean): json_file_rotation {:.1}, container_removed {:.1}, loki_refused_too_old {:.1}, first_sight_now {:.1}, clock_step {:.1}",
         mean(|o| o.stats.losses.json_file_rotation),
         mean(|o| o.stats.losses.container_removed),
         mean(|o| o.stats.losses.loki_refused),
-        mean(|o| o.stats.losses.first_sight_now)
+        mean(|o| o.stats.losses.first_sight_now),
+        mean(|o| o.stats.losses.clock_step)
     );
     // The agent's gap count is held to the world's bounds on every seed.
     let sum = |get: fn(&SeedOutcome) -> u64| report.outcomes.iter().map(get).sum::<u64>();

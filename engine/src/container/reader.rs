@@ -23,10 +23,10 @@ use bytes::Bytes;
 
 use crate::model::{Line, Position, ResumeKey, StdStream};
 use crate::parse::assemble::Assembler;
-use crate::pipeline::queue::Budget;
 use crate::parse::decoder::LogDecoder;
 use crate::parse::frame::FrameError;
 use crate::parse::timestamp::{TimestampCache, TimestampError};
+use crate::pipeline::queue::Budget;
 use crate::port::ContainerCheckpoint;
 use crate::rt::UnixNanos;
 

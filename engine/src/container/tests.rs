@@ -216,10 +216,8 @@ fn a_replay_closes_at_the_resume_line_so_lines_stamped_before_it_after_a_clock_s
     // Read up to out-2 (50 s); the host clock then steps back 10 s and out-3, out-4 are
     // written stamped 40–41 s, after `since` (40 s) but before the resume key. The
     // reopen's replay serves out-1, out-2 (duplicates), then out-3, out-4: new lines.
-    let before: Vec<Entry> = vec![
-        (StdStream::Stdout, 45 * SEC, b"out-1\n".to_vec()),
-        (StdStream::Stdout, 50 * SEC, b"out-2\n".to_vec()),
-    ];
+    let before: Vec<Entry> =
+        vec![(StdStream::Stdout, 45 * SEC, b"out-1\n".to_vec()), (StdStream::Stdout, 50 * SEC, b"out-2\n".to_vec())];
     let replay: Vec<Entry> = vec![
         (StdStream::Stdout, 45 * SEC, b"out-1\n".to_vec()),
         (StdStream::Stdout, 50 * SEC, b"out-2\n".to_vec()),

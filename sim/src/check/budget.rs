@@ -155,7 +155,12 @@ impl BudgetChecker {
 
 /// The task budget at an engine spawn of a `kind` task, counted before it: stream-holding
 /// tasks ≤ `streams_open`, container tasks ≤ monitored + retiring.
-pub fn check_spawn(kind: TaskKind, registry: &TaskRegistry, telemetry: &Telemetry, streams_open: usize) -> Result<(), String> {
+pub fn check_spawn(
+    kind: TaskKind,
+    registry: &TaskRegistry,
+    telemetry: &Telemetry,
+    streams_open: usize,
+) -> Result<(), String> {
     let before = |of: TaskKind| registry.alive(of).saturating_sub(u64::from(kind == of));
     let stream_tasks = before(TaskKind::Stream);
     if stream_tasks > streams_open as u64 {

@@ -3,6 +3,9 @@
 //! the world counted itself:
 //! - Docker's json-file rotation deleted it before any reader had it;
 //! - `docker rm` deleted it before any reader had it;
+//! - the host clock stepped back, it was written after the step stamped before a
+//!   request's `since`, and Docker's per-entry `since` filter skipped it before any
+//!   reader had it (Docker offers no position but time: no request can ask for it);
 //! - Loki refused it with a `400` (too old), and the agent counted it under that reason.
 //!
 //! Order, duplicates and content (byte for byte, truncation rule included) are checked
@@ -24,11 +27,13 @@ pub struct NamedLosses {
     pub loki_refused: u64,
     /// Written before the agent first saw the container, with `first_sight = "now"`.
     pub first_sight_now: u64,
+    /// Written after a host clock step back, stamped before a request's `since`.
+    pub clock_step: u64,
 }
 
 impl NamedLosses {
     pub fn total(&self) -> u64 {
-        self.json_file_rotation + self.container_removed + self.loki_refused + self.first_sight_now
+        self.json_file_rotation + self.container_removed + self.loki_refused + self.first_sight_now + self.clock_step
     }
 }
 
@@ -41,6 +46,7 @@ pub fn check(docker: &SimDocker, delivery: &DeliveryChecker) -> Result<NamedLoss
             losses.json_file_rotation += report.lost_to_rotation[stream.index()];
             losses.container_removed += report.lost_to_removal[stream.index()];
             losses.first_sight_now += report.lost_to_first_sight[stream.index()];
+            losses.clock_step += report.lost_to_clock_step[stream.index()];
             let delivered = delivery.delivered(&report.id, stream);
             if delivered >= written {
                 continue;

@@ -32,9 +32,23 @@
 //! 16,383 bytes would end in an entry that is only `\n` there; here its `\r\n` stays
 //! with the content).
 //!
+//! ## Host clock steps
+//! [`ContainerLog::clock_stepped_back`]: the host clock stepped back (an NTP correction):
+//! each stream's next burst may be stamped up to that much before its last line. moby's
+//! json-file reader filters `since` per entry (`if !since.IsZero() &&
+//! msg.Timestamp.Before(since) { continue }` in `loggerutils`' tail and follow paths: it
+//! never seeks by time), so a request's `since` skips every line stamped before it,
+//! wherever it lies: once a stream stepped back its filter is [`Qualify::Each`], and
+//! the search for the first entry at or after `since` runs on the running maximum of
+//! its timestamps. Lines so skipped that no reader had, written after a step, are a
+//! named loss ([`LossCause::ClockStep`], [`ContainerLog::record_since_skips`]): Docker
+//! offers no position but time, so a reopen cannot ask for them; the agent's own
+//! replay dedupe closes at its resume line, so it loses nothing more.
+//!
 //! ## Promises
-//! - Per output stream, timestamps never go back and sequence numbers are consecutive
-//!   from 0 across the whole life of the container (restarts keep the log).
+//! - Per output stream, timestamps never go back but at a host clock step, and sequence
+//!   numbers are consecutive from 0 across the whole life of the container (restarts
+//!   keep the log).
 //! - stdout and stderr bursts interleave in arrival order whatever their timestamps, so
 //!   a reader sees entries out of timestamp order across streams.
 //! - A [`LogCursor`] is a position in arrival order; [`ContainerLog::seek`] finds the
@@ -193,6 +207,9 @@ pub(crate) enum Qualify {
     /// No entry of the stream has passed yet: the first with `ts >= since` will, and
     /// (timestamps never go back within a stream) every later one.
     Since(UnixNanos),
+    /// The stream's timestamps stepped back (host clock): each entry passes if its
+    /// `ts >= since`, wherever it is (Docker filters per entry).
+    Each(UnixNanos),
 }
 
 /// Where a request starts reading, and from where each output stream qualifies.
@@ -217,9 +234,15 @@ pub(crate) struct ContainerLog {
     bursts: Vec<Burst>,
     /// Indices into `bursts` per output stream, for binary search by timestamp.
     by_stream: [Vec<usize>; 2],
-    /// Per output stream, the last timestamp of each of its bursts (as `by_stream`):
-    /// what the search compares, without recomputing it from a burst.
+    /// Per output stream, the latest timestamp up to and including each of its bursts
+    /// (as `by_stream`; a running maximum, so sorted even after a clock step): what the
+    /// search compares, without recomputing it from a burst.
     last_ts_by_stream: [Vec<UnixNanos>; 2],
+    /// Per stream, how far the host clock stepped back since its last burst: its next
+    /// burst may be stamped that much before its last line.
+    step_back: [i64; 2],
+    /// Per stream, its first line written after the host clock first stepped back.
+    stepped_from: [Option<u64>; 2],
     /// First entry not deleted by rotation.
     start: LogCursor,
     next_seq: [u64; 2],
@@ -298,6 +321,9 @@ pub enum LossCause {
     /// Written before the agent first saw the container, with `first_sight = "now"`:
     /// not the agent's to read.
     FirstSight,
+    /// Written after a host clock step back, stamped before a request's `since`: Docker
+    /// skipped it (see the module docs).
+    ClockStep,
 }
 
 impl LossCause {
@@ -306,6 +332,7 @@ impl LossCause {
             LossCause::Rotation => "json_file_rotation",
             LossCause::Removal => "container_removed",
             LossCause::FirstSight => "first_sight_now",
+            LossCause::ClockStep => "clock_step",
         }
     }
 }
@@ -345,7 +372,7 @@ impl ContainerLog {
         let last_seq = first_seq + lines as u64 - 1;
         let line_bytes = line_bytes.max(decimal_digits(last_seq));
         let first_ts = match self.last_ts[stream.index()] {
-            Some(last) => ts.max(last),
+            Some(last) => ts.max(last - self.step_back[stream.index()]),
             None => ts,
         };
         if self.tail_pending[stream.index()].take().is_some_and(|opened_at| first_ts <= opened_at) {
@@ -379,7 +406,7 @@ impl ContainerLog {
         let first_seq = self.next_seq[stream.index()];
         let first_ts = match (self.open_line[stream.index()], self.last_ts[stream.index()]) {
             (true, Some(last)) => last,
-            (_, Some(last)) => ts.max(last),
+            (_, Some(last)) => ts.max(last - self.step_back[stream.index()]),
             (_, None) => ts,
         };
         let line_bytes = u32::try_from(content.len()).expect("a line under 4 GiB");
@@ -407,8 +434,65 @@ impl ContainerLog {
         self.open_line[stream.index()] = burst.open;
         self.entries_total += burst.entries();
         self.by_stream[stream.index()].push(self.bursts.len());
-        self.last_ts_by_stream[stream.index()].push(burst.last_ts());
+        let latest =
+            self.last_ts_by_stream[stream.index()].last().map_or(burst.last_ts(), |ts| burst.last_ts().max(*ts));
+        self.last_ts_by_stream[stream.index()].push(latest);
+        self.step_back[stream.index()] = 0;
         self.bursts.push(burst);
+    }
+
+    /// The host clock stepped back by `back` nanoseconds: every stream's next burst may
+    /// be stamped up to that much before its last line (see the module docs).
+    pub(crate) fn clock_stepped_back(&mut self, back: i64) {
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let index = stream.index();
+            self.step_back[index] += back.max(0);
+            self.stepped_from[index].get_or_insert(self.next_seq[index]);
+        }
+    }
+
+    /// A request made with `since` reads on after the host clock stepped back: its
+    /// stepped streams filter each entry from now on ([`Qualify::Each`]). Exact: before
+    /// the step the stream's entries behind its `From` position were all stamped before
+    /// `since`.
+    pub(crate) fn refresh_qualify(&self, qualify: &mut [Qualify; 2], since: Option<UnixNanos>) {
+        let Some(since) = since else { return };
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            if self.stepped_from[stream.index()].is_some() {
+                qualify[stream.index()] = Qualify::Each(since);
+            }
+        }
+    }
+
+    /// A reader passed over the entries `from..to` with the filters `qualify`: the lines
+    /// of a stepped stream ([`Qualify::Each`]) that the filter skipped, written after the
+    /// first clock step and not handed to any reader, are lost to [`LossCause::ClockStep`].
+    /// Returns how many it adds.
+    pub(crate) fn record_since_skips(&mut self, from: LogCursor, to: LogCursor, qualify: &[Qualify; 2]) -> u64 {
+        let to = to.min(self.end());
+        let mut from = self.normalise(from.max(self.start));
+        let mut total = 0;
+        while from < to {
+            let burst = &self.bursts[from.burst];
+            let index = burst.stream.index();
+            let end = if from.burst == to.burst { to.entry } else { burst.entries() };
+            if let (Qualify::Each(since), Some(stepped_from)) = (qualify[index], self.stepped_from[index]) {
+                let passes_from = burst.first_entry_at_or_after(since).unwrap_or(burst.entries());
+                let per_line = burst.entries_per_line();
+                // Whole lines among the skipped entries `from.entry..passes_from.min(end)`.
+                let first = burst.first_seq + from.entry.div_ceil(per_line);
+                let until = burst.first_seq + passes_from.min(end) / per_line;
+                let first = first.max(stepped_from).max(self.first_unread_line(burst.stream));
+                let first = self.excused_through(burst.stream, first);
+                if first < until && !burst.open {
+                    self.lost[index].push((first, until, LossCause::ClockStep));
+                    self.lost[index].sort_by_key(|(from, _, _)| *from);
+                    total += until - first;
+                }
+            }
+            from = LogCursor { burst: from.burst + 1, entry: 0 };
+        }
+        total
     }
 
     /// The position after the last entry.
@@ -463,11 +547,13 @@ impl ContainerLog {
         if let Some(since) = request.since {
             let mut first = self.end();
             for stream in [StdStream::Stdout, StdStream::Stderr] {
-                qualify[stream.index()] = match self.first_of_stream_at_or_after(stream, since) {
-                    Some(found) => {
-                        first = first.min(found.max(cursor));
-                        Qualify::From(found.max(cursor))
-                    }
+                let found = self.first_of_stream_at_or_after(stream, since);
+                if let Some(found) = found {
+                    first = first.min(found.max(cursor));
+                }
+                qualify[stream.index()] = match found {
+                    _ if self.stepped_from[stream.index()].is_some() => Qualify::Each(since),
+                    Some(found) => Qualify::From(found.max(cursor)),
                     None => Qualify::Since(since),
                 };
             }
@@ -494,6 +580,7 @@ impl ContainerLog {
     fn first_of_stream_at_or_after(&self, stream: StdStream, since: UnixNanos) -> Option<LogCursor> {
         let first = self.last_ts_by_stream[stream.index()].partition_point(|&last_ts| last_ts < since);
         let index = *self.by_stream[stream.index()].get(first)?;
+        // The running maximum reaches `since` first at a burst whose own last entry does.
         let entry = self.bursts[index].first_entry_at_or_after(since).expect("the burst's last entry qualifies");
         Some(LogCursor { burst: index, entry })
     }
@@ -990,6 +1077,7 @@ impl ContainerLog {
                 Qualify::From(q) if q.burst > cursor.burst => burst_end,
                 Qualify::From(q) if q.burst == cursor.burst => q.entry,
                 Qualify::From(_) => 0,
+                Qualify::Each(since) => burst.first_entry_at_or_after(since).unwrap_or(burst_end),
                 Qualify::Since(since) => match burst.first_entry_at_or_after(since) {
                     Some(entry) => {
                         let found = LogCursor { burst: cursor.burst, entry };

@@ -139,7 +139,7 @@ impl Reader {
             let counts_from = *self.counts_from.get_or_insert_with(|| {
                 let from = |stream: usize| match qualify[stream] {
                     Qualify::From(at) => at.max(cursor),
-                    Qualify::Since(_) => cursor,
+                    Qualify::Since(_) | Qualify::Each(_) => cursor,
                 };
                 Unsettled::start_lines(log, [from(0), from(1)])
             });
@@ -151,6 +151,7 @@ impl Reader {
                 self.buffer = BytesMut::with_capacity(wanted);
             }
             self.rendered_from = self.cursor;
+            log.refresh_qualify(&mut self.qualify, self.info.since);
             let (last_frame, entries) =
                 log.render(&mut self.cursor, &mut self.qualify, until, target, &mut self.buffer, &mut self.timestamps);
             if !self.buffer.is_empty() {
@@ -160,7 +161,10 @@ impl Reader {
                 let pending = self.pending.len() as u64;
                 state.unsettled.rendered(log, serial, counts_from, (self.rendered_from, self.cursor), pending);
             }
+            // Lines of a stepped stream its `since` skipped (host clock step): a named loss.
+            state.logs[serial].record_since_skips(self.rendered_from, self.cursor, &self.qualify);
         }
+        let log = &state.logs[serial];
         let exhausted_at = until.min(log.end());
         self.pending.is_empty() && limit.is_some() && self.cursor >= exhausted_at
     }

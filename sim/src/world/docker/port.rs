@@ -85,12 +85,17 @@ impl ContainerEngine for SimDocker {
                 container.opens_total += 1;
                 let fault = container.next_open_faults.pop_front();
                 let since = (options.since_secs > 0).then(|| options.since_secs.saturating_mul(1_000_000_000));
+                let host_now = this.rt.wall() - state.clock_back;
                 let log = &mut state.logs[container.serial];
                 let start = log.seek(ReadRequest { since, tail: options.tail });
+                if options.tail.is_none() {
+                    // What `since` skipped before the first entry served (host clock step).
+                    log.record_since_skips(log.first_kept(), start.cursor, &start.qualify);
+                }
                 if options.tail.is_some() {
                     // `first_sight = { tail = N }`: what lies before the last N entries is
                     // not the agent's (a named loss, as with "now").
-                    log.skip_before_tail(start.cursor, this.rt.wall());
+                    log.skip_before_tail(start.cursor, host_now);
                 }
                 let following = options.follow && container.info.running;
                 let limit = (!following).then(|| log.end());

@@ -965,3 +965,6 @@ fn a_tty_log_decodes_the_same_under_random_chunking() {
     }
     assert_eq!(seqs, (0..52).collect::<Vec<u64>>());
 }
+
+#[path = "clock_step_tests.rs"]
+mod clock_step;
