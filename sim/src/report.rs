@@ -15,7 +15,7 @@ use crate::sweep::SweepReport;
 pub fn seed_line(outcome: &SeedOutcome) -> String {
     let stats = &outcome.stats;
     format!(
-        "seed {}: {} | rotations={} lines_delivered={} lines_written={} duplicates={} bursts={} crashes={} exits={} json_rotations={} backpressure_episodes={} lost_json_file_rotation={} lost_container_removed={} lost_loki_refused={} lost_first_sight_now={} polls={} streams_open_max={} digest={:#018x} wall={:.0}ms",
+        "seed {}: {} | rotations={} lines_delivered={} lines_written={} duplicates={} bursts={} crashes={} exits={} json_rotations={} backpressure_episodes={} lost_json_file_rotation={} lost_container_removed={} lost_loki_refused={} lost_first_sight_now={} lost_clock_step={} polls={} streams_open_max={} digest={:#018x} wall={:.0}ms",
         outcome.options.seed,
         match &outcome.violation {
             None => "ok".to_string(),
@@ -34,6 +34,7 @@ pub fn seed_line(outcome: &SeedOutcome) -> String {
         stats.losses.container_removed,
         stats.losses.loki_refused,
         stats.losses.first_sight_now,
+        stats.losses.clock_step,
         stats.polls,
         stats.streams_open_max,
         stats.trace_digest,

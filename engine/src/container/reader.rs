@@ -10,8 +10,13 @@
 //! at its first line past the resume key, and from then on every line is delivered, even one whose timestamp steps
 //! back (a host clock step, stderr lagging beyond `since_skew`): dedupe never eats live
 //! lines. Keys are per stream because stdout and stderr timestamps interleave out of
-//! order. The resume key is always the last line queued (after a step back it is the
-//! earlier one, so the next reopen replays more: duplicates, never loss).
+//! order. The resume key is always the last line queued; after a step back it is
+//! stamped before lines queued earlier, which the next reopen replays again: so inside
+//! the window a line is a duplicate if its key is not past the greatest key queued (the
+//! stream's high-water key), and the window closes at the resume line itself. Cost: if
+//! json-file rotation deleted the resume line, lines stamped between it and the
+//! high-water key are skipped (after a step only; then the gap is counted at the first
+//! line past the high-water key).
 //!
 //! Lines come out as [`Run`]s: maximal stretches of one stream in log order, so queueing
 //! the runs in order keeps the container's log order through the pipeline, and an
@@ -76,6 +81,9 @@ pub struct LogReader {
     counters: [(UnixNanos, u32); 2],
     /// Per stream: the key of the last line queued (or acknowledged, after a restart).
     queued: [Option<ResumeKey>; 2],
+    /// Per stream: the greatest key queued (the last one's, unless timestamps stepped
+    /// back): what a replay skips up to.
+    high: [Option<ResumeKey>; 2],
     /// Per stream: nothing was queued yet from the stream being read, so what it hands
     /// out may still be a replay of queued lines (worth trying [`Self::skip_queued_line`]).
     replaying: [bool; 2],
@@ -106,6 +114,7 @@ impl LogReader {
             timestamps: TimestampCache::default(),
             counters: [(UnixNanos::MIN, 0); 2],
             queued: [resume.stdout, resume.stderr],
+            high: [resume.stdout, resume.stderr],
             replaying: [true; 2],
             expecting: [false; 2],
             tail_cut: [None; 2],
@@ -186,6 +195,7 @@ impl LogReader {
             return false;
         }
         let Some(queued) = self.queued[index] else { return false };
+        let high = self.high[index].map_or(queued, |high| high.max(queued));
         if payload.last() != Some(&b'\n') || !self.assemblers[index].is_idle() {
             return false;
         }
@@ -196,7 +206,7 @@ impl LogReader {
         }
         let counter = self.counters[index];
         let seq = if counter.0 == ts { counter.1 + 1 } else { 0 };
-        if (ResumeKey { ts, seq }) > queued {
+        if (ResumeKey { ts, seq }) > high {
             return false;
         }
         self.counters[index] = (ts, seq);
@@ -208,6 +218,11 @@ impl LogReader {
         }
         self.decoder.skip_frame();
         true
+    }
+
+    /// The stream's high-water key is at least its last queued key.
+    fn raise_high(&mut self, index: usize) {
+        self.high[index] = self.high[index].max(self.queued[index]);
     }
 
     /// Feed one chunk of the raw stream; new lines are appended to `runs`.
@@ -242,6 +257,7 @@ impl LogReader {
             let key = ResumeKey { ts: assembled.ts, seq: counter.1 };
             if std::mem::take(&mut self.tail_cut[index]).is_some_and(|opened_at| assembled.ts <= opened_at) {
                 self.queued[index] = Some(ResumeKey { ts: assembled.ts, seq: u32::MAX });
+                self.raise_high(index);
                 self.replaying[index] = true;
                 stats.duplicates += 1;
                 continue;
@@ -249,7 +265,8 @@ impl LogReader {
             // Only a reopen's replay is deduplicated: once this stream has handed out a
             // line past its resume point, a live line whose timestamp steps back (host
             // clock step, stderr lag beyond `since_skew`) is delivered, never skipped.
-            if dedupe && self.replaying[index] && self.queued[index].is_some_and(|queued| key <= queued) {
+            let high = self.high[index].max(self.queued[index]);
+            if dedupe && self.replaying[index] && high.is_some_and(|high| key <= high) {
                 stats.duplicates += 1;
                 if self.queued[index] == Some(key) {
                     // The resume line itself: everything after it in the log is new,
@@ -265,6 +282,7 @@ impl LogReader {
                 stats.gaps += 1;
             }
             self.queued[index] = Some(key);
+            self.raise_high(index);
             self.replaying[index] = false;
             stats.lines += 1;
             stats.bytes += assembled.bytes.len() as u64;

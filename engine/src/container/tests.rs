@@ -236,6 +236,31 @@ fn a_replay_closes_at_the_resume_line_so_lines_stamped_before_it_after_a_clock_s
 }
 
 #[test]
+fn a_replay_after_a_clock_step_skips_the_lines_stamped_after_the_resume_key_that_came_before_it() {
+    // Live: l-1, l-2 at 100–101 s, the clock steps back, p-1, p-2 at 75–76 s: all
+    // queued; the resume key is p-2's (76 s). The reopen's `since` (75 s) replays l-1,
+    // l-2 (stamped after the resume key, queued before it), p-1, p-2, then p-3 is new.
+    let live: Vec<Entry> = vec![
+        (StdStream::Stdout, 100 * SEC, b"l-1\n".to_vec()),
+        (StdStream::Stdout, 101 * SEC, b"l-2\n".to_vec()),
+        (StdStream::Stdout, 75 * SEC, b"p-1\n".to_vec()),
+        (StdStream::Stdout, 76 * SEC, b"p-2\n".to_vec()),
+    ];
+    let mut replay = live.clone();
+    replay.push((StdStream::Stdout, 77 * SEC, b"p-3\n".to_vec()));
+    for split in [1, 7, 1 << 20] {
+        let mut reader = reader();
+        let runs = feed(&mut reader, &render(&live), 1 << 20);
+        assert_eq!(texts(&runs, StdStream::Stdout), ["l-1", "l-2", "p-1", "p-2"]);
+        reader.reopen();
+        reader.expect_resume_position(75);
+        let (runs, stats) = feed_counting(&mut reader, &render(&replay), split);
+        assert_eq!(texts(&runs, StdStream::Stdout), ["p-3"], "split {split}");
+        assert_eq!((stats.duplicates, stats.gaps), (4, 0), "split {split}");
+    }
+}
+
+#[test]
 fn a_replay_that_lost_the_resume_position_counts_a_gap() {
     let entries: Vec<Entry> =
         (0..6).map(|n| (StdStream::Stdout, (40 + n) * SEC, format!("line-{n}\n").into_bytes())).collect();

@@ -17,7 +17,7 @@ use engine::telemetry::Telemetry;
 
 use crate::check::delivery::DeliveryChecker;
 use crate::check::Invariant;
-use crate::world::docker::SimDocker;
+use crate::world::docker::{LossCause, SimDocker};
 
 /// Lines lost by a named, world-caused reason, over a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -27,7 +27,9 @@ pub struct NamedLosses {
     pub loki_refused: u64,
     /// Written before the agent first saw the container, with `first_sight = "now"`.
     pub first_sight_now: u64,
-    /// Written after a host clock step back, stamped before a request's `since`.
+    /// Written after a host clock step back, stamped before a request's `since`, and
+    /// never delivered (the world names more: a line one request skipped, a later one
+    /// may still return).
     pub clock_step: u64,
 }
 
@@ -39,18 +41,24 @@ impl NamedLosses {
 
 /// Every line of every container delivered or excused. Returns the named losses.
 pub fn check(docker: &SimDocker, delivery: &DeliveryChecker) -> Result<NamedLosses, (Invariant, String)> {
-    let mut losses = NamedLosses { loki_refused: delivery.lines_refused, ..NamedLosses::default() };
+    let mut losses = NamedLosses {
+        loki_refused: delivery.lines_refused,
+        clock_step: delivery.lines_lost_clock_step,
+        ..NamedLosses::default()
+    };
     for report in docker.containers() {
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let written = report.lines_written[stream.index()];
             losses.json_file_rotation += report.lost_to_rotation[stream.index()];
             losses.container_removed += report.lost_to_removal[stream.index()];
             losses.first_sight_now += report.lost_to_first_sight[stream.index()];
-            losses.clock_step += report.lost_to_clock_step[stream.index()];
             let delivered = delivery.delivered(&report.id, stream);
             if delivered >= written {
                 continue;
             }
+            // The clock step's named count is of lines never delivered: those skipped
+            // before a later line arrived (counted by the delivery check), and the tail.
+            losses.clock_step += docker.lines_named(&report.id, stream, delivered..written, LossCause::ClockStep);
             let accounted = docker.excused_through(&report.id, stream, delivered);
             if accounted < written {
                 let state = match (report.removed, report.running) {

@@ -451,6 +451,47 @@ impl ContainerLog {
         }
     }
 
+    /// Whether the host clock stepped back while this container existed.
+    pub(crate) fn stepped(&self) -> bool {
+        self.stepped_from.iter().any(Option::is_some)
+    }
+
+    /// How many of the lines `seqs` of `stream` a range lost to `cause` names.
+    pub(crate) fn lines_named(&self, stream: StdStream, seqs: Range<u64>, cause: LossCause) -> u64 {
+        let mut covered: Vec<(u64, u64)> = self.lost[stream.index()]
+            .iter()
+            .filter(|(from, until, c)| *c == cause && *from < seqs.end && *until > seqs.start)
+            .map(|(from, until, _)| ((*from).max(seqs.start), (*until).min(seqs.end)))
+            .collect();
+        covered.sort_unstable();
+        let (mut count, mut reached) = (0, seqs.start);
+        for (from, until) in covered {
+            let from = from.max(reached);
+            if from < until {
+                count += until - from;
+                reached = until;
+            }
+        }
+        count
+    }
+
+    /// Record the lines `seqs` of `stream` as lost to `cause`, but those some range
+    /// already names (each line is counted once). Returns how many it adds.
+    fn add_loss(&mut self, stream: StdStream, seqs: Range<u64>, cause: LossCause) -> u64 {
+        let index = stream.index();
+        let mut from = self.excused_through(stream, seqs.start);
+        let mut added = 0;
+        while from < seqs.end {
+            let next_named = self.lost[index].iter().map(|(start, _, _)| *start).filter(|start| *start > from).min();
+            let until = next_named.map_or(seqs.end, |start| start.min(seqs.end));
+            self.lost[index].push((from, until, cause));
+            added += until - from;
+            from = self.excused_through(stream, until);
+        }
+        self.lost[index].sort_by_key(|(from, _, _)| *from);
+        added
+    }
+
     /// A request made with `since` reads on after the host clock stepped back: its
     /// stepped streams filter each entry from now on ([`Qualify::Each`]). Exact: before
     /// the step the stream's entries behind its `From` position were all stamped before
@@ -483,11 +524,8 @@ impl ContainerLog {
                 let first = burst.first_seq + from.entry.div_ceil(per_line);
                 let until = burst.first_seq + passes_from.min(end) / per_line;
                 let first = first.max(stepped_from).max(self.first_unread_line(burst.stream));
-                let first = self.excused_through(burst.stream, first);
-                if first < until && !burst.open {
-                    self.lost[index].push((first, until, LossCause::ClockStep));
-                    self.lost[index].sort_by_key(|(from, _, _)| *from);
-                    total += until - first;
+                if !burst.open {
+                    total += self.add_loss(burst.stream, first..until, LossCause::ClockStep);
                 }
             }
             from = LogCursor { burst: from.burst + 1, entry: 0 };

@@ -756,6 +756,11 @@ impl SimDocker {
     }
 
     /// [`Self::excused_through`] by log handle.
+    /// How many of the lines `seqs` of a container's stream the world named lost to `cause`.
+    pub fn lines_named(&self, id: &ContainerId, stream: StdStream, seqs: Range<u64>, cause: LossCause) -> u64 {
+        self.log_serial(id).map_or(0, |log| self.with(|state| state.logs[log].lines_named(stream, seqs, cause)))
+    }
+
     pub fn excused_through_at(&self, log: usize, stream: StdStream, seq: u64) -> u64 {
         self.with(|state| state.logs[log].excused_through(stream, seq))
     }
