@@ -146,7 +146,8 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
         | SupervisorVariant::DuplicateReplay
         | SupervisorVariant::TailDropped
         | SupervisorVariant::HiddenRandomness
-        | SupervisorVariant::GapUncounted => (stream, StreamHook { heartbeat: None }),
+        | SupervisorVariant::GapUncounted
+        | SupervisorVariant::DedupeLiveLines => (stream, StreamHook { heartbeat: None }),
     }
 }
 

@@ -68,6 +68,15 @@ const MIN_FRAME_BYTES: usize = 8 + 20 + 1;
 /// Lines reserved at most when a run starts (longer runs grow as usual).
 const RUN_CAPACITY_MAX: usize = 64;
 
+/// Whether a replay window closes (`DedupeLiveLines`, tests only, keeps it open).
+fn closes_at_resume_line() -> bool {
+    #[cfg(feature = "broken-variants")]
+    let broken = crate::container::broken::is_active(crate::container::SupervisorVariant::DedupeLiveLines);
+    #[cfg(not(feature = "broken-variants"))]
+    let broken = false;
+    !broken
+}
+
 /// Chunks shorter than this are copied before lines are sliced from them.
 pub const COMPACT_BELOW_BYTES: usize = 4096;
 
@@ -214,7 +223,7 @@ impl LogReader {
         if (ResumeKey { ts, seq }) == queued {
             // The resume line: the window closes (see `handle_chunk`).
             self.expecting[index] = false;
-            self.replaying[index] = false;
+            self.replaying[index] = !closes_at_resume_line();
         }
         self.decoder.skip_frame();
         true
@@ -272,7 +281,7 @@ impl LogReader {
                     // The resume line itself: everything after it in the log is new,
                     // even a line stamped before it (host clock stepped back).
                     self.expecting[index] = false;
-                    self.replaying[index] = false;
+                    self.replaying[index] = !closes_at_resume_line();
                 }
                 continue;
             }
@@ -283,7 +292,7 @@ impl LogReader {
             }
             self.queued[index] = Some(key);
             self.raise_high(index);
-            self.replaying[index] = false;
+            self.replaying[index] = !closes_at_resume_line();
             stats.lines += 1;
             stats.bytes += assembled.bytes.len() as u64;
             stats.truncated += u64::from(assembled.truncated);
