@@ -41,7 +41,7 @@
 //! wherever it lies: once a stream stepped back its filter is [`Qualify::Each`], and
 //! the search for the first entry at or after `since` runs on the running maximum of
 //! its timestamps. Lines so skipped that no reader had, written after a step, are a
-//! named loss ([`LossCause::ClockStep`], [`ContainerLog::record_since_skips`]): Docker
+//! named loss ([`LossCause::ClockStep`], `ContainerLog::record_since_skips` in [`clock`]): Docker
 //! offers no position but time, so a reopen cannot ask for them; the agent's own
 //! replay dedupe closes at its resume line, so it loses nothing more.
 //!
@@ -72,6 +72,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
+
+mod clock;
 
 /// Docker's split size: content bytes per entry of a long line.
 pub const ENTRY_CONTENT_MAX: usize = 16 * 1024;
@@ -441,98 +443,6 @@ impl ContainerLog {
         self.bursts.push(burst);
     }
 
-    /// The host clock stepped back by `back` nanoseconds: every stream's next burst may
-    /// be stamped up to that much before its last line (see the module docs).
-    pub(crate) fn clock_stepped_back(&mut self, back: i64) {
-        for stream in [StdStream::Stdout, StdStream::Stderr] {
-            let index = stream.index();
-            self.step_back[index] += back.max(0);
-            self.stepped_from[index].get_or_insert(self.next_seq[index]);
-        }
-    }
-
-    /// Whether the host clock stepped back while this container existed.
-    pub(crate) fn stepped(&self) -> bool {
-        self.stepped_from.iter().any(Option::is_some)
-    }
-
-    /// How many of the lines `seqs` of `stream` a range lost to `cause` names.
-    pub(crate) fn lines_named(&self, stream: StdStream, seqs: Range<u64>, cause: LossCause) -> u64 {
-        let mut covered: Vec<(u64, u64)> = self.lost[stream.index()]
-            .iter()
-            .filter(|(from, until, c)| *c == cause && *from < seqs.end && *until > seqs.start)
-            .map(|(from, until, _)| ((*from).max(seqs.start), (*until).min(seqs.end)))
-            .collect();
-        covered.sort_unstable();
-        let (mut count, mut reached) = (0, seqs.start);
-        for (from, until) in covered {
-            let from = from.max(reached);
-            if from < until {
-                count += until - from;
-                reached = until;
-            }
-        }
-        count
-    }
-
-    /// Record the lines `seqs` of `stream` as lost to `cause`, but those some range
-    /// already names (each line is counted once). Returns how many it adds.
-    fn add_loss(&mut self, stream: StdStream, seqs: Range<u64>, cause: LossCause) -> u64 {
-        let index = stream.index();
-        let mut from = self.excused_through(stream, seqs.start);
-        let mut added = 0;
-        while from < seqs.end {
-            let next_named = self.lost[index].iter().map(|(start, _, _)| *start).filter(|start| *start > from).min();
-            let until = next_named.map_or(seqs.end, |start| start.min(seqs.end));
-            self.lost[index].push((from, until, cause));
-            added += until - from;
-            from = self.excused_through(stream, until);
-        }
-        self.lost[index].sort_by_key(|(from, _, _)| *from);
-        added
-    }
-
-    /// A request made with `since` reads on after the host clock stepped back: its
-    /// stepped streams filter each entry from now on ([`Qualify::Each`]). Exact: before
-    /// the step the stream's entries behind its `From` position were all stamped before
-    /// `since`.
-    pub(crate) fn refresh_qualify(&self, qualify: &mut [Qualify; 2], since: Option<UnixNanos>) {
-        let Some(since) = since else { return };
-        for stream in [StdStream::Stdout, StdStream::Stderr] {
-            if self.stepped_from[stream.index()].is_some() {
-                qualify[stream.index()] = Qualify::Each(since);
-            }
-        }
-    }
-
-    /// A reader passed over the entries `from..to` with the filters `qualify`: the lines
-    /// of a stepped stream ([`Qualify::Each`]) that the filter skipped, written after the
-    /// first clock step and not handed to any reader, are lost to [`LossCause::ClockStep`].
-    /// Returns how many it adds.
-    pub(crate) fn record_since_skips(&mut self, from: LogCursor, to: LogCursor, qualify: &[Qualify; 2]) -> u64 {
-        let to = to.min(self.end());
-        let mut from = self.normalise(from.max(self.start));
-        let mut total = 0;
-        while from < to {
-            let burst = &self.bursts[from.burst];
-            let index = burst.stream.index();
-            let end = if from.burst == to.burst { to.entry } else { burst.entries() };
-            if let (Qualify::Each(since), Some(stepped_from)) = (qualify[index], self.stepped_from[index]) {
-                let passes_from = burst.first_entry_at_or_after(since).unwrap_or(burst.entries());
-                let per_line = burst.entries_per_line();
-                // Whole lines among the skipped entries `from.entry..passes_from.min(end)`.
-                let first = burst.first_seq + from.entry.div_ceil(per_line);
-                let until = burst.first_seq + passes_from.min(end) / per_line;
-                let first = first.max(stepped_from).max(self.first_unread_line(burst.stream));
-                if !burst.open {
-                    total += self.add_loss(burst.stream, first..until, LossCause::ClockStep);
-                }
-            }
-            from = LogCursor { burst: from.burst + 1, entry: 0 };
-        }
-        total
-    }
-
     /// The position after the last entry.
     pub(crate) fn end(&self) -> LogCursor {
         LogCursor { burst: self.bursts.len(), entry: 0 }
@@ -780,7 +690,7 @@ impl ContainerLog {
             let indices = &self.by_stream[stream.index()];
             let next = indices.partition_point(|&index| index < cursor.burst);
             let inside = indices.get(next).is_some_and(|&index| {
-                index == cursor.burst && cursor.entry % self.bursts[index].entries_per_line() != 0
+                index == cursor.burst && !cursor.entry.is_multiple_of(self.bursts[index].entries_per_line())
             });
             inside || (next > 0 && self.bursts[indices[next - 1]].open)
         })
