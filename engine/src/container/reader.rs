@@ -11,12 +11,15 @@
 //! back (a host clock step, stderr lagging beyond `since_skew`): dedupe never eats live
 //! lines. Keys are per stream because stdout and stderr timestamps interleave out of
 //! order. The resume key is always the last line queued; after a step back it is
-//! stamped before lines queued earlier, which the next reopen replays again: so inside
-//! the window a line is a duplicate if its key is not past the greatest key queued (the
-//! stream's high-water key), and the window closes at the resume line itself. Cost: if
-//! json-file rotation deleted the resume line, lines stamped between it and the
-//! high-water key are skipped (after a step only; then the gap is counted at the first
-//! line past the high-water key).
+//! stamped before lines queued earlier, which the next reopen replays again: so while
+//! the replay must still show the resume line (it is at or after `since`), a line is a
+//! duplicate if its key is not past the greatest key queued (the stream's high-water
+//! key), and the window closes at the resume line itself. Cost: if json-file rotation
+//! deleted the resume line, lines stamped between it and the high-water key are skipped
+//! (after a step only; the gap is counted at the first line past the high-water key).
+//! A replay that cannot show the resume line (stamped before `since`) cannot tell the
+//! lines stamped after it that were queued before it from new ones: it delivers them
+//! (duplicates, never loss).
 //!
 //! Lines come out as [`Run`]s: maximal stretches of one stream in log order, so queueing
 //! the runs in order keeps the container's log order through the pipeline, and an
@@ -204,7 +207,8 @@ impl LogReader {
             return false;
         }
         let Some(queued) = self.queued[index] else { return false };
-        let high = self.high[index].map_or(queued, |high| high.max(queued));
+        let high =
+            if self.expecting[index] { self.high[index].map_or(queued, |high| high.max(queued)) } else { queued };
         if payload.last() != Some(&b'\n') || !self.assemblers[index].is_idle() {
             return false;
         }
@@ -274,7 +278,8 @@ impl LogReader {
             // Only a reopen's replay is deduplicated: once this stream has handed out a
             // line past its resume point, a live line whose timestamp steps back (host
             // clock step, stderr lag beyond `since_skew`) is delivered, never skipped.
-            let high = self.high[index].max(self.queued[index]);
+            let high =
+                if self.expecting[index] { self.high[index].max(self.queued[index]) } else { self.queued[index] };
             if dedupe && self.replaying[index] && high.is_some_and(|high| key <= high) {
                 stats.duplicates += 1;
                 if self.queued[index] == Some(key) {

@@ -258,6 +258,15 @@ fn a_replay_after_a_clock_step_skips_the_lines_stamped_after_the_resume_key_that
         assert_eq!(texts(&runs, StdStream::Stdout), ["p-3"], "split {split}");
         assert_eq!((stats.duplicates, stats.gaps), (4, 0), "split {split}");
     }
+    // A `since` past the resume line (set by the other stream): the replay cannot show
+    // it, so l-1, l-2 cannot be told from new lines: delivered again, never lost.
+    let mut reader = reader();
+    let _ = feed(&mut reader, &render(&live), 1 << 20);
+    reader.reopen();
+    reader.expect_resume_position(90);
+    let served: Vec<Entry> = vec![live[0].clone(), live[1].clone(), (StdStream::Stdout, 95 * SEC, b"p-3\n".to_vec())];
+    let runs = feed(&mut reader, &render(&served), 1 << 20);
+    assert_eq!(texts(&runs, StdStream::Stdout), ["l-1", "l-2", "p-3"]);
 }
 
 #[test]

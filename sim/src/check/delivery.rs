@@ -12,7 +12,9 @@
 //! of that batch), or by a host clock step back: the agent's resume key is its last
 //! line's, which after a step is stamped before lines it had delivered, so a reopen
 //! replays those again (a duplicate stamped after the stream's last delivered line:
-//! impossible without a step). Keys are not increasing across a step: a committed
+//! impossible without a step), and the same replay then the lines after the step up
+//! to the resume line (after a crash the reader has only the committed key, so it
+//! cannot skip them: duplicates until the next new line). Keys are not increasing across a step: a committed
 //! position is found by its exact key. Lines Loki refused (`400`, too old) count as accounted for, not
 //! delivered. Cost: one lookup per batch stream, one digit parse and one content
 //! comparison per line.
@@ -35,6 +37,9 @@ struct Track {
     duplicates: u64,
     /// The greatest key delivered (the last one, unless the host clock stepped back).
     max_key: Option<ResumeKey>,
+    /// A clock step's duplicate was allowed and no new line came since: the replay that
+    /// serves it goes on with the lines after the step (stamped before the resume key).
+    step_replay: bool,
 }
 
 impl Track {
@@ -187,6 +192,7 @@ impl DeliveryChecker {
                     }
                     if seq == next {
                         track.push_key(resume_key);
+                        track.step_replay = false;
                         if refused {
                             *lines_refused += 1;
                         } else {
@@ -208,7 +214,10 @@ impl DeliveryChecker {
                         let stepped = written.is_some_and(|log| log.stepped());
                         if track.windows.iter().any(|(low, high)| (*low..=*high).contains(&seq)) {
                             *duplicates_allowed += 1;
-                        } else if stepped && track.keys.last().is_some_and(|last| resume_key > *last) {
+                        } else if stepped
+                            && (track.step_replay || track.keys.last().is_some_and(|last| resume_key > *last))
+                        {
+                            track.step_replay = true;
                             *duplicates_allowed += 1;
                             *duplicates_clock_step += 1;
                         } else {

@@ -571,8 +571,17 @@ impl ContainerLog {
     }
 
     /// Whether some entries are not handed to any reader yet.
+    /// Lines the world named lost (a clock step's `since` skipped them: Docker will not
+    /// serve them) are not unread.
     pub(crate) fn has_unread(&self) -> bool {
-        self.normalise(self.read_frontier.max(self.start)) < self.end()
+        let unread = self.normalise(self.read_frontier.max(self.start)) < self.end();
+        unread
+            && (!self.stepped()
+                || [StdStream::Stdout, StdStream::Stderr].into_iter().any(|stream| {
+                    let index = stream.index();
+                    self.open_line[index]
+                        || self.excused_through(stream, self.first_unread_line(stream)) < self.next_seq[index]
+                }))
     }
 
     /// A reader has been handed every frame before `cursor`. A stream whose last handed line was
