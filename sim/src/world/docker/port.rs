@@ -85,7 +85,6 @@ impl ContainerEngine for SimDocker {
                 container.opens_total += 1;
                 let fault = container.next_open_faults.pop_front();
                 let since = (options.since_secs > 0).then(|| options.since_secs.saturating_mul(1_000_000_000));
-                let host_now = this.rt.wall() - state.clock_back;
                 let log = &mut state.logs[container.serial];
                 let start = log.seek(ReadRequest { since, tail: options.tail });
                 if options.tail.is_none() {
@@ -95,7 +94,9 @@ impl ContainerEngine for SimDocker {
                 if options.tail.is_some() {
                     // `first_sight = { tail = N }`: what lies before the last N entries is
                     // not the agent's (a named loss, as with "now").
-                    log.skip_before_tail(start.cursor, host_now);
+                    // The agent's rule (`cut_after_tail`) compares with its own wall clock, which
+                    // the simulated host clock steps do not move.
+                    log.skip_before_tail(start.cursor, this.rt.wall());
                 }
                 let following = options.follow && container.info.running;
                 let limit = (!following).then(|| log.end());
