@@ -15,7 +15,7 @@ use crate::sweep::SweepReport;
 pub fn seed_line(outcome: &SeedOutcome) -> String {
     let stats = &outcome.stats;
     format!(
-        "seed {}: {} | rotations={} lines_delivered={} lines_written={} duplicates={} bursts={} crashes={} exits={} json_rotations={} backpressure_episodes={} lost_json_file_rotation={} lost_container_removed={} lost_loki_refused={} lost_first_sight_now={} polls={} streams_open_max={} digest={:#018x} wall={:.0}ms",
+        "seed {}: {} | rotations={} lines_delivered={} lines_written={} duplicates={} bursts={} crashes={} exits={} json_rotations={} backpressure_episodes={} lost_json_file_rotation={} lost_container_removed={} lost_loki_refused={} lost_first_sight_now={} lost_clock_step={} polls={} streams_open_max={} digest={:#018x} wall={:.0}ms",
         outcome.options.seed,
         match &outcome.violation {
             None => "ok".to_string(),
@@ -34,6 +34,7 @@ pub fn seed_line(outcome: &SeedOutcome) -> String {
         stats.losses.container_removed,
         stats.losses.loki_refused,
         stats.losses.first_sight_now,
+        stats.losses.clock_step,
         stats.polls,
         stats.streams_open_max,
         stats.trace_digest,
@@ -117,11 +118,12 @@ pub fn summary(report: &SweepReport) -> String {
     );
     let _ = writeln!(
         out,
-        "lines lost by named cause per seed (mean): json_file_rotation {:.1}, container_removed {:.1}, loki_refused_too_old {:.1}, first_sight_now {:.1}",
+        "lines lost by named cause per seed (mean): json_file_rotation {:.1}, container_removed {:.1}, loki_refused_too_old {:.1}, first_sight_now {:.1}, clock_step {:.1}",
         mean(|o| o.stats.losses.json_file_rotation),
         mean(|o| o.stats.losses.container_removed),
         mean(|o| o.stats.losses.loki_refused),
-        mean(|o| o.stats.losses.first_sight_now)
+        mean(|o| o.stats.losses.first_sight_now),
+        mean(|o| o.stats.losses.clock_step)
     );
     // The agent's gap count is held to the world's bounds on every seed.
     let sum = |get: fn(&SeedOutcome) -> u64| report.outcomes.iter().map(get).sum::<u64>();

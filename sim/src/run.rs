@@ -658,6 +658,7 @@ impl Player {
                 }
             }
             Action::LokiOutage { kind, duration } => loki.outage_for(kind, duration),
+            Action::ClockStepBack { back } => docker.step_clock_back(back),
         }
     }
 }

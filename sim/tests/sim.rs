@@ -249,6 +249,15 @@ fn a_replay_that_is_not_skipped_is_caught() {
 }
 
 #[test]
+fn dedupe_of_live_lines_is_caught() {
+    // After a host clock step back, live lines stamped before the last queued one are
+    // new: a reader that dedupes live lines loses them, which no world action excuses
+    // (Docker served them). The stream's last lines never arrive: the backlog check
+    // names them before the end-of-run completeness check would.
+    assert_caught_as(SupervisorVariant::DedupeLiveLines, Invariant::Liveness, "backlog not drained");
+}
+
+#[test]
 fn a_tail_dropped_at_stop_is_caught() {
     // The supervisor stops reading at the stop instead of reading the log to its end:
     // an exited container keeps unread output with nothing delivered (the progress

@@ -89,6 +89,11 @@ pub enum SupervisorVariant {
     /// A reopen's replay is not skipped: the lines already queued come again.
     #[cfg(feature = "broken-variants")]
     DuplicateReplay,
+    /// The replay window never closes (dedupe applies to live lines, as before issue 7):
+    /// after a host clock step back, every line stamped before the stream's high-water
+    /// key is skipped as a duplicate.
+    #[cfg(feature = "broken-variants")]
+    DedupeLiveLines,
     /// At a stop or removal the supervisor drops its stream at once instead of reading
     /// the log to its end, and believes the tail read (so it counts nothing).
     #[cfg(feature = "broken-variants")]

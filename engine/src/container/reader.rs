@@ -6,12 +6,20 @@
 //! session). Docker's `since` is whole seconds, so a reopened stream starts up to a
 //! second (plus `since_skew`) before where we were: its replay window. Inside that window
 //! every line whose key is not past the last one already queued for its stream is a
-//! duplicate and is skipped; the window of a stream closes at its first line past the
-//! resume key, and from then on every line is delivered, even one whose timestamp steps
+//! duplicate and is skipped; the window of a stream closes at the resume line itself or
+//! at its first line past the resume key, and from then on every line is delivered, even one whose timestamp steps
 //! back (a host clock step, stderr lagging beyond `since_skew`): dedupe never eats live
 //! lines. Keys are per stream because stdout and stderr timestamps interleave out of
-//! order. The resume key is always the last line queued (after a step back it is the
-//! earlier one, so the next reopen replays more: duplicates, never loss).
+//! order. The resume key is always the last line queued; after a step back it is
+//! stamped before lines queued earlier, which the next reopen replays again: so while
+//! the replay must still show the resume line (it is at or after `since`), a line is a
+//! duplicate if its key is not past the greatest key queued (the stream's high-water
+//! key), and the window closes at the resume line itself. Cost: if json-file rotation
+//! deleted the resume line, lines stamped between it and the high-water key are skipped
+//! (after a step only; the gap is counted at the first line past the high-water key).
+//! A replay that cannot show the resume line (stamped before `since`) cannot tell the
+//! lines stamped after it that were queued before it from new ones: it delivers them
+//! (duplicates, never loss).
 //!
 //! Lines come out as [`Run`]s: maximal stretches of one stream in log order, so queueing
 //! the runs in order keeps the container's log order through the pipeline, and an
@@ -63,6 +71,15 @@ const MIN_FRAME_BYTES: usize = 8 + 20 + 1;
 /// Lines reserved at most when a run starts (longer runs grow as usual).
 const RUN_CAPACITY_MAX: usize = 64;
 
+/// Whether a replay window closes (`DedupeLiveLines`, tests only, keeps it open).
+fn closes_at_resume_line() -> bool {
+    #[cfg(feature = "broken-variants")]
+    let broken = crate::container::broken::is_active(crate::container::SupervisorVariant::DedupeLiveLines);
+    #[cfg(not(feature = "broken-variants"))]
+    let broken = false;
+    !broken
+}
+
 /// Chunks shorter than this are copied before lines are sliced from them.
 pub const COMPACT_BELOW_BYTES: usize = 4096;
 
@@ -76,6 +93,9 @@ pub struct LogReader {
     counters: [(UnixNanos, u32); 2],
     /// Per stream: the key of the last line queued (or acknowledged, after a restart).
     queued: [Option<ResumeKey>; 2],
+    /// Per stream: the greatest key queued (the last one's, unless timestamps stepped
+    /// back): what a replay skips up to.
+    high: [Option<ResumeKey>; 2],
     /// Per stream: nothing was queued yet from the stream being read, so what it hands
     /// out may still be a replay of queued lines (worth trying [`Self::skip_queued_line`]).
     replaying: [bool; 2],
@@ -106,6 +126,7 @@ impl LogReader {
             timestamps: TimestampCache::default(),
             counters: [(UnixNanos::MIN, 0); 2],
             queued: [resume.stdout, resume.stderr],
+            high: [resume.stdout, resume.stderr],
             replaying: [true; 2],
             expecting: [false; 2],
             tail_cut: [None; 2],
@@ -186,6 +207,8 @@ impl LogReader {
             return false;
         }
         let Some(queued) = self.queued[index] else { return false };
+        let high =
+            if self.expecting[index] { self.high[index].map_or(queued, |high| high.max(queued)) } else { queued };
         if payload.last() != Some(&b'\n') || !self.assemblers[index].is_idle() {
             return false;
         }
@@ -196,16 +219,23 @@ impl LogReader {
         }
         let counter = self.counters[index];
         let seq = if counter.0 == ts { counter.1 + 1 } else { 0 };
-        if (ResumeKey { ts, seq }) > queued {
+        if (ResumeKey { ts, seq }) > high {
             return false;
         }
         self.counters[index] = (ts, seq);
         stats.duplicates += 1;
         if (ResumeKey { ts, seq }) == queued {
+            // The resume line: the window closes (see `handle_chunk`).
             self.expecting[index] = false;
+            self.replaying[index] = !closes_at_resume_line();
         }
         self.decoder.skip_frame();
         true
+    }
+
+    /// The stream's high-water key is at least its last queued key.
+    fn raise_high(&mut self, index: usize) {
+        self.high[index] = self.high[index].max(self.queued[index]);
     }
 
     /// Feed one chunk of the raw stream; new lines are appended to `runs`.
@@ -240,6 +270,7 @@ impl LogReader {
             let key = ResumeKey { ts: assembled.ts, seq: counter.1 };
             if std::mem::take(&mut self.tail_cut[index]).is_some_and(|opened_at| assembled.ts <= opened_at) {
                 self.queued[index] = Some(ResumeKey { ts: assembled.ts, seq: u32::MAX });
+                self.raise_high(index);
                 self.replaying[index] = true;
                 stats.duplicates += 1;
                 continue;
@@ -247,10 +278,15 @@ impl LogReader {
             // Only a reopen's replay is deduplicated: once this stream has handed out a
             // line past its resume point, a live line whose timestamp steps back (host
             // clock step, stderr lag beyond `since_skew`) is delivered, never skipped.
-            if dedupe && self.replaying[index] && self.queued[index].is_some_and(|queued| key <= queued) {
+            let high =
+                if self.expecting[index] { self.high[index].max(self.queued[index]) } else { self.queued[index] };
+            if dedupe && self.replaying[index] && high.is_some_and(|high| key <= high) {
                 stats.duplicates += 1;
                 if self.queued[index] == Some(key) {
+                    // The resume line itself: everything after it in the log is new,
+                    // even a line stamped before it (host clock stepped back).
                     self.expecting[index] = false;
+                    self.replaying[index] = !closes_at_resume_line();
                 }
                 continue;
             }
@@ -260,7 +296,8 @@ impl LogReader {
                 stats.gaps += 1;
             }
             self.queued[index] = Some(key);
-            self.replaying[index] = false;
+            self.raise_high(index);
+            self.replaying[index] = !closes_at_resume_line();
             stats.lines += 1;
             stats.bytes += assembled.bytes.len() as u64;
             stats.truncated += u64::from(assembled.truncated);

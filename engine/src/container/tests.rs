@@ -212,6 +212,64 @@ fn live_lines_whose_timestamps_step_back_are_delivered_not_skipped() {
 }
 
 #[test]
+fn a_replay_closes_at_the_resume_line_so_lines_stamped_before_it_after_a_clock_step_are_delivered() {
+    // Read up to out-2 (50 s); the host clock then steps back 10 s and out-3, out-4 are
+    // written stamped 40–41 s, after `since` (40 s) but before the resume key. The
+    // reopen's replay serves out-1, out-2 (duplicates), then out-3, out-4: new lines.
+    let before: Vec<Entry> =
+        vec![(StdStream::Stdout, 45 * SEC, b"out-1\n".to_vec()), (StdStream::Stdout, 50 * SEC, b"out-2\n".to_vec())];
+    let replay: Vec<Entry> = vec![
+        (StdStream::Stdout, 45 * SEC, b"out-1\n".to_vec()),
+        (StdStream::Stdout, 50 * SEC, b"out-2\n".to_vec()),
+        (StdStream::Stdout, 40 * SEC, b"out-3\n".to_vec()),
+        (StdStream::Stdout, 41 * SEC, b"out-4\n".to_vec()),
+    ];
+    for split in [1, 7, 1 << 20] {
+        let mut reader = reader();
+        let _ = feed(&mut reader, &render(&before), 1 << 20);
+        reader.reopen();
+        reader.expect_resume_position(40);
+        let (runs, stats) = feed_counting(&mut reader, &render(&replay), split);
+        assert_eq!(texts(&runs, StdStream::Stdout), ["out-3", "out-4"], "split {split}");
+        assert_eq!((stats.duplicates, stats.gaps), (2, 0), "split {split}");
+    }
+}
+
+#[test]
+fn a_replay_after_a_clock_step_skips_the_lines_stamped_after_the_resume_key_that_came_before_it() {
+    // Live: l-1, l-2 at 100–101 s, the clock steps back, p-1, p-2 at 75–76 s: all
+    // queued; the resume key is p-2's (76 s). The reopen's `since` (75 s) replays l-1,
+    // l-2 (stamped after the resume key, queued before it), p-1, p-2, then p-3 is new.
+    let live: Vec<Entry> = vec![
+        (StdStream::Stdout, 100 * SEC, b"l-1\n".to_vec()),
+        (StdStream::Stdout, 101 * SEC, b"l-2\n".to_vec()),
+        (StdStream::Stdout, 75 * SEC, b"p-1\n".to_vec()),
+        (StdStream::Stdout, 76 * SEC, b"p-2\n".to_vec()),
+    ];
+    let mut replay = live.clone();
+    replay.push((StdStream::Stdout, 77 * SEC, b"p-3\n".to_vec()));
+    for split in [1, 7, 1 << 20] {
+        let mut reader = reader();
+        let runs = feed(&mut reader, &render(&live), 1 << 20);
+        assert_eq!(texts(&runs, StdStream::Stdout), ["l-1", "l-2", "p-1", "p-2"]);
+        reader.reopen();
+        reader.expect_resume_position(75);
+        let (runs, stats) = feed_counting(&mut reader, &render(&replay), split);
+        assert_eq!(texts(&runs, StdStream::Stdout), ["p-3"], "split {split}");
+        assert_eq!((stats.duplicates, stats.gaps), (4, 0), "split {split}");
+    }
+    // A `since` past the resume line (set by the other stream): the replay cannot show
+    // it, so l-1, l-2 cannot be told from new lines: delivered again, never lost.
+    let mut reader = reader();
+    let _ = feed(&mut reader, &render(&live), 1 << 20);
+    reader.reopen();
+    reader.expect_resume_position(90);
+    let served: Vec<Entry> = vec![live[0].clone(), live[1].clone(), (StdStream::Stdout, 95 * SEC, b"p-3\n".to_vec())];
+    let runs = feed(&mut reader, &render(&served), 1 << 20);
+    assert_eq!(texts(&runs, StdStream::Stdout), ["l-1", "l-2", "p-3"]);
+}
+
+#[test]
 fn a_replay_that_lost_the_resume_position_counts_a_gap() {
     let entries: Vec<Entry> =
         (0..6).map(|n| (StdStream::Stdout, (40 + n) * SEC, format!("line-{n}\n").into_bytes())).collect();

@@ -3,6 +3,9 @@
 //! the world counted itself:
 //! - Docker's json-file rotation deleted it before any reader had it;
 //! - `docker rm` deleted it before any reader had it;
+//! - the host clock stepped back, it was written after the step stamped before a
+//!   request's `since`, and Docker's per-entry `since` filter skipped it before any
+//!   reader had it (Docker offers no position but time: no request can ask for it);
 //! - Loki refused it with a `400` (too old), and the agent counted it under that reason.
 //!
 //! Order, duplicates and content (byte for byte, truncation rule included) are checked
@@ -14,7 +17,7 @@ use engine::telemetry::Telemetry;
 
 use crate::check::delivery::DeliveryChecker;
 use crate::check::Invariant;
-use crate::world::docker::SimDocker;
+use crate::world::docker::{LossCause, SimDocker};
 
 /// Lines lost by a named, world-caused reason, over a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,17 +27,25 @@ pub struct NamedLosses {
     pub loki_refused: u64,
     /// Written before the agent first saw the container, with `first_sight = "now"`.
     pub first_sight_now: u64,
+    /// Written after a host clock step back, stamped before a request's `since`, and
+    /// never delivered (the world names more: a line one request skipped, a later one
+    /// may still return).
+    pub clock_step: u64,
 }
 
 impl NamedLosses {
     pub fn total(&self) -> u64 {
-        self.json_file_rotation + self.container_removed + self.loki_refused + self.first_sight_now
+        self.json_file_rotation + self.container_removed + self.loki_refused + self.first_sight_now + self.clock_step
     }
 }
 
 /// Every line of every container delivered or excused. Returns the named losses.
 pub fn check(docker: &SimDocker, delivery: &DeliveryChecker) -> Result<NamedLosses, (Invariant, String)> {
-    let mut losses = NamedLosses { loki_refused: delivery.lines_refused, ..NamedLosses::default() };
+    let mut losses = NamedLosses {
+        loki_refused: delivery.lines_refused,
+        clock_step: delivery.lines_lost_clock_step,
+        ..NamedLosses::default()
+    };
     for report in docker.containers() {
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let written = report.lines_written[stream.index()];
@@ -45,6 +56,9 @@ pub fn check(docker: &SimDocker, delivery: &DeliveryChecker) -> Result<NamedLoss
             if delivered >= written {
                 continue;
             }
+            // The clock step's named count is of lines never delivered: those skipped
+            // before a later line arrived (counted by the delivery check), and the tail.
+            losses.clock_step += docker.lines_named(&report.id, stream, delivered..written, LossCause::ClockStep);
             let accounted = docker.excused_through(&report.id, stream, delivered);
             if accounted < written {
                 let state = match (report.removed, report.running) {

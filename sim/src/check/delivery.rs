@@ -9,7 +9,13 @@
 //! a higher one is a loss, which also catches reordering; a lower one is a duplicate,
 //! allowed only inside a window opened by a crash (lines after the last committed
 //! checkpoint up to what had been delivered) or by an ambiguous acceptance (the lines
-//! of that batch). Lines Loki refused (`400`, too old) count as accounted for, not
+//! of that batch), or by a host clock step back: the agent's resume key is its last
+//! line's, which after a step is stamped before lines it had delivered, so a reopen
+//! replays those again (a duplicate stamped after the stream's last delivered line:
+//! impossible without a step), and the same replay then the lines after the step up
+//! to the resume line (after a crash the reader has only the committed key, so it
+//! cannot skip them: duplicates until the next new line). Keys are not increasing across a step: a committed
+//! position is found by its exact key. Lines Loki refused (`400`, too old) count as accounted for, not
 //! delivered. Cost: one lookup per batch stream, one digit parse and one content
 //! comparison per line.
 
@@ -20,7 +26,7 @@ use engine::port::Checkpoint;
 use engine::rt::UnixNanos;
 
 use crate::check::Invariant;
-use crate::world::docker::{line_seq, SimDocker};
+use crate::world::docker::{line_seq, LossCause, SimDocker};
 
 #[derive(Default)]
 struct Track {
@@ -32,6 +38,27 @@ struct Track {
     /// Where the last line was found among the stream's bursts: the next batch's lines
     /// usually follow it (see `ContainerLog::line_matches_near`).
     near: usize,
+    /// The greatest key delivered (the last one, unless the host clock stepped back).
+    max_key: Option<ResumeKey>,
+    /// A clock step's duplicate was allowed and no new line came since: the replay that
+    /// serves it goes on with the lines after the step (stamped before the resume key).
+    step_replay: bool,
+}
+
+impl Track {
+    fn push_key(&mut self, key: ResumeKey) {
+        self.keys.push(key);
+        self.max_key = Some(self.max_key.map_or(key, |max| max.max(key)));
+    }
+
+    /// The number of delivered lines up to and including the one at `key`: found by its
+    /// exact key from the end (keys step back with the host clock), else by search.
+    fn through_key(&self, key: ResumeKey) -> usize {
+        match self.keys.iter().rposition(|delivered| *delivered == key) {
+            Some(at) => at + 1,
+            None => self.keys.partition_point(|delivered| *delivered <= key),
+        }
+    }
 }
 
 pub struct DeliveryChecker {
@@ -49,6 +76,12 @@ pub struct DeliveryChecker {
     pub losses_read_past: u64,
     pub duplicates: u64,
     pub duplicates_allowed: u64,
+    /// Duplicates allowed because the host clock stepped back (see the module docs).
+    pub duplicates_clock_step: u64,
+    /// Lines skipped as excused that the world named lost to a host clock step
+    /// (Docker's `since` skipped them): the named count of lines so lost, with the
+    /// stream tails [`crate::check::completeness`] adds.
+    pub lines_lost_clock_step: u64,
     pub first_violation: Option<(Invariant, String)>,
 }
 
@@ -64,6 +97,8 @@ impl DeliveryChecker {
             losses_read_past: 0,
             duplicates: 0,
             duplicates_allowed: 0,
+            duplicates_clock_step: 0,
+            lines_lost_clock_step: 0,
             first_violation: None,
         }
     }
@@ -89,14 +124,19 @@ impl DeliveryChecker {
             let log = self.docker.log_serial(id);
             let mut window: Option<(u64, u64)> = None;
             let mut answered_through = 0;
-            let (lines_delivered, lines_excused, lines_refused, losses_read_past) = (
+            let (lines_delivered, lines_excused, lines_refused, losses_read_past, lines_lost_clock_step) = (
                 &mut self.lines_delivered,
                 &mut self.lines_excused,
                 &mut self.lines_refused,
                 &mut self.losses_read_past,
+                &mut self.lines_lost_clock_step,
             );
-            let (duplicates, duplicates_allowed, line_bytes_max) =
-                (&mut self.duplicates, &mut self.duplicates_allowed, self.line_bytes_max);
+            let (duplicates, duplicates_allowed, duplicates_clock_step, line_bytes_max) = (
+                &mut self.duplicates,
+                &mut self.duplicates_allowed,
+                &mut self.duplicates_clock_step,
+                self.line_bytes_max,
+            );
             self.docker.with_log(log, |written| {
                 for line in &stream.lines {
                     let Some(seq) = line_seq(&line.bytes) else {
@@ -119,8 +159,11 @@ impl DeliveryChecker {
                         let through = written.map_or(next, |log| log.excused_through(*std_stream, next));
                         if through >= seq {
                             *lines_excused += seq - next;
+                            *lines_lost_clock_step += written
+                                .map_or(0, |log| log.lines_named(*std_stream, next..seq, LossCause::ClockStep));
                             *losses_read_past += 1;
                             track.keys.resize(seq as usize, resume_key);
+                            track.max_key = Some(track.max_key.map_or(resume_key, |max| max.max(resume_key)));
                             next = seq;
                         }
                     }
@@ -150,7 +193,8 @@ impl DeliveryChecker {
                         }
                     }
                     if seq == next {
-                        track.keys.push(resume_key);
+                        track.push_key(resume_key);
+                        track.step_replay = false;
                         if refused {
                             *lines_refused += 1;
                         } else {
@@ -169,8 +213,15 @@ impl DeliveryChecker {
                     } else {
                         track.duplicates += 1;
                         *duplicates += 1;
+                        let stepped = written.is_some_and(|log| log.stepped());
                         if track.windows.iter().any(|(low, high)| (*low..=*high).contains(&seq)) {
                             *duplicates_allowed += 1;
+                        } else if stepped
+                            && (track.step_replay || track.keys.last().is_some_and(|last| resume_key > *last))
+                        {
+                            track.step_replay = true;
+                            *duplicates_allowed += 1;
+                            *duplicates_clock_step += 1;
                         } else {
                             failure = Some((
                                 Invariant::NoDuplicates,
@@ -214,7 +265,7 @@ impl DeliveryChecker {
             let found = tracks.next_if(|(track_id, _)| *track_id == id).map(|(_, tracks)| tracks);
             for (stream, key) in [(StdStream::Stdout, positions.stdout), (StdStream::Stderr, positions.stderr)] {
                 let Some(key) = key else { continue };
-                let last = found.and_then(|tracks| tracks[stream.index()].keys.last().copied());
+                let last = found.and_then(|tracks| tracks[stream.index()].max_key);
                 if last.is_none_or(|last| last < key) {
                     failures.push(format!(
                         "checkpoint: container {} {} committed at {key:?}, but Loki had only up to {last:?}",
@@ -246,8 +297,7 @@ impl DeliveryChecker {
                 StdStream::Stderr => positions.stderr,
             });
             let first_unacked = match acked {
-                // Keys are increasing per stream: the committed one is found by search.
-                Some(key) => track.keys.partition_point(|delivered_key| *delivered_key <= key) as u64,
+                Some(key) => track.through_key(key) as u64,
                 None => 0,
             };
             if first_unacked < delivered {
@@ -264,8 +314,7 @@ impl DeliveryChecker {
             StdStream::Stdout => positions.stdout,
             StdStream::Stderr => positions.stderr,
         }?;
-        let keys = &self.tracks.get(id)?[stream.index()].keys;
-        (keys.partition_point(|delivered| *delivered <= key) as u64).checked_sub(1)
+        (self.tracks.get(id)?[stream.index()].through_key(key) as u64).checked_sub(1)
     }
 
     /// Lines accounted for (delivered, refused, or skipped as deleted unread) for one

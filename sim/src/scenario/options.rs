@@ -114,6 +114,9 @@ pub struct Options {
     /// The agent's `first_sight` is `{ tail = N }` (when not `"now"`): its first run reads
     /// the last N entries of each container's log at the first open; zero: not tail.
     pub first_sight_tail: u64,
+    /// Per run: steps back of the host clock (NTP corrections; every container's
+    /// timestamps step back), each 1–120 s; zero in about two thirds of the seeds.
+    pub clock_steps: u32,
 }
 
 /// What the command line pins; `None` leaves the knob to the seed.
@@ -247,6 +250,7 @@ impl Options {
             event_faults: count(&mut rng, 4),
             pauses_per_hour: rate(&mut rng, 0.1),
             first_sight_tail: if rng.chance(0.3) { *rng.pick(&[1, 10, 100, 1000]) } else { 0 },
+            clock_steps: if faults && rng.chance(0.35) { rng.range(1..4) as u32 } else { 0 },
         };
         if overrides.pre_fix {
             options.streams_max = options.streams_max.max(options.containers as usize);
@@ -275,6 +279,7 @@ impl Options {
         options.event_faults = 0;
         options.pauses_per_hour = 0.0;
         options.first_sight_tail = 0;
+        options.clock_steps = 0;
         for pair in text.split_whitespace() {
             let (key, value) = pair.split_once('=').ok_or_else(|| format!("not key=value: {pair}"))?;
             let secs = |value: &str| -> Result<Duration, String> {
@@ -344,6 +349,7 @@ impl Options {
                 "event_faults" => options.event_faults = num(key, value)?,
                 "pauses/h" => options.pauses_per_hour = num(key, value)?,
                 "first_sight_tail" => options.first_sight_tail = num(key, value)?,
+                "clock_steps" => options.clock_steps = num(key, value)?,
                 other => return Err(format!("unknown option {other}")),
             }
         }
@@ -369,7 +375,7 @@ impl fmt::Display for Options {
              json_rotations/h={} json_keep_entries={} api_failures={} floods={} docker_no_live_restore={} \
              loki_reject_older_than={}s loki_body_max={} loki_unauthorized_share={} loki_no_retry_after_share={} \
              checkpoint_latency={}ms checkpoint_failures={} same_ts_share={} graceful_stops={} first_sight_now={} late_start={}s \
-             tty_share={} checkpoint_damage={} event_faults={} pauses/h={} first_sight_tail={}",
+             tty_share={} checkpoint_damage={} event_faults={} pauses/h={} first_sight_tail={} clock_steps={}",
             self.containers,
             self.hours,
             self.rotate_every.as_secs(),
@@ -425,6 +431,7 @@ impl fmt::Display for Options {
             self.event_faults,
             self.pauses_per_hour,
             self.first_sight_tail,
+            self.clock_steps,
         )
     }
 }

@@ -103,6 +103,11 @@ pub enum Action {
         kind: Outage,
         duration: Duration,
     },
+    /// The host clock steps back by `back` (an NTP correction): every container's
+    /// timestamps from now on are that much earlier.
+    ClockStepBack {
+        back: Duration,
+    },
 }
 
 /// A crash of the capture agent at `at`, restarted `downtime` later. `graceful`: not a
@@ -327,6 +332,12 @@ impl Schedule {
                 crash.damage =
                     Some(if damage.chance(0.7) { CheckpointDamage::Corrupt } else { CheckpointDamage::Missing });
             }
+        }
+        // Host clock steps from their own stream, so every other draw is unchanged.
+        let mut clock = SimRng::derive(options.seed, streams::WORLD ^ 0xC10C);
+        for _ in 0..options.clock_steps {
+            let back = Duration::from_millis(clock.range(1_000..120_001));
+            actions.push((at_random(&mut clock), Action::ClockStepBack { back }));
         }
         crashes.sort_by_key(|crash| crash.at);
         // Crashes must not overlap: keep those that start after the previous restart.

@@ -32,9 +32,23 @@
 //! 16,383 bytes would end in an entry that is only `\n` there; here its `\r\n` stays
 //! with the content).
 //!
+//! ## Host clock steps
+//! [`ContainerLog::clock_stepped_back`]: the host clock stepped back (an NTP correction):
+//! each stream's next burst may be stamped up to that much before its last line. moby's
+//! json-file reader filters `since` per entry (`if !since.IsZero() &&
+//! msg.Timestamp.Before(since) { continue }` in `loggerutils`' tail and follow paths: it
+//! never seeks by time), so a request's `since` skips every line stamped before it,
+//! wherever it lies: once a stream stepped back its filter is [`Qualify::Each`], and
+//! the search for the first entry at or after `since` runs on the running maximum of
+//! its timestamps. Lines so skipped that no reader had, written after a step, are a
+//! named loss ([`LossCause::ClockStep`], `ContainerLog::record_since_skips` in [`clock`]): Docker
+//! offers no position but time, so a reopen cannot ask for them; the agent's own
+//! replay dedupe closes at its resume line, so it loses nothing more.
+//!
 //! ## Promises
-//! - Per output stream, timestamps never go back and sequence numbers are consecutive
-//!   from 0 across the whole life of the container (restarts keep the log).
+//! - Per output stream, timestamps never go back but at a host clock step, and sequence
+//!   numbers are consecutive from 0 across the whole life of the container (restarts
+//!   keep the log).
 //! - stdout and stderr bursts interleave in arrival order whatever their timestamps, so
 //!   a reader sees entries out of timestamp order across streams.
 //! - A [`LogCursor`] is a position in arrival order; [`ContainerLog::seek`] finds the
@@ -60,6 +74,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
+
+mod clock;
 
 /// Docker's split size: content bytes per entry of a long line.
 pub const ENTRY_CONTENT_MAX: usize = 16 * 1024;
@@ -205,6 +221,9 @@ pub(crate) enum Qualify {
     /// No entry of the stream has passed yet: the first with `ts >= since` will, and
     /// (timestamps never go back within a stream) every later one.
     Since(UnixNanos),
+    /// The stream's timestamps stepped back (host clock): each entry passes if its
+    /// `ts >= since`, wherever it is (Docker filters per entry).
+    Each(UnixNanos),
 }
 
 /// Where a request starts reading, and from where each output stream qualifies.
@@ -229,9 +248,15 @@ pub(crate) struct ContainerLog {
     bursts: Vec<Burst>,
     /// Indices into `bursts` per output stream, for binary search by timestamp.
     by_stream: [Vec<usize>; 2],
-    /// Per output stream, the last timestamp of each of its bursts (as `by_stream`):
-    /// what the search compares, without recomputing it from a burst.
+    /// Per output stream, the latest timestamp up to and including each of its bursts
+    /// (as `by_stream`; a running maximum, so sorted even after a clock step): what the
+    /// search compares, without recomputing it from a burst.
     last_ts_by_stream: [Vec<UnixNanos>; 2],
+    /// Per stream, how far the host clock stepped back since its last burst: its next
+    /// burst may be stamped that much before its last line.
+    step_back: [i64; 2],
+    /// Per stream, its first line written after the host clock first stepped back.
+    stepped_from: [Option<u64>; 2],
     /// First entry not deleted by rotation.
     start: LogCursor,
     next_seq: [u64; 2],
@@ -310,6 +335,9 @@ pub enum LossCause {
     /// Written before the agent first saw the container, with `first_sight = "now"`:
     /// not the agent's to read.
     FirstSight,
+    /// Written after a host clock step back, stamped before a request's `since`: Docker
+    /// skipped it (see the module docs).
+    ClockStep,
 }
 
 impl LossCause {
@@ -318,6 +346,7 @@ impl LossCause {
             LossCause::Rotation => "json_file_rotation",
             LossCause::Removal => "container_removed",
             LossCause::FirstSight => "first_sight_now",
+            LossCause::ClockStep => "clock_step",
         }
     }
 }
@@ -357,7 +386,7 @@ impl ContainerLog {
         let last_seq = first_seq + lines as u64 - 1;
         let line_bytes = line_bytes.max(decimal_digits(last_seq));
         let first_ts = match self.last_ts[stream.index()] {
-            Some(last) => ts.max(last),
+            Some(last) => ts.max(last - self.step_back[stream.index()]),
             None => ts,
         };
         if self.tail_pending[stream.index()].take().is_some_and(|opened_at| first_ts <= opened_at) {
@@ -391,7 +420,7 @@ impl ContainerLog {
         let first_seq = self.next_seq[stream.index()];
         let first_ts = match (self.open_line[stream.index()], self.last_ts[stream.index()]) {
             (true, Some(last)) => last,
-            (_, Some(last)) => ts.max(last),
+            (_, Some(last)) => ts.max(last - self.step_back[stream.index()]),
             (_, None) => ts,
         };
         let line_bytes = u32::try_from(content.len()).expect("a line under 4 GiB");
@@ -419,7 +448,10 @@ impl ContainerLog {
         self.open_line[stream.index()] = burst.open;
         self.entries_total += burst.entries();
         self.by_stream[stream.index()].push(self.bursts.len());
-        self.last_ts_by_stream[stream.index()].push(burst.last_ts());
+        let latest =
+            self.last_ts_by_stream[stream.index()].last().map_or(burst.last_ts(), |ts| burst.last_ts().max(*ts));
+        self.last_ts_by_stream[stream.index()].push(latest);
+        self.step_back[stream.index()] = 0;
         self.bursts.push(burst);
     }
 
@@ -475,11 +507,13 @@ impl ContainerLog {
         if let Some(since) = request.since {
             let mut first = self.end();
             for stream in [StdStream::Stdout, StdStream::Stderr] {
-                qualify[stream.index()] = match self.first_of_stream_at_or_after(stream, since) {
-                    Some(found) => {
-                        first = first.min(found.max(cursor));
-                        Qualify::From(found.max(cursor))
-                    }
+                let found = self.first_of_stream_at_or_after(stream, since);
+                if let Some(found) = found {
+                    first = first.min(found.max(cursor));
+                }
+                qualify[stream.index()] = match found {
+                    _ if self.stepped_from[stream.index()].is_some() => Qualify::Each(since),
+                    Some(found) => Qualify::From(found.max(cursor)),
                     None => Qualify::Since(since),
                 };
             }
@@ -506,6 +540,7 @@ impl ContainerLog {
     fn first_of_stream_at_or_after(&self, stream: StdStream, since: UnixNanos) -> Option<LogCursor> {
         let first = self.last_ts_by_stream[stream.index()].partition_point(|&last_ts| last_ts < since);
         let index = *self.by_stream[stream.index()].get(first)?;
+        // The running maximum reaches `since` first at a burst whose own last entry does.
         let entry = self.bursts[index].first_entry_at_or_after(since).expect("the burst's last entry qualifies");
         Some(LogCursor { burst: index, entry })
     }
@@ -548,8 +583,17 @@ impl ContainerLog {
     }
 
     /// Whether some entries are not handed to any reader yet.
+    /// Lines the world named lost (a clock step's `since` skipped them: Docker will not
+    /// serve them) are not unread.
     pub(crate) fn has_unread(&self) -> bool {
-        self.normalise(self.read_frontier.max(self.start)) < self.end()
+        let unread = self.normalise(self.read_frontier.max(self.start)) < self.end();
+        unread
+            && (!self.stepped()
+                || [StdStream::Stdout, StdStream::Stderr].into_iter().any(|stream| {
+                    let index = stream.index();
+                    self.open_line[index]
+                        || self.excused_through(stream, self.first_unread_line(stream)) < self.next_seq[index]
+                }))
     }
 
     /// A reader has been handed every frame before `cursor`. A stream whose last handed line was
@@ -1019,6 +1063,7 @@ impl ContainerLog {
                 Qualify::From(q) if q.burst > cursor.burst => burst_end,
                 Qualify::From(q) if q.burst == cursor.burst => q.entry,
                 Qualify::From(_) => 0,
+                Qualify::Each(since) => burst.first_entry_at_or_after(since).unwrap_or(burst_end),
                 Qualify::Since(since) => match burst.first_entry_at_or_after(since) {
                     Some(entry) => {
                         let found = LogCursor { burst: cursor.burst, entry };

@@ -145,7 +145,7 @@ impl Reader {
             let counts_from = *self.counts_from.get_or_insert_with(|| {
                 let from = |stream: usize| match qualify[stream] {
                     Qualify::From(at) => at.max(cursor),
-                    Qualify::Since(_) => cursor,
+                    Qualify::Since(_) | Qualify::Each(_) => cursor,
                 };
                 Unsettled::start_lines(log, [from(0), from(1)])
             });
@@ -157,6 +157,7 @@ impl Reader {
                 self.buffer = BytesMut::with_capacity(wanted);
             }
             self.rendered_from = self.cursor;
+            log.refresh_qualify(&mut self.qualify, self.info.since);
             self.runs.clear();
             let (last_frame, entries) = log.render(
                 &mut self.cursor,
@@ -175,7 +176,10 @@ impl Reader {
                 let pending = self.pending.len() as u64;
                 state.unsettled.rendered(log, serial, counts_from, (self.rendered_from, self.cursor), pending);
             }
+            // Lines of a stepped stream its `since` skipped (host clock step): a named loss.
+            state.logs[serial].record_since_skips(self.rendered_from, self.cursor, &self.qualify);
         }
+        let log = &state.logs[serial];
         let exhausted_at = until.min(log.end());
         self.pending.is_empty() && limit.is_some() && self.cursor >= exhausted_at
     }

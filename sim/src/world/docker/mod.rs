@@ -60,7 +60,7 @@ use std::time::Duration;
 
 use engine::model::{ContainerId, StdStream};
 use engine::port::{ContainerEventKind, ContainerInfo, EngineError};
-use engine::rt::Rt;
+use engine::rt::{Rt, UnixNanos};
 
 pub use self::log::{decimal_digits, line_content, line_seq, LossCause, ENTRY_CONTENT_MAX};
 pub use self::log_stream::StreamFault;
@@ -132,6 +132,9 @@ pub struct ContainerReport {
     pub lost_to_rotation: [u64; 2],
     pub lost_to_removal: [u64; 2],
     pub lost_to_first_sight: [u64; 2],
+    /// Per stream, lines written after a host clock step that a request's `since`
+    /// skipped before any reader had them.
+    pub lost_to_clock_step: [u64; 2],
     /// Per stream, json-file rotations that deleted any of its lines, and the ranges of
     /// lines they deleted unread (the agent's loss counters are checked against these).
     pub rotations_deleting: [u64; 2],
@@ -183,6 +186,7 @@ impl SimDocker {
             lost_to_rotation: log.lost_lines(LossCause::Rotation),
             lost_to_removal: log.lost_lines(LossCause::Removal),
             lost_to_first_sight: log.lost_lines(LossCause::FirstSight),
+            lost_to_clock_step: log.lost_lines(LossCause::ClockStep),
             rotations_deleting: log.rotations_deleting(),
             rotation_loss_ranges: log.loss_ranges(LossCause::Rotation),
             gaps_noticeable: log.gaps_noticeable(),
@@ -206,6 +210,26 @@ impl SimDocker {
         self.with(|state| {
             state.chunk_bytes_max = chunk_bytes_max.max(1);
             state.chunk_split_chance = split_chance;
+        });
+    }
+
+    /// The host clock's reading, which Docker stamps entries with: the wall clock minus
+    /// the clock steps back so far.
+    fn host_wall(&self) -> UnixNanos {
+        self.rt.wall() - self.with(|state| state.clock_back)
+    }
+
+    /// The host clock steps back by `back` (an NTP correction): every container's
+    /// entries from now on are stamped that much earlier, so each stream's timestamps
+    /// step back once (see the log model's docs).
+    pub fn step_clock_back(&self, back: Duration) {
+        let back = back.as_nanos() as i64;
+        self.with(|state| {
+            state.clock_back += back;
+            state.counters.clock_steps += 1;
+            for log in &mut state.logs {
+                log.clock_stepped_back(back);
+            }
         });
     }
 
@@ -426,7 +450,7 @@ impl SimDocker {
 
     /// Write a burst of output. Returns the sequence numbers of the new lines.
     pub fn emit(&self, id: &ContainerId, burst: Burst) -> Result<Range<u64>, CommandError> {
-        let wall = self.rt.wall();
+        let wall = self.host_wall();
         self.with(|state| {
             // One lookup: the container's log and followers are reached through it.
             let container = state.containers.get(id).ok_or(CommandError::NoSuchContainer)?;
@@ -452,7 +476,7 @@ impl SimDocker {
     /// known text. Its sequence number counts like any other line's, but [`line_seq`] does not
     /// apply to it. Returns the sequence number.
     pub fn emit_line(&self, id: &ContainerId, stream: StdStream, content: &[u8]) -> Result<u64, CommandError> {
-        let wall = self.rt.wall();
+        let wall = self.host_wall();
         self.with(|state| {
             let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
             if !container.info.running {
@@ -476,7 +500,7 @@ impl SimDocker {
             !content.is_empty() && content.len().is_multiple_of(ENTRY_CONTENT_MAX) && !content.contains(&b'\n'),
             "a line head is whole 16 KiB pieces without a newline"
         );
-        let wall = self.rt.wall();
+        let wall = self.host_wall();
         self.with(|state| {
             let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
             if !container.info.running {
@@ -741,6 +765,11 @@ impl SimDocker {
     }
 
     /// [`Self::excused_through`] by log handle.
+    /// How many of the lines `seqs` of a container's stream the world named lost to `cause`.
+    pub fn lines_named(&self, id: &ContainerId, stream: StdStream, seqs: Range<u64>, cause: LossCause) -> u64 {
+        self.log_serial(id).map_or(0, |log| self.with(|state| state.logs[log].lines_named(stream, seqs, cause)))
+    }
+
     pub fn excused_through_at(&self, log: usize, stream: StdStream, seq: u64) -> u64 {
         self.with(|state| state.logs[log].excused_through(stream, seq))
     }

@@ -87,9 +87,15 @@ impl ContainerEngine for SimDocker {
                 let since = (options.since_secs > 0).then(|| options.since_secs.saturating_mul(1_000_000_000));
                 let log = &mut state.logs[container.serial];
                 let start = log.seek(ReadRequest { since, tail: options.tail });
+                if options.tail.is_none() {
+                    // What `since` skipped before the first entry served (host clock step).
+                    log.record_since_skips(log.first_kept(), start.cursor, &start.qualify);
+                }
                 if options.tail.is_some() {
                     // `first_sight = { tail = N }`: what lies before the last N entries is
                     // not the agent's (a named loss, as with "now").
+                    // The agent's rule (`cut_after_tail`) compares with its own wall clock, which
+                    // the simulated host clock steps do not move.
                     log.skip_before_tail(start.cursor, this.rt.wall());
                 }
                 let following = options.follow && container.info.running;

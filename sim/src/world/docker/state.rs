@@ -112,6 +112,8 @@ pub struct DockerCounters {
     pub events_delayed: u64,
     /// `docker pause` commands played.
     pub pauses: u64,
+    /// Host clock steps back played.
+    pub clock_steps: u64,
 }
 
 pub(crate) struct DockerState {
@@ -119,6 +121,9 @@ pub(crate) struct DockerState {
     /// Logs by container serial (creation order), so that a reader finds its log
     /// without comparing 64-byte ids; a removed container's log is emptied.
     pub(crate) logs: Vec<ContainerLog>,
+    /// How far the host clock has stepped back in total (NTP corrections): Docker
+    /// stamps entries with the wall clock minus this.
+    pub(crate) clock_back: i64,
     /// Every container's log serial, removed ones included (the oracle checks content
     /// delivered after a removal).
     pub(crate) serials: BTreeMap<ContainerId, usize>,
@@ -171,6 +176,7 @@ impl DockerState {
         DockerState {
             containers: BTreeMap::new(),
             logs: Vec::new(),
+            clock_back: 0,
             serials: BTreeMap::new(),
             removed: BTreeMap::new(),
             removed_since_forget: Default::default(),

@@ -1,0 +1,76 @@
+//! The log model's `since` once the host clock stepped back: Docker filters each entry
+//! by its timestamp, wherever it lies, and the lines so skipped that no reader had are
+//! the world's named `clock_step` loss.
+
+use super::*;
+
+fn lost_to_clock_step(docker: &SimDocker, id: &ContainerId) -> [u64; 2] {
+    docker.containers().into_iter().find(|report| &report.id == id).unwrap().lost_to_clock_step
+}
+
+#[test]
+fn since_filters_each_entry_after_a_clock_step_back() {
+    let (mut executor, docker) = world(21);
+    let id = running(&docker, "app");
+    let at = |secs: i64| WALL_START / SECOND + secs;
+    // Host time 100 s: stdout 0..5. Host time 110 s, the clock steps back 30 s: stdout
+    // 5..10 and stderr 0..2 are stamped 80 s. Wall 125 s (host 95 s): stdout 10..12.
+    executor.advance_for(Duration::from_secs(100));
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 5)).unwrap();
+    executor.advance_for(Duration::from_secs(10));
+    docker.step_clock_back(Duration::from_secs(30));
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 5)).unwrap();
+    docker.emit(&id, Burst::lines(StdStream::Stderr, 2)).unwrap();
+    executor.advance_for(Duration::from_secs(15));
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 2)).unwrap();
+
+    // A first request at 90 s: the lines stamped 80 s are skipped, wherever they lie;
+    // those written after 95 s pass although they follow skipped ones.
+    let since = read_all(&mut executor, &docker, &id, opts(false, at(90)));
+    assert_eq!(seqs(&since, StdStream::Stdout), vec![0, 1, 2, 3, 4, 10, 11]);
+    assert_eq!(seqs(&since, StdStream::Stderr), Vec::<u64>::new());
+    assert!(since.iter().all(|entry| entry.ts >= at(90) * SECOND));
+    // No reader had them: the world counts them lost to the clock step.
+    assert_eq!(lost_to_clock_step(&docker, &id), [5, 2]);
+
+    // Every line is still in the log, in arrival order; timestamps stepped back.
+    let all = read_all(&mut executor, &docker, &id, opts(false, 0));
+    assert_eq!(seqs(&all, StdStream::Stdout), (0..12).collect::<Vec<_>>());
+    let stdout: Vec<UnixNanos> =
+        all.iter().filter(|entry| entry.stream == StdStream::Stdout).map(|entry| entry.ts).collect();
+    assert!(stdout[5] < stdout[4] && stdout[5] >= at(80) * SECOND && stdout[10] >= at(95) * SECOND);
+    let at_80 = read_all(&mut executor, &docker, &id, opts(false, at(80)));
+    assert_eq!(at_80.len(), 14);
+    // A request after 100 s: only the lines before the step pass (the later ones are
+    // stamped 95 s); nothing more is lost, the skipped lines were read.
+    let late = read_all(&mut executor, &docker, &id, opts(false, at(100)));
+    assert_eq!(seqs(&late, StdStream::Stdout), vec![0, 1, 2, 3, 4]);
+    assert_eq!(lost_to_clock_step(&docker, &id), [5, 2]);
+}
+
+#[test]
+fn a_follow_opened_before_a_clock_step_skips_later_lines_stamped_before_its_since() {
+    let (mut executor, docker) = world(22);
+    let id = running(&docker, "app");
+    executor.advance_for(Duration::from_secs(100));
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
+    let since = WALL_START / SECOND + 99;
+    let (docker2, id2) = (docker.clone(), id.clone());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let got_in_task = got.clone();
+    executor.spawn_world("reader", async move {
+        let (chunks, _) = drain(docker2.logs(&id2, opts(true, since)).await.unwrap()).await;
+        *got_in_task.lock().unwrap() = chunks;
+    });
+    executor.run_until_stalled();
+    // The clock steps back 20 s: the next lines are stamped 80 s, then 105 s (wall 125 s).
+    docker.step_clock_back(Duration::from_secs(20));
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 2)).unwrap();
+    executor.advance_for(Duration::from_secs(25));
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 1)).unwrap();
+    docker.stop(&id).unwrap();
+    executor.advance_for(Duration::from_secs(1));
+    let (entries, _) = decode(&got.lock().unwrap());
+    assert_eq!(seqs(&entries, StdStream::Stdout), vec![0, 1, 2, 5]);
+    assert_eq!(lost_to_clock_step(&docker, &id), [2, 0]);
+}

@@ -1,0 +1,106 @@
+//! The host clock's steps back in one container's log (see the parent's "Host clock
+//! steps"): the per-entry `since` filter they switch on, and the lines it skipped
+//! that the world names lost to [`LossCause::ClockStep`].
+//!
+//! Owns nothing of its own: the methods of [`ContainerLog`] that only clock steps need.
+
+use std::ops::Range;
+
+use engine::model::StdStream;
+use engine::rt::UnixNanos;
+
+use super::{ContainerLog, LogCursor, LossCause, Qualify};
+
+impl ContainerLog {
+    /// The host clock stepped back by `back` nanoseconds: every stream's next burst may
+    /// be stamped up to that much before its last line (see the module docs).
+    pub(crate) fn clock_stepped_back(&mut self, back: i64) {
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let index = stream.index();
+            self.step_back[index] += back.max(0);
+            self.stepped_from[index].get_or_insert(self.next_seq[index]);
+        }
+    }
+
+    /// Whether the host clock stepped back while this container existed.
+    pub(crate) fn stepped(&self) -> bool {
+        self.stepped_from.iter().any(Option::is_some)
+    }
+
+    /// How many of the lines `seqs` of `stream` a range lost to `cause` names.
+    pub(crate) fn lines_named(&self, stream: StdStream, seqs: Range<u64>, cause: LossCause) -> u64 {
+        let mut covered: Vec<(u64, u64)> = self.lost[stream.index()]
+            .iter()
+            .filter(|(from, until, c)| *c == cause && *from < seqs.end && *until > seqs.start)
+            .map(|(from, until, _)| ((*from).max(seqs.start), (*until).min(seqs.end)))
+            .collect();
+        covered.sort_unstable();
+        let (mut count, mut reached) = (0, seqs.start);
+        for (from, until) in covered {
+            let from = from.max(reached);
+            if from < until {
+                count += until - from;
+                reached = until;
+            }
+        }
+        count
+    }
+
+    /// Record the lines `seqs` of `stream` as lost to `cause`, but those some range
+    /// already names (each line is counted once). Returns how many it adds.
+    fn add_loss(&mut self, stream: StdStream, seqs: Range<u64>, cause: LossCause) -> u64 {
+        let index = stream.index();
+        let mut from = self.excused_through(stream, seqs.start);
+        let mut added = 0;
+        while from < seqs.end {
+            let next_named = self.lost[index].iter().map(|(start, _, _)| *start).filter(|start| *start > from).min();
+            let until = next_named.map_or(seqs.end, |start| start.min(seqs.end));
+            self.lost[index].push((from, until, cause));
+            added += until - from;
+            from = self.excused_through(stream, until);
+        }
+        self.lost[index].sort_by_key(|(from, _, _)| *from);
+        added
+    }
+
+    /// A request made with `since` reads on after the host clock stepped back: its
+    /// stepped streams filter each entry from now on ([`Qualify::Each`]). Exact: before
+    /// the step the stream's entries behind its `From` position were all stamped before
+    /// `since`.
+    pub(crate) fn refresh_qualify(&self, qualify: &mut [Qualify; 2], since: Option<UnixNanos>) {
+        let Some(since) = since else { return };
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            if self.stepped_from[stream.index()].is_some() {
+                qualify[stream.index()] = Qualify::Each(since);
+            }
+        }
+    }
+
+    /// A reader passed over the entries `from..to` with the filters `qualify`: the lines
+    /// of a stepped stream ([`Qualify::Each`]) that the filter skipped, written after the
+    /// first clock step and not handed to any reader, are lost to [`LossCause::ClockStep`].
+    /// Returns how many it adds.
+    pub(crate) fn record_since_skips(&mut self, from: LogCursor, to: LogCursor, qualify: &[Qualify; 2]) -> u64 {
+        let to = to.min(self.end());
+        let mut from = self.normalise(from.max(self.start));
+        let mut total = 0;
+        while from < to {
+            let burst = &self.bursts[from.burst];
+            let index = burst.stream.index();
+            let end = if from.burst == to.burst { to.entry } else { burst.entries() };
+            if let (Qualify::Each(since), Some(stepped_from)) = (qualify[index], self.stepped_from[index]) {
+                let passes_from = burst.first_entry_at_or_after(since).unwrap_or(burst.entries());
+                let per_line = burst.entries_per_line();
+                // Whole lines among the skipped entries `from.entry..passes_from.min(end)`.
+                let first = burst.first_seq + from.entry.div_ceil(per_line);
+                let until = burst.first_seq + passes_from.min(end) / per_line;
+                let first = first.max(stepped_from).max(self.first_unread_line(burst.stream));
+                if !burst.open {
+                    total += self.add_loss(burst.stream, first..until, LossCause::ClockStep);
+                }
+            }
+            from = LogCursor { burst: from.burst + 1, entry: 0 };
+        }
+        total
+    }
+}
