@@ -124,6 +124,10 @@ pub(crate) struct DockerState {
     pub(crate) serials: BTreeMap<ContainerId, usize>,
     /// Final reports of removed containers, for the oracle.
     pub(crate) removed: BTreeMap<ContainerId, super::ContainerReport>,
+    /// Removed containers whose log streams were open at `docker rm`: they read on to
+    /// the last write; the log is deleted when the last of them ends
+    /// ([`DockerState::close_log_stream`]).
+    pub(crate) draining: BTreeMap<ContainerId, Container>,
     /// Containers removed since the agent's reads were last forgotten (its last crash or
     /// stop): only their read lines can still be in the dying agent's hands.
     pub(crate) removed_since_forget: std::collections::BTreeSet<ContainerId>,
@@ -174,6 +178,7 @@ impl DockerState {
             serials: BTreeMap::new(),
             removed: BTreeMap::new(),
             removed_since_forget: Default::default(),
+            draining: BTreeMap::new(),
             daemon_up: true,
             log_streams: BTreeMap::new(),
             event_streams: BTreeMap::new(),
@@ -320,14 +325,46 @@ impl DockerState {
         counts
     }
 
-    /// Forget an open log stream (its reader dropped it).
+    /// Forget an open log stream (its reader dropped it). The last stream of a removed
+    /// container ends its drain: its log is deleted now.
     pub(crate) fn close_log_stream(&mut self, stream_id: u64) {
         if let Some(record) = self.log_streams.remove(&stream_id) {
             if let Some(container) = self.containers.get_mut(&record.container) {
                 container.open_streams.retain(|id| *id != stream_id);
+            } else if let Some(container) = self.draining.get_mut(&record.container) {
+                container.open_streams.retain(|id| *id != stream_id);
+                if container.open_streams.is_empty() {
+                    let container = self.draining.remove(&record.container).expect("draining");
+                    self.delete_removed_log(&record.container, &container);
+                }
             }
         }
         self.counters.log_streams_open = self.log_streams.len();
+    }
+
+    /// `docker rm`'s deletion of the log, once no stream reads it: the lines no reader
+    /// had are lost to removal, and the removal report says so.
+    pub(crate) fn delete_removed_log(&mut self, id: &ContainerId, container: &Container) {
+        self.logs[container.serial].delete_all();
+        let streams_open = container.open_streams.len();
+        let mut report = super::SimDocker::report(self, id, container, streams_open);
+        report.removed = true;
+        self.removed.insert(id.clone(), report);
+    }
+
+    /// End the drain of every removed container now (the reader is going away): their
+    /// streams end, their logs are deleted.
+    pub(crate) fn end_drains(&mut self) {
+        for (id, container) in std::mem::take(&mut self.draining) {
+            for stream_id in &container.open_streams {
+                let stream = self.log_streams.get_mut(stream_id).expect("indexed stream is open");
+                stream.end.get_or_insert(StreamEnd::Eof);
+                if let Some(waker) = stream.waker.take() {
+                    waker.wake();
+                }
+            }
+            self.delete_removed_log(&id, &container);
+        }
     }
 
     /// Wake the readers of `container` waiting for new entries (not the stalled ones).
