@@ -800,11 +800,13 @@ impl ContainerLog {
     }
 
     /// `docker rm`: the whole log is deleted; the lines no reader had are lost.
-    pub(crate) fn delete_all(&mut self) {
-        self.record_loss(self.next_seq, LossCause::Removal);
+    /// Returns how many.
+    pub(crate) fn delete_all(&mut self) -> u64 {
+        let lost = self.record_loss(self.next_seq, LossCause::Removal);
         self.start = self.end();
         self.entries_deleted = self.entries_total;
         self.retained_from = self.next_seq;
+        lost
     }
 
     /// Per stream, lines lost to `cause`.

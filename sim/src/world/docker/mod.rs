@@ -648,13 +648,17 @@ impl SimDocker {
     /// The agent that saw the containers so far was only a probe (the simulator's
     /// baseline): the real first start is to come, and sees them for the first time.
     pub fn forget_seen(&self) {
-        self.with(|state| state.logs.iter_mut().for_each(|log| log.forget_seen()));
+        self.with(|state| {
+            state.logs.iter_mut().for_each(|log| log.forget_seen());
+            state.forget_agent();
+        });
     }
 
     /// The agent crashed: what it had read is gone with it (see `ContainerLog::forget_reads`).
     pub fn forget_reads(&self) {
         self.with(|state| {
             state.end_drains();
+            state.forget_agent();
             state.unsettled.forget();
             state.logs.iter_mut().for_each(|log| log.forget_reads());
             state.removed_since_forget.clear();
@@ -699,6 +703,13 @@ impl SimDocker {
             }
             total
         })
+    }
+
+    /// Removals that deleted lines no reader of the running agent incarnation had, of
+    /// containers it had learned of: since its start, and over the run (see
+    /// `completeness::check_tails`).
+    pub fn tails_owed(&self) -> [u64; 2] {
+        self.with(|state| state.tails_owed)
     }
 
     /// The first line of `stream` at or after `seq` that the world did not delete unread.

@@ -128,6 +128,13 @@ pub(crate) struct DockerState {
     /// the last write; the log is deleted when the last of them ends
     /// ([`DockerState::close_log_stream`]).
     pub(crate) draining: BTreeMap<ContainerId, Container>,
+    /// Logs (by serial) the running agent incarnation has learned of (list, inspect,
+    /// event): forgotten at its crash or stop.
+    pub(crate) seen_by_agent: std::collections::BTreeSet<usize>,
+    /// Removals of a container the running incarnation had learned of that deleted
+    /// lines no reader of it had: it owes one `container_tails_unread_total` each.
+    /// Since its start, and over the run.
+    pub(crate) tails_owed: [u64; 2],
     /// Containers removed since the agent's reads were last forgotten (its last crash or
     /// stop): only their read lines can still be in the dying agent's hands.
     pub(crate) removed_since_forget: std::collections::BTreeSet<ContainerId>,
@@ -169,6 +176,7 @@ impl DockerState {
     pub(crate) fn seen(&mut self, serial: usize) {
         let now = self.first_sight_now;
         self.logs[serial].mark_seen(now);
+        self.seen_by_agent.insert(serial);
     }
 
     pub(crate) fn new(seed: u64) -> DockerState {
@@ -178,6 +186,8 @@ impl DockerState {
             serials: BTreeMap::new(),
             removed: BTreeMap::new(),
             removed_since_forget: Default::default(),
+            seen_by_agent: Default::default(),
+            tails_owed: [0; 2],
             draining: BTreeMap::new(),
             daemon_up: true,
             log_streams: BTreeMap::new(),
@@ -345,11 +355,22 @@ impl DockerState {
     /// `docker rm`'s deletion of the log, once no stream reads it: the lines no reader
     /// had are lost to removal, and the removal report says so.
     pub(crate) fn delete_removed_log(&mut self, id: &ContainerId, container: &Container) {
-        self.logs[container.serial].delete_all();
+        let lost = self.logs[container.serial].delete_all();
+        if lost > 0 && self.seen_by_agent.contains(&container.serial) {
+            self.tails_owed[0] += 1;
+            self.tails_owed[1] += 1;
+        }
         let streams_open = container.open_streams.len();
         let mut report = super::SimDocker::report(self, id, container, streams_open);
         report.removed = true;
         self.removed.insert(id.clone(), report);
+    }
+
+    /// The agent incarnation is gone (crash, stop, or the baseline probe): what it had
+    /// learned of and what it owed are forgotten.
+    pub(crate) fn forget_agent(&mut self) {
+        self.seen_by_agent.clear();
+        self.tails_owed[0] = 0;
     }
 
     /// End the drain of every removed container now (the reader is going away): their
