@@ -349,8 +349,10 @@ impl SimDocker {
                 let now = state.now;
                 state.unannounced_removals.push(now);
             }
+            let mut stalled = false;
             state.for_log_streams_of(id, |stream| {
                 if stream.fault == Some(StreamFault::Stall) {
+                    stalled = true;
                     stream.end.get_or_insert(StreamEnd::Eof);
                 }
             });
@@ -359,12 +361,12 @@ impl SimDocker {
             // The model keeps the log's bursts (unreadable once deleted) so the oracle can
             // still check the content of lines the agent had read before.
             if container.open_streams.is_empty() {
-                state.delete_removed_log(id, &container);
+                state.delete_removed_log(id, &container, stalled);
             } else {
                 let mut report = Self::report(state, id, &container, container.open_streams.len());
                 report.removed = true;
                 state.removed.insert(id.clone(), report);
-                state.draining.insert(id.clone(), container);
+                state.draining.insert(id.clone(), (container, stalled));
             }
             Ok(())
         })

@@ -127,7 +127,8 @@ pub(crate) struct DockerState {
     /// Removed containers whose log streams were open at `docker rm`: they read on to
     /// the last write; the log is deleted when the last of them ends
     /// ([`DockerState::close_log_stream`]).
-    pub(crate) draining: BTreeMap<ContainerId, Container>,
+    /// With it, whether a stream was stalled at the removal (see `delete_removed_log`).
+    pub(crate) draining: BTreeMap<ContainerId, (Container, bool)>,
     /// Logs (by serial) the running agent incarnation has learned of (list, inspect,
     /// event): forgotten at its crash or stop.
     pub(crate) seen_by_agent: std::collections::BTreeSet<usize>,
@@ -341,11 +342,11 @@ impl DockerState {
         if let Some(record) = self.log_streams.remove(&stream_id) {
             if let Some(container) = self.containers.get_mut(&record.container) {
                 container.open_streams.retain(|id| *id != stream_id);
-            } else if let Some(container) = self.draining.get_mut(&record.container) {
+            } else if let Some((container, _)) = self.draining.get_mut(&record.container) {
                 container.open_streams.retain(|id| *id != stream_id);
                 if container.open_streams.is_empty() {
-                    let container = self.draining.remove(&record.container).expect("draining");
-                    self.delete_removed_log(&record.container, &container);
+                    let (container, stalled) = self.draining.remove(&record.container).expect("draining");
+                    self.delete_removed_log(&record.container, &container, stalled);
                 }
             }
         }
@@ -353,10 +354,14 @@ impl DockerState {
     }
 
     /// `docker rm`'s deletion of the log, once no stream reads it: the lines no reader
-    /// had are lost to removal, and the removal report says so.
-    pub(crate) fn delete_removed_log(&mut self, id: &ContainerId, container: &Container) {
+    /// had are lost to removal, and the removal report says so. If the running agent
+    /// had learned of the container, it owes a count of the tail unread
+    /// ([`Self::tails_owed`]), unless a stream of it was `stalled` at the removal: such a
+    /// stream (moby #37646) ends cleanly at the removal without the tail, which its
+    /// reader cannot tell from a stream that drained the log.
+    pub(crate) fn delete_removed_log(&mut self, id: &ContainerId, container: &Container, stalled: bool) {
         let lost = self.logs[container.serial].delete_all();
-        if lost > 0 && self.seen_by_agent.contains(&container.serial) {
+        if lost > 0 && !stalled && self.seen_by_agent.contains(&container.serial) {
             self.tails_owed[0] += 1;
             self.tails_owed[1] += 1;
         }
@@ -376,7 +381,7 @@ impl DockerState {
     /// End the drain of every removed container now (the reader is going away): their
     /// streams end, their logs are deleted.
     pub(crate) fn end_drains(&mut self) {
-        for (id, container) in std::mem::take(&mut self.draining) {
+        for (id, (container, stalled)) in std::mem::take(&mut self.draining) {
             for stream_id in &container.open_streams {
                 let stream = self.log_streams.get_mut(stream_id).expect("indexed stream is open");
                 stream.end.get_or_insert(StreamEnd::Eof);
@@ -384,7 +389,7 @@ impl DockerState {
                     waker.wake();
                 }
             }
-            self.delete_removed_log(&id, &container);
+            self.delete_removed_log(&id, &container, stalled);
         }
     }
 
