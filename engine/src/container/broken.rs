@@ -151,7 +151,8 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
         | SupervisorVariant::TailDropped
         | SupervisorVariant::HiddenRandomness
         | SupervisorVariant::GapUncounted
-        | SupervisorVariant::TailOvercounted => (stream, StreamHook { heartbeat: None }),
+        | SupervisorVariant::TailOvercounted
+        | SupervisorVariant::TailUncounted => (stream, StreamHook { heartbeat: None }),
     }
 }
 
