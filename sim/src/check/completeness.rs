@@ -139,7 +139,9 @@ pub struct WorldLossCounts {
 /// cannot know whether a container it was not streaming (waiting for a slot, backing
 /// off, idle after a stop it read to the end and a start it missed) wrote anything since
 /// its last read, so it counts every removal without a stream that read to the end after
-/// the stop, and most of its count is of tails that held nothing new. Only the running
+/// the stop, and most of its count is of tails that held nothing new. A stream stalled
+/// at the removal ends without the tail, which the agent cannot tell from a drained one:
+/// not owed (`DockerState::delete_removed_log`). Only the running
 /// incarnation is held to it: one that crashed or stopped may have died between a
 /// removal and its finish (its count is then short by the removals it had not finished).
 pub fn check_tails(agent_tails: u64, agent_tails_now: u64, world: &WorldLossCounts) -> Result<(), (Invariant, String)> {
