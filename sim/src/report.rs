@@ -129,12 +129,15 @@ pub fn summary(report: &SweepReport) -> String {
     let sum = |get: fn(&SeedOutcome) -> u64| report.outcomes.iter().map(get).sum::<u64>();
     let _ = writeln!(
         out,
-        "agent loss counts: log gaps {} on {} seeds (world: {} noticeable, {} possible); tails unread {}",
+        "agent loss counts: log gaps {} on {} seeds (world: {} noticeable, {} possible); tails unread {} (world: {} removed, {} with lines unread, {} owed)",
         sum(|o| o.stats.agent_losses.gaps),
         report.outcomes.len(),
         sum(|o| o.stats.world_losses.gaps_noticeable),
         sum(|o| o.stats.world_losses.gaps_possible),
-        sum(|o| o.stats.agent_losses.tails_unread)
+        sum(|o| o.stats.agent_losses.tails_unread),
+        sum(|o| o.stats.world_losses.removed),
+        sum(|o| o.stats.world_losses.removed_unread),
+        sum(|o| o.stats.world_losses.tails_owed)
     );
     out
 }

@@ -947,7 +947,8 @@ fn drive_with(
         let world_losses = completeness::world_loss_counts(&world.docker);
         completeness::check_gaps(agent_losses.gaps, &world_losses)
             .map_err(|(invariant, detail)| world.fail(invariant, detail))?;
-        completeness::check_tails(agent_losses.tails_unread, &world_losses)
+        let tails_now = agent_losses.tails_unread - world.counted_before.tails_unread;
+        completeness::check_tails(agent_losses.tails_unread, tails_now, &world_losses)
             .map_err(|(invariant, detail)| world.fail(invariant, detail))?;
         let early = world.loki.counters().early_retries;
         if early > 0 {

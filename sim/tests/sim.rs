@@ -337,6 +337,48 @@ fn tails_counted_without_a_removal_are_caught() {
     panic!("{variant:?} was not caught within 20 seeds");
 }
 
+/// Few slots for the containers and frequent replaces: containers removed while they wait
+/// for a slot, with lines no stream read.
+fn slot_starved(seed: u64) -> Options {
+    Options {
+        streams_max: 3,
+        replaces_per_hour: 2.0,
+        crashes: 0,
+        graceful_stops: 0,
+        ..Options::from_seed(seed, &small())
+    }
+}
+
+#[test]
+fn tails_left_uncounted_are_caught() {
+    // container_tails_unread_total counts at least the removals that deleted lines the
+    // running agent never read (of containers it knew): an agent that never counts is
+    // caught.
+    let variant = SupervisorVariant::TailUncounted;
+    for seed in 0..20 {
+        let outcome = run_seed(&slot_starved(seed), RunConfig { variant, ..RunConfig::default() });
+        if let Some(violation) = &outcome.violation {
+            assert_eq!(violation.invariant, Invariant::NoLoss, "{}", failure_block(&outcome));
+            assert!(violation.detail.contains("removals of containers it knew"), "{}", failure_block(&outcome));
+            return;
+        }
+    }
+    panic!("{variant:?} was not caught within 20 seeds");
+}
+
+#[test]
+fn the_shipped_agent_counts_the_tails_it_did_not_read() {
+    // The same worlds: the shipped agent's count is within the world's bounds, and the
+    // worlds do owe tails (else the test above would prove nothing).
+    let mut owed = 0;
+    for seed in 0..20 {
+        let outcome = run_seed(&slot_starved(seed), RunConfig::default());
+        assert!(outcome.violation.is_none(), "{}", failure_block(&outcome));
+        owed += outcome.stats.world_losses.tails_owed;
+    }
+    assert!(owed > 0, "the worlds owed no tail");
+}
+
 #[test]
 fn the_shipped_agent_counts_the_gaps_it_can_see() {
     // The same worlds: the shipped agent's count is within the world's bounds, and the

@@ -152,7 +152,8 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
         | SupervisorVariant::HiddenRandomness
         | SupervisorVariant::GapUncounted
         | SupervisorVariant::TailOvercounted
-        | SupervisorVariant::DedupeLiveLines => (stream, StreamHook { heartbeat: None }),
+        | SupervisorVariant::DedupeLiveLines
+        | SupervisorVariant::TailUncounted => (stream, StreamHook { heartbeat: None }),
     }
 }
 

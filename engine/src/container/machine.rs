@@ -500,7 +500,10 @@ impl Machine {
             self.actions.push_back(Action::Inspect);
             self.phase = Phase::Inspecting { yielded: stream.yielded };
         } else if stream.opened_stopped && !self.effective_running() {
+            // Opened after the stop (Docker's word or discovery's), ended by itself: the
+            // tail is read, even if discovery has not heard of the stop yet.
             self.read_to_end = true;
+            self.tail_read = true;
             self.release_slot();
             self.phase = Phase::Idle;
             self.settle(now);

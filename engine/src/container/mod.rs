@@ -112,6 +112,10 @@ pub enum SupervisorVariant {
     /// container's (`container_tails_unread_total` counts events that never happened).
     #[cfg(feature = "broken-variants")]
     TailOvercounted,
+    /// A removed container's tail is never counted unread, even when no stream read it
+    /// to its end (`container_tails_unread_total` stays zero).
+    #[cfg(feature = "broken-variants")]
+    TailUncounted,
 }
 
 /// Make the hooks outside the supervisor (sink, queue, shutdown) play `variant` on this

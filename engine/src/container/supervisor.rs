@@ -270,6 +270,10 @@ impl Supervisor {
                 self.machine.handle_inspected(rt.now(), answer, self.unit());
             }
             Action::Finish => {
+                #[cfg(feature = "broken-variants")]
+                if shared.config.variant == crate::container::SupervisorVariant::TailUncounted {
+                    return false;
+                }
                 if self.labels.is_some() && !self.machine.tail_read() {
                     TailUnread.emit(telemetry);
                 }

@@ -62,8 +62,10 @@
 //!   line deleted, read past by a request made after the rotation) and may notice.
 //!   Lines count read (no deletion excuses them) at whole-frame boundaries of what a
 //!   reader was handed: a chunk cut inside a frame marks the frames before the cut
-//!   ([`ContainerLog::whole_frames_in`], [`ContainerLog::mark_read_to`]). The gap
-//!   account's resume line moves only when a whole rendered chunk was handed out.
+//!   ([`ContainerLog::whole_frames_in`]), and the gap account's resume line moves there
+//!   too. A cursor that only passed the place of lines rotation deleted (the other
+//!   stream's lines rendered up to this stream's first kept line) handed nothing of
+//!   this stream (seed 424: counted as a noticeable gap the agent could not see).
 
 use engine::model::StdStream;
 #[cfg(debug_assertions)]
@@ -608,6 +610,12 @@ impl ContainerLog {
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let index = stream.index();
             let before = self.lines_before(stream, cursor);
+            // Lines before the cursor that rotation deleted were not handed: a cursor that
+            // only passed their place (a render of the other stream's lines up to the
+            // stream's first kept line) handed nothing of this stream (seed 424).
+            if before <= self.retained_from[index] {
+                continue;
+            }
             let handed_before = self.handed_key[index];
             if let Some(last) = before.checked_sub(1) {
                 self.handed_key[index] = Some(handed_before.map_or(last, |key| key.max(last)));
@@ -637,18 +645,6 @@ impl ContainerLog {
                 self.gaps_noticeable[index] += 1;
             }
         }
-    }
-
-    /// A reader has been handed every frame before `cursor`, and holds part of a chunk
-    /// after it: the lines before `cursor` are read (no world deletion excuses them any
-    /// more). The gap account ([`Self::mark_read_by`]) moves only at a chunk's end:
-    /// moved here too, its lower bound exceeds the agent's count on seed 424 of the
-    /// default sweep (7 against 6): container bed36c7fe515, stderr, resume line 276
-    /// (handed whole in a split chunk) deleted by the log's second rotation, then a
-    /// request opened after it with `since` 2 s before that line reads from line 287,
-    /// and the agent counts no gap. Not understood yet (the agent or this account).
-    pub(crate) fn mark_read_to(&mut self, cursor: LogCursor) {
-        self.read_frontier = self.read_frontier.max(cursor);
     }
 
     /// The agent crashed and restarts from its checkpoint: per stream, the line it had
@@ -844,11 +840,13 @@ impl ContainerLog {
     }
 
     /// `docker rm`: the whole log is deleted; the lines no reader had are lost.
-    pub(crate) fn delete_all(&mut self) {
-        self.record_loss(self.next_seq, LossCause::Removal);
+    /// Returns how many.
+    pub(crate) fn delete_all(&mut self) -> u64 {
+        let lost = self.record_loss(self.next_seq, LossCause::Removal);
         self.start = self.end();
         self.entries_deleted = self.entries_total;
         self.retained_from = self.next_seq;
+        lost
     }
 
     /// Per stream, lines lost to `cause`.

@@ -206,7 +206,7 @@ impl Reader {
         if self.pending.is_empty() {
             log.mark_read_by(self.cursor, self.info);
         } else if let Some(cursor) = log.whole_frames_in(&self.runs, self.rendered_len - self.pending.len()) {
-            log.mark_read_to(cursor);
+            log.mark_read_by(cursor, self.info);
         }
     }
 

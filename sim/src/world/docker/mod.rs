@@ -24,7 +24,8 @@
 //!   stamped with the first cut's time, as Docker's copier does.
 //! - A stop ends every follow stream of the container once it has handed out what was
 //!   written before the stop, even if the container is started again meanwhile.
-//! - `docker rm` ends the container's streams at once; inspect/logs then say NotFound.
+//! - `docker rm`: open streams read on to the last write, then end (a stalled one ends
+//!   at once); the log is deleted when the last ends; inspect/logs then say NotFound.
 //! - `pause` / `unpause` ([`SimDocker::pause`]): the process is frozen, so output is
 //!   refused ([`CommandError::Paused`]) while follow streams stay open with nothing to
 //!   say; the container still runs for `list` and `inspect` (Docker's inspect says
@@ -354,16 +355,14 @@ impl SimDocker {
         })
     }
 
-    /// `docker rm -f`: kills it if running, deletes it and its log; its streams end.
+    /// `docker rm -f`: kills it if running, deletes it; new requests say NotFound.
     ///
-    /// Known divergence (issue 7): Docker does not cut an open follow stream here. The
-    /// json-file follower holds the log file open, and once the logger is closed (at
-    /// the container's stop) reads on to the last write, then ends (moby
-    /// `daemon/logger/loggerutils/follow.go`, `nextPos`: on `LogFile.closed` it goes on
-    /// while a write position is pending); a request on an exited container is served
-    /// as non-follow, to the end of the file. So on real Docker an open stream reads the
-    /// tail of a removed container; here it ends at once and its unread lines are
-    /// excused as removed, and `container_tails_unread_total` cannot be checked.
+    /// As Docker does (moby `daemon/logger/loggerutils/follow.go`, `nextPos`): a
+    /// follower holds the log file open, and once the logger is closed (at the stop) it
+    /// reads on to the last write, then ends. So open streams drain to the end of what
+    /// was written (a stalled one ends at once: it would never drain), and the log is
+    /// deleted (the lines no reader had lost to removal) when the last of them ends, or
+    /// at once if none is open.
     pub fn remove(&self, id: &ContainerId) -> Result<(), CommandError> {
         self.with(|state| {
             let running = state.containers.get(id).ok_or(CommandError::NoSuchContainer)?.info.running;
@@ -374,18 +373,25 @@ impl SimDocker {
                 let now = state.now;
                 state.unannounced_removals.push(now);
             }
+            let mut stalled = false;
             state.for_log_streams_of(id, |stream| {
-                stream.end.get_or_insert(StreamEnd::Eof);
+                if stream.fault == Some(StreamFault::Stall) {
+                    stalled = true;
+                    stream.end.get_or_insert(StreamEnd::Eof);
+                }
             });
             let container = state.containers.remove(id).expect("checked");
-            // `docker rm` deletes the log; its open streams have ended above. The model
-            // keeps its bursts (unreadable) so the oracle can still check the content of
-            // lines the agent had read before.
-            state.logs[container.serial].delete_all();
-            let mut report = Self::report(state, id, &container, container.open_streams.len());
-            report.removed = true;
-            state.removed.insert(id.clone(), report);
             state.removed_since_forget.insert(id.clone());
+            // The model keeps the log's bursts (unreadable once deleted) so the oracle can
+            // still check the content of lines the agent had read before.
+            if container.open_streams.is_empty() {
+                state.delete_removed_log(id, &container, stalled);
+            } else {
+                let mut report = Self::report(state, id, &container, container.open_streams.len());
+                report.removed = true;
+                state.removed.insert(id.clone(), report);
+                state.draining.insert(id.clone(), (container, stalled));
+            }
             Ok(())
         })
     }
@@ -668,12 +674,17 @@ impl SimDocker {
     /// The agent that saw the containers so far was only a probe (the simulator's
     /// baseline): the real first start is to come, and sees them for the first time.
     pub fn forget_seen(&self) {
-        self.with(|state| state.logs.iter_mut().for_each(|log| log.forget_seen()));
+        self.with(|state| {
+            state.logs.iter_mut().for_each(|log| log.forget_seen());
+            state.forget_agent();
+        });
     }
 
     /// The agent crashed: what it had read is gone with it (see `ContainerLog::forget_reads`).
     pub fn forget_reads(&self) {
         self.with(|state| {
+            state.end_drains();
+            state.forget_agent();
             state.unsettled.forget();
             state.logs.iter_mut().for_each(|log| log.forget_reads());
             state.removed_since_forget.clear();
@@ -699,6 +710,8 @@ impl SimDocker {
     /// removal or rotation. Returns how many.
     pub fn abandon_removed_reads(&self, delivered: impl Fn(&ContainerId, StdStream) -> u64) -> u64 {
         self.with(|state| {
+            // Its streams of removed containers end with it: their logs are deleted first.
+            state.end_drains();
             let mut total = 0;
             let DockerState { removed, removed_since_forget, serials, logs, containers, .. } = state;
             let delivered = |id: &ContainerId| [delivered(id, StdStream::Stdout), delivered(id, StdStream::Stderr)];
@@ -716,6 +729,13 @@ impl SimDocker {
             }
             total
         })
+    }
+
+    /// Removals that deleted lines no reader of the running agent incarnation had, of
+    /// containers it had learned of: since its start, and over the run (see
+    /// `completeness::check_tails`).
+    pub fn tails_owed(&self) -> [u64; 2] {
+        self.with(|state| state.tails_owed)
     }
 
     /// The first line of `stream` at or after `seq` that the world did not delete unread.

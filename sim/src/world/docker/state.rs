@@ -129,6 +129,18 @@ pub(crate) struct DockerState {
     pub(crate) serials: BTreeMap<ContainerId, usize>,
     /// Final reports of removed containers, for the oracle.
     pub(crate) removed: BTreeMap<ContainerId, super::ContainerReport>,
+    /// Removed containers whose log streams were open at `docker rm`: they read on to
+    /// the last write; the log is deleted when the last of them ends
+    /// ([`DockerState::close_log_stream`]).
+    /// With it, whether a stream was stalled at the removal (see `delete_removed_log`).
+    pub(crate) draining: BTreeMap<ContainerId, (Container, bool)>,
+    /// Logs (by serial) the running agent incarnation has learned of (list, inspect,
+    /// event): forgotten at its crash or stop.
+    pub(crate) seen_by_agent: std::collections::BTreeSet<usize>,
+    /// Removals of a container the running incarnation had learned of that deleted
+    /// lines no reader of it had: it owes one `container_tails_unread_total` each.
+    /// Since its start, and over the run.
+    pub(crate) tails_owed: [u64; 2],
     /// Containers removed since the agent's reads were last forgotten (its last crash or
     /// stop): only their read lines can still be in the dying agent's hands.
     pub(crate) removed_since_forget: std::collections::BTreeSet<ContainerId>,
@@ -170,6 +182,7 @@ impl DockerState {
     pub(crate) fn seen(&mut self, serial: usize) {
         let now = self.first_sight_now;
         self.logs[serial].mark_seen(now);
+        self.seen_by_agent.insert(serial);
     }
 
     pub(crate) fn new(seed: u64) -> DockerState {
@@ -180,6 +193,9 @@ impl DockerState {
             serials: BTreeMap::new(),
             removed: BTreeMap::new(),
             removed_since_forget: Default::default(),
+            seen_by_agent: Default::default(),
+            tails_owed: [0; 2],
+            draining: BTreeMap::new(),
             daemon_up: true,
             log_streams: BTreeMap::new(),
             event_streams: BTreeMap::new(),
@@ -326,14 +342,61 @@ impl DockerState {
         counts
     }
 
-    /// Forget an open log stream (its reader dropped it).
+    /// Forget an open log stream (its reader dropped it). The last stream of a removed
+    /// container ends its drain: its log is deleted now.
     pub(crate) fn close_log_stream(&mut self, stream_id: u64) {
         if let Some(record) = self.log_streams.remove(&stream_id) {
             if let Some(container) = self.containers.get_mut(&record.container) {
                 container.open_streams.retain(|id| *id != stream_id);
+            } else if let Some((container, _)) = self.draining.get_mut(&record.container) {
+                container.open_streams.retain(|id| *id != stream_id);
+                if container.open_streams.is_empty() {
+                    let (container, stalled) = self.draining.remove(&record.container).expect("draining");
+                    self.delete_removed_log(&record.container, &container, stalled);
+                }
             }
         }
         self.counters.log_streams_open = self.log_streams.len();
+    }
+
+    /// `docker rm`'s deletion of the log, once no stream reads it: the lines no reader
+    /// had are lost to removal, and the removal report says so. If the running agent
+    /// had learned of the container, it owes a count of the tail unread
+    /// ([`Self::tails_owed`]), unless a stream of it was `stalled` at the removal: such a
+    /// stream (moby #37646) ends cleanly at the removal without the tail, which its
+    /// reader cannot tell from a stream that drained the log.
+    pub(crate) fn delete_removed_log(&mut self, id: &ContainerId, container: &Container, stalled: bool) {
+        let lost = self.logs[container.serial].delete_all();
+        if lost > 0 && !stalled && self.seen_by_agent.contains(&container.serial) {
+            self.tails_owed[0] += 1;
+            self.tails_owed[1] += 1;
+        }
+        let streams_open = container.open_streams.len();
+        let mut report = super::SimDocker::report(self, id, container, streams_open);
+        report.removed = true;
+        self.removed.insert(id.clone(), report);
+    }
+
+    /// The agent incarnation is gone (crash, stop, or the baseline probe): what it had
+    /// learned of and what it owed are forgotten.
+    pub(crate) fn forget_agent(&mut self) {
+        self.seen_by_agent.clear();
+        self.tails_owed[0] = 0;
+    }
+
+    /// End the drain of every removed container now (the reader is going away): their
+    /// streams end, their logs are deleted.
+    pub(crate) fn end_drains(&mut self) {
+        for (id, (container, stalled)) in std::mem::take(&mut self.draining) {
+            for stream_id in &container.open_streams {
+                let stream = self.log_streams.get_mut(stream_id).expect("indexed stream is open");
+                stream.end.get_or_insert(StreamEnd::Eof);
+                if let Some(waker) = stream.waker.take() {
+                    waker.wake();
+                }
+            }
+            self.delete_removed_log(&id, &container, stalled);
+        }
     }
 
     /// Wake the readers of `container` waiting for new entries (not the stalled ones).

@@ -361,6 +361,42 @@ fn remove_deletes_the_log_and_ends_open_streams() {
     assert_eq!(docker.counters().log_streams_open, 0);
 }
 
+#[test]
+fn remove_lets_open_streams_read_to_the_last_write_then_deletes_the_log() {
+    let (mut executor, docker) = world(11);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
+    // Opened, nothing read yet: the removal does not cut it (moby's follower drains).
+    let (docker2, id2) = (docker.clone(), id.clone());
+    let stream = executor.block_on(async move { docker2.logs(&id2, opts(true, 0)).await.unwrap() }).unwrap();
+    docker.remove(&id).unwrap();
+    let report = docker.container(&id).unwrap();
+    assert!(report.removed && report.streams_open == 1);
+    // Not deleted while the stream reads: nothing lost yet; new requests say NotFound.
+    assert_eq!(report.lost_to_removal, [0, 0]);
+    let (docker2, id2) = (docker.clone(), id.clone());
+    let result = executor.block_on(async move { docker2.logs(&id2, opts(false, 0)).await.err() });
+    assert_eq!(result.unwrap(), Some(EngineError::NotFound(id.to_string())));
+    let (chunks, error) = executor.block_on(drain(stream)).unwrap();
+    assert_eq!(error, None);
+    assert_eq!(decode(&chunks).0.len(), 3);
+    let report = docker.container(&id).unwrap();
+    assert_eq!((report.lost_to_removal, report.streams_open, report.unread), ([0, 0], 0, false));
+    assert_eq!(docker.counters().log_streams_open, 0);
+}
+
+#[test]
+fn a_stream_dropped_unread_after_the_removal_leaves_its_lines_lost_to_removal() {
+    let (mut executor, docker) = world(11);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
+    let (docker2, id2) = (docker.clone(), id.clone());
+    let stream = executor.block_on(async move { docker2.logs(&id2, opts(true, 0)).await.unwrap() }).unwrap();
+    docker.remove(&id).unwrap();
+    drop(stream);
+    assert_eq!(docker.container(&id).unwrap().lost_to_removal, [3, 0]);
+}
+
 /// Every event a subscriber saw: its kind and attributes, or the stream's error.
 type EventLog = Arc<Mutex<Vec<Result<(ContainerEventKind, BTreeMap<String, String>), EngineError>>>>;
 
