@@ -174,7 +174,13 @@ impl Reader {
                 self.pending = self.buffer.split().freeze();
                 state.counters.log_entries_delivered += entries;
                 let pending = self.pending.len() as u64;
-                state.unsettled.rendered(log, serial, counts_from, (self.rendered_from, self.cursor), pending);
+                let skipped: Vec<_> = log
+                    .since_skipped(self.rendered_from, self.cursor, &self.qualify)
+                    .into_iter()
+                    .map(|(_, stream, lines)| (stream, lines))
+                    .collect();
+                let rendered = (self.rendered_from, self.cursor);
+                state.unsettled.rendered(log, serial, counts_from, rendered, pending, &skipped);
             }
             // Lines of a stepped stream its `since` skipped (host clock step): a named loss.
             state.logs[serial].record_since_skips(self.rendered_from, self.cursor, &self.qualify);

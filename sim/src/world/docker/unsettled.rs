@@ -84,7 +84,14 @@ impl Unsettled {
 
     /// A reader of log `serial`, counting from `start` on, rendered from `from` (where
     /// its cursor was) up to `cursor`, `pending` bytes more than before. Lines rotation
-    /// deleted before `from` was reached were never handed: not counted.
+    /// deleted before `from` was reached were never handed: not counted. Nor are the
+    /// lines its request's `since` skipped after a host clock step (`skipped`, per
+    /// stream in order, from [`ContainerLog::since_skipped`]): the agent never sees them,
+    /// so nothing it holds can settle them, and they would stay unsettled until Loki
+    /// answers a later line of their stream (a flood stamped before the step, skipped
+    /// during a Loki outage, held the bound of seeds 1183, 2072, 2573 past its budget).
+    /// Counting stops at `cursor` all the same: a later reader whose `since` lets them
+    /// through does not count them (under-counted: the safe side).
     pub(crate) fn rendered(
         &mut self,
         log: &ContainerLog,
@@ -92,6 +99,7 @@ impl Unsettled {
         start: [u64; 2],
         (from, cursor): (LogCursor, LogCursor),
         pending: u64,
+        skipped: &[(StdStream, Range<u64>)],
     ) {
         self.pending_bytes += pending;
         if self.limit.is_none() {
@@ -107,11 +115,24 @@ impl Unsettled {
             if next <= from {
                 continue;
             }
-            self.counted_bytes += log.lines_cost(stream, from..next, self.content_cap);
             counted.through[index] = next;
-            match counted.ranges[index].last_mut() {
-                Some(last) if last.end == from => last.end = next,
-                _ => counted.ranges[index].push(from..next),
+            // The lines handed: `from..next` but the skipped ones.
+            let mut handed = Vec::new();
+            let mut at = from;
+            for lines in skipped.iter().filter(|(of, _)| *of == stream).map(|(_, lines)| lines) {
+                let (start, end) = (lines.start.max(at), lines.end.min(next));
+                if start < end {
+                    handed.push(at..start);
+                    at = end;
+                }
+            }
+            handed.push(at..next);
+            for lines in handed.into_iter().filter(|lines| !lines.is_empty()) {
+                self.counted_bytes += log.lines_cost(stream, lines.clone(), self.content_cap);
+                match counted.ranges[index].last_mut() {
+                    Some(last) if last.end == lines.start => last.end = lines.end,
+                    _ => counted.ranges[index].push(lines),
+                }
             }
         }
     }
@@ -228,7 +249,7 @@ impl Unsettled {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::world::docker::log::LINE_FRAME_BYTES;
+    use crate::world::docker::log::{Qualify, LINE_FRAME_BYTES};
 
     /// A log of `bursts` × 10 stdout lines of 5 content bytes (45 bytes each as frames).
     fn log(bursts: usize) -> (ContainerLog, Vec<LogCursor>) {
@@ -252,7 +273,7 @@ mod tests {
         let (log, ends) = log(2);
         assert_eq!(log.lines_cost(StdStream::Stdout, 0..10, 1_000), 10 * (LINE_FRAME_BYTES + 5));
         let mut count = unsettled(500);
-        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450);
+        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
         assert_eq!(count.now().0, 0, "rendered, not handed");
         count.handed(7, 400, 0, false);
         assert_eq!(count.now(), (400, 400));
@@ -262,7 +283,7 @@ mod tests {
         assert_eq!(count.now().0, 450 - 4 * 45);
         // A replay of lines Loki answered is not counted again.
         count.settle(&log, 0, StdStream::Stdout, 10);
-        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450);
+        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
         count.handed(8, 450, 0, true);
         assert_eq!(count.now().0, 0);
         assert!(count.violation.is_none());
@@ -272,12 +293,12 @@ mod tests {
     fn more_than_the_bound_and_the_open_streams_slack_is_a_violation() {
         let (log, ends) = log(3);
         let mut count = unsettled(500);
-        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450);
+        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
         count.handed(7, 450, 0, true);
-        count.rendered(&log, 0, [0, 0], (ends[1], ends[2]), 450);
+        count.rendered(&log, 0, [0, 0], (ends[1], ends[2]), 450, &[]);
         count.handed(7, 450, 0, true);
         assert!(count.violation.is_none(), "900 ≤ 500 + the 450 of the last chunk");
-        count.rendered(&log, 0, [0, 0], (ends[2], ends[3]), 450);
+        count.rendered(&log, 0, [0, 0], (ends[2], ends[3]), 450, &[]);
         count.handed(7, 450, 0, true);
         let violation = count.violation.clone().expect("1350 > 500 + 450");
         assert!(violation.contains("1350 bytes"), "{violation}");
@@ -287,15 +308,40 @@ mod tests {
     fn a_stream_dropped_with_frames_unhanded_uncounts_them_and_a_crash_forgets_all() {
         let (log, ends) = log(1);
         let mut count = unsettled(500);
-        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450);
+        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
         count.handed(7, 90, 0, false);
         count.uncount(&log, 0, [0, 0]);
         count.closed(7, 360);
         assert_eq!(count.now(), (0, 0), "the two lines handed are under-counted: the safe side");
-        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450);
+        count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
         count.handed(9, 450, 0, true);
         assert_eq!(count.now().0, 450);
         count.forget();
         assert_eq!(count.now().0, 0);
+    }
+
+    #[test]
+    fn lines_a_since_filter_skips_after_a_clock_step_are_not_counted() {
+        // Three bursts of ten lines; the host clock steps back before the second, which
+        // is stamped before the third's request `since`, and passes no line.
+        let mut log = ContainerLog::new(false, false);
+        log.append(StdStream::Stdout, 10, 5, 1_000, 1);
+        log.clock_stepped_back(900);
+        log.append(StdStream::Stdout, 10, 5, 100, 1);
+        log.append(StdStream::Stdout, 10, 5, 2_000, 1);
+        let mut qualify = [Qualify::Each(1_500), Qualify::Each(1_500)];
+        log.refresh_qualify(&mut qualify, Some(1_500));
+        let (from, to) = (LogCursor::default(), log.end());
+        let skipped: Vec<_> =
+            log.since_skipped(from, to, &qualify).into_iter().map(|(_, stream, lines)| (stream, lines)).collect();
+        assert_eq!(skipped, vec![(StdStream::Stdout, 0..10), (StdStream::Stdout, 10..20)]);
+        let mut count = unsettled(500);
+        count.rendered(&log, 0, [0, 0], (from, to), 450, &skipped);
+        count.handed(7, 450, 0, true);
+        assert_eq!(count.now().0, 10 * 45, "only the ten lines that passed");
+        // Loki answers the last line: nothing is left, the skipped lines were never held.
+        count.settle(&log, 0, StdStream::Stdout, 30);
+        assert_eq!(count.now().0, 0);
+        assert!(count.violation.is_none());
     }
 }

@@ -76,30 +76,48 @@ impl ContainerLog {
         }
     }
 
-    /// A reader passed over the entries `from..to` with the filters `qualify`: the lines
-    /// of a stepped stream ([`Qualify::Each`]) that the filter skipped, written after the
-    /// first clock step and not handed to any reader, are lost to [`LossCause::ClockStep`].
-    /// Returns how many it adds.
-    pub(crate) fn record_since_skips(&mut self, from: LogCursor, to: LogCursor, qualify: &[Qualify; 2]) -> u64 {
+    /// The whole lines of streams filtered per entry ([`Qualify::Each`]) among the
+    /// entries `from..to` that `qualify` skipped, per burst in order: (burst, stream,
+    /// lines). Never handed to the reader.
+    pub(crate) fn since_skipped(
+        &self,
+        from: LogCursor,
+        to: LogCursor,
+        qualify: &[Qualify; 2],
+    ) -> Vec<(usize, StdStream, Range<u64>)> {
         let to = to.min(self.end());
         let mut from = self.normalise(from.max(self.start));
-        let mut total = 0;
+        let mut skipped = Vec::new();
         while from < to {
             let burst = &self.bursts[from.burst];
-            let index = burst.stream.index();
             let end = if from.burst == to.burst { to.entry } else { burst.entries() };
-            if let (Qualify::Each(since), Some(stepped_from)) = (qualify[index], self.stepped_from[index]) {
+            if let Qualify::Each(since) = qualify[burst.stream.index()] {
                 let passes_from = burst.first_entry_at_or_after(since).unwrap_or(burst.entries());
                 let per_line = burst.entries_per_line();
                 // Whole lines among the skipped entries `from.entry..passes_from.min(end)`.
                 let first = burst.first_seq + from.entry.div_ceil(per_line);
                 let until = burst.first_seq + passes_from.min(end) / per_line;
-                let first = first.max(stepped_from).max(self.first_unread_line(burst.stream));
-                if !burst.open {
-                    total += self.add_loss(burst.stream, first..until, LossCause::ClockStep);
+                if first < until {
+                    skipped.push((from.burst, burst.stream, first..until));
                 }
             }
             from = LogCursor { burst: from.burst + 1, entry: 0 };
+        }
+        skipped
+    }
+
+    /// A reader passed over the entries `from..to` with the filters `qualify`: the lines
+    /// of a stepped stream ([`Qualify::Each`]) that the filter skipped, written after the
+    /// first clock step and not handed to any reader, are lost to [`LossCause::ClockStep`].
+    /// Returns how many it adds.
+    pub(crate) fn record_since_skips(&mut self, from: LogCursor, to: LogCursor, qualify: &[Qualify; 2]) -> u64 {
+        let mut total = 0;
+        for (burst, stream, lines) in self.since_skipped(from, to, qualify) {
+            let Some(stepped_from) = self.stepped_from[stream.index()] else { continue };
+            let first = lines.start.max(stepped_from).max(self.first_unread_line(stream));
+            if !self.bursts[burst].open {
+                total += self.add_loss(stream, first..lines.end, LossCause::ClockStep);
+            }
         }
         total
     }
