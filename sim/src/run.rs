@@ -273,8 +273,10 @@ impl World {
             // What it had read of a container removed since (or rotated away) is gone with
             // it: a named loss, but only if it held lines at all when it died. Lines read
             // and undelivered while its queue was empty were dropped by the agent itself.
-            let in_hand =
-                Telemetry::get(&incarnation.telemetry.queue_lines).max(std::mem::take(&mut self.abandoned_at_stop));
+            // Readers' lines count too: read, waiting for the budget (seed 1190).
+            let telemetry = &incarnation.telemetry;
+            let in_hand = (Telemetry::get(&telemetry.queue_lines) + Telemetry::get(&telemetry.reader_lines_held))
+                .max(std::mem::take(&mut self.abandoned_at_stop));
             if in_hand > 0 {
                 self.docker.abandon_removed_reads(|id, stream| delivery.delivered(id, stream));
             }

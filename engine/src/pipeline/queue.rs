@@ -17,6 +17,8 @@
 //! may send again. An empty pipeline always takes a chunk, so readers' buffers alone
 //! cannot wedge it. Not charged: the chunk a reader is parsing and the lines it waits to
 //! queue (at most one chunk per open stream: the slack the simulator's check allows).
+//! Those lines are counted (`reader_lines_held`, [`QueueSender::send_read`]): a reader
+//! cancelled while it waits drops them, and the shutdown report names them abandoned.
 //!
 //! The budget is a FIFO-fair semaphore: a large chunk is not starved by small ones.
 
@@ -25,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
 use crate::model::{Labels, Line, SourceId};
-use crate::telemetry::events::QueueChanged;
+use crate::telemetry::events::{QueueChanged, ReaderLinesHeld};
 use crate::telemetry::Telemetry;
 
 /// What one queued line costs the budget besides its content bytes: its [`Line`] record
@@ -255,6 +257,22 @@ impl QueueSender {
             QueueClosed
         })
     }
+
+    /// Queue a reader's chunks in order, waiting while the pipeline is full. Until each
+    /// is queued its lines count in `reader_lines_held`: a reader cancelled while it waits
+    /// (shutdown, crash) drops them and the count keeps them, so the shutdown names them
+    /// with the lines it abandoned (they were read: a reopen may never find them again,
+    /// json-file rotation may have deleted them). A closed queue keeps them counted too.
+    pub async fn send_read(&self, chunks: Vec<Chunk>) -> Result<(), QueueClosed> {
+        let held: usize = chunks.iter().map(|chunk| chunk.lines.len()).sum();
+        ReaderLinesHeld { lines_delta: held as i64 }.emit(&self.budget.telemetry);
+        for chunk in chunks {
+            let lines = chunk.lines.len();
+            self.send(chunk).await?;
+            ReaderLinesHeld { lines_delta: -(lines as i64) }.emit(&self.budget.telemetry);
+        }
+        Ok(())
+    }
 }
 
 /// The dispatcher's end.
@@ -353,6 +371,29 @@ mod tests {
         waiting.now_or_never().expect("room after the debt is paid").unwrap();
         drop(hold);
         assert_eq!(budget.semaphore.available_permits(), 3 * unit);
+    }
+
+    /// Seed 1190: a reader cancelled (graceful stop) while it waits for the budget with
+    /// lines it read is counted as holding them, the chunk it waits on and the ones after
+    /// it; the lines it queued are not.
+    #[test]
+    fn a_reader_cancelled_while_it_waits_to_queue_leaves_its_lines_counted() {
+        let telemetry = Arc::new(Telemetry::default());
+        let budget = Budget::new(3 * LINE_OVERHEAD_BYTES, telemetry.clone());
+        let (sender, mut receiver) = queue(budget.clone());
+        let mut waiting = Box::pin(sender.send_read(vec![empty_lines(2), empty_lines(2), empty_lines(1)]));
+        assert!((&mut waiting).now_or_never().is_none(), "the second chunk does not fit");
+        assert_eq!(Telemetry::get(&telemetry.reader_lines_held), 3);
+        drop(waiting);
+        assert_eq!(Telemetry::get(&telemetry.reader_lines_held), 3, "dropped unqueued: still counted");
+        assert_eq!(Telemetry::get(&telemetry.queue_lines), 2);
+        // A reader that queues everything holds nothing.
+        let chunk = receiver.recv().now_or_never().unwrap().unwrap();
+        budget.refund(chunk.lines.len(), chunk.bytes);
+        let telemetry_after = Arc::new(Telemetry::default());
+        let (sender, _receiver) = queue(Budget::new(3 * LINE_OVERHEAD_BYTES, telemetry_after.clone()));
+        sender.send_read(vec![empty_lines(1), empty_lines(2)]).now_or_never().expect("fits").unwrap();
+        assert_eq!(Telemetry::get(&telemetry_after.reader_lines_held), 0);
     }
 
     /// Readers' buffers alone never wedge the pipeline: an empty one takes a chunk.
