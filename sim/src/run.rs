@@ -267,7 +267,7 @@ impl World {
             // From what the restart will load (the previous generation if the world
             // damaged the current one): duplicates back to there are allowed, no further,
             // and the world's account of gaps a reader can notice starts from its lines.
-            let loaded = self.store.to_be_loaded().checkpoint;
+            let engine::port::LoadedCheckpoint { checkpoint: loaded, origin } = self.store.to_be_loaded();
             delivery.handle_crash(&loaded);
             self.docker.reset_readers(|id, stream| delivery.committed_line(id, stream, &loaded));
             // What it had read of a container removed since (or rotated away) is gone with
@@ -282,6 +282,12 @@ impl World {
             }
             drop(delivery);
             self.docker.forget_reads();
+            // Nothing durable says the agent ever ran (no position committed yet): its
+            // restart is a first run again, and `first_sight` applies anew (seed 2699:
+            // crashed 0.4 s after its first start, lines written while it was down).
+            if origin == engine::port::CheckpointOrigin::Fresh {
+                self.docker.forget_seen();
+            }
             self.loki.forget_retry_after();
             self.exec.drop_engine_tasks();
             drop(incarnation.agent.lock().unwrap().take());
