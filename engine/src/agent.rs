@@ -39,7 +39,8 @@ pub struct AgentPorts {
 pub struct ShutdownReport {
     /// Every queued line was acknowledged (or rejected and counted) before the deadline.
     pub drained: bool,
-    /// Lines still queued or in flight when the deadline struck.
+    /// Lines still queued or in flight when the deadline struck, and lines readers had
+    /// read and not queued when intake stopped (they wait for the budget).
     pub lines_abandoned: u64,
     /// The final checkpoint commit succeeded.
     pub committed: bool,
@@ -183,7 +184,9 @@ impl Agent {
         let dispatcher_done = join_until(&*rt, dispatcher, deadline).await;
         let sink_done = join_until(&*rt, sink, deadline).await;
         let drained = dispatcher_done && sink_done;
-        let lines_abandoned = Telemetry::get(&telemetry.queue_lines);
+        // Queued lines the drain did not deliver, and lines the readers had read and
+        // were waiting to queue when intake stopped (seed 1190).
+        let lines_abandoned = Telemetry::get(&telemetry.queue_lines) + Telemetry::get(&telemetry.reader_lines_held);
         // 3. Commit what was acknowledged.
         #[cfg(feature = "broken-variants")]
         if crate::container::broken::is_active(crate::container::SupervisorVariant::HangShutdown) {

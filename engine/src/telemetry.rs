@@ -233,6 +233,9 @@ pub struct Telemetry {
     pub lines_dropped_total: [AtomicU64; DropReason::ALL.len()],
     pub sink_requests_total: [AtomicU64; SinkStatus::ALL.len()],
     pub queue_lines: AtomicU64,
+    /// Lines readers read and have not queued yet (waiting for the budget); after a
+    /// reader is cancelled, the lines it dropped (see `QueueSender::send_read`).
+    pub reader_lines_held: AtomicU64,
     pub queue_bytes: AtomicU64,
     pub queue_bytes_max_seen: AtomicU64,
     pub checkpoint_commits_total: AtomicU64,
@@ -267,6 +270,7 @@ impl Default for Telemetry {
             lines_dropped_total: Default::default(),
             sink_requests_total: Default::default(),
             queue_lines: AtomicU64::new(0),
+            reader_lines_held: AtomicU64::new(0),
             queue_bytes: AtomicU64::new(0),
             queue_bytes_max_seen: AtomicU64::new(0),
             checkpoint_commits_total: AtomicU64::new(0),

@@ -267,19 +267,27 @@ impl World {
             // From what the restart will load (the previous generation if the world
             // damaged the current one): duplicates back to there are allowed, no further,
             // and the world's account of gaps a reader can notice starts from its lines.
-            let loaded = self.store.to_be_loaded().checkpoint;
+            let engine::port::LoadedCheckpoint { checkpoint: loaded, origin } = self.store.to_be_loaded();
             delivery.handle_crash(&loaded);
             self.docker.reset_readers(|id, stream| delivery.committed_line(id, stream, &loaded));
             // What it had read of a container removed since (or rotated away) is gone with
             // it: a named loss, but only if it held lines at all when it died. Lines read
             // and undelivered while its queue was empty were dropped by the agent itself.
-            let in_hand =
-                Telemetry::get(&incarnation.telemetry.queue_lines).max(std::mem::take(&mut self.abandoned_at_stop));
+            // Readers' lines count too: read, waiting for the budget (seed 1190).
+            let telemetry = &incarnation.telemetry;
+            let in_hand = (Telemetry::get(&telemetry.queue_lines) + Telemetry::get(&telemetry.reader_lines_held))
+                .max(std::mem::take(&mut self.abandoned_at_stop));
             if in_hand > 0 {
                 self.docker.abandon_removed_reads(|id, stream| delivery.delivered(id, stream));
             }
             drop(delivery);
             self.docker.forget_reads();
+            // Nothing durable says the agent ever ran (no position committed yet): its
+            // restart is a first run again, and `first_sight` applies anew (seed 2699:
+            // crashed 0.4 s after its first start, lines written while it was down).
+            if origin == engine::port::CheckpointOrigin::Fresh {
+                self.docker.forget_seen();
+            }
             self.loki.forget_retry_after();
             self.exec.drop_engine_tasks();
             drop(incarnation.agent.lock().unwrap().take());

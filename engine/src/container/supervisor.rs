@@ -300,16 +300,14 @@ impl Supervisor {
             LogGapFound { container: self.id.short(), gaps }.emit(telemetry, rt.now());
         }
         if let Some(labels) = &self.labels {
-            for run in runs.drain(..) {
-                let chunk = Chunk {
-                    source: self.sources[run.stream.index()].clone(),
-                    labels: labels[run.stream.index()].clone(),
-                    lines: run.lines,
-                    bytes: run.bytes,
-                };
-                if shared.queue.send(chunk).await.is_err() {
-                    return false;
-                }
+            let chunks = runs.drain(..).map(|run| Chunk {
+                source: self.sources[run.stream.index()].clone(),
+                labels: labels[run.stream.index()].clone(),
+                lines: run.lines,
+                bytes: run.bytes,
+            });
+            if shared.queue.send_read(chunks.collect()).await.is_err() {
+                return false;
             }
         }
         runs.clear();

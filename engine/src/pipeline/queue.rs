@@ -17,6 +17,8 @@
 //! may send again. An empty pipeline always takes a chunk, so readers' buffers alone
 //! cannot wedge it. Not charged: the chunk a reader is parsing and the lines it waits to
 //! queue (at most one chunk per open stream: the slack the simulator's check allows).
+//! Those lines are counted (`reader_lines_held`, [`QueueSender::send_read`]): a reader
+//! cancelled while it waits drops them, and the shutdown report names them abandoned.
 //!
 //! The budget is a FIFO-fair semaphore: a large chunk is not starved by small ones.
 
@@ -25,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
 use crate::model::{Labels, Line, SourceId};
-use crate::telemetry::events::QueueChanged;
+use crate::telemetry::events::{QueueChanged, ReaderLinesHeld};
 use crate::telemetry::Telemetry;
 
 /// What one queued line costs the budget besides its content bytes: its [`Line`] record
@@ -255,6 +257,22 @@ impl QueueSender {
             QueueClosed
         })
     }
+
+    /// Queue a reader's chunks in order, waiting while the pipeline is full. Until each
+    /// is queued its lines count in `reader_lines_held`: a reader cancelled while it waits
+    /// (shutdown, crash) drops them and the count keeps them, so the shutdown names them
+    /// with the lines it abandoned (they were read: a reopen may never find them again,
+    /// json-file rotation may have deleted them). A closed queue keeps them counted too.
+    pub async fn send_read(&self, chunks: Vec<Chunk>) -> Result<(), QueueClosed> {
+        let held: usize = chunks.iter().map(|chunk| chunk.lines.len()).sum();
+        ReaderLinesHeld { lines_delta: held as i64 }.emit(&self.budget.telemetry);
+        for chunk in chunks {
+            let lines = chunk.lines.len();
+            self.send(chunk).await?;
+            ReaderLinesHeld { lines_delta: -(lines as i64) }.emit(&self.budget.telemetry);
+        }
+        Ok(())
+    }
 }
 
 /// The dispatcher's end.
@@ -277,98 +295,5 @@ pub fn queue(budget: Budget) -> (QueueSender, QueueReceiver) {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use bytes::Bytes;
-    use futures::FutureExt;
-
-    use super::*;
-    use crate::model::{ContainerId, Position, ResumeKey, StdStream};
-
-    fn empty_lines(count: usize) -> Chunk {
-        let lines: Vec<Line> = (0..count)
-            .map(|n| Line {
-                ts: n as i64,
-                bytes: Bytes::new(),
-                position: Position::Container(ResumeKey { ts: n as i64, seq: 0 }),
-            })
-            .collect();
-        Chunk {
-            source: SourceId::Container { id: ContainerId::new("c"), stream: StdStream::Stdout },
-            labels: Arc::new(BTreeMap::new()),
-            lines,
-            bytes: 0,
-        }
-    }
-
-    /// The figures [`LINE_OVERHEAD_BYTES`] states: a line record is 56 bytes and a chunk
-    /// record 64 on 64-bit targets, and both fit in the overhead.
-    #[test]
-    fn the_per_line_overhead_covers_a_line_and_its_chunk_record() {
-        let (line, chunk) = (std::mem::size_of::<Line>(), std::mem::size_of::<Chunk>());
-        if cfg!(target_pointer_width = "64") {
-            assert_eq!((line, chunk), (56, 64), "update LINE_OVERHEAD_BYTES and its comment");
-        }
-        assert!(line + chunk <= LINE_OVERHEAD_BYTES);
-        assert_eq!(Budget::cost(3, 10), 10 + 3 * LINE_OVERHEAD_BYTES);
-    }
-
-    /// A flood of empty lines is charged per line: it fills the budget and the next
-    /// send waits until a batch is refunded.
-    #[test]
-    fn empty_lines_fill_the_budget_and_make_the_source_wait() {
-        let telemetry = Arc::new(Telemetry::default());
-        let budget = Budget::new(10 * LINE_OVERHEAD_BYTES, telemetry.clone());
-        let (sender, mut receiver) = queue(budget.clone());
-        sender.send(empty_lines(10)).now_or_never().expect("fits at once").unwrap();
-        assert_eq!(Telemetry::get(&telemetry.queue_bytes), 10 * LINE_OVERHEAD_BYTES as u64);
-        let mut blocked = Box::pin(sender.send(empty_lines(1)));
-        assert!((&mut blocked).now_or_never().is_none(), "an empty line still costs its overhead");
-        let chunk = receiver.recv().now_or_never().unwrap().unwrap();
-        budget.refund(chunk.lines.len(), chunk.bytes);
-        blocked.now_or_never().expect("room again after the refund").unwrap();
-        assert_eq!(Telemetry::get(&telemetry.queue_bytes_max_seen), 10 * LINE_OVERHEAD_BYTES as u64);
-    }
-
-    /// A reader's buffer is charged at once; beyond the permits it is debt, which the
-    /// next refund pays before a source may send again.
-    #[test]
-    fn a_reader_hold_is_charged_and_its_debt_paid_before_sources_send() {
-        let unit = LINE_OVERHEAD_BYTES;
-        let budget = Budget::new(4 * unit, Arc::new(Telemetry::default()));
-        let (sender, mut receiver) = queue(budget.clone());
-        sender.send(empty_lines(2)).now_or_never().expect("fits").unwrap();
-        let mut hold = sender.reader_hold();
-        hold.set(3 * unit);
-        assert_eq!(hold.held(), 3 * unit);
-        assert_eq!(budget.semaphore.available_permits(), 0);
-        assert_eq!(budget.ledger.lock().unwrap().debt, unit);
-        let mut waiting = Box::pin(sender.send(empty_lines(1)));
-        assert!((&mut waiting).now_or_never().is_none(), "the budget is spent");
-        let chunk = receiver.recv().now_or_never().unwrap().unwrap();
-        budget.refund(chunk.lines.len(), chunk.bytes);
-        // The refund of two lines paid the debt of one and freed one: room for one line.
-        assert_eq!(budget.ledger.lock().unwrap().debt, 0);
-        waiting.now_or_never().expect("room after the debt is paid").unwrap();
-        drop(hold);
-        assert_eq!(budget.semaphore.available_permits(), 3 * unit);
-    }
-
-    /// Readers' buffers alone never wedge the pipeline: an empty one takes a chunk.
-    #[test]
-    fn an_empty_pipeline_takes_a_chunk_even_when_readers_hold_the_budget() {
-        let unit = LINE_OVERHEAD_BYTES;
-        let budget = Budget::new(4 * unit, Arc::new(Telemetry::default()));
-        let (sender, mut receiver) = queue(budget.clone());
-        let mut hold = sender.reader_hold();
-        hold.set(4 * unit);
-        sender.send(empty_lines(2)).now_or_never().expect("an empty pipeline takes it").unwrap();
-        let mut second = Box::pin(sender.send(empty_lines(1)));
-        assert!((&mut second).now_or_never().is_none(), "no longer empty");
-        let chunk = receiver.recv().now_or_never().unwrap().unwrap();
-        budget.refund(chunk.lines.len(), chunk.bytes);
-        second.now_or_never().expect("empty again").unwrap();
-        assert_eq!(budget.ledger.lock().unwrap().pipeline, unit);
-    }
-}
+#[path = "queue_tests.rs"]
+mod tests;

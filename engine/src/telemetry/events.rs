@@ -280,6 +280,18 @@ impl QueueChanged {
     }
 }
 
+/// Lines a reader read entered (positive) or left (negative, queued) its hands (see
+/// `QueueSender::send_read`).
+pub struct ReaderLinesHeld {
+    pub lines_delta: i64,
+}
+
+impl ReaderLinesHeld {
+    pub fn emit(self, telemetry: &Telemetry) {
+        apply_delta(&telemetry.reader_lines_held, self.lines_delta);
+    }
+}
+
 /// The sink answered one request after `elapsed`. Any answer but a retry means the
 /// sink is reachable and configured: healthy.
 pub struct SinkResponded {
