@@ -1,0 +1,336 @@
+//! A log's account of what readers were handed, and of what the world deleted before any
+//! reader had it: the read frontier, the gaps a reader could notice, the named losses
+//! (json-file rotation, `docker rm`, first sight, clock steps) the oracle excuses.
+
+use super::*;
+
+impl ContainerLog {
+    /// Whether some entries are not handed to any reader yet.
+    /// Lines the world named lost (a clock step's `since` skipped them: Docker will not
+    /// serve them) are not unread.
+    pub(crate) fn has_unread(&self) -> bool {
+        let unread = self.normalise(self.read_frontier.max(self.start)) < self.end();
+        unread
+            && (!self.stepped()
+                || [StdStream::Stdout, StdStream::Stderr].into_iter().any(|stream| {
+                    let index = stream.index();
+                    self.open_line[index]
+                        || self.excused_through(stream, self.first_unread_line(stream)) < self.next_seq[index]
+                }))
+    }
+
+    /// A reader has been handed every frame before `cursor`. A stream whose last handed line was
+    /// deleted by a rotation, and whose next line this reader was handed, is a gap the
+    /// reader could notice if it asked for the log after that rotation, with a `since`
+    /// at or before the deleted line (so the replay had to show it again): counted in
+    /// [`Self::gaps_noticeable`]. A reader opened before the rotation reads on past it
+    /// with nothing to notice (the agent cannot know). The agent's
+    /// `container_log_gaps_total` is checked against this count.
+    pub(crate) fn mark_read_by(&mut self, cursor: LogCursor, reader: ReaderInfo) {
+        self.read_frontier = self.read_frontier.max(cursor);
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let index = stream.index();
+            let before = self.lines_before(stream, cursor);
+            // Lines before the cursor that rotation deleted were not handed: a cursor that
+            // only passed their place (a render of the other stream's lines up to the
+            // stream's first kept line) handed nothing of this stream (seed 424).
+            if before <= self.retained_from[index] {
+                continue;
+            }
+            let handed_before = self.handed_key[index];
+            if let Some(last) = before.checked_sub(1) {
+                self.handed_key[index] = Some(handed_before.map_or(last, |key| key.max(last)));
+            }
+            // Handed a line of the stream it had not had (any line after a deletion is).
+            if self.handed_key[index] != handed_before && !reader.tail {
+                if let Some(epoch) = self.deleted_since_read[index].take() {
+                    // A resume line it could miss is a deleted one: at or before the last
+                    // deleted line, whose timestamp the request's `since` must not pass.
+                    let last_deleted = self.retained_from[index].checked_sub(1);
+                    let since_allows = match (reader.since, last_deleted.and_then(|line| self.line_ts(stream, line))) {
+                        (Some(since), Some(ts)) => ts >= since,
+                        _ => true,
+                    };
+                    if reader.opened_epoch >= epoch && since_allows {
+                        self.gaps_possible[index] += 1;
+                    }
+                }
+            }
+            let Some(key) = self.key_deleted[index] else { continue };
+            if before <= key.seq + 1 {
+                continue;
+            }
+            self.key_deleted[index] = None;
+            let replay_holds_key = reader.since.is_none_or(|since| key.ts >= since);
+            if reader.opened_epoch >= key.epoch && !reader.tail && replay_holds_key {
+                self.gaps_noticeable[index] += 1;
+            }
+        }
+    }
+
+    /// The agent crashed and restarts from its checkpoint: per stream, the line it had
+    /// committed is its resume line again. If a rotation deleted it, the restarted
+    /// agent's first reopen can notice the gap (whatever it had read since).
+    pub(crate) fn reset_reader(&mut self, committed: [Option<u64>; 2]) {
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let index = stream.index();
+            self.handed_key[index] = committed[index];
+            self.key_deleted[index] = committed[index].filter(|key| *key < self.retained_from[index]).map(|key| {
+                let ts = self.line_ts(stream, key).expect("a committed line was written");
+                KeyDeleted { seq: key, ts, epoch: self.rotation_epoch }
+            });
+            if self.key_deleted[index].is_some() {
+                self.deleted_since_read[index] = Some(self.rotation_epoch);
+            }
+        }
+    }
+
+    pub(crate) fn rotation_epoch(&self) -> u64 {
+        self.rotation_epoch
+    }
+
+    pub(crate) fn gaps_noticeable(&self) -> [u64; 2] {
+        self.gaps_noticeable
+    }
+
+    pub(crate) fn gaps_possible(&self) -> [u64; 2] {
+        self.gaps_possible
+    }
+
+    /// The timestamp of line `seq` of `stream`, if it was written.
+    pub(super) fn line_ts(&self, stream: StdStream, seq: u64) -> Option<UnixNanos> {
+        let indices = &self.by_stream[stream.index()];
+        let after = indices.partition_point(|&index| self.bursts[index].first_seq <= seq);
+        let burst = &self.bursts[*indices.get(after.checked_sub(1)?)?];
+        let line = seq.checked_sub(burst.first_seq)?;
+        (line < burst.lines as u64).then(|| burst.first_ts + line as i64 * burst.ts_step)
+    }
+
+    /// The reader that had read this log is gone (the agent crashed): nothing counts as
+    /// read any more.
+    pub(crate) fn forget_reads(&mut self) {
+        self.read_frontier = self.start.max(self.unread_floor);
+    }
+
+    /// Lines of `stream` complete before `cursor`: the sequence number of the first one
+    /// a reader at `cursor` has not been handed whole (the world's account of what a
+    /// reader holds, [`super::unsettled`]).
+    pub(crate) fn lines_before(&self, stream: StdStream, cursor: LogCursor) -> u64 {
+        let indices = &self.by_stream[stream.index()];
+        let next = indices.partition_point(|&index| index < cursor.burst);
+        match indices.get(next) {
+            Some(&index) if index == cursor.burst => {
+                let burst = &self.bursts[index];
+                burst.first_seq + cursor.entry / burst.entries_per_line()
+            }
+            Some(&index) => self.bursts[index].first_seq,
+            None => self.next_seq[stream.index()],
+        }
+    }
+
+    /// The first entry not deleted by rotation.
+    pub(crate) fn first_kept(&self) -> LogCursor {
+        self.start
+    }
+
+    /// Whether a line of either stream is started but not complete before `cursor`
+    /// (a reader there holds a partial line).
+    pub(crate) fn mid_line(&self, cursor: LogCursor) -> bool {
+        [StdStream::Stdout, StdStream::Stderr].into_iter().any(|stream| {
+            let indices = &self.by_stream[stream.index()];
+            let next = indices.partition_point(|&index| index < cursor.burst);
+            let inside = indices.get(next).is_some_and(|&index| {
+                index == cursor.burst && !cursor.entry.is_multiple_of(self.bursts[index].entries_per_line())
+            });
+            inside || (next > 0 && self.bursts[indices[next - 1]].open)
+        })
+    }
+
+    /// What the lines `seqs` of `stream` weigh in the world's account of unsettled
+    /// bytes: per complete line, [`LINE_FRAME_BYTES`] (its bytes as one frame besides
+    /// content) plus its content, counted up to `content_cap` (what a reader may keep of
+    /// a line). Heads of open lines weigh nothing.
+    pub(crate) fn lines_cost(&self, stream: StdStream, seqs: Range<u64>, content_cap: u64) -> u64 {
+        let indices = &self.by_stream[stream.index()];
+        let mut at = indices.partition_point(|&index| {
+            let burst = &self.bursts[index];
+            burst.first_seq + burst.lines as u64 <= seqs.start
+        });
+        let mut cost = 0;
+        while let Some(&index) = indices.get(at) {
+            let burst = &self.bursts[index];
+            if burst.first_seq >= seqs.end {
+                break;
+            }
+            if !burst.open {
+                let from = burst.first_seq.max(seqs.start);
+                let until = (burst.first_seq + burst.lines as u64).min(seqs.end);
+                cost += until.saturating_sub(from) * (LINE_FRAME_BYTES + (burst.line_bytes as u64).min(content_cap));
+            }
+            at += 1;
+        }
+        cost
+    }
+
+    /// Per stream, the first line not wholly handed to a reader yet.
+    pub(super) fn first_unread_line(&self, stream: StdStream) -> u64 {
+        self.lines_before(stream, self.read_frontier.max(self.start))
+    }
+
+    /// Record, per stream, the lines from the first unread one up to `until` (exclusive,
+    /// per stream) as lost to `cause`. Returns how many.
+    pub(super) fn record_loss(&mut self, until: [u64; 2], cause: LossCause) -> u64 {
+        let mut total = 0;
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let from = self.first_unread_line(stream).max(self.retained_from[stream.index()]);
+            let until = until[stream.index()];
+            if from < until {
+                self.lost[stream.index()].push((from, until, cause));
+                total += until - from;
+            }
+        }
+        total
+    }
+
+    /// The agent sees this container for the first time (a `list`, `inspect` or event
+    /// names it). With `first_sight = "now"`, what it wrote so far is not the agent's.
+    pub(crate) fn mark_seen(&mut self, first_sight_now: bool) {
+        if std::mem::replace(&mut self.seen, true) || !first_sight_now {
+            return;
+        }
+        self.record_loss(self.next_seq, LossCause::FirstSight);
+        self.unread_floor = self.end();
+        self.read_frontier = self.read_frontier.max(self.unread_floor);
+    }
+
+    /// A `tail` request starts at `cursor`: the unread lines before it are lost to first
+    /// sight, and not the agent's to read even after a crash. So is, per stream, the
+    /// whole timestamp group of the first line it serves: the agent cannot tell how many
+    /// lines of that timestamp the tail cut off (nor a long line's middle piece from a
+    /// line), so it skips the group (`LogReader::cut_after_tail`).
+    ///
+    /// A stream with nothing at or after the cursor: its first line written later but
+    /// stamped at or before `opened_at` (stderr's lag) is such a group too (the agent
+    /// cannot tell it from one the tail cut): excused when it is written.
+    pub(crate) fn skip_before_tail(&mut self, cursor: LogCursor, opened_at: UnixNanos) {
+        let cursor = self.normalise(cursor.max(self.start));
+        let mut until = [0; 2];
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            until[stream.index()] = self.first_line_after_first_group(stream, cursor);
+            let indices = &self.by_stream[stream.index()];
+            let served = indices.partition_point(|&index| index < cursor.burst) < indices.len();
+            self.tail_pending[stream.index()] = (!served).then_some(opened_at);
+        }
+        self.record_loss(until, LossCause::FirstSight);
+        self.unread_floor = self.unread_floor.max(cursor);
+        self.read_frontier = self.read_frontier.max(self.unread_floor);
+    }
+
+    /// Per stream, the first line after the timestamp group of the first entry at or
+    /// after `at` (all lines sharing that entry's line's timestamp).
+    fn first_line_after_first_group(&self, stream: StdStream, at: LogCursor) -> u64 {
+        let indices = &self.by_stream[stream.index()];
+        let first = indices.partition_point(|&index| index < at.burst);
+        let Some(&index) = indices.get(first) else { return self.next_seq[stream.index()] };
+        let burst = &self.bursts[index];
+        let skip = if index == at.burst { at.entry } else { 0 };
+        let line = skip / burst.entries_per_line();
+        let ts = burst.first_ts + line as i64 * burst.ts_step;
+        let mut after =
+            if burst.ts_step == 0 { burst.first_seq + burst.lines as u64 } else { burst.first_seq + line + 1 };
+        for &next in &indices[first + 1..] {
+            let next = &self.bursts[next];
+            if next.first_ts != ts {
+                break;
+            }
+            if next.ts_step == 0 {
+                after = next.first_seq + next.lines as u64;
+            } else {
+                after = next.first_seq + 1;
+                if next.lines > 1 {
+                    break;
+                }
+            }
+        }
+        after
+    }
+
+    /// Nobody has seen this container yet (the agent's real first start is to come).
+    pub(crate) fn forget_seen(&mut self) {
+        self.seen = false;
+    }
+
+    /// `docker rm`: the whole log is deleted; the lines no reader had are lost.
+    /// Returns how many.
+    pub(crate) fn delete_all(&mut self) -> u64 {
+        let lost = self.record_loss(self.next_seq, LossCause::Removal);
+        self.start = self.end();
+        self.entries_deleted = self.entries_total;
+        self.retained_from = self.next_seq;
+        lost
+    }
+
+    /// Per stream, lines lost to `cause`.
+    pub(crate) fn lost_lines(&self, cause: LossCause) -> [u64; 2] {
+        let count = |stream: usize| {
+            self.lost[stream].iter().filter(|(_, _, c)| *c == cause).map(|(from, until, _)| until - from).sum()
+        };
+        [count(0), count(1)]
+    }
+
+    /// The first line at or after `seq` of `stream` that the world did not delete
+    /// unread (`seq` itself if it was not). The ranges are sorted by their start and
+    /// may overlap (see [`Self::abandon_deleted_reads`]).
+    pub(crate) fn excused_through(&self, stream: StdStream, seq: u64) -> u64 {
+        let mut seq = seq;
+        for (from, until, _) in &self.lost[stream.index()] {
+            if *until <= seq {
+                continue;
+            }
+            if *from > seq {
+                break;
+            }
+            seq = *until;
+        }
+        seq
+    }
+
+    /// The reader that had read this deleted log died (the agent crashed or stopped)
+    /// with lines it had read but not delivered: per stream, the lines from
+    /// `delivered` up to what the deletion itself took are lost to removal as well.
+    /// A reader's memory is not durable: only Loki's copy outlives it, and the log it
+    /// could read again is gone. Returns how many lines it adds.
+    ///
+    /// `removed: false` is the same for a live log's json-file rotation: the lines it
+    /// deleted (before `retained_from`) that the dead reader had read and not delivered
+    /// are lost to rotation (seed 205: rotated away while a full queue held them during
+    /// a Loki outage, then the agent was stopped).
+    pub(crate) fn abandon_deleted_reads(&mut self, delivered: [u64; 2], removed: bool) -> u64 {
+        let mut total = 0;
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let index = stream.index();
+            let lost = &self.lost[index];
+            let from = self.excused_through(stream, delivered[index]);
+            let (deleted_until, cause) = if removed {
+                // The deletion recorded the lines no reader had: up to its start, they were read.
+                let until = lost
+                    .iter()
+                    .rev()
+                    .find(|(_, _, cause)| *cause == LossCause::Removal)
+                    .map_or(self.next_seq[index], |(from, _, _)| *from);
+                (until, LossCause::Removal)
+            } else {
+                (self.retained_from[index], LossCause::Rotation)
+            };
+            // Up to the next range already named, so no line is counted twice.
+            let next_named = lost.iter().map(|(start, _, _)| *start).filter(|start| *start > from).min();
+            let read_until = next_named.map_or(deleted_until, |start| start.min(deleted_until));
+            if from < read_until {
+                self.lost[index].push((from, read_until, cause));
+                self.lost[index].sort_by_key(|(from, _, _)| *from);
+                total += read_until - from;
+            }
+        }
+        total
+    }
+}

@@ -1,0 +1,376 @@
+//! Rendering a log's entries as a reader gets them: frames (or a TTY container's raw
+//! entries) with RFC 3339 timestamps, written lazily into the reader's buffer, and the
+//! positions of the whole frames in what was rendered.
+
+use super::*;
+
+impl ContainerLog {
+    /// About how many bytes [`Self::render`] will produce from `cursor` up to `limit`,
+    /// capped at `cap` plus one line: the capacity to allocate for one render.
+    pub(crate) fn render_bytes_estimate(&self, cursor: LogCursor, limit: LogCursor, cap: usize) -> usize {
+        let limit = limit.min(self.end());
+        let mut cursor = cursor.max(self.start);
+        let mut total: u64 = 0;
+        while cursor < limit && total < cap as u64 {
+            let burst = &self.bursts[cursor.burst];
+            let end = if cursor.burst == limit.burst { limit.entry } else { burst.entries() };
+            let per_line = burst.entries_per_line();
+            let lines = (end.saturating_sub(cursor.entry)).div_ceil(per_line);
+            total += lines * burst.frame_bytes_per_line(self.tty);
+            cursor = LogCursor { burst: cursor.burst + 1, entry: 0 };
+        }
+        total.min(cap as u64 + ENTRY_CONTENT_MAX as u64 + 64) as usize
+    }
+
+    /// Render entries from `*cursor` as frames into `out`, skipping entries that fail
+    /// their stream's `qualify` filter (which it updates), until `out` holds at least `target_bytes`, `limit`
+    /// is reached, or the log ends. Advances `*cursor`; a cursor behind the log's start
+    /// (entries deleted by rotation) first jumps to the start. Returns the length of the
+    /// last frame rendered (0 if none) and the number of entries rendered. Appends to
+    /// `runs` one [`RenderedRun`] per burst it rendered from, so that a reader handed
+    /// only part of `out` knows which frames it got whole ([`Self::whole_frames_in`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn render(
+        &self,
+        cursor: &mut LogCursor,
+        qualify: &mut [Qualify; 2],
+        limit: LogCursor,
+        target_bytes: usize,
+        out: &mut BytesMut,
+        timestamps: &mut TimestampText,
+        runs: &mut Vec<RenderedRun>,
+    ) -> (usize, u64) {
+        let limit = limit.min(self.end());
+        *cursor = self.normalise((*cursor).max(self.start));
+        let mut last_frame = 0;
+        let mut rendered = 0;
+        let base = out.len();
+        while *cursor < limit && out.len() < target_bytes {
+            let burst = &self.bursts[cursor.burst];
+            let burst_end = if cursor.burst == limit.burst { limit.entry } else { burst.entries() };
+            let passes_from = match qualify[burst.stream.index()] {
+                Qualify::From(q) if q.burst > cursor.burst => burst_end,
+                Qualify::From(q) if q.burst == cursor.burst => q.entry,
+                Qualify::From(_) => 0,
+                Qualify::Each(since) => burst.first_entry_at_or_after(since).unwrap_or(burst_end),
+                Qualify::Since(since) => match burst.first_entry_at_or_after(since) {
+                    Some(entry) => {
+                        let found = LogCursor { burst: cursor.burst, entry };
+                        qualify[burst.stream.index()] = Qualify::From(found);
+                        entry
+                    }
+                    None => burst_end,
+                },
+            };
+            let from = cursor.entry.max(passes_from);
+            let mut entry = from;
+            let run_at = out.len() - base;
+            if from < burst_end && out.len() < target_bytes && burst.has_short_lines() {
+                let (count, frame_len) =
+                    render_short_lines(burst, self.tty, from, burst_end, target_bytes, out, timestamps);
+                entry += count;
+                rendered += count;
+                last_frame = frame_len;
+            }
+            while entry < burst_end && out.len() < target_bytes {
+                let before = out.len();
+                render_entry(burst, self.tty, entry, out, timestamps);
+                last_frame = out.len() - before;
+                rendered += 1;
+                entry += 1;
+            }
+            if entry > from {
+                runs.push(RenderedRun { at: run_at, burst: cursor.burst, from, entries: entry - from });
+            }
+            *cursor = self.normalise(LogCursor { burst: cursor.burst, entry: entry.max(from) });
+        }
+        (last_frame, rendered)
+    }
+
+    /// The position after the last frame that lies whole in the first `bytes` of a
+    /// render's output whose `runs` [`Self::render`] recorded: what a reader handed
+    /// those bytes has been handed whole. `None` if not even the first frame is whole.
+    /// Walks only the run the cut falls into (frames of a burst of short lines all have
+    /// one length: a division).
+    pub(crate) fn whole_frames_in(&self, runs: &[RenderedRun], bytes: usize) -> Option<LogCursor> {
+        let index = runs.partition_point(|run| run.at <= bytes).checked_sub(1)?;
+        let run = runs[index];
+        let burst = &self.bursts[run.burst];
+        let mut left = bytes - run.at;
+        let whole = if burst.has_short_lines() {
+            let frame = burst.frame_bytes_per_line(self.tty) as usize;
+            (left / frame) as u64
+        } else {
+            let mut whole = 0;
+            while whole < run.entries {
+                let frame = entry_frame_bytes(burst, self.tty, run.from + whole);
+                if frame > left {
+                    break;
+                }
+                left -= frame;
+                whole += 1;
+            }
+            whole
+        }
+        .min(run.entries);
+        (index > 0 || whole > 0).then_some(LogCursor { burst: run.burst, entry: run.from + whole })
+    }
+}
+
+/// The frames of entries `from..end` of a burst of short lines (see
+/// [`Burst::has_short_lines`]), as many as [`ContainerLog::render`]'s loop would render
+/// before `out` holds `target_bytes`: the same bytes as [`render_entry_frame`] gives
+/// each (debug builds check), written at once. The frames all have one length, so `out`
+/// grows once, filled with the padding byte, and only the header, timestamp, sequence
+/// number and newline are written per frame. Returns how many and the frame length.
+fn render_short_lines(
+    burst: &Burst,
+    tty: bool,
+    from: u64,
+    end: u64,
+    target_bytes: usize,
+    out: &mut BytesMut,
+    timestamps: &mut TimestampText,
+) -> (u64, usize) {
+    let line_bytes = burst.line_bytes as usize;
+    let payload_len = TIMESTAMP_BYTES + 1 + line_bytes + 1 + usize::from(tty);
+    let header_len = if tty { 0 } else { FRAME_HEADER_BYTES };
+    let frame_len = header_len + payload_len;
+    let start = out.len();
+    let wanted = (target_bytes - start).div_ceil(frame_len) as u64;
+    let count = (end - from).min(wanted);
+    out.resize(start + count as usize * frame_len, b'x');
+    let mut header = [0u8; FRAME_HEADER_BYTES];
+    header[0] = match burst.stream {
+        StdStream::Stdout => 1,
+        StdStream::Stderr => 2,
+    };
+    header[4..].copy_from_slice(&u32::try_from(payload_len).expect("an entry fits in a frame").to_be_bytes());
+    for (index, frame) in out[start..].chunks_exact_mut(frame_len).enumerate() {
+        let entry = from + index as u64;
+        frame[..header_len].copy_from_slice(&header[..header_len]);
+        let (ts, rest) = frame[header_len..].split_at_mut(TIMESTAMP_BYTES);
+        timestamps.write_into(burst.first_ts + entry as i64 * burst.ts_step, ts);
+        rest[0] = b' ';
+        let seq = burst.first_seq + entry;
+        let digits = decimal_digits(seq) as usize;
+        put_fixed_digits(&mut rest[1..1 + digits], seq);
+        if tty {
+            rest[1 + line_bytes] = b'\r';
+        }
+        rest[1 + line_bytes + usize::from(tty)] = b'\n';
+    }
+    #[cfg(debug_assertions)]
+    {
+        let mut expected = BytesMut::new();
+        for entry in from..from + count {
+            render_entry(burst, tty, entry, &mut expected, &mut TimestampText::default());
+        }
+        debug_assert!(expected[..] == out[start..], "short-line frames differ from render_entry");
+    }
+    (count, frame_len)
+}
+
+/// The bytes [`render_entry`] writes for entry `entry` of `burst`.
+fn entry_frame_bytes(burst: &Burst, tty: bool, entry: u64) -> usize {
+    let per_line = burst.entries_per_line();
+    let part = (entry % per_line) as usize;
+    let part_start = part * ENTRY_CONTENT_MAX;
+    let content = (part_start + ENTRY_CONTENT_MAX).min(burst.line_bytes as usize) - part_start;
+    let newline = part as u64 == per_line - 1 && !burst.open;
+    let header = if tty { 0 } else { FRAME_HEADER_BYTES };
+    let line_end = if newline { 1 + usize::from(tty) } else { 0 };
+    header + TIMESTAMP_BYTES + 1 + content + line_end
+}
+
+/// Entry `entry` of `burst` as a reader gets it: a frame ([`render_entry_frame`]), or
+/// with a TTY the raw `RFC3339Nano SP content-part [\r\n]` ([`render_entry_tty`]).
+fn render_entry(burst: &Burst, tty: bool, entry: u64, out: &mut BytesMut, timestamps: &mut TimestampText) {
+    if tty {
+        render_entry_tty(burst, entry, out, timestamps);
+    } else {
+        render_entry_frame(burst, entry, out, timestamps);
+    }
+}
+
+/// A TTY container's entry: no header, the timestamp, a space, the content part, and
+/// `\r\n` if it ends its line.
+fn render_entry_tty(burst: &Burst, entry: u64, out: &mut BytesMut, timestamps: &mut TimestampText) {
+    let per_line = burst.entries_per_line();
+    let part = (entry % per_line) as usize;
+    let newline = part as u64 == per_line - 1 && !burst.open;
+    out.extend_from_slice(&timestamps.text(burst.entry_ts(entry)));
+    out.put_u8(b' ');
+    put_content_part(burst, entry, out);
+    if newline {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The content bytes of entry `entry` of `burst` (without any line end).
+fn put_content_part(burst: &Burst, entry: u64, out: &mut BytesMut) {
+    let per_line = burst.entries_per_line();
+    let seq = burst.first_seq + entry / per_line;
+    let part = (entry % per_line) as usize;
+    let line_bytes = burst.line_bytes as usize;
+    let part_start = part * ENTRY_CONTENT_MAX;
+    let part_end = (part_start + ENTRY_CONTENT_MAX).min(line_bytes);
+    if let Some(literal) = &burst.literal {
+        out.extend_from_slice(&literal[part_start..part_end]);
+    } else if part == 0 {
+        let mut digits = itoa_buffer(seq);
+        let digits = digits.as_slice();
+        let shown = digits.len().min(part_end);
+        out.extend_from_slice(&digits[..shown]);
+        out.extend_from_slice(&PADDING[..part_end - shown]);
+    } else {
+        out.extend_from_slice(&PADDING[..part_end - part_start]);
+    }
+}
+
+/// The frame of entry `entry` of `burst`: header, then `RFC3339Nano SP content-part
+/// [\n]`. The payload's length is known before it is written, so the header goes first
+/// and each content byte is copied once; debug builds (every test) check each frame
+/// against [`encode_frame`], the engine's definition of the format.
+fn render_entry_frame(burst: &Burst, entry: u64, out: &mut BytesMut, timestamps: &mut TimestampText) {
+    #[cfg(debug_assertions)]
+    let header_at = out.len();
+    let per_line = burst.entries_per_line();
+    let part = (entry % per_line) as usize;
+    let line_bytes = burst.line_bytes as usize;
+    let part_start = part * ENTRY_CONTENT_MAX;
+    let part_end = (part_start + ENTRY_CONTENT_MAX).min(line_bytes);
+    let newline = part as u64 == per_line - 1 && !burst.open;
+    let payload_len = TIMESTAMP_BYTES + 1 + (part_end - part_start) + usize::from(newline);
+    let stream_type = match burst.stream {
+        StdStream::Stdout => 1,
+        StdStream::Stderr => 2,
+    };
+    let len = u32::try_from(payload_len).expect("an entry fits in a frame").to_be_bytes();
+    let mut head = [0u8; FRAME_HEADER_BYTES + TIMESTAMP_BYTES + 1];
+    head[0] = stream_type;
+    head[4..FRAME_HEADER_BYTES].copy_from_slice(&len);
+    head[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + TIMESTAMP_BYTES]
+        .copy_from_slice(&timestamps.text(burst.entry_ts(entry)));
+    head[FRAME_HEADER_BYTES + TIMESTAMP_BYTES] = b' ';
+    out.extend_from_slice(&head);
+    put_content_part(burst, entry, out);
+    if newline {
+        out.put_u8(b'\n');
+    }
+    #[cfg(debug_assertions)]
+    {
+        let mut expected = Vec::new();
+        encode_frame(burst.stream, &out[header_at + FRAME_HEADER_BYTES..], &mut expected);
+        debug_assert!(expected[..] == out[header_at..], "frame layout differs from encode_frame");
+    }
+}
+
+/// Formats timestamps like [`format_rfc3339_nanos`], reusing the date and time of day
+/// while consecutive entries fall in the same second (they mostly do): only the nine
+/// fraction digits are written per entry. Debug builds check every result against
+/// `format_rfc3339_nanos`, which remains the definition of the layout.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TimestampText {
+    /// The second whose `YYYY-MM-DDTHH:MM:SS.` is in `prefix`, if any.
+    second: Option<i64>,
+    prefix: [u8; 20],
+    /// Where a new second is formatted (reused, so that it allocates once).
+    scratch: Vec<u8>,
+}
+
+impl TimestampText {
+    const NANOS_PER_SECOND: i64 = 1_000_000_000;
+
+    /// Write the text of `ts` into `out` (30 bytes), in place.
+    pub(crate) fn write_into(&mut self, ts: UnixNanos, out: &mut [u8]) {
+        let second = ts.div_euclid(Self::NANOS_PER_SECOND);
+        if self.second != Some(second) {
+            self.scratch.clear();
+            format_rfc3339_nanos(ts, &mut self.scratch);
+            self.prefix.copy_from_slice(&self.scratch[..20]);
+            self.second = Some(second);
+        }
+        out[..20].copy_from_slice(&self.prefix);
+        put_fixed_digits(&mut out[20..29], ts.rem_euclid(Self::NANOS_PER_SECOND) as u64);
+        out[29] = b'Z';
+    }
+
+    /// The text of `ts`.
+    pub(crate) fn text(&mut self, ts: UnixNanos) -> [u8; TIMESTAMP_BYTES] {
+        let second = ts.div_euclid(Self::NANOS_PER_SECOND);
+        if self.second != Some(second) {
+            self.scratch.clear();
+            format_rfc3339_nanos(ts, &mut self.scratch);
+            debug_assert_eq!(self.scratch.len(), TIMESTAMP_BYTES);
+            self.prefix.copy_from_slice(&self.scratch[..20]);
+            self.second = Some(second);
+        }
+        let mut text = [0u8; TIMESTAMP_BYTES];
+        text[..20].copy_from_slice(&self.prefix);
+        put_fixed_digits(&mut text[20..29], ts.rem_euclid(Self::NANOS_PER_SECOND) as u64);
+        text[29] = b'Z';
+        #[cfg(debug_assertions)]
+        {
+            let mut expected = Vec::new();
+            format_rfc3339_nanos(ts, &mut expected);
+            debug_assert!(expected[..] == text[..], "timestamp text differs from format_rfc3339_nanos");
+        }
+        text
+    }
+}
+
+/// "00" to "99": two decimal digits per lookup.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0u8; 200];
+    let mut n = 0;
+    while n < 100 {
+        pairs[2 * n] = b'0' + (n / 10) as u8;
+        pairs[2 * n + 1] = b'0' + (n % 10) as u8;
+        n += 1;
+    }
+    pairs
+};
+
+/// Write the last `slot.len()` decimal digits of `n` into `slot`, zero-padded on the
+/// left, two digits per step (timestamps' fractions and sequence numbers, once per
+/// rendered frame).
+#[inline]
+fn put_fixed_digits(slot: &mut [u8], mut n: u64) {
+    let mut end = slot.len();
+    while end >= 2 {
+        let pair = (n % 100) as usize;
+        n /= 100;
+        slot[end - 2..end].copy_from_slice(&DIGIT_PAIRS[2 * pair..2 * pair + 2]);
+        end -= 2;
+    }
+    if end == 1 {
+        slot[0] = b'0' + (n % 10) as u8;
+    }
+}
+
+/// Decimal digits of `n` without allocating.
+struct Digits {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_slice(&mut self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
+fn itoa_buffer(mut n: u64) -> Digits {
+    let mut bytes = [0u8; 20];
+    let mut start = 20;
+    loop {
+        start -= 1;
+        bytes[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    Digits { bytes, start }
+}
