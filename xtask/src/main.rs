@@ -2,7 +2,7 @@
 //!
 //! - `cargo xtask sim [FLAGS]`: the simulator sweep in the `sim` profile (release with
 //!   fat LTO; defaults: 1,000
-//!   seeds × 55 containers × 4 simulated hours, rotation every 5 min). Flags are passed
+//!   seeds × 55 containers × 4 simulated hours, rotation every 4 min). Flags are passed
 //!   to `capture-sim`: `--seeds N --from S --containers C --hours H --jobs J
 //!   --rotate-every SECS --calm --per-seed`, and `--seed S` replays one seed with a full
 //!   trace. Failing seeds are saved under `corpus/`.
