@@ -86,7 +86,31 @@ pub(crate) use render::TimestampText;
 /// Docker's split size: content bytes per entry of a long line.
 pub const ENTRY_CONTENT_MAX: usize = 16 * 1024;
 
-const PADDING: [u8; ENTRY_CONTENT_MAX] = [b'x'; ENTRY_CONTENT_MAX];
+static PAD_X: [u8; ENTRY_CONTENT_MAX] = [b'x'; ENTRY_CONTENT_MAX];
+static PAD_CR: [u8; ENTRY_CONTENT_MAX] = [b'\r'; ENTRY_CONTENT_MAX];
+static PAD_FF: [u8; ENTRY_CONTENT_MAX] = [0xFF; ENTRY_CONTENT_MAX];
+
+/// A line's padding byte, by burst: content varies as real output does. Most bursts pad
+/// with `x`; one in five with `0xFF` (invalid UTF-8: the pipeline carries bytes, the
+/// Loki encoders replace them, unit-tested there); one in five, outside TTY containers,
+/// with `\r` (a program writing `\r\n` line ends: json-file keeps the `\r`, and so must
+/// the agent). Drawn from the burst's first sequence number, so no random stream moves.
+fn content_pad(first_seq: u64, tty: bool) -> u8 {
+    match first_seq % 5 {
+        3 => 0xFF,
+        1 if !tty => b'\r',
+        _ => b'x',
+    }
+}
+
+/// `ENTRY_CONTENT_MAX` bytes of `pad`.
+fn padding(pad: u8) -> &'static [u8; ENTRY_CONTENT_MAX] {
+    match pad {
+        b'\r' => &PAD_CR,
+        0xFF => &PAD_FF,
+        _ => &PAD_X,
+    }
+}
 
 /// Docker's frame header, and its fixed-width `RFC3339NanoFixed` timestamp.
 const FRAME_HEADER_BYTES: usize = 8;
@@ -150,6 +174,8 @@ pub(crate) struct Burst {
     /// The head of a line whose newline is not written yet (a literal of whole 16 KiB
     /// pieces): no entry ends in `\n`, and the stream's next burst continues the line.
     pub(crate) open: bool,
+    /// The byte every line pads with after its sequence number ([`content_pad`]).
+    pub(crate) pad: u8,
 }
 
 impl Burst {
@@ -410,6 +436,7 @@ impl ContainerLog {
             ts_step: ts_step.max(0),
             literal: None,
             open: false,
+            pad: content_pad(first_seq, self.tty),
         };
         self.push(burst);
         first_seq..last_seq + 1
@@ -431,7 +458,7 @@ impl ContainerLog {
         };
         let line_bytes = u32::try_from(content.len()).expect("a line under 4 GiB");
         let burst =
-            Burst { stream, first_seq, lines: 1, line_bytes, first_ts, ts_step: 0, literal: Some(content), open };
+            Burst { stream, first_seq, lines: 1, line_bytes, first_ts, ts_step: 0, literal: Some(content), open, pad: b'x' };
         self.push(burst);
         first_seq
     }
@@ -657,7 +684,7 @@ impl ContainerLog {
                 let digits = decimal_digits(seq) as usize;
                 body.len() >= digits
                     && line_seq(&body[..digits]) == Some(seq)
-                    && body[digits..].chunks(ENTRY_CONTENT_MAX).all(|chunk| chunk == &PADDING[..chunk.len()])
+                    && body[digits..].chunks(ENTRY_CONTENT_MAX).all(|chunk| chunk == &padding(burst.pad)[..chunk.len()])
             }
         })
     }

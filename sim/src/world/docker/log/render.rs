@@ -139,7 +139,7 @@ fn render_short_lines(
     let start = out.len();
     let wanted = (target_bytes - start).div_ceil(frame_len) as u64;
     let count = (end - from).min(wanted);
-    out.resize(start + count as usize * frame_len, b'x');
+    out.resize(start + count as usize * frame_len, burst.pad);
     let mut header = [0u8; FRAME_HEADER_BYTES];
     header[0] = match burst.stream {
         StdStream::Stdout => 1,
@@ -222,9 +222,9 @@ fn put_content_part(burst: &Burst, entry: u64, out: &mut BytesMut) {
         let digits = digits.as_slice();
         let shown = digits.len().min(part_end);
         out.extend_from_slice(&digits[..shown]);
-        out.extend_from_slice(&PADDING[..part_end - shown]);
+        out.extend_from_slice(&padding(burst.pad)[..part_end - shown]);
     } else {
-        out.extend_from_slice(&PADDING[..part_end - part_start]);
+        out.extend_from_slice(&padding(burst.pad)[..part_end - part_start]);
     }
 }
 
