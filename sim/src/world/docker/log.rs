@@ -457,8 +457,17 @@ impl ContainerLog {
             (_, None) => ts,
         };
         let line_bytes = u32::try_from(content.len()).expect("a line under 4 GiB");
-        let burst =
-            Burst { stream, first_seq, lines: 1, line_bytes, first_ts, ts_step: 0, literal: Some(content), open, pad: b'x' };
+        let burst = Burst {
+            stream,
+            first_seq,
+            lines: 1,
+            line_bytes,
+            first_ts,
+            ts_step: 0,
+            literal: Some(content),
+            open,
+            pad: b'x',
+        };
         self.push(burst);
         first_seq
     }
