@@ -258,6 +258,13 @@ fn dedupe_of_live_lines_is_caught() {
 }
 
 #[test]
+fn content_changed_on_the_way_is_caught() {
+    // A reader that drops a line's trailing `\r` (the world writes `\r\n` line ends in
+    // one burst in five outside TTY containers): the stored bytes are not the written ones.
+    assert_caught_as(SupervisorVariant::StripCarriageReturn, Invariant::NoLoss, "content");
+}
+
+#[test]
 fn a_tail_dropped_at_stop_is_caught() {
     // The supervisor stops reading at the stop instead of reading the log to its end:
     // an exited container keeps unread output with nothing delivered (the progress

@@ -153,6 +153,7 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
         | SupervisorVariant::GapUncounted
         | SupervisorVariant::TailOvercounted
         | SupervisorVariant::DedupeLiveLines
+        | SupervisorVariant::StripCarriageReturn
         | SupervisorVariant::TailUncounted => (stream, StreamHook { heartbeat: None }),
     }
 }
@@ -194,4 +195,12 @@ impl Drop for Lingering {
             })
             .detach();
     }
+}
+
+/// [`SupervisorVariant::StripCarriageReturn`]: the line without its trailing `\r`.
+pub(crate) fn strip_carriage_return(mut line: crate::parse::assemble::Assembled) -> crate::parse::assemble::Assembled {
+    if is_active(SupervisorVariant::StripCarriageReturn) && line.bytes.last() == Some(&b'\r') {
+        line.bytes.truncate(line.bytes.len() - 1);
+    }
+    line
 }

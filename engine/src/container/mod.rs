@@ -94,6 +94,10 @@ pub enum SupervisorVariant {
     /// key is skipped as a duplicate.
     #[cfg(feature = "broken-variants")]
     DedupeLiveLines,
+    /// A line's trailing `\r` is dropped ("normalising" `\r\n` line ends): the content
+    /// is no longer what the container wrote.
+    #[cfg(feature = "broken-variants")]
+    StripCarriageReturn,
     /// At a stop or removal the supervisor drops its stream at once instead of reading
     /// the log to its end, and believes the tail read (so it counts nothing).
     #[cfg(feature = "broken-variants")]

@@ -261,6 +261,8 @@ impl LogReader {
             let ts = self.timestamps.take_timestamp(&mut content).map_err(ReadError::Timestamp)?;
             let index = stream.index();
             let Some(assembled) = self.assemblers[index].push(ts, content) else { continue };
+            #[cfg(feature = "broken-variants")]
+            let assembled = crate::container::broken::strip_carriage_return(assembled);
             let counter = &mut self.counters[index];
             if counter.0 == assembled.ts {
                 counter.1 += 1;
