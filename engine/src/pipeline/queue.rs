@@ -107,12 +107,26 @@ impl Budget {
 
     /// Charge `bytes` at once, without waiting: the permits there are, the rest as debt.
     fn take(&self, ledger: &mut Ledger, bytes: usize) {
-        let available = self.semaphore.available_permits().min(bytes);
-        if available > 0 {
+        // Sources acquire permits without the ledger's lock (on the daemon, from other
+        // threads): what is available may shrink between the look and the take, so take
+        // what is there until it holds; a closed semaphore takes nothing more.
+        let mut taken = 0;
+        while taken < bytes {
+            let available = self.semaphore.available_permits().min(bytes - taken);
+            if available == 0 {
+                break;
+            }
             let permits = u32::try_from(available).expect("bounded by queue_bytes_max");
-            self.semaphore.try_acquire_many(permits).expect("available, and the ledger is locked").forget();
+            match self.semaphore.try_acquire_many(permits) {
+                Ok(permit) => {
+                    permit.forget();
+                    taken += available;
+                }
+                Err(tokio::sync::TryAcquireError::NoPermits) => continue,
+                Err(tokio::sync::TryAcquireError::Closed) => break,
+            }
         }
-        ledger.debt += bytes - available;
+        ledger.debt += bytes - taken;
     }
 
     /// Give `bytes` back: debt first, then permits.
