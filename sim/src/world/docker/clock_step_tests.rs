@@ -76,17 +76,22 @@ fn a_follow_opened_before_a_clock_step_skips_later_lines_stamped_before_its_sinc
 }
 
 #[test]
-fn a_restart_from_a_line_after_a_clock_step_may_count_a_gap() {
+fn a_replay_that_shows_earlier_lines_stamped_after_the_resume_line_may_count_a_gap() {
     use super::log::ContainerLog;
     // Lines 0..5 at 100 s, then the clock steps back 30 s and lines 5..10 are stamped
-    // 80 s: a restart that resumes from line 7 is replayed lines 0..5 (stamped after it)
-    // before its resume line, which the agent cannot tell from a deleted resume line.
+    // 80 s: a request that resumes from line 7 with a `since` at or before 100 s is
+    // replayed lines 0..5 (stamped after it) before its resume line, which the agent
+    // cannot tell from a deleted resume line.
     let mut log = ContainerLog::new(false, false);
     log.append(StdStream::Stdout, 5, 20, WALL_START + 100 * SECOND, 1_000);
     log.clock_stepped_back(30 * SECOND);
     log.append(StdStream::Stdout, 5, 20, WALL_START + 80 * SECOND, 1_000);
     log.reset_reader([Some(3), None]);
+    log.note_stepped_replay(Some(WALL_START + 98 * SECOND));
     assert_eq!(log.gaps_possible(), [0, 0], "a resume line before the step is replayed first");
     log.reset_reader([Some(7), None]);
+    log.note_stepped_replay(Some(WALL_START + 101 * SECOND));
+    assert_eq!(log.gaps_possible(), [0, 0], "the since filter skips the earlier lines");
+    log.note_stepped_replay(Some(WALL_START + 78 * SECOND));
     assert_eq!(log.gaps_possible(), [1, 0]);
 }

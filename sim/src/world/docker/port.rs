@@ -90,6 +90,7 @@ impl ContainerEngine for SimDocker {
                 if options.tail.is_none() {
                     // What `since` skipped before the first entry served (host clock step).
                     log.record_since_skips(log.first_kept(), start.cursor, &start.qualify);
+                    log.note_stepped_replay(since);
                 }
                 if options.tail.is_some() {
                     // `first_sight = { tail = N }`: what lies before the last N entries is
