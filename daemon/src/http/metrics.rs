@@ -223,7 +223,13 @@ impl EngineCollector {
             SinkStatus::ALL.map(|status| (status.as_str(), telemetry.sink_requests(status))),
         );
         f.one("queue_lines", "Lines queued, batched or in flight.", gauge, &[], get(&telemetry.queue_lines));
-        f.one("queue_bytes", "Line bytes queued, batched or in flight.", gauge, &[], get(&telemetry.queue_bytes));
+        f.one(
+            "queue_bytes",
+            "Bytes charged to queue_bytes_max by lines queued, batched or in flight (content + 128 per line).",
+            gauge,
+            &[],
+            get(&telemetry.queue_bytes),
+        );
         f.one(
             "queue_bytes_max_seen",
             "Highest queue_bytes since start.",
