@@ -24,9 +24,8 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 
-use crate::server_thread::ServerThread;
+use crate::server_thread::{serve_http, ServerThread};
 
 /// What `/version` says.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,7 +67,10 @@ impl FakeEngine {
         let port = listener.local_addr()?.port();
         let state = Arc::new(Mutex::new(State { versions, version_requests: 0 }));
         let served = state.clone();
-        let server = ServerThread::start("fake-engine", move |stop| serve(listener, served, stop))?;
+        let server = ServerThread::start("fake-engine", move |stop| {
+            // The open events streams are connection tasks too: they end with the runtime.
+            serve_http(listener, stop, move |request| std::future::ready(handle(&request, &served)))
+        })?;
         Ok(FakeEngine { port, state, _server: server })
     }
 
@@ -89,35 +91,6 @@ impl FakeEngine {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("a non-blocking listener");
-    // Connections are tasks of this runtime: dropping the runtime at the end of the
-    // thread drops them all (the open events streams included).
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut stop => return,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let response = handle(&request, &state);
-                        async move { Ok::<_, Infallible>(response) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        }
     }
 }
 

@@ -20,7 +20,6 @@
 //!   the thread.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -29,10 +28,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 
 use crate::delivery::Delivered;
-use crate::server_thread::ServerThread;
+use crate::server_thread::{serve_http, ServerThread};
 
 /// Largest push body accepted.
 pub const BODY_BYTES_MAX: usize = 16 << 20;
@@ -69,7 +67,12 @@ impl LokiReceiver {
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
         let served = state.clone();
-        let server = ServerThread::start("loki-receiver", move |stop| serve(listener, served, stop))?;
+        let server = ServerThread::start("loki-receiver", move |stop| {
+            serve_http(listener, stop, move |request| {
+                let served = served.clone();
+                async move { handle(request, &served).await }
+            })
+        })?;
         Ok(LokiReceiver { addr, state, _server: server })
     }
 
@@ -115,34 +118,6 @@ impl LokiReceiver {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("a non-blocking listener");
-    // Connections are tasks of this runtime: dropping the runtime at the end of the
-    // thread drops them all.
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(request, &state).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        }
     }
 }
 
