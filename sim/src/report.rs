@@ -2,8 +2,8 @@
 //!
 //! Per failing seed: the seed, its options, the first broken invariant and the live
 //! tasks by spawn site. Then the totals: seeds, failures, simulated container-hours per
-//! wall second, events (executor polls) per seed, per-seed substance (stream rotations
-//! and lines delivered, minimum and mean), what the world did (container exits,
+//! wall second, events (executor polls) per seed, per-seed substance (stream rotations,
+//! lines delivered and empty lines written, minimum and mean), what the world did (container exits,
 //! json-file rotations, seeds whose queue reached its bound) and the lines lost by a
 //! named, world-caused reason.
 
@@ -92,6 +92,12 @@ pub fn summary(report: &SweepReport) -> String {
         "lines delivered per seed: min {} mean {:.0}",
         min(|o| o.stats.lines_delivered),
         mean(|o| o.stats.lines_delivered)
+    );
+    let _ = writeln!(
+        out,
+        "empty lines written per seed: min {} mean {:.0}",
+        min(|o| o.stats.empty_lines_written),
+        mean(|o| o.stats.empty_lines_written)
     );
     let _ = writeln!(
         out,

@@ -59,6 +59,8 @@ pub struct RunConfig {
 #[derive(Clone, Debug, Default)]
 pub struct SeedStats {
     pub lines_written: u64,
+    /// Of which empty (only a newline).
+    pub empty_lines_written: u64,
     pub lines_delivered: u64,
     pub duplicates: u64,
     pub rotations: u64,
@@ -757,11 +759,13 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     let incarnation_counter =
         |get: fn(&Telemetry) -> u64| world.incarnation.as_ref().map_or(0, |inc| get(&inc.telemetry));
     let delivery = world.delivery.lock().unwrap();
-    let lines_written =
-        world.docker.containers().iter().map(|report| report.lines_written[0] + report.lines_written[1]).sum();
+    let containers = world.docker.containers();
+    let lines_written = containers.iter().map(|report| report.lines_written[0] + report.lines_written[1]).sum();
+    let empty_lines_written = containers.iter().map(|report| report.empty_lines_written).sum();
     let simulated = Duration::from_nanos(world.exec.now().as_nanos());
     let stats = SeedStats {
         lines_written,
+        empty_lines_written,
         lines_delivered: delivery.lines_delivered,
         duplicates: delivery.duplicates,
         rotations: world.rotations_before

@@ -265,6 +265,20 @@ fn content_changed_on_the_way_is_caught() {
 }
 
 #[test]
+fn empty_lines_dropped_on_the_way_are_caught() {
+    // A reader that skips blank lines (the world writes a burst of empty lines in one
+    // in 97 by first sequence number): the line after them is not the next one.
+    assert_caught_as(SupervisorVariant::DropEmptyLines, Invariant::NoLoss, "never did");
+}
+
+#[test]
+fn an_empty_line_delivered_twice_is_caught() {
+    // An empty line has no number in it: the oracle names it by its timestamp, so its
+    // second copy is a duplicate of the same line, not the next new one.
+    assert_caught_as(SupervisorVariant::DuplicateEmptyLines, Invariant::NoDuplicates, "delivered again");
+}
+
+#[test]
 fn a_tail_dropped_at_stop_is_caught() {
     // The supervisor stops reading at the stop instead of reading the log to its end:
     // an exited container keeps unread output with nothing delivered (the progress

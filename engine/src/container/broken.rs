@@ -154,6 +154,8 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
         | SupervisorVariant::TailOvercounted
         | SupervisorVariant::DedupeLiveLines
         | SupervisorVariant::StripCarriageReturn
+        | SupervisorVariant::DropEmptyLines
+        | SupervisorVariant::DuplicateEmptyLines
         | SupervisorVariant::TailUncounted => (stream, StreamHook { heartbeat: None }),
     }
 }
@@ -203,4 +205,15 @@ pub(crate) fn strip_carriage_return(mut line: crate::parse::assemble::Assembled)
         line.bytes.truncate(line.bytes.len() - 1);
     }
     line
+}
+
+/// [`SupervisorVariant::DropEmptyLines`]: whether the reader drops this line (it is empty).
+pub(crate) fn drops_empty_line(line: &crate::parse::assemble::Assembled) -> bool {
+    is_active(SupervisorVariant::DropEmptyLines) && line.bytes.is_empty()
+}
+
+/// [`SupervisorVariant::DuplicateEmptyLines`]: whether the reader queues this line
+/// twice (it is empty).
+pub(crate) fn duplicates_empty_line(line: &crate::model::Line) -> bool {
+    is_active(SupervisorVariant::DuplicateEmptyLines) && line.bytes.is_empty()
 }

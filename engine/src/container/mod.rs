@@ -98,6 +98,14 @@ pub enum SupervisorVariant {
     /// is no longer what the container wrote.
     #[cfg(feature = "broken-variants")]
     StripCarriageReturn,
+    /// Empty lines are dropped in the reader ("skip blank lines"): lines the container
+    /// wrote never reach Loki, and no world action excuses them.
+    #[cfg(feature = "broken-variants")]
+    DropEmptyLines,
+    /// Every empty line is queued twice: a duplicate with no crash or ambiguous failure
+    /// to excuse it (the oracle must name an empty line without a number in it).
+    #[cfg(feature = "broken-variants")]
+    DuplicateEmptyLines,
     /// At a stop or removal the supervisor drops its stream at once instead of reading
     /// the log to its end, and believes the tail read (so it counts nothing).
     #[cfg(feature = "broken-variants")]

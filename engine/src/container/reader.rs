@@ -263,6 +263,10 @@ impl LogReader {
             let Some(assembled) = self.assemblers[index].push(ts, content) else { continue };
             #[cfg(feature = "broken-variants")]
             let assembled = crate::container::broken::strip_carriage_return(assembled);
+            #[cfg(feature = "broken-variants")]
+            if crate::container::broken::drops_empty_line(&assembled) {
+                continue;
+            }
             let counter = &mut self.counters[index];
             if counter.0 == assembled.ts {
                 counter.1 += 1;
@@ -305,6 +309,8 @@ impl LogReader {
             stats.truncated += u64::from(assembled.truncated);
             let len = assembled.bytes.len();
             let line = Line { ts: assembled.ts, bytes: assembled.bytes, position: Position::Container(key) };
+            #[cfg(feature = "broken-variants")]
+            let again = crate::container::broken::duplicates_empty_line(&line).then(|| line.clone());
             match runs.last_mut() {
                 // A run's cost to the queue's budget (content plus per-line overhead)
                 // stays within run_bytes_max, so a flood of tiny lines is split too.
@@ -323,6 +329,10 @@ impl LogReader {
                     lines.push(line);
                     runs.push(Run { stream, lines, bytes: len });
                 }
+            }
+            #[cfg(feature = "broken-variants")]
+            if let (Some(again), Some(run)) = (again, runs.last_mut()) {
+                run.lines.push(again);
             }
         }
         Ok(())

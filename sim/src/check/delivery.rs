@@ -1,7 +1,8 @@
 //! No loss, order, exact content, and duplicates only where a crash or an ambiguous sink
 //! failure allows them.
 //!
-//! Every line the world writes carries its per-stream sequence number, and every line
+//! Every line the world writes carries its per-stream sequence number (an empty line
+//! is named by its timestamp instead: `ContainerLog::empty_line_at`), and every line
 //! Loki stores is checked at once: its bytes must be exactly what the container wrote
 //! (after the agent's truncation rule); the next new line of a stream must be exactly
 //! the one after the last, unless the lines between were deleted by the world before
@@ -139,14 +140,21 @@ impl DeliveryChecker {
             );
             self.docker.with_log(log, |written| {
                 for line in &stream.lines {
-                    let Some(seq) = line_seq(&line.bytes) else {
+                    // An empty line is named by its timestamp (see `ContainerLog::empty_line_at`).
+                    let seq = if line.bytes.is_empty() {
+                        written.and_then(|log| log.empty_line_at(*std_stream, line.ts))
+                    } else {
+                        line_seq(&line.bytes)
+                    };
+                    let Some(seq) = seq else {
                         failure = Some((
                             Invariant::NoLoss,
                             format!(
-                                "container {} {}: a line without a sequence number: {:?}",
+                                "container {} {}: a line without a sequence number: {:?}{}",
                                 id.short(),
                                 std_stream.as_str(),
-                                String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(40)])
+                                String::from_utf8_lossy(&line.bytes[..line.bytes.len().min(40)]),
+                                if line.bytes.is_empty() { " (no empty line was written at its timestamp)" } else { "" }
                             ),
                         ));
                         break;

@@ -6,8 +6,10 @@
 //! ## Storage
 //! The world writes output as bursts: `lines` consecutive lines of one output stream,
 //! each `line_bytes` long (its per-stream sequence number in decimal, then `x` padding;
-//! see [`line_content`]). A line of `L` content bytes becomes `L / 16384 + 1` entries:
-//! full 16 KiB partial entries without a newline, then the rest followed by `\n`
+//! see [`line_content`]), or, in a share of bursts, every line empty (`line_bytes` 0:
+//! only the newline; see [`empty`]). A line of `L` content bytes becomes
+//! `L / 16384 + 1` entries: full 16 KiB partial entries without a newline, then the
+//! rest followed by `\n`
 //! (exactly as Docker's copier splits: a line of exactly 16 KiB ends with an entry that
 //! is only `\n`). Line `i` of a burst has timestamp `first_ts + i * ts_step`, and every
 //! entry of a long line carries its line's timestamp: Docker's copier stamps all pieces
@@ -78,6 +80,7 @@ use std::sync::Arc;
 use bytes::{BufMut, BytesMut};
 
 mod clock;
+mod empty;
 mod reads;
 mod render;
 
@@ -163,7 +166,8 @@ pub(crate) struct Burst {
     /// Per-stream sequence number of the first line.
     pub(crate) first_seq: u64,
     pub(crate) lines: u32,
-    /// Content bytes of every line (no newline), at least the digits of the last seq.
+    /// Content bytes of every line (no newline), at least the digits of the last seq;
+    /// 0 for a burst of empty lines ([`Burst::is_empty_lines`]).
     pub(crate) line_bytes: u32,
     pub(crate) first_ts: UnixNanos,
     /// Nanoseconds between consecutive lines (0: all lines share `first_ts`).
@@ -416,10 +420,15 @@ impl ContainerLog {
             return first_seq..first_seq;
         }
         let last_seq = first_seq + lines as u64 - 1;
-        let line_bytes = line_bytes.max(decimal_digits(last_seq));
         let first_ts = match self.last_ts[stream.index()] {
             Some(last) => ts.max(last - self.step_back[stream.index()]),
             None => ts,
+        };
+        let stream_max_ts = self.last_ts_by_stream[stream.index()].last().copied();
+        let line_bytes = if empty::writes_empty_lines(first_seq, first_ts, ts_step, stream_max_ts) {
+            0
+        } else {
+            line_bytes.max(decimal_digits(last_seq))
         };
         if self.tail_pending[stream.index()].take().is_some_and(|opened_at| first_ts <= opened_at) {
             let group = if ts_step <= 0 { lines as u64 } else { 1 };
@@ -689,6 +698,7 @@ impl ContainerLog {
         }
         Some(match &burst.literal {
             Some(literal) => body == &literal[..kept],
+            None if burst.is_empty_lines() => body.is_empty(),
             None => {
                 let digits = decimal_digits(seq) as usize;
                 body.len() >= digits

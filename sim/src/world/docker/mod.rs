@@ -128,6 +128,8 @@ pub struct ContainerReport {
     pub retained_from: [u64; 2],
     /// Entries written (long lines are several entries), and deleted by rotation.
     pub entries_written: u64,
+    /// Empty lines written (both streams; see `ContainerLog::empty_line_at`).
+    pub empty_lines_written: u64,
     pub entries_deleted: u64,
     /// Per stream, lines the world deleted before any reader had them, by cause.
     pub lost_to_rotation: [u64; 2],
@@ -183,6 +185,7 @@ impl SimDocker {
             lines_written: log.lines_written(),
             retained_from: log.retained_from(),
             entries_written: log.entries_total(),
+            empty_lines_written: log.empty_lines_written(),
             entries_deleted: log.entries_deleted(),
             lost_to_rotation: log.lost_lines(LossCause::Rotation),
             lost_to_removal: log.lost_lines(LossCause::Removal),
