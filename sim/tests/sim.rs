@@ -216,13 +216,17 @@ fn the_report_format_is_stable() {
 fn worlds_of_tty_containers_pass() {
     // Every container a TTY: no frame headers, `\r\n` line ends, stderr bursts merged
     // into stdout. The shipped agent reads them all; the oracle checks them as stdout.
+    // Empty lines come as `TIMESTAMP SP \r\n`.
+    let mut empty_lines = 0;
     for seed in 0..3 {
         let options = Options { tty_share: 1.0, ..Options::from_seed(seed, &small()) };
         assert!(options.stderr_share > 0.0);
         let outcome = run_seed(&options, RunConfig::default());
         assert!(outcome.violation.is_none(), "{}", failure_block(&outcome));
         assert!(outcome.stats.lines_delivered > 1000, "seed {seed} delivered too little to mean anything");
+        empty_lines += outcome.stats.empty_lines_written;
     }
+    assert!(empty_lines > 0, "TTY worlds wrote no empty line");
 }
 
 #[test]

@@ -100,3 +100,75 @@ fn a_gap_is_allowed_only_over_lines_rotation_deleted_unread() {
     let losses = completeness::check(&docker, &checker).unwrap();
     assert_eq!(losses.json_file_rotation, 7);
 }
+
+/// Lines 0..96 numbered, then (a second later) 96..99 empty — the world writes the burst
+/// starting at 96 empty, one in 97 — then 99..101 numbered. Returns each line's
+/// timestamp as written.
+fn world_with_empty_lines() -> (Executor, SimDocker, ContainerId, Vec<i64>) {
+    let mut executor = Executor::new(1, WALL_START);
+    let docker = SimDocker::new(executor.rt(), 1);
+    let id = docker.create("app", "sim/app:latest", Default::default());
+    docker.start(&id).unwrap();
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 96)).unwrap();
+    executor.advance_for(std::time::Duration::from_secs(1));
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 2)).unwrap();
+    let micro = 1_000;
+    let ts = (0..101)
+        .map(|seq| if seq < 96 { WALL_START + seq * micro } else { WALL_START + 1_000_000_000 + (seq - 96) * micro })
+        .collect();
+    (executor, docker, id, ts)
+}
+
+/// A batch of `id`'s stdout lines `seqs` with the given timestamps, empty from 96 to 98.
+fn batch_at(id: &ContainerId, lines: &[(u64, i64)]) -> Batch {
+    let mut batch = batch(id, &[], written);
+    let stream = &mut batch.streams[0];
+    for &(seq, ts) in lines {
+        let bytes = if (96..99).contains(&seq) {
+            Bytes::new()
+        } else {
+            Bytes::from(line_content(seq, if seq < 96 { 2 } else { 3 }))
+        };
+        stream.lines.push(Line { ts, bytes, position: Position::Container(ResumeKey { ts, seq: 0 }) });
+    }
+    batch.lines = lines.len();
+    batch
+}
+
+#[test]
+fn empty_lines_are_named_by_their_timestamps() {
+    let (_executor, docker, id, ts) = world_with_empty_lines();
+    let all: Vec<(u64, i64)> = (0..101).map(|seq| (seq, ts[seq as usize])).collect();
+    let check = |lines: &[(u64, i64)]| {
+        let mut checker = DeliveryChecker::new(docker.clone(), 64 << 10);
+        checker.handle_delivery(&batch_at(&id, lines), false, None);
+        checker
+    };
+    let checker = check(&all);
+    assert_eq!(checker.first_violation, None);
+    assert_eq!(checker.lines_delivered, 101);
+    assert!(completeness::check(&docker, &checker).is_ok());
+    // An empty line dropped: the next one is not the line expected.
+    let dropped: Vec<_> = all.iter().copied().filter(|(seq, _)| *seq != 97).collect();
+    let (invariant, detail) = check(&dropped).first_violation.expect("a dropped empty line is a loss");
+    assert_eq!(invariant, Invariant::NoLoss);
+    assert!(detail.contains("line 98 arrived but line 97 never did"), "{detail}");
+    // An empty line delivered twice: a duplicate of the same line, not the next one.
+    let twice: Vec<_> = all[..98].iter().chain(&all[97..]).copied().collect();
+    let (invariant, detail) = check(&twice).first_violation.expect("an empty duplicate is caught");
+    assert_eq!(invariant, Invariant::NoDuplicates);
+    assert!(detail.contains("line 97 delivered again"), "{detail}");
+    // An empty line with a timestamp the world gave no empty line.
+    let mut moved = all.clone();
+    moved[97].1 += 1;
+    let (invariant, detail) = check(&moved).first_violation.expect("a restamped empty line is caught");
+    assert_eq!(invariant, Invariant::NoLoss);
+    assert!(detail.contains("no empty line was written at its timestamp"), "{detail}");
+    // A numbered line shipped empty at its own timestamp names no empty line either.
+    let mut emptied = batch_at(&id, &all);
+    emptied.streams[0].lines[95].bytes = Bytes::new();
+    let mut checker = DeliveryChecker::new(docker.clone(), 64 << 10);
+    checker.handle_delivery(&emptied, false, None);
+    assert!(checker.first_violation.expect("an emptied line is caught").1.contains("no empty line"));
+}

@@ -1050,3 +1050,6 @@ fn whole_frames_in_a_cut_render_are_exactly_the_frames_before_the_cut() {
 
 #[path = "clock_step_tests.rs"]
 mod clock_step;
+
+#[path = "empty_lines_tests.rs"]
+mod empty_lines;
