@@ -76,6 +76,6 @@ impl ContainerLog {
 
     /// Empty lines written (both streams, deleted ones included), for the report.
     pub(crate) fn empty_lines_written(&self) -> u64 {
-        self.bursts.iter().filter(|burst| burst.is_empty_lines()).map(|burst| burst.lines as u64).sum()
+        self.empty_lines
     }
 }
