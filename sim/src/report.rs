@@ -3,9 +3,9 @@
 //! Per failing seed: the seed, its options, the first broken invariant and the live
 //! tasks by spawn site. Then the totals: seeds, failures, simulated container-hours per
 //! wall second, events (executor polls) per seed, per-seed substance (stream rotations,
-//! lines delivered and empty lines written, minimum and mean), what the world did (container exits,
-//! json-file rotations, seeds whose queue reached its bound) and the lines lost by a
-//! named, world-caused reason.
+//! lines delivered and empty lines written, minimum and mean), what the world did
+//! (container exits, json-file rotations, seeds whose queue reached its bound) and the
+//! lines lost by a named, world-caused reason.
 
 use std::fmt::Write;
 

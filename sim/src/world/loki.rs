@@ -26,6 +26,13 @@
 //! owns, not a wake of the sink's task: the task sleeps once, until the reply is due
 //! (and once more only when the server hangs). Dropping the future cancels the arrival.
 //!
+//! Every accepted entry is stored, an empty line too: Loki's distributor validates age,
+//! future, size and metadata, never emptiness (grafana/loki
+//! `pkg/distributor/validator.go`, `ValidateEntry`). Its ingester's drop of an entry
+//! equal in timestamp and content to one it holds is not modelled: the world never
+//! writes two such lines (see `docker/log/empty.rs`), and a duplicate the agent sends is
+//! counted as one by the oracle.
+//!
 //! Promises: decisions draw from the model's own seeded stream in arrival order;
 //! the observer is called outside the model's lock and must not call back into SimLoki.
 

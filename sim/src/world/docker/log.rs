@@ -6,10 +6,8 @@
 //! ## Storage
 //! The world writes output as bursts: `lines` consecutive lines of one output stream,
 //! each `line_bytes` long (its per-stream sequence number in decimal, then `x` padding;
-//! see [`line_content`]), or, in a share of bursts, every line empty (`line_bytes` 0:
-//! only the newline; see [`empty`]). A line of `L` content bytes becomes
-//! `L / 16384 + 1` entries: full 16 KiB partial entries without a newline, then the
-//! rest followed by `\n`
+//! see [`line_content`]). A line of `L` content bytes becomes `L / 16384 + 1` entries:
+//! full 16 KiB partial entries without a newline, then the rest followed by `\n`
 //! (exactly as Docker's copier splits: a line of exactly 16 KiB ends with an entry that
 //! is only `\n`). Line `i` of a burst has timestamp `first_ts + i * ts_step`, and every
 //! entry of a long line carries its line's timestamp: Docker's copier stamps all pieces
@@ -23,6 +21,8 @@
 //! first cut, which every later piece of the line carries (moby `partialTS`; checked on
 //! this machine: a 40 KiB line written 8 KiB every 300 ms is stamped 300 ms after it
 //! began, when its first 16 KiB piece was cut).
+//! A share of bursts is written empty instead (`line_bytes` 0: every line only its
+//! newline; see [`empty`], which also says how the oracle names such a line).
 //!
 //! ## TTY containers
 //! A container created with a TTY ([`ContainerLog::tty`]) keeps the same entries, but a
