@@ -19,7 +19,7 @@
 //! delivered. Cost: one lookup per batch stream, one digit parse and one content
 //! comparison per line.
 
-use std::collections::BTreeMap;
+mod by_container;
 
 use engine::model::{Batch, ContainerId, Position, ResumeKey, SourceId, StdStream};
 use engine::port::Checkpoint;
@@ -27,6 +27,8 @@ use engine::rt::UnixNanos;
 
 use crate::check::Invariant;
 use crate::world::docker::{line_seq, LossCause, SimDocker};
+
+use self::by_container::ByContainer;
 
 #[derive(Default)]
 struct Track {
@@ -67,7 +69,7 @@ pub struct DeliveryChecker {
     /// The agent's truncation limit, to compare long lines.
     line_bytes_max: usize,
     /// Per container, its stdout and stderr (looked up by id, not cloned per batch).
-    tracks: BTreeMap<ContainerId, [Track; 2]>,
+    tracks: ByContainer<[Track; 2]>,
     pub lines_delivered: u64,
     /// Lines skipped because the world deleted them unread, and lines Loki refused.
     pub lines_excused: u64,
@@ -90,7 +92,7 @@ impl DeliveryChecker {
         DeliveryChecker {
             docker,
             line_bytes_max,
-            tracks: BTreeMap::new(),
+            tracks: ByContainer::default(),
             lines_delivered: 0,
             lines_excused: 0,
             lines_refused: 0,
@@ -115,10 +117,7 @@ impl DeliveryChecker {
         for stream in &batch.streams {
             let SourceId::Container { id, stream: std_stream } = &stream.source;
             let mut failure = None;
-            let tracks = match self.tracks.get_mut(id) {
-                Some(tracks) => tracks,
-                None => self.tracks.entry(id.clone()).or_default(),
-            };
+            let tracks = self.tracks.get_or_default(id);
             let track = &mut tracks[std_stream.index()];
             // One id lookup and one lock of the world per batch stream, not per line.
             let log = self.docker.log_serial(id);
@@ -257,12 +256,11 @@ impl DeliveryChecker {
     /// a crash would lose the lines between. This, not the agent's own word, is what
     /// makes the duplicate window after a crash ([`Self::handle_crash`]) trustworthy.
     pub fn handle_commit(&mut self, checkpoint: &Checkpoint) {
-        // Both maps are ordered by id: one merge walk, no lookup per container.
-        let mut tracks = self.tracks.iter().peekable();
         let mut failures = Vec::new();
         for (id, positions) in &checkpoint.containers {
-            while tracks.next_if(|(track_id, _)| *track_id < id).is_some() {}
-            let found = tracks.next_if(|(track_id, _)| *track_id == id).map(|(_, tracks)| tracks);
+            // One lookup by the id's `Arc` (see `by_container`), not a walk over every
+            // container ever delivered.
+            let found = self.tracks.get(id);
             for (stream, key) in [(StdStream::Stdout, positions.stdout), (StdStream::Stderr, positions.stderr)] {
                 let Some(key) = key else { continue };
                 let last = found.and_then(|tracks| tracks[stream.index()].max_key);
