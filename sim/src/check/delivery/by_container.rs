@@ -33,6 +33,7 @@ impl<T> Default for ByContainer<T> {
 }
 
 impl<T: Default> ByContainer<T> {
+    #[inline]
     fn find(&self, id: &ContainerId) -> Option<usize> {
         match self.by_address.get(&address(id)) {
             Some(&at) => Some(at),
@@ -40,6 +41,7 @@ impl<T: Default> ByContainer<T> {
         }
     }
 
+    #[inline]
     pub(super) fn get(&self, id: &ContainerId) -> Option<&T> {
         self.find(id).map(|at| &self.entries[at].1)
     }
