@@ -12,7 +12,6 @@
 //!   bound while Docker is up and the pipeline flows (the FIFO pool, whose holders
 //!   yield to waiters, must give everyone a turn).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use engine::model::ContainerId;
@@ -27,9 +26,14 @@ pub struct BudgetChecker {
     pub streams_max: usize,
     pub queue_bytes_max: usize,
     pub starvation_max: Duration,
-    /// Per running container: since when it has had no open stream (as far as the
-    /// samples can tell), and its log requests at the last sample.
-    unstreamed_since: BTreeMap<ContainerId, (Instant, u64)>,
+    /// Per running container without an open stream, in id order: since when it has had
+    /// none (as far as the samples can tell), and its log requests at the last sample.
+    /// Carried from sample to sample by a merge walk over two sorted lists: the map it
+    /// replaces cost an insert and a remove per container per sample (~700 instructions
+    /// each; 10.7M of seed 1's 2,216M).
+    unstreamed_since: Vec<(ContainerId, Instant, u64)>,
+    /// The previous sample's list (its buffer is reused).
+    unstreamed_before: Vec<(ContainerId, Instant, u64)>,
     pub samples: u64,
     pub streams_open_max: usize,
     /// How long a container removed without its `destroy` event reaching the agent (the
@@ -43,7 +47,8 @@ impl BudgetChecker {
             streams_max,
             queue_bytes_max,
             starvation_max,
-            unstreamed_since: BTreeMap::new(),
+            unstreamed_since: Vec::new(),
+            unstreamed_before: Vec::new(),
             samples: 0,
             streams_open_max: 0,
             unannounced_grace: Duration::ZERO,
@@ -121,13 +126,17 @@ impl BudgetChecker {
             return Ok(());
         }
         // Clocks of containers that are streamed, stopped or gone are dropped.
-        let mut previous = std::mem::take(&mut self.unstreamed_since);
+        std::mem::swap(&mut self.unstreamed_since, &mut self.unstreamed_before);
+        self.unstreamed_since.clear();
+        let mut previous = self.unstreamed_before.drain(..).peekable();
+        // Both lists are in id order: the model answers from its map of containers by id.
         for (id, opens) in docker.running_unstreamed() {
+            while previous.next_if(|(before, ..)| *before < id).is_some() {}
             // A container streamed between two samples (a log request since the last
             // one) starts a new clock: samples alone would take a slot held for less
             // than a sample period, as the pool's yields make them, for no stream at all.
-            let mut since = match previous.remove(&id) {
-                Some((since, opens_then)) if opens_then == opens => since,
+            let mut since = match previous.next_if(|(before, ..)| *before == id) {
+                Some((_, since, opens_then)) if opens_then == opens => since,
                 _ => now,
             };
             // Its start (or a stale die after it) never reached the agent as it happened:
@@ -135,7 +144,6 @@ impl BudgetChecker {
             if let Some(at) = docker.events_disturbed_at(&id) {
                 since = since.max(at + self.unannounced_grace);
             }
-            self.unstreamed_since.insert(id.clone(), (since, opens));
             let waited = now.saturating_duration_since(since);
             if waited > self.starvation_max {
                 let name = docker.container(&id).map(|report| report.name).unwrap_or_default();
@@ -148,6 +156,7 @@ impl BudgetChecker {
                     ),
                 ));
             }
+            self.unstreamed_since.push((id, since, opens));
         }
         Ok(())
     }

@@ -20,7 +20,7 @@
 //! delivered. Cost: one lookup per batch stream, one digit parse and one content
 //! comparison per line.
 
-use std::collections::BTreeMap;
+mod by_container;
 
 use engine::model::{Batch, ContainerId, Position, ResumeKey, SourceId, StdStream};
 use engine::port::Checkpoint;
@@ -28,6 +28,8 @@ use engine::rt::UnixNanos;
 
 use crate::check::Invariant;
 use crate::world::docker::{line_seq, LossCause, SimDocker};
+
+use self::by_container::ByContainer;
 
 #[derive(Default)]
 struct Track {
@@ -62,13 +64,23 @@ impl Track {
     }
 }
 
+/// What the checker keeps of one container.
+#[derive(Default)]
+struct ContainerTracks {
+    /// Its stdout and stderr.
+    streams: [Track; 2],
+    /// The world's handle of its log, once known: a container's never changes, and
+    /// asking the world costs an id lookup (about 290 instructions) per batch stream.
+    log: Option<usize>,
+}
+
 pub struct DeliveryChecker {
     /// The world, asked for written content and for lines it deleted unread.
     docker: SimDocker,
     /// The agent's truncation limit, to compare long lines.
     line_bytes_max: usize,
     /// Per container, its stdout and stderr (looked up by id, not cloned per batch).
-    tracks: BTreeMap<ContainerId, [Track; 2]>,
+    tracks: ByContainer<ContainerTracks>,
     pub lines_delivered: u64,
     /// Lines skipped because the world deleted them unread, and lines Loki refused.
     pub lines_excused: u64,
@@ -91,7 +103,7 @@ impl DeliveryChecker {
         DeliveryChecker {
             docker,
             line_bytes_max,
-            tracks: BTreeMap::new(),
+            tracks: ByContainer::default(),
             lines_delivered: 0,
             lines_excused: 0,
             lines_refused: 0,
@@ -116,13 +128,13 @@ impl DeliveryChecker {
         for stream in &batch.streams {
             let SourceId::Container { id, stream: std_stream } = &stream.source;
             let mut failure = None;
-            let tracks = match self.tracks.get_mut(id) {
-                Some(tracks) => tracks,
-                None => self.tracks.entry(id.clone()).or_default(),
-            };
-            let track = &mut tracks[std_stream.index()];
-            // One id lookup and one lock of the world per batch stream, not per line.
-            let log = self.docker.log_serial(id);
+            let tracks = self.tracks.get_or_default(id);
+            // One lock of the world per batch stream, not per line.
+            if tracks.log.is_none() {
+                tracks.log = self.docker.log_serial(id);
+            }
+            let log = tracks.log;
+            let track = &mut tracks.streams[std_stream.index()];
             let mut window: Option<(u64, u64)> = None;
             let mut answered_through = 0;
             let (lines_delivered, lines_excused, lines_refused, losses_read_past, lines_lost_clock_step) = (
@@ -265,15 +277,14 @@ impl DeliveryChecker {
     /// a crash would lose the lines between. This, not the agent's own word, is what
     /// makes the duplicate window after a crash ([`Self::handle_crash`]) trustworthy.
     pub fn handle_commit(&mut self, checkpoint: &Checkpoint) {
-        // Both maps are ordered by id: one merge walk, no lookup per container.
-        let mut tracks = self.tracks.iter().peekable();
         let mut failures = Vec::new();
         for (id, positions) in &checkpoint.containers {
-            while tracks.next_if(|(track_id, _)| *track_id < id).is_some() {}
-            let found = tracks.next_if(|(track_id, _)| *track_id == id).map(|(_, tracks)| tracks);
+            // One lookup by the id's `Arc` (see `by_container`), not a walk over every
+            // container ever delivered.
+            let found = self.tracks.get(id);
             for (stream, key) in [(StdStream::Stdout, positions.stdout), (StdStream::Stderr, positions.stderr)] {
                 let Some(key) = key else { continue };
-                let last = found.and_then(|tracks| tracks[stream.index()].max_key);
+                let last = found.and_then(|tracks| tracks.streams[stream.index()].max_key);
                 if last.is_none_or(|last| last < key) {
                     failures.push(format!(
                         "checkpoint: container {} {} committed at {key:?}, but Loki had only up to {last:?}",
@@ -292,7 +303,7 @@ impl DeliveryChecker {
     /// may come again.
     pub fn handle_crash(&mut self, committed: &Checkpoint) {
         let tracks = self.tracks.iter_mut().flat_map(|(id, tracks)| {
-            let [stdout, stderr] = tracks;
+            let [stdout, stderr] = &mut tracks.streams;
             [(id, StdStream::Stdout, stdout), (id, StdStream::Stderr, stderr)]
         });
         for (id, stream, track) in tracks {
@@ -322,12 +333,12 @@ impl DeliveryChecker {
             StdStream::Stdout => positions.stdout,
             StdStream::Stderr => positions.stderr,
         }?;
-        (self.tracks.get(id)?[stream.index()].through_key(key) as u64).checked_sub(1)
+        (self.tracks.get(id)?.streams[stream.index()].through_key(key) as u64).checked_sub(1)
     }
 
     /// Lines accounted for (delivered, refused, or skipped as deleted unread) for one
     /// stream of one container: the next line expected is this one.
     pub fn delivered(&self, id: &ContainerId, stream: StdStream) -> u64 {
-        self.tracks.get(id).map_or(0, |tracks| tracks[stream.index()].keys.len() as u64)
+        self.tracks.get(id).map_or(0, |tracks| tracks.streams[stream.index()].keys.len() as u64)
     }
 }
