@@ -14,7 +14,6 @@ pub mod executor;
 pub mod report;
 pub mod run;
 pub mod scenario;
-pub mod slab_alloc;
 pub mod sweep;
 pub mod world;
 

@@ -18,10 +18,6 @@ use sim::run::{run_seed, RunConfig};
 use sim::scenario::{Options, Overrides};
 use sim::sweep::{save_to_corpus, sweep, SweepConfig};
 
-/// Small blocks from per-thread free lists: see `sim::slab_alloc` for why and how much.
-#[global_allocator]
-static ALLOC: sim::slab_alloc::SlabAlloc = sim::slab_alloc::SlabAlloc;
-
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut config = SweepConfig {
