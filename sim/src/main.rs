@@ -18,6 +18,14 @@ use sim::run::{run_seed, RunConfig};
 use sim::scenario::{Options, Overrides};
 use sim::sweep::{save_to_corpus, sweep, SweepConfig};
 
+/// A seed makes about a million small allocations (lines, chunks, batches, futures);
+/// glibc's malloc and free cost ~9 % of a seed's instructions. mimalloc, measured on
+/// 20 seeds alternating binaries: user CPU 0.88× (seed 8 callgrind: 0.95× instructions),
+/// max RSS 35 → 63 MB. A hand-written slab allocator measured 0.93× instructions: not
+/// enough over the library to keep its unsafe code.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut config = SweepConfig {
