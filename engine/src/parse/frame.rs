@@ -132,11 +132,11 @@ impl FrameDecoder {
         Some((stream, &front[HEADER_LEN..HEADER_LEN + len]))
     }
 
-    /// Consume the frame [`Self::peek_frame`] returned, leaving the decoder as
-    /// [`Self::next_frame`] would have, without handing out its payload.
+    /// Consume the frame [`Self::peek_frame`] returned (a payload of `len` bytes), leaving
+    /// the decoder as [`Self::next_frame`] would have, without handing out its payload.
     #[inline]
-    pub fn skip_frame(&mut self) {
-        let len = self.peek_frame().expect("a frame was peeked").1.len();
+    pub fn skip_frame(&mut self, len: usize) {
+        debug_assert_eq!(self.peek_frame().map(|(_, payload)| payload.len()), Some(len), "a frame was peeked");
         let front = self.chunks.front_mut().expect("a frame was peeked");
         if front.len() == HEADER_LEN + len {
             self.chunks.pop_front();

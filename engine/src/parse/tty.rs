@@ -167,10 +167,12 @@ impl TtyDecoder {
         }
     }
 
-    /// Consume the entry [`Self::peek_frame`] returned without handing it out.
-    pub fn skip_frame(&mut self) {
-        let len = self.peek_frame().expect("an entry was peeked").1.len();
-        self.current.advance(len);
+    /// Consume the entry [`Self::peek_frame`] returned (`raw_len` bytes) without handing
+    /// it out. Takes the length instead of finding the entry's end again: that second
+    /// scan was 12 M of seed 1's instructions.
+    pub fn skip_frame(&mut self, raw_len: usize) {
+        debug_assert_eq!(self.peek_frame().map(|(_, raw)| raw.len()), Some(raw_len), "an entry was peeked");
+        self.current.advance(raw_len);
     }
 
     /// Bytes pushed and not yet returned in an entry.
