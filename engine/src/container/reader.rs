@@ -213,7 +213,8 @@ impl LogReader {
             return false;
         }
         let Ok((ts, prefix)) = self.timestamps.timestamp_prefix(payload) else { return false };
-        if prefix == payload.len() {
+        let payload_len = payload.len();
+        if prefix == payload_len {
             // Nothing after the timestamp: not a line ending in `\n`.
             return false;
         }
@@ -229,7 +230,7 @@ impl LogReader {
             self.expecting[index] = false;
             self.replaying[index] = !closes_at_resume_line();
         }
-        self.decoder.skip_frame();
+        self.decoder.skip_frame(payload_len);
         true
     }
 

@@ -93,6 +93,7 @@ impl Supervisor {
         let mut timer_at: Option<Instant> = None;
         let mut timer: BoxFuture<()> = Box::pin(std::future::pending());
         let mut runs: Vec<Run> = Vec::new();
+        let mut chunks: Vec<Chunk> = Vec::new();
         // One wait for a state change lives across the iterations (a new one only after
         // it fired), on a clone of the receiver; `self.state` marks what was seen. Once
         // its waiter is registered it is polled only when there is news, which decides
@@ -155,7 +156,7 @@ impl Supervisor {
                 }
                 item = next_item(&mut held.stream) => match item {
                     Some(Ok(bytes)) => {
-                        if !self.read(bytes, &mut runs).await {
+                        if !self.read(bytes, &mut runs, &mut chunks).await {
                             return;
                         }
                     }
@@ -284,7 +285,8 @@ impl Supervisor {
     }
 
     /// Read one chunk into the queue; false when the queue is closed (shutdown).
-    async fn read(&mut self, bytes: bytes::Bytes, runs: &mut Vec<Run>) -> bool {
+    /// `runs` and `chunks` are buffers kept across reads (empty between them).
+    async fn read(&mut self, bytes: bytes::Bytes, runs: &mut Vec<Run>, chunks: &mut Vec<Chunk>) -> bool {
         let shared = self.shared.clone();
         let (rt, telemetry) = (&shared.rt, &shared.telemetry);
         let mut stats = ReadStats::default();
@@ -300,13 +302,13 @@ impl Supervisor {
             LogGapFound { container: self.id.short(), gaps }.emit(telemetry, rt.now());
         }
         if let Some(labels) = &self.labels {
-            let chunks = runs.drain(..).map(|run| Chunk {
+            chunks.extend(runs.drain(..).map(|run| Chunk {
                 source: self.sources[run.stream.index()].clone(),
                 labels: labels[run.stream.index()].clone(),
                 lines: run.lines,
                 bytes: run.bytes,
-            });
-            if shared.queue.send_read(chunks.collect()).await.is_err() {
+            }));
+            if shared.queue.send_read(chunks).await.is_err() {
                 return false;
             }
         }

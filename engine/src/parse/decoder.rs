@@ -57,11 +57,12 @@ impl LogDecoder {
         }
     }
 
+    /// Consume what [`Self::peek_frame`] returned; `len` is the length of its bytes.
     #[inline]
-    pub fn skip_frame(&mut self) {
+    pub fn skip_frame(&mut self, len: usize) {
         match self {
-            LogDecoder::Framed(decoder) => decoder.skip_frame(),
-            LogDecoder::Tty(decoder) => decoder.skip_frame(),
+            LogDecoder::Framed(decoder) => decoder.skip_frame(len),
+            LogDecoder::Tty(decoder) => decoder.skip_frame(len),
         }
     }
 

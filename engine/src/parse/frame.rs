@@ -80,6 +80,9 @@ impl FrameDecoder {
         if let Some(error) = &self.poisoned {
             return Err(error.clone());
         }
+        if let Some(frame) = self.take_whole_front_frame() {
+            return Ok(Some(frame));
+        }
         let (stream, payload_len) = match self.header {
             Some(header) => header,
             None => {
@@ -132,11 +135,11 @@ impl FrameDecoder {
         Some((stream, &front[HEADER_LEN..HEADER_LEN + len]))
     }
 
-    /// Consume the frame [`Self::peek_frame`] returned, leaving the decoder as
-    /// [`Self::next_frame`] would have, without handing out its payload.
+    /// Consume the frame [`Self::peek_frame`] returned (a payload of `len` bytes), leaving
+    /// the decoder as [`Self::next_frame`] would have, without handing out its payload.
     #[inline]
-    pub fn skip_frame(&mut self) {
-        let len = self.peek_frame().expect("a frame was peeked").1.len();
+    pub fn skip_frame(&mut self, len: usize) {
+        debug_assert_eq!(self.peek_frame().map(|(_, payload)| payload.len()), Some(len), "a frame was peeked");
         let front = self.chunks.front_mut().expect("a frame was peeked");
         if front.len() == HEADER_LEN + len {
             self.chunks.pop_front();
@@ -157,6 +160,22 @@ impl FrameDecoder {
         self.chunks_bytes = 0;
         self.header = None;
         self.poisoned = None;
+    }
+
+    /// The common case of [`Self::next_frame`], taken without copying the header out:
+    /// a valid frame with a payload, whole in the first chunk (what [`Self::peek_frame`]
+    /// sees). Anything else (an error, a frame across chunks) is left to the general path.
+    /// Saves seed 8 11 M of its 1,629 M instructions (callgrind).
+    #[inline]
+    fn take_whole_front_frame(&mut self) -> Option<Frame> {
+        let (stream, len) = self.peek_frame().map(|(stream, payload)| (stream, payload.len()))?;
+        if len == 0 {
+            return None;
+        }
+        let front = self.chunks.front_mut().expect("a frame was peeked");
+        front.advance(HEADER_LEN);
+        self.chunks_bytes -= HEADER_LEN;
+        Some(Frame { stream, payload: self.take_payload(len) })
     }
 
     /// Consumes and checks a header. Requires `chunks_bytes >= HEADER_LEN`.

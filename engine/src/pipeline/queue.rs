@@ -277,10 +277,13 @@ impl QueueSender {
     /// (shutdown, crash) drops them and the count keeps them, so the shutdown names them
     /// with the lines it abandoned (they were read: a reopen may never find them again,
     /// json-file rotation may have deleted them). A closed queue keeps them counted too.
-    pub async fn send_read(&self, chunks: Vec<Chunk>) -> Result<(), QueueClosed> {
+    ///
+    /// `chunks` is left empty, also when the future is dropped: it is the reader's
+    /// buffer, reused so a read does not allocate a `Vec` for its chunks.
+    pub async fn send_read(&self, chunks: &mut Vec<Chunk>) -> Result<(), QueueClosed> {
         let held: usize = chunks.iter().map(|chunk| chunk.lines.len()).sum();
         ReaderLinesHeld { lines_delta: held as i64 }.emit(&self.budget.telemetry);
-        for chunk in chunks {
+        for chunk in chunks.drain(..) {
             let lines = chunk.lines.len();
             self.send(chunk).await?;
             ReaderLinesHeld { lines_delta: -(lines as i64) }.emit(&self.budget.telemetry);

@@ -85,10 +85,12 @@ fn a_reader_cancelled_while_it_waits_to_queue_leaves_its_lines_counted() {
     let telemetry = Arc::new(Telemetry::default());
     let budget = Budget::new(3 * LINE_OVERHEAD_BYTES, telemetry.clone());
     let (sender, mut receiver) = queue(budget.clone());
-    let mut waiting = Box::pin(sender.send_read(vec![empty_lines(2), empty_lines(2), empty_lines(1)]));
+    let mut chunks = vec![empty_lines(2), empty_lines(2), empty_lines(1)];
+    let mut waiting = Box::pin(sender.send_read(&mut chunks));
     assert!((&mut waiting).now_or_never().is_none(), "the second chunk does not fit");
     assert_eq!(Telemetry::get(&telemetry.reader_lines_held), 3);
     drop(waiting);
+    assert!(chunks.is_empty(), "the unqueued chunks are dropped with the future");
     assert_eq!(Telemetry::get(&telemetry.reader_lines_held), 3, "dropped unqueued: still counted");
     assert_eq!(Telemetry::get(&telemetry.queue_lines), 2);
     // A reader that queues everything holds nothing.
@@ -96,7 +98,7 @@ fn a_reader_cancelled_while_it_waits_to_queue_leaves_its_lines_counted() {
     budget.refund(chunk.lines.len(), chunk.bytes);
     let telemetry_after = Arc::new(Telemetry::default());
     let (sender, _receiver) = queue(Budget::new(3 * LINE_OVERHEAD_BYTES, telemetry_after.clone()));
-    sender.send_read(vec![empty_lines(1), empty_lines(2)]).now_or_never().expect("fits").unwrap();
+    sender.send_read(&mut vec![empty_lines(1), empty_lines(2)]).now_or_never().expect("fits").unwrap();
     assert_eq!(Telemetry::get(&telemetry_after.reader_lines_held), 0);
 }
 
