@@ -79,30 +79,48 @@ impl ContainerLog {
     /// The whole lines of streams filtered per entry ([`Qualify::Each`]) among the
     /// entries `from..to` that `qualify` skipped, per burst in order: (burst, stream,
     /// lines). Never handed to the reader.
+    ///
+    /// Walks only the bursts of the filtered streams (through `by_stream`), and none
+    /// when no stream is: `logs` asks this of the whole log before its start cursor at
+    /// every open (seed 1: 86 M of 2,242 M instructions walking every burst before).
     pub(crate) fn since_skipped(
         &self,
         from: LogCursor,
         to: LogCursor,
         qualify: &[Qualify; 2],
     ) -> Vec<(usize, StdStream, Range<u64>)> {
-        let to = to.min(self.end());
-        let mut from = self.normalise(from.max(self.start));
         let mut skipped = Vec::new();
-        while from < to {
-            let burst = &self.bursts[from.burst];
-            let end = if from.burst == to.burst { to.entry } else { burst.entries() };
-            if let Qualify::Each(since) = qualify[burst.stream.index()] {
+        if !qualify.iter().any(|qualify| matches!(qualify, Qualify::Each(_))) {
+            return skipped;
+        }
+        let to = to.min(self.end());
+        let from = self.normalise(from.max(self.start));
+        if from >= to {
+            return skipped;
+        }
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            let Qualify::Each(since) = qualify[stream.index()] else { continue };
+            let indices = &self.by_stream[stream.index()];
+            let first = indices.partition_point(|&index| index < from.burst);
+            for &index in &indices[first..] {
+                let start = if index == from.burst { from.entry } else { 0 };
+                if (LogCursor { burst: index, entry: start }) >= to {
+                    break;
+                }
+                let burst = &self.bursts[index];
+                let end = if index == to.burst { to.entry } else { burst.entries() };
                 let passes_from = burst.first_entry_at_or_after(since).unwrap_or(burst.entries());
                 let per_line = burst.entries_per_line();
-                // Whole lines among the skipped entries `from.entry..passes_from.min(end)`.
-                let first = burst.first_seq + from.entry.div_ceil(per_line);
+                // Whole lines among the skipped entries `start..passes_from.min(end)`.
+                let first = burst.first_seq + start.div_ceil(per_line);
                 let until = burst.first_seq + passes_from.min(end) / per_line;
                 if first < until {
-                    skipped.push((from.burst, burst.stream, first..until));
+                    skipped.push((index, stream, first..until));
                 }
             }
-            from = LogCursor { burst: from.burst + 1, entry: 0 };
         }
+        // Both streams filtered: back to arrival order (bursts are distinct).
+        skipped.sort_unstable_by_key(|(burst, _, _)| *burst);
         skipped
     }
 
