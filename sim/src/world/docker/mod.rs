@@ -49,6 +49,7 @@ mod log;
 mod log_stream;
 mod port;
 mod state;
+mod stream_table;
 mod unsettled;
 
 #[cfg(test)]

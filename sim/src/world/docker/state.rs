@@ -16,6 +16,7 @@ use engine::port::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineErro
 
 use super::log::{ContainerLog, LogCursor};
 use super::log_stream::StreamFault;
+use super::stream_table::StreamTable;
 use crate::executor::SimRng;
 
 /// The Docker API calls the model serves, for targeted failures.
@@ -145,7 +146,7 @@ pub(crate) struct DockerState {
     /// stop): only their read lines can still be in the dying agent's hands.
     pub(crate) removed_since_forget: std::collections::BTreeSet<ContainerId>,
     pub(crate) daemon_up: bool,
-    pub(crate) log_streams: BTreeMap<u64, OpenLogStream>,
+    pub(crate) log_streams: StreamTable<OpenLogStream>,
     pub(crate) event_streams: BTreeMap<u64, EventSubscriber>,
     pub(crate) next_stream_id: u64,
     /// Container ids: a stream of its own, so ids depend only on the world's commands.
@@ -197,7 +198,7 @@ impl DockerState {
             tails_owed: [0; 2],
             draining: BTreeMap::new(),
             daemon_up: true,
-            log_streams: BTreeMap::new(),
+            log_streams: StreamTable::default(),
             event_streams: BTreeMap::new(),
             next_stream_id: 0,
             id_rng: SimRng::derive(seed, 0x1D),
@@ -407,7 +408,7 @@ impl DockerState {
 }
 
 /// [`DockerState::wake_followers`] for a container already looked up.
-pub(crate) fn wake_followers_of(container: &Container, log_streams: &mut BTreeMap<u64, OpenLogStream>) {
+pub(crate) fn wake_followers_of(container: &Container, log_streams: &mut StreamTable<OpenLogStream>) {
     for id in &container.open_streams {
         let stream = log_streams.get_mut(id).expect("indexed stream is open");
         if !matches!(stream.fault, Some(StreamFault::Stall)) {
