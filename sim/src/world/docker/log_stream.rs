@@ -33,7 +33,7 @@ use engine::port::EngineError;
 use engine::rt::{BoxFuture, Rt};
 use futures::Stream;
 
-use super::log::{LogCursor, Qualify, ReadStart, ReaderInfo, RenderedRun, TimestampText};
+use super::log::{LogCursor, Qualify, ReadStart, ReaderInfo, RenderedRun};
 use super::state::{DockerState, StreamEnd};
 use super::unsettled::Unsettled;
 use crate::executor::{Lock, SimRng};
@@ -88,7 +88,6 @@ struct Reader {
     /// handed out as shared `Bytes` from the start (no promotion on the first slice).
     buffer: BytesMut,
     rng: SimRng,
-    timestamps: TimestampText,
     /// Per output stream, the first line this reader may count as handed (see
     /// [`super::unsettled`]); resolved at the first render, from the `since` filter.
     counts_from: Option<[u64; 2]>,
@@ -118,7 +117,6 @@ impl SimLogStream {
             runs: Vec::new(),
             buffer: BytesMut::new(),
             rng,
-            timestamps: TimestampText::default(),
             counts_from: None,
             rendered_from: cursor,
             info,
@@ -165,7 +163,7 @@ impl Reader {
                 until,
                 target,
                 &mut self.buffer,
-                &mut self.timestamps,
+                &mut state.timestamps,
                 &mut self.runs,
             );
             if !self.buffer.is_empty() {

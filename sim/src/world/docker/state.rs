@@ -14,7 +14,7 @@ use std::time::Duration;
 use engine::model::ContainerId;
 use engine::port::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineError};
 
-use super::log::{ContainerLog, LogCursor};
+use super::log::{ContainerLog, LogCursor, TimestampText};
 use super::log_stream::StreamFault;
 use super::stream_table::StreamTable;
 use crate::executor::SimRng;
@@ -176,6 +176,9 @@ pub(crate) struct DockerState {
     pub(crate) now: engine::rt::Instant,
     /// The world's count of bytes handed to the agent and not settled.
     pub(crate) unsettled: super::unsettled::Unsettled,
+    /// Timestamp text for every reader's renders: a cache, shared so that its date
+    /// outlives a reader ([`TimestampText`]).
+    pub(crate) timestamps: TimestampText,
 }
 
 impl DockerState {
@@ -216,6 +219,7 @@ impl DockerState {
             events_disturbed: BTreeMap::new(),
             now: engine::rt::Instant::ZERO,
             unsettled: Default::default(),
+            timestamps: TimestampText::default(),
         }
     }
 

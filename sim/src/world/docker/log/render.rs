@@ -277,29 +277,58 @@ fn render_entry_frame(burst: &Burst, entry: u64, out: &mut BytesMut, timestamps:
 
 /// Formats timestamps like [`format_rfc3339_nanos`], reusing the date and time of day
 /// while consecutive entries fall in the same second (they mostly do): only the nine
-/// fraction digits are written per entry. Debug builds check every result against
-/// `format_rfc3339_nanos`, which remains the definition of the layout.
+/// fraction digits are written per entry. A new second of the same day rewrites only
+/// `HH:MM:SS`; only a new day calls `format_rfc3339_nanos`, which remains the
+/// definition of the layout (debug builds check every prefix and every text against it).
+/// One is shared by every reader of the world (seed 1: a fresh one per reader called
+/// `format_rfc3339_nanos` 67 k times, 31 M of 2,087 M instructions).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TimestampText {
     /// The second whose `YYYY-MM-DDTHH:MM:SS.` is in `prefix`, if any.
     second: Option<i64>,
+    /// The day whose `YYYY-MM-DD` is in `prefix`, if any.
+    day: Option<i64>,
     prefix: [u8; 20],
-    /// Where a new second is formatted (reused, so that it allocates once).
+    /// Where a new day is formatted (reused, so that it allocates once).
     scratch: Vec<u8>,
 }
 
 impl TimestampText {
     const NANOS_PER_SECOND: i64 = 1_000_000_000;
+    const SECONDS_PER_DAY: i64 = 86_400;
+
+    /// Make `prefix` hold the date and time of day of `ts`.
+    #[inline]
+    fn set_second(&mut self, ts: UnixNanos) {
+        let second = ts.div_euclid(Self::NANOS_PER_SECOND);
+        if self.second == Some(second) {
+            return;
+        }
+        let day = second.div_euclid(Self::SECONDS_PER_DAY);
+        if self.day == Some(day) {
+            let of_day = second.rem_euclid(Self::SECONDS_PER_DAY) as u64;
+            put_fixed_digits(&mut self.prefix[11..13], of_day / 3600);
+            put_fixed_digits(&mut self.prefix[14..16], of_day / 60 % 60);
+            put_fixed_digits(&mut self.prefix[17..19], of_day % 60);
+        } else {
+            self.scratch.clear();
+            format_rfc3339_nanos(ts, &mut self.scratch);
+            debug_assert_eq!(self.scratch.len(), TIMESTAMP_BYTES);
+            self.prefix.copy_from_slice(&self.scratch[..20]);
+            self.day = Some(day);
+        }
+        self.second = Some(second);
+        #[cfg(debug_assertions)]
+        {
+            let mut expected = Vec::new();
+            format_rfc3339_nanos(ts, &mut expected);
+            debug_assert!(expected[..20] == self.prefix[..], "timestamp prefix differs from format_rfc3339_nanos");
+        }
+    }
 
     /// Write the text of `ts` into `out` (30 bytes), in place.
     pub(crate) fn write_into(&mut self, ts: UnixNanos, out: &mut [u8]) {
-        let second = ts.div_euclid(Self::NANOS_PER_SECOND);
-        if self.second != Some(second) {
-            self.scratch.clear();
-            format_rfc3339_nanos(ts, &mut self.scratch);
-            self.prefix.copy_from_slice(&self.scratch[..20]);
-            self.second = Some(second);
-        }
+        self.set_second(ts);
         out[..20].copy_from_slice(&self.prefix);
         put_fixed_digits(&mut out[20..29], ts.rem_euclid(Self::NANOS_PER_SECOND) as u64);
         out[29] = b'Z';
@@ -307,18 +336,8 @@ impl TimestampText {
 
     /// The text of `ts`.
     pub(crate) fn text(&mut self, ts: UnixNanos) -> [u8; TIMESTAMP_BYTES] {
-        let second = ts.div_euclid(Self::NANOS_PER_SECOND);
-        if self.second != Some(second) {
-            self.scratch.clear();
-            format_rfc3339_nanos(ts, &mut self.scratch);
-            debug_assert_eq!(self.scratch.len(), TIMESTAMP_BYTES);
-            self.prefix.copy_from_slice(&self.scratch[..20]);
-            self.second = Some(second);
-        }
         let mut text = [0u8; TIMESTAMP_BYTES];
-        text[..20].copy_from_slice(&self.prefix);
-        put_fixed_digits(&mut text[20..29], ts.rem_euclid(Self::NANOS_PER_SECOND) as u64);
-        text[29] = b'Z';
+        self.write_into(ts, &mut text);
         #[cfg(debug_assertions)]
         {
             let mut expected = Vec::new();
