@@ -44,6 +44,7 @@
 //! [`SimDocker::containers`] (per container: lines written per stream, first line still
 //! retained per stream, opens), and [`line_seq`] to decode a line's sequence number.
 
+mod buffers;
 mod events;
 mod log;
 mod log_stream;

@@ -179,6 +179,8 @@ pub(crate) struct DockerState {
     /// Timestamp text for every reader's renders: a cache, shared so that its date
     /// outlives a reader ([`TimestampText`]).
     pub(crate) timestamps: TimestampText,
+    /// Render buffers of dropped streams, for the next ones.
+    pub(crate) buffers: super::buffers::BufferPool,
 }
 
 impl DockerState {
@@ -220,6 +222,7 @@ impl DockerState {
             now: engine::rt::Instant::ZERO,
             unsettled: Default::default(),
             timestamps: TimestampText::default(),
+            buffers: Default::default(),
         }
     }
 
