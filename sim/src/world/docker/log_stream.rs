@@ -33,8 +33,8 @@ use engine::port::EngineError;
 use engine::rt::{BoxFuture, Rt};
 use futures::Stream;
 
-use super::log::{LogCursor, Qualify, ReadStart, ReaderInfo, RenderedRun};
 use super::buffers::BufferPool;
+use super::log::{LogCursor, Qualify, ReadStart, ReaderInfo, RenderedRun};
 use super::state::{DockerState, StreamEnd};
 use super::unsettled::Unsettled;
 use crate::executor::{Lock, SimRng};

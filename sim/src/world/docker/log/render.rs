@@ -148,8 +148,7 @@ fn render_short_lines(
     header[4..].copy_from_slice(&u32::try_from(payload_len).expect("an entry fits in a frame").to_be_bytes());
     // The sequence number's digit count only changes at a power of ten: tracked here
     // instead of a logarithm per frame (seed 1: 21 M of 2,147 M instructions).
-    let mut seq = burst.first_seq + from;
-    let mut digits = decimal_digits(seq) as usize;
+    let mut digits = decimal_digits(burst.first_seq + from) as usize;
     let mut next_power = 10u64.checked_pow(digits as u32).unwrap_or(u64::MAX);
     for (index, frame) in out[start..].chunks_exact_mut(frame_len).enumerate() {
         let entry = from + index as u64;
@@ -157,13 +156,13 @@ fn render_short_lines(
         let (ts, rest) = frame[header_len..].split_at_mut(TIMESTAMP_BYTES);
         timestamps.write_into(burst.first_ts + entry as i64 * burst.ts_step, ts);
         rest[0] = b' ';
+        let seq = burst.first_seq + entry;
         if seq >= next_power {
             digits += 1;
             next_power = next_power.saturating_mul(10);
         }
         debug_assert_eq!(digits, decimal_digits(seq) as usize);
         put_fixed_digits(&mut rest[1..1 + digits], seq);
-        seq += 1;
         if tty {
             rest[1 + line_bytes] = b'\r';
         }
