@@ -309,6 +309,10 @@ pub(crate) struct ContainerLog {
     /// Per stream, the lines the world deleted before any reader was handed them, as
     /// half-open sequence ranges in order, with their cause: the losses the oracle excuses.
     lost: [Vec<(u64, u64, LossCause)>; 2],
+    /// Per stream, whether a range was pushed onto `lost` before a range it holds that
+    /// starts later, since `lost` was last sorted ([`Self::push_lost`]): a sort of a list
+    /// already sorted changes nothing, so the sorts skip it.
+    lost_unsorted: [bool; 2],
     /// Per stream, json-file rotations that deleted at least one of its lines (read or
     /// not).
     rotations_deleting: [u64; 2],

@@ -33,7 +33,8 @@ use engine::port::EngineError;
 use engine::rt::{BoxFuture, Rt};
 use futures::Stream;
 
-use super::log::{LogCursor, Qualify, ReadStart, ReaderInfo, RenderedRun, TimestampText};
+use super::buffers::BufferPool;
+use super::log::{LogCursor, Qualify, ReadStart, ReaderInfo, RenderedRun};
 use super::state::{DockerState, StreamEnd};
 use super::unsettled::Unsettled;
 use crate::executor::{Lock, SimRng};
@@ -88,7 +89,6 @@ struct Reader {
     /// handed out as shared `Bytes` from the start (no promotion on the first slice).
     buffer: BytesMut,
     rng: SimRng,
-    timestamps: TimestampText,
     /// Per output stream, the first line this reader may count as handed (see
     /// [`super::unsettled`]); resolved at the first render, from the `since` filter.
     counts_from: Option<[u64; 2]>,
@@ -118,7 +118,6 @@ impl SimLogStream {
             runs: Vec::new(),
             buffer: BytesMut::new(),
             rng,
-            timestamps: TimestampText::default(),
             counts_from: None,
             rendered_from: cursor,
             info,
@@ -154,10 +153,14 @@ impl Reader {
             // earlier chunk and it is big enough, else start a new one (`reserve` would
             // reallocate and copy the bytes already handed out).
             if !self.buffer.try_reclaim(wanted) {
-                self.buffer = BytesMut::with_capacity(wanted);
+                let spent = std::mem::replace(&mut self.buffer, state.buffers.buffer(wanted));
+                self.give_back_buffer(spent, &mut state.buffers);
             }
             self.rendered_from = self.cursor;
             log.refresh_qualify(&mut self.qualify, self.info.since);
+            if self.runs.capacity() == 0 {
+                self.runs = state.buffers.runs();
+            }
             self.runs.clear();
             let (last_frame, entries) = log.render(
                 &mut self.cursor,
@@ -165,7 +168,7 @@ impl Reader {
                 until,
                 target,
                 &mut self.buffer,
-                &mut self.timestamps,
+                &mut state.timestamps,
                 &mut self.runs,
             );
             if !self.buffer.is_empty() {
@@ -188,6 +191,14 @@ impl Reader {
         let log = &state.logs[serial];
         let exhausted_at = until.min(log.end());
         self.pending.is_empty() && limit.is_some() && self.cursor >= exhausted_at
+    }
+
+    /// Keep `buffer` (this reader's, replaced or dropped) for later streams if it was
+    /// ever allocated: it has room left, or frames were rendered into it.
+    fn give_back_buffer(&self, buffer: BytesMut, buffers: &mut BufferPool) {
+        if buffer.capacity() > 0 || self.rendered_len > 0 {
+            buffers.give_buffer(buffer);
+        }
     }
 
     /// Hand out up to `max` pending bytes (cut at a random point sometimes).
@@ -353,5 +364,8 @@ impl Drop for SimLogStream {
         self.reader.discard(&mut state, self.serial);
         state.unsettled.closed(self.stream_id, self.reader.pending.len() as u64);
         state.close_log_stream(self.stream_id);
+        let buffer = std::mem::take(&mut self.reader.buffer);
+        self.reader.give_back_buffer(buffer, &mut state.buffers);
+        state.buffers.give_runs(std::mem::take(&mut self.reader.runs));
     }
 }

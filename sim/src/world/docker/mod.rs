@@ -44,11 +44,13 @@
 //! [`SimDocker::containers`] (per container: lines written per stream, first line still
 //! retained per stream, opens), and [`line_seq`] to decode a line's sequence number.
 
+mod buffers;
 mod events;
 mod log;
 mod log_stream;
 mod port;
 mod state;
+mod stream_table;
 mod unsettled;
 
 #[cfg(test)]

@@ -14,8 +14,9 @@ use std::time::Duration;
 use engine::model::ContainerId;
 use engine::port::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineError};
 
-use super::log::{ContainerLog, LogCursor};
+use super::log::{ContainerLog, LogCursor, TimestampText};
 use super::log_stream::StreamFault;
+use super::stream_table::StreamTable;
 use crate::executor::SimRng;
 
 /// The Docker API calls the model serves, for targeted failures.
@@ -145,7 +146,7 @@ pub(crate) struct DockerState {
     /// stop): only their read lines can still be in the dying agent's hands.
     pub(crate) removed_since_forget: std::collections::BTreeSet<ContainerId>,
     pub(crate) daemon_up: bool,
-    pub(crate) log_streams: BTreeMap<u64, OpenLogStream>,
+    pub(crate) log_streams: StreamTable<OpenLogStream>,
     pub(crate) event_streams: BTreeMap<u64, EventSubscriber>,
     pub(crate) next_stream_id: u64,
     /// Container ids: a stream of its own, so ids depend only on the world's commands.
@@ -175,6 +176,11 @@ pub(crate) struct DockerState {
     pub(crate) now: engine::rt::Instant,
     /// The world's count of bytes handed to the agent and not settled.
     pub(crate) unsettled: super::unsettled::Unsettled,
+    /// Timestamp text for every reader's renders: a cache, shared so that its date
+    /// outlives a reader ([`TimestampText`]).
+    pub(crate) timestamps: TimestampText,
+    /// Render buffers of dropped streams, for the next ones.
+    pub(crate) buffers: super::buffers::BufferPool,
 }
 
 impl DockerState {
@@ -197,7 +203,7 @@ impl DockerState {
             tails_owed: [0; 2],
             draining: BTreeMap::new(),
             daemon_up: true,
-            log_streams: BTreeMap::new(),
+            log_streams: StreamTable::default(),
             event_streams: BTreeMap::new(),
             next_stream_id: 0,
             id_rng: SimRng::derive(seed, 0x1D),
@@ -215,6 +221,8 @@ impl DockerState {
             events_disturbed: BTreeMap::new(),
             now: engine::rt::Instant::ZERO,
             unsettled: Default::default(),
+            timestamps: TimestampText::default(),
+            buffers: Default::default(),
         }
     }
 
@@ -407,7 +415,7 @@ impl DockerState {
 }
 
 /// [`DockerState::wake_followers`] for a container already looked up.
-pub(crate) fn wake_followers_of(container: &Container, log_streams: &mut BTreeMap<u64, OpenLogStream>) {
+pub(crate) fn wake_followers_of(container: &Container, log_streams: &mut StreamTable<OpenLogStream>) {
     for id in &container.open_streams {
         let stream = log_streams.get_mut(id).expect("indexed stream is open");
         if !matches!(stream.fault, Some(StreamFault::Stall)) {

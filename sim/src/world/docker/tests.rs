@@ -788,6 +788,15 @@ fn timestamp_text_matches_the_engine_formatter_across_seconds() {
         engine::parse::timestamp::format_rfc3339_nanos(ts, &mut expected);
         assert_eq!(ours, expected, "ts {ts}");
     }
+    // Jumps of up to two days either way (a reader after another, a host clock step):
+    // a new day is formatted afresh, a new second of the same day patched.
+    for _ in 0..10_000 {
+        ts += rng.range(0..4 * 86_400 * SECOND as u64) as i64 - 2 * 86_400 * SECOND;
+        let ours = text.text(ts).to_vec();
+        let mut expected = Vec::new();
+        engine::parse::timestamp::format_rfc3339_nanos(ts, &mut expected);
+        assert_eq!(ours, expected, "ts {ts}");
+    }
 }
 
 #[test]

@@ -33,6 +33,7 @@ use std::ops::Range;
 use engine::model::StdStream;
 
 use super::log::{ContainerLog, LogCursor};
+use super::stream_table::StreamTable;
 
 #[derive(Default)]
 struct Counted {
@@ -61,7 +62,7 @@ pub(crate) struct Unsettled {
     counted_bytes: u64,
     /// Rendered for a reader, not handed out yet (every open stream).
     pending_bytes: u64,
-    slack: BTreeMap<u64, Slack>,
+    slack: StreamTable<Slack>,
     slack_bytes: u64,
     /// The highest `handed − settled` seen at a hand-out.
     pub(crate) max_seen: u64,
@@ -142,7 +143,7 @@ impl Unsettled {
     /// holds no partial line. Checks the bound.
     pub(crate) fn handed(&mut self, stream_id: u64, len: u64, discarded: u64, at_boundary: bool) {
         self.pending_bytes -= len + discarded;
-        let slack = self.slack.entry(stream_id).or_default();
+        let slack = self.slack.get_or_insert_default(stream_id);
         let before = slack.bytes;
         slack.bytes = if slack.at_boundary { len } else { slack.bytes + len };
         slack.at_boundary = at_boundary;

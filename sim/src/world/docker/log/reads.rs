@@ -204,6 +204,24 @@ impl ContainerLog {
         self.lines_before(stream, self.read_frontier.max(self.start))
     }
 
+    /// Append `range` to the lost ranges of stream `index`, noting whether they stay
+    /// sorted by start.
+    pub(super) fn push_lost(&mut self, index: usize, range: (u64, u64, LossCause)) {
+        let lost = &mut self.lost[index];
+        if lost.last().is_some_and(|last| last.0 > range.0) {
+            self.lost_unsorted[index] = true;
+        }
+        lost.push(range);
+    }
+
+    /// Sort the lost ranges of stream `index` by start (stable), unless they are: the
+    /// same list either way, without a pass over it.
+    pub(super) fn sort_lost(&mut self, index: usize) {
+        if std::mem::take(&mut self.lost_unsorted[index]) {
+            self.lost[index].sort_by_key(|(from, _, _)| *from);
+        }
+    }
+
     /// Record, per stream, the lines from the first unread one up to `until` (exclusive,
     /// per stream) as lost to `cause`. Returns how many.
     pub(super) fn record_loss(&mut self, until: [u64; 2], cause: LossCause) -> u64 {
@@ -212,7 +230,7 @@ impl ContainerLog {
             let from = self.first_unread_line(stream).max(self.retained_from[stream.index()]);
             let until = until[stream.index()];
             if from < until {
-                self.lost[stream.index()].push((from, until, cause));
+                self.push_lost(stream.index(), (from, until, cause));
                 total += until - from;
             }
         }
@@ -353,8 +371,8 @@ impl ContainerLog {
             let next_named = lost.iter().map(|(start, _, _)| *start).filter(|start| *start > from).min();
             let read_until = next_named.map_or(deleted_until, |start| start.min(deleted_until));
             if from < read_until {
-                self.lost[index].push((from, read_until, cause));
-                self.lost[index].sort_by_key(|(from, _, _)| *from);
+                self.push_lost(index, (from, read_until, cause));
+                self.sort_lost(index);
                 total += read_until - from;
             }
         }

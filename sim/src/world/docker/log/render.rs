@@ -146,6 +146,10 @@ fn render_short_lines(
         StdStream::Stderr => 2,
     };
     header[4..].copy_from_slice(&u32::try_from(payload_len).expect("an entry fits in a frame").to_be_bytes());
+    // The sequence number's digit count only changes at a power of ten: tracked here
+    // instead of a logarithm per frame (seed 1: 21 M of 2,147 M instructions).
+    let mut digits = decimal_digits(burst.first_seq + from) as usize;
+    let mut next_power = 10u64.checked_pow(digits as u32).unwrap_or(u64::MAX);
     for (index, frame) in out[start..].chunks_exact_mut(frame_len).enumerate() {
         let entry = from + index as u64;
         frame[..header_len].copy_from_slice(&header[..header_len]);
@@ -153,7 +157,11 @@ fn render_short_lines(
         timestamps.write_into(burst.first_ts + entry as i64 * burst.ts_step, ts);
         rest[0] = b' ';
         let seq = burst.first_seq + entry;
-        let digits = decimal_digits(seq) as usize;
+        if seq >= next_power {
+            digits += 1;
+            next_power = next_power.saturating_mul(10);
+        }
+        debug_assert_eq!(digits, decimal_digits(seq) as usize);
         put_fixed_digits(&mut rest[1..1 + digits], seq);
         if tty {
             rest[1 + line_bytes] = b'\r';
@@ -268,48 +276,74 @@ fn render_entry_frame(burst: &Burst, entry: u64, out: &mut BytesMut, timestamps:
 
 /// Formats timestamps like [`format_rfc3339_nanos`], reusing the date and time of day
 /// while consecutive entries fall in the same second (they mostly do): only the nine
-/// fraction digits are written per entry. Debug builds check every result against
-/// `format_rfc3339_nanos`, which remains the definition of the layout.
+/// fraction digits are written per entry. A new second of the same day rewrites only
+/// `HH:MM:SS`; only a new day calls `format_rfc3339_nanos`, which remains the
+/// definition of the layout (debug builds check every prefix and every text against it).
+/// One is shared by every reader of the world (seed 1: a fresh one per reader called
+/// `format_rfc3339_nanos` 67 k times, 31 M of 2,087 M instructions).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TimestampText {
-    /// The second whose `YYYY-MM-DDTHH:MM:SS.` is in `prefix`, if any.
-    second: Option<i64>,
+    /// Whether `prefix` holds a second yet.
+    primed: bool,
+    /// The first nanosecond of the second whose `YYYY-MM-DDTHH:MM:SS.` is in `prefix`
+    /// (wrapping: the first second of the i64 range starts before it). An entry of that
+    /// second is found by a subtraction and a comparison rather than a division.
+    second_start: i64,
+    /// The day whose `YYYY-MM-DD` is in `prefix`, if any.
+    day: Option<i64>,
     prefix: [u8; 20],
-    /// Where a new second is formatted (reused, so that it allocates once).
+    /// Where a new day is formatted (reused, so that it allocates once).
     scratch: Vec<u8>,
 }
 
 impl TimestampText {
     const NANOS_PER_SECOND: i64 = 1_000_000_000;
+    const SECONDS_PER_DAY: i64 = 86_400;
+
+    /// Make `prefix` hold the date and time of day of `ts`.
+    #[inline]
+    fn set_second(&mut self, ts: UnixNanos) {
+        let second = ts.div_euclid(Self::NANOS_PER_SECOND);
+        let day = second.div_euclid(Self::SECONDS_PER_DAY);
+        if self.day == Some(day) {
+            let of_day = second.rem_euclid(Self::SECONDS_PER_DAY) as u64;
+            put_fixed_digits(&mut self.prefix[11..13], of_day / 3600);
+            put_fixed_digits(&mut self.prefix[14..16], of_day / 60 % 60);
+            put_fixed_digits(&mut self.prefix[17..19], of_day % 60);
+        } else {
+            self.scratch.clear();
+            format_rfc3339_nanos(ts, &mut self.scratch);
+            debug_assert_eq!(self.scratch.len(), TIMESTAMP_BYTES);
+            self.prefix.copy_from_slice(&self.scratch[..20]);
+            self.day = Some(day);
+        }
+        self.second_start = second.wrapping_mul(Self::NANOS_PER_SECOND);
+        self.primed = true;
+        #[cfg(debug_assertions)]
+        {
+            let mut expected = Vec::new();
+            format_rfc3339_nanos(ts, &mut expected);
+            debug_assert!(expected[..20] == self.prefix[..], "timestamp prefix differs from format_rfc3339_nanos");
+        }
+    }
 
     /// Write the text of `ts` into `out` (30 bytes), in place.
     pub(crate) fn write_into(&mut self, ts: UnixNanos, out: &mut [u8]) {
-        let second = ts.div_euclid(Self::NANOS_PER_SECOND);
-        if self.second != Some(second) {
-            self.scratch.clear();
-            format_rfc3339_nanos(ts, &mut self.scratch);
-            self.prefix.copy_from_slice(&self.scratch[..20]);
-            self.second = Some(second);
+        // `ts - second_start` is exact (modulo 2^64) and below a second iff `ts` is in it.
+        let mut fraction = ts.wrapping_sub(self.second_start) as u64;
+        if !self.primed || fraction >= Self::NANOS_PER_SECOND as u64 {
+            self.set_second(ts);
+            fraction = ts.rem_euclid(Self::NANOS_PER_SECOND) as u64;
         }
         out[..20].copy_from_slice(&self.prefix);
-        put_fixed_digits(&mut out[20..29], ts.rem_euclid(Self::NANOS_PER_SECOND) as u64);
+        put_fixed_digits(&mut out[20..29], fraction);
         out[29] = b'Z';
     }
 
     /// The text of `ts`.
     pub(crate) fn text(&mut self, ts: UnixNanos) -> [u8; TIMESTAMP_BYTES] {
-        let second = ts.div_euclid(Self::NANOS_PER_SECOND);
-        if self.second != Some(second) {
-            self.scratch.clear();
-            format_rfc3339_nanos(ts, &mut self.scratch);
-            debug_assert_eq!(self.scratch.len(), TIMESTAMP_BYTES);
-            self.prefix.copy_from_slice(&self.scratch[..20]);
-            self.second = Some(second);
-        }
         let mut text = [0u8; TIMESTAMP_BYTES];
-        text[..20].copy_from_slice(&self.prefix);
-        put_fixed_digits(&mut text[20..29], ts.rem_euclid(Self::NANOS_PER_SECOND) as u64);
-        text[29] = b'Z';
+        self.write_into(ts, &mut text);
         #[cfg(debug_assertions)]
         {
             let mut expected = Vec::new();
