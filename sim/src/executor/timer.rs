@@ -3,8 +3,9 @@
 //!
 //! Owns: every pending timer of the simulation. A timer is a slot holding what to do
 //! when it fires — wake the task that sleeps, or run a callback ([`CallAt`]) — plus a
-//! heap entry `(deadline, sequence, slot)`; the sequence orders timers with equal
-//! deadlines by registration, so firing order is deterministic. Of the timers that fire
+//! heap entry `(deadline, sequence, slot)` (packed in one `u128`: [`HeapEntry`]); the
+//! sequence orders timers with equal deadlines by registration, so firing order is
+//! deterministic. Of the timers that fire
 //! together, the executor wakes the sleepers first, then runs the callbacks.
 //!
 //! Promises:
@@ -50,6 +51,28 @@ pub(crate) type Callback = Box<dyn FnOnce() + Send>;
 /// [`TimerSlot::sequence`] of a free slot (sequences count up from zero).
 const FREE: u64 = u64::MAX;
 
+/// A heap entry `(deadline, sequence, slot)` packed as `deadline << 64 | sequence << 24 |
+/// slot`: ordered by deadline, then sequence (unique, so the slot never decides), as the
+/// tuple was, but compared as one integer and moved as 16 bytes instead of 24. Seed 1
+/// (callgrind, 150 k timers): 1,596.9 M → 1,594.8 M Ir in all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct HeapEntry(u128);
+
+const SLOT_BITS: u32 = 24;
+
+impl HeapEntry {
+    fn new(deadline: u64, sequence: u64, slot: u32) -> HeapEntry {
+        assert!(slot < 1 << SLOT_BITS && sequence < 1 << (64 - SLOT_BITS), "timer slot or sequence out of range");
+        HeapEntry(u128::from(deadline) << 64 | u128::from(sequence << SLOT_BITS | u64::from(slot)))
+    }
+
+    /// `(deadline, sequence, slot)`.
+    fn parts(self) -> (u64, u64, u32) {
+        let low = self.0 as u64;
+        ((self.0 >> 64) as u64, low >> SLOT_BITS, (low & ((1 << SLOT_BITS) - 1)) as u32)
+    }
+}
+
 struct TimerSlot {
     /// Sequence of the timer occupying the slot; [`FREE`] when the slot is free.
     sequence: u64,
@@ -58,7 +81,7 @@ struct TimerSlot {
 
 #[derive(Default)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    heap: BinaryHeap<Reverse<HeapEntry>>,
     slots: Vec<TimerSlot>,
     free: Vec<u32>,
     next_sequence: u64,
@@ -92,7 +115,7 @@ impl Timers {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.heap.push(Reverse((deadline, sequence, slot)));
+        self.heap.push(Reverse(HeapEntry::new(deadline, sequence, slot)));
         self.live += 1;
         TimerKey { slot, sequence }
     }
@@ -155,7 +178,8 @@ impl Timers {
 
     /// The earliest deadline of a live timer.
     pub(crate) fn next_deadline(&mut self) -> Option<u64> {
-        while let Some(Reverse((deadline, sequence, slot))) = self.heap.peek().copied() {
+        while let Some(Reverse(entry)) = self.heap.peek().copied() {
+            let (deadline, sequence, slot) = entry.parts();
             if self.slots[slot as usize].sequence == sequence {
                 return Some(deadline);
             }
@@ -168,7 +192,8 @@ impl Timers {
     /// `wakers` and the callbacks, with their sequences, to `calls`, each in (deadline,
     /// registration) order.
     pub(crate) fn fire_due(&mut self, now: u64, wakers: &mut Vec<Waker>, calls: &mut Vec<(u64, Callback)>) {
-        while let Some(Reverse((deadline, sequence, slot))) = self.heap.peek().copied() {
+        while let Some(Reverse(entry)) = self.heap.peek().copied() {
+            let (deadline, sequence, slot) = entry.parts();
             if deadline > now {
                 break;
             }
@@ -275,5 +300,22 @@ impl CallAt {
 impl Drop for CallAt {
     fn drop(&mut self) {
         self.cancel_now();
+    }
+}
+
+#[cfg(test)]
+mod heap_entry_tests {
+    use super::HeapEntry;
+
+    #[test]
+    fn packed_entries_order_as_tuples_and_unpack() {
+        let tuples = [(5, 9, 0), (5, 10, 3), (4, 11, 1), (6, 0, (1 << 24) - 1), (u64::MAX, (1 << 40) - 1, 7)];
+        for a in tuples {
+            assert_eq!(HeapEntry::new(a.0, a.1, a.2).parts(), a);
+            for b in tuples {
+                let (x, y) = (HeapEntry::new(a.0, a.1, a.2), HeapEntry::new(b.0, b.1, b.2));
+                assert_eq!(x.cmp(&y), (a.0, a.1).cmp(&(b.0, b.1)), "{a:?} vs {b:?}");
+            }
+        }
     }
 }
