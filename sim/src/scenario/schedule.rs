@@ -350,11 +350,26 @@ impl Schedule {
             keep
         });
         // Stable: ties keep drawing order (a flood's outage before its bursts).
-        actions.sort_by_key(|(at, _)| *at);
+        let actions = sort_by_time(actions);
         Schedule { actions, crashes }
     }
 
     pub fn bursts(&self) -> usize {
         self.actions.iter().filter(|(_, action)| matches!(action, Action::Emit { .. })).count()
     }
+}
+
+/// `actions` in time order, ties in their order in `actions` (a stable sort by time).
+/// Sorts 16-byte `(nanos, index)` keys and moves each action once, instead of merging
+/// the actions (48 bytes each) themselves: `Schedule::generate` on seed 1 (callgrind)
+/// 7.74 M → 6.08 M instructions.
+fn sort_by_time(actions: Vec<(Duration, Action)>) -> Vec<(Duration, Action)> {
+    let key = |(index, (at, _)): (usize, &(Duration, Action))| {
+        let nanos = u64::try_from(at.as_nanos()).expect("a schedule spans less than 584 years");
+        (nanos, u32::try_from(index).expect("fewer than 2^32 actions"))
+    };
+    let mut keys: Vec<(u64, u32)> = actions.iter().enumerate().map(key).collect();
+    keys.sort_unstable();
+    let mut actions: Vec<Option<(Duration, Action)>> = actions.into_iter().map(Some).collect();
+    keys.into_iter().map(|(_, index)| actions[index as usize].take().expect("each index once")).collect()
 }
