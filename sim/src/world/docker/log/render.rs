@@ -389,8 +389,8 @@ fn put_fixed_digits(slot: &mut [u8], mut n: u64) {
 
 /// The nine digits of a timestamp's fraction (`n` below 10^9), zero-padded: the same
 /// bytes as [`put_fixed_digits`] (debug builds check), without its loop and in 32-bit
-/// arithmetic, the halves independent (once per rendered frame; seed 8: the loop was
-/// 27 M of 1,407 M instructions).
+/// arithmetic, the halves independent (once per rendered frame; seed 8: 2.3 M of
+/// 1,399 M instructions fewer than the loop).
 #[inline]
 fn put_nine_digits(slot: &mut [u8; 9], n: u64) {
     debug_assert!(n < 1_000_000_000);
