@@ -394,6 +394,13 @@ pub(crate) struct ReaderInfo {
     pub(crate) tail: bool,
 }
 
+/// [`ContainerLog::loss_totals`]: per cause (`LossCause as usize`), per stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LossTotals {
+    pub(crate) lines: [[u64; 2]; 4],
+    pub(crate) ranges: [[u64; 2]; 4],
+}
+
 /// Why the world deleted a line before the agent could read it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LossCause {
