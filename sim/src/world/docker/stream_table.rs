@@ -146,7 +146,10 @@ mod tests {
         table.insert(35, 350);
         *table.get_or_insert_default(2) += 2;
         table.insert(50, 50);
-        assert_eq!(table.values().copied().collect::<Vec<_>>(), [vec![2, 30, 31, 32, 33, 34, 350], (36..40).collect(), vec![50]].concat());
+        assert_eq!(
+            table.values().copied().collect::<Vec<_>>(),
+            [vec![2, 30, 31, 32, 33, 34, 350], (36..40).collect(), vec![50]].concat()
+        );
         assert_eq!(table.get_mut(&36).copied(), Some(36));
         assert_eq!((table.len(), table.get(&10)), (12, None));
         table.values_mut().for_each(|value| *value += 1);
