@@ -179,6 +179,8 @@ impl SimDocker {
 
     fn report(state: &DockerState, id: &ContainerId, container: &Container, streams_open: usize) -> ContainerReport {
         let log = &state.logs[container.serial];
+        let losses = log.loss_totals();
+        debug_assert_eq!(losses.ranges[LossCause::Rotation as usize], log.loss_ranges(LossCause::Rotation));
         ContainerReport {
             id: id.clone(),
             name: container.info.name.clone(),
@@ -189,12 +191,12 @@ impl SimDocker {
             entries_written: log.entries_total(),
             empty_lines_written: log.empty_lines_written(),
             entries_deleted: log.entries_deleted(),
-            lost_to_rotation: log.lost_lines(LossCause::Rotation),
-            lost_to_removal: log.lost_lines(LossCause::Removal),
-            lost_to_first_sight: log.lost_lines(LossCause::FirstSight),
-            lost_to_clock_step: log.lost_lines(LossCause::ClockStep),
+            lost_to_rotation: losses.lines[LossCause::Rotation as usize],
+            lost_to_removal: losses.lines[LossCause::Removal as usize],
+            lost_to_first_sight: losses.lines[LossCause::FirstSight as usize],
+            lost_to_clock_step: losses.lines[LossCause::ClockStep as usize],
             rotations_deleting: log.rotations_deleting(),
-            rotation_loss_ranges: log.loss_ranges(LossCause::Rotation),
+            rotation_loss_ranges: losses.ranges[LossCause::Rotation as usize],
             gaps_noticeable: log.gaps_noticeable(),
             gaps_possible: log.gaps_possible(),
             unread: log.has_unread(),

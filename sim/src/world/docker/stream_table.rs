@@ -11,40 +11,51 @@
 
 use std::ops::{Index, IndexMut};
 
+/// A removed record leaves a vacant slot behind (its id kept, so the order and the
+/// search hold) instead of shifting every later record down: the oldest streams go
+/// first, so a `Vec::remove` moved most of the table per closed stream (seed 8: 12 M
+/// of 1,407 M instructions in `memcpy` from dropping log streams). Vacant slots are
+/// swept out once they are the majority.
 pub(crate) struct StreamTable<V> {
-    /// Sorted by id, ids distinct.
-    entries: Vec<(u64, V)>,
+    /// Sorted by id, ids distinct; `None`: removed.
+    entries: Vec<(u64, Option<V>)>,
+    /// How many entries are `None`.
+    vacant: usize,
 }
 
 impl<V> Default for StreamTable<V> {
     fn default() -> Self {
-        StreamTable { entries: Vec::new() }
+        StreamTable { entries: Vec::new(), vacant: 0 }
     }
 }
 
 impl<V> StreamTable<V> {
+    /// Vacant slots tolerated before a sweep, at least (and at most half the entries).
+    const SWEEP_AFTER: usize = 16;
+
     fn position(&self, id: u64) -> Result<usize, usize> {
-        // Most lookups are of recent streams: a binary search over few entries.
         self.entries.binary_search_by_key(&id, |(key, _)| *key)
     }
 
-    /// Insert or replace the record of `id`.
     pub(crate) fn insert(&mut self, id: u64, value: V) {
         match self.position(id) {
-            Ok(at) => self.entries[at].1 = value,
-            Err(at) => self.entries.insert(at, (id, value)),
+            Ok(at) => {
+                if self.entries[at].1.replace(value).is_none() {
+                    self.vacant -= 1;
+                }
+            }
+            Err(at) => self.entries.insert(at, (id, Some(value))),
         }
     }
 
     pub(crate) fn get(&self, id: &u64) -> Option<&V> {
-        self.position(*id).ok().map(|at| &self.entries[at].1)
+        self.position(*id).ok().and_then(|at| self.entries[at].1.as_ref())
     }
 
     pub(crate) fn get_mut(&mut self, id: &u64) -> Option<&mut V> {
-        self.position(*id).ok().map(|at| &mut self.entries[at].1)
+        self.position(*id).ok().and_then(|at| self.entries[at].1.as_mut())
     }
 
-    /// The record of `id`, a default one inserted first if there is none.
     pub(crate) fn get_or_insert_default(&mut self, id: u64) -> &mut V
     where
         V: Default,
@@ -52,29 +63,39 @@ impl<V> StreamTable<V> {
         let at = match self.position(id) {
             Ok(at) => at,
             Err(at) => {
-                self.entries.insert(at, (id, V::default()));
+                self.entries.insert(at, (id, None));
+                self.vacant += 1;
                 at
             }
         };
-        &mut self.entries[at].1
+        let slot = &mut self.entries[at].1;
+        if slot.is_none() {
+            self.vacant -= 1;
+        }
+        slot.get_or_insert_with(V::default)
     }
 
     pub(crate) fn remove(&mut self, id: &u64) -> Option<V> {
-        self.position(*id).ok().map(|at| self.entries.remove(at).1)
+        let at = self.position(*id).ok()?;
+        let removed = self.entries[at].1.take()?;
+        self.vacant += 1;
+        if self.vacant >= Self::SWEEP_AFTER && 2 * self.vacant > self.entries.len() {
+            self.entries.retain(|(_, value)| value.is_some());
+            self.vacant = 0;
+        }
+        Some(removed)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() - self.vacant
     }
 
-    /// The records in id order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
-        self.entries.iter().map(|(_, value)| value)
+        self.entries.iter().filter_map(|(_, value)| value.as_ref())
     }
 
-    /// The records in id order.
     pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.entries.iter_mut().map(|(_, value)| value)
+        self.entries.iter_mut().filter_map(|(_, value)| value.as_mut())
     }
 }
 
@@ -109,5 +130,29 @@ mod tests {
         table[&7] += 1;
         assert_eq!(table.values().copied().collect::<Vec<_>>(), vec![30, 4, 55, 71]);
         assert_eq!((table.len(), table.get(&2), table[&3]), (4, None, 30));
+    }
+
+    #[test]
+    fn vacant_slots_are_refilled_and_swept_without_changing_what_is_seen() {
+        let mut table = StreamTable::default();
+        for id in 0..40 {
+            table.insert(id, id);
+        }
+        for id in 0..30 {
+            assert_eq!(table.remove(&id), Some(id));
+        }
+        assert_eq!(table.remove(&3), None);
+        assert!(table.entries.len() < 40, "swept");
+        table.insert(35, 350);
+        *table.get_or_insert_default(2) += 2;
+        table.insert(50, 50);
+        assert_eq!(
+            table.values().copied().collect::<Vec<_>>(),
+            [vec![2, 30, 31, 32, 33, 34, 350], (36..40).collect(), vec![50]].concat()
+        );
+        assert_eq!(table.get_mut(&36).copied(), Some(36));
+        assert_eq!((table.len(), table.get(&10)), (12, None));
+        table.values_mut().for_each(|value| *value += 1);
+        assert_eq!(table[&2], 3);
     }
 }
