@@ -200,7 +200,7 @@ mod tests {
         let mut checkpoint = Checkpoint::default();
         checkpoint.containers.insert(
             ContainerId::new("abc"),
-            ContainerCheckpoint { stdout: Some(ResumeKey { ts: 1_700_000_000_123_456_789, seq }), stderr: None },
+            ContainerCheckpoint { stdout: Some(ResumeKey { ts: 1_700_000_000_123_456_789, seq }), stderr: None, since: None },
         );
         checkpoint
     }

@@ -284,9 +284,12 @@ impl World {
             }
             drop(delivery);
             self.docker.forget_reads();
-            // Nothing durable says the agent ever ran (no position committed yet): its
-            // restart is a first run again, and `first_sight` applies anew (seed 2699:
-            // crashed 0.4 s after its first start, lines written while it was down).
+            // Nothing durable says the agent ever ran (its first commit, which records
+            // the first sights under "now", never completed): its restart is a first run
+            // again, and `first_sight` applies anew (seed 2699: crashed 0.4 s after its
+            // first start, lines written while it was down). Once that commit completed,
+            // the restart opens those containers where they were first opened, and the
+            // lines written after that first sight are the agent's.
             if origin == engine::port::CheckpointOrigin::Fresh {
                 self.docker.forget_seen();
             }
@@ -882,6 +885,9 @@ fn drive_with(
         // finds the containers running and writing, none of them seen before.
         world.crash();
         world.docker.forget_seen();
+        // Under "now" it committed its first sights: not the real first start's.
+        world.store.forget_first_sights();
+        world.delivery.lock().unwrap().forget_first_sights();
         restart_at = Some(Instant::ZERO + options.late_start);
     }
     while world.exec.now() < end || restart_at.is_some() {

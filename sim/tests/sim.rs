@@ -391,6 +391,40 @@ fn tails_left_uncounted_are_caught() {
     panic!("{variant:?} was not caught within 20 seeds");
 }
 
+/// Small worlds under `first_sight = "now"` with a backlog at the agent's first start
+/// (late), rare bursts and frequent crashes: restarts find containers first seen with
+/// nothing acknowledged yet.
+fn first_sight_crashing(seed: u64) -> Options {
+    Options {
+        first_sight_now: true,
+        first_sight_tail: 0,
+        late_start: Duration::from_secs(120),
+        burst_every_mean: Duration::from_secs(600),
+        crashes: 20,
+        ..Options::from_seed(seed, &small())
+    }
+}
+
+#[test]
+fn a_backlog_shipped_after_a_restart_is_caught() {
+    // A container first seen under `first_sight = "now"` with nothing acknowledged when
+    // the agent crashed is opened at its recorded first sight by the restart: an agent
+    // that forgets it reads from the beginning and ships the backlog "now" skipped. The
+    // shipped agent passes the same worlds.
+    let variant = SupervisorVariant::FirstSightForgotten;
+    for seed in 0..20 {
+        let outcome = run_seed(&first_sight_crashing(seed), RunConfig { variant, ..RunConfig::default() });
+        if let Some(violation) = &outcome.violation {
+            assert_eq!(violation.invariant, Invariant::FirstSight, "{}", failure_block(&outcome));
+            assert!(violation.detail.contains("before its first sight"), "{}", failure_block(&outcome));
+            let shipped = run_seed(&first_sight_crashing(seed), RunConfig::default());
+            assert!(shipped.violation.is_none(), "{}", failure_block(&shipped));
+            return;
+        }
+    }
+    panic!("{variant:?} was not caught within 20 seeds");
+}
+
 #[test]
 fn the_shipped_agent_counts_the_tails_it_did_not_read() {
     // The same worlds: the shipped agent's count is within the world's bounds, and the

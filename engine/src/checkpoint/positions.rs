@@ -70,6 +70,23 @@ impl Acks {
         }
     }
 
+    /// Record where a container first seen under `first_sight = "now"` was opened, so
+    /// that a restart before any of its lines is acknowledged opens it there again. A
+    /// change the checkpoint task commits (at once if it is the first).
+    pub fn record_first_sight(&self, id: &ContainerId, since: i64) {
+        let mut state = self.state.lock().unwrap();
+        if !state.tracked.contains(id) {
+            return;
+        }
+        let entry = state.containers.entry(id.clone()).or_default();
+        if entry.has_position() || entry.since == Some(since) {
+            return;
+        }
+        entry.since = Some(since);
+        state.dirty = true;
+        self.changed.notify_one();
+    }
+
     /// Keep only the containers for which `keep` says yes (after the first reconcile).
     pub fn retain(&self, mut keep: impl FnMut(&ContainerId) -> bool) {
         let mut state = self.state.lock().unwrap();
@@ -101,6 +118,8 @@ impl Acks {
                 let advanced = slot.is_none_or(|acked| acked < key);
                 if advanced {
                     *slot = Some(key);
+                    // A position beats the first sight from now on.
+                    entry.since = None;
                 }
                 advanced
             };

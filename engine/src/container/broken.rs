@@ -156,7 +156,8 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
         | SupervisorVariant::StripCarriageReturn
         | SupervisorVariant::DropEmptyLines
         | SupervisorVariant::DuplicateEmptyLines
-        | SupervisorVariant::TailUncounted => (stream, StreamHook { heartbeat: None }),
+        | SupervisorVariant::TailUncounted
+        | SupervisorVariant::FirstSightForgotten => (stream, StreamHook { heartbeat: None }),
     }
 }
 

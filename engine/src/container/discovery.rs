@@ -12,7 +12,8 @@
 //! `first_sight` for the containers of the first reconcile of a first run (no
 //! checkpoint), the beginning of its log for every later one; with "now" the instant is
 //! the moment discovery saw it, so a container that waits for a stream slot loses
-//! nothing.
+//! nothing, and it is recorded in the checkpoint until a position is: a container whose
+//! checkpoint has it and no position opens there again after a restart.
 //!
 //! Ownership: discovery spawns every supervisor, keeps its handle, and joins it — when
 //! the container is removed (its state channel is closed, the supervisor finishes and
@@ -31,7 +32,7 @@ use crate::container::machine::FirstOpen;
 use crate::container::supervisor::Supervisor;
 use crate::container::{ContainerState, FirstSight, MonitorShared};
 use crate::model::{ContainerId, StdStream};
-use crate::port::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream};
+use crate::port::{ContainerCheckpoint, ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream};
 use crate::rt::{unit_from_bits, BoxFuture};
 use crate::task::{TaskHandle, TaskKind};
 use crate::telemetry::events::{ContainersCounted, DockerDown, DockerUp};
@@ -263,10 +264,19 @@ impl Discovery {
         // every reopen: stderr reaches Docker's log late, stamped up to that much before
         // it is written, and `since` filters by stamp (seeds 132, 149, 194: stderr lines
         // written after first sight, stamped before it, were never asked for).
-        let first_open = match first_sight {
-            FirstSight::Beginning => FirstOpen::Since(0),
-            FirstSight::Now => FirstOpen::Since(first_sight_since(shared.rt.wall(), shared.config.since_skew)),
-            FirstSight::Tail(lines) => FirstOpen::Tail(lines),
+        //
+        // A first sight under "now" is recorded in the checkpoint until a position is:
+        // a restart before then (first run again only if that commit never completed)
+        // opens the container where it was first opened, not from the beginning.
+        let first_open = match (recorded_first_sight(&shared.config, &resume), first_sight) {
+            (Some(since), _) => FirstOpen::Since(since),
+            (None, FirstSight::Beginning) => FirstOpen::Since(0),
+            (None, FirstSight::Now) => {
+                let since = first_sight_since(shared.rt.wall(), shared.config.since_skew);
+                shared.acks.record_first_sight(&id, since);
+                FirstOpen::Since(since)
+            }
+            (None, FirstSight::Tail(lines)) => FirstOpen::Tail(lines),
         };
         let (state, state_rx) = watch::channel(ContainerState { info, removed: false });
         let supervisor = Supervisor::new(shared.clone(), id.clone(), state_rx, resume, first_open);
@@ -302,6 +312,16 @@ impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.cancel();
     }
+}
+
+/// The first sight a container's checkpoint recorded, if it has no position yet.
+fn recorded_first_sight(config: &crate::container::MonitorConfig, resume: &ContainerCheckpoint) -> Option<i64> {
+    #[cfg(feature = "broken-variants")]
+    if config.variant == crate::container::SupervisorVariant::FirstSightForgotten {
+        return None;
+    }
+    let _ = config;
+    resume.since.filter(|_| !resume.has_position())
 }
 
 /// The `since` (Unix seconds) of a container first seen at `wall` (Unix nanoseconds)

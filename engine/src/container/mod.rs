@@ -128,6 +128,11 @@ pub enum SupervisorVariant {
     /// to its end (`container_tails_unread_total` stays zero).
     #[cfg(feature = "broken-variants")]
     TailUncounted,
+    /// The first sight a checkpoint recorded is ignored on restart: a container first
+    /// seen under `first_sight = "now"` with nothing acknowledged yet is read from the
+    /// beginning of its log, and the backlog "now" skipped is shipped.
+    #[cfg(feature = "broken-variants")]
+    FirstSightForgotten,
 }
 
 /// Make the hooks outside the supervisor (sink, queue, shutdown) play `variant` on this

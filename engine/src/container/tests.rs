@@ -172,7 +172,7 @@ fn a_split_line_is_merged_and_a_reopen_mid_line_reads_it_whole() {
 fn a_restart_resumes_after_the_acknowledged_keys() {
     let entries: Vec<Entry> =
         (0..6).map(|n| (StdStream::Stdout, 30 * SEC + n / 2, format!("line-{n}\n").into_bytes())).collect();
-    let acknowledged = ContainerCheckpoint { stdout: Some(ResumeKey { ts: 30 * SEC + 1, seq: 0 }), stderr: None };
+    let acknowledged = ContainerCheckpoint { stdout: Some(ResumeKey { ts: 30 * SEC + 1, seq: 0 }), stderr: None, since: None };
     let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, acknowledged);
     let since = reader.since_secs(Duration::from_secs(1)).unwrap();
     let runs = feed(&mut reader, &render(&since_filter(&entries, since)), 9);
@@ -395,7 +395,7 @@ proptest! {
         // Whatever was queued before, the first live line past it closes the replay
         // window; from a fresh start there is no window at all.
         let queued = resume.map(|secs| ResumeKey { ts: secs * SEC, seq: 0 });
-        let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, ContainerCheckpoint { stdout: queued, stderr: queued });
+        let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, ContainerCheckpoint { stdout: queued, stderr: queued, since: None });
         let runs = feed(&mut reader, &render(&entries), split);
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let expected: Vec<String> = entries

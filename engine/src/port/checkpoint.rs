@@ -17,13 +17,28 @@ use serde::{Deserialize, Serialize};
 use crate::model::{ContainerId, ResumeKey};
 use crate::rt::BoxFuture;
 
-/// Positions of one container, per output stream.
+/// Positions of one container, per output stream; and, until it has one, its first
+/// sight under `first_sight = "now"`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerCheckpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdout: Option<ResumeKey>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr: Option<ResumeKey>,
+    /// The `since` (Unix seconds) the container was first opened with under
+    /// `first_sight = "now"`, kept until a position is acknowledged: a restart before
+    /// then opens it there again, neither from a new "now" (the lines written while the
+    /// agent was down would be lost) nor from the beginning (its backlog, which "now"
+    /// skipped, would be shipped). Absent in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+}
+
+impl ContainerCheckpoint {
+    /// Whether any stream has an acknowledged position.
+    pub fn has_position(&self) -> bool {
+        self.stdout.is_some() || self.stderr.is_some()
+    }
 }
 
 /// Everything the engine resumes from.

@@ -72,6 +72,10 @@ struct ContainerTracks {
     /// The world's handle of its log, once known: a container's never changes, and
     /// asking the world costs an id lookup (about 290 instructions) per batch stream.
     log: Option<usize>,
+    /// Its first sight under `first_sight = "now"` as the restart's checkpoint recorded
+    /// it (no position yet): no line stamped before it is the agent's (see
+    /// [`DeliveryChecker::handle_crash`]).
+    first_sight: Option<UnixNanos>,
 }
 
 pub struct DeliveryChecker {
@@ -134,6 +138,7 @@ impl DeliveryChecker {
                 tracks.log = self.docker.log_serial(id);
             }
             let log = tracks.log;
+            let first_sight = tracks.first_sight;
             let track = &mut tracks.streams[std_stream.index()];
             let mut window: Option<(u64, u64)> = None;
             let mut answered_through = 0;
@@ -171,6 +176,21 @@ impl DeliveryChecker {
                         ));
                         break;
                     };
+                    // A host clock step back stamps later lines before it: not checked.
+                    if first_sight.is_some_and(|floor| line.ts < floor) && !written.is_some_and(|log| log.stepped()) {
+                        failure = Some((
+                            Invariant::FirstSight,
+                            format!(
+                                "container {} {}: line {seq} stamped {} delivered, before its first sight \
+                                 under first_sight = \"now\" ({}, recorded in the checkpoint the restart loaded)",
+                                id.short(),
+                                std_stream.as_str(),
+                                line.ts,
+                                first_sight.unwrap_or_default()
+                            ),
+                        ));
+                        break;
+                    }
                     answered_through = answered_through.max(seq + 1);
                     let mut next = track.keys.len() as u64;
                     let Position::Container(resume_key) = line.position;
@@ -300,8 +320,18 @@ impl DeliveryChecker {
     }
 
     /// The agent crashed: lines after the committed positions up to what was delivered
-    /// may come again.
+    /// may come again. A container whose checkpoint has its first sight under "now" and
+    /// no position is opened there by the restart: nothing stamped before that `since`
+    /// may come (its backlog is not the agent's). The `since` is the agent's word, held
+    /// to it by the loss check: lines written after the first sight and not delivered
+    /// are a loss (unless the first-sight commit never completed: a first run again).
     pub fn handle_crash(&mut self, committed: &Checkpoint) {
+        self.forget_first_sights();
+        for (id, positions) in &committed.containers {
+            if let Some(since) = positions.since.filter(|_| !positions.has_position()) {
+                self.tracks.get_or_default(id).first_sight = Some(since.saturating_mul(1_000_000_000));
+            }
+        }
         let tracks = self.tracks.iter_mut().flat_map(|(id, tracks)| {
             let [stdout, stderr] = &mut tracks.streams;
             [(id, StdStream::Stdout, stdout), (id, StdStream::Stderr, stderr)]
@@ -322,6 +352,13 @@ impl DeliveryChecker {
             if first_unacked < delivered {
                 track.windows.push((first_unacked, delivered - 1));
             }
+        }
+    }
+
+    /// Check no first sight (the agent that recorded them was only the probe).
+    pub fn forget_first_sights(&mut self) {
+        for (_, tracks) in self.tracks.iter_mut() {
+            tracks.first_sight = None;
         }
     }
 

@@ -123,6 +123,20 @@ impl SimCheckpointStore {
         self.state.lock().unwrap().fail_next_loads += count;
     }
 
+    /// Forget the first sights every generation recorded (containers left with no
+    /// position go): the agent that saw them was only the simulator's probe, and an
+    /// undamaged store with nothing else in it is fresh again.
+    pub fn forget_first_sights(&self) {
+        let mut state = self.state.lock().unwrap();
+        let state = &mut *state;
+        for checkpoint in std::iter::once(&mut state.committed).chain(state.previous.as_mut()) {
+            checkpoint.containers.retain(|_, positions| {
+                positions.since = None;
+                positions.has_position()
+            });
+        }
+    }
+
     /// The last committed checkpoint (the current generation, damaged or not).
     pub fn committed(&self) -> Checkpoint {
         self.state.lock().unwrap().committed.clone()

@@ -13,7 +13,7 @@ use crate::executor::Executor;
 
 fn checkpoint(ts: i64) -> Checkpoint {
     let mut checkpoint = Checkpoint::default();
-    let position = ContainerCheckpoint { stdout: Some(ResumeKey { ts, seq: 0 }), stderr: None };
+    let position = ContainerCheckpoint { stdout: Some(ResumeKey { ts, seq: 0 }), stderr: None, since: None };
     checkpoint.containers.insert(ContainerId::new("c1"), position);
     checkpoint
 }
