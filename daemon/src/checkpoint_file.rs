@@ -200,7 +200,11 @@ mod tests {
         let mut checkpoint = Checkpoint::default();
         checkpoint.containers.insert(
             ContainerId::new("abc"),
-            ContainerCheckpoint { stdout: Some(ResumeKey { ts: 1_700_000_000_123_456_789, seq }), stderr: None, since: None },
+            ContainerCheckpoint {
+                stdout: Some(ResumeKey { ts: 1_700_000_000_123_456_789, seq }),
+                stderr: None,
+                since: None,
+            },
         );
         checkpoint
     }
@@ -214,6 +218,20 @@ mod tests {
 
     fn loaded(checkpoint: Checkpoint, origin: CheckpointOrigin) -> LoadedCheckpoint {
         LoadedCheckpoint { checkpoint, origin }
+    }
+
+    #[tokio::test]
+    async fn a_first_sight_without_a_position_is_kept_and_makes_the_store_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("positions.json");
+        let store = FileCheckpointStore::new(path.clone());
+        let mut checkpoint = Checkpoint::default();
+        checkpoint
+            .containers
+            .insert(ContainerId::new("abc"), ContainerCheckpoint { since: Some(1_700_000_000), ..Default::default() });
+        store.commit(checkpoint.clone()).await.unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().contains(r#""since":1700000000"#));
+        assert_eq!(store.load_with_origin().await.unwrap(), loaded(checkpoint, CheckpointOrigin::Current));
     }
 
     #[tokio::test]

@@ -165,3 +165,7 @@ impl Acks {
         self.changed.notified().await
     }
 }
+
+#[cfg(test)]
+#[path = "positions_tests.rs"]
+mod tests;

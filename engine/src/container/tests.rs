@@ -172,7 +172,8 @@ fn a_split_line_is_merged_and_a_reopen_mid_line_reads_it_whole() {
 fn a_restart_resumes_after_the_acknowledged_keys() {
     let entries: Vec<Entry> =
         (0..6).map(|n| (StdStream::Stdout, 30 * SEC + n / 2, format!("line-{n}\n").into_bytes())).collect();
-    let acknowledged = ContainerCheckpoint { stdout: Some(ResumeKey { ts: 30 * SEC + 1, seq: 0 }), stderr: None, since: None };
+    let acknowledged =
+        ContainerCheckpoint { stdout: Some(ResumeKey { ts: 30 * SEC + 1, seq: 0 }), stderr: None, since: None };
     let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, acknowledged);
     let since = reader.since_secs(Duration::from_secs(1)).unwrap();
     let runs = feed(&mut reader, &render(&since_filter(&entries, since)), 9);

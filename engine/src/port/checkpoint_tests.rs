@@ -43,3 +43,20 @@ fn origin_labels_are_stable() {
         assert_eq!(*origin as usize, index, "telemetry indexes its counters by discriminant");
     }
 }
+
+#[test]
+fn a_first_sight_is_written_only_when_recorded_and_old_files_still_load() {
+    // Written before `since` existed: positions only.
+    let old = r#"{"containers":{"abc":{"stdout":{"ts":5,"seq":0}}}}"#;
+    let loaded: Checkpoint = serde_json::from_str(old).unwrap();
+    let positions = loaded.containers[&ContainerId::new("abc")];
+    assert_eq!(positions.since, None);
+    assert_eq!(serde_json::to_string(&loaded).unwrap(), old, "no `since` written when there is none");
+    let mut checkpoint = Checkpoint::default();
+    checkpoint
+        .containers
+        .insert(ContainerId::new("abc"), ContainerCheckpoint { since: Some(100), ..Default::default() });
+    let text = serde_json::to_string(&checkpoint).unwrap();
+    assert_eq!(text, r#"{"containers":{"abc":{"since":100}}}"#);
+    assert_eq!(serde_json::from_str::<Checkpoint>(&text).unwrap(), checkpoint);
+}

@@ -1,0 +1,44 @@
+//! A first sight under "now" is recorded (and committed) until the container has a
+//! position, and never over one.
+
+use bytes::Bytes;
+
+use super::*;
+use crate::model::{BatchStream, Line, ResumeKey};
+
+fn batch_of(id: &ContainerId, ts: i64) -> Batch {
+    let key = ResumeKey { ts, seq: 0 };
+    let line = Line { ts, bytes: Bytes::from_static(b"x"), position: Position::Container(key) };
+    let source = SourceId::Container { id: id.clone(), stream: StdStream::Stdout };
+    Batch { streams: vec![BatchStream { source, labels: Default::default(), lines: vec![line] }], bytes: 1, lines: 1 }
+}
+
+#[test]
+fn a_first_sight_is_committed_until_a_position_replaces_it() {
+    let acks = Acks::default();
+    let id = ContainerId::new("abc");
+    acks.record_first_sight(&id, 100);
+    assert_eq!(acks.take_dirty(), None, "an untracked container is not recorded");
+    acks.track(&id);
+    acks.record_first_sight(&id, 100);
+    let committed = acks.take_dirty().expect("a first sight is a change to commit");
+    assert_eq!(committed.containers[&id], ContainerCheckpoint { since: Some(100), ..Default::default() });
+    acks.record_first_sight(&id, 100);
+    assert_eq!(acks.take_dirty(), None, "the same first sight again changes nothing");
+    acks.acknowledge(&batch_of(&id, 101_000_000_000));
+    let committed = acks.take_dirty().unwrap();
+    assert_eq!(committed.containers[&id].since, None, "a position beats the first sight");
+    assert!(committed.containers[&id].has_position());
+    acks.record_first_sight(&id, 200);
+    assert_eq!(acks.take_dirty(), None, "never recorded over a position");
+}
+
+#[test]
+fn a_loaded_first_sight_is_kept() {
+    let id = ContainerId::new("abc");
+    let mut checkpoint = Checkpoint::default();
+    checkpoint.containers.insert(id.clone(), ContainerCheckpoint { since: Some(100), ..Default::default() });
+    let acks = Acks::from_checkpoint(checkpoint.clone());
+    assert_eq!(acks.get(&id).since, Some(100));
+    assert_eq!(acks.snapshot(), checkpoint);
+}
