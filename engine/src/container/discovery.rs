@@ -315,12 +315,15 @@ impl Drop for CancelOnDrop {
 }
 
 /// The first sight a container's checkpoint recorded, if it has no position yet.
-fn recorded_first_sight(config: &crate::container::MonitorConfig, resume: &ContainerCheckpoint) -> Option<i64> {
+pub(crate) fn recorded_first_sight(
+    config: &crate::container::MonitorConfig,
+    resume: &ContainerCheckpoint,
+) -> Option<i64> {
     #[cfg(feature = "broken-variants")]
     if config.variant == crate::container::SupervisorVariant::FirstSightForgotten {
         return None;
     }
-    let _ = config;
+    let _ = config; // read only by the broken variant
     resume.since.filter(|_| !resume.has_position())
 }
 

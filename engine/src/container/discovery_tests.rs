@@ -1,5 +1,5 @@
-//! Tests of discovery's plumbing that need no runtime: the first-sight `since`, and a Docker call that never
-//! answers gives way to the shutdown signal.
+//! Tests of discovery's plumbing that need no runtime: the first-sight `since` (taken
+//! and recorded), and a Docker call that never answers gives way to the shutdown signal.
 
 use std::future::Future;
 use std::pin::pin;
@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::watch;
 
-use crate::container::discovery::{first_sight_since, or_shutdown};
+use crate::container::discovery::{first_sight_since, or_shutdown, recorded_first_sight};
 use crate::rt::BoxFuture;
 
 #[test]
@@ -37,4 +37,15 @@ fn first_sight_now_asks_for_since_skew_before_the_instant_seen() {
     let skew = std::time::Duration::from_secs(2);
     assert_eq!(first_sight_since(100_300_000_000, skew), 98);
     assert_eq!(first_sight_since(100_300_000_000, std::time::Duration::ZERO), 100);
+}
+
+#[test]
+fn a_recorded_first_sight_is_where_a_container_without_a_position_reopens() {
+    let config = crate::container::MonitorConfig::default();
+    let seen = crate::port::ContainerCheckpoint { since: Some(100), ..Default::default() };
+    assert_eq!(recorded_first_sight(&config, &seen), Some(100));
+    let key = crate::model::ResumeKey { ts: 101_000_000_000, seq: 0 };
+    let acknowledged = crate::port::ContainerCheckpoint { stderr: Some(key), ..seen };
+    assert_eq!(recorded_first_sight(&config, &acknowledged), None, "a position beats the first sight");
+    assert_eq!(recorded_first_sight(&config, &Default::default()), None);
 }
