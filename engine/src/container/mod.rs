@@ -46,7 +46,8 @@ pub mod supervisor;
 pub enum FirstSight {
     /// Its whole log.
     Beginning,
-    /// Only what it writes from now on.
+    /// Only what it writes from now on (the instant is committed until a position is:
+    /// a restart before then resumes from it).
     Now,
     /// The last N entries, then follow.
     Tail(u64),
