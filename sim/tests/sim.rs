@@ -26,19 +26,28 @@ fn small() -> Overrides {
     }
 }
 
-fn run(seed: u64, variant: SupervisorVariant) -> SeedOutcome {
-    run_seed(&Options::from_seed(seed, &small()), RunConfig { variant, trace: false, ..RunConfig::default() })
+/// The small world of `seed` (what the variant tests run unless they need a special one).
+fn small_world(seed: u64) -> Options {
+    Options::from_seed(seed, &small())
 }
 
-/// The first failing seed among 0..20, with its outcome.
-fn first_failure(variant: SupervisorVariant) -> SeedOutcome {
+fn run(seed: u64, variant: SupervisorVariant) -> SeedOutcome {
+    run_seed(&small_world(seed), RunConfig { variant, trace: false, ..RunConfig::default() })
+}
+
+/// The first failing seed among 0..20 of `worlds`, with its outcome.
+fn first_failure_in(worlds: fn(u64) -> Options, variant: SupervisorVariant) -> SeedOutcome {
     for seed in 0..20 {
-        let outcome = run(seed, variant);
+        let outcome = run_seed(&worlds(seed), RunConfig { variant, trace: false, ..RunConfig::default() });
         if outcome.violation.is_some() {
             return outcome;
         }
     }
     panic!("{variant:?} was not caught within 20 seeds");
+}
+
+fn first_failure(variant: SupervisorVariant) -> SeedOutcome {
+    first_failure_in(small_world, variant)
 }
 
 fn assert_caught(variant: SupervisorVariant, invariants: &[Invariant], site_fragment: &str) {
@@ -97,11 +106,22 @@ fn a_task_nobody_joins_is_caught() {
 /// The first failing seed's violation, for variants that break a line-level invariant
 /// (no spawn site to blame: the invariant and its detail name the fault).
 fn assert_caught_as(variant: SupervisorVariant, invariant: Invariant, detail_fragment: &str) {
-    let outcome = first_failure(variant);
+    assert_caught_in(small_world, variant, invariant, detail_fragment);
+}
+
+/// [`assert_caught_as`] on the worlds `worlds` makes; the failing outcome.
+fn assert_caught_in(
+    worlds: fn(u64) -> Options,
+    variant: SupervisorVariant,
+    invariant: Invariant,
+    detail_fragment: &str,
+) -> SeedOutcome {
+    let outcome = first_failure_in(worlds, variant);
     let violation = outcome.violation.as_ref().unwrap();
     let block = failure_block(&outcome);
     assert_eq!(violation.invariant, invariant, "{block}");
     assert!(violation.detail.contains(detail_fragment), "expected {detail_fragment:?} in:\n{block}");
+    outcome
 }
 
 #[test]
@@ -334,32 +354,14 @@ fn a_gap_the_agent_does_not_count_is_caught() {
     // reader could notice (resume line deleted by json-file rotation, read past by a
     // request made after it, whose `since` had to replay it). An agent that finds the
     // gap and counts nothing is caught.
-    let variant = SupervisorVariant::GapUncounted;
-    for seed in 0..20 {
-        let outcome = run_seed(&rotating(seed), RunConfig { variant, ..RunConfig::default() });
-        if let Some(violation) = &outcome.violation {
-            assert_eq!(violation.invariant, Invariant::NoLoss, "{}", failure_block(&outcome));
-            assert!(violation.detail.contains("container_log_gaps_total"), "{}", failure_block(&outcome));
-            return;
-        }
-    }
-    panic!("{variant:?} was not caught within 20 seeds");
+    assert_caught_in(rotating, SupervisorVariant::GapUncounted, Invariant::NoLoss, "container_log_gaps_total");
 }
 
 #[test]
 fn tails_counted_without_a_removal_are_caught() {
     // container_tails_unread_total counts at most one per container the world removed:
     // an agent that counts every stream end is caught.
-    let variant = SupervisorVariant::TailOvercounted;
-    for seed in 0..20 {
-        let outcome = run(seed, variant);
-        if let Some(violation) = &outcome.violation {
-            assert_eq!(violation.invariant, Invariant::NoLoss, "{}", failure_block(&outcome));
-            assert!(violation.detail.contains("container_tails_unread_total"), "{}", failure_block(&outcome));
-            return;
-        }
-    }
-    panic!("{variant:?} was not caught within 20 seeds");
+    assert_caught_as(SupervisorVariant::TailOvercounted, Invariant::NoLoss, "container_tails_unread_total");
 }
 
 /// Few slots for the containers and frequent replaces: containers removed while they wait
@@ -379,16 +381,12 @@ fn tails_left_uncounted_are_caught() {
     // container_tails_unread_total counts at least the removals that deleted lines the
     // running agent never read (of containers it knew): an agent that never counts is
     // caught.
-    let variant = SupervisorVariant::TailUncounted;
-    for seed in 0..20 {
-        let outcome = run_seed(&slot_starved(seed), RunConfig { variant, ..RunConfig::default() });
-        if let Some(violation) = &outcome.violation {
-            assert_eq!(violation.invariant, Invariant::NoLoss, "{}", failure_block(&outcome));
-            assert!(violation.detail.contains("removals of containers it knew"), "{}", failure_block(&outcome));
-            return;
-        }
-    }
-    panic!("{variant:?} was not caught within 20 seeds");
+    assert_caught_in(
+        slot_starved,
+        SupervisorVariant::TailUncounted,
+        Invariant::NoLoss,
+        "removals of containers it knew",
+    );
 }
 
 /// Small worlds under `first_sight = "now"` with a backlog at the agent's first start
@@ -411,18 +409,14 @@ fn a_backlog_shipped_after_a_restart_is_caught() {
     // the agent crashed is opened at its recorded first sight by the restart: an agent
     // that forgets it reads from the beginning and ships the backlog "now" skipped. The
     // shipped agent passes the same worlds.
-    let variant = SupervisorVariant::FirstSightForgotten;
-    for seed in 0..20 {
-        let outcome = run_seed(&first_sight_crashing(seed), RunConfig { variant, ..RunConfig::default() });
-        if let Some(violation) = &outcome.violation {
-            assert_eq!(violation.invariant, Invariant::FirstSight, "{}", failure_block(&outcome));
-            assert!(violation.detail.contains("before its first sight"), "{}", failure_block(&outcome));
-            let shipped = run_seed(&first_sight_crashing(seed), RunConfig::default());
-            assert!(shipped.violation.is_none(), "{}", failure_block(&shipped));
-            return;
-        }
-    }
-    panic!("{variant:?} was not caught within 20 seeds");
+    let caught = assert_caught_in(
+        first_sight_crashing,
+        SupervisorVariant::FirstSightForgotten,
+        Invariant::FirstSight,
+        "before its first sight",
+    );
+    let shipped = run_seed(&caught.options, RunConfig::default());
+    assert!(shipped.violation.is_none(), "{}", failure_block(&shipped));
 }
 
 #[test]

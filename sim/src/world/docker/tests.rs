@@ -70,11 +70,30 @@ async fn drain(mut stream: LogStream) -> (Vec<Bytes>, Option<EngineError>) {
     (chunks, None)
 }
 
+/// A `logs` request answered now: the stream, or the error.
+fn open_logs(
+    executor: &mut Executor,
+    docker: &SimDocker,
+    id: &ContainerId,
+    options: LogOptions,
+) -> Result<LogStream, EngineError> {
+    let (docker, id) = (docker.clone(), id.clone());
+    executor.block_on(async move { docker.logs(&id, options).await }).unwrap()
+}
+
+/// A `logs` request read to its end: its chunks and the error that ended it, if any.
+fn drain_logs(
+    executor: &mut Executor,
+    docker: &SimDocker,
+    id: &ContainerId,
+    options: LogOptions,
+) -> (Vec<Bytes>, Option<EngineError>) {
+    let stream = open_logs(executor, docker, id, options).unwrap();
+    executor.block_on(drain(stream)).unwrap()
+}
+
 fn read_all(executor: &mut Executor, docker: &SimDocker, id: &ContainerId, options: LogOptions) -> Vec<Entry> {
-    let docker = docker.clone();
-    let id = id.clone();
-    let (chunks, error) =
-        executor.block_on(async move { drain(docker.logs(&id, options).await.unwrap()).await }).unwrap();
+    let (chunks, error) = drain_logs(executor, docker, id, options);
     assert_eq!(error, None);
     let (entries, leftover) = decode(&chunks);
     assert_eq!(leftover, 0);
@@ -267,9 +286,7 @@ fn random_chunking_splits_anywhere_but_decodes_the_same() {
     docker.set_chunking(64 * 1024, 0.0);
     let whole = read_all(&mut executor, &docker, &id, opts(false, 0));
     docker.set_chunking(4096, 0.9);
-    let (docker2, id2) = (docker.clone(), id.clone());
-    let (chunks, _) =
-        executor.block_on(async move { drain(docker2.logs(&id2, opts(false, 0)).await.unwrap()).await }).unwrap();
+    let (chunks, _) = drain_logs(&mut executor, &docker, &id, opts(false, 0));
     assert!(chunks.len() > whole.len() / 4, "many small chunks");
     assert!(chunks.iter().all(|chunk| !chunk.is_empty() && chunk.len() <= 4096 + 20_000 + 64));
     let (entries, leftover) = decode(&chunks);
@@ -348,9 +365,8 @@ fn remove_deletes_the_log_and_ends_open_streams() {
     docker.remove(&id).unwrap();
     executor.advance_for(Duration::from_secs(1));
     assert_eq!(got.lock().unwrap().take().map(|(_, error)| error), Some(None));
-    let (docker2, id2) = (docker.clone(), id.clone());
-    let result = executor.block_on(async move { docker2.logs(&id2, opts(false, 0)).await.err() });
-    assert_eq!(result.unwrap(), Some(EngineError::NotFound(id.to_string())));
+    let result = open_logs(&mut executor, &docker, &id, opts(false, 0)).err();
+    assert_eq!(result, Some(EngineError::NotFound(id.to_string())));
     let (docker2, id2) = (docker.clone(), id.clone());
     let result = executor.block_on(async move { docker2.inspect(&id2).await.err() });
     assert!(matches!(result.unwrap(), Some(EngineError::NotFound(_))));
@@ -367,16 +383,14 @@ fn remove_lets_open_streams_read_to_the_last_write_then_deletes_the_log() {
     let id = running(&docker, "app");
     docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
     // Opened, nothing read yet: the removal does not cut it (moby's follower drains).
-    let (docker2, id2) = (docker.clone(), id.clone());
-    let stream = executor.block_on(async move { docker2.logs(&id2, opts(true, 0)).await.unwrap() }).unwrap();
+    let stream = open_logs(&mut executor, &docker, &id, opts(true, 0)).unwrap();
     docker.remove(&id).unwrap();
     let report = docker.container(&id).unwrap();
     assert!(report.removed && report.streams_open == 1);
     // Not deleted while the stream reads: nothing lost yet; new requests say NotFound.
     assert_eq!(report.lost_to_removal, [0, 0]);
-    let (docker2, id2) = (docker.clone(), id.clone());
-    let result = executor.block_on(async move { docker2.logs(&id2, opts(false, 0)).await.err() });
-    assert_eq!(result.unwrap(), Some(EngineError::NotFound(id.to_string())));
+    let result = open_logs(&mut executor, &docker, &id, opts(false, 0)).err();
+    assert_eq!(result, Some(EngineError::NotFound(id.to_string())));
     let (chunks, error) = executor.block_on(drain(stream)).unwrap();
     assert_eq!(error, None);
     assert_eq!(decode(&chunks).0.len(), 3);
@@ -390,8 +404,7 @@ fn a_stream_dropped_unread_after_the_removal_leaves_its_lines_lost_to_removal() 
     let (mut executor, docker) = world(11);
     let id = running(&docker, "app");
     docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
-    let (docker2, id2) = (docker.clone(), id.clone());
-    let stream = executor.block_on(async move { docker2.logs(&id2, opts(true, 0)).await.unwrap() }).unwrap();
+    let stream = open_logs(&mut executor, &docker, &id, opts(true, 0)).unwrap();
     docker.remove(&id).unwrap();
     drop(stream);
     assert_eq!(docker.container(&id).unwrap().lost_to_removal, [3, 0]);
@@ -607,9 +620,7 @@ fn error_mid_frame_cuts_a_frame_then_errors_then_ends() {
     let id = running(&docker, "app");
     docker.emit(&id, Burst::lines(StdStream::Stdout, 10)).unwrap();
     docker.fault_next_open(&id, StreamFault::ErrorMidFrame).unwrap();
-    let (docker2, id2) = (docker.clone(), id.clone());
-    let (chunks, error) =
-        executor.block_on(async move { drain(docker2.logs(&id2, opts(true, 0)).await.unwrap()).await }).unwrap();
+    let (chunks, error) = drain_logs(&mut executor, &docker, &id, opts(true, 0));
     assert!(matches!(error, Some(EngineError::Unavailable(_))));
     let (entries, leftover) = decode(&chunks);
     assert!(leftover > 0, "the stream broke inside a frame");
@@ -625,9 +636,7 @@ fn end_fault_ends_the_stream_while_the_container_runs() {
     let id = running(&docker, "app");
     docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
     docker.fault_next_open(&id, StreamFault::End).unwrap();
-    let (docker2, id2) = (docker.clone(), id.clone());
-    let (chunks, error) =
-        executor.block_on(async move { drain(docker2.logs(&id2, opts(true, 0)).await.unwrap()).await }).unwrap();
+    let (chunks, error) = drain_logs(&mut executor, &docker, &id, opts(true, 0));
     assert_eq!((chunks.len(), error), (0, None));
     assert!(docker.container(&id).unwrap().running);
 }
@@ -639,10 +648,8 @@ fn trickle_hands_out_small_chunks_slowly() {
     docker.emit(&id, Burst { line_bytes: 100, ..Burst::lines(StdStream::Stdout, 10) }).unwrap();
     let delay = Duration::from_millis(250);
     docker.fault_next_open(&id, StreamFault::Trickle { chunk_bytes: 64, delay }).unwrap();
-    let (docker2, id2) = (docker.clone(), id.clone());
     let start = executor.now();
-    let (chunks, error) =
-        executor.block_on(async move { drain(docker2.logs(&id2, opts(false, 0)).await.unwrap()).await }).unwrap();
+    let (chunks, error) = drain_logs(&mut executor, &docker, &id, opts(false, 0));
     assert_eq!(error, None);
     assert!(chunks.iter().all(|chunk| chunk.len() <= 64));
     let total: usize = chunks.iter().map(|chunk| chunk.len()).sum();
@@ -862,9 +869,7 @@ fn rotation_inside_a_line_written_over_time_excuses_that_line() {
 
 /// Read `id`'s whole log once (no follow): the world then counts every line as read.
 fn read_whole_log(executor: &mut Executor, docker: &SimDocker, id: &ContainerId) {
-    let (docker2, id2) = (docker.clone(), id.clone());
-    let (_, error) =
-        executor.block_on(async move { drain(docker2.logs(&id2, opts(false, 0)).await.unwrap()).await }).unwrap();
+    let (_, error) = drain_logs(executor, docker, id, opts(false, 0));
     assert_eq!(error, None);
 }
 
@@ -991,10 +996,7 @@ fn a_tty_log_decodes_the_same_under_random_chunking() {
     docker.start(&id).unwrap();
     docker.emit(&id, Burst { line_bytes: 30, ..Burst::lines(StdStream::Stdout, 50) }).unwrap();
     docker.emit(&id, Burst { line_bytes: 20_000, ..Burst::lines(StdStream::Stderr, 2) }).unwrap();
-    let docker2 = docker.clone();
-    let id2 = id.clone();
-    let (chunks, error) =
-        executor.block_on(async move { drain(docker2.logs(&id2, opts(false, 0)).await.unwrap()).await }).unwrap();
+    let (chunks, error) = drain_logs(&mut executor, &docker, &id, opts(false, 0));
     assert_eq!(error, None);
     assert!(chunks.len() > 10, "chunked");
     let mut decoder = TtyDecoder::new(1 << 20);
