@@ -224,6 +224,13 @@ impl EngineCollector {
         );
         f.one("queue_lines", "Lines queued, batched or in flight.", gauge, &[], get(&telemetry.queue_lines));
         f.one(
+            "reader_lines_held",
+            "Lines read from sources and waiting for queue budget (a full pipeline), not queued yet.",
+            gauge,
+            &[],
+            get(&telemetry.reader_lines_held),
+        );
+        f.one(
             "queue_bytes",
             "Bytes charged to queue_bytes_max by lines queued, batched or in flight (content + 128 per line).",
             gauge,
