@@ -186,10 +186,13 @@ impl Options {
             // (55 containers, 4 h, rotation at 0.7–1.0 × this) even when a fifth of its
             // containers are down: exited, replaced by jobs, or not yet seen.
             rotate_every: overrides.rotate_every.unwrap_or(Duration::from_secs(240)),
+            // From well below the container count to above it. A starved pool costs
+            // the sweep 1.7–2.3× a full one per seed (every waiter makes a holder yield
+            // every `slot_wait_max / 2`: 20–30k reopens in 4 h), so the two starved sizes
+            // come in a quarter of the seeds, not two fifths: the default sweep 0.9×.
             streams_max: {
-                let containers = overrides.containers.unwrap_or(55) as usize;
-                let choices =
-                    [containers / 4, containers / 2, containers.saturating_sub(5), containers, containers + 9];
+                let c = overrides.containers.unwrap_or(55) as usize;
+                let choices = [c / 4, c / 2, c.saturating_sub(5), c.saturating_sub(5), c, c, c, c + 9];
                 (*rng.pick(&choices)).max(1)
             },
             burst_every_mean,
