@@ -6,17 +6,17 @@
 //! once it is removed and its supervisor joined, so the checkpoint does not grow with
 //! every container ever seen. The checkpoint task is woken through [`Acks::changed`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
 use crate::model::{Batch, ContainerId, Position, SourceId, StdStream};
-use crate::port::{Checkpoint, ContainerCheckpoint};
+use crate::port::{Checkpoint, ContainerCheckpoint, ContainerCheckpoints};
 
 #[derive(Default)]
 struct AcksState {
-    containers: BTreeMap<ContainerId, ContainerCheckpoint>,
+    containers: ContainerCheckpoints,
     tracked: BTreeSet<ContainerId>,
     dirty: bool,
 }
@@ -78,7 +78,7 @@ impl Acks {
         if !state.tracked.contains(id) {
             return;
         }
-        let entry = state.containers.entry(id.clone()).or_default();
+        let entry = state.containers.get_or_insert_default(id);
         if entry.has_position() || entry.since == Some(since) {
             return;
         }

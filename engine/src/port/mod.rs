@@ -10,7 +10,8 @@ pub mod labeler;
 pub mod sink;
 
 pub use checkpoint::{
-    Checkpoint, CheckpointError, CheckpointOrigin, CheckpointStore, ContainerCheckpoint, LoadedCheckpoint,
+    Checkpoint, CheckpointError, CheckpointOrigin, CheckpointStore, ContainerCheckpoint, ContainerCheckpoints,
+    LoadedCheckpoint,
 };
 pub use docker::{
     ContainerEngine, ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream, LogOptions, LogStream,

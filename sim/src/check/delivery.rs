@@ -23,7 +23,7 @@
 mod by_container;
 
 use engine::model::{Batch, ContainerId, Position, ResumeKey, SourceId, StdStream};
-use engine::port::Checkpoint;
+use engine::port::{Checkpoint, ContainerCheckpoint};
 use engine::rt::UnixNanos;
 
 use crate::check::Invariant;
@@ -85,6 +85,9 @@ pub struct DeliveryChecker {
     line_bytes_max: usize,
     /// Per container, its stdout and stderr (looked up by id, not cloned per batch).
     tracks: ByContainer<ContainerTracks>,
+    /// The entries of the last checkpoint checked, in its order (see
+    /// [`Self::handle_commit`]).
+    last_commit: Vec<(ContainerId, ContainerCheckpoint)>,
     pub lines_delivered: u64,
     /// Lines skipped because the world deleted them unread, and lines Loki refused.
     pub lines_excused: u64,
@@ -108,6 +111,7 @@ impl DeliveryChecker {
             docker,
             line_bytes_max,
             tracks: ByContainer::default(),
+            last_commit: Vec::new(),
             lines_delivered: 0,
             lines_excused: 0,
             lines_refused: 0,
@@ -296,9 +300,20 @@ impl DeliveryChecker {
     /// had stored (or refused, or the world had deleted unread) of its stream by now, or
     /// a crash would lose the lines between. This, not the agent's own word, is what
     /// makes the duplicate window after a crash ([`Self::handle_crash`]) trustworthy.
+    ///
+    /// An entry equal to the one at the same place in the last checkpoint checked is
+    /// skipped: it passed then (or the run already failed), and what Loki had stored of
+    /// a stream only grows. Between two commits only a few containers move (about 4 of 55
+    /// on seed 85), so this is a walk over the checkpoint instead of a lookup per
+    /// container. Seed 85 (callgrind, 7,010 commits): this observer 46.4 M → 28.7 M Ir.
     pub fn handle_commit(&mut self, checkpoint: &Checkpoint) {
         let mut failures = Vec::new();
-        for (id, positions) in &checkpoint.containers {
+        for (at, (id, positions)) in checkpoint.containers.iter().enumerate() {
+            match self.last_commit.get_mut(at) {
+                Some((checked_id, checked)) if checked == positions && checked_id == id => continue,
+                Some(checked) => *checked = (id.clone(), *positions),
+                None => self.last_commit.push((id.clone(), *positions)),
+            }
             // One lookup by the id's `Arc` (see `by_container`), not a walk over every
             // container ever delivered.
             let found = self.tracks.get(id);
@@ -314,6 +329,7 @@ impl DeliveryChecker {
                 }
             }
         }
+        self.last_commit.truncate(checkpoint.containers.len());
         for detail in failures {
             self.fail(Invariant::NoLoss, detail);
         }
