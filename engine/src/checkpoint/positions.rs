@@ -78,7 +78,7 @@ impl Acks {
         if !state.tracked.contains(id) {
             return;
         }
-        let entry = state.containers.get_or_insert_default(id);
+        let entry = state.containers.entry(id.clone()).or_default();
         if entry.has_position() || entry.since == Some(since) {
             return;
         }

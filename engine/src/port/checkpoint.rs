@@ -10,8 +10,6 @@
 //! by one commit interval instead of loss); one that knows it had a checkpoint but can
 //! read none says `Lost`, and the agent reads every container from the beginning.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ContainerId, ResumeKey};
@@ -48,8 +46,8 @@ pub struct Checkpoint {
     pub containers: ContainerCheckpoints,
 }
 
-/// The positions of every container of a checkpoint: a map ordered by id, kept as one
-/// sorted `Vec` (serialised as a map, like the `BTreeMap` it replaced).
+/// The positions of every container of a checkpoint, ordered by id: a map kept as one
+/// sorted `Vec` (`litemap`, serialised as a JSON map like the `BTreeMap` it replaced).
 ///
 /// Why not a `BTreeMap`: the checkpoint task copies the whole map at every commit (up to
 /// once a second) and the store drops a generation each time, while a commit changes
@@ -59,142 +57,7 @@ pub struct Checkpoint {
 /// moves the ones after it, at most a few hundred. Seed 85 of the simulator (callgrind,
 /// 7,010 commits of about 55 containers): 625.2 M → 585.4 M Ir in all; the checkpoint
 /// task 56 M → 25 M.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct ContainerCheckpoints {
-    /// Sorted by id, each id once.
-    entries: Vec<(ContainerId, ContainerCheckpoint)>,
-}
-
-impl ContainerCheckpoints {
-    pub fn new() -> ContainerCheckpoints {
-        ContainerCheckpoints::default()
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Where `id` is (`Ok`), or where it would go (`Err`).
-    fn search(&self, id: &ContainerId) -> Result<usize, usize> {
-        self.entries.binary_search_by(|(key, _)| key.cmp(id))
-    }
-
-    pub fn get(&self, id: &ContainerId) -> Option<&ContainerCheckpoint> {
-        self.search(id).ok().map(|at| &self.entries[at].1)
-    }
-
-    pub fn get_mut(&mut self, id: &ContainerId) -> Option<&mut ContainerCheckpoint> {
-        self.search(id).ok().map(|at| &mut self.entries[at].1)
-    }
-
-    /// The positions of `id`, empty ones made on first sight (the id cloned only then).
-    pub fn get_or_insert_default(&mut self, id: &ContainerId) -> &mut ContainerCheckpoint {
-        let at = match self.search(id) {
-            Ok(at) => at,
-            Err(at) => {
-                self.entries.insert(at, (id.clone(), ContainerCheckpoint::default()));
-                at
-            }
-        };
-        &mut self.entries[at].1
-    }
-
-    /// Set the positions of `id`; returns the ones it had.
-    pub fn insert(&mut self, id: ContainerId, positions: ContainerCheckpoint) -> Option<ContainerCheckpoint> {
-        match self.search(&id) {
-            Ok(at) => Some(std::mem::replace(&mut self.entries[at].1, positions)),
-            Err(at) => {
-                self.entries.insert(at, (id, positions));
-                None
-            }
-        }
-    }
-
-    pub fn remove(&mut self, id: &ContainerId) -> Option<ContainerCheckpoint> {
-        self.search(id).ok().map(|at| self.entries.remove(at).1)
-    }
-
-    /// Keep only the containers for which `keep` says yes (it may change their positions).
-    pub fn retain(&mut self, mut keep: impl FnMut(&ContainerId, &mut ContainerCheckpoint) -> bool) {
-        self.entries.retain_mut(|(id, positions)| keep(id, positions));
-    }
-
-    /// Every container and its positions, in id order.
-    pub fn iter(&self) -> Iter<'_> {
-        Iter(self.entries.iter())
-    }
-
-    /// Every container, in id order.
-    pub fn keys(&self) -> impl Iterator<Item = &ContainerId> {
-        self.entries.iter().map(|(id, _)| id)
-    }
-}
-
-/// [`ContainerCheckpoints::iter`].
-#[derive(Clone, Debug)]
-pub struct Iter<'a>(std::slice::Iter<'a, (ContainerId, ContainerCheckpoint)>);
-
-impl<'a> Iterator for Iter<'a> {
-    type Item = (&'a ContainerId, &'a ContainerCheckpoint);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(|(id, positions)| (id, positions))
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
-    }
-}
-
-impl ExactSizeIterator for Iter<'_> {}
-
-impl<'a> IntoIterator for &'a ContainerCheckpoints {
-    type Item = (&'a ContainerId, &'a ContainerCheckpoint);
-    type IntoIter = Iter<'a>;
-
-    fn into_iter(self) -> Iter<'a> {
-        self.iter()
-    }
-}
-
-impl std::ops::Index<&ContainerId> for ContainerCheckpoints {
-    type Output = ContainerCheckpoint;
-
-    fn index(&self, id: &ContainerId) -> &ContainerCheckpoint {
-        self.get(id).expect("no checkpoint for this container")
-    }
-}
-
-/// As a map would be built: a later entry of the same id replaces an earlier one.
-impl FromIterator<(ContainerId, ContainerCheckpoint)> for ContainerCheckpoints {
-    fn from_iter<I: IntoIterator<Item = (ContainerId, ContainerCheckpoint)>>(entries: I) -> ContainerCheckpoints {
-        let map: BTreeMap<ContainerId, ContainerCheckpoint> = entries.into_iter().collect();
-        ContainerCheckpoints { entries: map.into_iter().collect() }
-    }
-}
-
-impl std::fmt::Debug for ContainerCheckpoints {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
-    }
-}
-
-impl Serialize for ContainerCheckpoints {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.iter())
-    }
-}
-
-impl<'de> Deserialize<'de> for ContainerCheckpoints {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ContainerCheckpoints, D::Error> {
-        let map = BTreeMap::<ContainerId, ContainerCheckpoint>::deserialize(deserializer)?;
-        Ok(ContainerCheckpoints { entries: map.into_iter().collect() })
-    }
-}
+pub type ContainerCheckpoints = litemap::LiteMap<ContainerId, ContainerCheckpoint>;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CheckpointError {

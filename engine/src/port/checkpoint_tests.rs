@@ -74,20 +74,12 @@ fn container_checkpoints_are_a_map_ordered_by_id() {
     assert_eq!(containers.get(&ContainerId::new("b")), Some(&at(4)));
     assert_eq!(containers.remove(&ContainerId::new("a")), Some(at(2)));
     assert_eq!(containers.remove(&ContainerId::new("a")), None);
-    containers.get_or_insert_default(&ContainerId::new("0")).since = Some(7);
+    containers.entry(ContainerId::new("0")).or_default().since = Some(7);
     assert_eq!(containers[&ContainerId::new("0")].since, Some(7));
     assert_eq!(containers.len(), 3);
     containers.retain(|id, _| id.as_str() != "c");
-    assert_eq!(
-        format!("{containers:?}"),
-        format!(
-            "{{{:?}: {:?}, {:?}: {:?}}}",
-            ContainerId::new("0"),
-            containers[&ContainerId::new("0")],
-            ContainerId::new("b"),
-            at(4)
-        )
-    );
+    let keys: Vec<&str> = containers.keys().map(ContainerId::as_str).collect();
+    assert_eq!(keys, ["0", "b"]);
 
     // Built and read as a map: a later entry of an id wins, the text is a JSON object.
     let built: ContainerCheckpoints =

@@ -130,10 +130,8 @@ impl SimCheckpointStore {
         let mut state = self.state.lock().unwrap();
         let state = &mut *state;
         for checkpoint in std::iter::once(&mut state.committed).chain(state.previous.as_mut()) {
-            checkpoint.containers.retain(|_, positions| {
-                positions.since = None;
-                positions.has_position()
-            });
+            checkpoint.containers.iter_mut().for_each(|(_, positions)| positions.since = None);
+            checkpoint.containers.retain(|_, positions| positions.has_position());
         }
     }
 
