@@ -228,6 +228,10 @@ impl World {
     }
 
     fn start_agent(&mut self) {
+        // Only a first run applies `first_sight`, and only to its first list.
+        let fresh = self.store.to_be_loaded().origin == engine::port::CheckpointOrigin::Fresh;
+        let now = self.config.monitor.first_sight == FirstSight::Now;
+        self.docker.set_first_sight_now(fresh && now);
         let tasks = Tasks::new(self.rt.clone());
         let telemetry = Arc::new(Telemetry::default());
         // The task budget at every spawn of this incarnation (the first breach is kept).
@@ -683,7 +687,6 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     let exec = Executor::new(options.seed, WALL_START);
     let rt = exec.rt();
     let docker = SimDocker::new(rt.clone(), SimRng::derive(options.seed, streams::DOCKER).next_u64());
-    docker.set_first_sight_now(options.first_sight_now);
     docker.set_broken_tty_keeps_stderr(run.broken_tty_keeps_stderr);
     let truncated_line_max = options.line_bytes_max + engine::parse::assemble::TRUNCATION_MARKER.len();
     docker.set_unsettled_bound(options.queue_bytes_max, truncated_line_max);

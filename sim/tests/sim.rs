@@ -420,6 +420,16 @@ fn a_backlog_shipped_after_a_restart_is_caught() {
 }
 
 #[test]
+fn first_sight_now_applied_to_containers_started_later_is_caught() {
+    // Only the containers of a first run's first reconcile are read from "now"; one
+    // started while the agent runs is read from its beginning (the world excuses only
+    // what the first list's containers wrote before it).
+    let now = |seed| Options { first_sight_now: true, first_sight_tail: 0, ..Options::from_seed(seed, &small()) };
+    // The backlog skipped is unread output the world owes the agent: a stall at once.
+    assert_caught_in(now, SupervisorVariant::FirstSightForAll, Invariant::Liveness, "unread output");
+}
+
+#[test]
 fn the_shipped_agent_counts_the_tails_it_did_not_read() {
     // The same worlds: the shipped agent's count is within the world's bounds, and the
     // worlds do owe tails (else the test above would prove nothing).

@@ -157,7 +157,8 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
         | SupervisorVariant::DropEmptyLines
         | SupervisorVariant::DuplicateEmptyLines
         | SupervisorVariant::TailUncounted
-        | SupervisorVariant::FirstSightForgotten => (stream, StreamHook { heartbeat: None }),
+        | SupervisorVariant::FirstSightForgotten
+        | SupervisorVariant::FirstSightForAll => (stream, StreamHook { heartbeat: None }),
     }
 }
 

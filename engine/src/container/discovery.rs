@@ -199,7 +199,7 @@ impl Discovery {
                 let inspect = self.shared.docker.inspect(&event.id);
                 let Some(result) = or_shutdown(&mut self.shutdown, inspect).await else { return false };
                 match result {
-                    Ok(info) => self.add(info, FirstSight::Beginning),
+                    Ok(info) => self.add(info, self.later_first_sight()),
                     Err(EngineError::NotFound(_)) => {}
                     Err(error) => {
                         // A reconcile soon heals it (see `handle_call_failed`).
@@ -212,6 +212,17 @@ impl Discovery {
         true
     }
 
+    /// What to read of a container first seen after the first reconcile (or from an
+    /// event): all of it. Only the containers already there when a first run starts
+    /// are `first_sight`'s.
+    fn later_first_sight(&self) -> FirstSight {
+        #[cfg(feature = "broken-variants")]
+        if self.first_run && self.shared.config.variant == crate::container::SupervisorVariant::FirstSightForAll {
+            return self.shared.config.first_sight;
+        }
+        FirstSight::Beginning
+    }
+
     fn reconcile(&mut self, list: Vec<ContainerInfo>) {
         let listed: BTreeSet<ContainerId> = list.iter().map(|info| info.id.clone()).collect();
         let gone: Vec<ContainerId> = self.known.keys().filter(|id| !listed.contains(*id)).cloned().collect();
@@ -219,7 +230,7 @@ impl Discovery {
             self.retire(&id);
         }
         let first_sight =
-            if self.first_run && !self.reconciled { self.shared.config.first_sight } else { FirstSight::Beginning };
+            if self.first_run && !self.reconciled { self.shared.config.first_sight } else { self.later_first_sight() };
         for info in list {
             if let Some(known) = self.known.get(&info.id) {
                 // Same as `update` with `*current = info`, without copying the info to

@@ -134,6 +134,12 @@ pub enum SupervisorVariant {
     /// beginning of its log, and the backlog "now" skipped is shipped.
     #[cfg(feature = "broken-variants")]
     FirstSightForgotten,
+    /// On a first run, `first_sight = "now"` is applied to every container discovery
+    /// sees for the first time (from events and later reconciles too), not only to the
+    /// containers of its first reconcile: a container started while the agent runs
+    /// loses what it wrote before the agent saw it.
+    #[cfg(feature = "broken-variants")]
+    FirstSightForAll,
 }
 
 /// Make the hooks outside the supervisor (sink, queue, shutdown) play `variant` on this

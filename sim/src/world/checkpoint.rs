@@ -125,13 +125,18 @@ impl SimCheckpointStore {
 
     /// Forget the first sights every generation recorded (containers left with no
     /// position go): the agent that saw them was only the simulator's probe, and an
-    /// undamaged store with nothing else in it is fresh again.
+    /// undamaged store with nothing else in it is fresh again (its files deleted).
     pub fn forget_first_sights(&self) {
         let mut state = self.state.lock().unwrap();
         let state = &mut *state;
         for checkpoint in std::iter::once(&mut state.committed).chain(state.previous.as_mut()) {
             checkpoint.containers.iter_mut().for_each(|(_, positions)| positions.since = None);
             checkpoint.containers.retain(|_, positions| positions.has_position());
+        }
+        let empty = |checkpoint: &Checkpoint| checkpoint.containers.is_empty();
+        if state.damages == 0 && empty(&state.committed) && state.previous.as_ref().is_none_or(empty) {
+            state.current = Current::Missing;
+            state.previous = None;
         }
     }
 
@@ -170,17 +175,11 @@ impl SimCheckpointStore {
     }
 
     fn loadable(state: &StoreState) -> LoadedCheckpoint {
+        // As the daemon's file store: only a store that was never written is a first
+        // run. A committed checkpoint with no container in it (every container the first
+        // run saw was removed) is not: the containers found at a restart are read from
+        // the beginning, not from "now" (which would lose what they wrote meanwhile).
         let (checkpoint, origin) = match (state.current, &state.previous) {
-            // Undamaged: as the trait's default (an empty checkpoint is a first run), so
-            // seeds without damage play as before the generations were modelled.
-            (Current::Readable | Current::Missing, _) if state.damages == 0 => {
-                let origin = if state.committed.containers.is_empty() {
-                    CheckpointOrigin::Fresh
-                } else {
-                    CheckpointOrigin::Current
-                };
-                (state.committed.clone(), origin)
-            }
             (Current::Readable, _) => (state.committed.clone(), CheckpointOrigin::Current),
             (_, Some(previous)) => (previous.clone(), CheckpointOrigin::Previous),
             (Current::Corrupt, None) => (Checkpoint::default(), CheckpointOrigin::Lost),

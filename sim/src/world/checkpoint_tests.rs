@@ -128,3 +128,21 @@ fn a_corrupt_only_generation_is_lost_never_fresh() {
     assert_eq!(load_now(&mut executor, &store), lost, "the quarantined file is evidence");
     assert_eq!(store.damages(), 1);
 }
+
+#[test]
+fn only_a_store_never_written_is_fresh() {
+    // As the daemon's file store: an empty checkpoint that was committed (every
+    // container the first run saw was removed) is the current one, not a first run.
+    let mut executor = Executor::new(6, 0);
+    let store = SimCheckpointStore::new(executor.rt());
+    assert_eq!(load_now(&mut executor, &store).origin, CheckpointOrigin::Fresh);
+    commit_now(&mut executor, &store, Checkpoint::default());
+    let current = LoadedCheckpoint { checkpoint: Checkpoint::default(), origin: CheckpointOrigin::Current };
+    assert_eq!(load_now(&mut executor, &store), current);
+    // What only the simulator's probe committed is forgotten with its files.
+    store.forget_first_sights();
+    assert_eq!(load_now(&mut executor, &store).origin, CheckpointOrigin::Fresh);
+    commit_now(&mut executor, &store, checkpoint(1));
+    store.forget_first_sights();
+    assert_eq!(load_now(&mut executor, &store).origin, CheckpointOrigin::Current, "a position is kept");
+}

@@ -36,7 +36,7 @@ impl Stream for SimEventStream {
         if let Some(event) = subscriber.queue.pop_front() {
             state.counters.events_delivered += 1;
             if let Some(serial) = state.serials.get(&event.id).copied() {
-                state.seen(serial);
+                state.seen(serial, false);
             }
             return Poll::Ready(Some(Ok(event)));
         }

@@ -241,8 +241,9 @@ impl SimDocker {
         });
     }
 
-    /// The agent runs with `first_sight = "now"`: what a container wrote before the
-    /// agent first saw it is excused (named `first_sight_now`).
+    /// The agent incarnation starting now is a first run with `first_sight = "now"`:
+    /// what a container of its first answered `list` wrote before that list is excused
+    /// (named `first_sight_now`); see `DockerState::first_sight_now`.
     pub fn set_first_sight_now(&self, now: bool) {
         self.with(|state| state.first_sight_now = now);
     }

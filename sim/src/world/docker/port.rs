@@ -34,8 +34,9 @@ impl ContainerEngine for SimDocker {
             this.api_latency().await;
             this.with(|state| {
                 state.begin_call(ApiCall::List)?;
+                let first_list = std::mem::take(&mut state.first_sight_now);
                 let serials: Vec<usize> = state.containers.values().map(|container| container.serial).collect();
-                serials.into_iter().for_each(|serial| state.seen(serial));
+                serials.into_iter().for_each(|serial| state.seen(serial, first_list));
                 Ok(state.containers.values().map(|container| container.info.clone()).collect())
             })
         })
@@ -50,7 +51,7 @@ impl ContainerEngine for SimDocker {
                 state.begin_call(ApiCall::Inspect)?;
                 let container = state.containers.get(&id).ok_or_else(|| not_found(&id))?;
                 let (info, serial) = (container.info.clone(), container.serial);
-                state.seen(serial);
+                state.seen(serial, false);
                 Ok(info)
             })
         })

@@ -154,8 +154,11 @@ pub(crate) struct DockerState {
     /// Chunking of log streams: depends on how the engine reads, kept apart from ids.
     pub(crate) chunk_rng: SimRng,
     pub(crate) fail_next: BTreeMap<ApiCall, u32>,
-    /// The agent runs with `first_sight = "now"` (the oracle's excuse for what a
-    /// container wrote before the agent first saw it).
+    /// The running agent is on a first run with `first_sight = "now"` and has not had
+    /// a `list` answered yet: the containers of that first list are read from the
+    /// instant it saw them (the oracle's excuse for what they wrote before). Containers
+    /// it first learns of otherwise (an event, an `inspect`, a later list) are read from
+    /// the beginning.
     pub(crate) first_sight_now: bool,
     /// See [`super::SimDocker::set_broken_tty_keeps_stderr`].
     pub(crate) broken_tty_keeps_stderr: bool,
@@ -184,10 +187,10 @@ pub(crate) struct DockerState {
 }
 
 impl DockerState {
-    /// The agent learned of this container (by serial).
-    pub(crate) fn seen(&mut self, serial: usize) {
-        let now = self.first_sight_now;
-        self.logs[serial].mark_seen(now);
+    /// The agent learned of this container (by serial); `first_list`: from the first
+    /// list of a first run under `first_sight = "now"` ([`Self::first_sight_now`]).
+    pub(crate) fn seen(&mut self, serial: usize, first_list: bool) {
+        self.logs[serial].mark_seen(first_list);
         self.seen_by_agent.insert(serial);
     }
 

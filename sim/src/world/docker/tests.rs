@@ -1064,3 +1064,27 @@ mod clock_step;
 
 #[path = "empty_lines_tests.rs"]
 mod empty_lines;
+
+#[test]
+fn first_sight_now_excuses_only_the_first_answered_list_of_a_first_run() {
+    let (mut executor, docker) = world(31);
+    let before_list = running(&docker, "before-list");
+    let by_inspect = running(&docker, "by-inspect");
+    docker.emit(&before_list, Burst::lines(StdStream::Stdout, 3)).unwrap();
+    docker.emit(&by_inspect, Burst::lines(StdStream::Stdout, 2)).unwrap();
+    docker.set_first_sight_now(true);
+    // An event or inspect names a container the agent reads from its beginning.
+    let (inspecting, id) = (docker.clone(), by_inspect.clone());
+    executor.block_on(async move { inspecting.inspect(&id).await.unwrap() }).unwrap();
+    let listing = docker.clone();
+    executor.block_on(async move { listing.list().await.unwrap() }).unwrap();
+    let later = running(&docker, "later");
+    docker.emit(&later, Burst::lines(StdStream::Stdout, 4)).unwrap();
+    let listing = docker.clone();
+    executor.block_on(async move { listing.list().await.unwrap() }).unwrap();
+    let excused: BTreeMap<ContainerId, u64> =
+        docker.containers().into_iter().map(|report| (report.id.clone(), report.lost_to_first_sight[0])).collect();
+    assert_eq!(excused[&before_list], 3, "written before the first list");
+    assert_eq!(excused[&by_inspect], 0, "seen first by an inspect");
+    assert_eq!(excused[&later], 0, "first seen by a later list");
+}

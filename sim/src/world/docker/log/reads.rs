@@ -238,7 +238,8 @@ impl ContainerLog {
     }
 
     /// The agent sees this container for the first time (a `list`, `inspect` or event
-    /// names it). With `first_sight = "now"`, what it wrote so far is not the agent's.
+    /// names it). `first_sight_now`: in the first list of a first run under
+    /// `first_sight = "now"`, so what it wrote so far is not the agent's.
     pub(crate) fn mark_seen(&mut self, first_sight_now: bool) {
         if std::mem::replace(&mut self.seen, true) || !first_sight_now {
             return;
