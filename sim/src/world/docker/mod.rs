@@ -46,6 +46,7 @@
 
 mod buffers;
 mod events;
+mod frames;
 mod log;
 mod log_stream;
 mod port;

@@ -181,6 +181,8 @@ pub(crate) struct DockerState {
     pub(crate) timestamps: TimestampText,
     /// Render buffers of dropped streams, for the next ones.
     pub(crate) buffers: super::buffers::BufferPool,
+    /// The frames of the bursts rendered last, per log, for the next readers.
+    pub(crate) frames: super::frames::FrameCache,
 }
 
 impl DockerState {
@@ -223,6 +225,7 @@ impl DockerState {
             unsettled: Default::default(),
             timestamps: TimestampText::default(),
             buffers: Default::default(),
+            frames: Default::default(),
         }
     }
 
@@ -375,6 +378,7 @@ impl DockerState {
     /// reader cannot tell from a stream that drained the log.
     pub(crate) fn delete_removed_log(&mut self, id: &ContainerId, container: &Container, stalled: bool) {
         let lost = self.logs[container.serial].delete_all();
+        self.frames.forget(container.serial);
         if lost > 0 && !stalled && self.seen_by_agent.contains(&container.serial) {
             self.tails_owed[0] += 1;
             self.tails_owed[1] += 1;
