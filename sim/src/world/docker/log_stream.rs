@@ -138,9 +138,9 @@ impl SimLogStream {
 
 impl Reader {
     /// Render more frames into `pending` if it is empty. Returns whether the log is
-    /// exhausted for this reader (at its limit, or at the end when not following).
-    fn refill(&mut self, state: &mut DockerState, stream_id: u64, serial: usize) -> bool {
-        let limit = state.log_streams[&stream_id].limit;
+    /// exhausted for this reader (at its `limit`, the stream record's, or at the end
+    /// when not following).
+    fn refill(&mut self, state: &mut DockerState, limit: Option<LogCursor>, serial: usize) -> bool {
         let log = &state.logs[serial];
         let until = limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 });
         if self.pending.is_empty() {
@@ -307,7 +307,7 @@ impl Stream for SimLogStream {
             }
             None => {}
         }
-        let fault = record.fault;
+        let (fault, limit) = (record.fault, record.limit);
         match fault {
             Some(StreamFault::Stall) => {
                 register(&mut record.waker, cx.waker());
@@ -327,7 +327,7 @@ impl Stream for SimLogStream {
                 return Poll::Ready(Some(Ok(chunk)));
             }
             Some(StreamFault::ErrorMidFrame) => {
-                reader.refill(state, stream_id, serial);
+                reader.refill(state, limit, serial);
                 let pending = reader.pending.len();
                 let last_frame_len = reader.last_frame_len;
                 let last_start = pending.saturating_sub(last_frame_len);
@@ -351,7 +351,7 @@ impl Stream for SimLogStream {
             }
             Some(StreamFault::Trickle { .. }) | None => {}
         }
-        let exhausted = reader.refill(state, stream_id, serial);
+        let exhausted = reader.refill(state, limit, serial);
         if !reader.pending.is_empty() {
             let max = match fault {
                 Some(StreamFault::Trickle { chunk_bytes, .. }) => chunk_bytes.max(1),
