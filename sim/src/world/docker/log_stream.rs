@@ -84,10 +84,14 @@ struct Reader {
     /// a reader handed part of them has the frames before the cut whole.
     rendered_len: usize,
     runs: Vec<RenderedRun>,
-    /// Frames are rendered here, then split off into `pending`. Once the engine has
-    /// dropped every line of earlier chunks the allocation is reused, and chunks are
+    /// Frames of more than one burst are rendered here, then split off into `pending`
+    /// (one burst's are a slice of the kept ones: [`super::frames`]). Once the engine
+    /// has dropped every line of earlier chunks the allocation is reused, and chunks are
     /// handed out as shared `Bytes` from the start (no promotion on the first slice).
     buffer: BytesMut,
+    /// Whether frames were ever rendered into `buffer` (its allocation may be shared
+    /// with chunks the engine holds even when its capacity left is 0).
+    buffer_used: bool,
     rng: SimRng,
     /// Per output stream, the first line this reader may count as handed (see
     /// [`super::unsettled`]); resolved at the first render, from the `since` filter.
@@ -117,6 +121,7 @@ impl SimLogStream {
             rendered_len: 0,
             runs: Vec::new(),
             buffer: BytesMut::new(),
+            buffer_used: false,
             rng,
             counts_from: None,
             rendered_from: cursor,
@@ -133,9 +138,9 @@ impl SimLogStream {
 
 impl Reader {
     /// Render more frames into `pending` if it is empty. Returns whether the log is
-    /// exhausted for this reader (at its limit, or at the end when not following).
-    fn refill(&mut self, state: &mut DockerState, stream_id: u64, serial: usize) -> bool {
-        let limit = state.log_streams[&stream_id].limit;
+    /// exhausted for this reader (at its `limit`, the stream record's, or at the end
+    /// when not following).
+    fn refill(&mut self, state: &mut DockerState, limit: Option<LogCursor>, serial: usize) -> bool {
         let log = &state.logs[serial];
         let until = limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 });
         if self.pending.is_empty() {
@@ -148,33 +153,44 @@ impl Reader {
                 };
                 Unsettled::start_lines(log, [from(0), from(1)])
             });
-            let wanted = log.render_bytes_estimate(self.cursor, until, target);
-            // The buffer is empty here: reuse its allocation if the engine dropped every
-            // earlier chunk and it is big enough, else start a new one (`reserve` would
-            // reallocate and copy the bytes already handed out).
-            if !self.buffer.try_reclaim(wanted) {
-                let spent = std::mem::replace(&mut self.buffer, state.buffers.buffer(wanted));
-                self.give_back_buffer(spent, &mut state.buffers);
-            }
             self.rendered_from = self.cursor;
             log.refresh_qualify(&mut self.qualify, self.info.since);
             if self.runs.capacity() == 0 {
                 self.runs = state.buffers.runs();
             }
             self.runs.clear();
-            let (last_frame, entries) = log.render(
-                &mut self.cursor,
-                &mut self.qualify,
-                until,
-                target,
-                &mut self.buffer,
-                &mut state.timestamps,
-                &mut self.runs,
-            );
-            if !self.buffer.is_empty() {
+            let plan = log.plan_render(&mut self.cursor, &mut self.qualify, until, target, &mut self.runs);
+            if plan.bytes > 0 {
+                // One burst's frames: a slice of the kept ones. Else rendered here.
+                let kept = match &self.runs[..] {
+                    [run] => state.frames.run_frames(log, serial, run, &mut state.timestamps),
+                    _ => None,
+                };
+                self.pending = match kept {
+                    Some(frames) => frames,
+                    None => {
+                        // The buffer is empty here: reuse its allocation if the engine
+                        // dropped every earlier chunk and it is big enough, else start a
+                        // new one (`reserve` would reallocate and copy the bytes already
+                        // handed out).
+                        if !self.buffer.try_reclaim(plan.bytes) {
+                            let spent = std::mem::replace(&mut self.buffer, state.buffers.buffer(plan.bytes));
+                            self.give_back_buffer(spent, &mut state.buffers);
+                        }
+                        self.buffer_used = true;
+                        for run in &self.runs {
+                            match state.frames.run_frames(log, serial, run, &mut state.timestamps) {
+                                Some(frames) => self.buffer.extend_from_slice(&frames),
+                                None => log.write_run(run, &mut self.buffer, &mut state.timestamps),
+                            }
+                        }
+                        debug_assert_eq!(self.buffer.len(), plan.bytes);
+                        self.buffer.split().freeze()
+                    }
+                };
+                let (last_frame, entries) = (plan.last_frame, plan.entries);
                 self.last_frame_len = last_frame;
-                self.rendered_len = self.buffer.len();
-                self.pending = self.buffer.split().freeze();
+                self.rendered_len = plan.bytes;
                 state.counters.log_entries_delivered += entries;
                 let pending = self.pending.len() as u64;
                 let skipped: Vec<_> = log
@@ -196,7 +212,7 @@ impl Reader {
     /// Keep `buffer` (this reader's, replaced or dropped) for later streams if it was
     /// ever allocated: it has room left, or frames were rendered into it.
     fn give_back_buffer(&self, buffer: BytesMut, buffers: &mut BufferPool) {
-        if buffer.capacity() > 0 || self.rendered_len > 0 {
+        if buffer.capacity() > 0 || self.buffer_used {
             buffers.give_buffer(buffer);
         }
     }
@@ -291,7 +307,7 @@ impl Stream for SimLogStream {
             }
             None => {}
         }
-        let fault = record.fault;
+        let (fault, limit) = (record.fault, record.limit);
         match fault {
             Some(StreamFault::Stall) => {
                 register(&mut record.waker, cx.waker());
@@ -311,7 +327,7 @@ impl Stream for SimLogStream {
                 return Poll::Ready(Some(Ok(chunk)));
             }
             Some(StreamFault::ErrorMidFrame) => {
-                reader.refill(state, stream_id, serial);
+                reader.refill(state, limit, serial);
                 let pending = reader.pending.len();
                 let last_frame_len = reader.last_frame_len;
                 let last_start = pending.saturating_sub(last_frame_len);
@@ -335,7 +351,7 @@ impl Stream for SimLogStream {
             }
             Some(StreamFault::Trickle { .. }) | None => {}
         }
-        let exhausted = reader.refill(state, stream_id, serial);
+        let exhausted = reader.refill(state, limit, serial);
         if !reader.pending.is_empty() {
             let max = match fault {
                 Some(StreamFault::Trickle { chunk_bytes, .. }) => chunk_bytes.max(1),

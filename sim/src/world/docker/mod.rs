@@ -46,6 +46,7 @@
 
 mod buffers;
 mod events;
+mod frames;
 mod log;
 mod log_stream;
 mod port;
@@ -288,15 +289,10 @@ impl SimDocker {
             };
             let serial = state.logs.len();
             state.logs.push(ContainerLog::new(tty, state.broken_tty_keeps_stderr));
+            state.open_streams.push(Vec::new());
             state.serials.insert(id.clone(), serial);
-            let container = Container {
-                info,
-                serial,
-                paused: false,
-                opens_total: 0,
-                next_open_faults: Default::default(),
-                open_streams: Vec::new(),
-            };
+            let container =
+                Container { info, serial, paused: false, opens_total: 0, next_open_faults: Default::default() };
             state.containers.insert(id.clone(), container);
             state.publish(ContainerEventKind::Create, &id, &[]);
             id
@@ -392,10 +388,11 @@ impl SimDocker {
             state.removed_since_forget.insert(id.clone());
             // The model keeps the log's bursts (unreadable once deleted) so the oracle can
             // still check the content of lines the agent had read before.
-            if container.open_streams.is_empty() {
+            let streams_open = state.open_streams[container.serial].len();
+            if streams_open == 0 {
                 state.delete_removed_log(id, &container, stalled);
             } else {
-                let mut report = Self::report(state, id, &container, container.open_streams.len());
+                let mut report = Self::report(state, id, &container, streams_open);
                 report.removed = true;
                 state.removed.insert(id.clone(), report);
                 state.draining.insert(id.clone(), (container, stalled));
@@ -479,7 +476,7 @@ impl SimDocker {
             let log = &mut state.logs[container.serial];
             let seqs = log.append(log.stream_of(burst.stream), burst.lines, burst.line_bytes, ts, gap);
             if !seqs.is_empty() {
-                state::wake_followers_of(container, &mut state.log_streams);
+                state::wake_followers_of(&state.open_streams[container.serial], &mut state.log_streams);
             }
             Ok(seqs)
         })
@@ -640,7 +637,7 @@ impl SimDocker {
 
     pub fn container(&self, id: &ContainerId) -> Option<ContainerReport> {
         self.with(|state| match state.containers.get(id) {
-            Some(container) => Some(Self::report(state, id, container, container.open_streams.len())),
+            Some(container) => Some(Self::report(state, id, container, state.open_streams[container.serial].len())),
             None => state.removed.get(id).map(|report| ContainerReport {
                 streams_open: state.log_streams.values().filter(|s| &s.container == id).count(),
                 ..report.clone()
@@ -663,7 +660,7 @@ impl SimDocker {
     pub fn existing_containers(&self) -> Vec<ContainerReport> {
         self.with(|state| {
             let reports = state.containers.iter();
-            reports.map(|(id, c)| Self::report(state, id, c, c.open_streams.len())).collect()
+            reports.map(|(id, c)| Self::report(state, id, c, state.open_streams[c.serial].len())).collect()
         })
     }
 
@@ -674,7 +671,8 @@ impl SimDocker {
     /// number that the container was streamed in between).
     pub fn running_unstreamed(&self) -> Vec<(ContainerId, u64)> {
         self.with(|state| {
-            let unstreamed = state.containers.iter().filter(|(_, c)| c.info.running && c.open_streams.is_empty());
+            let unstreamed =
+                state.containers.iter().filter(|(_, c)| c.info.running && state.open_streams[c.serial].is_empty());
             unstreamed.map(|(id, c)| (id.clone(), c.opens_total)).collect()
         })
     }

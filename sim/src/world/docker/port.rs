@@ -105,10 +105,9 @@ impl ContainerEngine for SimDocker {
                 let serial = container.serial;
                 let stream_id = state.next_stream_id;
                 state.next_stream_id += 1;
-                container.open_streams.push(stream_id);
-                state
-                    .log_streams
-                    .insert(stream_id, OpenLogStream { container: id.clone(), fault, limit, end: None, waker: None });
+                state.open_streams[serial].push(stream_id);
+                let record = OpenLogStream { container: id.clone(), serial, fault, limit, end: None, waker: None };
+                state.log_streams.insert(stream_id, record);
                 state.counters.log_opens_total += 1;
                 state.counters.log_streams_open = state.log_streams.len();
                 state.counters.log_streams_open_max = state.counters.log_streams_open_max.max(state.log_streams.len());

@@ -61,13 +61,13 @@ pub(crate) struct Container {
     pub(crate) opens_total: u64,
     /// Faults armed for the next log requests, in order.
     pub(crate) next_open_faults: VecDeque<StreamFault>,
-    /// Ids of its open log streams, in open order (an index into `log_streams`).
-    pub(crate) open_streams: Vec<u64>,
 }
 
 /// The model's record of one open (not yet dropped) log stream.
 pub(crate) struct OpenLogStream {
     pub(crate) container: ContainerId,
+    /// The container's serial: its log, and its entry in [`DockerState::open_streams`].
+    pub(crate) serial: usize,
     pub(crate) fault: Option<StreamFault>,
     /// The stream ends once its cursor reaches this (non-follow requests, stopped
     /// containers). `None`: follow on.
@@ -122,6 +122,11 @@ pub(crate) struct DockerState {
     /// Logs by container serial (creation order), so that a reader finds its log
     /// without comparing 64-byte ids; a removed container's log is emptied.
     pub(crate) logs: Vec<ContainerLog>,
+    /// Per container serial, the ids of its open log streams in open order (an index
+    /// into `log_streams`). By serial, not in [`Container`], so that a stream closing
+    /// finds them without looking its container up by id in a `BTreeMap` (seed 1:
+    /// 54 k closes; 1,403 M instructions before, 1,396 M after).
+    pub(crate) open_streams: Vec<Vec<u64>>,
     /// How far the host clock has stepped back in total (NTP corrections): Docker
     /// stamps entries with the wall clock minus this.
     pub(crate) clock_back: i64,
@@ -184,6 +189,8 @@ pub(crate) struct DockerState {
     pub(crate) timestamps: TimestampText,
     /// Render buffers of dropped streams, for the next ones.
     pub(crate) buffers: super::buffers::BufferPool,
+    /// The frames of the bursts rendered last, per log, for the next readers.
+    pub(crate) frames: super::frames::FrameCache,
 }
 
 impl DockerState {
@@ -198,6 +205,7 @@ impl DockerState {
         DockerState {
             containers: BTreeMap::new(),
             logs: Vec::new(),
+            open_streams: Vec::new(),
             clock_back: 0,
             serials: BTreeMap::new(),
             removed: BTreeMap::new(),
@@ -226,6 +234,7 @@ impl DockerState {
             unsettled: Default::default(),
             timestamps: TimestampText::default(),
             buffers: Default::default(),
+            frames: Default::default(),
         }
     }
 
@@ -329,7 +338,7 @@ impl DockerState {
     ) -> usize {
         let mut count = 0;
         let Some(entry) = self.containers.get(container) else { return 0 };
-        for id in &entry.open_streams {
+        for id in &self.open_streams[entry.serial] {
             let stream = self.log_streams.get_mut(id).expect("indexed stream is open");
             change(stream);
             // A stalled stream is woken only to be ended.
@@ -357,12 +366,11 @@ impl DockerState {
     /// container ends its drain: its log is deleted now.
     pub(crate) fn close_log_stream(&mut self, stream_id: u64) {
         if let Some(record) = self.log_streams.remove(&stream_id) {
-            if let Some(container) = self.containers.get_mut(&record.container) {
-                container.open_streams.retain(|id| *id != stream_id);
-            } else if let Some((container, _)) = self.draining.get_mut(&record.container) {
-                container.open_streams.retain(|id| *id != stream_id);
-                if container.open_streams.is_empty() {
-                    let (container, stalled) = self.draining.remove(&record.container).expect("draining");
+            let open_streams = &mut self.open_streams[record.serial];
+            open_streams.retain(|id| *id != stream_id);
+            // The last stream of a removed container is gone: its log is deleted.
+            if open_streams.is_empty() {
+                if let Some((container, stalled)) = self.draining.remove(&record.container) {
                     self.delete_removed_log(&record.container, &container, stalled);
                 }
             }
@@ -378,11 +386,12 @@ impl DockerState {
     /// reader cannot tell from a stream that drained the log.
     pub(crate) fn delete_removed_log(&mut self, id: &ContainerId, container: &Container, stalled: bool) {
         let lost = self.logs[container.serial].delete_all();
+        self.frames.forget(container.serial);
         if lost > 0 && !stalled && self.seen_by_agent.contains(&container.serial) {
             self.tails_owed[0] += 1;
             self.tails_owed[1] += 1;
         }
-        let streams_open = container.open_streams.len();
+        let streams_open = self.open_streams[container.serial].len();
         let mut report = super::SimDocker::report(self, id, container, streams_open);
         report.removed = true;
         self.removed.insert(id.clone(), report);
@@ -399,7 +408,7 @@ impl DockerState {
     /// streams end, their logs are deleted.
     pub(crate) fn end_drains(&mut self) {
         for (id, (container, stalled)) in std::mem::take(&mut self.draining) {
-            for stream_id in &container.open_streams {
+            for stream_id in &self.open_streams[container.serial] {
                 let stream = self.log_streams.get_mut(stream_id).expect("indexed stream is open");
                 stream.end.get_or_insert(StreamEnd::Eof);
                 if let Some(waker) = stream.waker.take() {
@@ -413,13 +422,14 @@ impl DockerState {
     /// Wake the readers of `container` waiting for new entries (not the stalled ones).
     pub(crate) fn wake_followers(&mut self, container: &ContainerId) {
         let Some(entry) = self.containers.get(container) else { return };
-        wake_followers_of(entry, &mut self.log_streams);
+        wake_followers_of(&self.open_streams[entry.serial], &mut self.log_streams);
     }
 }
 
-/// [`DockerState::wake_followers`] for a container already looked up.
-pub(crate) fn wake_followers_of(container: &Container, log_streams: &mut StreamTable<OpenLogStream>) {
-    for id in &container.open_streams {
+/// [`DockerState::wake_followers`] for a container already looked up: the readers
+/// among `open_streams` (its entry in [`DockerState::open_streams`]).
+pub(crate) fn wake_followers_of(open_streams: &[u64], log_streams: &mut StreamTable<OpenLogStream>) {
+    for id in open_streams {
         let stream = log_streams.get_mut(id).expect("indexed stream is open");
         if !matches!(stream.fault, Some(StreamFault::Stall)) {
             if let Some(waker) = stream.waker.take() {

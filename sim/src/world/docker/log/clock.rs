@@ -155,6 +155,12 @@ impl ContainerLog {
     /// whole log before its start at every open (seed 2, with clock steps: 419 M of
     /// 1,448 M instructions walking, sorting and searching for every burst of the log).
     pub(crate) fn record_since_skips(&mut self, from: LogCursor, to: LogCursor, qualify: &[Qualify; 2]) -> u64 {
+        // A reader that passed over nothing (most polls of a following stream find no
+        // new entry) skipped nothing: no search for its floor (seed 85: 51 k calls,
+        // 19 M of 626 M instructions before, 5 M fewer after).
+        if from >= to {
+            return 0;
+        }
         let mut total = 0;
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let index = stream.index();

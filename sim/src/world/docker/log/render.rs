@@ -5,23 +5,6 @@
 use super::*;
 
 impl ContainerLog {
-    /// About how many bytes [`Self::render`] will produce from `cursor` up to `limit`,
-    /// capped at `cap` plus one line: the capacity to allocate for one render.
-    pub(crate) fn render_bytes_estimate(&self, cursor: LogCursor, limit: LogCursor, cap: usize) -> usize {
-        let limit = limit.min(self.end());
-        let mut cursor = cursor.max(self.start);
-        let mut total: u64 = 0;
-        while cursor < limit && total < cap as u64 {
-            let burst = &self.bursts[cursor.burst];
-            let end = if cursor.burst == limit.burst { limit.entry } else { burst.entries() };
-            let per_line = burst.entries_per_line();
-            let lines = (end.saturating_sub(cursor.entry)).div_ceil(per_line);
-            total += lines * burst.frame_bytes_per_line(self.tty);
-            cursor = LogCursor { burst: cursor.burst + 1, entry: 0 };
-        }
-        total.min(cap as u64 + ENTRY_CONTENT_MAX as u64 + 64) as usize
-    }
-
     /// Render entries from `*cursor` as frames into `out`, skipping entries that fail
     /// their stream's `qualify` filter (which it updates), until `out` holds at least `target_bytes`, `limit`
     /// is reached, or the log ends. Advances `*cursor`; a cursor behind the log's start
@@ -29,6 +12,11 @@ impl ContainerLog {
     /// last frame rendered (0 if none) and the number of entries rendered. Appends to
     /// `runs` one [`RenderedRun`] per burst it rendered from, so that a reader handed
     /// only part of `out` knows which frames it got whole ([`Self::whole_frames_in`]).
+    ///
+    /// The definition of a render: [`Self::plan_render`], then each run's frames
+    /// ([`Self::write_run`]). A reader gets the same bytes, mostly kept from an earlier
+    /// reader's render (`FrameCache`).
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn render(
         &self,
@@ -40,12 +28,29 @@ impl ContainerLog {
         timestamps: &mut TimestampText,
         runs: &mut Vec<RenderedRun>,
     ) -> (usize, u64) {
+        let first_run = runs.len();
+        let plan = self.plan_render(cursor, qualify, limit, target_bytes.saturating_sub(out.len()), runs);
+        for run in &runs[first_run..] {
+            self.write_run(run, out, timestamps);
+        }
+        (plan.last_frame, plan.entries)
+    }
+
+    /// Which entries [`Self::render`] renders from `*cursor` until their frames make at
+    /// least `target_bytes`, without rendering them: advances `*cursor` and `qualify`,
+    /// and appends the runs (each `at` counted from the first frame of this render).
+    pub(crate) fn plan_render(
+        &self,
+        cursor: &mut LogCursor,
+        qualify: &mut [Qualify; 2],
+        limit: LogCursor,
+        target_bytes: usize,
+        runs: &mut Vec<RenderedRun>,
+    ) -> RenderPlan {
         let limit = limit.min(self.end());
         *cursor = self.normalise((*cursor).max(self.start));
-        let mut last_frame = 0;
-        let mut rendered = 0;
-        let base = out.len();
-        while *cursor < limit && out.len() < target_bytes {
+        let mut plan = RenderPlan::default();
+        while *cursor < limit && plan.bytes < target_bytes {
             let burst = &self.bursts[cursor.burst];
             let burst_end = if cursor.burst == limit.burst { limit.entry } else { burst.entries() };
             let passes_from = match qualify[burst.stream.index()] {
@@ -64,27 +69,67 @@ impl ContainerLog {
             };
             let from = cursor.entry.max(passes_from);
             let mut entry = from;
-            let run_at = out.len() - base;
-            if from < burst_end && out.len() < target_bytes && burst.has_short_lines() {
-                let (count, frame_len) =
-                    render_short_lines(burst, self.tty, from, burst_end, target_bytes, out, timestamps);
+            let run_at = plan.bytes;
+            if from < burst_end && burst.has_short_lines() {
+                // Frames of short lines all have one length: as many as reach the target.
+                let frame_len = burst.frame_bytes_per_line(self.tty) as usize;
+                let wanted = (target_bytes - plan.bytes).div_ceil(frame_len) as u64;
+                let count = (burst_end - from).min(wanted);
                 entry += count;
-                rendered += count;
-                last_frame = frame_len;
+                plan.bytes += count as usize * frame_len;
+                plan.last_frame = frame_len;
             }
-            while entry < burst_end && out.len() < target_bytes {
-                let before = out.len();
-                render_entry(burst, self.tty, entry, out, timestamps);
-                last_frame = out.len() - before;
-                rendered += 1;
+            while entry < burst_end && plan.bytes < target_bytes {
+                let frame_len = entry_frame_bytes(burst, self.tty, entry);
+                plan.bytes += frame_len;
+                plan.last_frame = frame_len;
                 entry += 1;
             }
             if entry > from {
+                plan.entries += entry - from;
                 runs.push(RenderedRun { at: run_at, burst: cursor.burst, from, entries: entry - from });
             }
             *cursor = self.normalise(LogCursor { burst: cursor.burst, entry: entry.max(from) });
         }
-        (last_frame, rendered)
+        plan
+    }
+
+    /// The frames of `run`, rendered onto `out`.
+    pub(crate) fn write_run(&self, run: &RenderedRun, out: &mut BytesMut, timestamps: &mut TimestampText) {
+        let burst = &self.bursts[run.burst];
+        let end = run.from + run.entries;
+        if burst.has_short_lines() {
+            render_short_lines(burst, self.tty, run.from, end, out, timestamps);
+        } else {
+            for entry in run.from..end {
+                render_entry(burst, self.tty, entry, out, timestamps);
+            }
+        }
+    }
+
+    /// The bytes of every frame of burst `burst`, entries deleted by rotation included.
+    pub(crate) fn burst_frames_len(&self, burst: usize) -> usize {
+        let burst = &self.bursts[burst];
+        let last = burst.entries() - 1;
+        frame_offset(burst, self.tty, last) + entry_frame_bytes(burst, self.tty, last)
+    }
+
+    /// Every frame of burst `burst`, in one buffer of `len` bytes
+    /// ([`Self::burst_frames_len`]).
+    pub(crate) fn render_burst(&self, burst: usize, len: usize, timestamps: &mut TimestampText) -> BytesMut {
+        let mut out = BytesMut::with_capacity(len);
+        let entries = self.bursts[burst].entries();
+        self.write_run(&RenderedRun { at: 0, burst, from: 0, entries }, &mut out, timestamps);
+        debug_assert_eq!(out.len(), len);
+        out
+    }
+
+    /// Where the frames of `run` lie in [`Self::render_burst`]'s output.
+    pub(crate) fn frames_range(&self, run: &RenderedRun) -> Range<usize> {
+        let burst = &self.bursts[run.burst];
+        let last = run.from + run.entries - 1;
+        frame_offset(burst, self.tty, run.from)
+            ..frame_offset(burst, self.tty, last) + entry_frame_bytes(burst, self.tty, last)
     }
 
     /// The position after the last frame that lies whole in the first `bytes` of a
@@ -118,27 +163,24 @@ impl ContainerLog {
 }
 
 /// The frames of entries `from..end` of a burst of short lines (see
-/// [`Burst::has_short_lines`]), as many as [`ContainerLog::render`]'s loop would render
-/// before `out` holds `target_bytes`: the same bytes as [`render_entry_frame`] gives
-/// each (debug builds check), written at once. The frames all have one length, so `out`
+/// [`Burst::has_short_lines`]): the same bytes as [`render_entry_frame`] gives each
+/// (debug builds check), written at once. The frames all have one length, so `out`
 /// grows once, filled with the padding byte, and only the header, timestamp, sequence
-/// number and newline are written per frame. Returns how many and the frame length.
+/// number and newline are written per frame.
 fn render_short_lines(
     burst: &Burst,
     tty: bool,
     from: u64,
     end: u64,
-    target_bytes: usize,
     out: &mut BytesMut,
     timestamps: &mut TimestampText,
-) -> (u64, usize) {
+) {
     let line_bytes = burst.line_bytes as usize;
     let payload_len = TIMESTAMP_BYTES + 1 + line_bytes + 1 + usize::from(tty);
     let header_len = if tty { 0 } else { FRAME_HEADER_BYTES };
     let frame_len = header_len + payload_len;
     let start = out.len();
-    let wanted = (target_bytes - start).div_ceil(frame_len) as u64;
-    let count = (end - from).min(wanted);
+    let count = end - from;
     out.resize(start + count as usize * frame_len, burst.pad);
     let mut header = [0u8; FRAME_HEADER_BYTES];
     header[0] = match burst.stream {
@@ -180,7 +222,27 @@ fn render_short_lines(
         }
         debug_assert!(expected[..] == out[start..], "short-line frames differ from render_entry");
     }
-    (count, frame_len)
+}
+
+/// What [`ContainerLog::plan_render`] chose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RenderPlan {
+    /// Bytes of the frames.
+    pub(crate) bytes: usize,
+    /// Length of the last frame (0 if none).
+    pub(crate) last_frame: usize,
+    /// Entries rendered.
+    pub(crate) entries: u64,
+}
+
+/// Where the frame of entry `entry` starts among the frames of its whole burst: every
+/// line of a burst has the same pieces, and every piece but a line's last is full.
+fn frame_offset(burst: &Burst, tty: bool, entry: u64) -> usize {
+    let per_line = burst.entries_per_line();
+    let (line, part) = (entry / per_line, entry % per_line);
+    let header = if tty { 0 } else { FRAME_HEADER_BYTES };
+    let full_piece = header + TIMESTAMP_BYTES + 1 + ENTRY_CONTENT_MAX;
+    line as usize * burst.frame_bytes_per_line(tty) as usize + part as usize * full_piece
 }
 
 /// The bytes [`render_entry`] writes for entry `entry` of `burst`.
