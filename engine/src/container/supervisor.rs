@@ -24,7 +24,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 use crate::container::machine::{Action, DropWhy, FirstOpen, Inspected, Machine, MachineConfig, OpenFailure};
-use crate::container::pool::StreamSlot;
+use crate::container::pool::{SlotRequest, StreamSlot};
 use crate::container::reader::{LogReader, ReadStats, Run};
 use crate::container::{ContainerState, MonitorShared};
 use crate::model::{ContainerId, Labels, SourceId, StdStream};
@@ -52,7 +52,7 @@ pub struct Supervisor {
 /// What the task holds besides the machine: the pool wait, the slot and the stream.
 #[derive(Default)]
 struct Held {
-    acquire: Option<BoxFuture<StreamSlot>>,
+    acquire: Option<SlotRequest>,
     slot: Option<StreamSlot>,
     stream: Option<LogStream>,
     #[cfg(feature = "broken-variants")]
@@ -202,12 +202,7 @@ impl Supervisor {
         let shared = self.shared.clone();
         let (rt, telemetry) = (&shared.rt, &shared.telemetry);
         match action {
-            Action::TakeSlot => {
-                held.acquire = Some(Box::pin({
-                    let pool = shared.pool.clone();
-                    async move { pool.acquire().await }
-                }))
-            }
+            Action::TakeSlot => held.acquire = Some(shared.pool.acquire()),
             Action::NudgeHolder => {
                 shared.pool.ask_oldest_to_yield();
             }
@@ -336,7 +331,7 @@ async fn yield_requested(slot: &mut Option<StreamSlot>) {
     }
 }
 
-async fn acquired(acquire: &mut Option<BoxFuture<StreamSlot>>) -> StreamSlot {
+async fn acquired(acquire: &mut Option<SlotRequest>) -> StreamSlot {
     match acquire {
         Some(acquire) => Pin::new(acquire).await,
         None => std::future::pending().await,
