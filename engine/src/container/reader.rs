@@ -194,44 +194,47 @@ impl LogReader {
         self.decoder.buffered_bytes() + self.assemblers.iter().map(Assembler::pending_bytes).sum::<usize>()
     }
 
-    /// The duplicates a reopened stream replays, skipped where they lie: if the next
+    /// The duplicates a reopened stream replays, skipped where they lie: while the next
     /// frame is a whole line in one entry (nothing partial of its stream pending) with a
     /// key not past the last one queued, count it and consume it without taking its
-    /// bytes out. Exactly what the general path does with such a frame, minus a
-    /// reference-counted slice made and dropped. Returns whether it skipped one.
+    /// bytes out. Exactly what the general path does with such frames, minus a
+    /// reference-counted slice made and dropped per frame.
     #[inline]
-    fn skip_queued_line(&mut self, stats: &mut ReadStats) -> bool {
-        let Some((stream, payload)) = self.decoder.peek_frame() else { return false };
-        let index = stream.index();
-        if !self.replaying[index] {
-            return false;
+    fn skip_queued_lines(&mut self, stats: &mut ReadStats) {
+        let LogReader { decoder, assemblers, timestamps, counters, queued, high, replaying, expecting, .. } = self;
+        if replaying == &[false; 2] {
+            // The common case once a stream is live: no frame to look at.
+            return;
         }
-        let Some(queued) = self.queued[index] else { return false };
-        let high =
-            if self.expecting[index] { self.high[index].map_or(queued, |high| high.max(queued)) } else { queued };
-        if payload.last() != Some(&b'\n') || !self.assemblers[index].is_idle() {
-            return false;
-        }
-        let Ok((ts, prefix)) = self.timestamps.timestamp_prefix(payload) else { return false };
-        let payload_len = payload.len();
-        if prefix == payload_len {
-            // Nothing after the timestamp: not a line ending in `\n`.
-            return false;
-        }
-        let counter = self.counters[index];
-        let seq = if counter.0 == ts { counter.1 + 1 } else { 0 };
-        if (ResumeKey { ts, seq }) > high {
-            return false;
-        }
-        self.counters[index] = (ts, seq);
-        stats.duplicates += 1;
-        if (ResumeKey { ts, seq }) == queued {
-            // The resume line: the window closes (see `handle_chunk`).
-            self.expecting[index] = false;
-            self.replaying[index] = !closes_at_resume_line();
-        }
-        self.decoder.skip_frame(payload_len);
-        true
+        decoder.skip_while(|stream, payload| {
+            let index = stream.index();
+            if !replaying[index] {
+                return false;
+            }
+            let Some(resume) = queued[index] else { return false };
+            let high = if expecting[index] { high[index].map_or(resume, |high| high.max(resume)) } else { resume };
+            if payload.last() != Some(&b'\n') || !assemblers[index].is_idle() {
+                return false;
+            }
+            let Ok((ts, prefix)) = timestamps.timestamp_prefix(payload) else { return false };
+            if prefix == payload.len() {
+                // Nothing after the timestamp: not a line ending in `\n`.
+                return false;
+            }
+            let counter = counters[index];
+            let seq = if counter.0 == ts { counter.1 + 1 } else { 0 };
+            if (ResumeKey { ts, seq }) > high {
+                return false;
+            }
+            counters[index] = (ts, seq);
+            stats.duplicates += 1;
+            if (ResumeKey { ts, seq }) == resume {
+                // The resume line: the window closes (see `handle_chunk`).
+                expecting[index] = false;
+                replaying[index] = !closes_at_resume_line();
+            }
+            true
+        });
     }
 
     /// The stream's high-water key is at least its last queued key.
@@ -253,8 +256,8 @@ impl LogReader {
         #[cfg(not(feature = "broken-variants"))]
         let dedupe = true;
         loop {
-            if dedupe && self.skip_queued_line(stats) {
-                continue;
+            if dedupe {
+                self.skip_queued_lines(stats);
             }
             let Some(frame) = self.decoder.next_frame()? else { break };
             let stream = frame.stream;
