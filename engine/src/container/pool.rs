@@ -73,15 +73,19 @@ pub struct StreamSlot {
 }
 
 impl StreamSlot {
+    /// Ready once when the pool asks this holder to yield; pending after that.
+    pub fn poll_yield_requested(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(request) = self.yield_request.as_mut() else { return Poll::Pending };
+        if Pin::new(request).poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.yield_request = None;
+        Poll::Ready(())
+    }
+
     /// Completes once when the pool asks this holder to yield; pending after that.
     pub async fn yield_requested(&mut self) {
-        match self.yield_request.as_mut() {
-            Some(request) => {
-                let _ = request.await;
-                self.yield_request = None;
-            }
-            None => std::future::pending().await,
-        }
+        std::future::poll_fn(|cx| self.poll_yield_requested(cx)).await
     }
 }
 
