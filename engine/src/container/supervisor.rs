@@ -30,7 +30,7 @@ use crate::container::reader::{LogReader, ReadStats, Run};
 use crate::container::{ContainerState, MonitorShared};
 use crate::model::{ContainerId, Labels, SourceId, StdStream};
 use crate::pipeline::queue::{Chunk, ReaderHold};
-use crate::port::{ContainerCheckpoint, EngineError, LogStream};
+use crate::port::{ContainerCheckpoint, EngineError, LogOptions, LogStream};
 use crate::rt::{unit_from_bits, BoxFuture, Instant};
 use crate::telemetry::events::{
     InspectFailed, LinesRead, LogGapFound, MalformedFrame, StreamFailed, StreamOpened, StreamRotated, StreamYielded,
@@ -58,6 +58,9 @@ struct Held {
     stream: Option<LogStream>,
     #[cfg(feature = "broken-variants")]
     hook: Option<crate::container::broken::StreamHook>,
+    /// The hook of a stream just dropped, awaited before the next action.
+    #[cfg(feature = "broken-variants")]
+    dropped_hook: Option<crate::container::broken::StreamHook>,
 }
 
 impl Supervisor {
@@ -104,8 +107,26 @@ impl Supervisor {
         // Discovery dropped the sender (the container is removed): no more news.
         let mut state_closed = false;
         loop {
+            // Only opening and inspecting wait: every other action is done without an
+            // `async fn` call, whose future cost more than most actions (callgrind: seed 1,
+            // 273 k actions, 1,443.5 M -> 1,435.5 M instructions).
             while let Some(action) = self.machine.poll_action() {
-                if !self.perform(action, &mut held).await {
+                let go_on = match action {
+                    Action::Open(options) => {
+                        self.open(options, &mut held).await;
+                        true
+                    }
+                    Action::Inspect => {
+                        self.inspect().await;
+                        true
+                    }
+                    action => self.perform_at_once(action, &mut held),
+                };
+                #[cfg(feature = "broken-variants")]
+                if let Some(hook) = held.dropped_hook.take() {
+                    hook.after_stream().await;
+                }
+                if !go_on {
                     return;
                 }
             }
@@ -200,10 +221,11 @@ impl Supervisor {
         unit
     }
 
-    /// Perform one action of the machine; false when the task must end.
-    async fn perform(&mut self, action: Action, held: &mut Held) -> bool {
-        let shared = self.shared.clone();
-        let (rt, telemetry) = (&shared.rt, &shared.telemetry);
+    /// Perform one action of the machine that needs no waiting (all but opening and
+    /// inspecting); false when the task must end.
+    fn perform_at_once(&mut self, action: Action, held: &mut Held) -> bool {
+        let shared = &self.shared;
+        let telemetry = &shared.telemetry;
         match action {
             Action::TakeSlot => held.acquire = Some(shared.pool.acquire()),
             Action::NudgeHolder => {
@@ -221,53 +243,11 @@ impl Supervisor {
                     DropWhy::Stall | DropWhy::Ended | DropWhy::Failed | DropWhy::Done => {}
                 }
                 #[cfg(feature = "broken-variants")]
-                if let Some(hook) = held.hook.take() {
-                    hook.after_stream().await;
+                {
+                    held.dropped_hook = held.hook.take();
                 }
             }
-            Action::Open(options) => {
-                StreamOpened.emit(telemetry);
-                match shared.docker.logs(&self.id, options).await {
-                    Ok(stream) => {
-                        #[cfg(feature = "broken-variants")]
-                        let stream = {
-                            let (stream, hook) = crate::container::broken::wrap_stream(&shared, stream);
-                            held.hook = Some(hook);
-                            stream
-                        };
-                        self.reader.set_tty(self.state.borrow().info.tty);
-                        self.reader.reopen();
-                        self.hold.set(self.reader.buffered_bytes());
-                        if options.tail.is_none() {
-                            self.reader.expect_resume_position(options.since_secs);
-                        } else {
-                            self.reader.cut_after_tail(rt.wall());
-                        }
-                        held.stream = Some(stream);
-                        self.machine.handle_opened(rt.now(), rt.wall(), self.unit());
-                    }
-                    Err(EngineError::NotFound(_)) => {
-                        self.machine.handle_open_failed(rt.now(), OpenFailure::NotFound, 0.0)
-                    }
-                    Err(error) => {
-                        let now = rt.now();
-                        StreamFailed { container: self.id.short(), error: &error }.emit(telemetry, now);
-                        self.machine.handle_open_failed(now, OpenFailure::Other, self.unit());
-                    }
-                }
-            }
-            Action::Inspect => {
-                let answer = match shared.docker.inspect(&self.id).await {
-                    Ok(info) if info.running => Inspected::Running,
-                    Ok(_) => Inspected::Stopped,
-                    Err(EngineError::NotFound(_)) => Inspected::NotFound,
-                    Err(error) => {
-                        InspectFailed { container: self.id.short(), error: &error }.emit(telemetry, rt.now());
-                        Inspected::Failed
-                    }
-                };
-                self.machine.handle_inspected(rt.now(), answer, self.unit());
-            }
+            Action::Open(_) | Action::Inspect => unreachable!("opening and inspecting wait: see `open`, `inspect`"),
             Action::Finish => {
                 #[cfg(feature = "broken-variants")]
                 if shared.config.variant == crate::container::SupervisorVariant::TailUncounted {
@@ -280,6 +260,55 @@ impl Supervisor {
             }
         }
         true
+    }
+
+    /// [`Action::Open`].
+    async fn open(&mut self, options: LogOptions, held: &mut Held) {
+        let shared = self.shared.clone();
+        let (rt, telemetry) = (&shared.rt, &shared.telemetry);
+        StreamOpened.emit(telemetry);
+        match shared.docker.logs(&self.id, options).await {
+            Ok(stream) => {
+                #[cfg(feature = "broken-variants")]
+                let stream = {
+                    let (stream, hook) = crate::container::broken::wrap_stream(&shared, stream);
+                    held.hook = Some(hook);
+                    stream
+                };
+                self.reader.set_tty(self.state.borrow().info.tty);
+                self.reader.reopen();
+                self.hold.set(self.reader.buffered_bytes());
+                if options.tail.is_none() {
+                    self.reader.expect_resume_position(options.since_secs);
+                } else {
+                    self.reader.cut_after_tail(rt.wall());
+                }
+                held.stream = Some(stream);
+                self.machine.handle_opened(rt.now(), rt.wall(), self.unit());
+            }
+            Err(EngineError::NotFound(_)) => self.machine.handle_open_failed(rt.now(), OpenFailure::NotFound, 0.0),
+            Err(error) => {
+                let now = rt.now();
+                StreamFailed { container: self.id.short(), error: &error }.emit(telemetry, now);
+                self.machine.handle_open_failed(now, OpenFailure::Other, self.unit());
+            }
+        }
+    }
+
+    /// [`Action::Inspect`].
+    async fn inspect(&mut self) {
+        let shared = self.shared.clone();
+        let (rt, telemetry) = (&shared.rt, &shared.telemetry);
+        let answer = match shared.docker.inspect(&self.id).await {
+            Ok(info) if info.running => Inspected::Running,
+            Ok(_) => Inspected::Stopped,
+            Err(EngineError::NotFound(_)) => Inspected::NotFound,
+            Err(error) => {
+                InspectFailed { container: self.id.short(), error: &error }.emit(telemetry, rt.now());
+                Inspected::Failed
+            }
+        };
+        self.machine.handle_inspected(rt.now(), answer, self.unit());
     }
 
     /// Read one chunk into the queue; false when the queue is closed (shutdown).
