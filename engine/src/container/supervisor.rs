@@ -26,7 +26,7 @@ use tokio::sync::watch;
 
 use crate::container::machine::{Action, DropWhy, FirstOpen, Inspected, Machine, MachineConfig, OpenFailure};
 use crate::container::pool::{SlotRequest, StreamSlot};
-use crate::container::reader::{LogReader, ReadStats, Run};
+use crate::container::reader::{LogReader, ReadError, ReadStats, Run};
 use crate::container::{ContainerState, MonitorShared};
 use crate::model::{ContainerId, Labels, SourceId, StdStream};
 use crate::pipeline::queue::{Chunk, ReaderHold};
@@ -180,9 +180,15 @@ impl Supervisor {
                 }
                 item = poll_fn(|cx| next_item(&mut held.stream, cx)) => match item {
                     Some(Ok(bytes)) => {
-                        if !self.read(bytes, &mut runs, &mut chunks).await {
-                            return;
+                        // Reading is not an `async fn`: only queueing waits, and only when
+                        // there are lines. A read's future, built and moved into this one
+                        // at every chunk, cost more than most reads (callgrind: seed 1
+                        // 1,435.5 M -> 1,409.5 M instructions, seed 85 626.1 M -> 618.4 M).
+                        let result = self.read(bytes, &mut runs, &mut chunks);
+                        if !chunks.is_empty() && shared.queue.send_read(&mut chunks).await.is_err() {
+                            return; // The queue is closed: shutdown.
                         }
+                        self.handle_read(result);
                     }
                     Some(Err(error)) => {
                         let now = rt.now();
@@ -311,22 +317,23 @@ impl Supervisor {
         self.machine.handle_inspected(rt.now(), answer, self.unit());
     }
 
-    /// Read one chunk into the queue; false when the queue is closed (shutdown).
-    /// `runs` and `chunks` are buffers kept across reads (empty between them).
-    async fn read(&mut self, bytes: bytes::Bytes, runs: &mut Vec<Run>, chunks: &mut Vec<Chunk>) -> bool {
-        let shared = self.shared.clone();
-        let (rt, telemetry) = (&shared.rt, &shared.telemetry);
+    /// Read one chunk: its lines go to `chunks` (to be queued), or are dropped while the
+    /// container is not collected. `runs` and `chunks` are buffers kept across reads
+    /// (`runs` is empty between them, `chunks` once they are queued).
+    fn read(&mut self, bytes: bytes::Bytes, runs: &mut Vec<Run>, chunks: &mut Vec<Chunk>) -> Result<(), ReadError> {
+        let shared = &self.shared;
+        let telemetry = &shared.telemetry;
         let mut stats = ReadStats::default();
         let result = self.reader.handle_chunk(bytes, runs, &mut stats);
         // What the reader keeps for the next chunk is charged before its lines are
-        // queued (a growth never waits; the sends below wait for any debt it makes).
+        // queued (a growth never waits; the sends wait for any debt it makes).
         self.hold.set(self.reader.buffered_bytes());
         let ReadStats { lines, bytes, truncated, duplicates, gaps } = stats;
         LinesRead { lines, bytes, truncated, duplicates }.emit(telemetry);
         #[cfg(feature = "broken-variants")]
         let gaps = if shared.config.variant == crate::container::SupervisorVariant::GapUncounted { 0 } else { gaps };
         if gaps > 0 {
-            LogGapFound { container: self.id.short(), gaps }.emit(telemetry, rt.now());
+            LogGapFound { container: self.id.short(), gaps }.emit(telemetry, shared.rt.now());
         }
         if let Some(labels) = &self.labels {
             chunks.extend(runs.drain(..).map(|run| Chunk {
@@ -335,19 +342,21 @@ impl Supervisor {
                 lines: run.lines,
                 bytes: run.bytes,
             }));
-            if shared.queue.send_read(chunks).await.is_err() {
-                return false;
-            }
         }
         runs.clear();
-        // After the queue took the lines (it may have made us wait): the stream is alive.
-        let now = rt.now();
+        result
+    }
+
+    /// After a chunk was read and its lines queued (the queue may have made us wait):
+    /// the stream is alive, or it sent a malformed frame.
+    fn handle_read(&mut self, result: Result<(), ReadError>) {
+        let shared = &self.shared;
+        let now = shared.rt.now();
         self.machine.handle_data(now, self.reader.since_secs(shared.config.since_skew));
         if let Err(error) = result {
-            MalformedFrame { container: self.id.short(), detail: &error.to_string() }.emit(telemetry, now);
+            MalformedFrame { container: self.id.short(), detail: &error.to_string() }.emit(&shared.telemetry, now);
             self.machine.handle_stream_failed(now, self.unit());
         }
-        true
     }
 }
 
