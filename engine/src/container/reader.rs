@@ -194,44 +194,61 @@ impl LogReader {
         self.decoder.buffered_bytes() + self.assemblers.iter().map(Assembler::pending_bytes).sum::<usize>()
     }
 
-    /// The duplicates a reopened stream replays, skipped where they lie: if the next
+    /// The duplicates a reopened stream replays, skipped where they lie: while the next
     /// frame is a whole line in one entry (nothing partial of its stream pending) with a
     /// key not past the last one queued, count it and consume it without taking its
-    /// bytes out. Exactly what the general path does with such a frame, minus a
-    /// reference-counted slice made and dropped. Returns whether it skipped one.
+    /// bytes out. Exactly what the general path does with such frames, minus a
+    /// reference-counted slice made and dropped per frame.
     #[inline]
-    fn skip_queued_line(&mut self, stats: &mut ReadStats) -> bool {
-        let Some((stream, payload)) = self.decoder.peek_frame() else { return false };
-        let index = stream.index();
-        if !self.replaying[index] {
-            return false;
+    fn skip_queued_lines(&mut self, stats: &mut ReadStats) {
+        let LogReader { decoder, assemblers, timestamps, counters, queued, high, replaying, expecting, .. } = self;
+        // The common case once the streams are live: no frame to look at. A TTY stream is
+        // all stdout, so its stderr (replaying until it serves a line, which is never)
+        // does not count: without this, every live TTY entry was cut twice, for the
+        // refused skip and then for the reader (callgrind: seed 85 613.6 M -> 611.0 M).
+        let live = if decoder.is_tty() { !replaying[StdStream::Stdout.index()] } else { replaying == &[false; 2] };
+        if live {
+            return;
         }
-        let Some(queued) = self.queued[index] else { return false };
-        let high =
-            if self.expecting[index] { self.high[index].map_or(queued, |high| high.max(queued)) } else { queued };
-        if payload.last() != Some(&b'\n') || !self.assemblers[index].is_idle() {
-            return false;
-        }
-        let Ok((ts, prefix)) = self.timestamps.timestamp_prefix(payload) else { return false };
-        let payload_len = payload.len();
-        if prefix == payload_len {
-            // Nothing after the timestamp: not a line ending in `\n`.
-            return false;
-        }
-        let counter = self.counters[index];
-        let seq = if counter.0 == ts { counter.1 + 1 } else { 0 };
-        if (ResumeKey { ts, seq }) > high {
-            return false;
-        }
-        self.counters[index] = (ts, seq);
-        stats.duplicates += 1;
-        if (ResumeKey { ts, seq }) == queued {
-            // The resume line: the window closes (see `handle_chunk`).
-            self.expecting[index] = false;
-            self.replaying[index] = !closes_at_resume_line();
-        }
-        self.decoder.skip_frame(payload_len);
-        true
+        // Per stream, while it replays with nothing partial pending: its resume key and
+        // the greatest key its replay skips. Only the resume line changes them, so they
+        // are worked out once per chunk, not per frame (callgrind: seed 1, 600 k skipped
+        // frames, 1,400.3 M -> 1,387.4 M instructions).
+        let window = |index: usize| -> Option<(ResumeKey, ResumeKey)> {
+            if !replaying[index] || !assemblers[index].is_idle() {
+                return None;
+            }
+            let resume = queued[index]?;
+            Some((resume, if expecting[index] { high[index].map_or(resume, |high| high.max(resume)) } else { resume }))
+        };
+        let mut windows = [window(0), window(1)];
+        decoder.skip_while(|stream, payload| {
+            let index = stream.index();
+            let Some((resume, high)) = windows[index] else { return false };
+            if payload.last() != Some(&b'\n') {
+                return false;
+            }
+            let Ok((ts, prefix)) = timestamps.timestamp_prefix(payload) else { return false };
+            if prefix == payload.len() {
+                // Nothing after the timestamp: not a line ending in `\n`.
+                return false;
+            }
+            let counter = counters[index];
+            let seq = if counter.0 == ts { counter.1 + 1 } else { 0 };
+            if (ResumeKey { ts, seq }) > high {
+                return false;
+            }
+            counters[index] = (ts, seq);
+            stats.duplicates += 1;
+            if (ResumeKey { ts, seq }) == resume {
+                // The resume line: the window closes (see `handle_chunk`); not expecting
+                // any more, a replay that stays open skips up to the resume key.
+                expecting[index] = false;
+                replaying[index] = !closes_at_resume_line();
+                windows[index] = replaying[index].then_some((resume, resume));
+            }
+            true
+        });
     }
 
     /// The stream's high-water key is at least its last queued key.
@@ -253,8 +270,8 @@ impl LogReader {
         #[cfg(not(feature = "broken-variants"))]
         let dedupe = true;
         loop {
-            if dedupe && self.skip_queued_line(stats) {
-                continue;
+            if dedupe {
+                self.skip_queued_lines(stats);
             }
             let Some(frame) = self.decoder.next_frame()? else { break };
             let stream = frame.stream;
@@ -285,17 +302,19 @@ impl LogReader {
             // Only a reopen's replay is deduplicated: once this stream has handed out a
             // line past its resume point, a live line whose timestamp steps back (host
             // clock step, stderr lag beyond `since_skew`) is delivered, never skipped.
-            let high =
-                if self.expecting[index] { self.high[index].max(self.queued[index]) } else { self.queued[index] };
-            if dedupe && self.replaying[index] && high.is_some_and(|high| key <= high) {
-                stats.duplicates += 1;
-                if self.queued[index] == Some(key) {
-                    // The resume line itself: everything after it in the log is new,
-                    // even a line stamped before it (host clock stepped back).
-                    self.expecting[index] = false;
-                    self.replaying[index] = !closes_at_resume_line();
+            if dedupe && self.replaying[index] {
+                let high =
+                    if self.expecting[index] { self.high[index].max(self.queued[index]) } else { self.queued[index] };
+                if high.is_some_and(|high| key <= high) {
+                    stats.duplicates += 1;
+                    if self.queued[index] == Some(key) {
+                        // The resume line itself: everything after it in the log is new,
+                        // even a line stamped before it (host clock stepped back).
+                        self.expecting[index] = false;
+                        self.replaying[index] = !closes_at_resume_line();
+                    }
+                    continue;
                 }
-                continue;
             }
             if self.expecting[index] {
                 // Past the resume key without having seen it: the log lost it.

@@ -57,6 +57,16 @@ impl LogDecoder {
         }
     }
 
+    /// Consume frames while `skip` says so: a loop of [`Self::peek_frame`] and
+    /// [`Self::skip_frame`], without the dispatch and the checks per frame.
+    #[inline]
+    pub fn skip_while(&mut self, skip: impl FnMut(StdStream, &[u8]) -> bool) {
+        match self {
+            LogDecoder::Framed(decoder) => decoder.skip_while(skip),
+            LogDecoder::Tty(decoder) => decoder.skip_while(skip),
+        }
+    }
+
     /// Consume what [`Self::peek_frame`] returned; `len` is the length of its bytes.
     #[inline]
     pub fn skip_frame(&mut self, len: usize) {

@@ -208,6 +208,57 @@ proptest! {
     }
 
     #[test]
+    fn skip_while_skips_what_peek_and_skip_would(
+        frames in arb_frames(),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+        skips in proptest::collection::vec(any::<bool>(), 0..64),
+    ) {
+        let bytes = encode_all(&frames);
+        let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
+        cuts.push(0);
+        cuts.push(bytes.len());
+        cuts.sort_unstable();
+        let mut decoder = FrameDecoder::new(FRAME_BYTES_MAX);
+        let mut seen = Vec::new();
+        let mut step = 0;
+        for window in cuts.windows(2) {
+            decoder.push(Bytes::copy_from_slice(&bytes[window[0]..window[1]]));
+            loop {
+                let mut refused = None;
+                let before = decoder.buffered_bytes();
+                let mut skipped_bytes = 0;
+                decoder.skip_while(|stream, payload| {
+                    let skip = skips.get(step).copied().unwrap_or(false);
+                    step += 1;
+                    if skip {
+                        skipped_bytes += HEADER_LEN + payload.len();
+                        seen.push((stream, payload.to_vec()));
+                    } else {
+                        refused = Some((stream, payload.to_vec()));
+                    }
+                    skip
+                });
+                prop_assert_eq!(decoder.buffered_bytes(), before - skipped_bytes);
+                match decoder.next_frame().unwrap() {
+                    Some(frame) => {
+                        let taken = (frame.stream, frame.payload.to_vec());
+                        if let Some(refused) = refused {
+                            prop_assert_eq!(&refused, &taken);
+                        }
+                        seen.push(taken);
+                    }
+                    None => {
+                        prop_assert!(refused.is_none());
+                        break;
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(seen, frames);
+        prop_assert_eq!(decoder.buffered_bytes(), 0);
+    }
+
+    #[test]
     fn buffered_bytes_counts_the_undecoded_tail(
         frames in arb_frames(),
         cut in any::<usize>(),

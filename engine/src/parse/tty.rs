@@ -167,6 +167,26 @@ impl TtyDecoder {
         }
     }
 
+    /// Consume entries while `skip` says so, each one what [`Self::peek_frame`] would
+    /// return next: exactly a loop of `peek_frame` and [`Self::skip_frame`] that stops
+    /// at the first entry `skip` refuses or the first one not peekable, with the chunk
+    /// advanced once.
+    pub fn skip_while(&mut self, mut skip: impl FnMut(StdStream, &[u8]) -> bool) {
+        if self.poisoned.is_some() || !self.pending.is_empty() {
+            return;
+        }
+        let mut offset = 0;
+        while let Some((len, true)) = entry_end(&self.current[offset..]) {
+            if !skip(StdStream::Stdout, &self.current[offset..offset + len]) {
+                break;
+            }
+            offset += len;
+        }
+        if offset > 0 {
+            self.current.advance(offset);
+        }
+    }
+
     /// Consume the entry [`Self::peek_frame`] returned (`raw_len` bytes) without handing
     /// it out. Takes the length instead of finding the entry's end again: that second
     /// scan was 12 M of seed 1's instructions.

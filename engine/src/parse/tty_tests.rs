@@ -112,6 +112,62 @@ proptest! {
     }
 
     #[test]
+    fn skip_while_skips_what_peek_and_skip_would(
+        entries in arb_entries(),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+        skips in proptest::collection::vec(any::<bool>(), 0..64),
+    ) {
+        let stream: String = entries.iter().map(|(content, end)| entry(content, end)).collect();
+        let bytes = stream.as_bytes();
+        let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
+        cuts.push(0);
+        cuts.push(bytes.len());
+        cuts.sort_unstable();
+        let mut decoder = TtyDecoder::new(ENTRY_BYTES_MAX);
+        let mut seen = Vec::new();
+        let mut step = 0;
+        for window in cuts.windows(2) {
+            decoder.push(Bytes::copy_from_slice(&bytes[window[0]..window[1]]));
+            loop {
+                let mut refused = None;
+                decoder.skip_while(|stream, raw| {
+                    let skip = skips.get(step % 64).copied().unwrap_or(false);
+                    step += 1;
+                    if skip {
+                        seen.push((stream, raw.to_vec()));
+                    } else {
+                        refused = Some(raw.to_vec());
+                    }
+                    skip
+                });
+                match decoder.next_frame() {
+                    Ok(Some(frame)) => {
+                        // The decoder hands a `\r\n` line out as `\n`.
+                        if let Some(refused) = refused {
+                            let expected = refused.strip_suffix(b"\r\n").map_or(refused.clone(), |line| [line, b"\n"].concat());
+                            prop_assert_eq!(frame.payload.to_vec(), expected);
+                        }
+                        seen.push((frame.stream, frame.payload.to_vec()));
+                    }
+                    Ok(None) => {
+                        prop_assert!(refused.is_none());
+                        break;
+                    }
+                    Err(error) => prop_assert!(false, "{}", error),
+                }
+            }
+        }
+        prop_assert_eq!(seen.len(), entries.len());
+        for ((stream, raw), (content, end)) in seen.iter().zip(&entries) {
+            prop_assert_eq!(*stream, StdStream::Stdout);
+            let as_skipped = entry(content, end).into_bytes();
+            let as_taken = entry(content, "\n").into_bytes();
+            prop_assert!(raw == &as_skipped || raw == &as_taken);
+        }
+        prop_assert_eq!(decoder.buffered_bytes(), 0);
+    }
+
+    #[test]
     fn a_peeked_entry_is_the_next_one_and_skipping_it_is_taking_it(
         entries in arb_entries(),
         cuts in proptest::collection::vec(any::<usize>(), 0..20),
