@@ -25,7 +25,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 use crate::container::machine::{Action, DropWhy, FirstOpen, Inspected, Machine, MachineConfig, OpenFailure};
-use crate::container::pool::{SlotRequest, StreamSlot};
+use crate::container::pool::StreamSlot;
 use crate::container::reader::{LogReader, ReadError, ReadStats, Run};
 use crate::container::{ContainerState, MonitorShared};
 use crate::model::{ContainerId, Labels, SourceId, StdStream};
@@ -53,7 +53,7 @@ pub struct Supervisor {
 /// What the task holds besides the machine: the pool wait, the slot and the stream.
 #[derive(Default)]
 struct Held {
-    acquire: Option<SlotRequest>,
+    acquire: Option<BoxFuture<StreamSlot>>,
     slot: Option<StreamSlot>,
     stream: Option<LogStream>,
     #[cfg(feature = "broken-variants")]
@@ -233,7 +233,12 @@ impl Supervisor {
         let shared = &self.shared;
         let telemetry = &shared.telemetry;
         match action {
-            Action::TakeSlot => held.acquire = Some(shared.pool.acquire()),
+            Action::TakeSlot => {
+                held.acquire = Some(Box::pin({
+                    let pool = shared.pool.clone();
+                    async move { pool.acquire().await }
+                }))
+            }
             Action::NudgeHolder => {
                 shared.pool.ask_oldest_to_yield();
             }
@@ -378,7 +383,7 @@ fn yield_requested(slot: &mut Option<StreamSlot>, cx: &mut Context<'_>) -> Poll<
     }
 }
 
-fn acquired(acquire: &mut Option<SlotRequest>, cx: &mut Context<'_>) -> Poll<StreamSlot> {
+fn acquired(acquire: &mut Option<BoxFuture<StreamSlot>>, cx: &mut Context<'_>) -> Poll<StreamSlot> {
     match acquire {
         Some(acquire) => Pin::new(acquire).poll(cx),
         None => Poll::Pending,
