@@ -109,6 +109,26 @@ fn covered_from(checked: &[CheckedEntry], entries: &[(ContainerId, ContainerChec
     checked.iter().zip(entries).take_while(|(checked, (id, positions))| checked.covers(id, positions)).count()
 }
 
+/// [`line_seq`] (the sequence number a stored line starts with), with plain arithmetic
+/// while it cannot overflow: up to 19 digits; a longer number is left to `line_seq`,
+/// whose checked steps cost about 46 instructions more per stored line (callgrind, seed
+/// 85: 553.0 M → 547.4 M Ir; seed 19: 1,338.1 M → 1,331.4 M).
+#[inline]
+fn seq_of(content: &[u8]) -> Option<u64> {
+    let mut value: u64 = 0;
+    for (digits, &byte) in content.iter().enumerate() {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return (digits > 0).then_some(value);
+        }
+        if digits == 19 {
+            return line_seq(content);
+        }
+        value = value * 10 + u64::from(digit);
+    }
+    (!content.is_empty()).then_some(value)
+}
+
 pub struct DeliveryChecker {
     /// The world, asked for written content and for lines it deleted unread.
     docker: SimDocker,
@@ -196,7 +216,7 @@ impl DeliveryChecker {
                     let seq = if line.bytes.is_empty() {
                         written.and_then(|log| log.empty_line_at(*std_stream, line.ts))
                     } else {
-                        line_seq(&line.bytes)
+                        seq_of(&line.bytes)
                     };
                     let Some(seq) = seq else {
                         failure = Some((
@@ -431,5 +451,32 @@ impl DeliveryChecker {
     /// stream of one container: the next line expected is this one.
     pub fn delivered(&self, id: &ContainerId, stream: StdStream) -> u64 {
         self.tracks.get(id).map_or(0, |tracks| tracks.streams[stream.index()].keys.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod seq_of_tests {
+    use super::{line_seq, seq_of};
+
+    #[test]
+    fn seq_of_reads_as_line_seq_does() {
+        let cases: [&[u8]; 13] = [
+            b"",
+            b"x",
+            b"0",
+            b"7xxx",
+            b"0012x",
+            b"123456",
+            b"9999999999999999999",
+            b"9999999999999999999x",
+            b"18446744073709551615",
+            b"18446744073709551616",
+            b"99999999999999999999",
+            b"123456789012345678901",
+            b"12\xff",
+        ];
+        for content in cases {
+            assert_eq!(seq_of(content), line_seq(content), "{:?}", String::from_utf8_lossy(content));
+        }
     }
 }
