@@ -20,7 +20,7 @@
 //! delivered. Cost: one lookup per batch stream, one digit parse and one content
 //! comparison per line.
 
-mod by_container;
+pub(crate) mod by_container;
 
 use std::sync::Arc;
 
