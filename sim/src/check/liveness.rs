@@ -14,6 +14,7 @@ use std::time::Duration;
 use engine::model::{ContainerId, StdStream};
 use engine::rt::Instant;
 
+use crate::check::delivery::by_container::ByContainer;
 use crate::check::delivery::DeliveryChecker;
 use crate::check::Invariant;
 use crate::world::docker::SimDocker;
@@ -49,6 +50,8 @@ pub struct ProgressChecker {
     /// may not know it runs (until its next reconcile): the clock starts that much later.
     pub unannounced_grace: Duration,
     waiting: BTreeMap<ContainerId, (Instant, u64)>,
+    /// The world's handle of each container's log, once asked (it never changes).
+    logs: ByContainer<Option<usize>>,
 }
 
 impl ProgressChecker {
@@ -59,6 +62,7 @@ impl ProgressChecker {
             bound: stall_timeout + Duration::from_secs(90),
             unannounced_grace: Duration::ZERO,
             waiting: BTreeMap::new(),
+            logs: ByContainer::default(),
         }
     }
 
@@ -68,6 +72,11 @@ impl ProgressChecker {
     }
 
     /// One sample while everything is up.
+    ///
+    /// Asks the world only whether each container's log has unread output (by the log's
+    /// handle, kept per container), not for a whole report of every container (about
+    /// 19,000 instructions a sample for 55 containers): seed 85 (callgrind, 480 samples):
+    /// `World::sample` 13.0 M → 5.4 M Ir.
     pub fn sample(
         &mut self,
         now: Instant,
@@ -75,28 +84,32 @@ impl ProgressChecker {
         delivery: &DeliveryChecker,
     ) -> Result<(), (Invariant, String)> {
         let mut previous = std::mem::take(&mut self.waiting);
-        for report in docker.existing_containers() {
-            if !report.unread {
+        for id in docker.container_ids() {
+            let log = self.logs.get_or_default(&id);
+            if log.is_none() {
+                *log = docker.log_serial(&id);
+            }
+            if !docker.with_log(*log, |log| log.is_some_and(|log| log.has_unread())) {
                 continue;
             }
-            let delivered =
-                delivery.delivered(&report.id, StdStream::Stdout) + delivery.delivered(&report.id, StdStream::Stderr);
-            let mut since = match previous.remove(&report.id) {
+            let delivered = delivery.delivered(&id, StdStream::Stdout) + delivery.delivered(&id, StdStream::Stderr);
+            let mut since = match previous.remove(&id) {
                 Some((since, before)) if before == delivered => since,
                 _ => now,
             };
-            if let Some(at) = docker.events_disturbed_at(&report.id) {
+            if let Some(at) = docker.events_disturbed_at(&id) {
                 since = since.max(at + self.unannounced_grace);
             }
-            self.waiting.insert(report.id.clone(), (since, delivered));
+            self.waiting.insert(id.clone(), (since, delivered));
             let waited = now.saturating_duration_since(since);
             if waited > self.bound {
+                let report = docker.container(&id).expect("a container of the world's list");
                 return Err((
                     Invariant::Liveness,
                     format!(
                         "container {} ({}, {}) has had unread output and nothing delivered for {}s \
                          (bound: stall timeout + 90 s = {}s) while the agent, Docker and Loki were up",
-                        report.id.short(),
+                        id.short(),
                         report.name,
                         if report.running { "running" } else { "exited" },
                         waited.as_secs(),

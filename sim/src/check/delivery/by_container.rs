@@ -12,7 +12,8 @@
 //!
 //! Why: the checker's commit check found each checkpointed container by a merge walk
 //! over every container ever delivered (about 11k instructions per commit on seed 1,
-//! 28M of its 1,121M); see `DeliveryChecker::handle_commit`.
+//! 28M of its 1,121M); see `DeliveryChecker::handle_commit`. The progress check
+//! (`liveness::ProgressChecker`) keeps each container's log handle in one too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use engine::model::ContainerId;
 
-pub(super) struct ByContainer<T> {
+pub(crate) struct ByContainer<T> {
     entries: Vec<(ContainerId, T)>,
     by_text: BTreeMap<ContainerId, usize>,
     by_address: HashMap<usize, usize, BuildHasherDefault<AddressHasher>>,
@@ -42,12 +43,12 @@ impl<T: Default> ByContainer<T> {
     }
 
     #[inline]
-    pub(super) fn get(&self, id: &ContainerId) -> Option<&T> {
+    pub(crate) fn get(&self, id: &ContainerId) -> Option<&T> {
         self.find(id).map(|at| &self.entries[at].1)
     }
 
     /// The value of `id`, made (default) on first sight.
-    pub(super) fn get_or_default(&mut self, id: &ContainerId) -> &mut T {
+    pub(crate) fn get_or_default(&mut self, id: &ContainerId) -> &mut T {
         let at = match self.find(id) {
             Some(at) => at,
             None => {
@@ -62,7 +63,7 @@ impl<T: Default> ByContainer<T> {
     }
 
     /// Every entry, in the order first seen.
-    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = (&ContainerId, &mut T)> {
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&ContainerId, &mut T)> {
         self.entries.iter_mut().map(|(id, value)| (&*id, value))
     }
 }
