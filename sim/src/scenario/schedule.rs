@@ -261,10 +261,13 @@ impl Schedule {
         for _ in 0..options.floods {
             // A flood: about a third of the containers write, at once, two to four times
             // `queue_bytes_max` between them, mostly while Loki is down, so the queue
-            // reaches its bound and the readers must wait. Half the floods of a small
-            // queue (≤ 2 MiB) are of lines of a few bytes (their sequence number), one per
+            // reaches its bound and the readers must wait. Half the floods of the smallest
+            // queue (1 MiB) are of lines of a few bytes (their sequence number), one per
             // 64 bytes of the target: per-line overhead, not content, fills the budget.
-            let tiny = options.queue_bytes_max <= 2 << 20 && tiny_floods.chance(0.5);
+            // The others are of lines of 0.9–9 KB. A simulated line costs about the same
+            // whatever its size, and floods were a sixth of all lines (tiny ones on queues
+            // of 2 MiB too, lines of 0.3–3 KB): now the same bytes in fewer lines.
+            let tiny = options.queue_bytes_max <= 1 << 20 && tiny_floods.chance(0.5);
             let at = at_random(&mut rng);
             if rng.chance(0.7) {
                 let duration = Duration::from_secs(rng.range(60..900));
@@ -274,7 +277,7 @@ impl Schedule {
             let chosen = if chosen.is_empty() { vec![rng.below(options.containers as u64) as u32] } else { chosen };
             let target = options.queue_bytes_max as u64 * rng.range(2..5);
             for slot in chosen.iter().copied() {
-                let line_bytes = rng.range(300..3_000);
+                let line_bytes = rng.range(300..3_000) * 3;
                 let (line_bytes, per_line) = if tiny { (1, 64) } else { (line_bytes, line_bytes) };
                 let lines = (target / (chosen.len() as u64 * per_line)).max(1) as u32;
                 let (stream, line_bytes, lag) = (StdStream::Stdout, line_bytes as u32, Duration::ZERO);
