@@ -339,6 +339,11 @@ pub(crate) struct ContainerLog {
     /// starts later, since `lost` was last sorted ([`Self::push_lost`]): a sort of a list
     /// already sorted changes nothing, so the sorts skip it.
     lost_unsorted: [bool; 2],
+    /// The sums [`Self::loss_totals`] gives, kept as ranges are pushed onto `lost` (the
+    /// only way it grows; sorting moves nothing between causes): every report asks, and
+    /// the liveness sample builds one per container each simulated minute (seed 85:
+    /// 545.4 M instructions with a pass over the ranges per report, 543.1 M without).
+    loss_totals: LossTotals,
     /// Per stream, json-file rotations that deleted at least one of its lines (read or
     /// not).
     rotations_deleting: [u64; 2],
