@@ -240,8 +240,12 @@ impl Burst {
             && decimal_digits(last_seq) <= self.line_bytes
     }
 
+    /// The last entry's timestamp: its line's, the burst's last line (a burst has a line,
+    /// and every line an entry), without the divisions of [`Self::entry_ts`].
     pub(crate) fn last_ts(&self) -> UnixNanos {
-        self.entry_ts(self.entries() - 1)
+        let last_ts = self.first_ts + (self.lines as i64 - 1) * self.ts_step;
+        debug_assert_eq!(last_ts, self.entry_ts(self.entries() - 1));
+        last_ts
     }
 
     /// The first entry with `ts >= since`, if any.

