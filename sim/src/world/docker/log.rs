@@ -314,6 +314,10 @@ pub(crate) struct ContainerLog {
     bursts: Vec<Burst>,
     /// Indices into `bursts` per output stream, for binary search by timestamp.
     by_stream: [Vec<usize>; 2],
+    /// Per burst (as `bursts`), how many bursts of each output stream come before it:
+    /// where a cursor at that burst lies in `by_stream`, without a search
+    /// ([`Self::stream_bursts_before`]).
+    stream_bursts_before: Vec<[usize; 2]>,
     /// Per output stream, the latest timestamp up to and including each of its bursts
     /// (as `by_stream`; a running maximum, so sorted even after a clock step): what the
     /// search compares, without recomputing it from a burst.
@@ -548,6 +552,7 @@ impl ContainerLog {
         self.next_seq[stream.index()] = burst.first_seq + u64::from(!burst.open) * burst.lines as u64;
         self.open_line[stream.index()] = burst.open;
         self.entries_total += burst.entries();
+        self.stream_bursts_before.push([self.by_stream[0].len(), self.by_stream[1].len()]);
         self.by_stream[stream.index()].push(self.bursts.len());
         let latest =
             self.last_ts_by_stream[stream.index()].last().map_or(burst.last_ts(), |ts| burst.last_ts().max(*ts));
@@ -761,7 +766,7 @@ impl ContainerLog {
     /// after `start`.
     fn first_whole_line(&self, stream: StdStream) -> u64 {
         let indices = &self.by_stream[stream.index()];
-        let first = indices.partition_point(|&index| index < self.start.burst);
+        let first = self.stream_bursts_before(stream, self.start.burst);
         let Some(&index) = indices.get(first) else { return self.next_seq[stream.index()] };
         let burst = &self.bursts[index];
         let skip = if index == self.start.burst { self.start.entry } else { 0 };

@@ -145,7 +145,7 @@ impl ContainerLog {
             return;
         }
         let indices = &self.by_stream[stream.index()];
-        let after_from = indices.partition_point(|&index| index < from.burst);
+        let after_from = self.stream_bursts_before(stream, from.burst);
         let reaching_above = indices.partition_point(|&index| {
             let burst = &self.bursts[index];
             burst.first_seq + burst.lines as u64 <= above
