@@ -240,8 +240,12 @@ impl Burst {
             && decimal_digits(last_seq) <= self.line_bytes
     }
 
+    /// The last entry's timestamp: its line's, the burst's last line (a burst has a line,
+    /// and every line an entry), without the divisions of [`Self::entry_ts`].
     pub(crate) fn last_ts(&self) -> UnixNanos {
-        self.entry_ts(self.entries() - 1)
+        let last_ts = self.first_ts + (self.lines as i64 - 1) * self.ts_step;
+        debug_assert_eq!(last_ts, self.entry_ts(self.entries() - 1));
+        last_ts
     }
 
     /// The first entry with `ts >= since`, if any.
@@ -310,6 +314,10 @@ pub(crate) struct ContainerLog {
     bursts: Vec<Burst>,
     /// Indices into `bursts` per output stream, for binary search by timestamp.
     by_stream: [Vec<usize>; 2],
+    /// Per burst (as `bursts`), how many bursts of each output stream come before it:
+    /// where a cursor at that burst lies in `by_stream`, without a search
+    /// ([`Self::stream_bursts_before`]).
+    stream_bursts_before: Vec<[usize; 2]>,
     /// Per output stream, the latest timestamp up to and including each of its bursts
     /// (as `by_stream`; a running maximum, so sorted even after a clock step): what the
     /// search compares, without recomputing it from a burst.
@@ -339,6 +347,11 @@ pub(crate) struct ContainerLog {
     /// starts later, since `lost` was last sorted ([`Self::push_lost`]): a sort of a list
     /// already sorted changes nothing, so the sorts skip it.
     lost_unsorted: [bool; 2],
+    /// The sums [`Self::loss_totals`] gives, kept as ranges are pushed onto `lost` (the
+    /// only way it grows; sorting moves nothing between causes): every report asks, and
+    /// the liveness sample builds one per container each simulated minute (seed 85:
+    /// 545.4 M instructions with a pass over the ranges per report, 543.1 M without).
+    loss_totals: LossTotals,
     /// Per stream, json-file rotations that deleted at least one of its lines (read or
     /// not).
     rotations_deleting: [u64; 2],
@@ -539,6 +552,7 @@ impl ContainerLog {
         self.next_seq[stream.index()] = burst.first_seq + u64::from(!burst.open) * burst.lines as u64;
         self.open_line[stream.index()] = burst.open;
         self.entries_total += burst.entries();
+        self.stream_bursts_before.push([self.by_stream[0].len(), self.by_stream[1].len()]);
         self.by_stream[stream.index()].push(self.bursts.len());
         let latest =
             self.last_ts_by_stream[stream.index()].last().map_or(burst.last_ts(), |ts| burst.last_ts().max(*ts));
@@ -752,7 +766,7 @@ impl ContainerLog {
     /// after `start`.
     fn first_whole_line(&self, stream: StdStream) -> u64 {
         let indices = &self.by_stream[stream.index()];
-        let first = indices.partition_point(|&index| index < self.start.burst);
+        let first = self.stream_bursts_before(stream, self.start.burst);
         let Some(&index) = indices.get(first) else { return self.next_seq[stream.index()] };
         let burst = &self.bursts[index];
         let skip = if index == self.start.burst { self.start.entry } else { 0 };

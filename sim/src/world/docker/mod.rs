@@ -45,6 +45,7 @@
 //! retained per stream, opens), and [`line_seq`] to decode a line's sequence number.
 
 mod buffers;
+mod containers;
 mod events;
 mod frames;
 mod log;
@@ -293,7 +294,7 @@ impl SimDocker {
             state.serials.insert(id.clone(), serial);
             let container =
                 Container { info, serial, paused: false, opens_total: 0, next_open_faults: Default::default() };
-            state.containers.insert(id.clone(), container);
+            state.containers.insert_new(id.clone(), container);
             state.publish(ContainerEventKind::Create, &id, &[]);
             id
         })

@@ -14,6 +14,7 @@ use std::time::Duration;
 use engine::model::ContainerId;
 use engine::port::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineError};
 
+use super::containers::ContainerTable;
 use super::log::{ContainerLog, LogCursor, TimestampText};
 use super::log_stream::StreamFault;
 use super::stream_table::StreamTable;
@@ -118,7 +119,8 @@ pub struct DockerCounters {
 }
 
 pub(crate) struct DockerState {
-    pub(crate) containers: BTreeMap<ContainerId, Container>,
+    /// Live containers by id, found by the address of the id first (see `containers`).
+    pub(crate) containers: ContainerTable<Container>,
     /// Logs by container serial (creation order), so that a reader finds its log
     /// without comparing 64-byte ids; a removed container's log is emptied.
     pub(crate) logs: Vec<ContainerLog>,
@@ -203,7 +205,7 @@ impl DockerState {
 
     pub(crate) fn new(seed: u64) -> DockerState {
         DockerState {
-            containers: BTreeMap::new(),
+            containers: ContainerTable::default(),
             logs: Vec::new(),
             open_streams: Vec::new(),
             clock_back: 0,

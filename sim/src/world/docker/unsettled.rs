@@ -27,7 +27,6 @@
 //! [`LINE_FRAME_BYTES`](super::log::LINE_FRAME_BYTES), so the bound holds with room for a correct agent, and an agent
 //! that charged content alone would hold nine times its budget of short lines.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use engine::model::StdStream;
@@ -55,10 +54,14 @@ pub(crate) struct Unsettled {
     /// `queue_bytes_max` of the running agent; `None`: nothing checked.
     limit: Option<u64>,
     content_cap: u64,
-    counted: BTreeMap<usize, Counted>,
-    /// Per log and output stream, every line before this one was answered by Loki (in
-    /// any incarnation): a reader handed it again holds a replay it skips.
-    answered: BTreeMap<usize, [u64; 2]>,
+    /// By log serial (a log never counted has a default entry, which counts nothing):
+    /// a `Vec`, not a `BTreeMap`, as both are looked up at every render and every
+    /// stream Loki answers (seed 19: 1,329.6 M instructions before, 1,317.8 M after;
+    /// seed 85: 534.7 M, 529.2 M).
+    counted: Vec<Counted>,
+    /// Per log (by serial) and output stream, every line before this one was answered
+    /// by Loki (in any incarnation): a reader handed it again holds a replay it skips.
+    answered: Vec<[u64; 2]>,
     counted_bytes: u64,
     /// Rendered for a reader, not handed out yet (every open stream).
     pending_bytes: u64,
@@ -106,8 +109,11 @@ impl Unsettled {
         if self.limit.is_none() {
             return;
         }
-        let counted = self.counted.entry(serial).or_default();
-        let answered = self.answered.get(&serial).copied().unwrap_or_default();
+        if self.counted.len() <= serial {
+            self.counted.resize_with(serial + 1, Counted::default);
+        }
+        let counted = &mut self.counted[serial];
+        let answered = self.answered.get(serial).copied().unwrap_or_default();
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let index = stream.index();
             let next = log.lines_before(stream, cursor);
@@ -155,9 +161,10 @@ impl Unsettled {
             let mut held: Vec<(usize, usize, Range<u64>)> = self
                 .counted
                 .iter()
+                .enumerate()
                 .flat_map(|(serial, counted)| {
                     counted.ranges.iter().enumerate().flat_map(move |(stream, ranges)| {
-                        ranges.iter().map(move |range| (*serial, stream, range.clone()))
+                        ranges.iter().map(move |range| (serial, stream, range.clone()))
                     })
                 })
                 .collect();
@@ -176,7 +183,7 @@ impl Unsettled {
     /// log `serial` from `back` on (per stream: the first of its last render) are not
     /// counted any more (the part it did hand out is under-counted: the safe side).
     pub(crate) fn uncount(&mut self, log: &ContainerLog, serial: usize, back: [u64; 2]) {
-        let Some(counted) = self.counted.get_mut(&serial) else { return };
+        let Some(counted) = self.counted.get_mut(serial) else { return };
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let (index, back) = (stream.index(), back[stream.index()]);
             let ranges = &mut counted.ranges[index];
@@ -206,9 +213,12 @@ impl Unsettled {
 
     /// Loki answered the lines of `stream` of log `serial` before `through`.
     pub(crate) fn settle(&mut self, log: &ContainerLog, serial: usize, stream: StdStream, through: u64) {
-        let answered = &mut self.answered.entry(serial).or_default()[stream.index()];
+        if self.answered.len() <= serial {
+            self.answered.resize(serial + 1, [0; 2]);
+        }
+        let answered = &mut self.answered[serial][stream.index()];
         *answered = (*answered).max(through);
-        let Some(counted) = self.counted.get_mut(&serial) else { return };
+        let Some(counted) = self.counted.get_mut(serial) else { return };
         let ranges = &mut counted.ranges[stream.index()];
         let mut settled = 0;
         for range in ranges.iter_mut() {

@@ -90,6 +90,9 @@ impl ContainerLog {
         qualify: &[Qualify; 2],
     ) -> Vec<(usize, StdStream, Range<u64>)> {
         let mut skipped = Vec::new();
+        if self.near_bursts_skip_nothing((from, to), qualify) {
+            return skipped;
+        }
         let mut streams = 0;
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let Qualify::Each(since) = qualify[stream.index()] else { continue };
@@ -102,6 +105,27 @@ impl ContainerLog {
             skipped.sort_unstable_by_key(|(burst, _, _)| *burst);
         }
         skipped
+    }
+
+    /// Whether the entries `from..to` lie in a few bursts (a render's, mostly one or two)
+    /// none of which a per-entry filter ([`Qualify::Each`]) skips an entry of: then
+    /// [`Self::since_skipped`] and [`Self::record_since_skips`] find nothing there, and a
+    /// look at those bursts says so without their searches by stream (a burst stamped
+    /// from `since` on passes whole; an entry is skipped only in a burst that starts
+    /// before it). `false` also when the range spans more bursts than are worth a look.
+    ///
+    /// Seed 85 (a clock step, so reopened readers filter per entry; 59 k calls at every
+    /// render): 558.5 M instructions before, 545.4 M after (callgrind).
+    fn near_bursts_skip_nothing(&self, (from, to): (LogCursor, LogCursor), qualify: &[Qualify; 2]) -> bool {
+        const BURSTS_LOOKED_AT_MAX: usize = 8;
+        let (first, end) = (from.burst, to.burst.saturating_add(1).min(self.bursts.len()));
+        if end.saturating_sub(first) > BURSTS_LOOKED_AT_MAX {
+            return false;
+        }
+        self.bursts.get(first..end).unwrap_or_default().iter().all(|burst| match qualify[burst.stream.index()] {
+            Qualify::Each(since) => burst.first_ts >= since,
+            Qualify::From(_) | Qualify::Since(_) => true,
+        })
     }
 
     /// [`Self::since_skipped`] for one stream filtered with `since`, each (burst, lines)
@@ -121,7 +145,7 @@ impl ContainerLog {
             return;
         }
         let indices = &self.by_stream[stream.index()];
-        let after_from = indices.partition_point(|&index| index < from.burst);
+        let after_from = self.stream_bursts_before(stream, from.burst);
         let reaching_above = indices.partition_point(|&index| {
             let burst = &self.bursts[index];
             burst.first_seq + burst.lines as u64 <= above
@@ -158,7 +182,7 @@ impl ContainerLog {
         // A reader that passed over nothing (most polls of a following stream find no
         // new entry) skipped nothing: no search for its floor (seed 85: 51 k calls,
         // 19 M of 626 M instructions before, 5 M fewer after).
-        if from >= to {
+        if from >= to || self.near_bursts_skip_nothing((from, to), qualify) {
             return 0;
         }
         let mut total = 0;
