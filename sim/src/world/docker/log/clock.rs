@@ -48,7 +48,7 @@ impl ContainerLog {
 
     /// Record the lines `seqs` of `stream` as lost to `cause`, but those some range
     /// already names (each line is counted once). Returns how many it adds.
-    fn add_loss(&mut self, stream: StdStream, seqs: Range<u64>, cause: LossCause) -> u64 {
+    pub(super) fn add_loss(&mut self, stream: StdStream, seqs: Range<u64>, cause: LossCause) -> u64 {
         let index = stream.index();
         let mut from = self.excused_through(stream, seqs.start);
         let mut added = 0;

@@ -252,14 +252,27 @@ impl ContainerLog {
     }
 
     /// Record, per stream, the lines from the first unread one up to `until` (exclusive,
-    /// per stream) as lost to `cause`. Returns how many.
+    /// per stream) as lost to `cause`, but those a range already names. Returns how many.
+    ///
+    /// Only a clock step names lines past the first unread one (a `since` filter skipped
+    /// them, `record_since_skips`): on a stepped stream those are left out. Seed 414 lost
+    /// nine such lines to the step, then named them lost again to the container's removal,
+    /// and owed the agent a tail it had read: its stream had handed every line Docker
+    /// would hand.
     pub(super) fn record_loss(&mut self, until: [u64; 2], cause: LossCause) -> u64 {
         let mut total = 0;
         for stream in [StdStream::Stdout, StdStream::Stderr] {
-            let from = self.first_unread_line(stream).max(self.retained_from[stream.index()]);
-            let until = until[stream.index()];
-            if from < until {
-                self.push_lost(stream.index(), (from, until, cause));
+            let index = stream.index();
+            let from = self.first_unread_line(stream).max(self.retained_from[index]);
+            let until = until[index];
+            if from >= until {
+                continue;
+            }
+            if self.stepped_from[index].is_some() {
+                self.sort_lost(index);
+                total += self.add_loss(stream, from..until, cause);
+            } else {
+                self.push_lost(index, (from, until, cause));
                 total += until - from;
             }
         }
