@@ -95,3 +95,34 @@ fn a_replay_that_shows_earlier_lines_stamped_after_the_resume_line_may_count_a_g
     log.note_stepped_replay(Some(WALL_START + 78 * SECOND));
     assert_eq!(log.gaps_possible(), [1, 0]);
 }
+
+#[test]
+fn lines_a_clock_step_already_lost_are_not_lost_again_to_the_removal() {
+    // Seed 414: a follow skipped lines its `since` filtered after a clock step (the
+    // step's loss) and was handed nothing after them; the container's removal then
+    // deleted nothing unread, so it names nothing lost to it and owes no tail.
+    let (mut executor, docker) = world(23);
+    let id = running(&docker, "app");
+    executor.advance_for(Duration::from_secs(100));
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
+    let since = WALL_START / SECOND + 99;
+    let (docker2, id2) = (docker.clone(), id.clone());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let got_in_task = got.clone();
+    executor.spawn_world("reader", async move {
+        let (chunks, _) = drain(docker2.logs(&id2, opts(true, since)).await.unwrap()).await;
+        *got_in_task.lock().unwrap() = chunks;
+    });
+    executor.run_until_stalled();
+    docker.step_clock_back(Duration::from_secs(20));
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 4)).unwrap();
+    executor.advance_for(Duration::from_secs(1));
+    assert_eq!(lost_to_clock_step(&docker, &id), [4, 0]);
+    docker.remove(&id).unwrap();
+    executor.advance_for(Duration::from_secs(1));
+    let (entries, _) = decode(&got.lock().unwrap());
+    assert_eq!(seqs(&entries, StdStream::Stdout), vec![0, 1, 2]);
+    let report = docker.containers().into_iter().find(|report| report.id == id).unwrap();
+    assert!(report.removed);
+    assert_eq!((report.lost_to_clock_step, report.lost_to_removal), ([4, 0], [0, 0]));
+}
