@@ -123,24 +123,28 @@ impl Unsettled {
                 continue;
             }
             counted.through[index] = next;
-            // The lines handed: `from..next` but the skipped ones.
-            let mut handed = Vec::new();
-            let mut at = from;
-            for lines in skipped.iter().filter(|(of, _)| *of == stream).map(|(_, lines)| lines) {
-                let (start, end) = (lines.start.max(at), lines.end.min(next));
-                if start < end {
-                    handed.push(at..start);
-                    at = end;
+            // The lines handed: `from..next` but the skipped ones, counted in order as
+            // they are found (not gathered in a `Vec` first: an allocation per render).
+            let (counted_bytes, content_cap) = (&mut self.counted_bytes, self.content_cap);
+            let mut count = |lines: Range<u64>| {
+                if lines.is_empty() {
+                    return;
                 }
-            }
-            handed.push(at..next);
-            for lines in handed.into_iter().filter(|lines| !lines.is_empty()) {
-                self.counted_bytes += log.lines_cost(stream, lines.clone(), self.content_cap);
+                *counted_bytes += log.lines_cost(stream, lines.clone(), content_cap);
                 match counted.ranges[index].last_mut() {
                     Some(last) if last.end == lines.start => last.end = lines.end,
                     _ => counted.ranges[index].push(lines),
                 }
+            };
+            let mut at = from;
+            for lines in skipped.iter().filter(|(of, _)| *of == stream).map(|(_, lines)| lines) {
+                let (start, end) = (lines.start.max(at), lines.end.min(next));
+                if start < end {
+                    count(at..start);
+                    at = end;
+                }
             }
+            count(at..next);
         }
     }
 
