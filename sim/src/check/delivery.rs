@@ -29,7 +29,7 @@ use engine::port::{Checkpoint, ContainerCheckpoint};
 use engine::rt::UnixNanos;
 
 use crate::check::Invariant;
-use crate::world::docker::{line_seq, LossCause, SimDocker};
+use crate::world::docker::{line_seq, GeneratedRun, LossCause, SimDocker};
 
 use self::by_container::ByContainer;
 
@@ -230,6 +230,8 @@ impl DeliveryChecker {
                 self.line_bytes_max,
             );
             self.docker.with_log(log, |written| {
+                // The burst of the last line checked, while it is one of generated lines.
+                let mut run: Option<GeneratedRun> = None;
                 for line in &stream.lines {
                     // An empty line is named by its timestamp (see `ContainerLog::empty_line_at`).
                     let parsed = if line.bytes.is_empty() {
@@ -283,10 +285,21 @@ impl DeliveryChecker {
                     }
                     let refused = refused_before.is_some_and(|cutoff| line.ts < cutoff);
                     if seq >= next && !refused {
-                        let matches =
-                            written.and_then(|log| {
-                            log.line_matches_near(*std_stream, seq, seq_digits, &line.bytes, line_bytes_max, &mut track.near)
-                        });
+                        let matches = match run.as_ref().filter(|run| run.holds(seq)) {
+                            Some(run) => Some(run.matches(seq_digits, &line.bytes)),
+                            None => written.and_then(|log| {
+                                let matches = log.line_matches_near(
+                                    *std_stream,
+                                    seq,
+                                    seq_digits,
+                                    &line.bytes,
+                                    line_bytes_max,
+                                    &mut track.near,
+                                );
+                                run = log.generated_run(*std_stream, track.near, line_bytes_max);
+                                matches
+                            }),
+                        };
                         match matches {
                             Some(true) => {}
                             found => {

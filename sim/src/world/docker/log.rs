@@ -200,6 +200,32 @@ fn pads_with(mut rest: &[u8], pad: &[u8; ENTRY_CONTENT_MAX]) -> bool {
     rest == &pad[..rest.len()]
 }
 
+/// The lines of one burst of generated content (not empty) that the agent keeps whole:
+/// [`ContainerLog::line_matches_near`] for them without looking up the burst and its kind
+/// again for every line. The oracle keeps one per batch stream, as its lines are mostly
+/// consecutive ones of one burst (callgrind: seed 85 469.3 M → 463.1 M Ir; seed 19
+/// 1,133.6 M → 1,125.8 M).
+#[derive(Clone, Debug)]
+pub(crate) struct GeneratedRun {
+    seqs: Range<u64>,
+    line_bytes: usize,
+    pad: &'static [u8; ENTRY_CONTENT_MAX],
+}
+
+impl GeneratedRun {
+    pub(crate) fn holds(&self, seq: u64) -> bool {
+        self.seqs.contains(&seq)
+    }
+
+    /// [`ContainerLog::line_matches_near`] of a line this run [`holds`](Self::holds).
+    pub(crate) fn matches(&self, seq_digits: usize, content: &[u8]) -> bool {
+        content.len() == self.line_bytes
+            && seq_digits != 0
+            && seq_digits <= content.len()
+            && pads_with(&content[seq_digits..], self.pad)
+    }
+}
+
 /// A run of lines of one output stream, written at one virtual instant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Burst {
@@ -775,6 +801,19 @@ impl ContainerLog {
             // `leading_seq(body, seq)` is `seq_digits` when that is within `body`, else 0.
             None if seq_digits == 0 || seq_digits > body.len() => false,
             None => pads_with(&body[seq_digits..], padding(burst.pad)),
+        })
+    }
+
+    /// The burst at `near` (a position in `stream`'s bursts, as
+    /// [`Self::line_matches_near`] leaves it) as a [`GeneratedRun`], if its lines are
+    /// generated, not empty, and kept whole by `line_bytes_max`.
+    pub(crate) fn generated_run(&self, stream: StdStream, near: usize, line_bytes_max: usize) -> Option<GeneratedRun> {
+        let burst = &self.bursts[*self.by_stream[stream.index()].get(near)?];
+        let line_bytes = burst.line_bytes as usize;
+        (burst.literal.is_none() && line_bytes > 0 && line_bytes <= line_bytes_max).then(|| GeneratedRun {
+            seqs: burst.first_seq..burst.first_seq + burst.lines as u64,
+            line_bytes,
+            pad: padding(burst.pad),
         })
     }
 
