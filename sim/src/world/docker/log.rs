@@ -185,6 +185,47 @@ fn leading_seq(body: &[u8], seq: u64) -> usize {
     0
 }
 
+/// Whether `rest` is only the padding `pad` is made of: one comparison for a line under
+/// 16 KiB, the usual one. With the digits the oracle read passed in (not read again by
+/// [`leading_seq`]) instead of an iterator of 16 KiB chunks: callgrind, seed 85
+/// 474.3 M → 469.3 M Ir; seed 19 1,139.5 M → 1,133.6 M.
+fn pads_with(mut rest: &[u8], pad: &[u8; ENTRY_CONTENT_MAX]) -> bool {
+    while rest.len() > ENTRY_CONTENT_MAX {
+        let (chunk, after) = rest.split_at(ENTRY_CONTENT_MAX);
+        if chunk != pad {
+            return false;
+        }
+        rest = after;
+    }
+    rest == &pad[..rest.len()]
+}
+
+/// The lines of one burst of generated content (not empty) that the agent keeps whole:
+/// [`ContainerLog::line_matches_near`] for them without looking up the burst and its kind
+/// again for every line. The oracle keeps one per batch stream, as its lines are mostly
+/// consecutive ones of one burst (callgrind: seed 85 469.3 M → 463.1 M Ir; seed 19
+/// 1,133.6 M → 1,125.8 M).
+#[derive(Clone, Debug)]
+pub(crate) struct GeneratedRun {
+    seqs: Range<u64>,
+    line_bytes: usize,
+    pad: &'static [u8; ENTRY_CONTENT_MAX],
+}
+
+impl GeneratedRun {
+    pub(crate) fn holds(&self, seq: u64) -> bool {
+        self.seqs.contains(&seq)
+    }
+
+    /// [`ContainerLog::line_matches_near`] of a line this run [`holds`](Self::holds).
+    pub(crate) fn matches(&self, seq_digits: usize, content: &[u8]) -> bool {
+        content.len() == self.line_bytes
+            && seq_digits != 0
+            && seq_digits <= content.len()
+            && pads_with(&content[seq_digits..], self.pad)
+    }
+}
+
 /// A run of lines of one output stream, written at one virtual instant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Burst {
@@ -698,16 +739,19 @@ impl ContainerLog {
         content: &[u8],
         line_bytes_max: usize,
     ) -> Option<bool> {
-        self.line_matches_near(stream, seq, content, line_bytes_max, &mut 0)
+        self.line_matches_near(stream, seq, leading_seq(content, seq), content, line_bytes_max, &mut 0)
     }
 
     /// [`Self::line_matches`], looking first at the burst `*near` (a position in the
     /// stream's bursts, updated to the one found) and the one after it: a batch holds
-    /// runs of consecutive lines, so most lookups need no search.
+    /// runs of consecutive lines, so most lookups need no search. `seq_digits`: how many
+    /// bytes `content` starts with that are `seq` in decimal, 0 if it does not start so
+    /// ([`leading_seq`]; the oracle knows it from reading `seq`, so it is not read twice).
     pub(crate) fn line_matches_near(
         &self,
         stream: StdStream,
         seq: u64,
+        seq_digits: usize,
         content: &[u8],
         line_bytes_max: usize,
         near: &mut usize,
@@ -754,11 +798,22 @@ impl ContainerLog {
         Some(match &burst.literal {
             Some(literal) => body == &literal[..kept],
             None if burst.is_empty_lines() => body.is_empty(),
-            None => {
-                let digits = leading_seq(body, seq);
-                digits > 0
-                    && body[digits..].chunks(ENTRY_CONTENT_MAX).all(|chunk| chunk == &padding(burst.pad)[..chunk.len()])
-            }
+            // `leading_seq(body, seq)` is `seq_digits` when that is within `body`, else 0.
+            None if seq_digits == 0 || seq_digits > body.len() => false,
+            None => pads_with(&body[seq_digits..], padding(burst.pad)),
+        })
+    }
+
+    /// The burst at `near` (a position in `stream`'s bursts, as
+    /// [`Self::line_matches_near`] leaves it) as a [`GeneratedRun`], if its lines are
+    /// generated, not empty, and kept whole by `line_bytes_max`.
+    pub(crate) fn generated_run(&self, stream: StdStream, near: usize, line_bytes_max: usize) -> Option<GeneratedRun> {
+        let burst = &self.bursts[*self.by_stream[stream.index()].get(near)?];
+        let line_bytes = burst.line_bytes as usize;
+        (burst.literal.is_none() && line_bytes > 0 && line_bytes <= line_bytes_max).then(|| GeneratedRun {
+            seqs: burst.first_seq..burst.first_seq + burst.lines as u64,
+            line_bytes,
+            pad: padding(burst.pad),
         })
     }
 

@@ -71,7 +71,7 @@ pub use self::log::{decimal_digits, line_content, line_seq, LossCause, ENTRY_CON
 pub use self::log_stream::StreamFault;
 pub use self::state::{ApiCall, DockerCounters, EventFault};
 
-pub(crate) use self::log::ContainerLog;
+pub(crate) use self::log::{ContainerLog, GeneratedRun};
 use self::state::{Container, DockerState, StreamEnd};
 use crate::executor::Lock;
 
