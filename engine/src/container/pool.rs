@@ -4,7 +4,7 @@
 //! gives its slot back at every rotation and queues again. Holders yield to waiters: a
 //! waiter that has waited long calls [`StreamPool::ask_oldest_to_yield`], which asks the
 //! holder that has held its slot longest (and was not asked yet) to give it up; the
-//! holder hears it through [`StreamSlot::yield_requested`], drops its stream and queues
+//! holder hears it through [`StreamSlot::poll_yield_requested`], drops its stream and queues
 //! again at the back. One waiter's nudge moves one holder, so the work is one wake-up
 //! per hand-over, not one per holder. The gauges `container_streams_active` and
 //! `container_streams_waiting` follow the slots held and the supervisors queued.
@@ -52,11 +52,6 @@ impl StreamSlot {
         }
         self.yield_request = None;
         Poll::Ready(())
-    }
-
-    /// Completes once when the pool asks this holder to yield; pending after that.
-    pub async fn yield_requested(&mut self) {
-        std::future::poll_fn(|cx| self.poll_yield_requested(cx)).await
     }
 }
 

@@ -23,13 +23,9 @@ fn decode_chunked(
     bytes: &[u8],
     cuts: &[usize],
 ) -> (Vec<(StdStream, Vec<u8>)>, Option<FrameError>) {
-    let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
-    cuts.push(0);
-    cuts.push(bytes.len());
-    cuts.sort_unstable();
     let mut frames = Vec::new();
-    for window in cuts.windows(2) {
-        decoder.push(Bytes::copy_from_slice(&bytes[window[0]..window[1]]));
+    for chunk in crate::parse::chunks_cut_at(bytes, cuts) {
+        decoder.push(chunk);
         loop {
             match decoder.next_frame() {
                 Ok(Some(frame)) => frames.push((frame.stream, frame.payload.to_vec())),
@@ -167,15 +163,11 @@ proptest! {
         skips in proptest::collection::vec(any::<bool>(), 0..64),
     ) {
         let bytes = encode_all(&frames);
-        let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
-        cuts.push(0);
-        cuts.push(bytes.len());
-        cuts.sort_unstable();
         let mut decoder = FrameDecoder::new(FRAME_BYTES_MAX);
         let mut seen = Vec::new();
         let mut step = 0;
-        for window in cuts.windows(2) {
-            decoder.push(Bytes::copy_from_slice(&bytes[window[0]..window[1]]));
+        for chunk in crate::parse::chunks_cut_at(&bytes, &cuts) {
+            decoder.push(chunk);
             loop {
                 let peeked = decoder.peek_frame().map(|(stream, payload)| (stream, payload.to_vec()));
                 let skip = skips.get(step).copied().unwrap_or(false);
@@ -214,15 +206,11 @@ proptest! {
         skips in proptest::collection::vec(any::<bool>(), 0..64),
     ) {
         let bytes = encode_all(&frames);
-        let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
-        cuts.push(0);
-        cuts.push(bytes.len());
-        cuts.sort_unstable();
         let mut decoder = FrameDecoder::new(FRAME_BYTES_MAX);
         let mut seen = Vec::new();
         let mut step = 0;
-        for window in cuts.windows(2) {
-            decoder.push(Bytes::copy_from_slice(&bytes[window[0]..window[1]]));
+        for chunk in crate::parse::chunks_cut_at(&bytes, &cuts) {
+            decoder.push(chunk);
             loop {
                 let mut refused = None;
                 let before = decoder.buffered_bytes();

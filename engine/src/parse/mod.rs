@@ -16,3 +16,14 @@ pub mod decoder;
 pub mod frame;
 pub mod timestamp;
 pub mod tty;
+
+/// Test support: `bytes` cut at `cuts` (any offsets: clamped into the string and
+/// sorted here), as the chunks a stream would hand them, in order.
+#[cfg(test)]
+pub(crate) fn chunks_cut_at(bytes: &[u8], cuts: &[usize]) -> Vec<bytes::Bytes> {
+    let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
+    cuts.push(0);
+    cuts.push(bytes.len());
+    cuts.sort_unstable();
+    cuts.windows(2).map(|window| bytes::Bytes::copy_from_slice(&bytes[window[0]..window[1]])).collect()
+}

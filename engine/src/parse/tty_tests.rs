@@ -12,13 +12,9 @@ const TS: &str = "2026-11-22T19:35:40.123456789Z";
 /// Pushes `bytes` cut at `cuts` (any offsets), draining after every push; returns the
 /// entries' payloads and the first error.
 fn decode_chunked(decoder: &mut TtyDecoder, bytes: &[u8], cuts: &[usize]) -> (Vec<Vec<u8>>, Option<FrameError>) {
-    let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
-    cuts.push(0);
-    cuts.push(bytes.len());
-    cuts.sort_unstable();
     let mut entries = Vec::new();
-    for window in cuts.windows(2) {
-        decoder.push(Bytes::copy_from_slice(&bytes[window[0]..window[1]]));
+    for chunk in crate::parse::chunks_cut_at(bytes, cuts) {
+        decoder.push(chunk);
         loop {
             match decoder.next_frame() {
                 Ok(Some(frame)) => {
@@ -119,15 +115,11 @@ proptest! {
     ) {
         let stream: String = entries.iter().map(|(content, end)| entry(content, end)).collect();
         let bytes = stream.as_bytes();
-        let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
-        cuts.push(0);
-        cuts.push(bytes.len());
-        cuts.sort_unstable();
         let mut decoder = TtyDecoder::new(ENTRY_BYTES_MAX);
         let mut seen = Vec::new();
         let mut step = 0;
-        for window in cuts.windows(2) {
-            decoder.push(Bytes::copy_from_slice(&bytes[window[0]..window[1]]));
+        for chunk in crate::parse::chunks_cut_at(bytes, &cuts) {
+            decoder.push(chunk);
             loop {
                 let mut refused = None;
                 decoder.skip_while(|stream, raw| {
@@ -175,15 +167,11 @@ proptest! {
     ) {
         let stream: String = entries.iter().map(|(content, end)| entry(content, end)).collect();
         let bytes = stream.as_bytes();
-        let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
-        cuts.push(0);
-        cuts.push(bytes.len());
-        cuts.sort_unstable();
         let mut decoder = TtyDecoder::new(ENTRY_BYTES_MAX);
         let mut seen = 0;
         let mut step = 0;
-        for window in cuts.windows(2) {
-            decoder.push(Bytes::copy_from_slice(&bytes[window[0]..window[1]]));
+        for chunk in crate::parse::chunks_cut_at(bytes, &cuts) {
+            decoder.push(chunk);
             loop {
                 step += 1;
                 if let Some((stream, raw)) = decoder.peek_frame() {

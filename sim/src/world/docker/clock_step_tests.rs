@@ -8,6 +8,19 @@ fn lost_to_clock_step(docker: &SimDocker, id: &ContainerId) -> [u64; 2] {
     docker.containers().into_iter().find(|report| &report.id == id).unwrap().lost_to_clock_step
 }
 
+/// A follow request made now with `since`, read by a task until it ends: its chunks.
+fn follow(executor: &mut Executor, docker: &SimDocker, id: &ContainerId, since: i64) -> Arc<Mutex<Vec<Bytes>>> {
+    let (docker, id) = (docker.clone(), id.clone());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let got_in_task = got.clone();
+    executor.spawn_world("reader", async move {
+        let (chunks, _) = drain(docker.logs(&id, opts(true, since)).await.unwrap()).await;
+        *got_in_task.lock().unwrap() = chunks;
+    });
+    executor.run_until_stalled();
+    got
+}
+
 #[test]
 fn since_filters_each_entry_after_a_clock_step_back() {
     let (mut executor, docker) = world(21);
@@ -55,14 +68,7 @@ fn a_follow_opened_before_a_clock_step_skips_later_lines_stamped_before_its_sinc
     executor.advance_for(Duration::from_secs(100));
     docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
     let since = WALL_START / SECOND + 99;
-    let (docker2, id2) = (docker.clone(), id.clone());
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let got_in_task = got.clone();
-    executor.spawn_world("reader", async move {
-        let (chunks, _) = drain(docker2.logs(&id2, opts(true, since)).await.unwrap()).await;
-        *got_in_task.lock().unwrap() = chunks;
-    });
-    executor.run_until_stalled();
+    let got = follow(&mut executor, &docker, &id, since);
     // The clock steps back 20 s: the next lines are stamped 80 s, then 105 s (wall 125 s).
     docker.step_clock_back(Duration::from_secs(20));
     docker.emit(&id, Burst::lines(StdStream::Stdout, 2)).unwrap();
@@ -106,14 +112,7 @@ fn lines_a_clock_step_already_lost_are_not_lost_again_to_the_removal() {
     executor.advance_for(Duration::from_secs(100));
     docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
     let since = WALL_START / SECOND + 99;
-    let (docker2, id2) = (docker.clone(), id.clone());
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let got_in_task = got.clone();
-    executor.spawn_world("reader", async move {
-        let (chunks, _) = drain(docker2.logs(&id2, opts(true, since)).await.unwrap()).await;
-        *got_in_task.lock().unwrap() = chunks;
-    });
-    executor.run_until_stalled();
+    let got = follow(&mut executor, &docker, &id, since);
     docker.step_clock_back(Duration::from_secs(20));
     docker.emit(&id, Burst::lines(StdStream::Stdout, 4)).unwrap();
     executor.advance_for(Duration::from_secs(1));

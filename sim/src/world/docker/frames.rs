@@ -103,26 +103,21 @@ mod tests {
         const SECOND: i64 = 1_000_000_000;
         for tty in [false, true] {
             let mut log = ContainerLog::new(tty, false);
-            let mut entries_of = Vec::new();
-            let mut counted = |log: &ContainerLog, before: u64| entries_of.push(log.entries_total() - before);
-            let before = log.entries_total();
+            // Entries in the log after each burst: a burst's count is the step.
+            let mut totals = vec![log.entries_total()];
             log.append(StdStream::Stdout, 7, 20, 1_700_000_000 * SECOND, 1_000);
-            counted(&log, before);
-            let before = log.entries_total();
+            totals.push(log.entries_total());
             log.append(StdStream::Stderr, 3, 40_000, 1_700_000_001 * SECOND, 7);
-            counted(&log, before);
-            let before = log.entries_total();
+            totals.push(log.entries_total());
             log.append(StdStream::Stdout, 2, 16_384, 1_700_000_002 * SECOND, 0);
-            counted(&log, before);
-            let before = log.entries_total();
+            totals.push(log.entries_total());
             log.append(StdStream::Stderr, 4, 0, 1_700_000_003 * SECOND, 1);
-            counted(&log, before);
-            let before = log.entries_total();
+            totals.push(log.entries_total());
             log.append_literal(StdStream::Stdout, Arc::from(vec![b'a'; 2 * 16_384]), 1_700_000_004 * SECOND, true);
-            counted(&log, before);
-            let before = log.entries_total();
+            totals.push(log.entries_total());
             log.append_literal(StdStream::Stdout, Arc::from(&b"tail"[..]), 1_700_000_005 * SECOND, false);
-            counted(&log, before);
+            totals.push(log.entries_total());
+            let entries_of: Vec<u64> = totals.windows(2).map(|pair| pair[1] - pair[0]).collect();
             let mut frames = FrameCache::default();
             let mut timestamps = TimestampText::default();
             for (burst, count) in entries_of.into_iter().enumerate() {
