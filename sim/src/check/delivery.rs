@@ -94,6 +94,18 @@ impl CheckedEntry {
         CheckedEntry { id: id.clone(), stdout: positions.stdout, stderr: positions.stderr }
     }
 
+    /// Become the entry of `positions` of `id`: the id's `Arc` is only replaced when it
+    /// is another one (a container's positions moved: the usual change), which spares
+    /// two atomic reference count updates per moved container.
+    #[inline]
+    fn update(&mut self, id: &ContainerId, positions: &ContainerCheckpoint) {
+        if !Arc::ptr_eq(&self.id.0, &id.0) {
+            self.id = id.clone();
+        }
+        self.stdout = positions.stdout;
+        self.stderr = positions.stderr;
+    }
+
     /// Whether `positions` of `id` were checked already. The same allocation is the same
     /// id (held here, its address cannot be reused); an equal id in another allocation
     /// is only checked again, which changes nothing.
@@ -400,7 +412,7 @@ impl DeliveryChecker {
             at += covered_from(self.last_commit.get(at..).unwrap_or_default(), &entries[at..]);
             let Some((id, positions)) = entries.get(at) else { break };
             match self.last_commit.get_mut(at) {
-                Some(checked) => *checked = CheckedEntry::new(id, positions),
+                Some(checked) => checked.update(id, positions),
                 None => self.last_commit.push(CheckedEntry::new(id, positions)),
             }
             at += 1;
