@@ -363,16 +363,28 @@ impl Schedule {
 }
 
 /// `actions` in time order, ties in their order in `actions` (a stable sort by time).
-/// Sorts 16-byte `(nanos, index)` keys and moves each action once, instead of merging
-/// the actions (48 bytes each) themselves: `Schedule::generate` on seed 1 (callgrind)
-/// 7.74 M → 6.08 M instructions.
+/// Sorts `(nanos, index)` keys and moves each action once, instead of merging the
+/// actions (48 bytes each) themselves: `Schedule::generate` on seed 1 (callgrind)
+/// 7.74 M → 6.08 M instructions. The keys are packed in one `u64` when they fit (times
+/// under 2^44 ns, about 4.9 hours, and fewer than 2^20 actions: every default run), the
+/// same order sorted as integers: seed 85 9.09 M → 7.86 M.
 fn sort_by_time(actions: Vec<(Duration, Action)>) -> Vec<(Duration, Action)> {
-    let key = |(index, (at, _)): (usize, &(Duration, Action))| {
-        let nanos = u64::try_from(at.as_nanos()).expect("a schedule spans less than 584 years");
-        (nanos, u32::try_from(index).expect("fewer than 2^32 actions"))
+    const INDEX_BITS: u32 = 20;
+    let nanos = |at: &Duration| u64::try_from(at.as_nanos()).expect("a schedule spans less than 584 years");
+    let latest = actions.iter().map(|(at, _)| nanos(at)).max().unwrap_or(0);
+    let order: Vec<usize> = if actions.len() <= 1 << INDEX_BITS && latest < 1 << (64 - INDEX_BITS) {
+        let mut keys: Vec<u64> =
+            actions.iter().enumerate().map(|(index, (at, _))| nanos(at) << INDEX_BITS | index as u64).collect();
+        keys.sort_unstable();
+        keys.into_iter().map(|key| (key & ((1 << INDEX_BITS) - 1)) as usize).collect()
+    } else {
+        let key = |(index, (at, _)): (usize, &(Duration, Action))| {
+            (nanos(at), u32::try_from(index).expect("fewer than 2^32 actions"))
+        };
+        let mut keys: Vec<(u64, u32)> = actions.iter().enumerate().map(key).collect();
+        keys.sort_unstable();
+        keys.into_iter().map(|(_, index)| index as usize).collect()
     };
-    let mut keys: Vec<(u64, u32)> = actions.iter().enumerate().map(key).collect();
-    keys.sort_unstable();
     let mut actions: Vec<Option<(Duration, Action)>> = actions.into_iter().map(Some).collect();
-    keys.into_iter().map(|(_, index)| actions[index as usize].take().expect("each index once")).collect()
+    order.into_iter().map(|index| actions[index].take().expect("each index once")).collect()
 }
