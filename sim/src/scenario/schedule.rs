@@ -136,7 +136,11 @@ impl Schedule {
         // Its own stream: drawing ties did not move any other draw of the schedule.
         let mut ties = SimRng::derive(options.seed, streams::WORLD ^ 0x7135);
         let end = options.duration();
-        let mut actions = Vec::new();
+        // Room for the bursts (most of the actions) and a few more per container, so
+        // that the list is not copied as it grows: seed 85 7.86 M → 7.23 M Ir.
+        let bursts_per_container = end.as_secs_f64() / options.burst_every_mean.as_secs_f64().max(1.0);
+        let per_container = (bursts_per_container * 1.1) as usize + 16;
+        let mut actions = Vec::with_capacity(options.containers as usize * per_container);
         let poisson = |rng: &mut SimRng,
                        per_hour: f64,
                        actions: &mut Vec<(Duration, Action)>,
