@@ -481,11 +481,12 @@ impl World {
 /// applies each at its instant, once the executor has run everything due up to it: the
 /// world changes between polls, as it did from a world task, without a task, a timer and
 /// a poll per action.
-struct Player {
+struct Player<'a> {
     docker: SimDocker,
     loki: SimLoki,
     store: SimCheckpointStore,
-    actions: Vec<(Duration, Action)>,
+    /// The schedule's, borrowed: not copied per run.
+    actions: &'a [(Duration, Action)],
     next: usize,
     names: SimRng,
     slots: Vec<Option<ContainerId>>,
@@ -501,15 +502,15 @@ struct Player {
     ttys: SimRng,
 }
 
-impl Player {
+impl<'a> Player<'a> {
     fn new(
         docker: SimDocker,
         loki: SimLoki,
         store: SimCheckpointStore,
-        actions: Vec<(Duration, Action)>,
+        actions: &'a [(Duration, Action)],
         options: &Options,
         trace: Option<Arc<Mutex<Vec<String>>>>,
-    ) -> Player {
+    ) -> Player<'a> {
         let (containers, seed) = (options.containers, options.seed);
         Player {
             docker,
@@ -536,12 +537,13 @@ impl Player {
 
     /// Apply every action due at or before `now`, in schedule order.
     fn apply_due(&mut self, now: Instant) {
-        while let Some((at, action)) = self.actions.get(self.next).cloned() {
-            if Instant::ZERO + at > now {
+        let actions = self.actions;
+        while let Some((at, action)) = actions.get(self.next) {
+            if Instant::ZERO + *at > now {
                 break;
             }
             self.next += 1;
-            self.apply(at, action);
+            self.apply(*at, action.clone());
         }
     }
 
@@ -855,7 +857,7 @@ fn drive(
         world.docker.clone(),
         world.loki.clone(),
         world.store.clone(),
-        schedule.actions.clone(),
+        &schedule.actions,
         options,
         world.trace.clone(),
     );
