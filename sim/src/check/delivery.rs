@@ -51,9 +51,12 @@ struct Track {
 }
 
 impl Track {
+    #[inline]
     fn push_key(&mut self, key: ResumeKey) {
         self.keys.push(key);
-        self.max_key = Some(self.max_key.map_or(key, |max| max.max(key)));
+        if self.max_key.is_none_or(|max| max < key) {
+            self.max_key = Some(key);
+        }
     }
 
     /// The number of delivered lines up to and including the one at `key`: found by its
@@ -241,6 +244,7 @@ impl DeliveryChecker {
                 &mut self.duplicates_clock_step,
                 self.line_bytes_max,
             );
+            track.keys.reserve(stream.lines.len());
             self.docker.with_log(log, |written| {
                 // The burst of the last line checked, while it is one of generated lines.
                 let mut run: Option<GeneratedRun> = None;
