@@ -248,7 +248,26 @@ impl DeliveryChecker {
             self.docker.with_log(log, |written| {
                 // The burst of the last line checked, while it is one of generated lines.
                 let mut run: Option<GeneratedRun> = None;
+                // Nothing of the batch asks for more than the next line's checks.
+                let plain = first_sight.is_none() && refused_before.is_none() && !ambiguous;
                 for line in &stream.lines {
+                    // The usual line, checked first: the next one of its stream, in the burst
+                    // of the line before it, as written. The full checks below would pass it
+                    // doing just this. Seed 85 (callgrind): the delivery observer 29.4 M →
+                    // 27.8 M Ir.
+                    if let Some(run) = run.as_ref().filter(|_| plain && !line.bytes.is_empty()) {
+                        let next = track.keys.len() as u64;
+                        if let Some((seq, seq_digits)) = seq_and_text_of(&line.bytes).filter(|(seq, _)| *seq == next) {
+                            if run.holds(seq) && run.matches(seq_digits, &line.bytes) {
+                                answered_through = answered_through.max(seq + 1);
+                                let Position::Container(resume_key) = line.position;
+                                track.push_key(resume_key);
+                                track.step_replay = false;
+                                *lines_delivered += 1;
+                                continue;
+                            }
+                        }
+                    }
                     // An empty line is named by its timestamp (see `ContainerLog::empty_line_at`).
                     let parsed = if line.bytes.is_empty() {
                         written.and_then(|log| log.empty_line_at(*std_stream, line.ts)).map(|seq| (seq, 0))
