@@ -17,7 +17,7 @@ use engine::port::{ContainerEvent, ContainerEventKind, ContainerInfo, EngineErro
 use super::containers::ContainerTable;
 use super::log::{ContainerLog, LogCursor, TimestampText};
 use super::log_stream::StreamFault;
-use super::stream_table::StreamTable;
+use super::stream_table::{Slot, StreamTable};
 use crate::executor::SimRng;
 
 /// The Docker API calls the model serves, for targeted failures.
@@ -366,10 +366,10 @@ impl DockerState {
 
     /// Forget an open log stream (its reader dropped it). The last stream of a removed
     /// container ends its drain: its log is deleted now.
-    pub(crate) fn close_log_stream(&mut self, stream_id: u64) {
-        if let Some(record) = self.log_streams.remove(&stream_id) {
+    pub(crate) fn close_log_stream(&mut self, stream: &mut Slot) {
+        if let Some(record) = self.log_streams.remove(stream) {
             let open_streams = &mut self.open_streams[record.serial];
-            open_streams.retain(|id| *id != stream_id);
+            open_streams.retain(|id| *id != stream.id);
             // The last stream of a removed container is gone: its log is deleted.
             if open_streams.is_empty() {
                 if let Some((container, stalled)) = self.draining.remove(&record.container) {

@@ -23,6 +23,24 @@ pub(crate) struct StreamTable<V> {
     vacant: usize,
 }
 
+/// A stream id, with the position its record was last found at in a [`StreamTable`]: a
+/// lookup looks there first, and searches only if the record moved (a record inserted
+/// before it, or vacant slots swept out: rare, as ids only grow). A stream keeps one per
+/// table it is looked up in at every poll, chunk and close (seed 19: 150 k polls, 83 k
+/// chunks, 60 k closes, a binary search or two each before). Callgrind: seed 85
+/// 458.1 M → 450.8 M instructions, seed 19 1,121.8 M → 1,112.1 M.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slot {
+    pub(crate) id: u64,
+    at: usize,
+}
+
+impl Slot {
+    pub(crate) fn new(id: u64) -> Slot {
+        Slot { id, at: 0 }
+    }
+}
+
 impl<V> Default for StreamTable<V> {
     fn default() -> Self {
         StreamTable { entries: Vec::new(), vacant: 0 }
@@ -35,6 +53,18 @@ impl<V> StreamTable<V> {
 
     fn position(&self, id: u64) -> Result<usize, usize> {
         self.entries.binary_search_by_key(&id, |(key, _)| *key)
+    }
+
+    /// [`Self::position`] of `slot`'s id, looking first where it was last found.
+    fn position_at(&self, slot: &mut Slot) -> Result<usize, usize> {
+        if self.entries.get(slot.at).is_some_and(|(id, _)| *id == slot.id) {
+            return Ok(slot.at);
+        }
+        let found = self.position(slot.id);
+        if let Ok(at) = found {
+            slot.at = at;
+        }
+        found
     }
 
     pub(crate) fn insert(&mut self, id: u64, value: V) {
@@ -56,15 +86,22 @@ impl<V> StreamTable<V> {
         self.position(*id).ok().and_then(|at| self.entries[at].1.as_mut())
     }
 
-    pub(crate) fn get_or_insert_default(&mut self, id: u64) -> &mut V
+    /// [`Self::get_mut`] of `slot`'s id (see [`Slot`]).
+    pub(crate) fn get_mut_at(&mut self, slot: &mut Slot) -> Option<&mut V> {
+        self.position_at(slot).ok().and_then(|at| self.entries[at].1.as_mut())
+    }
+
+    /// The record of `slot`'s id (see [`Slot`]), a default one inserted if there is none.
+    pub(crate) fn get_or_insert_default(&mut self, slot: &mut Slot) -> &mut V
     where
         V: Default,
     {
-        let at = match self.position(id) {
+        let at = match self.position_at(slot) {
             Ok(at) => at,
             Err(at) => {
-                self.entries.insert(at, (id, None));
+                self.entries.insert(at, (slot.id, None));
                 self.vacant += 1;
+                slot.at = at;
                 at
             }
         };
@@ -75,8 +112,9 @@ impl<V> StreamTable<V> {
         slot.get_or_insert_with(V::default)
     }
 
-    pub(crate) fn remove(&mut self, id: &u64) -> Option<V> {
-        let at = self.position(*id).ok()?;
+    /// Remove the record of `slot`'s id (see [`Slot`]).
+    pub(crate) fn remove(&mut self, slot: &mut Slot) -> Option<V> {
+        let at = self.position_at(slot).ok()?;
         let removed = self.entries[at].1.take()?;
         self.vacant += 1;
         if self.vacant >= Self::SWEEP_AFTER && 2 * self.vacant > self.entries.len() {
@@ -124,9 +162,9 @@ mod tests {
             table.insert(id, id * 10);
         }
         table.insert(5, 55);
-        assert_eq!(table.remove(&1), Some(10));
-        assert_eq!(table.remove(&1), None);
-        *table.get_or_insert_default(4) += 4;
+        assert_eq!(table.remove(&mut Slot::new(1)), Some(10));
+        assert_eq!(table.remove(&mut Slot::new(1)), None);
+        *table.get_or_insert_default(&mut Slot::new(4)) += 4;
         table[&7] += 1;
         assert_eq!(table.values().copied().collect::<Vec<_>>(), vec![30, 4, 55, 71]);
         assert_eq!((table.len(), table.get(&2), table[&3]), (4, None, 30));
@@ -139,12 +177,12 @@ mod tests {
             table.insert(id, id);
         }
         for id in 0..30 {
-            assert_eq!(table.remove(&id), Some(id));
+            assert_eq!(table.remove(&mut Slot::new(id)), Some(id));
         }
-        assert_eq!(table.remove(&3), None);
+        assert_eq!(table.remove(&mut Slot::new(3)), None);
         assert!(table.entries.len() < 40, "swept");
         table.insert(35, 350);
-        *table.get_or_insert_default(2) += 2;
+        *table.get_or_insert_default(&mut Slot::new(2)) += 2;
         table.insert(50, 50);
         assert_eq!(
             table.values().copied().collect::<Vec<_>>(),
