@@ -148,6 +148,14 @@ impl Reader {
     /// when not following).
     fn refill(&mut self, state: &mut DockerState, limit: Option<LogCursor>, serial: usize) -> bool {
         let log = &state.logs[serial];
+        if self.pending.is_empty() && self.counts_from.is_some() && self.cursor == log.end() {
+            // A reader that rendered before, at the end of the log with nothing pending
+            // (most polls of a following stream): the render below would find nothing,
+            // and what it would set (`rendered_from`, `runs`, `qualify`) is read only
+            // after the next render sets it again. Callgrind, seed 85 (40 k such polls):
+            // 450.8 M → 447.1 M instructions; seed 19 (88 k), 1,112.1 M → 1,105.3 M.
+            return limit.is_some();
+        }
         let until = limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 });
         if self.pending.is_empty() {
             let target = state.chunk_bytes_max;
