@@ -144,7 +144,10 @@ pub(crate) struct DockerState {
     pub(crate) draining: BTreeMap<ContainerId, (Container, bool)>,
     /// Logs (by serial) the running agent incarnation has learned of (list, inspect,
     /// event): forgotten at its crash or stop.
-    pub(crate) seen_by_agent: std::collections::BTreeSet<usize>,
+    /// By serial (`true`: learned of; a serial past the end: not). A flag per log, not a
+    /// set: every `list` marks each container (seed 85: 13 k marks, 1.7 M instructions
+    /// in `BTreeSet` inserts before; callgrind 446.2 M → 444.8 M in all).
+    pub(crate) seen_by_agent: Vec<bool>,
     /// Removals of a container the running incarnation had learned of that deleted
     /// lines no reader of it had: it owes one `container_tails_unread_total` each.
     /// Since its start, and over the run.
@@ -200,7 +203,10 @@ impl DockerState {
     /// list of a first run under `first_sight = "now"` ([`Self::first_sight_now`]).
     pub(crate) fn seen(&mut self, serial: usize, first_list: bool) {
         self.logs[serial].mark_seen(first_list);
-        self.seen_by_agent.insert(serial);
+        if self.seen_by_agent.len() <= serial {
+            self.seen_by_agent.resize(serial + 1, false);
+        }
+        self.seen_by_agent[serial] = true;
     }
 
     pub(crate) fn new(seed: u64) -> DockerState {
@@ -389,7 +395,7 @@ impl DockerState {
     pub(crate) fn delete_removed_log(&mut self, id: &ContainerId, container: &Container, stalled: bool) {
         let lost = self.logs[container.serial].delete_all();
         self.frames.forget(container.serial);
-        if lost > 0 && !stalled && self.seen_by_agent.contains(&container.serial) {
+        if lost > 0 && !stalled && self.seen_by_agent.get(container.serial).copied().unwrap_or(false) {
             self.tails_owed[0] += 1;
             self.tails_owed[1] += 1;
         }
@@ -402,7 +408,7 @@ impl DockerState {
     /// The agent incarnation is gone (crash, stop, or the baseline probe): what it had
     /// learned of and what it owed are forgotten.
     pub(crate) fn forget_agent(&mut self) {
-        self.seen_by_agent.clear();
+        self.seen_by_agent.fill(false);
         self.tails_owed[0] = 0;
     }
 
