@@ -267,6 +267,10 @@ pub(crate) struct Burst {
     pub(crate) open: bool,
     /// The byte every line pads with after its sequence number ([`content_pad`]).
     pub(crate) pad: u8,
+    /// [`Self::lines_are_short`], set when the burst is written: asked at every render
+    /// and chunk, and its decimal logarithm cost more than the rest of the question
+    /// (callgrind: seed 85 444.8 M → 443.8 M instructions, seed 19 1,099.0 M → 1,095.9 M).
+    short_lines: bool,
 }
 
 impl Burst {
@@ -294,6 +298,12 @@ impl Burst {
     /// One entry per line, generated content (the digits of every sequence number fit
     /// in the line), every line complete: what `render::render_short_lines` renders.
     fn has_short_lines(&self) -> bool {
+        debug_assert_eq!(self.short_lines, self.lines_are_short());
+        self.short_lines
+    }
+
+    /// [`Self::has_short_lines`], worked out.
+    fn lines_are_short(&self) -> bool {
         let last_seq = self.first_seq + self.lines as u64 - 1;
         (self.line_bytes as usize) < ENTRY_CONTENT_MAX
             && self.literal.is_none()
@@ -561,6 +571,7 @@ impl ContainerLog {
             literal: None,
             open: false,
             pad: content_pad(first_seq, self.tty),
+            short_lines: false,
         };
         self.push(burst);
         first_seq..last_seq + 1
@@ -591,6 +602,7 @@ impl ContainerLog {
             literal: Some(content),
             open,
             pad: b'x',
+            short_lines: false,
         };
         self.push(burst);
         first_seq
@@ -606,7 +618,8 @@ impl ContainerLog {
         }
     }
 
-    fn push(&mut self, burst: Burst) {
+    fn push(&mut self, mut burst: Burst) {
+        burst.short_lines = burst.lines_are_short();
         let stream = burst.stream;
         self.last_ts[stream.index()] = Some(burst.last_ts());
         // An open line is not written yet: the next burst continues it (same seq).
