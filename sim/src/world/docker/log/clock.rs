@@ -90,7 +90,8 @@ impl ContainerLog {
         qualify: &[Qualify; 2],
     ) -> Vec<(usize, StdStream, Range<u64>)> {
         let mut skipped = Vec::new();
-        if self.near_bursts_skip_nothing((from, to), qualify) {
+        let filters_each = qualify.iter().any(|qualify| matches!(qualify, Qualify::Each(_)));
+        if !filters_each || self.near_bursts_skip_nothing((from, to), qualify) {
             return skipped;
         }
         let mut streams = 0;
