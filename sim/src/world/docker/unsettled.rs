@@ -86,9 +86,9 @@ impl Unsettled {
         [log.lines_before(StdStream::Stdout, from[0]), log.lines_before(StdStream::Stderr, from[1])]
     }
 
-    /// A reader of log `serial`, counting from `start` on, rendered from `from` (where
+    /// A reader of log `serial`, counting from `start` on, rendered from `from_cursor` (where
     /// its cursor was) up to `cursor`, `pending` bytes more than before. Lines rotation
-    /// deleted before `from` was reached were never handed: not counted. Nor are the
+    /// deleted before `from_cursor` was reached were never handed: not counted. Nor are the
     /// lines its request's `since` skipped after a host clock step (`skipped`, per
     /// stream in order, from [`ContainerLog::since_skipped`]): the agent never sees them,
     /// so nothing it holds can settle them, and they would stay unsettled until Loki
@@ -101,7 +101,7 @@ impl Unsettled {
         log: &ContainerLog,
         serial: usize,
         start: [u64; 2],
-        (from, cursor): (LogCursor, LogCursor),
+        (from_cursor, cursor): (LogCursor, LogCursor),
         pending: u64,
         skipped: &[(StdStream, Range<u64>)],
     ) {
@@ -117,8 +117,15 @@ impl Unsettled {
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let index = stream.index();
             let next = log.lines_before(stream, cursor);
-            let first_rendered = log.lines_before(stream, from.max(log.first_kept()));
-            let from = start[index].max(counted.through[index]).max(answered[index]).max(first_rendered);
+            // A replay of lines already counted or answered (most renders of a reopened
+            // stream) counts nothing, whatever line it rendered first: asked first, it
+            // spares the search for that line (callgrind: seed 85 443.3 M → 442.4 M
+            // instructions, seed 19 1,090.8 M → 1,086.4 M).
+            let from = start[index].max(counted.through[index]).max(answered[index]);
+            if next <= from {
+                continue;
+            }
+            let from = from.max(log.lines_before(stream, from_cursor.max(log.first_kept())));
             if next <= from {
                 continue;
             }
