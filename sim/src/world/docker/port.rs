@@ -20,7 +20,9 @@ use super::{not_found, SimDocker};
 
 impl SimDocker {
     async fn api_latency(&self) {
-        let latency = self.with(|state| state.api_latency);
+        // Not through `with`: reading the latency needs no clock reading (the call's own
+        // `with` takes it, and nothing reads it in between).
+        let latency = self.state.lock().api_latency;
         if !latency.is_zero() {
             self.rt.sleep(latency).await;
         }
