@@ -110,7 +110,7 @@ impl SimLogStream {
     pub(crate) fn new(
         state: Arc<Lock<DockerState>>,
         rt: Arc<dyn Rt>,
-        stream_id: u64,
+        record: Slot,
         serial: usize,
         start: ReadStart,
         rng: SimRng,
@@ -130,9 +130,8 @@ impl SimLogStream {
             counts_from: None,
             rendered_from: cursor,
             info,
-            slack: Slot::new(stream_id),
+            slack: Slot::new(record.id),
         };
-        let record = Slot::new(stream_id);
         SimLogStream { state, rt, record, serial, reader, trickle_sleep: None, phase: Phase::Streaming }
     }
 

@@ -109,19 +109,19 @@ impl ContainerEngine for SimDocker {
                 state.next_stream_id += 1;
                 state.open_streams[serial].push(stream_id);
                 let record = OpenLogStream { container: id, serial, fault, limit, end: None, waker: None };
-                state.log_streams.insert(stream_id, record);
+                let record = state.log_streams.insert(stream_id, record);
                 state.counters.log_opens_total += 1;
                 state.counters.log_streams_open = state.log_streams.len();
                 state.counters.log_streams_open_max = state.counters.log_streams_open_max.max(state.log_streams.len());
                 let rng = state.chunk_rng.fork();
                 let info = ReaderInfo { opened_epoch: log.rotation_epoch(), since, tail: options.tail.is_some() };
-                Ok::<_, EngineError>((stream_id, serial, start, rng, info))
+                Ok::<_, EngineError>((record, serial, start, rng, info))
             })?;
             // The stream takes the handle's `Arc`s, and the record the id this call owns:
             // no clone of each and a drop at the end (atomic operations, 60 k opens on seed 19).
-            let (stream_id, serial, start, rng, info) = opened;
+            let (record, serial, start, rng, info) = opened;
             let SimDocker { state, rt } = this;
-            Ok(Box::pin(SimLogStream::new(state, rt, stream_id, serial, start, rng, info)) as LogStream)
+            Ok(Box::pin(SimLogStream::new(state, rt, record, serial, start, rng, info)) as LogStream)
         })
     }
 }

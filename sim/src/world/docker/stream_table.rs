@@ -84,16 +84,23 @@ impl<V> StreamTable<V> {
         found
     }
 
-    pub(crate) fn insert(&mut self, id: u64, value: V) {
+    /// Insert (or replace) the record of `id`; returns its [`Slot`], which finds it
+    /// without a search.
+    pub(crate) fn insert(&mut self, id: u64, value: V) -> Slot {
         let found = if self.is_newest(id) { Err(self.entries.len()) } else { self.position(id) };
-        match found {
+        let at = match found {
             Ok(at) => {
                 if self.entries[at].1.replace(value).is_none() {
                     self.vacant -= 1;
                 }
+                at
             }
-            Err(at) => self.entries.insert(at, (id, Some(value))),
-        }
+            Err(at) => {
+                self.entries.insert(at, (id, Some(value)));
+                at
+            }
+        };
+        Slot { id, at: self.base + at }
     }
 
     pub(crate) fn get(&self, id: &u64) -> Option<&V> {
