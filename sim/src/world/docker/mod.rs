@@ -477,7 +477,7 @@ impl SimDocker {
             let log = &mut state.logs[container.serial];
             let seqs = log.append(log.stream_of(burst.stream), burst.lines, burst.line_bytes, ts, gap);
             if !seqs.is_empty() {
-                state::wake_followers_of(&state.open_streams[container.serial], &mut state.log_streams);
+                state::wake_followers_of(&mut state.open_streams[container.serial], &mut state.log_streams);
             }
             Ok(seqs)
         })

@@ -107,9 +107,10 @@ impl ContainerEngine for SimDocker {
                 let serial = container.serial;
                 let stream_id = state.next_stream_id;
                 state.next_stream_id += 1;
-                state.open_streams[serial].push(stream_id);
+
                 let record = OpenLogStream { container: id, serial, fault, limit, end: None, waker: None };
                 let record = state.log_streams.insert(stream_id, record);
+                state.open_streams[serial].push(record);
                 state.counters.log_opens_total += 1;
                 state.counters.log_streams_open = state.log_streams.len();
                 state.counters.log_streams_open_max = state.counters.log_streams_open_max.max(state.log_streams.len());
