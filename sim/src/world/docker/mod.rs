@@ -225,8 +225,8 @@ impl SimDocker {
 
     /// The host clock's reading, which Docker stamps entries with: the wall clock minus
     /// the clock steps back so far.
-    fn host_wall(&self) -> UnixNanos {
-        self.rt.wall() - self.with(|state| state.clock_back)
+    fn host_wall(&self, state: &DockerState) -> UnixNanos {
+        self.rt.wall() - state.clock_back
     }
 
     /// The host clock steps back by `back` (an NTP correction): every container's
@@ -462,8 +462,8 @@ impl SimDocker {
 
     /// Write a burst of output. Returns the sequence numbers of the new lines.
     pub fn emit(&self, id: &ContainerId, burst: Burst) -> Result<Range<u64>, CommandError> {
-        let wall = self.host_wall();
         self.with(|state| {
+            let wall = self.host_wall(state);
             // One lookup: the container's log and followers are reached through it.
             let container = state.containers.get(id).ok_or(CommandError::NoSuchContainer)?;
             if !container.info.running {
@@ -477,7 +477,7 @@ impl SimDocker {
             let log = &mut state.logs[container.serial];
             let seqs = log.append(log.stream_of(burst.stream), burst.lines, burst.line_bytes, ts, gap);
             if !seqs.is_empty() {
-                state::wake_followers_of(&state.open_streams[container.serial], &mut state.log_streams);
+                state::wake_followers_of(&mut state.open_streams[container.serial], &mut state.log_streams);
             }
             Ok(seqs)
         })
@@ -488,8 +488,8 @@ impl SimDocker {
     /// known text. Its sequence number counts like any other line's, but [`line_seq`] does not
     /// apply to it. Returns the sequence number.
     pub fn emit_line(&self, id: &ContainerId, stream: StdStream, content: &[u8]) -> Result<u64, CommandError> {
-        let wall = self.host_wall();
         self.with(|state| {
+            let wall = self.host_wall(state);
             let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
             if !container.info.running {
                 return Err(CommandError::NotRunning);
@@ -512,8 +512,8 @@ impl SimDocker {
             !content.is_empty() && content.len().is_multiple_of(ENTRY_CONTENT_MAX) && !content.contains(&b'\n'),
             "a line head is whole 16 KiB pieces without a newline"
         );
-        let wall = self.host_wall();
         self.with(|state| {
+            let wall = self.host_wall(state);
             let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
             if !container.info.running {
                 return Err(CommandError::NotRunning);

@@ -32,7 +32,7 @@ use std::ops::Range;
 use engine::model::StdStream;
 
 use super::log::{ContainerLog, LogCursor};
-use super::stream_table::StreamTable;
+use super::stream_table::{Slot, StreamTable};
 
 #[derive(Default)]
 struct Counted {
@@ -86,9 +86,9 @@ impl Unsettled {
         [log.lines_before(StdStream::Stdout, from[0]), log.lines_before(StdStream::Stderr, from[1])]
     }
 
-    /// A reader of log `serial`, counting from `start` on, rendered from `from` (where
+    /// A reader of log `serial`, counting from `start` on, rendered from `from_cursor` (where
     /// its cursor was) up to `cursor`, `pending` bytes more than before. Lines rotation
-    /// deleted before `from` was reached were never handed: not counted. Nor are the
+    /// deleted before `from_cursor` was reached were never handed: not counted. Nor are the
     /// lines its request's `since` skipped after a host clock step (`skipped`, per
     /// stream in order, from [`ContainerLog::since_skipped`]): the agent never sees them,
     /// so nothing it holds can settle them, and they would stay unsettled until Loki
@@ -101,7 +101,7 @@ impl Unsettled {
         log: &ContainerLog,
         serial: usize,
         start: [u64; 2],
-        (from, cursor): (LogCursor, LogCursor),
+        (from_cursor, cursor): (LogCursor, LogCursor),
         pending: u64,
         skipped: &[(StdStream, Range<u64>)],
     ) {
@@ -117,8 +117,15 @@ impl Unsettled {
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let index = stream.index();
             let next = log.lines_before(stream, cursor);
-            let first_rendered = log.lines_before(stream, from.max(log.first_kept()));
-            let from = start[index].max(counted.through[index]).max(answered[index]).max(first_rendered);
+            // A replay of lines already counted or answered (most renders of a reopened
+            // stream) counts nothing, whatever line it rendered first: asked first, it
+            // spares the search for that line (callgrind: seed 85 443.3 M → 442.4 M
+            // instructions, seed 19 1,090.8 M → 1,086.4 M).
+            let from = start[index].max(counted.through[index]).max(answered[index]);
+            if next <= from {
+                continue;
+            }
+            let from = from.max(log.lines_before(stream, from_cursor.max(log.first_kept())));
             if next <= from {
                 continue;
             }
@@ -148,12 +155,12 @@ impl Unsettled {
         }
     }
 
-    /// Stream `stream_id` handed `len` bytes (and dropped `discarded` more it had
+    /// Stream `stream` handed `len` bytes (and dropped `discarded` more it had
     /// rendered); `at_boundary`: it has handed out everything rendered and the reader
     /// holds no partial line. Checks the bound.
-    pub(crate) fn handed(&mut self, stream_id: u64, len: u64, discarded: u64, at_boundary: bool) {
+    pub(crate) fn handed(&mut self, stream: &mut Slot, len: u64, discarded: u64, at_boundary: bool) {
         self.pending_bytes -= len + discarded;
-        let slack = self.slack.get_or_insert_default(stream_id);
+        let slack = self.slack.get_or_insert_default(stream);
         let before = slack.bytes;
         slack.bytes = if slack.at_boundary { len } else { slack.bytes + len };
         slack.at_boundary = at_boundary;
@@ -207,10 +214,10 @@ impl Unsettled {
         }
     }
 
-    /// Stream `stream_id` is gone with `pending` bytes rendered and never handed.
-    pub(crate) fn closed(&mut self, stream_id: u64, pending: u64) {
+    /// Stream `stream` is gone with `pending` bytes rendered and never handed.
+    pub(crate) fn closed(&mut self, stream: &mut Slot, pending: u64) {
         self.pending_bytes -= pending;
-        if let Some(slack) = self.slack.remove(&stream_id) {
+        if let Some(slack) = self.slack.remove(stream) {
             self.slack_bytes -= slack.bytes;
         }
     }
@@ -290,16 +297,16 @@ mod tests {
         let mut count = unsettled(500);
         count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
         assert_eq!(count.now().0, 0, "rendered, not handed");
-        count.handed(7, 400, 0, false);
+        count.handed(&mut Slot::new(7), 400, 0, false);
         assert_eq!(count.now(), (400, 400));
-        count.handed(7, 50, 0, true);
+        count.handed(&mut Slot::new(7), 50, 0, true);
         assert_eq!(count.now(), (450, 450));
         count.settle(&log, 0, StdStream::Stdout, 4);
         assert_eq!(count.now().0, 450 - 4 * 45);
         // A replay of lines Loki answered is not counted again.
         count.settle(&log, 0, StdStream::Stdout, 10);
         count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
-        count.handed(8, 450, 0, true);
+        count.handed(&mut Slot::new(8), 450, 0, true);
         assert_eq!(count.now().0, 0);
         assert!(count.violation.is_none());
     }
@@ -309,12 +316,12 @@ mod tests {
         let (log, ends) = log(3);
         let mut count = unsettled(500);
         count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
-        count.handed(7, 450, 0, true);
+        count.handed(&mut Slot::new(7), 450, 0, true);
         count.rendered(&log, 0, [0, 0], (ends[1], ends[2]), 450, &[]);
-        count.handed(7, 450, 0, true);
+        count.handed(&mut Slot::new(7), 450, 0, true);
         assert!(count.violation.is_none(), "900 ≤ 500 + the 450 of the last chunk");
         count.rendered(&log, 0, [0, 0], (ends[2], ends[3]), 450, &[]);
-        count.handed(7, 450, 0, true);
+        count.handed(&mut Slot::new(7), 450, 0, true);
         let violation = count.violation.clone().expect("1350 > 500 + 450");
         assert!(violation.contains("1350 bytes"), "{violation}");
     }
@@ -324,12 +331,12 @@ mod tests {
         let (log, ends) = log(1);
         let mut count = unsettled(500);
         count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
-        count.handed(7, 90, 0, false);
+        count.handed(&mut Slot::new(7), 90, 0, false);
         count.uncount(&log, 0, [0, 0]);
-        count.closed(7, 360);
+        count.closed(&mut Slot::new(7), 360);
         assert_eq!(count.now(), (0, 0), "the two lines handed are under-counted: the safe side");
         count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
-        count.handed(9, 450, 0, true);
+        count.handed(&mut Slot::new(9), 450, 0, true);
         assert_eq!(count.now().0, 450);
         count.forget();
         assert_eq!(count.now().0, 0);
@@ -352,7 +359,7 @@ mod tests {
         assert_eq!(skipped, vec![(StdStream::Stdout, 0..10), (StdStream::Stdout, 10..20)]);
         let mut count = unsettled(500);
         count.rendered(&log, 0, [0, 0], (from, to), 450, &skipped);
-        count.handed(7, 450, 0, true);
+        count.handed(&mut Slot::new(7), 450, 0, true);
         assert_eq!(count.now().0, 10 * 45, "only the ten lines that passed");
         // Loki answers the last line: nothing is left, the skipped lines were never held.
         count.settle(&log, 0, StdStream::Stdout, 30);

@@ -105,7 +105,7 @@ impl ContainerLog {
             // walk over the stream's bursts at every open; seed 85, 7.5 k opens: 543.1 M
             // instructions before, 534.7 M after, with `Burst::last_ts` undivided).
             let indices = &self.by_stream[index];
-            let before_resume = indices.partition_point(|&burst| {
+            let before_resume = partition_point_near_end(indices, |&burst| {
                 let burst = &self.bursts[burst];
                 burst.first_seq + u64::from(burst.lines) <= resume
             });
@@ -140,7 +140,7 @@ impl ContainerLog {
     /// The timestamp of line `seq` of `stream`, if it was written.
     pub(super) fn line_ts(&self, stream: StdStream, seq: u64) -> Option<UnixNanos> {
         let indices = &self.by_stream[stream.index()];
-        let after = indices.partition_point(|&index| self.bursts[index].first_seq <= seq);
+        let after = partition_point_near_end(indices, |&index| self.bursts[index].first_seq <= seq);
         let burst = &self.bursts[*indices.get(after.checked_sub(1)?)?];
         let line = seq.checked_sub(burst.first_seq)?;
         (line < burst.lines as u64).then(|| burst.first_ts + line as i64 * burst.ts_step)
@@ -205,7 +205,7 @@ impl ContainerLog {
     /// a line). Heads of open lines weigh nothing.
     pub(crate) fn lines_cost(&self, stream: StdStream, seqs: Range<u64>, content_cap: u64) -> u64 {
         let indices = &self.by_stream[stream.index()];
-        let mut at = indices.partition_point(|&index| {
+        let mut at = partition_point_near_end(indices, |&index| {
             let burst = &self.bursts[index];
             burst.first_seq + burst.lines as u64 <= seqs.start
         });

@@ -164,9 +164,12 @@ impl ContainerLog {
 
 /// The frames of entries `from..end` of a burst of short lines (see
 /// [`Burst::has_short_lines`]): the same bytes as [`render_entry_frame`] gives each
-/// (debug builds check), written at once. The frames all have one length, so `out`
-/// grows once, filled with the padding byte, and only the header, timestamp, sequence
-/// number and newline are written per frame.
+/// (debug builds check), written at once. The frames all differ only in timestamp and
+/// sequence number: one frame is laid out (header, padding, line end), then per entry
+/// those two are written into it and it is appended, one pass over the output. (Filling
+/// the output with the padding first and writing into it was a second pass, and a
+/// `memset` callgrind counts a byte at a time: seed 85 442.4 M → 433.0 M instructions,
+/// seed 19 1,086.4 M → 1,069.9 M; user time over 100 seeds no worse.)
 fn render_short_lines(
     burst: &Burst,
     tty: bool,
@@ -179,29 +182,32 @@ fn render_short_lines(
     let payload_len = TIMESTAMP_BYTES + 1 + line_bytes + 1 + usize::from(tty);
     let header_len = if tty { 0 } else { FRAME_HEADER_BYTES };
     let frame_len = header_len + payload_len;
+    #[cfg(debug_assertions)]
     let start = out.len();
     let count = end - from;
-    out.resize(start + count as usize * frame_len, burst.pad);
-    let mut header = [0u8; FRAME_HEADER_BYTES];
-    header[0] = match burst.stream {
-        StdStream::Stdout => 1,
-        StdStream::Stderr => 2,
-    };
-    header[4..].copy_from_slice(&u32::try_from(payload_len).expect("an entry fits in a frame").to_be_bytes());
+    out.reserve(count as usize * frame_len);
+    let mut frame = vec![burst.pad; frame_len];
+    if !tty {
+        frame[0] = match burst.stream {
+            StdStream::Stdout => 1,
+            StdStream::Stderr => 2,
+        };
+        frame[1..4].fill(0);
+        let len = u32::try_from(payload_len).expect("an entry fits in a frame").to_be_bytes();
+        frame[4..FRAME_HEADER_BYTES].copy_from_slice(&len);
+    }
+    frame[header_len + TIMESTAMP_BYTES] = b' ';
+    if tty {
+        frame[frame_len - 2] = b'\r';
+    }
+    frame[frame_len - 1] = b'\n';
     // The sequence number's digit count only changes at a power of ten: tracked here
     // instead of a logarithm per frame (seed 1: 21 M of 2,147 M instructions).
     let mut digits = decimal_digits(burst.first_seq + from) as usize;
     let mut next_power = 10u64.checked_pow(digits as u32).unwrap_or(u64::MAX);
-    for (index, frame) in out[start..].chunks_exact_mut(frame_len).enumerate() {
-        let entry = from + index as u64;
-        // A fixed-length copy (a variable one, `[..header_len]`, was a `memcpy` call per
-        // frame: seed 8, 567 k calls, 7 M instructions).
-        if !tty {
-            frame[..FRAME_HEADER_BYTES].copy_from_slice(&header);
-        }
+    for entry in from..end {
         let (ts, rest) = frame[header_len..].split_at_mut(TIMESTAMP_BYTES);
         timestamps.write_into(burst.first_ts + entry as i64 * burst.ts_step, ts);
-        rest[0] = b' ';
         let seq = burst.first_seq + entry;
         if seq >= next_power {
             digits += 1;
@@ -209,10 +215,7 @@ fn render_short_lines(
         }
         debug_assert_eq!(digits, decimal_digits(seq) as usize);
         put_fixed_digits(&mut rest[1..1 + digits], seq);
-        if tty {
-            rest[1 + line_bytes] = b'\r';
-        }
-        rest[1 + line_bytes + usize::from(tty)] = b'\n';
+        out.extend_from_slice(&frame);
     }
     #[cfg(debug_assertions)]
     {
