@@ -13,7 +13,8 @@
 //! task queued for, the machine's timer (rotation, stall/heartbeat, backoff, the nudge
 //! of a waiter) and the stream. One timer is armed at a time, at the machine's
 //! `poll_timeout` or earlier: it is re-armed only when the machine wants an earlier
-//! deadline (the machine ignores a timeout that comes early).
+//! deadline (the machine ignores a timeout that comes early), and once its sleep has
+//! registered the task's waker it is polled again only when its deadline has passed.
 
 use std::future::poll_fn;
 use std::future::Future;
@@ -31,7 +32,7 @@ use crate::container::{ContainerState, MonitorShared};
 use crate::model::{ContainerId, Labels, SourceId, StdStream};
 use crate::pipeline::queue::{Chunk, ReaderHold};
 use crate::port::{ContainerCheckpoint, EngineError, LogOptions, LogStream};
-use crate::rt::{unit_from_bits, BoxFuture, Instant};
+use crate::rt::{unit_from_bits, BoxFuture, Instant, Rt};
 use crate::telemetry::events::{
     InspectFailed, LinesRead, LogGapFound, MalformedFrame, StreamFailed, StreamOpened, StreamRotated, StreamYielded,
     TailUnread,
@@ -94,8 +95,7 @@ impl Supervisor {
         let rt = &shared.rt;
         let mut held = Held::default();
         self.take_state();
-        let mut timer_at: Option<Instant> = None;
-        let mut timer: BoxFuture<()> = Box::pin(std::future::pending());
+        let mut timer = Alarm::default();
         let mut runs: Vec<Run> = Vec::new();
         let mut chunks: Vec<Chunk> = Vec::new();
         // One wait for a state change lives across the iterations (a new one only after
@@ -135,10 +135,7 @@ impl Supervisor {
             // `handle_timeout` (then it is armed for the real deadline), while a new timer
             // per chunk costs far more.
             if let Some(wanted) = self.machine.poll_timeout() {
-                if timer_at.is_none_or(|armed| wanted < armed) {
-                    timer_at = Some(wanted);
-                    timer = rt.sleep_until(wanted);
-                }
+                timer.arm_before(&**rt, wanted);
             }
             let state_news = poll_fn(|cx| {
                 if state_closed {
@@ -173,9 +170,7 @@ impl Supervisor {
                     held.slot = Some(slot);
                     self.machine.handle_slot_granted(rt.now());
                 }
-                _ = &mut timer => {
-                    timer_at = None;
-                    timer = Box::pin(std::future::pending());
+                _ = poll_fn(|cx| timer.poll(&**rt, cx)) => {
                     self.machine.handle_timeout(rt.now());
                 }
                 item = poll_fn(|cx| next_item(&mut held.stream, cx)) => match item {
@@ -362,6 +357,45 @@ impl Supervisor {
             MalformedFrame { container: self.id.short(), detail: &error.to_string() }.emit(&shared.telemetry, now);
             self.machine.handle_stream_failed(now, self.unit());
         }
+    }
+}
+
+/// The one timer armed for the machine: its sleep and deadline.
+///
+/// The select polls every branch at every wake of the task (each chunk read), but a
+/// sleep that has registered its waker cannot complete before its deadline: it is
+/// polled again only once `now` reached it (the task's waker is the same at every
+/// poll, which the state branch relies on too). Callgrind: seed 85 460.1 M -> 458.5 M,
+/// seed 19 1,125.0 M -> 1,119.3 M.
+#[derive(Default)]
+struct Alarm {
+    /// The deadline and its sleep, while one is armed.
+    armed: Option<(Instant, BoxFuture<()>)>,
+    /// The sleep was polled (and returned pending) since it was armed.
+    waiting: bool,
+}
+
+impl Alarm {
+    /// Arm for `wanted` unless a timer is armed for an earlier (or the same) deadline.
+    fn arm_before(&mut self, rt: &dyn Rt, wanted: Instant) {
+        if self.armed.as_ref().is_none_or(|(armed, _)| wanted < *armed) {
+            self.armed = Some((wanted, rt.sleep_until(wanted)));
+            self.waiting = false;
+        }
+    }
+
+    /// Ready once the armed deadline is reached (and then disarmed); pending if none.
+    fn poll(&mut self, rt: &dyn Rt, cx: &mut Context<'_>) -> Poll<()> {
+        let Some((at, sleep)) = &mut self.armed else { return Poll::Pending };
+        if self.waiting && rt.now() < *at {
+            return Poll::Pending;
+        }
+        if sleep.as_mut().poll(cx).is_pending() {
+            self.waiting = true;
+            return Poll::Pending;
+        }
+        self.armed = None;
+        Poll::Ready(())
     }
 }
 
