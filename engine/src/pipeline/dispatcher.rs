@@ -43,10 +43,11 @@ impl BatchBuilder {
 
     /// Add a chunk; batches that became full are pushed to `full`, in order.
     pub fn handle_chunk(&mut self, now: Instant, chunk: Chunk, full: &mut Vec<Batch>) {
-        let Chunk { source, labels, lines, .. } = chunk;
+        let Chunk { source, labels, lines, bytes } = chunk;
         // The common case, a chunk that fits the open batch whole, moves its lines in at
-        // once; the line-by-line loop below would fill the same batch the same way.
-        let bytes: usize = lines.iter().map(|line| line.bytes.len()).sum();
+        // once; the line-by-line loop below would fill the same batch the same way. The
+        // chunk's byte count is its lines' (the queue checks it), not summed again here
+        // (callgrind: seed 85 436.8 M -> 436.2 M).
         if !lines.is_empty()
             && self.open.lines + lines.len() <= self.lines_max
             && self.open.bytes + bytes <= self.bytes_max
