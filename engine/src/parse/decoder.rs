@@ -88,6 +88,15 @@ impl LogDecoder {
         }
     }
 
+    /// Copy what is left of the chunk pushed last into a buffer of its own size (see
+    /// the decoders' `compact_last`).
+    pub fn compact_last(&mut self) {
+        match self {
+            LogDecoder::Framed(decoder) => decoder.compact_last(),
+            LogDecoder::Tty(decoder) => decoder.compact_last(),
+        }
+    }
+
     pub fn buffered_bytes(&self) -> usize {
         match self {
             LogDecoder::Framed(decoder) => decoder.buffered_bytes(),

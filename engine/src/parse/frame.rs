@@ -196,6 +196,15 @@ impl FrameDecoder {
         self.chunks_bytes -= HEADER_LEN + len;
     }
 
+    /// Copy what is left of the chunk pushed last into a buffer of its own size: what
+    /// is sliced out of it from now on (and what stays buffered) no longer keeps the
+    /// buffer it came in alive. Nothing to do if it was consumed already.
+    pub fn compact_last(&mut self) {
+        if let Some(last) = self.chunks.back_mut() {
+            *last = Bytes::copy_from_slice(last);
+        }
+    }
+
     /// Bytes pushed and not yet returned in a frame (a consumed header still counts).
     pub fn buffered_bytes(&self) -> usize {
         self.chunks_bytes + if self.header.is_some() { HEADER_LEN } else { 0 }

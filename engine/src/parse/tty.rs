@@ -215,6 +215,15 @@ impl TtyDecoder {
         self.current.advance(raw_len);
     }
 
+    /// Copy what is left of the chunk pushed last into a buffer of its own size: what
+    /// is sliced out of it from now on (and what stays buffered) no longer keeps the
+    /// buffer it came in alive. Nothing to do if it was consumed already.
+    pub fn compact_last(&mut self) {
+        if !self.current.is_empty() {
+            self.current = Bytes::copy_from_slice(&self.current);
+        }
+    }
+
     /// Bytes pushed and not yet returned in an entry.
     pub fn buffered_bytes(&self) -> usize {
         self.current.len() + self.pending.len()
