@@ -40,7 +40,8 @@ impl StdStream {
 /// A Docker container id (the full 64-hex id in production).
 ///
 /// Ordered and compared as its text, but ids are the keys of every per-container map
-/// and are looked up per chunk, batch and commit: the same `Arc` is equal at once, and
+/// and are looked up per chunk, batch and commit: the same `Arc` is equal (and ordered
+/// equal: the last step of a look-up, callgrind seed 85 440.4 M -> 438.7 M) at once, and
 /// two ids (random hex, so almost always different from the first byte) are ordered by
 /// their first eight bytes in one integer comparison before the text is compared.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -57,6 +58,9 @@ impl Eq for ContainerId {}
 
 impl Ord for ContainerId {
     fn cmp(&self, other: &ContainerId) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
         let (ours, theirs) = (self.0.as_bytes(), other.0.as_bytes());
         if let (Some(ours), Some(theirs)) = (ours.first_chunk::<8>(), theirs.first_chunk::<8>()) {
             // Big-endian: the integers order as the bytes do.

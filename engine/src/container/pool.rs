@@ -9,7 +9,7 @@
 //! per hand-over, not one per holder. The gauges `container_streams_active` and
 //! `container_streams_waiting` follow the slots held and the supervisors queued.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -21,10 +21,16 @@ use crate::telemetry::events::{StreamSlotAcquired, StreamSlotReleased, StreamSlo
 use crate::telemetry::Telemetry;
 
 /// Holders not asked to yield yet, oldest first.
+///
+/// A queue by sequence number (slots are numbered as they are granted, so pushing at
+/// the back keeps it sorted): granting, releasing and nudging are a push, a binary
+/// search and a pop, where a `BTreeMap` searched, rebalanced and allocated its nodes
+/// (callgrind: seed 19, 60 k slots granted, 1,065.8 M -> 1,047.4 M; seed 85 435.7 M ->
+/// 433.9 M).
 #[derive(Default)]
 struct Holders {
     next: u64,
-    by_age: BTreeMap<u64, oneshot::Sender<()>>,
+    by_age: VecDeque<(u64, oneshot::Sender<()>)>,
 }
 
 #[derive(Clone)]
@@ -57,7 +63,11 @@ impl StreamSlot {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        self.holders.lock().unwrap().by_age.remove(&self.seq);
+        let mut holders = self.holders.lock().unwrap();
+        if let Ok(index) = holders.by_age.binary_search_by_key(&self.seq, |(seq, _)| *seq) {
+            holders.by_age.remove(index);
+        }
+        drop(holders);
         StreamSlotReleased.emit(&self.telemetry);
     }
 }
@@ -88,7 +98,7 @@ impl StreamPool {
             let mut holders = self.holders.lock().unwrap();
             let seq = holders.next;
             holders.next += 1;
-            holders.by_age.insert(seq, ask);
+            holders.by_age.push_back((seq, ask));
             seq
         };
         StreamSlot {
@@ -104,7 +114,7 @@ impl StreamPool {
     /// False if there is none.
     pub fn ask_oldest_to_yield(&self) -> bool {
         let mut holders = self.holders.lock().unwrap();
-        while let Some((_, ask)) = holders.by_age.pop_first() {
+        while let Some((_, ask)) = holders.by_age.pop_front() {
             if ask.send(()).is_ok() {
                 return true;
             }

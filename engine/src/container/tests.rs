@@ -449,3 +449,58 @@ fn a_tail_open_skips_the_first_timestamp_group_and_a_reopen_does_not_bring_it_ba
     let (runs, _) = feed_counting(&mut reader, &render(&all[4..5]), 64);
     assert_eq!(texts(&runs, StdStream::Stdout), ["d"]);
 }
+
+/// A small read's lines are copied out of the buffer the read came in (a transport's,
+/// much larger), also after a reopen's duplicates were skipped at its start; a large
+/// read's lines are slices of it.
+#[test]
+fn lines_of_a_small_read_do_not_keep_its_buffer_alive() {
+    let entries: Vec<Entry> =
+        (0..6).map(|n| (StdStream::Stdout, 10 * SEC + n, format!("line {n}\n").into_bytes())).collect();
+    let bytes = render(&entries);
+    let within = |buffer: &Bytes, runs: &[Run]| {
+        let range = buffer.as_ptr_range();
+        runs.iter().flat_map(|run| &run.lines).any(|line| range.contains(&line.bytes.as_ptr()))
+    };
+    let read = |reader: &mut LogReader, buffer: &Bytes, len: usize| {
+        let (mut runs, mut stats) = (Vec::new(), ReadStats::default());
+        reader.handle_chunk(buffer.slice(..len), &mut runs, &mut stats).unwrap();
+        (runs, stats)
+    };
+    // The read's bytes at the start of a 64 KiB transport buffer.
+    let mut padded = bytes.clone();
+    padded.resize(64 << 10, 0);
+    let buffer = Bytes::from(padded);
+
+    let mut reader = reader();
+    let (runs, stats) = read(&mut reader, &buffer, bytes.len());
+    assert_eq!((stats.lines, texts(&runs, StdStream::Stdout).len()), (6, 6));
+    assert!(!within(&buffer, &runs), "a small read is copied");
+
+    // Reopened: the first four lines again (skipped), then the rest.
+    let mut reopened = LogReader::new(
+        1024,
+        1 << 20,
+        64 << 10,
+        ContainerCheckpoint { stdout: Some(entries_key(&entries, 3)), ..ContainerCheckpoint::default() },
+    );
+    reopened.reopen();
+    let (runs, stats) = read(&mut reopened, &buffer, bytes.len());
+    assert_eq!((stats.duplicates, stats.lines), (4, 2));
+    assert_eq!(texts(&runs, StdStream::Stdout), ["line 4", "line 5"]);
+    assert!(!within(&buffer, &runs), "what follows skipped duplicates is copied");
+
+    // A read of COMPACT_BELOW_BYTES or more is sliced as it is.
+    let many: Vec<Entry> =
+        (0..200).map(|n| (StdStream::Stdout, 20 * SEC + n, format!("line {n:040}\n").into_bytes())).collect();
+    let large = Bytes::from(render(&many));
+    assert!(large.len() >= crate::container::reader::COMPACT_BELOW_BYTES);
+    let mut reader = self::reader();
+    let (runs, _) = read(&mut reader, &large, large.len());
+    assert!(within(&large, &runs));
+}
+
+/// The resume key of the `index`-th entry (all at distinct timestamps).
+fn entries_key(entries: &[Entry], index: usize) -> ResumeKey {
+    ResumeKey { ts: entries[index].1, seq: 0 }
+}

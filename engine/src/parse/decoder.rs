@@ -67,12 +67,33 @@ impl LogDecoder {
         }
     }
 
+    /// Consume whole lines while `take` says so: `take` gets each one's stream, its entry
+    /// without the line end (as [`Self::next_frame`] would hand it out, less its `'\n'`),
+    /// the chunk holding it with the entry's offset there (to slice what it keeps), and
+    /// the bytes buffered after it. Stops where `skip_while` would, and at a partial entry.
+    #[inline]
+    pub fn take_lines_while(&mut self, take: impl FnMut(StdStream, &[u8], &Bytes, usize, usize) -> bool) {
+        match self {
+            LogDecoder::Framed(decoder) => decoder.take_lines_while(take),
+            LogDecoder::Tty(decoder) => decoder.take_lines_while(take),
+        }
+    }
+
     /// Consume what [`Self::peek_frame`] returned; `len` is the length of its bytes.
     #[inline]
     pub fn skip_frame(&mut self, len: usize) {
         match self {
             LogDecoder::Framed(decoder) => decoder.skip_frame(len),
             LogDecoder::Tty(decoder) => decoder.skip_frame(len),
+        }
+    }
+
+    /// Copy what is left of the chunk pushed last into a buffer of its own size (see
+    /// the decoders' `compact_last`).
+    pub fn compact_last(&mut self) {
+        match self {
+            LogDecoder::Framed(decoder) => decoder.compact_last(),
+            LogDecoder::Tty(decoder) => decoder.compact_last(),
         }
     }
 

@@ -131,6 +131,28 @@ impl FrameDecoder {
     /// instructions with it (callgrind).
     #[inline]
     pub fn skip_while(&mut self, mut skip: impl FnMut(StdStream, &[u8]) -> bool) {
+        self.walk_front(|stream, payload, _, _, _| skip(stream, payload));
+    }
+
+    /// Consume the frames that end a line while `take` says so, like [`Self::skip_while`]
+    /// (it stops at the first frame without a final `'\n'` too). `take` gets the stream,
+    /// the payload without its `'\n'`, and the chunk it lies in with the payload's offset
+    /// there, to slice out what it keeps (one reference count per slice, where
+    /// [`Self::next_frame`] and trimming the payload cost up to three), and the bytes
+    /// buffered after the frame (what [`Self::buffered_bytes`] says once it is consumed).
+    #[inline]
+    pub fn take_lines_while(&mut self, mut take: impl FnMut(StdStream, &[u8], &Bytes, usize, usize) -> bool) {
+        self.walk_front(|stream, payload, chunk, start, rest| match payload.strip_suffix(b"\n") {
+            Some(line) => take(stream, line, chunk, start, rest),
+            None => false,
+        });
+    }
+
+    /// The walk of [`Self::skip_while`]: `visit` gets each whole frame's stream and
+    /// payload, the chunk holding it, the payload's offset there and the bytes buffered
+    /// after the frame, and says whether to consume it.
+    #[inline]
+    fn walk_front(&mut self, mut visit: impl FnMut(StdStream, &[u8], &Bytes, usize, usize) -> bool) {
         if self.poisoned.is_some() || self.header.is_some() {
             return;
         }
@@ -138,11 +160,12 @@ impl FrameDecoder {
             let mut offset = 0;
             let mut refused = false;
             while let Some((stream, payload)) = whole_frame(&front[offset..], self.frame_bytes_max) {
-                if !skip(stream, payload) {
+                let end = offset + HEADER_LEN + payload.len();
+                if !visit(stream, payload, front, offset + HEADER_LEN, self.chunks_bytes - end) {
                     refused = true;
                     break;
                 }
-                offset += HEADER_LEN + payload.len();
+                offset = end;
             }
             if offset < front.len() {
                 if offset > 0 {
@@ -171,6 +194,15 @@ impl FrameDecoder {
             front.advance(HEADER_LEN + len);
         }
         self.chunks_bytes -= HEADER_LEN + len;
+    }
+
+    /// Copy what is left of the chunk pushed last into a buffer of its own size: what
+    /// is sliced out of it from now on (and what stays buffered) no longer keeps the
+    /// buffer it came in alive. Nothing to do if it was consumed already.
+    pub fn compact_last(&mut self) {
+        if let Some(last) = self.chunks.back_mut() {
+            *last = Bytes::copy_from_slice(last);
+        }
     }
 
     /// Bytes pushed and not yet returned in a frame (a consumed header still counts).

@@ -247,6 +247,66 @@ proptest! {
     }
 
     #[test]
+    fn take_lines_while_takes_what_next_frame_would(
+        frames in proptest::collection::vec((arb_stream(), proptest::collection::vec(any::<u8>(), 0..40), any::<bool>()), 0..12),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+        takes in proptest::collection::vec(any::<bool>(), 0..64),
+    ) {
+        // About half the payloads end a line.
+        let frames: Vec<(StdStream, Vec<u8>)> = frames
+            .into_iter()
+            .map(|(stream, mut payload, line)| {
+                if line {
+                    payload.push(b'\n');
+                }
+                (stream, payload)
+            })
+            .collect();
+        let bytes = encode_all(&frames);
+        let mut decoder = FrameDecoder::new(FRAME_BYTES_MAX);
+        let mut seen = Vec::new();
+        let mut step = 0;
+        for chunk in crate::parse::chunks_cut_at(&bytes, &cuts) {
+            decoder.push(chunk);
+            loop {
+                let mut refused = None;
+                let mut buffered_after = None;
+                decoder.take_lines_while(|stream, line, chunk, start, buffered| {
+                    assert_eq!(&chunk[start..start + line.len()], line, "the line lies in the chunk at `start`");
+                    let take = takes.get(step).copied().unwrap_or(true);
+                    step += 1;
+                    let payload = [line, b"\n"].concat();
+                    if take {
+                        seen.push((stream, payload));
+                        buffered_after = Some(buffered);
+                    } else {
+                        refused = Some((stream, payload));
+                    }
+                    take
+                });
+                if let Some(buffered) = buffered_after {
+                    prop_assert_eq!(decoder.buffered_bytes(), buffered);
+                }
+                match decoder.next_frame().unwrap() {
+                    Some(frame) => {
+                        let taken = (frame.stream, frame.payload.to_vec());
+                        if let Some(refused) = refused {
+                            prop_assert_eq!(&refused, &taken);
+                        }
+                        seen.push(taken);
+                    }
+                    None => {
+                        prop_assert!(refused.is_none());
+                        break;
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(seen, frames);
+        prop_assert_eq!(decoder.buffered_bytes(), 0);
+    }
+
+    #[test]
     fn buffered_bytes_counts_the_undecoded_tail(
         frames in arb_frames(),
         cut in any::<usize>(),

@@ -172,12 +172,32 @@ impl TtyDecoder {
     /// at the first entry `skip` refuses or the first one not peekable, with the chunk
     /// advanced once.
     pub fn skip_while(&mut self, mut skip: impl FnMut(StdStream, &[u8]) -> bool) {
+        self.walk_current(|current, start, end| skip(StdStream::Stdout, &current[start..end]));
+    }
+
+    /// Consume whole lines while `take` says so, like [`Self::skip_while`]. `take` gets
+    /// the stream, the entry without its line end (`"\n"`, or a terminal's `"\r\n"`: the
+    /// line [`Self::next_frame`] hands out, less its `'\n'`), the chunk it lies in with
+    /// the entry's offset there, to slice out what it keeps (zero-copy, where
+    /// `next_frame` copies a `"\r\n"` entry), and the bytes buffered after the entry.
+    pub fn take_lines_while(&mut self, mut take: impl FnMut(StdStream, &[u8], &Bytes, usize, usize) -> bool) {
+        self.walk_current(|current, start, end| {
+            let raw = &current[start..end];
+            let line = raw.strip_suffix(b"\r\n").or_else(|| raw.strip_suffix(b"\n")).expect("a whole line");
+            take(StdStream::Stdout, line, current, start, current.len() - end)
+        });
+    }
+
+    /// The walk of [`Self::skip_while`]: `visit` gets the current chunk and where each
+    /// whole line's raw entry starts and ends in it, and says whether to consume it.
+    fn walk_current(&mut self, mut visit: impl FnMut(&Bytes, usize, usize) -> bool) {
         if self.poisoned.is_some() || !self.pending.is_empty() {
             return;
         }
+        let current = &self.current;
         let mut offset = 0;
-        while let Some((len, true)) = entry_end(&self.current[offset..]) {
-            if !skip(StdStream::Stdout, &self.current[offset..offset + len]) {
+        while let Some((len, true)) = entry_end(&current[offset..]) {
+            if !visit(current, offset, offset + len) {
                 break;
             }
             offset += len;
@@ -193,6 +213,15 @@ impl TtyDecoder {
     pub fn skip_frame(&mut self, raw_len: usize) {
         debug_assert_eq!(self.peek_frame().map(|(_, raw)| raw.len()), Some(raw_len), "an entry was peeked");
         self.current.advance(raw_len);
+    }
+
+    /// Copy what is left of the chunk pushed last into a buffer of its own size: what
+    /// is sliced out of it from now on (and what stays buffered) no longer keeps the
+    /// buffer it came in alive. Nothing to do if it was consumed already.
+    pub fn compact_last(&mut self) {
+        if !self.current.is_empty() {
+            self.current = Bytes::copy_from_slice(&self.current);
+        }
     }
 
     /// Bytes pushed and not yet returned in an entry.

@@ -160,6 +160,60 @@ proptest! {
     }
 
     #[test]
+    fn take_lines_while_takes_what_next_frame_would(
+        entries in arb_entries(),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+        takes in proptest::collection::vec(any::<bool>(), 0..64),
+    ) {
+        let stream: String = entries.iter().map(|(content, end)| entry(content, end)).collect();
+        let bytes = stream.as_bytes();
+        let mut decoder = TtyDecoder::new(ENTRY_BYTES_MAX);
+        let mut seen = Vec::new();
+        let mut step = 0;
+        for chunk in crate::parse::chunks_cut_at(bytes, &cuts) {
+            decoder.push(chunk);
+            loop {
+                let mut refused = None;
+                let mut buffered_after = None;
+                decoder.take_lines_while(|stream, line, chunk, start, buffered| {
+                    assert_eq!(stream, StdStream::Stdout);
+                    assert_eq!(&chunk[start..start + line.len()], line, "the line lies in the chunk at `start`");
+                    let take = takes.get(step % 64).copied().unwrap_or(true);
+                    step += 1;
+                    // As `next_frame` hands it out: with its `\n`, without a `\r` before it.
+                    let payload = [line, b"\n"].concat();
+                    if take {
+                        seen.push(payload);
+                        buffered_after = Some(buffered);
+                    } else {
+                        refused = Some(payload);
+                    }
+                    take
+                });
+                if let Some(buffered) = buffered_after {
+                    prop_assert_eq!(decoder.buffered_bytes(), buffered);
+                }
+                match decoder.next_frame() {
+                    Ok(Some(frame)) => {
+                        if let Some(refused) = refused {
+                            prop_assert_eq!(&refused, &frame.payload.to_vec());
+                        }
+                        seen.push(frame.payload.to_vec());
+                    }
+                    Ok(None) => {
+                        prop_assert!(refused.is_none());
+                        break;
+                    }
+                    Err(error) => prop_assert!(false, "{}", error),
+                }
+            }
+        }
+        let expected: Vec<Vec<u8>> = entries.iter().map(|(content, _)| entry(content, "\n").into_bytes()).collect();
+        prop_assert_eq!(seen, expected);
+        prop_assert_eq!(decoder.buffered_bytes(), 0);
+    }
+
+    #[test]
     fn a_peeked_entry_is_the_next_one_and_skipping_it_is_taking_it(
         entries in arb_entries(),
         cuts in proptest::collection::vec(any::<usize>(), 0..20),

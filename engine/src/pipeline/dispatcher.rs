@@ -16,11 +16,16 @@ use crate::pipeline::queue::{Chunk, QueueReceiver};
 use crate::pipeline::PipelineConfig;
 use crate::rt::{BoxFuture, Instant, Rt};
 
+/// Sources a batch holds before [`BatchBuilder`] indexes them (see `position`).
+const SCAN_SOURCES_MAX: usize = 16;
+
 /// Accumulates lines into one batch at a time, grouped by source.
 pub struct BatchBuilder {
     bytes_max: usize,
     lines_max: usize,
     open: Batch,
+    /// The position of each source in `open`, once it holds more than
+    /// [`SCAN_SOURCES_MAX`] (empty until then).
     index: BTreeMap<SourceId, usize>,
     opened_at: Option<Instant>,
 }
@@ -38,10 +43,11 @@ impl BatchBuilder {
 
     /// Add a chunk; batches that became full are pushed to `full`, in order.
     pub fn handle_chunk(&mut self, now: Instant, chunk: Chunk, full: &mut Vec<Batch>) {
-        let Chunk { source, labels, lines, .. } = chunk;
+        let Chunk { source, labels, lines, bytes } = chunk;
         // The common case, a chunk that fits the open batch whole, moves its lines in at
-        // once; the line-by-line loop below would fill the same batch the same way.
-        let bytes: usize = lines.iter().map(|line| line.bytes.len()).sum();
+        // once; the line-by-line loop below would fill the same batch the same way. The
+        // chunk's byte count is its lines' (the queue checks it), not summed again here
+        // (callgrind: seed 85 436.8 M -> 436.2 M).
         if !lines.is_empty()
             && self.open.lines + lines.len() <= self.lines_max
             && self.open.bytes + bytes <= self.bytes_max
@@ -90,13 +96,30 @@ impl BatchBuilder {
     }
 
     /// Index of `source`'s stream in the open batch, opened if it has none yet.
+    ///
+    /// A batch of a few sources (most hold one or two on seed 85) is searched in place,
+    /// with no index allocated, filled and freed per batch; the index is built once the
+    /// batch has more than [`SCAN_SOURCES_MAX`], where a search per chunk would cost
+    /// more than a look-up. Callgrind: seed 85 438.7 M -> 436.8 M, seed 19 1,103.3 M ->
+    /// 1,101.7 M.
     fn position(&mut self, source: &SourceId, labels: &Labels) -> usize {
-        if let Some(&position) = self.index.get(source) {
+        let streams = &mut self.open.streams;
+        let found = if streams.len() <= SCAN_SOURCES_MAX {
+            streams.iter().position(|stream| stream.source == *source)
+        } else {
+            self.index.get(source).copied()
+        };
+        if let Some(position) = found {
             return position;
         }
-        self.open.streams.push(BatchStream { source: source.clone(), labels: labels.clone(), lines: Vec::new() });
-        let position = self.open.streams.len() - 1;
-        self.index.insert(source.clone(), position);
+        streams.push(BatchStream { source: source.clone(), labels: labels.clone(), lines: Vec::new() });
+        let position = streams.len() - 1;
+        if position == SCAN_SOURCES_MAX {
+            let indexed = streams.iter().enumerate().map(|(position, stream)| (stream.source.clone(), position));
+            self.index.extend(indexed);
+        } else if position > SCAN_SOURCES_MAX {
+            self.index.insert(source.clone(), position);
+        }
         position
     }
 

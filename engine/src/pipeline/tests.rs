@@ -64,17 +64,38 @@ fn a_line_larger_than_a_batch_travels_alone() {
     assert_eq!(full[1].bytes, 50);
 }
 
+#[test]
+fn a_batch_of_many_sources_keeps_one_stream_per_source() {
+    // 40 sources: more than the batch builder searches in place (16), so it indexes them.
+    let mut builder = BatchBuilder::new(usize::MAX / 2, usize::MAX / 2);
+    let mut full = Vec::new();
+    for round in 0..3 {
+        for source in 0..40 {
+            builder.handle_chunk(Instant::ZERO, chunk(&format!("c{source}"), round, 1, 1), &mut full);
+        }
+    }
+    let batch = builder.flush().unwrap();
+    assert!(full.is_empty());
+    assert_eq!(batch.streams.len(), 40);
+    for (n, stream) in batch.streams.iter().enumerate() {
+        let SourceId::Container { id, .. } = &stream.source;
+        assert_eq!(id.as_str(), format!("c{n}"));
+        assert_eq!(stream.lines.iter().map(|line| line.ts).collect::<Vec<_>>(), [0, 1, 2]);
+    }
+}
+
 proptest! {
     #[test]
     fn batching_keeps_every_line_in_order_within_bounds(
-        chunks in prop::collection::vec((0u8..3, 1u32..20, 0usize..40), 1..40),
-        bytes_max in 1usize..300,
-        lines_max in 1usize..30,
+        // Up to 40 sources: past the batch builder's in-place search (16), its index.
+        chunks in prop::collection::vec((0u8..40, 1u32..20, 0usize..40), 1..80),
+        bytes_max in 1usize..3000,
+        lines_max in 1usize..300,
     ) {
         let mut builder = BatchBuilder::new(bytes_max, lines_max);
         let mut full = Vec::new();
         let mut expected = Vec::new();
-        let mut next = [0u32; 3];
+        let mut next = [0u32; 40];
         for (source, lines, line_bytes) in chunks {
             let name = format!("c{source}");
             let first = next[source as usize];
@@ -87,10 +108,13 @@ proptest! {
             prop_assert!(batch.lines <= lines_max);
             prop_assert!(batch.bytes <= bytes_max || batch.lines == 1);
             prop_assert_eq!(batch.lines, batch.streams.iter().map(|s| s.lines.len()).sum::<usize>());
+            // One stream per source.
+            let sources: std::collections::BTreeSet<_> = batch.streams.iter().map(|s| &s.source).collect();
+            prop_assert_eq!(sources.len(), batch.streams.len());
         }
         // Per source, order is kept; overall every line appears once.
         let got = flatten(&full);
-        for source in 0..3 {
+        for source in 0..40 {
             let name = format!("c{source}");
             let got_source: Vec<_> = got.iter().filter(|(id, _)| *id == name).collect();
             let expected_source: Vec<_> = expected.iter().filter(|(id, _)| *id == name).collect();
