@@ -15,11 +15,14 @@
 //!
 //! Must be created and used inside a tokio runtime (spawn and sleep need its handle).
 
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use engine::rt::{BoxFuture, Instant, Rt, TaskMeta, UnixNanos};
+use engine::rt::{BoxFuture, BoxTimer, Instant, Rt, TaskMeta, Timer, UnixNanos};
 
 pub struct TokioRt {
     origin: tokio::time::Instant,
@@ -46,6 +49,27 @@ impl TokioRt {
     }
 }
 
+/// [`Rt::timer`] on tokio: its `Sleep`, which moves without waking ([`tokio::time::Sleep::reset`]).
+struct TokioTimer {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    origin: tokio::time::Instant,
+}
+
+impl Future for TokioTimer {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.sleep.as_mut().poll(cx)
+    }
+}
+
+impl Timer for TokioTimer {
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        let at = self.origin + Duration::from_nanos(deadline.as_nanos());
+        self.sleep.as_mut().reset(at);
+    }
+}
+
 impl Default for TokioRt {
     fn default() -> TokioRt {
         TokioRt::new()
@@ -67,6 +91,10 @@ impl Rt for TokioRt {
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
         Box::pin(tokio::time::sleep_until(self.to_tokio(deadline)))
+    }
+
+    fn timer(&self, deadline: Instant) -> BoxTimer {
+        Box::pin(TokioTimer { sleep: Box::pin(tokio::time::sleep_until(self.to_tokio(deadline))), origin: self.origin })
     }
 
     fn spawn_raw(&self, _meta: TaskMeta, future: BoxFuture<()>) {
@@ -101,6 +129,21 @@ mod tests {
     use engine::task::{TaskKind, Tasks};
 
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reset_timer_completes_at_its_new_deadline() {
+        let rt = TokioRt::new();
+        let start = rt.now();
+        let mut timer = rt.timer(start + Duration::from_secs(3600));
+        timer.as_mut().reset(start + Duration::from_millis(20));
+        timer.as_mut().await;
+        let fired = rt.now();
+        assert!(fired >= start + Duration::from_millis(20), "{start:?} -> {fired:?}");
+        // Moved later after it fired: waits again.
+        timer.as_mut().reset(fired + Duration::from_millis(20));
+        timer.as_mut().await;
+        assert!(rt.now() >= fired + Duration::from_millis(20));
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn now_is_monotonic_and_sleep_waits() {

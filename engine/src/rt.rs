@@ -7,6 +7,8 @@
 //! - [`Rt::now`] never goes backwards.
 //! - A future from [`Rt::sleep_until`] completes at or after its deadline (immediately if
 //!   the deadline has passed) and may be dropped at any time without side effects.
+//! - A [`Timer`] from [`Rt::timer`] is such a sleep whose deadline can move:
+//!   [`Timer::reset`] makes it complete at the new deadline, and the old one wakes no one.
 //! - [`Rt::spawn_raw`] polls the future to completion (or until the runtime shuts down)
 //!   and drops it as soon as it completes. Engine code never calls it directly: it goes
 //!   through [`crate::task::Tasks`], which does the bookkeeping.
@@ -76,6 +78,15 @@ pub struct TaskMeta {
     pub site: &'static Location<'static>,
 }
 
+/// A sleep whose deadline can move ([`Rt::timer`]).
+pub trait Timer: Future<Output = ()> + Send {
+    /// Complete once `now() >= deadline` instead; the old deadline wakes no one.
+    fn reset(self: Pin<&mut Self>, deadline: Instant);
+}
+
+/// A boxed [`Timer`].
+pub type BoxTimer = Pin<Box<dyn Timer>>;
+
 /// The runtime abstraction. See the module docs for the promises.
 pub trait Rt: Send + Sync + 'static {
     /// Monotonic time.
@@ -84,6 +95,8 @@ pub trait Rt: Send + Sync + 'static {
     fn wall(&self) -> UnixNanos;
     /// A future that completes once `now() >= deadline`.
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()>;
+    /// [`Rt::sleep_until`] as a [`Timer`], for a deadline that moves.
+    fn timer(&self, deadline: Instant) -> BoxTimer;
     /// Run `future` as a separate task. Use [`crate::task::Tasks::spawn`] instead.
     fn spawn_raw(&self, meta: TaskMeta, future: BoxFuture<()>);
     /// Seeded (in the simulator) or OS-backed (in the daemon) randomness.

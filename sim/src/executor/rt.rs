@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::rt::{BoxFuture, Instant, Rt, TaskMeta, UnixNanos};
+use engine::rt::{BoxFuture, BoxTimer, Instant, Rt, TaskMeta, UnixNanos};
 
 use super::lock::Lock;
 use super::rng::{streams, SimRng};
@@ -151,6 +151,10 @@ impl Rt for SimRt {
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
+        Box::pin(Sleep::new(self.shared.clone(), deadline))
+    }
+
+    fn timer(&self, deadline: Instant) -> BoxTimer {
         Box::pin(Sleep::new(self.shared.clone(), deadline))
     }
 

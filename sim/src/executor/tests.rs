@@ -152,6 +152,33 @@ fn dropped_sleep_cancels_its_timer() {
 }
 
 #[test]
+fn a_reset_timer_fires_at_its_new_deadline_and_never_at_the_old_one() {
+    let mut executor = Executor::new(1, WALL_START);
+    let rt = executor.rt();
+    let fired_at = Arc::new(Mutex::new(Vec::new()));
+    let fired_in_task = fired_at.clone();
+    executor.spawn_world("timer", async move {
+        let mut timer = rt.timer(Instant::ZERO + Duration::from_secs(10));
+        // Registered at 10 s, then moved later before it fires.
+        futures::future::select(timer.as_mut(), rt.sleep(Duration::from_secs(1))).await;
+        timer.as_mut().reset(Instant::ZERO + Duration::from_secs(30));
+        timer.as_mut().await;
+        fired_in_task.lock().unwrap().push(rt.now());
+        // Moved earlier, and after it fired.
+        timer.as_mut().reset(Instant::ZERO + Duration::from_secs(50));
+        timer.as_mut().reset(Instant::ZERO + Duration::from_secs(40));
+        timer.as_mut().await;
+        fired_in_task.lock().unwrap().push(rt.now());
+    });
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+    let secs = |s| Instant::ZERO + Duration::from_secs(s);
+    assert_eq!(*fired_at.lock().unwrap(), vec![secs(30), secs(40)]);
+    // Polled at 0 s, 1 s, 30 s and 40 s: not at 10 s nor 50 s.
+    assert_eq!(executor.polls(), 4);
+    assert_eq!(executor.timers_pending(), 0);
+}
+
+#[test]
 fn sleep_in_the_past_is_ready_at_once() {
     let mut executor = Executor::new(1, WALL_START);
     let rt = executor.rt();

@@ -298,12 +298,27 @@ impl Future for Sleep {
     }
 }
 
-impl Drop for Sleep {
-    fn drop(&mut self) {
+impl engine::rt::Timer for Sleep {
+    /// Cancels the registered timer (the next poll registers the new deadline), so the
+    /// old deadline wakes no one.
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        self.cancel();
+        self.deadline = deadline;
+    }
+}
+
+impl Sleep {
+    fn cancel(&mut self) {
         if let Some(key) = self.key.take() {
             let waker = self.shared.timers.lock().cancel(key);
             drop(waker);
         }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.cancel();
     }
 }
 
