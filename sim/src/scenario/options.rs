@@ -187,12 +187,16 @@ impl Options {
             // containers are down: exited, replaced by jobs, or not yet seen.
             rotate_every: overrides.rotate_every.unwrap_or(Duration::from_secs(240)),
             // From well below the container count to above it. A starved pool costs
-            // the sweep 1.7–2.3× a full one per seed (every waiter makes a holder yield
-            // every `slot_wait_max / 2`: 20–30k reopens in 4 h), so the two starved sizes
-            // come in a quarter of the seeds, not two fifths: the default sweep 0.9×.
+            // 1.6–2.0× a full one per seed (every waiter makes a holder yield every
+            // `slot_wait_max / 2`: 19–29k reopens in 4 h against 3.3k), and the starved
+            // seeds, a quarter, took a third of the sweep. The two starved sizes come in
+            // an eighth of the seeds (about 125 of the default 1,000, 6 of CI's 50):
+            // polls per seed 0.89×. The rest keep their shares: 5 short of the
+            // containers (the daemon's default 50 against 55), as many, more.
             streams_max: {
                 let c = overrides.containers.unwrap_or(55) as usize;
-                let choices = [c / 4, c / 2, c.saturating_sub(5), c.saturating_sub(5), c, c, c, c + 9];
+                let (short, over) = (c.saturating_sub(5), c + 9);
+                let choices = [c / 4, c / 2, short, short, short, short, short, c, c, c, c, c, c, c, over, over];
                 (*rng.pick(&choices)).max(1)
             },
             burst_every_mean,
