@@ -202,19 +202,37 @@ fn render_short_lines(
     }
     frame[frame_len - 1] = b'\n';
     // The sequence number's digit count only changes at a power of ten: tracked here
-    // instead of a logarithm per frame (seed 1: 21 M of 2,147 M instructions).
-    let mut digits = decimal_digits(burst.first_seq + from) as usize;
+    // instead of a logarithm per frame (seed 1: 21 M of 2,147 M instructions). The
+    // frame keeps the previous entry's digits, which are counted up in place (a carry
+    // per ten entries) rather than written anew; a burst whose lines share one
+    // timestamp (`ts_step` 0) has it written once (callgrind: seed 85 388.2 M -> 384.6 M,
+    // seed 19 958.3 M -> 955.0 M).
+    let ts_at = header_len;
+    let seq_at = header_len + TIMESTAMP_BYTES + 1;
+    let first_seq = burst.first_seq + from;
+    let mut digits = decimal_digits(first_seq) as usize;
     let mut next_power = 10u64.checked_pow(digits as u32).unwrap_or(u64::MAX);
+    put_fixed_digits(&mut frame[seq_at..seq_at + digits], first_seq);
+    let same_ts = burst.ts_step == 0;
+    if same_ts {
+        timestamps.write_into(burst.first_ts, &mut frame[ts_at..ts_at + TIMESTAMP_BYTES]);
+    }
     for entry in from..end {
-        let (ts, rest) = frame[header_len..].split_at_mut(TIMESTAMP_BYTES);
-        timestamps.write_into(burst.first_ts + entry as i64 * burst.ts_step, ts);
-        let seq = burst.first_seq + entry;
-        if seq >= next_power {
-            digits += 1;
-            next_power = next_power.saturating_mul(10);
+        if !same_ts {
+            let ts = burst.first_ts + entry as i64 * burst.ts_step;
+            timestamps.write_into(ts, &mut frame[ts_at..ts_at + TIMESTAMP_BYTES]);
         }
-        debug_assert_eq!(digits, decimal_digits(seq) as usize);
-        put_fixed_digits(&mut rest[1..1 + digits], seq);
+        if entry > from {
+            let seq = burst.first_seq + entry;
+            if seq >= next_power {
+                digits += 1;
+                next_power = next_power.saturating_mul(10);
+                put_fixed_digits(&mut frame[seq_at..seq_at + digits], seq);
+            } else {
+                count_up_decimal(&mut frame[seq_at..seq_at + digits]);
+            }
+            debug_assert_eq!(digits, decimal_digits(seq) as usize);
+        }
         out.extend_from_slice(&frame);
     }
     #[cfg(debug_assertions)]
@@ -450,6 +468,21 @@ fn put_fixed_digits(slot: &mut [u8], mut n: u64) {
     if end == 1 {
         slot[0] = b'0' + (n % 10) as u8;
     }
+}
+
+/// Add one to the decimal number `slot` holds, whose digits are not all nines (the
+/// caller widens it at a power of ten).
+#[inline]
+fn count_up_decimal(slot: &mut [u8]) {
+    for digit in slot.iter_mut().rev() {
+        if *digit == b'9' {
+            *digit = b'0';
+        } else {
+            *digit += 1;
+            return;
+        }
+    }
+    debug_assert!(false, "a decimal of nines counted up in place");
 }
 
 /// The nine digits of a timestamp's fraction (`n` below 10^9), zero-padded: the same
