@@ -220,7 +220,12 @@ fn render_short_lines(
     for entry in from..end {
         if !same_ts {
             let ts = burst.first_ts + entry as i64 * burst.ts_step;
-            timestamps.write_into(ts, &mut frame[ts_at..ts_at + TIMESTAMP_BYTES]);
+            let slot = &mut frame[ts_at..ts_at + TIMESTAMP_BYTES];
+            if entry > from {
+                timestamps.write_next_into(ts, slot);
+            } else {
+                timestamps.write_into(ts, slot);
+            }
         }
         if entry > from {
             let seq = burst.first_seq + entry;
@@ -425,6 +430,25 @@ impl TimestampText {
         out[..20].copy_from_slice(&self.prefix);
         put_nine_digits((&mut out[20..29]).try_into().expect("nine bytes"), fraction);
         out[29] = b'Z';
+    }
+
+    /// [`Self::write_into`] for an `out` that holds the text this last wrote: only the
+    /// fraction is written while `ts` is in the same second (consecutive lines of a
+    /// burst; callgrind: seed 85 384.6 M -> 383.2 M, seed 19 955.0 M -> 953.0 M).
+    #[inline]
+    pub(crate) fn write_next_into(&mut self, ts: UnixNanos, out: &mut [u8]) {
+        let fraction = ts.wrapping_sub(self.second_start) as u64;
+        if self.primed && fraction < Self::NANOS_PER_SECOND as u64 {
+            put_nine_digits((&mut out[20..29]).try_into().expect("nine bytes"), fraction);
+        } else {
+            self.write_into(ts, out);
+        }
+        #[cfg(debug_assertions)]
+        {
+            let mut expected = Vec::new();
+            format_rfc3339_nanos(ts, &mut expected);
+            debug_assert!(expected[..] == out[..TIMESTAMP_BYTES], "timestamp text differs from format_rfc3339_nanos");
+        }
     }
 
     /// The text of `ts`.
