@@ -29,7 +29,7 @@ use engine::port::{Checkpoint, ContainerCheckpoint};
 use engine::rt::UnixNanos;
 
 use crate::check::Invariant;
-use crate::world::docker::{line_seq, GeneratedRun, LossCause, SimDocker};
+use crate::world::docker::{decimal_digits, line_seq, GeneratedRun, LossCause, SimDocker};
 
 use self::by_container::ByContainer;
 
@@ -48,6 +48,8 @@ struct Track {
     /// A clock step's duplicate was allowed and no new line came since: the replay that
     /// serves it goes on with the lines after the step (stamped before the resume key).
     step_replay: bool,
+    /// The next line's content while it continues a generated run (see [`ExpectedLine`]).
+    expected: ExpectedLine,
 }
 
 impl Track {
@@ -163,6 +165,60 @@ fn seq_text(content: &[u8], digits: usize, seq: u64) -> usize {
     }
 }
 
+/// The content the next line of a stream must have while it is the next one of a
+/// [`GeneratedRun`]: its sequence number's digits, counted up in place from line to
+/// line, and the run's padding. The usual line is then checked by one comparison,
+/// without parsing its number (callgrind: seed 85 383.2 M -> 381.0 M, seed 19 953.0 M
+/// -> 949.7 M). Kept per stream: most checks after the first of a burst count up.
+#[derive(Default)]
+struct ExpectedLine {
+    /// The sequence number `text` is the content of (`u64::MAX`: none).
+    seq: u64,
+    /// The padding byte it was written with.
+    pad: u8,
+    /// How many bytes of `text` are digits.
+    digits: usize,
+    text: Vec<u8>,
+}
+
+impl ExpectedLine {
+    /// Whether `content` is line `seq` of `run` as written (the fast path's
+    /// `seq_and_text_of` then `run.matches`, which pass the same contents: the padding
+    /// is never a digit).
+    #[inline]
+    fn matches(&mut self, run: &GeneratedRun, seq: u64, content: &[u8]) -> bool {
+        if self.seq != seq || self.text.len() != run.line_bytes() || self.pad != run.pad_byte() {
+            if !run.write_line(seq, &mut self.text) {
+                self.seq = u64::MAX;
+                return false;
+            }
+            self.seq = seq;
+            self.pad = run.pad_byte();
+            self.digits = decimal_digits(seq) as usize;
+        }
+        if content != &self.text[..] {
+            return false;
+        }
+        self.count_up();
+        true
+    }
+
+    /// Become line `seq + 1`: its digits in place, unless it has one more (a power of
+    /// ten), which the next check writes anew.
+    fn count_up(&mut self) {
+        self.seq = self.seq.wrapping_add(1);
+        for digit in self.text[..self.digits].iter_mut().rev() {
+            if *digit == b'9' {
+                *digit = b'0';
+            } else {
+                *digit += 1;
+                return;
+            }
+        }
+        self.seq = u64::MAX;
+    }
+}
+
 pub struct DeliveryChecker {
     /// The world, asked for written content and for lines it deleted unread.
     docker: SimDocker,
@@ -257,15 +313,13 @@ impl DeliveryChecker {
                     // 27.8 M Ir.
                     if let Some(run) = run.as_ref().filter(|_| plain && !line.bytes.is_empty()) {
                         let next = track.keys.len() as u64;
-                        if let Some((seq, seq_digits)) = seq_and_text_of(&line.bytes).filter(|(seq, _)| *seq == next) {
-                            if run.holds(seq) && run.matches(seq_digits, &line.bytes) {
-                                answered_through = answered_through.max(seq + 1);
-                                let Position::Container(resume_key) = line.position;
-                                track.push_key(resume_key);
-                                track.step_replay = false;
-                                *lines_delivered += 1;
-                                continue;
-                            }
+                        if run.holds(next) && track.expected.matches(run, next, &line.bytes) {
+                            answered_through = answered_through.max(next + 1);
+                            let Position::Container(resume_key) = line.position;
+                            track.push_key(resume_key);
+                            track.step_replay = false;
+                            *lines_delivered += 1;
+                            continue;
                         }
                     }
                     // An empty line is named by its timestamp (see `ContainerLog::empty_line_at`).

@@ -233,8 +233,34 @@ pub(crate) struct GeneratedRun {
 }
 
 impl GeneratedRun {
+    pub(crate) fn line_bytes(&self) -> usize {
+        self.line_bytes
+    }
+
+    /// The byte its lines pad with.
+    pub(crate) fn pad_byte(&self) -> u8 {
+        self.pad[0]
+    }
+
     pub(crate) fn holds(&self, seq: u64) -> bool {
         self.seqs.contains(&seq)
+    }
+
+    /// Make `out` the content of line `seq` of this run (its digits, then padding), if
+    /// its digits fit in the line: the one content [`Self::matches`] passes for it.
+    pub(crate) fn write_line(&self, seq: u64, out: &mut Vec<u8>) -> bool {
+        let digits = decimal_digits(seq) as usize;
+        out.clear();
+        if digits > self.line_bytes {
+            return false;
+        }
+        out.resize(self.line_bytes, self.pad[0]);
+        let mut n = seq;
+        for digit in out[..digits].iter_mut().rev() {
+            *digit = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        true
     }
 
     /// [`ContainerLog::line_matches_near`] of a line this run [`holds`](Self::holds).
