@@ -330,16 +330,23 @@ impl LogReader {
             let mut content = frame.payload;
             let ts = self.timestamps.take_timestamp(&mut content).map_err(ReadError::Timestamp)?;
             let index = stream.index();
-            let Some(assembled) = self.assemblers[index].push(ts, content) else { continue };
+            let Some(completed) = self.assemblers[index].complete(ts, content) else { continue };
+            let line_ts = completed.ts();
+            // Joined once it is known to be delivered, so that a replay's long line is
+            // not copied only to be dropped (see `Assembler::complete`); the broken
+            // variants look at its content first.
             #[cfg(feature = "broken-variants")]
-            let assembled = crate::container::broken::strip_carriage_return(assembled);
-            #[cfg(feature = "broken-variants")]
-            if crate::container::broken::drops_empty_line(&assembled) {
-                continue;
-            }
-            let key = next_key(&mut self.counters[index], assembled.ts);
-            if std::mem::take(&mut self.tail_cut[index]).is_some_and(|opened_at| assembled.ts <= opened_at) {
-                self.queued[index] = Some(ResumeKey { ts: assembled.ts, seq: u32::MAX });
+            let completed = {
+                let assembled = self.assemblers[index].join(completed);
+                let assembled = crate::container::broken::strip_carriage_return(assembled);
+                if crate::container::broken::drops_empty_line(&assembled) {
+                    continue;
+                }
+                assembled
+            };
+            let key = next_key(&mut self.counters[index], line_ts);
+            if std::mem::take(&mut self.tail_cut[index]).is_some_and(|opened_at| line_ts <= opened_at) {
+                self.queued[index] = Some(ResumeKey { ts: line_ts, seq: u32::MAX });
                 self.raise_high(index);
                 self.replaying[index] = true;
                 stats.duplicates += 1;
@@ -367,6 +374,10 @@ impl LogReader {
                 self.expecting[index] = false;
                 stats.gaps += 1;
             }
+            #[cfg(feature = "broken-variants")]
+            let assembled = completed;
+            #[cfg(not(feature = "broken-variants"))]
+            let assembled = self.assemblers[index].join(completed);
             self.queued[index] = Some(key);
             self.raise_high(index);
             self.replaying[index] = !closes_at_resume_line();
