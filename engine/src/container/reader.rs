@@ -34,6 +34,7 @@ use crate::parse::assemble::Assembler;
 use crate::parse::decoder::LogDecoder;
 use crate::parse::frame::FrameError;
 use crate::parse::timestamp::{TimestampCache, TimestampError};
+use crate::parse::LineTaker;
 use crate::pipeline::queue::Budget;
 use crate::port::ContainerCheckpoint;
 use crate::rt::UnixNanos;
@@ -275,27 +276,16 @@ impl LogReader {
             return;
         }
         let (line_bytes_max, run_bytes_max) = (self.line_bytes_max, self.run_bytes_max);
-        decoder.take_lines_while(|stream, entry, chunk, start, buffered| {
-            let index = stream.index();
-            if !live[index] {
-                return false;
-            }
-            let Ok((ts, prefix)) = timestamps.timestamp_prefix(entry) else { return false };
-            let len = entry.len() - prefix;
-            if len > line_bytes_max {
-                return false;
-            }
-            let key = next_key(&mut counters[index], ts);
-            queued[index] = Some(key);
-            if high[index].is_none_or(|high| high < key) {
-                high[index] = Some(key);
-            }
-            stats.lines += 1;
-            stats.bytes += len as u64;
-            let bytes = chunk.slice(start + prefix..start + entry.len());
-            let line = Line { ts, bytes, position: Position::Container(key) };
-            push_line(runs, stream, line, len, run_bytes_max, buffered);
-            true
+        decoder.take_lines_while(LiveLines {
+            live,
+            timestamps,
+            counters,
+            queued,
+            high,
+            runs,
+            stats,
+            line_bytes_max,
+            run_bytes_max,
         });
     }
 
@@ -340,16 +330,23 @@ impl LogReader {
             let mut content = frame.payload;
             let ts = self.timestamps.take_timestamp(&mut content).map_err(ReadError::Timestamp)?;
             let index = stream.index();
-            let Some(assembled) = self.assemblers[index].push(ts, content) else { continue };
+            let Some(completed) = self.assemblers[index].complete(ts, content) else { continue };
+            let line_ts = completed.ts();
+            // Joined once it is known to be delivered, so that a replay's long line is
+            // not copied only to be dropped (see `Assembler::complete`); the broken
+            // variants look at its content first.
             #[cfg(feature = "broken-variants")]
-            let assembled = crate::container::broken::strip_carriage_return(assembled);
-            #[cfg(feature = "broken-variants")]
-            if crate::container::broken::drops_empty_line(&assembled) {
-                continue;
-            }
-            let key = next_key(&mut self.counters[index], assembled.ts);
-            if std::mem::take(&mut self.tail_cut[index]).is_some_and(|opened_at| assembled.ts <= opened_at) {
-                self.queued[index] = Some(ResumeKey { ts: assembled.ts, seq: u32::MAX });
+            let completed = {
+                let assembled = self.assemblers[index].join(completed);
+                let assembled = crate::container::broken::strip_carriage_return(assembled);
+                if crate::container::broken::drops_empty_line(&assembled) {
+                    continue;
+                }
+                assembled
+            };
+            let key = next_key(&mut self.counters[index], line_ts);
+            if std::mem::take(&mut self.tail_cut[index]).is_some_and(|opened_at| line_ts <= opened_at) {
+                self.queued[index] = Some(ResumeKey { ts: line_ts, seq: u32::MAX });
                 self.raise_high(index);
                 self.replaying[index] = true;
                 stats.duplicates += 1;
@@ -377,6 +374,10 @@ impl LogReader {
                 self.expecting[index] = false;
                 stats.gaps += 1;
             }
+            #[cfg(feature = "broken-variants")]
+            let assembled = completed;
+            #[cfg(not(feature = "broken-variants"))]
+            let assembled = self.assemblers[index].join(completed);
             self.queued[index] = Some(key);
             self.raise_high(index);
             self.replaying[index] = !closes_at_resume_line();
@@ -394,6 +395,48 @@ impl LogReader {
             }
         }
         Ok(())
+    }
+}
+
+/// The step of [`LogReader::take_live_lines`] per line, a type rather than a closure so
+/// that it is inlined into the decoder's walk (callgrind: seed 85 387.9 M -> 383.0 M,
+/// seed 19 956.4 M -> 943.8 M).
+struct LiveLines<'a> {
+    /// Per stream: past its replay, nothing partial pending.
+    live: [bool; 2],
+    timestamps: &'a mut TimestampCache,
+    counters: &'a mut [(UnixNanos, u32); 2],
+    queued: &'a mut [Option<ResumeKey>; 2],
+    high: &'a mut [Option<ResumeKey>; 2],
+    runs: &'a mut Vec<Run>,
+    stats: &'a mut ReadStats,
+    line_bytes_max: usize,
+    run_bytes_max: usize,
+}
+
+impl LineTaker for LiveLines<'_> {
+    #[inline(always)]
+    fn take(&mut self, stream: StdStream, entry: &[u8], chunk: &Bytes, start: usize, buffered: usize) -> bool {
+        let index = stream.index();
+        if !self.live[index] {
+            return false;
+        }
+        let Ok((ts, prefix)) = self.timestamps.timestamp_prefix(entry) else { return false };
+        let len = entry.len() - prefix;
+        if len > self.line_bytes_max {
+            return false;
+        }
+        let key = next_key(&mut self.counters[index], ts);
+        self.queued[index] = Some(key);
+        if self.high[index].is_none_or(|high| high < key) {
+            self.high[index] = Some(key);
+        }
+        self.stats.lines += 1;
+        self.stats.bytes += len as u64;
+        let bytes = chunk.slice(start + prefix..start + entry.len());
+        let line = Line { ts, bytes, position: Position::Container(key) };
+        push_line(self.runs, stream, line, len, self.run_bytes_max, buffered);
+        true
     }
 }
 

@@ -72,7 +72,7 @@ impl LogDecoder {
     /// the chunk holding it with the entry's offset there (to slice what it keeps), and
     /// the bytes buffered after it. Stops where `skip_while` would, and at a partial entry.
     #[inline]
-    pub fn take_lines_while(&mut self, take: impl FnMut(StdStream, &[u8], &Bytes, usize, usize) -> bool) {
+    pub fn take_lines_while(&mut self, take: impl super::LineTaker) {
         match self {
             LogDecoder::Framed(decoder) => decoder.take_lines_while(take),
             LogDecoder::Tty(decoder) => decoder.take_lines_while(take),

@@ -141,9 +141,9 @@ impl FrameDecoder {
     /// [`Self::next_frame`] and trimming the payload cost up to three), and the bytes
     /// buffered after the frame (what [`Self::buffered_bytes`] says once it is consumed).
     #[inline]
-    pub fn take_lines_while(&mut self, mut take: impl FnMut(StdStream, &[u8], &Bytes, usize, usize) -> bool) {
+    pub fn take_lines_while(&mut self, mut take: impl super::LineTaker) {
         self.walk_front(|stream, payload, chunk, start, rest| match payload.strip_suffix(b"\n") {
-            Some(line) => take(stream, line, chunk, start, rest),
+            Some(line) => take.take(stream, line, chunk, start, rest),
             None => false,
         });
     }

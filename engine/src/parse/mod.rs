@@ -17,6 +17,26 @@ pub mod frame;
 pub mod timestamp;
 pub mod tty;
 
+use bytes::Bytes;
+
+use crate::model::StdStream;
+
+/// What the decoders' `take_lines_while` hands each whole line to: its stream, its entry
+/// without the line end, the chunk holding it with the entry's offset there, and the bytes
+/// buffered after it; true to consume it. A closure is one, and so is a type whose
+/// `take` is `#[inline(always)]`: the reader's live-line step is, since a closure that
+/// size was not inlined into the walk and cost a call with five arguments per line.
+pub trait LineTaker {
+    fn take(&mut self, stream: StdStream, entry: &[u8], chunk: &Bytes, start: usize, buffered: usize) -> bool;
+}
+
+impl<F: FnMut(StdStream, &[u8], &Bytes, usize, usize) -> bool> LineTaker for F {
+    #[inline]
+    fn take(&mut self, stream: StdStream, entry: &[u8], chunk: &Bytes, start: usize, buffered: usize) -> bool {
+        self(stream, entry, chunk, start, buffered)
+    }
+}
+
 /// Test support: `bytes` cut at `cuts` (any offsets: clamped into the string and
 /// sorted here), as the chunks a stream would hand them, in order.
 #[cfg(test)]

@@ -56,6 +56,13 @@ pub struct TtyDecoder {
 /// timestamp at the cut) past it. With `memchr` instead of a byte-by-byte scan of the
 /// whole buffer this took seed 1's `entry_end` from 276 M to 32 M instructions (callgrind).
 fn entry_end(bytes: &[u8]) -> Option<(usize, bool)> {
+    // Every cut below is past `DOCKER_PARTIAL_BYTES`, and with no space in the head the
+    // first newline ends the entry: a newline in that first stretch (a line of common
+    // length) ends it whatever the timestamp's length, without looking for the space
+    // (callgrind: seed 85 383.0 M -> 382.3 M, 31.6 k entries).
+    if let Some(newline) = memchr::memchr(b'\n', &bytes[..bytes.len().min(DOCKER_PARTIAL_BYTES + 1)]) {
+        return Some((newline + 1, true));
+    }
     let head = &bytes[..bytes.len().min(TIMESTAMP_PREFIX_MAX)];
     let Some(prefix) = memchr::memchr(b' ', head) else {
         // Not an entry Docker wrote: cut at the line end, and let the timestamp parser say so.
@@ -180,11 +187,11 @@ impl TtyDecoder {
     /// line [`Self::next_frame`] hands out, less its `'\n'`), the chunk it lies in with
     /// the entry's offset there, to slice out what it keeps (zero-copy, where
     /// `next_frame` copies a `"\r\n"` entry), and the bytes buffered after the entry.
-    pub fn take_lines_while(&mut self, mut take: impl FnMut(StdStream, &[u8], &Bytes, usize, usize) -> bool) {
+    pub fn take_lines_while(&mut self, mut take: impl super::LineTaker) {
         self.walk_current(|current, start, end| {
             let raw = &current[start..end];
             let line = raw.strip_suffix(b"\r\n").or_else(|| raw.strip_suffix(b"\n")).expect("a whole line");
-            take(StdStream::Stdout, line, current, start, current.len() - end)
+            take.take(StdStream::Stdout, line, current, start, current.len() - end)
         });
     }
 
