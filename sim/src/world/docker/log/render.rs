@@ -221,7 +221,9 @@ fn render_short_lines(
         if !same_ts {
             let ts = burst.first_ts + entry as i64 * burst.ts_step;
             let slot = &mut frame[ts_at..ts_at + TIMESTAMP_BYTES];
-            if entry > from {
+            if entry > from && burst.ts_step == TimestampText::NANOS_PER_MICRO {
+                timestamps.write_micro_after_into(ts, slot);
+            } else if entry > from {
                 timestamps.write_next_into(ts, slot);
             } else {
                 timestamps.write_into(ts, slot);
@@ -390,6 +392,7 @@ pub(crate) struct TimestampText {
 
 impl TimestampText {
     const NANOS_PER_SECOND: i64 = 1_000_000_000;
+    pub(crate) const NANOS_PER_MICRO: i64 = 1_000;
     const SECONDS_PER_DAY: i64 = 86_400;
 
     /// Make `prefix` hold the date and time of day of `ts`.
@@ -440,6 +443,29 @@ impl TimestampText {
         let fraction = ts.wrapping_sub(self.second_start) as u64;
         if self.primed && fraction < Self::NANOS_PER_SECOND as u64 {
             put_nine_digits((&mut out[20..29]).try_into().expect("nine bytes"), fraction);
+        } else {
+            self.write_into(ts, out);
+        }
+        #[cfg(debug_assertions)]
+        {
+            let mut expected = Vec::new();
+            format_rfc3339_nanos(ts, &mut expected);
+            debug_assert!(expected[..] == out[..TIMESTAMP_BYTES], "timestamp text differs from format_rfc3339_nanos");
+        }
+    }
+
+    /// [`Self::write_next_into`] for a `ts` one microsecond after the one whose text
+    /// `out` holds (a burst's `ts_step` is 1 µs): while it is in the same second, the
+    /// six digits up to the microseconds are counted up in place (a carry per ten
+    /// lines) instead of writing all nine (callgrind: seed 85 373.4 M -> 371.2 M, seed 19
+    /// 928.2 M -> 925.1 M).
+    #[inline]
+    pub(crate) fn write_micro_after_into(&mut self, ts: UnixNanos, out: &mut [u8]) {
+        let fraction = ts.wrapping_sub(self.second_start) as u64;
+        // The previous text is of `fraction - 1 µs` in this second: its microseconds
+        // are not all nines, so counting up stays within the six digits.
+        if self.primed && (Self::NANOS_PER_MICRO as u64..Self::NANOS_PER_SECOND as u64).contains(&fraction) {
+            count_up_decimal(&mut out[20..26]);
         } else {
             self.write_into(ts, out);
         }
