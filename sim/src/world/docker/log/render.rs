@@ -162,6 +162,9 @@ impl ContainerLog {
     }
 }
 
+/// The longest frame [`render_short_lines`] lays out on the stack.
+const STACK_FRAME_MAX: usize = 256;
+
 /// The frames of entries `from..end` of a burst of short lines (see
 /// [`Burst::has_short_lines`]): the same bytes as [`render_entry_frame`] gives each
 /// (debug builds check), written at once. The frames all differ only in timestamp and
@@ -186,7 +189,17 @@ fn render_short_lines(
     let start = out.len();
     let count = end - from;
     out.reserve(count as usize * frame_len);
-    let mut frame = vec![burst.pad; frame_len];
+    // The frame is laid out on the stack when it fits (most lines are short): no
+    // allocation per run, and the padding written once (callgrind: seed 85 371.2 M ->
+    // 370.7 M, seed 19 925.1 M -> 924.6 M; 512 bytes cost more than they saved).
+    let mut on_stack = [burst.pad; STACK_FRAME_MAX];
+    let mut on_heap = Vec::new();
+    let frame: &mut [u8] = if frame_len <= STACK_FRAME_MAX {
+        &mut on_stack[..frame_len]
+    } else {
+        on_heap.resize(frame_len, burst.pad);
+        &mut on_heap
+    };
     if !tty {
         frame[0] = match burst.stream {
             StdStream::Stdout => 1,
@@ -240,7 +253,7 @@ fn render_short_lines(
             }
             debug_assert_eq!(digits, decimal_digits(seq) as usize);
         }
-        out.extend_from_slice(&frame);
+        out.extend_from_slice(frame);
     }
     #[cfg(debug_assertions)]
     {
