@@ -115,9 +115,18 @@ impl ContainerLog {
     }
 
     /// Every frame of burst `burst`, in one buffer of `len` bytes
-    /// ([`Self::burst_frames_len`]).
-    pub(crate) fn render_burst(&self, burst: usize, len: usize, timestamps: &mut TimestampText) -> BytesMut {
-        let mut out = BytesMut::with_capacity(len);
+    /// ([`Self::burst_frames_len`]): `out`, which is empty, if it has room for them.
+    pub(crate) fn render_burst(
+        &self,
+        burst: usize,
+        len: usize,
+        mut out: BytesMut,
+        timestamps: &mut TimestampText,
+    ) -> BytesMut {
+        debug_assert!(out.is_empty());
+        if out.capacity() < len {
+            out = BytesMut::with_capacity(len);
+        }
         let entries = self.bursts[burst].entries();
         self.write_run(&RenderedRun { at: 0, burst, from: 0, entries }, &mut out, timestamps);
         debug_assert_eq!(out.len(), len);
