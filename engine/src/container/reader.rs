@@ -225,6 +225,9 @@ impl LogReader {
             Some((resume, if expecting[index] { high[index].map_or(resume, |high| high.max(resume)) } else { resume }))
         };
         let mut windows = [window(0), window(1)];
+        // Counted here and added once: `stats` behind a reference was loaded and stored
+        // per skipped line (callgrind: seed 19, ~1 M lines skipped, 928.2 M -> 922.1 M).
+        let mut duplicates = 0;
         decoder.skip_while(|stream, payload| {
             let index = stream.index();
             let Some((resume, high)) = windows[index] else { return false };
@@ -242,7 +245,7 @@ impl LogReader {
                 return false;
             }
             counters[index] = (ts, seq);
-            stats.duplicates += 1;
+            duplicates += 1;
             if (ResumeKey { ts, seq }) == resume {
                 // The resume line: the window closes (see `handle_chunk`); not expecting
                 // any more, a replay that stays open skips up to the resume key.
@@ -252,6 +255,7 @@ impl LogReader {
             }
             true
         });
+        stats.duplicates += duplicates;
     }
 
     /// The common case once a stream is live, taken without the handles of the general
