@@ -16,6 +16,29 @@ fn encode_all(frames: &[(StdStream, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
+/// Takes the next frame into `seen`: the one `expected` says (peeked, or refused by a
+/// walk) if it says one, and none if it says none. False once no frame is left.
+fn next_frame_is(
+    decoder: &mut FrameDecoder,
+    expected: Option<(StdStream, Vec<u8>)>,
+    seen: &mut Vec<(StdStream, Vec<u8>)>,
+) -> Result<bool, TestCaseError> {
+    match decoder.next_frame().unwrap() {
+        Some(frame) => {
+            let taken = (frame.stream, frame.payload.to_vec());
+            if let Some(expected) = expected {
+                prop_assert_eq!(&expected, &taken);
+            }
+            seen.push(taken);
+            Ok(true)
+        }
+        None => {
+            prop_assert!(expected.is_none());
+            Ok(false)
+        }
+    }
+}
+
 /// Pushes `bytes` cut at `cuts` (any offsets, sorted and clamped here), draining after
 /// every push; returns the frames and the first error.
 fn decode_chunked(
@@ -179,19 +202,11 @@ proptest! {
                         prop_assert_eq!(decoder.buffered_bytes(), before - HEADER_LEN - frame.1.len());
                         seen.push(frame);
                     }
-                    peeked => match decoder.next_frame().unwrap() {
-                        Some(frame) => {
-                            let taken = (frame.stream, frame.payload.to_vec());
-                            if let Some(peeked) = peeked {
-                                prop_assert_eq!(&peeked, &taken);
-                            }
-                            seen.push(taken);
-                        }
-                        None => {
-                            prop_assert!(peeked.is_none());
+                    peeked => {
+                        if !next_frame_is(&mut decoder, peeked, &mut seen)? {
                             break;
                         }
-                    },
+                    }
                 }
             }
         }
@@ -227,18 +242,8 @@ proptest! {
                     skip
                 });
                 prop_assert_eq!(decoder.buffered_bytes(), before - skipped_bytes);
-                match decoder.next_frame().unwrap() {
-                    Some(frame) => {
-                        let taken = (frame.stream, frame.payload.to_vec());
-                        if let Some(refused) = refused {
-                            prop_assert_eq!(&refused, &taken);
-                        }
-                        seen.push(taken);
-                    }
-                    None => {
-                        prop_assert!(refused.is_none());
-                        break;
-                    }
+                if !next_frame_is(&mut decoder, refused, &mut seen)? {
+                    break;
                 }
             }
         }
@@ -287,18 +292,8 @@ proptest! {
                 if let Some(buffered) = buffered_after {
                     prop_assert_eq!(decoder.buffered_bytes(), buffered);
                 }
-                match decoder.next_frame().unwrap() {
-                    Some(frame) => {
-                        let taken = (frame.stream, frame.payload.to_vec());
-                        if let Some(refused) = refused {
-                            prop_assert_eq!(&refused, &taken);
-                        }
-                        seen.push(taken);
-                    }
-                    None => {
-                        prop_assert!(refused.is_none());
-                        break;
-                    }
+                if !next_frame_is(&mut decoder, refused, &mut seen)? {
+                    break;
                 }
             }
         }

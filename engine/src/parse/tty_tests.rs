@@ -29,6 +29,28 @@ fn decode_chunked(decoder: &mut TtyDecoder, bytes: &[u8], cuts: &[usize]) -> (Ve
     (entries, None)
 }
 
+/// Takes the next line as `next_frame` hands it out (with its `'\n'`, without a `'\r'`
+/// before it), with its stream: the one a walk refused, if it refused one (`refused`, in
+/// that form); `None` once no whole line is left.
+fn next_line_is(
+    decoder: &mut TtyDecoder,
+    refused: Option<Vec<u8>>,
+) -> Result<Option<(StdStream, Vec<u8>)>, TestCaseError> {
+    match decoder.next_frame().map_err(|error| TestCaseError::fail(error.to_string()))? {
+        Some(frame) => {
+            let line = frame.payload.to_vec();
+            if let Some(refused) = refused {
+                prop_assert_eq!(&refused, &line);
+            }
+            Ok(Some((frame.stream, line)))
+        }
+        None => {
+            prop_assert!(refused.is_none());
+            Ok(None)
+        }
+    }
+}
+
 fn entry(content: &str, end: &str) -> String {
     format!("{TS} {content}{end}")
 }
@@ -128,24 +150,14 @@ proptest! {
                     if skip {
                         seen.push((stream, raw.to_vec()));
                     } else {
-                        refused = Some(raw.to_vec());
+                        // The decoder hands a `\r\n` line out as `\n`.
+                        refused = Some(raw.strip_suffix(b"\r\n").map_or(raw.to_vec(), |line| [line, b"\n"].concat()));
                     }
                     skip
                 });
-                match decoder.next_frame() {
-                    Ok(Some(frame)) => {
-                        // The decoder hands a `\r\n` line out as `\n`.
-                        if let Some(refused) = refused {
-                            let expected = refused.strip_suffix(b"\r\n").map_or(refused.clone(), |line| [line, b"\n"].concat());
-                            prop_assert_eq!(frame.payload.to_vec(), expected);
-                        }
-                        seen.push((frame.stream, frame.payload.to_vec()));
-                    }
-                    Ok(None) => {
-                        prop_assert!(refused.is_none());
-                        break;
-                    }
-                    Err(error) => prop_assert!(false, "{}", error),
+                match next_line_is(&mut decoder, refused)? {
+                    Some(line) => seen.push(line),
+                    None => break,
                 }
             }
         }
@@ -193,18 +205,9 @@ proptest! {
                 if let Some(buffered) = buffered_after {
                     prop_assert_eq!(decoder.buffered_bytes(), buffered);
                 }
-                match decoder.next_frame() {
-                    Ok(Some(frame)) => {
-                        if let Some(refused) = refused {
-                            prop_assert_eq!(&refused, &frame.payload.to_vec());
-                        }
-                        seen.push(frame.payload.to_vec());
-                    }
-                    Ok(None) => {
-                        prop_assert!(refused.is_none());
-                        break;
-                    }
-                    Err(error) => prop_assert!(false, "{}", error),
+                match next_line_is(&mut decoder, refused)? {
+                    Some((_, line)) => seen.push(line),
+                    None => break,
                 }
             }
         }

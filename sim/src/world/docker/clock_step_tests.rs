@@ -21,6 +21,18 @@ fn follow(executor: &mut Executor, docker: &SimDocker, id: &ContainerId, since: 
     got
 }
 
+/// The world of `seed` with a container that printed stdout 0..3 at host time 100 s,
+/// followed from 99 s, after which the host clock stepped back 20 s.
+fn followed_then_stepped_back(seed: u64) -> (Executor, SimDocker, ContainerId, Arc<Mutex<Vec<Bytes>>>) {
+    let (mut executor, docker) = world(seed);
+    let id = running(&docker, "app");
+    executor.advance_for(Duration::from_secs(100));
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
+    let got = follow(&mut executor, &docker, &id, WALL_START / SECOND + 99);
+    docker.step_clock_back(Duration::from_secs(20));
+    (executor, docker, id, got)
+}
+
 #[test]
 fn since_filters_each_entry_after_a_clock_step_back() {
     let (mut executor, docker) = world(21);
@@ -63,14 +75,8 @@ fn since_filters_each_entry_after_a_clock_step_back() {
 
 #[test]
 fn a_follow_opened_before_a_clock_step_skips_later_lines_stamped_before_its_since() {
-    let (mut executor, docker) = world(22);
-    let id = running(&docker, "app");
-    executor.advance_for(Duration::from_secs(100));
-    docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
-    let since = WALL_START / SECOND + 99;
-    let got = follow(&mut executor, &docker, &id, since);
-    // The clock steps back 20 s: the next lines are stamped 80 s, then 105 s (wall 125 s).
-    docker.step_clock_back(Duration::from_secs(20));
+    let (mut executor, docker, id, got) = followed_then_stepped_back(22);
+    // The next lines are stamped 80 s, then 105 s (wall 125 s).
     docker.emit(&id, Burst::lines(StdStream::Stdout, 2)).unwrap();
     executor.advance_for(Duration::from_secs(25));
     docker.emit(&id, Burst::lines(StdStream::Stdout, 1)).unwrap();
@@ -107,13 +113,7 @@ fn lines_a_clock_step_already_lost_are_not_lost_again_to_the_removal() {
     // Seed 414: a follow skipped lines its `since` filtered after a clock step (the
     // step's loss) and was handed nothing after them; the container's removal then
     // deleted nothing unread, so it names nothing lost to it and owes no tail.
-    let (mut executor, docker) = world(23);
-    let id = running(&docker, "app");
-    executor.advance_for(Duration::from_secs(100));
-    docker.emit(&id, Burst::lines(StdStream::Stdout, 3)).unwrap();
-    let since = WALL_START / SECOND + 99;
-    let got = follow(&mut executor, &docker, &id, since);
-    docker.step_clock_back(Duration::from_secs(20));
+    let (mut executor, docker, id, got) = followed_then_stepped_back(23);
     docker.emit(&id, Burst::lines(StdStream::Stdout, 4)).unwrap();
     executor.advance_for(Duration::from_secs(1));
     assert_eq!(lost_to_clock_step(&docker, &id), [4, 0]);
