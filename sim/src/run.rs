@@ -159,6 +159,7 @@ pub fn agent_config(options: &Options, variant: SupervisorVariant) -> AgentConfi
             line_bytes_max: options.line_bytes_max,
             reconcile_every: options.reconcile_every,
             stall_timeout: options.stall_timeout,
+            slot_wait_max: options.slot_wait_max,
             first_sight: match (options.first_sight_now, options.first_sight_tail) {
                 (true, _) => FirstSight::Now,
                 (false, 0) => FirstSight::Beginning,
@@ -728,7 +729,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     // The pool's promise: no running container waits longer than `slot_wait_max` for a
     // slot (holders yield); the budget is sampled once a simulated minute, so the bound
     // is checked to within one sample period, plus the open's own latency.
-    let starvation_max = MonitorConfig::default().slot_wait_max * 2 + Duration::from_secs(60);
+    let starvation_max = options.slot_wait_max * 2 + Duration::from_secs(60);
     let mut world = World {
         exec,
         rt,
@@ -744,7 +745,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         },
         spawn_breach: Arc::default(),
         progress: {
-            let mut progress = ProgressChecker::new(options.stall_timeout);
+            let mut progress = ProgressChecker::new(options.stall_timeout, options.slot_wait_max);
             progress.unannounced_grace = options.reconcile_every + Duration::from_secs(60);
             progress
         },

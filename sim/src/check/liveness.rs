@@ -55,11 +55,16 @@ pub struct ProgressChecker {
 }
 
 impl ProgressChecker {
-    /// `stall_timeout` is the agent's; the margin covers one sampling period and a
-    /// reopen's back-off.
-    pub fn new(stall_timeout: Duration) -> ProgressChecker {
+    /// `stall_timeout` and `slot_wait_max` are the agent's: a stalled stream is reopened
+    /// after the first; a container that waits for a stream slot gets one within twice
+    /// the second (the pool's promise, as the starvation check holds it: a waiter nudges
+    /// the oldest holder every `slot_wait_max / 2`, and with four times as many
+    /// containers as slots the nudges queue up). With the default 30 s the stall timeout
+    /// (60 s or more) is the longer. The margin covers one sampling period and a reopen's
+    /// back-off.
+    pub fn new(stall_timeout: Duration, slot_wait_max: Duration) -> ProgressChecker {
         ProgressChecker {
-            bound: stall_timeout + Duration::from_secs(90),
+            bound: stall_timeout.max(slot_wait_max * 2) + Duration::from_secs(90),
             unannounced_grace: Duration::ZERO,
             waiting: BTreeMap::new(),
             logs: ByContainer::default(),
@@ -108,7 +113,7 @@ impl ProgressChecker {
                     Invariant::Liveness,
                     format!(
                         "container {} ({}, {}) has had unread output and nothing delivered for {}s \
-                         (bound: stall timeout + 90 s = {}s) while the agent, Docker and Loki were up",
+                         (bound: the longer of stall timeout and 2 × slot_wait_max, + 90 s = {}s) while the agent, Docker and Loki were up",
                         id.short(),
                         report.name,
                         if report.running { "running" } else { "exited" },

@@ -7,6 +7,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use engine::container::MonitorConfig;
+
 use crate::executor::SimRng;
 
 /// The options stream (distinct from the scheduler, engine, world and model streams).
@@ -117,6 +119,9 @@ pub struct Options {
     /// Per run: steps back of the host clock (NTP corrections; every container's
     /// timestamps step back), each 1–120 s; zero in about two thirds of the seeds.
     pub clock_steps: u32,
+    /// The agent's `slot_wait_max`: how long a running container may wait for a stream
+    /// slot (holders yield after half of it). The default, 30 s, in half the seeds.
+    pub slot_wait_max: Duration,
 }
 
 /// What the command line pins; `None` leaves the knob to the seed.
@@ -258,6 +263,10 @@ impl Options {
             pauses_per_hour: rate(&mut rng, 0.1),
             first_sight_tail: if rng.chance(0.3) { *rng.pick(&[1, 10, 100, 1000]) } else { 0 },
             clock_steps: if faults && rng.chance(0.35) { rng.range(1..4) as u32 } else { 0 },
+            // Drawn last, like every knob added after the others. Larger values let a
+            // starved pool's holders keep their streams longer: a starved seed with
+            // 60 s costs about 0.65× one with 30 s, with 120 s about 0.5× (fewer yields).
+            slot_wait_max: Duration::from_secs(*rng.pick(&[30, 30, 60, 120])),
         };
         if overrides.pre_fix {
             options.streams_max = options.streams_max.max(options.containers as usize);
@@ -287,6 +296,7 @@ impl Options {
         options.pauses_per_hour = 0.0;
         options.first_sight_tail = 0;
         options.clock_steps = 0;
+        options.slot_wait_max = MonitorConfig::default().slot_wait_max;
         for pair in text.split_whitespace() {
             let (key, value) = pair.split_once('=').ok_or_else(|| format!("not key=value: {pair}"))?;
             let secs = |value: &str| -> Result<Duration, String> {
@@ -357,6 +367,7 @@ impl Options {
                 "pauses/h" => options.pauses_per_hour = num(key, value)?,
                 "first_sight_tail" => options.first_sight_tail = num(key, value)?,
                 "clock_steps" => options.clock_steps = num(key, value)?,
+                "slot_wait_max" => options.slot_wait_max = secs(value)?,
                 other => return Err(format!("unknown option {other}")),
             }
         }
@@ -382,7 +393,8 @@ impl fmt::Display for Options {
              json_rotations/h={} json_keep_entries={} api_failures={} floods={} docker_no_live_restore={} \
              loki_reject_older_than={}s loki_body_max={} loki_unauthorized_share={} loki_no_retry_after_share={} \
              checkpoint_latency={}ms checkpoint_failures={} same_ts_share={} graceful_stops={} first_sight_now={} late_start={}s \
-             tty_share={} checkpoint_damage={} event_faults={} pauses/h={} first_sight_tail={} clock_steps={}",
+             tty_share={} checkpoint_damage={} event_faults={} pauses/h={} first_sight_tail={} clock_steps={} \
+             slot_wait_max={}s",
             self.containers,
             self.hours,
             self.rotate_every.as_secs(),
@@ -439,6 +451,7 @@ impl fmt::Display for Options {
             self.pauses_per_hour,
             self.first_sight_tail,
             self.clock_steps,
+            self.slot_wait_max.as_secs(),
         )
     }
 }
