@@ -541,7 +541,20 @@ impl ContainerLog {
     /// An empty log; `tty`: the container has a TTY (see the module docs).
     /// `broken_merge`: the test-only broken model that keeps stderr writes on stderr.
     pub(crate) fn new(tty: bool, broken_merge: bool) -> ContainerLog {
-        ContainerLog { tty, broken_merge, ..ContainerLog::default() }
+        // Room for the bursts of most logs from the start: a log grew its per-burst lists
+        // from nothing by doubling, and a run creates a container per slot and per
+        // replacement (seed 85: 4 k reallocations and their copies; callgrind
+        // 366.2 M -> 365.9 M).
+        const BURSTS: usize = 64;
+        ContainerLog {
+            tty,
+            broken_merge,
+            bursts: Vec::with_capacity(BURSTS),
+            by_stream: [Vec::with_capacity(BURSTS), Vec::with_capacity(BURSTS / 4)],
+            stream_bursts_before: Vec::with_capacity(BURSTS),
+            last_ts_by_stream: [Vec::with_capacity(BURSTS), Vec::with_capacity(BURSTS / 4)],
+            ..ContainerLog::default()
+        }
     }
 
     /// Where a write to `stream` lands: stdout for a TTY container (the terminal
