@@ -84,7 +84,7 @@ mod empty;
 mod reads;
 mod render;
 
-pub(crate) use render::{extend_in_pieces, TimestampText};
+pub(crate) use render::TimestampText;
 
 /// Docker's split size: content bytes per entry of a long line.
 pub const ENTRY_CONTENT_MAX: usize = 16 * 1024;

@@ -34,7 +34,7 @@ use engine::rt::{BoxFuture, Rt};
 use futures::Stream;
 
 use super::buffers::BufferPool;
-use super::log::{extend_in_pieces, LogCursor, Qualify, ReadStart, ReaderInfo, RenderedRun};
+use super::log::{LogCursor, Qualify, ReadStart, ReaderInfo, RenderedRun};
 use super::state::{DockerState, StreamEnd};
 use super::stream_table::Slot;
 use super::unsettled::Unsettled;
@@ -193,7 +193,7 @@ impl Reader {
                         self.buffer_used = true;
                         for run in &self.runs {
                             match state.frames.run_frames(log, serial, run, &mut state.timestamps) {
-                                Some(frames) => extend_in_pieces(&mut self.buffer, &frames),
+                                Some(frames) => self.buffer.extend_from_slice(&frames),
                                 None => log.write_run(run, &mut self.buffer, &mut state.timestamps),
                             }
                         }

@@ -241,7 +241,7 @@ fn render_short_lines(
     let (step, slot) = (burst.ts_step, ts_at..ts_at + TIMESTAMP_BYTES);
     let mut ts = burst.first_ts + from as i64 * step;
     timestamps.write_into(ts, &mut frame[slot.clone()]);
-    extend_in_pieces(out, frame);
+    out.extend_from_slice(frame);
     let mut micro_left = if step == TimestampText::NANOS_PER_MICRO { timestamps.micro_steps_left(ts) } else { 0 };
     let mut seq = first_seq;
     for _ in from + 1..end {
@@ -268,7 +268,7 @@ fn render_short_lines(
             count_up_decimal(&mut frame[seq_at..seq_at + digits]);
         }
         debug_assert_eq!(digits, decimal_digits(seq) as usize);
-        extend_in_pieces(out, frame);
+        out.extend_from_slice(frame);
     }
     #[cfg(debug_assertions)]
     {
@@ -277,26 +277,6 @@ fn render_short_lines(
             render_entry(burst, tty, entry, &mut expected, &mut TimestampText::default());
         }
         debug_assert!(expected[..] == out[start..], "short-line frames differ from render_entry");
-    }
-}
-
-/// The most bytes [`extend_in_pieces`] copies at once: glibc's `memcpy` copies more
-/// with `rep movsb`, which callgrind counts as an instruction per byte (16 KiB: 16.4 k
-/// instructions; 8 KiB in vector moves: 0.8 k).
-const COPY_PIECE_MAX: usize = 8 * 1024;
-
-/// `out.extend_from_slice(bytes)`, a long `bytes` copied [`COPY_PIECE_MAX`] at a time
-/// (the padding of long lines, their frames, kept frames copied into a reader's
-/// buffer: callgrind seed 85 368.9 M -> 366.2 M).
-#[inline]
-pub(crate) fn extend_in_pieces(out: &mut BytesMut, bytes: &[u8]) {
-    if bytes.len() <= COPY_PIECE_MAX {
-        out.extend_from_slice(bytes);
-    } else {
-        out.reserve(bytes.len());
-        for piece in bytes.chunks(COPY_PIECE_MAX) {
-            out.extend_from_slice(piece);
-        }
     }
 }
 
@@ -366,15 +346,15 @@ fn put_content_part(burst: &Burst, entry: u64, out: &mut BytesMut) {
     let part_start = part * ENTRY_CONTENT_MAX;
     let part_end = (part_start + ENTRY_CONTENT_MAX).min(line_bytes);
     if let Some(literal) = &burst.literal {
-        extend_in_pieces(out, &literal[part_start..part_end]);
+        out.extend_from_slice(&literal[part_start..part_end]);
     } else if part == 0 {
         let mut digits = itoa_buffer(seq);
         let digits = digits.as_slice();
         let shown = digits.len().min(part_end);
         out.extend_from_slice(&digits[..shown]);
-        extend_in_pieces(out, &padding(burst.pad)[..part_end - shown]);
+        out.extend_from_slice(&padding(burst.pad)[..part_end - shown]);
     } else {
-        extend_in_pieces(out, &padding(burst.pad)[..part_end - part_start]);
+        out.extend_from_slice(&padding(burst.pad)[..part_end - part_start]);
     }
 }
 
