@@ -203,6 +203,17 @@ impl ExpectedLine {
         true
     }
 
+    /// Line `seq` of `run` passed the full checks: if this is its content, become the
+    /// next line's, so that the next line's check needs no new text when a batch
+    /// stream's first line (found by the full checks) starts another burst of the same
+    /// layout (callgrind: seed 85 369.45 M -> 369.29 M Ir).
+    #[inline]
+    fn passed(&mut self, run: &GeneratedRun, seq: u64) {
+        if self.seq == seq && self.text.len() == run.line_bytes() && self.pad == run.pad_byte() {
+            self.count_up();
+        }
+    }
+
     /// Become line `seq + 1`: its digits in place, unless it has one more (a power of
     /// ten), which the next check writes anew.
     fn count_up(&mut self) {
@@ -390,7 +401,11 @@ impl DeliveryChecker {
                             }),
                         };
                         match matches {
-                            Some(true) => {}
+                            Some(true) => {
+                                if let Some(run) = run.as_ref().filter(|run| seq == next && run.holds(seq)) {
+                                    track.expected.passed(run, seq);
+                                }
+                            }
                             found => {
                                 failure = Some((
                                     Invariant::NoLoss,
