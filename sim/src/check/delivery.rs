@@ -24,7 +24,7 @@ pub(crate) mod by_container;
 
 use std::sync::Arc;
 
-use engine::model::{Batch, ContainerId, Position, ResumeKey, SourceId, StdStream};
+use engine::model::{Batch, ContainerId, Line, Position, ResumeKey, SourceId, StdStream};
 use engine::port::{Checkpoint, ContainerCheckpoint};
 use engine::rt::UnixNanos;
 
@@ -59,6 +59,23 @@ impl Track {
         if self.max_key.is_none_or(|max| max < key) {
             self.max_key = Some(key);
         }
+    }
+
+    /// How many of `lines`, from the first, are the usual line (see
+    /// [`DeliveryChecker::handle_delivery`]): each the next one of the stream, one of
+    /// `run`, with the content written. Their keys are taken as delivered.
+    fn take_usual(&mut self, run: &GeneratedRun, lines: &[Line]) -> usize {
+        let mut taken = 0;
+        for line in lines {
+            let next = self.keys.len() as u64;
+            if line.bytes.is_empty() || !run.holds(next) || !self.expected.matches(run, next, &line.bytes) {
+                break;
+            }
+            let Position::Container(key) = line.position;
+            self.push_key(key);
+            taken += 1;
+        }
+        taken
     }
 
     /// The number of delivered lines up to and including the one at `key`: found by its
@@ -364,22 +381,29 @@ impl DeliveryChecker {
                 let mut run: Option<GeneratedRun> = None;
                 // Nothing of the batch asks for more than the next line's checks.
                 let plain = first_sight.is_none() && refused_before.is_none() && !ambiguous;
-                for line in &stream.lines {
-                    // The usual line, checked first: the next one of its stream, in the burst
-                    // of the line before it, as written. The full checks below would pass it
-                    // doing just this. Seed 85 (callgrind): the delivery observer 29.4 M →
-                    // 27.8 M Ir.
-                    if let Some(run) = run.as_ref().filter(|_| plain && !line.bytes.is_empty()) {
-                        let next = track.keys.len() as u64;
-                        if run.holds(next) && track.expected.matches(run, next, &line.bytes) {
-                            answered_through = answered_through.max(next + 1);
-                            let Position::Container(resume_key) = line.position;
-                            track.push_key(resume_key);
+                let lines = &stream.lines[..];
+                let mut at = 0;
+                while at < lines.len() {
+                    // The usual lines, checked first: the next ones of their stream, in the
+                    // burst of the line before them, as written. The full checks below would
+                    // pass them doing just this. Seed 85 (callgrind): the delivery observer
+                    // 29.4 M → 27.8 M Ir; then as a loop of their own (`Track::take_usual`,
+                    // its state in registers: about 87 → 73 instructions a line), 366.60 M →
+                    // 365.14 M Ir for the run.
+                    if let Some(run) = run.as_ref().filter(|_| plain) {
+                        let taken = track.take_usual(run, &lines[at..]);
+                        if taken > 0 {
+                            at += taken;
+                            answered_through = answered_through.max(track.keys.len() as u64);
                             track.step_replay = false;
-                            *lines_delivered += 1;
-                            continue;
+                            *lines_delivered += taken as u64;
+                            if at == lines.len() {
+                                break;
+                            }
                         }
                     }
+                    let line = &lines[at];
+                    at += 1;
                     // An empty line is named by its timestamp (see `ContainerLog::empty_line_at`).
                     let parsed = if line.bytes.is_empty() {
                         written.and_then(|log| log.empty_line_at(*std_stream, line.ts)).map(|seq| (seq, 0))
