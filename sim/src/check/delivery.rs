@@ -67,10 +67,17 @@ impl Track {
     /// [`DeliveryChecker::handle_delivery`]): each the next one of the stream, one of
     /// `run`, with the content written. Their keys are taken as delivered.
     fn take_usual(&mut self, run: &GeneratedRun, lines: &[Line]) -> usize {
+        // An empty line never passes: `run`'s lines are not empty (see `generated_run`).
         let mut taken = 0;
         for line in lines {
             let next = self.keys.len() as u64;
-            if line.bytes.is_empty() || !run.holds(next) || !self.expected.matches(run, next, &line.bytes) {
+            let passes = if taken == 0 {
+                run.holds(next) && self.expected.matches(run, next, &line.bytes)
+            } else {
+                // The expected text has `run`'s layout now (the line before passed).
+                run.holds(next) && self.expected.matches_in_layout(run, next, &line.bytes)
+            };
+            if !passes {
                 break;
             }
             let Position::Container(key) = line.position;
@@ -261,6 +268,21 @@ impl ExpectedLine {
             self.seq = seq;
             self.pad = run.pad_byte();
             self.digits = decimal_digits(seq) as usize;
+        }
+        if content != &self.text[..] {
+            return false;
+        }
+        self.count_up();
+        true
+    }
+
+    /// [`Self::matches`] once the text has `run`'s layout (the last line checked was one
+    /// of `run`): only its line is compared (with the empty-line test gone from
+    /// `Track::take_usual`, seed 85: 364.37 M -> 363.94 M Ir).
+    #[inline]
+    fn matches_in_layout(&mut self, run: &GeneratedRun, seq: u64, content: &[u8]) -> bool {
+        if self.seq != seq {
+            return self.matches(run, seq, content);
         }
         if content != &self.text[..] {
             return false;
