@@ -174,3 +174,35 @@ fn usage(problem: &str) -> ! {
     eprintln!("usage: capture-sim [--seeds N] [--from S] [--containers C] [--hours H] [--rotate-every SECS] [--jobs J] [--calm] [--pre-fix] [--seed S] [--corpus DIR] [--commit SHA] [--per-seed] [--no-progress]");
     std::process::exit(2)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::{GlobalAlloc, Layout};
+
+    use super::SmallAlign;
+
+    /// Every layout's alignment holds, through the plain and the aligned calls, for
+    /// fresh, zeroed and grown blocks.
+    #[test]
+    fn blocks_keep_their_layouts_alignment() {
+        for align in [1, 2, 4, 8, 16, 32, 64, 4096] {
+            for size in [1, 3, 8, 16, 24, 40, 100, 1000, 70_000] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                // SAFETY: non-zero sizes; every block is freed with the layout it has.
+                unsafe {
+                    let block = SmallAlign.alloc(layout);
+                    assert_eq!(block as usize % align, 0, "alloc {size} aligned {align}");
+                    block.write_bytes(7, size);
+                    let grown = SmallAlign.realloc(block, layout, size * 3);
+                    assert_eq!(grown as usize % align, 0, "realloc {size} aligned {align}");
+                    assert!((0..size).all(|i| *grown.add(i) == 7), "realloc kept the bytes");
+                    SmallAlign.dealloc(grown, Layout::from_size_align(size * 3, align).unwrap());
+                    let zeroed = SmallAlign.alloc_zeroed(layout);
+                    assert_eq!(zeroed as usize % align, 0, "alloc_zeroed {size} aligned {align}");
+                    assert!((0..size).all(|i| *zeroed.add(i) == 0), "alloc_zeroed zeroes");
+                    SmallAlign.dealloc(zeroed, layout);
+                }
+            }
+        }
+    }
+}
