@@ -87,10 +87,10 @@ pub fn timestamp_prefix(payload: &[u8]) -> Result<(UnixNanos, usize), TimestampE
 /// were parsed and checked before, and anything else takes the full path.
 #[derive(Clone, Debug, Default)]
 pub struct TimestampCache {
-    /// `YYYY-MM-DDTHH:MM:SS` of the last fixed-form timestamp parsed in full, and that
+    /// `YYYY-MM-DDTHH:MM:SS.` of the last fixed-form timestamp parsed in full, and that
     /// second in nanoseconds since the epoch (a second whose nanoseconds do not fit in
     /// `i64` is not cached).
-    date_time: Option<([u8; 19], UnixNanos)>,
+    date_time: Option<([u8; 20], UnixNanos)>,
     /// `YYYY-MM-DDT` of the last fixed-form timestamp whose date and time parsed, and
     /// that day's start in seconds since the epoch: a new second of the same day parses
     /// only its time of day.
@@ -124,12 +124,16 @@ impl TimestampCache {
 
     /// A fixed-form timestamp of the cached second.
     #[inline(always)]
+    ///
+    /// The cached text ends in the fixed form's `.`, so one comparison checks it with the
+    /// date and time, and the `Z` and the space after it are checked together
+    /// (callgrind: seed 85, 194 k calls, 366.0 M -> 365.3 M).
     fn cached(&self, payload: &[u8]) -> Option<UnixNanos> {
-        if payload.len() <= FIXED_LEN || payload[FIXED_LEN] != b' ' || payload[19] != b'.' || payload[29] != b'Z' {
+        if payload.len() <= FIXED_LEN || payload[29..31] != *b"Z " {
             return None;
         }
         let (text, second_nanos) = self.date_time.as_ref()?;
-        let date_time: &[u8; 19] = payload[..19].try_into().expect("the fixed form is longer");
+        let date_time: &[u8; 20] = payload[..20].try_into().expect("the fixed form is longer");
         if text != date_time {
             return None;
         }
@@ -165,7 +169,8 @@ impl TimestampCache {
                 seconds
             }
         };
-        self.date_time = seconds.checked_mul(NANOS_PER_SECOND).map(|second_nanos| (*date_time, second_nanos));
+        let text: [u8; 20] = payload[..20].try_into().expect("the fixed form is longer");
+        self.date_time = seconds.checked_mul(NANOS_PER_SECOND).map(|second_nanos| (text, second_nanos));
         match combine(seconds, fraction) {
             Some(ts) => Ok((ts, FIXED_LEN + 1)),
             None => timestamp_prefix(payload),
@@ -315,8 +320,12 @@ fn nine_digits(text: &[u8]) -> Option<u32> {
     let chunk = u64::from_le_bytes(rest.try_into().ok()?);
     const ZEROS: u64 = 0x3030_3030_3030_3030;
     const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    // A byte is a digit if its high nibble is 3, and still is after adding 6.
-    if first > 9 || chunk & HIGH != ZEROS || chunk.wrapping_add(0x0606_0606_0606_0606) & HIGH != ZEROS {
+    // A byte is a digit if its high nibble is 3, and still is after adding 6: both
+    // nibbles side by side in each byte, checked in one comparison (simdjson's
+    // `is_made_of_eight_digits_fast`; a carry out of a byte only comes from a byte that
+    // fails on its own). Callgrind: seed 85, 194 k calls, 365.3 M -> 364.9 M.
+    let nibbles = (chunk & HIGH) | ((chunk.wrapping_add(0x0606_0606_0606_0606) & HIGH) >> 4);
+    if first > 9 || nibbles != 0x3333_3333_3333_3333 {
         return None;
     }
     let mut value = chunk - ZEROS;

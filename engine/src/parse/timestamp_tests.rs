@@ -198,6 +198,26 @@ fn the_cache_reuses_the_day_and_rechecks_the_time_of_day() {
     }
 }
 
+/// Every byte at every place of the fraction, and every pair of bytes at two adjacent
+/// places (where a carry out of one byte could reach the next): `nine_digits` is `digits`.
+#[test]
+fn nine_digits_is_digits_for_every_byte_and_adjacent_pair() {
+    let digits_text = *b"123456789";
+    for index in 0..9 {
+        for byte in 0..=u8::MAX {
+            let mut text = digits_text;
+            text[index] = byte;
+            assert_eq!(nine_digits(&text), digits(&text), "{text:?}");
+            if index < 8 {
+                for next in 0..=u8::MAX {
+                    text[index + 1] = next;
+                    assert_eq!(nine_digits(&text), digits(&text), "{text:?}");
+                }
+            }
+        }
+    }
+}
+
 proptest! {
     /// Steps of up to two days with a byte of the date and time possibly replaced: the
     /// cached day against the full parse.
