@@ -123,11 +123,11 @@ impl TimestampCache {
     }
 
     /// A fixed-form timestamp of the cached second.
-    #[inline(always)]
     ///
     /// The cached text ends in the fixed form's `.`, so one comparison checks it with the
     /// date and time, and the `Z` and the space after it are checked together
     /// (callgrind: seed 85, 194 k calls, 366.0 M -> 365.3 M).
+    #[inline(always)]
     fn cached(&self, payload: &[u8]) -> Option<UnixNanos> {
         if payload.len() <= FIXED_LEN || payload[29..31] != *b"Z " {
             return None;
