@@ -319,16 +319,16 @@ fn nine_digits(text: &[u8]) -> Option<u32> {
     let first = first.wrapping_sub(b'0');
     let chunk = u64::from_le_bytes(rest.try_into().ok()?);
     const ZEROS: u64 = 0x3030_3030_3030_3030;
-    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    // A byte is a digit if its high nibble is 3, and still is after adding 6: both
-    // nibbles side by side in each byte, checked in one comparison (simdjson's
-    // `is_made_of_eight_digits_fast`; a carry out of a byte only comes from a byte that
-    // fails on its own). Callgrind: seed 85, 194 k calls, 365.3 M -> 364.9 M.
-    let nibbles = (chunk & HIGH) | ((chunk.wrapping_add(0x0606_0606_0606_0606) & HIGH) >> 4);
-    if first > 9 || nibbles != 0x3333_3333_3333_3333 {
+    // The digits' values, checked in one comparison: a byte is a digit if its value less
+    // `'0'` is below 10, so that adding 0x76 leaves its high bit clear. Only a byte that
+    // fails on its own can borrow from or carry into the next one, so the bytes are
+    // checked as if one by one. The value is what the conversion needs anyway (where
+    // simdjson's nibble check needed four constants of its own): callgrind, seed 85
+    // 365.3 M -> 364.9 M (the nibble check) -> 363.4 M, seed 19 910.2 M -> 901.8 M.
+    let mut value = chunk.wrapping_sub(ZEROS);
+    if first > 9 || (value | value.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080 != 0 {
         return None;
     }
-    let mut value = chunk - ZEROS;
     value = value * 10 + (value >> 8);
     let pairs = (value & 0x0000_00FF_0000_00FF).wrapping_mul(0x000F_4240_0000_0064);
     let quads = ((value >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(0x0000_2710_0000_0001);
