@@ -20,7 +20,9 @@
 //! is joined concurrently with everything else discovery does) and at shutdown (every
 //! supervisor is cancelled and joined before discovery returns).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{btree_map, BTreeMap, BTreeSet};
+use std::iter::Peekable;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use futures::stream::FuturesUnordered;
@@ -231,8 +233,14 @@ impl Discovery {
         }
         let first_sight =
             if self.first_run && !self.reconciled { self.shared.config.first_sight } else { self.later_first_sight() };
+        // The known containers are walked in id order alongside the list: where the list
+        // is in id order too (the simulator's is), each listed container is found at the
+        // walk's front in a comparison or two, and anything else is looked up as before,
+        // so the walk only saves searches (callgrind: seed 85, 13 k listed containers,
+        // 367.8 M -> 366.0 M).
+        let mut ahead = self.known.range::<ContainerId, _>(..).peekable();
         for info in list {
-            if let Some(known) = self.known.get(&info.id) {
+            if let Some(known) = find_ahead(&mut ahead, &self.known, &info.id) {
                 // Same as `update` with `*current = info`, without copying the info to
                 // compare: most reconciles change nothing.
                 known.state.send_if_modified(|state| {
@@ -243,7 +251,10 @@ impl Discovery {
                     changed
                 });
             } else {
+                let id = info.id.clone();
                 self.add(info, first_sight);
+                // Added: the walk goes on past it.
+                ahead = self.known.range((Bound::Excluded(id), Bound::Unbounded)).peekable();
             }
         }
         if !self.reconciled {
@@ -343,6 +354,22 @@ pub(crate) fn recorded_first_sight(
 /// written (Docker's lag) but written after first sight is asked for.
 pub(crate) fn first_sight_since(wall: i64, since_skew: std::time::Duration) -> i64 {
     (wall - since_skew.as_nanos() as i64).div_euclid(1_000_000_000)
+}
+
+/// `map.get(key)`, looked for first at the front of `ahead`, an in-order walk of `map`:
+/// the entries before `key` are passed, and an entry at `key` is the answer without a
+/// search. Keys looked up in order walk the map once; anything else (a key behind the
+/// walk, or not in the map) is searched for as `get` does. Always `map.get(key)`.
+pub(crate) fn find_ahead<'m, K: Ord, V>(
+    ahead: &mut Peekable<btree_map::Range<'m, K, V>>,
+    map: &'m BTreeMap<K, V>,
+    key: &K,
+) -> Option<&'m V> {
+    while ahead.next_if(|(at, _)| *at < key).is_some() {}
+    match ahead.peek() {
+        Some((at, value)) if *at == key => Some(*value),
+        _ => map.get(key),
+    }
 }
 
 /// Await a Docker call unless shutdown is signalled first (`None` then): a slow dockerd

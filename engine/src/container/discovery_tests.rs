@@ -1,13 +1,18 @@
 //! Tests of discovery's plumbing that need no runtime: the first-sight `since` (taken
-//! and recorded), and a Docker call that never answers gives way to the shutdown signal.
+//! and recorded), a Docker call that never answers gives way to the shutdown signal,
+//! and the reconcile's in-order walk of the known containers finds what `get` finds.
 
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll};
 
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use proptest::prelude::*;
 use tokio::sync::watch;
 
-use crate::container::discovery::{first_sight_since, or_shutdown, recorded_first_sight};
+use crate::container::discovery::{find_ahead, first_sight_since, or_shutdown, recorded_first_sight};
 use crate::rt::BoxFuture;
 
 #[test]
@@ -48,4 +53,30 @@ fn a_recorded_first_sight_is_where_a_container_without_a_position_reopens() {
     let acknowledged = crate::port::ContainerCheckpoint { stderr: Some(key), ..seen };
     assert_eq!(recorded_first_sight(&config, &acknowledged), None, "a position beats the first sight");
     assert_eq!(recorded_first_sight(&config, &Default::default()), None);
+}
+
+proptest! {
+    /// Keys looked up in any order (sorted or not, present or not), with inserts between
+    /// look-ups after which the walk restarts past the inserted key, as the reconcile
+    /// does after an add: `find_ahead` answers what `get` answers.
+    #[test]
+    fn find_ahead_finds_what_get_finds(
+        keys in proptest::collection::btree_set(0u16..200, 0..60),
+        mut lookups in proptest::collection::vec((0u16..220, any::<bool>()), 0..80),
+        sorted in any::<bool>(),
+    ) {
+        let mut map: BTreeMap<u16, u32> = keys.iter().map(|&key| (key, u32::from(key) * 3)).collect();
+        if sorted {
+            lookups.sort_unstable();
+        }
+        let mut ahead = map.range::<u16, _>(..).peekable();
+        for &(key, insert) in &lookups {
+            let found = find_ahead(&mut ahead, &map, &key).copied();
+            prop_assert_eq!(found, map.get(&key).copied(), "key {}", key);
+            if found.is_none() && insert {
+                map.insert(key, 1);
+                ahead = map.range((Bound::Excluded(key), Bound::Unbounded)).peekable();
+            }
+        }
+    }
 }

@@ -81,15 +81,20 @@ pub fn timestamp_prefix(payload: &[u8]) -> Result<(UnixNanos, usize), TimestampE
 
 /// [`take_timestamp`] for a stream of entries: remembers the date and time of day of
 /// the last fixed-form timestamp, so that the entries of one second (most of a burst)
-/// parse only their nine fraction digits. The result is [`take_timestamp`]'s for every
-/// payload: a hit needs the very same 19 bytes of date and time that were parsed and
-/// checked before, and anything else takes the full path.
+/// parse only their nine fraction digits, and the day, so that a new second of it parses
+/// only its time of day besides. The result is [`take_timestamp`]'s for every payload: a
+/// hit needs the very same 19 bytes of date and time (or 11 of the date and its `T`) that
+/// were parsed and checked before, and anything else takes the full path.
 #[derive(Clone, Debug, Default)]
 pub struct TimestampCache {
-    /// `YYYY-MM-DDTHH:MM:SS` of the last fixed-form timestamp parsed in full, and that
+    /// `YYYY-MM-DDTHH:MM:SS.` of the last fixed-form timestamp parsed in full, and that
     /// second in nanoseconds since the epoch (a second whose nanoseconds do not fit in
     /// `i64` is not cached).
-    date_time: Option<([u8; 19], UnixNanos)>,
+    date_time: Option<([u8; 20], UnixNanos)>,
+    /// `YYYY-MM-DDT` of the last fixed-form timestamp whose date and time parsed, and
+    /// that day's start in seconds since the epoch: a new second of the same day parses
+    /// only its time of day.
+    day: Option<([u8; 11], i64)>,
 }
 
 impl TimestampCache {
@@ -118,13 +123,17 @@ impl TimestampCache {
     }
 
     /// A fixed-form timestamp of the cached second.
+    ///
+    /// The cached text ends in the fixed form's `.`, so one comparison checks it with the
+    /// date and time, and the `Z` and the space after it are checked together
+    /// (callgrind: seed 85, 194 k calls, 366.0 M -> 365.3 M).
     #[inline(always)]
     fn cached(&self, payload: &[u8]) -> Option<UnixNanos> {
-        if payload.len() <= FIXED_LEN || payload[FIXED_LEN] != b' ' || payload[19] != b'.' || payload[29] != b'Z' {
+        if payload.len() <= FIXED_LEN || payload[29..31] != *b"Z " {
             return None;
         }
         let (text, second_nanos) = self.date_time.as_ref()?;
-        let date_time: &[u8; 19] = payload[..19].try_into().expect("the fixed form is longer");
+        let date_time: &[u8; 20] = payload[..20].try_into().expect("the fixed form is longer");
         if text != date_time {
             return None;
         }
@@ -133,7 +142,12 @@ impl TimestampCache {
         second_nanos.checked_add(i64::from(nine_digits(&payload[20..29])?))
     }
 
-    /// Everything but a hit: parse, and cache a fixed-form timestamp's second.
+    /// Everything but a hit: parse, and cache a fixed-form timestamp's second and day.
+    ///
+    /// A new second of the cached day takes its date from the cache: what
+    /// [`parse_date_time`] checked and computed for the very same 11 bytes before, so only
+    /// the time of day is left to check (callgrind: seed 85, 12 k calls, 9.5 k of them a new
+    /// minute or hour of a cached day: 369.5 M -> 367.8 M).
     #[inline(never)]
     fn parse_and_cache(&mut self, payload: &[u8]) -> Result<(UnixNanos, usize), TimestampError> {
         let fixed =
@@ -143,13 +157,53 @@ impl TimestampCache {
         }
         let date_time: &[u8; 19] = payload[..19].try_into().expect("the fixed form is longer");
         let Some(fraction) = nine_digits(&payload[20..29]) else { return timestamp_prefix(payload) };
-        let Some((seconds, _)) = parse_date_time(&payload[..FIXED_LEN]) else { return timestamp_prefix(payload) };
-        self.date_time = seconds.checked_mul(NANOS_PER_SECOND).map(|second_nanos| (*date_time, second_nanos));
+        let seconds = match self.second_of_cached_day(date_time) {
+            Some(seconds) => seconds,
+            None => {
+                let Some((seconds, _)) = parse_date_time(&payload[..FIXED_LEN]) else {
+                    return timestamp_prefix(payload);
+                };
+                let second_of_day = time_of_day(date_time).expect("parse_date_time checked the time of day");
+                let day: &[u8; 11] = date_time[..11].try_into().expect("the date and time are longer");
+                self.day = Some((*day, seconds - second_of_day));
+                seconds
+            }
+        };
+        let text: [u8; 20] = payload[..20].try_into().expect("the fixed form is longer");
+        self.date_time = seconds.checked_mul(NANOS_PER_SECOND).map(|second_nanos| (text, second_nanos));
         match combine(seconds, fraction) {
             Some(ts) => Ok((ts, FIXED_LEN + 1)),
             None => timestamp_prefix(payload),
         }
     }
+
+    /// [`parse_date_time`]'s seconds for `date_time` if its first 11 bytes are the cached
+    /// day's (checked then).
+    #[inline]
+    fn second_of_cached_day(&self, date_time: &[u8; 19]) -> Option<i64> {
+        let (text, day_seconds) = self.day.as_ref()?;
+        let day: &[u8; 11] = date_time[..11].try_into().expect("the date and time are longer");
+        if text != day {
+            return None;
+        }
+        Some(day_seconds + time_of_day(date_time)?)
+    }
+}
+
+/// The seconds since midnight of `YYYY-MM-DDTHH:MM:SS`, checked as [`parse_date_time`]
+/// checks them (its date is not looked at).
+#[inline]
+fn time_of_day(date_time: &[u8; 19]) -> Option<i64> {
+    if date_time[13] != b':' || date_time[16] != b':' {
+        return None;
+    }
+    let hour = digits(&date_time[11..13])?;
+    let minute = digits(&date_time[14..16])?;
+    let second = digits(&date_time[17..19])?;
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    Some(i64::from(hour * 3600 + minute * 60 + second))
 }
 
 /// Parses an RFC 3339 timestamp with 0 to 9 fraction digits into Unix nanoseconds.
@@ -265,12 +319,16 @@ fn nine_digits(text: &[u8]) -> Option<u32> {
     let first = first.wrapping_sub(b'0');
     let chunk = u64::from_le_bytes(rest.try_into().ok()?);
     const ZEROS: u64 = 0x3030_3030_3030_3030;
-    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    // A byte is a digit if its high nibble is 3, and still is after adding 6.
-    if first > 9 || chunk & HIGH != ZEROS || chunk.wrapping_add(0x0606_0606_0606_0606) & HIGH != ZEROS {
+    // The digits' values, checked in one comparison: a byte is a digit if its value less
+    // `'0'` is below 10, so that adding 0x76 leaves its high bit clear. Only a byte that
+    // fails on its own can borrow from or carry into the next one, so the bytes are
+    // checked as if one by one. The value is what the conversion needs anyway (where
+    // simdjson's nibble check needed four constants of its own): callgrind, seed 85
+    // 365.3 M -> 364.9 M (the nibble check) -> 363.4 M, seed 19 910.2 M -> 901.8 M.
+    let mut value = chunk.wrapping_sub(ZEROS);
+    if first > 9 || (value | value.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080 != 0 {
         return None;
     }
-    let mut value = chunk - ZEROS;
     value = value * 10 + (value >> 8);
     let pairs = (value & 0x0000_00FF_0000_00FF).wrapping_mul(0x000F_4240_0000_0064);
     let quads = ((value >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(0x0000_2710_0000_0001);

@@ -168,7 +168,78 @@ fn the_cache_reuses_the_second_and_rechecks_everything_else() {
     }
 }
 
+#[test]
+fn the_cache_reuses_the_day_and_rechecks_the_time_of_day() {
+    let mut cache = TimestampCache::default();
+    let base = 1_763_838_000_000_000_000;
+    let second = 1_000_000_000;
+    for (ts, corrupt) in [
+        (base, None),
+        (base + 61 * second, None),
+        (base + 3_601 * second, None),
+        // A time of day out of range or not digits, in a day that is cached.
+        (base + 2 * second, Some((11, b'3'))),
+        (base + 2 * second, Some((14, b'6'))),
+        (base + 2 * second, Some((17, b'6'))),
+        (base + 2 * second, Some((12, b'x'))),
+        (base + 2 * second, Some((18, b'/'))),
+        (base + 2 * second, Some((13, b'.'))),
+        (base + 2 * second, Some((16, b'.'))),
+        // The date itself changed.
+        (base + 2 * second, Some((9, b'9'))),
+        (base + 86_400 * second, None),
+        (base + 3 * second, Some((10, b't'))),
+        (base + 4 * second, None),
+    ] {
+        let mut ours = payload(ts, b"line\n", corrupt);
+        let mut theirs = ours.clone();
+        assert_eq!(cache.take_timestamp(&mut ours), take_timestamp(&mut theirs), "ts {ts} corrupt {corrupt:?}");
+        assert_eq!(ours, theirs);
+    }
+}
+
+/// Every byte at every place of the fraction, and every pair of bytes at two adjacent
+/// places (where a carry out of one byte could reach the next): `nine_digits` is `digits`.
+#[test]
+fn nine_digits_is_digits_for_every_byte_and_adjacent_pair() {
+    let digits_text = *b"123456789";
+    for index in 0..9 {
+        for byte in 0..=u8::MAX {
+            let mut text = digits_text;
+            text[index] = byte;
+            assert_eq!(nine_digits(&text), digits(&text), "{text:?}");
+            if index < 8 {
+                for next in 0..=u8::MAX {
+                    text[index + 1] = next;
+                    assert_eq!(nine_digits(&text), digits(&text), "{text:?}");
+                }
+            }
+        }
+    }
+}
+
 proptest! {
+    /// Steps of up to two days with a byte of the date and time possibly replaced: the
+    /// cached day against the full parse.
+    #[test]
+    fn the_cache_agrees_with_take_timestamp_across_days(
+        steps in proptest::collection::vec(
+            (0i64..172_800_000_000_000, proptest::option::of((0usize..19, any::<u8>()))),
+            1..40,
+        ),
+        start in any::<i64>(),
+    ) {
+        let mut cache = TimestampCache::default();
+        let mut ts = start;
+        for (step, corrupt) in steps {
+            ts = ts.saturating_add(step);
+            let mut ours = payload(ts, b"content\n", corrupt);
+            let mut theirs = ours.clone();
+            prop_assert_eq!(cache.take_timestamp(&mut ours), take_timestamp(&mut theirs));
+            prop_assert_eq!(ours, theirs);
+        }
+    }
+
     #[test]
     fn the_cache_agrees_with_take_timestamp(
         steps in proptest::collection::vec((0i64..3_000_000_000, proptest::option::of((0usize..40, any::<u8>()))), 1..40),
