@@ -13,7 +13,8 @@
 //! - A [`Sleep`] completes at the first poll where `now >= deadline`; it registers a
 //!   timer only if it has to wait.
 //! - Dropping a [`Sleep`] cancels its timer at once (the slot is freed; the queue
-//!   entry is skipped lazily), so [`Timers::live`] counts exactly the sleeps and callbacks
+//!   entry is skipped lazily, or dropped by [`Timers::compact`] once dead entries
+//!   outnumber live ones), so [`Timers::live`] counts exactly the sleeps and callbacks
 //!   still waiting and the executor's idle/deadlock verdict is never delayed by dead
 //!   timers.
 //! - A callback runs once, when the clock reaches its deadline, in the executor's loop
