@@ -1,18 +1,20 @@
-//! Virtual-time timers: a heap of deadlines, the `sleep_until` future, and timer
+//! Virtual-time timers: a queue of deadlines, the `sleep_until` future, and timer
 //! callbacks.
 //!
 //! Owns: every pending timer of the simulation. A timer is a slot holding what to do
 //! when it fires — wake the task that sleeps, or run a callback ([`CallAt`]) — plus a
-//! heap entry `(deadline, sequence, slot)` (packed in one `u128`: [`HeapEntry`]); the
+//! queue entry `(deadline, sequence, slot)` (packed in one `u128`: [`QueueEntry`]); the
 //! sequence orders timers with equal deadlines by registration, so firing order is
-//! deterministic. Of the timers that fire
+//! deterministic (the queue, [`DeadlineQueue`], is a short sorted vector plus a heap).
+//! Of the timers that fire
 //! together, the executor wakes the sleepers first, then runs the callbacks.
 //!
 //! Promises:
 //! - A [`Sleep`] completes at the first poll where `now >= deadline`; it registers a
 //!   timer only if it has to wait.
-//! - Dropping a [`Sleep`] cancels its timer at once (the slot is freed; the heap entry
-//!   is skipped lazily), so [`Timers::live`] counts exactly the sleeps and callbacks
+//! - Dropping a [`Sleep`] cancels its timer at once (the slot is freed; the queue
+//!   entry is skipped lazily, or dropped by [`Timers::compact`] once dead entries
+//!   outnumber live ones), so [`Timers::live`] counts exactly the sleeps and callbacks
 //!   still waiting and the executor's idle/deadlock verdict is never delayed by dead
 //!   timers.
 //! - A callback runs once, when the clock reaches its deadline, in the executor's loop
@@ -51,25 +53,107 @@ pub(crate) type Callback = Box<dyn FnOnce() + Send>;
 /// [`TimerSlot::sequence`] of a free slot (sequences count up from zero).
 const FREE: u64 = u64::MAX;
 
-/// A heap entry `(deadline, sequence, slot)` packed as `deadline << 64 | sequence << 24 |
+/// A queue entry `(deadline, sequence, slot)` packed as `deadline << 64 | sequence << 24 |
 /// slot`: ordered by deadline, then sequence (unique, so the slot never decides), as the
 /// tuple was, but compared as one integer and moved as 16 bytes instead of 24. Seed 1
 /// (callgrind, 150 k timers): 1,596.9 M → 1,594.8 M Ir in all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct HeapEntry(u128);
+struct QueueEntry(u128);
 
 const SLOT_BITS: u32 = 24;
 
-impl HeapEntry {
-    fn new(deadline: u64, sequence: u64, slot: u32) -> HeapEntry {
+impl QueueEntry {
+    fn new(deadline: u64, sequence: u64, slot: u32) -> QueueEntry {
         assert!(slot < 1 << SLOT_BITS && sequence < 1 << (64 - SLOT_BITS), "timer slot or sequence out of range");
-        HeapEntry(u128::from(deadline) << 64 | u128::from(sequence << SLOT_BITS | u64::from(slot)))
+        QueueEntry(u128::from(deadline) << 64 | u128::from(sequence << SLOT_BITS | u64::from(slot)))
     }
 
     /// `(deadline, sequence, slot)`.
     fn parts(self) -> (u64, u64, u32) {
         let low = self.0 as u64;
         ((self.0 >> 64) as u64, low >> SLOT_BITS, (low & ((1 << SLOT_BITS) - 1)) as u32)
+    }
+}
+
+/// The pending queue entries, in two priority queues whose union is the queue: `near`, a
+/// vector sorted by descending [`QueueEntry`] (its last entry is its earliest), and
+/// `far`, a min-heap. A new timer usually lands among the last few entries of `near`
+/// (it is due before most of those waiting), and goes there by shifting them; one that
+/// would shift more than [`SHIFT_MAX`] goes to `far` instead (a starved run holds many
+/// timers, and inserting into a long vector moves too much). The next timer is the
+/// earlier of the two minimums. It replaced a single `BinaryHeap`, whose pops always
+/// sank to the bottom and whose pushes mostly climbed to the top.
+/// Callgrind, in all (with [`Timers::compact`]): seed 85 346.74 M → 344.13 M Ir, seed 19
+/// 914.76 M → 904.02 M Ir (a plain sorted vector: 342.75 M, but 946.20 M).
+#[derive(Default)]
+struct DeadlineQueue {
+    near: Vec<QueueEntry>,
+    far: BinaryHeap<Reverse<QueueEntry>>,
+}
+
+/// Dead entries tolerated in the queue beyond one per live timer before
+/// [`Timers::compact`] drops them.
+const COMPACT_SLACK: usize = 32;
+
+/// How many entries of `near` an insertion may shift; past that it goes to `far`.
+const SHIFT_MAX: usize = 8;
+
+impl DeadlineQueue {
+    #[inline]
+    fn peek(&self) -> Option<QueueEntry> {
+        match (self.near.last(), self.far.peek()) {
+            (Some(&near), Some(&Reverse(far))) => Some(near.min(far)),
+            (Some(&near), None) => Some(near),
+            (None, far) => far.map(|&Reverse(far)| far),
+        }
+    }
+
+    /// Remove the earliest entry (the one [`Self::peek`] returns).
+    #[inline]
+    fn pop(&mut self) {
+        match (self.near.last(), self.far.peek()) {
+            (Some(near), Some(Reverse(far))) if far < near => {
+                self.far.pop();
+            }
+            (Some(_), _) => {
+                self.near.pop();
+            }
+            (None, _) => {
+                self.far.pop();
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.near.clear();
+        self.far.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.near.len() + self.far.len()
+    }
+
+    /// Keep only the entries `keep` accepts (orders are kept: the vector stays sorted, and
+    /// the heap is rebuilt).
+    fn retain(&mut self, mut keep: impl FnMut(QueueEntry) -> bool) {
+        self.near.retain(|&entry| keep(entry));
+        self.far.retain(|&Reverse(entry)| keep(entry));
+    }
+
+    fn push(&mut self, entry: QueueEntry) {
+        let near = &mut self.near;
+        let len = near.len();
+        if len >= SHIFT_MAX && near[len - SHIFT_MAX] < entry {
+            self.far.push(Reverse(entry));
+            return;
+        }
+        near.push(entry);
+        let mut at = len;
+        while at > 0 && near[at - 1] < entry {
+            near[at] = near[at - 1];
+            at -= 1;
+        }
+        near[at] = entry;
     }
 }
 
@@ -81,7 +165,7 @@ struct TimerSlot {
 
 #[derive(Default)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<HeapEntry>>,
+    queue: DeadlineQueue,
     slots: Vec<TimerSlot>,
     free: Vec<u32>,
     next_sequence: u64,
@@ -115,7 +199,7 @@ impl Timers {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.heap.push(Reverse(HeapEntry::new(deadline, sequence, slot)));
+        self.queue.push(QueueEntry::new(deadline, sequence, slot));
         self.live += 1;
         TimerKey { slot, sequence }
     }
@@ -155,9 +239,24 @@ impl Timers {
         self.free.push(key.slot);
         self.live -= 1;
         if self.live == 0 {
-            self.heap.clear();
+            self.queue.clear();
+        } else if self.queue.len() > 2 * self.live + COMPACT_SLACK {
+            self.compact();
         }
         action
+    }
+
+    /// Drop the queue entries of cancelled timers at once. A timer that is reset again
+    /// and again (a deadline pushed back on every event) leaves an entry per reset, and
+    /// a starved run held four dead entries per live one, each pushed and later popped
+    /// through the heap (seed 19: 918.73 M → 904.02 M Ir in all, callgrind).
+    #[inline(never)]
+    fn compact(&mut self) {
+        let slots = &self.slots;
+        self.queue.retain(|entry| {
+            let (_, sequence, slot) = entry.parts();
+            slots[slot as usize].sequence == sequence
+        });
     }
 
     /// Cancel every timer (the executor is being dropped); returns their actions, for the
@@ -172,7 +271,7 @@ impl Timers {
             }
         }
         self.live = 0;
-        self.heap.clear();
+        self.queue.clear();
         actions
     }
 
@@ -183,12 +282,12 @@ impl Timers {
 
     /// The earliest deadline of a live timer.
     pub(crate) fn next_deadline(&mut self) -> Option<u64> {
-        while let Some(Reverse(entry)) = self.heap.peek().copied() {
+        while let Some(entry) = self.queue.peek() {
             let (deadline, sequence, slot) = entry.parts();
             if self.slots[slot as usize].sequence == sequence {
                 return Some(deadline);
             }
-            self.heap.pop();
+            self.queue.pop();
         }
         None
     }
@@ -197,12 +296,12 @@ impl Timers {
     /// `wakers` and the callbacks, with their sequences, to `calls`, each in (deadline,
     /// registration) order.
     pub(crate) fn fire_due(&mut self, now: u64, wakers: &mut Vec<Waker>, calls: &mut Vec<(u64, Callback)>) {
-        while let Some(Reverse(entry)) = self.heap.peek().copied() {
+        while let Some(entry) = self.queue.peek() {
             let (deadline, sequence, slot) = entry.parts();
             if deadline > now {
                 break;
             }
-            self.heap.pop();
+            self.queue.pop();
             let entry = &mut self.slots[slot as usize];
             if entry.sequence == sequence {
                 entry.sequence = FREE;
@@ -363,18 +462,45 @@ impl Drop for CallAt {
 }
 
 #[cfg(test)]
-mod heap_entry_tests {
-    use super::HeapEntry;
+mod queue_entry_tests {
+    use super::{DeadlineQueue, QueueEntry};
+    use crate::executor::SimRng;
 
     #[test]
     fn packed_entries_order_as_tuples_and_unpack() {
         let tuples = [(5, 9, 0), (5, 10, 3), (4, 11, 1), (6, 0, (1 << 24) - 1), (u64::MAX, (1 << 40) - 1, 7)];
         for a in tuples {
-            assert_eq!(HeapEntry::new(a.0, a.1, a.2).parts(), a);
+            assert_eq!(QueueEntry::new(a.0, a.1, a.2).parts(), a);
             for b in tuples {
-                let (x, y) = (HeapEntry::new(a.0, a.1, a.2), HeapEntry::new(b.0, b.1, b.2));
+                let (x, y) = (QueueEntry::new(a.0, a.1, a.2), QueueEntry::new(b.0, b.1, b.2));
                 assert_eq!(x.cmp(&y), (a.0, a.1).cmp(&(b.0, b.1)), "{a:?} vs {b:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_deadline_queue_pops_in_order() {
+        // Near and far insertions (shifted, or to the heap), against a sorted vector.
+        let mut rng = SimRng::new(7);
+        let mut queue = DeadlineQueue::default();
+        let mut model: Vec<QueueEntry> = Vec::new();
+        for sequence in 0..4_000u64 {
+            let deadline = if rng.chance(0.3) { rng.below(1_000_000) } else { rng.below(50) };
+            let entry = QueueEntry::new(deadline, sequence, 0);
+            queue.push(entry);
+            model.push(entry);
+            if rng.chance(0.4) {
+                model.sort_unstable();
+                assert_eq!(queue.peek(), model.first().copied());
+                queue.pop();
+                model.remove(0);
+            }
+        }
+        model.sort_unstable();
+        for entry in model {
+            assert_eq!(queue.peek(), Some(entry));
+            queue.pop();
+        }
+        assert_eq!(queue.peek(), None);
     }
 }
