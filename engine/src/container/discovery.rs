@@ -20,7 +20,7 @@
 //! is joined concurrently with everything else discovery does) and at shutdown (every
 //! supervisor is cancelled and joined before discovery returns).
 
-use std::collections::{btree_map, BTreeMap, BTreeSet};
+use std::collections::{btree_map, BTreeMap};
 use std::iter::Peekable;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -226,8 +226,17 @@ impl Discovery {
     }
 
     fn reconcile(&mut self, list: Vec<ContainerInfo>) {
-        let listed: BTreeSet<ContainerId> = list.iter().map(|info| info.id.clone()).collect();
-        let gone: Vec<ContainerId> = self.known.keys().filter(|id| !listed.contains(*id)).cloned().collect();
+        // The known containers the list does not name are gone. The list's ids, sorted
+        // (already so in the simulator: an O(n) check), are walked beside the known ones
+        // (a map in id order): no set of the listed ids is built, and no id is searched
+        // for (callgrind: seed 2, 474 reconciles a run, 450.9 M -> 433.3 M; seed 85
+        // 346.6 M -> 342.1 M, seed 19 874.5 M -> 870.0 M).
+        let mut listed: Vec<&ContainerId> = list.iter().map(|info| &info.id).collect();
+        listed.sort_unstable();
+        let gone: Vec<ContainerId> = not_in_sorted(self.known.keys(), &listed).cloned().collect();
+        // The first reconcile keeps the positions of the listed containers only (below).
+        let first_listed: Option<Vec<ContainerId>> =
+            (!self.reconciled).then(|| listed.iter().map(|&id| id.clone()).collect());
         for id in gone {
             self.retire(&id);
         }
@@ -257,9 +266,9 @@ impl Discovery {
                 ahead = self.known.range((Bound::Excluded(id), Bound::Unbounded)).peekable();
             }
         }
-        if !self.reconciled {
+        if let Some(listed) = first_listed {
             self.reconciled = true;
-            self.shared.acks.retain(|id| listed.contains(id));
+            self.shared.acks.retain(|id| listed.binary_search(id).is_ok());
         }
     }
 
@@ -370,6 +379,24 @@ pub(crate) fn find_ahead<'m, K: Ord, V>(
         Some((at, value)) if *at == key => Some(*value),
         _ => map.get(key),
     }
+}
+
+/// The keys of `keys`, an ascending walk, that `sorted` (ascending) does not hold, in
+/// order: both are walked once, side by side. Always the keys `sorted.contains` refuses.
+pub(crate) fn not_in_sorted<'k, 's, K: Ord + 'k>(
+    keys: impl Iterator<Item = &'k K> + 's,
+    sorted: &'s [&'s K],
+) -> impl Iterator<Item = &'k K> + 's {
+    let mut rest = sorted;
+    keys.filter(move |key| {
+        while let [first, tail @ ..] = rest {
+            if *first >= *key {
+                break;
+            }
+            rest = tail;
+        }
+        rest.first().is_none_or(|first| *first != *key)
+    })
 }
 
 /// Await a Docker call unless shutdown is signalled first (`None` then): a slow dockerd

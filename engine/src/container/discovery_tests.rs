@@ -1,6 +1,7 @@
 //! Tests of discovery's plumbing that need no runtime: the first-sight `since` (taken
 //! and recorded), a Docker call that never answers gives way to the shutdown signal,
-//! and the reconcile's in-order walk of the known containers finds what `get` finds.
+//! and the reconcile's in-order walks of the known containers find what `get` finds
+//! and miss what `contains` misses.
 
 use std::future::Future;
 use std::pin::pin;
@@ -12,7 +13,7 @@ use std::ops::Bound;
 use proptest::prelude::*;
 use tokio::sync::watch;
 
-use crate::container::discovery::{find_ahead, first_sight_since, or_shutdown, recorded_first_sight};
+use crate::container::discovery::{find_ahead, first_sight_since, not_in_sorted, or_shutdown, recorded_first_sight};
 use crate::rt::BoxFuture;
 
 #[test]
@@ -78,5 +79,22 @@ proptest! {
                 ahead = map.range((Bound::Excluded(key), Bound::Unbounded)).peekable();
             }
         }
+    }
+}
+
+proptest! {
+    /// `not_in_sorted` keeps exactly the keys a set of the sorted side does not hold, in
+    /// order, whatever the two sides share (nothing, some, all; repeats on the sorted side).
+    #[test]
+    fn not_in_sorted_is_not_contains(
+        keys in proptest::collection::btree_set(0u16..120, 0..60),
+        mut listed in proptest::collection::vec(0u16..130, 0..70),
+    ) {
+        let set: std::collections::BTreeSet<u16> = listed.iter().copied().collect();
+        listed.sort_unstable();
+        let sorted: Vec<&u16> = listed.iter().collect();
+        let walked: Vec<u16> = not_in_sorted(keys.iter(), &sorted).copied().collect();
+        let expected: Vec<u16> = keys.iter().filter(|key| !set.contains(key)).copied().collect();
+        prop_assert_eq!(walked, expected);
     }
 }
