@@ -45,8 +45,13 @@ impl TokioRt {
 
     /// The tokio instant of an engine deadline (for `sleep_until`).
     fn to_tokio(&self, deadline: Instant) -> tokio::time::Instant {
-        self.origin + Duration::from_nanos(deadline.as_nanos())
+        to_tokio(self.origin, deadline)
     }
+}
+
+/// `deadline`, an engine instant counted from `origin`, as tokio's.
+fn to_tokio(origin: tokio::time::Instant, deadline: Instant) -> tokio::time::Instant {
+    origin + Duration::from_nanos(deadline.as_nanos())
 }
 
 /// [`Rt::timer`] on tokio: its `Sleep`, which moves without waking ([`tokio::time::Sleep::reset`]).
@@ -65,7 +70,7 @@ impl Future for TokioTimer {
 
 impl Timer for TokioTimer {
     fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
-        let at = self.origin + Duration::from_nanos(deadline.as_nanos());
+        let at = to_tokio(self.origin, deadline);
         self.sleep.as_mut().reset(at);
     }
 }
