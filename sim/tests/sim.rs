@@ -324,6 +324,30 @@ fn a_tail_dropped_at_stop_is_caught() {
 }
 
 #[test]
+fn a_probe_that_trusts_silence_is_caught() {
+    // The stall watchdog's probe says "at the end of its log" whatever Docker answers: a
+    // stalled stream (stream fault, json-file rotation) is kept until its rotation, and
+    // the container's output waits unread past the stall timeout + 90 s.
+    // Played where stalls are many (a stream fault per container every 20 min, a
+    // quarter of them stalls) and the watchdog is quick (60 s): the rotation (at
+    // 210-300 s) comes after the progress bound (60 s + 90 s).
+    let caught =
+        assert_caught_in(stalling_world, SupervisorVariant::ProbeTrustsSilence, Invariant::Liveness, "unread output");
+    // The shipped probe passes the same world.
+    let outcome = run_seed(&caught.options, RunConfig::default());
+    assert!(outcome.violation.is_none(), "{}", failure_block(&outcome));
+}
+
+/// A small world with a stream fault per container every 20 minutes (a quarter of them
+/// stalls) and a stall timeout of 60 s.
+fn stalling_world(seed: u64) -> Options {
+    let mut options = small_world(seed);
+    options.stream_faults_per_hour = 3.0;
+    options.stall_timeout = Duration::from_secs(60);
+    options
+}
+
+#[test]
 fn hidden_randomness_is_caught_by_the_rerun() {
     // A process-wide counter shifts the supervisor's jitter: the second run of a seed
     // differs from the first. The sweep's re-run (`rerun_differs`) must say so.

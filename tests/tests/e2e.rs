@@ -1166,6 +1166,45 @@ fn daemon_stalled_log_stream_is_reopened_and_delivered_whole() {
     phases.done("every line exactly once");
 }
 
+/// A silent stream is not a stalled one: the stall watchdog (`stall_timeout` 1 s) asks
+/// Docker for the log's last entry (`tail = 1`), finds the last line read and keeps the
+/// stream, where it reopened it every second (each reopen replaying the last second
+/// and more, and each making dockerd scan the log for its `since`). The lines printed
+/// after the silences arrive on the same stream.
+#[test]
+fn daemon_silent_log_stream_is_kept_not_reopened() {
+    let test = "daemon_silent_log_stream_is_kept_not_reopened";
+    let Some(_image) = require_docker_and_image(test) else { return };
+    let _serial = one_docker_test_at_a_time_blocking();
+    let mut phases = Phases::new("silent");
+    let mut spec = DaemonSpec::new(&capture_tests::daemon::new_run_id("silent"), SinkSpec::File);
+    spec.stall_timeout = Some("1s".into());
+    let mut daemon = Daemon::start(spec.clone()).unwrap();
+    daemon.wait_ready(READY_TIMEOUT).unwrap();
+
+    let script = format!(
+        "trap 'exit 0' TERM INT; echo 'quiet 1'; sleep 6; echo 'quiet 2'; sleep 6; echo 'quiet 3'; {}",
+        capture_tests::containers::IDLE_UNTIL_STOPPED
+    );
+    let container = run_in(&spec, "quiet", &script);
+    let name = container.name().to_owned();
+    wait_sink_lines(&daemon, "the first line", 1, |line| line.labels["container"] == name);
+    let opens = daemon.metrics().unwrap().count("container_stream_opens_total");
+    phases.done("first line");
+
+    let expected = BTreeMap::from([
+        (StreamKey::new(&name, "stdout"), vec!["quiet 1".to_owned(), "quiet 2".to_owned(), "quiet 3".to_owned()]),
+        (StreamKey::new(&name, "stderr"), Vec::new()),
+    ]);
+    wait_sink_lines(&daemon, "the last line", 3, |line| line.labels["container"] == name);
+    // Two silences of six stall timeouts each: no reopen.
+    let reopens = daemon.metrics().unwrap().count("container_stream_opens_total") - opens;
+    assert_eq!(reopens, 0, "a silent stream was reopened\n{}", daemon.log_tail(30));
+    assert_file_sink_exactly(&mut daemon, &expected);
+    drop(container);
+    phases.done("every line on one stream");
+}
+
 /// Loki's 400 is per entry: its distributor stores the valid entries of a push and
 /// refuses the rest. The receiver refuses lines over 100 bytes as Loki does (its
 /// message names the limit, not a count): the short lines are stored exactly once (no

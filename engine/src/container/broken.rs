@@ -149,6 +149,7 @@ pub(crate) fn wrap_stream(shared: &MonitorShared, stream: LogStream) -> (LogStre
         | SupervisorVariant::LineOverheadUncharged
         | SupervisorVariant::DuplicateReplay
         | SupervisorVariant::TailDropped
+        | SupervisorVariant::ProbeTrustsSilence
         | SupervisorVariant::HiddenRandomness
         | SupervisorVariant::GapUncounted
         | SupervisorVariant::TailOvercounted

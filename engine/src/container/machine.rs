@@ -27,7 +27,13 @@
 //!   the slot (0.7–1.0 × with the default jitter; reopens that keep the slot keep the
 //!   deadline): drop the stream, give the slot back, queue again.
 //! - **Stall**: nothing for `stall_timeout` (heartbeat and watchdog are this one timer).
-//!   A running container's stream is reopened (slot kept). A stopped container's stream
+//!   For a running container, Docker is asked for its log's last entry first
+//!   ([`Action::Probe`]: a non-follow request with `tail = 1`, a short answer, not a
+//!   stream, so it takes no slot): if it is the last line read, the stream is only silent
+//!   and is kept; else (or if the probe fails) the stream is reopened (slot kept). A
+//!   silent stream cost a reopen per `stall_timeout`, whose `since` replays the last
+//!   second or more, and Docker's json-file reader scans the log from its start to find
+//!   a `since` (a `tail` it reads from the end). A stopped container's stream
 //!   opened after the stop that stalls outlives its container (bollard #251): dropped,
 //!   and the log counts as read to its end.
 //! - **End of stream**: while the container is believed running, ask Docker
@@ -133,6 +139,9 @@ pub enum Action {
     ReleaseSlot,
     /// Ask Docker whether the container runs; answer with [`Machine::handle_inspected`].
     Inspect,
+    /// Ask Docker for the last entry of the log (the stream stays open) and whether it is
+    /// the last line read; answer with [`Machine::handle_probed`].
+    Probe,
     /// The container was removed: the task ends.
     Finish,
 }
@@ -441,6 +450,20 @@ impl Machine {
         }
     }
 
+    /// Docker answered the probe: `caught_up` if its last entry is the last line read
+    /// (the stream is only silent: kept, the watchdog armed again from now); else, or if
+    /// the probe failed, the stream is reopened (the watchdog proper).
+    pub fn handle_probed(&mut self, now: Instant, caught_up: bool) {
+        let Phase::Streaming(mut stream) = self.phase else { return };
+        if caught_up {
+            stream.stall_at = now + self.config.stall_timeout;
+            self.phase = Phase::Streaming(stream);
+        } else {
+            self.drop_stream(DropWhy::Stall);
+            self.open(now);
+        }
+    }
+
     /// Called at (or after) [`Machine::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.phase {
@@ -459,12 +482,14 @@ impl Machine {
                 self.phase = Phase::Idle;
                 self.settle(now);
             }
-            Phase::Streaming(stream) if now >= stream.stall_at => {
-                self.drop_stream(DropWhy::Stall);
+            Phase::Streaming(mut stream) if now >= stream.stall_at => {
                 if self.effective_running() {
-                    // The watchdog: a running container's silent stream is reopened.
-                    self.open(now);
+                    // The watchdog: is a running container's silent stream behind its log?
+                    stream.stall_at = now + self.config.stall_timeout;
+                    self.phase = Phase::Streaming(stream);
+                    self.actions.push_back(Action::Probe);
                 } else {
+                    self.drop_stream(DropWhy::Stall);
                     self.after_end(now, stream);
                 }
             }
@@ -571,8 +596,8 @@ impl Machine {
     }
 
     /// Bring the phase in line with what the container needs after a change. (The task
-    /// answers `Open` and `Inspect` before it takes any other input, so `Opening` and
-    /// `Inspecting` are never seen here.)
+    /// answers `Open`, `Inspect` and `Probe` before it takes any other input, so
+    /// `Opening` and `Inspecting` are never seen here.)
     fn settle(&mut self, now: Instant) {
         if self.removed {
             // An open stream is read on until it ends (see the module docs).

@@ -107,17 +107,38 @@ fn rotation_comes_at_0_7_to_1_0_of_rotate_every() {
 }
 
 #[test]
-fn a_silent_running_stream_is_reopened_by_the_watchdog_keeping_its_slot() {
+fn a_silent_running_stream_behind_its_log_is_reopened_by_the_watchdog_keeping_its_slot() {
     let mut machine = streaming(0);
     machine.handle_data(at(10), Some(5));
     assert_eq!(machine.poll_timeout(), Some(at(130)));
     machine.handle_timeout(at(130));
+    assert_eq!(actions(&mut machine), [Action::Probe]);
+    // The log has an entry past the last line read: the stream stalled.
+    machine.handle_probed(at(130), false);
     assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Stall), open_since(5)]);
     machine.handle_opened(at(130), WALL, 0.5);
     assert_eq!(machine.poll_timeout(), Some(at(250)));
     // The reopen kept the slot, and with it the rotation deadline.
     machine.handle_data(at(200), None);
     assert_eq!(machine.poll_timeout(), Some(at(300)));
+}
+
+#[test]
+fn a_silent_stream_whose_log_ends_at_the_last_line_read_is_kept() {
+    let mut machine = streaming(0);
+    machine.handle_data(at(10), Some(5));
+    machine.handle_timeout(at(130));
+    assert_eq!(actions(&mut machine), [Action::Probe]);
+    // Docker's last entry is the last line read: only silent. Nothing dropped, nothing
+    // opened, the watchdog armed again from the answer.
+    machine.handle_probed(at(131), true);
+    assert_eq!(actions(&mut machine), []);
+    assert_eq!(machine.poll_timeout(), Some(at(251)));
+    // Silent again and behind by then: reopened from the last line read.
+    machine.handle_timeout(at(251));
+    assert_eq!(actions(&mut machine), [Action::Probe]);
+    machine.handle_probed(at(251), false);
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Stall), open_since(5)]);
 }
 
 #[test]

@@ -111,6 +111,10 @@ pub enum SupervisorVariant {
     /// the log to its end, and believes the tail read (so it counts nothing).
     #[cfg(feature = "broken-variants")]
     TailDropped,
+    /// The stall watchdog's probe always finds the stream at the end of its log: a
+    /// stalled stream is kept until its rotation.
+    #[cfg(feature = "broken-variants")]
+    ProbeTrustsSilence,
     /// A process-wide counter shifts the rotation jitter: the second run of a seed in
     /// the same process differs from the first (hidden randomness).
     #[cfg(feature = "broken-variants")]

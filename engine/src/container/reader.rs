@@ -108,6 +108,32 @@ pub struct LogReader {
     tail_cut: [Option<UnixNanos>; 2],
     line_bytes_max: usize,
     run_bytes_max: usize,
+    /// The last line handed out: what the stall watchdog's probe of the log's last entry
+    /// is compared with ([`Self::ends_with`]).
+    last_line: Option<LineMark>,
+}
+
+/// What tells a line from its neighbours for [`LogReader::ends_with`]: its stream,
+/// timestamp (nanoseconds), length and first bytes. Not the bytes themselves (a slice
+/// would keep its whole chunk alive), nor a hash of them (SipHash over each chunk's last
+/// line cost 4 % of a seed). Lines that share all of it are the same text at the same
+/// nanosecond: taking one for the other only keeps a silent stream until the next
+/// line, the next probe or the rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LineMark {
+    stream: StdStream,
+    ts: UnixNanos,
+    len: usize,
+    head: [u8; 32],
+}
+
+impl LineMark {
+    fn of(stream: StdStream, line: &Line) -> LineMark {
+        let mut head = [0; 32];
+        let shown = line.bytes.len().min(head.len());
+        head[..shown].copy_from_slice(&line.bytes[..shown]);
+        LineMark { stream, ts: line.ts, len: line.bytes.len(), head }
+    }
 }
 
 impl LogReader {
@@ -134,7 +160,36 @@ impl LogReader {
             tail_cut: [None; 2],
             line_bytes_max,
             run_bytes_max,
+            last_line: None,
         }
+    }
+
+    /// Make `probe` ready to read a probe of the log's last entry ([`Self::ends_with`]):
+    /// this reader's limits and format, nothing to resume from. A reader kept from an
+    /// earlier probe keeps its timestamp cache (a new one parsed each probe's timestamp
+    /// in full).
+    pub fn ready_probe<'a>(&self, probe: &'a mut Option<LogReader>) -> &'a mut LogReader {
+        let reader = probe.get_or_insert_with(|| {
+            LogReader::new(
+                self.line_bytes_max,
+                self.frame_bytes_max,
+                self.run_bytes_max,
+                ContainerCheckpoint::default(),
+            )
+        });
+        reader.set_tty(self.decoder.is_tty());
+        reader.reopen();
+        reader.queued = [None; 2];
+        reader.high = [None; 2];
+        reader.last_line = None;
+        reader
+    }
+
+    /// Whether `line` of `stream` (the log's last entry, as a reader from
+    /// [`Self::ready_probe`] read it) is the last line this reader handed out, with nothing
+    /// partial read after it: then the stream being read is at the end of its log.
+    pub fn ends_with(&self, stream: StdStream, line: &Line) -> bool {
+        self.buffered_bytes() == 0 && self.last_line == Some(LineMark::of(stream, line))
     }
 
     /// The format of the streams read from now on: a TTY container's (`tty`, raw
@@ -300,6 +355,16 @@ impl LogReader {
 
     /// Feed one chunk of the raw stream; new lines are appended to `runs`.
     pub fn handle_chunk(&mut self, chunk: Bytes, runs: &mut Vec<Run>, stats: &mut ReadStats) -> Result<(), ReadError> {
+        let result = self.read_chunk(chunk, runs, stats);
+        if let Some(run) = runs.last() {
+            if let Some(line) = run.lines.last() {
+                self.last_line = Some(LineMark::of(run.stream, line));
+            }
+        }
+        result
+    }
+
+    fn read_chunk(&mut self, chunk: Bytes, runs: &mut Vec<Run>, stats: &mut ReadStats) -> Result<(), ReadError> {
         // Lines are slices of the chunk they came in, and a slice keeps the whole buffer
         // behind it alive. A small read usually sits in a much larger transport buffer
         // (hyper reserves ≥ 8 KiB per read), so queued lines would pin far more memory

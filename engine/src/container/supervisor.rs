@@ -3,7 +3,7 @@
 //! Every decision (when to take a slot, open, rotate, declare a stall, read a stopped
 //! container to its end, back off, give up) is made by the sans-IO [`Machine`]; this
 //! task only performs the machine's actions — wait in the pool, open and drop the
-//! stream, inspect, finish —, feeds it what happened, moves bytes from the stream
+//! stream, inspect, probe the log's last entry, finish —, feeds it what happened, moves bytes from the stream
 //! through the [`LogReader`] into the queue, and sleeps until the machine's next
 //! timeout. The stream is polled here, by the owner, so "rotate" is simply dropping it
 //! and opening a new one: no reader task can be left behind.
@@ -41,6 +41,10 @@ use crate::telemetry::events::{
     TailUnread,
 };
 
+/// The most a probe's answer (one entry: at most a 16 KiB piece of a line, its header and
+/// timestamp) may take; more means Docker did not apply the `tail`.
+const PROBE_BYTES_MAX: usize = 64 << 10;
+
 pub struct Supervisor {
     shared: Arc<MonitorShared>,
     id: ContainerId,
@@ -52,6 +56,8 @@ pub struct Supervisor {
     sources: [SourceId; 2],
     /// The labels of both streams while the labeler collects the container.
     labels: Option<[Labels; 2]>,
+    /// Reads the stall watchdog's probes (see [`LogReader::ready_probe`]).
+    probe_reader: Option<LogReader>,
 }
 
 /// What the task holds besides the machine: the pool wait, the slot and the stream.
@@ -87,7 +93,7 @@ impl Supervisor {
             SourceId::Container { id: id.clone(), stream: StdStream::Stderr },
         ];
         let hold = shared.queue.reader_hold();
-        Supervisor { shared, id, state, reader, hold, machine, sources, labels: None }
+        Supervisor { shared, id, state, reader, hold, machine, sources, labels: None, probe_reader: None }
     }
 
     /// The task body: runs until the container is removed (or the task is cancelled).
@@ -121,6 +127,10 @@ impl Supervisor {
                     }
                     Action::Inspect => {
                         self.inspect().await;
+                        true
+                    }
+                    Action::Probe => {
+                        self.probe().await;
                         true
                     }
                     action => self.perform_at_once(action, &mut held),
@@ -248,7 +258,9 @@ impl Supervisor {
                     held.dropped_hook = held.hook.take();
                 }
             }
-            Action::Open(_) | Action::Inspect => unreachable!("opening and inspecting wait: see `open`, `inspect`"),
+            Action::Open(_) | Action::Inspect | Action::Probe => {
+                unreachable!("opening, inspecting and probing wait: see `open`, `inspect`, `probe`")
+            }
             Action::Finish => {
                 #[cfg(feature = "broken-variants")]
                 if shared.config.variant == crate::container::SupervisorVariant::TailUncounted {
@@ -310,6 +322,42 @@ impl Supervisor {
             }
         };
         self.machine.handle_inspected(rt.now(), answer, self.unit());
+    }
+
+    /// [`Action::Probe`]: is the log's last entry (a non-follow request with `tail = 1`)
+    /// the last line read? Any failure, or an answer longer than a probe can be, says no.
+    async fn probe(&mut self) {
+        let shared = self.shared.clone();
+        let options = LogOptions { follow: false, since_secs: 0, tail: Some(1) };
+        let caught_up = match shared.docker.logs(&self.id, options).await {
+            Ok(mut stream) => {
+                let reader = self.reader.ready_probe(&mut self.probe_reader);
+                let (mut runs, mut stats, mut read) = (Vec::new(), ReadStats::default(), 0);
+                let mut answered = true;
+                while let Some(item) = stream.next().await {
+                    let Ok(bytes) = item else {
+                        answered = false;
+                        break;
+                    };
+                    read += bytes.len();
+                    if read > PROBE_BYTES_MAX || reader.handle_chunk(bytes, &mut runs, &mut stats).is_err() {
+                        answered = false;
+                        break;
+                    }
+                }
+                let last = runs.last().and_then(|run| Some((run.stream, run.lines.last()?)));
+                let caught_up = answered
+                    && reader.buffered_bytes() == 0
+                    && last.is_some_and(|(stream, line)| self.reader.ends_with(stream, line));
+                // Nothing of the answer is kept until the next probe.
+                reader.reopen();
+                caught_up
+            }
+            Err(_) => false,
+        };
+        #[cfg(feature = "broken-variants")]
+        let caught_up = caught_up || shared.config.variant == crate::container::SupervisorVariant::ProbeTrustsSilence;
+        self.machine.handle_probed(shared.rt.now(), caught_up);
     }
 
     /// Read one chunk: its lines go to `chunks` (to be queued), or are dropped while the

@@ -504,3 +504,44 @@ fn lines_of_a_small_read_do_not_keep_its_buffer_alive() {
 fn entries_key(entries: &[Entry], index: usize) -> ResumeKey {
     ResumeKey { ts: entries[index].1, seq: 0 }
 }
+
+/// What a probe of the log's last entry (`tail = 1`) says about a reader: at the end of
+/// its log or not.
+fn probe_says_caught_up(reader: &LogReader, last_entry: &Entry) -> bool {
+    let mut slot = None;
+    let probe = reader.ready_probe(&mut slot);
+    let runs = feed(probe, &render(std::slice::from_ref(last_entry)), 1 << 20);
+    let last = runs.last().and_then(|run| Some((run.stream, run.lines.last()?)));
+    probe.buffered_bytes() == 0 && last.is_some_and(|(stream, line)| reader.ends_with(stream, line))
+}
+
+#[test]
+fn a_probe_tells_a_silent_stream_from_one_behind_its_log() {
+    let entries: Vec<Entry> = vec![
+        (StdStream::Stdout, 10 * SEC, b"same text\n".to_vec()),
+        (StdStream::Stdout, 10 * SEC, b"same texT\n".to_vec()),
+        (StdStream::Stderr, 10 * SEC, b"same texT\n".to_vec()),
+        (StdStream::Stdout, 11 * SEC, b"a long line, ".to_vec()),
+        (StdStream::Stdout, 11 * SEC + 1, b"its end\n".to_vec()),
+    ];
+    for split in [1, 7, 1 << 20] {
+        let mut reader = reader();
+        assert!(!probe_says_caught_up(&reader, &entries[0]), "nothing read yet");
+        feed(&mut reader, &render(&entries[..2]), split);
+        assert!(probe_says_caught_up(&reader, &entries[1]), "split {split}: the last line read is the log's last");
+        // One more line of the same stream and timestamp, or the same text on the other
+        // stream: behind.
+        assert!(!probe_says_caught_up(&reader, &entries[0]), "split {split}");
+        assert!(!probe_says_caught_up(&reader, &entries[2]), "split {split}");
+        // A reopen keeps what was read; its replay of the last line changes nothing.
+        reader.reopen();
+        feed(&mut reader, &render(&entries[..2]), split);
+        assert!(probe_says_caught_up(&reader, &entries[1]), "split {split}: after a replay");
+        // Half a line read: behind, whatever the log's last entry is.
+        feed(&mut reader, &render(&entries[3..4]), split);
+        assert!(!probe_says_caught_up(&reader, &entries[1]), "split {split}: a partial line pending");
+        feed(&mut reader, &render(&entries[4..]), split);
+        // The probe sees only the line's last piece: not the line read, so behind.
+        assert!(!probe_says_caught_up(&reader, &entries[4]), "split {split}: a long line's last piece");
+    }
+}

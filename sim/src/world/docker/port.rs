@@ -7,6 +7,10 @@
 //!
 //! Promises: `logs` registers the stream as open before returning it and consumes at
 //! most one armed [`super::StreamFault`]; `since_secs <= 0` means no `since` filter.
+//! A non-follow `tail` request (the agent's stall probe: `tail = 1`) is answered at once
+//! with those last entries, as one chunk: a short answer, not an open stream, with no
+//! fault and no part in the world's account of what readers were handed (the agent
+//! compares the entry with the last line it read and queues nothing of it).
 
 use engine::model::ContainerId;
 use engine::port::{ContainerEngine, ContainerInfo, EngineError, EventStream, LogOptions, LogStream};
@@ -82,6 +86,15 @@ impl ContainerEngine for SimDocker {
         let id = id.clone();
         Box::pin(async move {
             this.api_latency().await;
+            if let (false, Some(entries)) = (options.follow, options.tail) {
+                let answer = this.with(|state| {
+                    state.begin_call(ApiCall::Logs)?;
+                    let container = state.containers.get(&id).ok_or_else(|| not_found(&id))?;
+                    Ok::<_, EngineError>(state.logs[container.serial].render_tail(entries, &mut state.timestamps))
+                })?;
+                let chunks = (!answer.is_empty()).then_some(Ok(answer));
+                return Ok(Box::pin(futures::stream::iter(chunks)) as LogStream);
+            }
             let opened = this.with(|state| {
                 state.begin_call(ApiCall::Logs)?;
                 let container = state.containers.get_mut(&id).ok_or_else(|| not_found(&id))?;
