@@ -152,7 +152,12 @@ impl Acks {
             return None;
         }
         state.dirty = false;
-        Some(Checkpoint { containers: state.containers.clone() })
+        // The map's own `clone` copies entry by entry behind a drop guard; collecting the
+        // (already sorted, distinct) entries writes them in one tight loop instead
+        // (callgrind: seed 3, 7,868 commits of about 50 containers, 473.66 M -> 472.01 M;
+        // seed 19 870.00 M -> 869.22 M; seed 2, few commits, 433.27 M -> 433.37 M, layout).
+        let copy: Vec<_> = state.containers.iter().map(|(id, positions)| (id.clone(), *positions)).collect();
+        Some(Checkpoint { containers: ContainerCheckpoints::from_sorted_store_unchecked(copy) })
     }
 
     /// Mark dirty again (a commit failed).
