@@ -37,7 +37,7 @@ use super::buffers::BufferPool;
 use super::log::{LogCursor, Qualify, ReadStart, ReaderInfo, RenderedRun};
 use super::state::{DockerState, StreamEnd};
 use super::stream_table::Slot;
-use super::unsettled::Unsettled;
+use super::unsettled::{Slack, Unsettled};
 use crate::executor::{Lock, SimRng};
 
 /// A fault injected into an open log stream (or armed for the next one).
@@ -102,8 +102,8 @@ struct Reader {
     rendered_from: LogCursor,
     /// The request, for the log's account of gaps a reader could notice.
     info: ReaderInfo,
-    /// Its stream's id, and where its slack is in `state.unsettled`.
-    slack: Slot,
+    /// Its stream's slack in the world's account of unsettled bytes ([`Slack`]).
+    slack: Slack,
 }
 
 impl SimLogStream {
@@ -130,7 +130,7 @@ impl SimLogStream {
             counts_from: None,
             rendered_from: cursor,
             info,
-            slack: Slot::new(record.id),
+            slack: Slack::default(),
         };
         SimLogStream { state, rt, record, serial, reader, trickle_sleep: None, phase: Phase::Streaming }
     }
@@ -391,7 +391,7 @@ impl Drop for SimLogStream {
     fn drop(&mut self) {
         let mut state = self.state.lock();
         self.reader.discard(&mut state, self.serial);
-        state.unsettled.closed(&mut self.reader.slack, self.reader.pending.len() as u64);
+        state.unsettled.closed(&self.reader.slack, self.reader.pending.len() as u64);
         state.close_log_stream(&mut self.record);
         let buffer = std::mem::take(&mut self.reader.buffer);
         self.reader.give_back_buffer(buffer, &mut state.buffers);

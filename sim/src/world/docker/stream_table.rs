@@ -1,5 +1,4 @@
-//! A table of records keyed by stream id: the open log streams, and the per-stream
-//! slack of the unsettled account.
+//! A table of records keyed by stream id: the open log streams.
 //!
 //! Owns: the records, in id order (iteration visits them as a `BTreeMap` would, so
 //! wake-ups and reports keep their order).
@@ -32,8 +31,8 @@ pub(crate) struct StreamTable<V> {
 
 /// A stream id, with the position its record was last found at in a [`StreamTable`]: a
 /// lookup looks there first, and searches only if the record moved (a record inserted
-/// before it, or vacant slots swept out: rare, as ids only grow). A stream keeps one per
-/// table it is looked up in at every poll, chunk and close (seed 19: 150 k polls, 83 k
+/// before it, or vacant slots swept out: rare, as ids only grow). A stream keeps one for
+/// its record, looked up at every poll, chunk and close (seed 19: 150 k polls, 83 k
 /// chunks, 60 k closes, a binary search or two each before). Callgrind: seed 85
 /// 458.1 M → 450.8 M instructions, seed 19 1,121.8 M → 1,112.1 M.
 #[derive(Clone, Copy, Debug)]
@@ -43,8 +42,9 @@ pub(crate) struct Slot {
     at: usize,
 }
 
+#[cfg(test)]
 impl Slot {
-    pub(crate) fn new(id: u64) -> Slot {
+    fn new(id: u64) -> Slot {
         Slot { id, at: 0 }
     }
 }
@@ -64,8 +64,7 @@ impl<V> StreamTable<V> {
     }
 
     /// Whether `id` is larger than every id in the table (a new stream's is): its record
-    /// goes at the end, found without a search (every open inserts a record, and its
-    /// first chunk a slack; callgrind: seed 85 432.9 M → 431.9 M instructions, seed 19
+    /// goes at the end, found without a search (every open inserts a record; callgrind: seed 85 432.9 M → 431.9 M instructions, seed 19
     /// 1,069.3 M → 1,062.4 M).
     fn is_newest(&self, id: u64) -> bool {
         self.entries.last().is_none_or(|(last, _)| *last < id)
@@ -114,28 +113,6 @@ impl<V> StreamTable<V> {
     /// [`Self::get_mut`] of `slot`'s id (see [`Slot`]).
     pub(crate) fn get_mut_at(&mut self, slot: &mut Slot) -> Option<&mut V> {
         self.position_at(slot).ok().and_then(|at| self.entries[at].1.as_mut())
-    }
-
-    /// The record of `slot`'s id (see [`Slot`]), a default one inserted if there is none.
-    pub(crate) fn get_or_insert_default(&mut self, slot: &mut Slot) -> &mut V
-    where
-        V: Default,
-    {
-        let found = if self.is_newest(slot.id) { Err(self.entries.len()) } else { self.position_at(slot) };
-        let at = match found {
-            Ok(at) => at,
-            Err(at) => {
-                self.entries.insert(at, (slot.id, None));
-                self.vacant += 1;
-                slot.at = self.base + at;
-                at
-            }
-        };
-        let slot = &mut self.entries[at].1;
-        if slot.is_none() {
-            self.vacant -= 1;
-        }
-        slot.get_or_insert_with(V::default)
     }
 
     /// Remove the record of `slot`'s id (see [`Slot`]).
@@ -200,7 +177,7 @@ mod tests {
         table.insert(5, 55);
         assert_eq!(table.remove(&mut Slot::new(1)), Some(10));
         assert_eq!(table.remove(&mut Slot::new(1)), None);
-        *table.get_or_insert_default(&mut Slot::new(4)) += 4;
+        table.insert(4, 4);
         table[&7] += 1;
         assert_eq!(table.values().copied().collect::<Vec<_>>(), vec![30, 4, 55, 71]);
         assert_eq!((table.len(), table.get(&2), table[&3]), (4, None, 30));
@@ -245,7 +222,7 @@ mod tests {
         assert_eq!(table.remove(&mut Slot::new(3)), None);
         assert!(table.entries.len() < 40, "swept");
         table.insert(35, 350);
-        *table.get_or_insert_default(&mut Slot::new(2)) += 2;
+        table.insert(2, 2);
         table.insert(50, 50);
         assert_eq!(
             table.values().copied().collect::<Vec<_>>(),
