@@ -122,7 +122,12 @@ impl ContainerEngine for SimDocker {
             // no clone of each and a drop at the end (atomic operations, 60 k opens on seed 19).
             let (record, serial, start, rng, info) = opened;
             let SimDocker { state, rt } = this;
-            Ok(Box::pin(SimLogStream::new(state, rt, record, serial, start, rng, info)) as LogStream)
+            // Allocated first, then built in place: `Box::pin(value)` built the stream
+            // on the stack and copied it into the allocation (~370 bytes per open).
+            // Callgrind: seed 2 429.0 M → 427.7 M instructions, seed 3 469.0 M → 467.7 M,
+            // seed 19 863.3 M → 859.9 M.
+            let stream = Box::write(Box::new_uninit(), SimLogStream::new(state, rt, record, serial, start, rng, info));
+            Ok(Box::into_pin(stream) as LogStream)
         })
     }
 }
