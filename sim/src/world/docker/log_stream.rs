@@ -306,7 +306,7 @@ impl Stream for SimLogStream {
         let mut guard = this.state.lock();
         let state = &mut *guard;
         let (serial, reader) = (this.serial, &mut this.reader);
-        let record = state.log_streams.get_mut_at(&mut this.record).expect("open stream has a record");
+        let record = state.log_streams.get_mut_at(&this.record).expect("open stream has a record");
         match &record.end {
             Some(StreamEnd::Eof) => {
                 drop(guard);
@@ -381,7 +381,7 @@ impl Stream for SimLogStream {
             drop(guard);
             return this.finish();
         }
-        let record = state.log_streams.get_mut_at(&mut this.record).expect("open stream has a record");
+        let record = state.log_streams.get_mut_at(&this.record).expect("open stream has a record");
         register(&mut record.waker, cx.waker());
         Poll::Pending
     }
@@ -400,7 +400,7 @@ impl Drop for SimLogStream {
             reader.discard(&mut state, self.serial);
         }
         state.unsettled.closed(&reader.slack, reader.pending.len() as u64);
-        state.close_log_stream(&mut self.record);
+        state.close_log_stream(&self.record);
         if reader.buffer.capacity() > 0 || reader.buffer_used {
             let buffer = std::mem::take(&mut reader.buffer);
             reader.give_back_buffer(buffer, &mut state.buffers);

@@ -348,7 +348,7 @@ impl DockerState {
     ) -> usize {
         let mut count = 0;
         let Some(entry) = self.containers.get(container) else { return 0 };
-        for slot in &mut self.open_streams[entry.serial] {
+        for slot in &self.open_streams[entry.serial] {
             let stream = self.log_streams.get_mut_at(slot).expect("indexed stream is open");
             change(stream);
             // A stalled stream is woken only to be ended.
@@ -374,7 +374,7 @@ impl DockerState {
 
     /// Forget an open log stream (its reader dropped it). The last stream of a removed
     /// container ends its drain: its log is deleted now.
-    pub(crate) fn close_log_stream(&mut self, stream: &mut Slot) {
+    pub(crate) fn close_log_stream(&mut self, stream: &Slot) {
         if let Some(record) = self.log_streams.remove(stream) {
             let open_streams = &mut self.open_streams[record.serial];
             open_streams.retain(|open| open.id != stream.id);
@@ -421,7 +421,7 @@ impl DockerState {
     /// streams end, their logs are deleted.
     pub(crate) fn end_drains(&mut self) {
         for (id, (container, stalled)) in std::mem::take(&mut self.draining) {
-            for slot in &mut self.open_streams[container.serial] {
+            for slot in &self.open_streams[container.serial] {
                 let stream = self.log_streams.get_mut_at(slot).expect("indexed stream is open");
                 stream.end.get_or_insert(StreamEnd::Eof);
                 if let Some(waker) = stream.waker.take() {
