@@ -1,189 +1,100 @@
-//! A table of records keyed by stream id: the open log streams, and the per-stream
-//! slack of the unsettled account.
+//! A table of the open log streams' records, each at the position it got at its open.
 //!
-//! Owns: the records, in id order (iteration visits them as a `BTreeMap` would, so
-//! wake-ups and reports keep their order).
+//! Owns: the records, and the positions of removed ones, which the next opens reuse.
 //!
-//! Why not a `BTreeMap`: a few dozen streams are open at a time, ids only grow (a new
-//! stream goes at the end), and every chunk handed looks one up; a sorted `Vec` with a
-//! binary search costs less per lookup, insert and remove (seed 1: ~60 M of 2,147 M
-//! instructions went to `BTreeMap` search and rebalancing on these two maps).
+//! Why not a `BTreeMap`: a few dozen streams are open at a time and every poll, chunk,
+//! wake-up and close looks a record up (seed 1: ~60 M of 2,147 M instructions went to
+//! `BTreeMap` search and rebalancing). A stream keeps the [`Slot`] its record got, so
+//! every lookup is an index.
+//!
+//! Why records never move (a slab, not a sorted `Vec`): a sorted `Vec` left removed
+//! records vacant and swept them out once they were the majority, but the oldest streams
+//! do not go first (a quiet container's stream outlives hundreds of rotations of the
+//! others), so a sweep moved most of the table to free a few entries at its front, or
+//! every record, after which each stream searched for its own (seed 3: 1,282 sweeps of
+//! a table of ~100 records for 23.8 k closes). Only iteration needs an order, and it is
+//! rare: [`StreamTable::values_mut`] sorts by id. Callgrind: seed 2 426.6 M → 418.4 M
+//! instructions, seed 3 466.5 M → 456.6 M, seed 19 857.2 M → 852.6 M (of which `memcpy`,
+//! mostly `rep movsb` counted per byte: 5.0 M, 6.4 M, 0.7 M).
 
-use std::ops::{Index, IndexMut};
-
-/// A removed record leaves a vacant slot behind (its id kept, so the order and the
-/// search hold) instead of shifting every later record down: the oldest streams go
-/// first, so a `Vec::remove` moved most of the table per closed stream (seed 8: 12 M
-/// of 1,407 M instructions in `memcpy` from dropping log streams). Vacant slots are
-/// swept out once they are the majority: those in front first (the oldest streams go
-/// first), which moves every record by one count, kept in `base`, so that the positions
-/// [`Slot`]s hold stay right (a sweep of every vacant slot moved them all, and the next
-/// lookup of each searched. Callgrind: seed 85 447.1 M → 446.9 M instructions, seed 19
-/// 1,105.3 M → 1,102.7 M).
-pub(crate) struct StreamTable<V> {
-    /// Sorted by id, ids distinct; `None`: removed.
-    entries: Vec<(u64, Option<V>)>,
-    /// How many entries are `None`.
-    vacant: usize,
-    /// Entries ever swept out from the front: entry `i` is at position `base + i` in the
-    /// numbering of [`Slot`]s.
-    base: usize,
-}
-
-/// A stream id, with the position its record was last found at in a [`StreamTable`]: a
-/// lookup looks there first, and searches only if the record moved (a record inserted
-/// before it, or vacant slots swept out: rare, as ids only grow). A stream keeps one per
-/// table it is looked up in at every poll, chunk and close (seed 19: 150 k polls, 83 k
-/// chunks, 60 k closes, a binary search or two each before). Callgrind: seed 85
-/// 458.1 M → 450.8 M instructions, seed 19 1,121.8 M → 1,112.1 M.
+/// A stream's id and the position of its record in its [`StreamTable`], from
+/// [`StreamTable::insert`]: the record stays there until it is removed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Slot {
     pub(crate) id: u64,
-    /// Where it was found last, counting from the first entry ever (see `base`).
     at: usize,
 }
 
-impl Slot {
-    pub(crate) fn new(id: u64) -> Slot {
-        Slot { id, at: 0 }
-    }
+pub(crate) struct StreamTable<V> {
+    /// By position: the id of the record there (the last one, if removed) and the
+    /// record, `None` once removed.
+    entries: Vec<(u64, Option<V>)>,
+    /// Positions of removed records, the latest last.
+    free: Vec<usize>,
 }
 
 impl<V> Default for StreamTable<V> {
     fn default() -> Self {
-        StreamTable { entries: Vec::new(), vacant: 0, base: 0 }
+        StreamTable { entries: Vec::new(), free: Vec::new() }
     }
 }
 
 impl<V> StreamTable<V> {
-    /// Vacant slots tolerated before a sweep, at least (and at most half the entries).
-    const SWEEP_AFTER: usize = 16;
-
-    fn position(&self, id: u64) -> Result<usize, usize> {
-        self.entries.binary_search_by_key(&id, |(key, _)| *key)
-    }
-
-    /// Whether `id` is larger than every id in the table (a new stream's is): its record
-    /// goes at the end, found without a search (every open inserts a record, and its
-    /// first chunk a slack; callgrind: seed 85 432.9 M → 431.9 M instructions, seed 19
-    /// 1,069.3 M → 1,062.4 M).
-    fn is_newest(&self, id: u64) -> bool {
-        self.entries.last().is_none_or(|(last, _)| *last < id)
-    }
-
-    /// [`Self::position`] of `slot`'s id, looking first where it was last found.
-    fn position_at(&self, slot: &mut Slot) -> Result<usize, usize> {
-        let last = slot.at.wrapping_sub(self.base);
-        if self.entries.get(last).is_some_and(|(id, _)| *id == slot.id) {
-            return Ok(last);
-        }
-        let found = self.position(slot.id);
-        if let Ok(at) = found {
-            slot.at = self.base + at;
-        }
-        found
-    }
-
-    /// Insert (or replace) the record of `id`; returns its [`Slot`], which finds it
-    /// without a search.
+    /// Insert the record of a stream `id` (new: no record has it); returns its [`Slot`].
     pub(crate) fn insert(&mut self, id: u64, value: V) -> Slot {
-        let found = if self.is_newest(id) { Err(self.entries.len()) } else { self.position(id) };
-        let at = match found {
-            Ok(at) => {
-                if self.entries[at].1.replace(value).is_none() {
-                    self.vacant -= 1;
-                }
+        let at = match self.free.pop() {
+            Some(at) => {
+                self.entries[at] = (id, Some(value));
                 at
             }
-            Err(at) => {
-                self.entries.insert(at, (id, Some(value)));
-                at
+            None => {
+                self.entries.push((id, Some(value)));
+                self.entries.len() - 1
             }
         };
-        Slot { id, at: self.base + at }
+        Slot { id, at }
     }
 
-    pub(crate) fn get(&self, id: &u64) -> Option<&V> {
-        self.position(*id).ok().and_then(|at| self.entries[at].1.as_ref())
+    /// The record of `slot`'s stream, unless it was removed.
+    pub(crate) fn get_mut_at(&mut self, slot: &Slot) -> Option<&mut V> {
+        match self.entries.get_mut(slot.at) {
+            Some((id, value)) if *id == slot.id => value.as_mut(),
+            _ => None,
+        }
     }
 
-    pub(crate) fn get_mut(&mut self, id: &u64) -> Option<&mut V> {
-        self.position(*id).ok().and_then(|at| self.entries[at].1.as_mut())
-    }
-
-    /// [`Self::get_mut`] of `slot`'s id (see [`Slot`]).
-    pub(crate) fn get_mut_at(&mut self, slot: &mut Slot) -> Option<&mut V> {
-        self.position_at(slot).ok().and_then(|at| self.entries[at].1.as_mut())
-    }
-
-    /// The record of `slot`'s id (see [`Slot`]), a default one inserted if there is none.
-    pub(crate) fn get_or_insert_default(&mut self, slot: &mut Slot) -> &mut V
-    where
-        V: Default,
-    {
-        let found = if self.is_newest(slot.id) { Err(self.entries.len()) } else { self.position_at(slot) };
-        let at = match found {
-            Ok(at) => at,
-            Err(at) => {
-                self.entries.insert(at, (slot.id, None));
-                self.vacant += 1;
-                slot.at = self.base + at;
-                at
-            }
+    /// Remove the record of `slot`'s stream; returns what `look` takes from it first.
+    /// The record is dropped where it is, not moved out to the caller (a copy of a
+    /// record, ~130 bytes, per close; callgrind: seed 2 418.4 M → 417.8 M instructions,
+    /// seed 3 456.6 M → 455.9 M, seed 19 852.6 M → 850.8 M).
+    pub(crate) fn remove_with<R>(&mut self, slot: &Slot, look: impl FnOnce(&V) -> R) -> Option<R> {
+        let value = match self.entries.get_mut(slot.at) {
+            Some((id, value)) if *id == slot.id => value,
+            _ => return None,
         };
-        let slot = &mut self.entries[at].1;
-        if slot.is_none() {
-            self.vacant -= 1;
-        }
-        slot.get_or_insert_with(V::default)
-    }
-
-    /// Remove the record of `slot`'s id (see [`Slot`]).
-    pub(crate) fn remove(&mut self, slot: &mut Slot) -> Option<V> {
-        let at = self.position_at(slot).ok()?;
-        let removed = self.entries[at].1.take()?;
-        self.vacant += 1;
-        if self.sweep_due() {
-            let front = self.entries.iter().take_while(|(_, value)| value.is_none()).count();
-            self.entries.drain(..front);
-            self.base += front;
-            self.vacant -= front;
-            if self.sweep_due() {
-                self.entries.retain(|(_, value)| value.is_some());
-                self.vacant = 0;
-            }
-        }
-        Some(removed)
-    }
-
-    fn sweep_due(&self) -> bool {
-        self.vacant >= Self::SWEEP_AFTER && 2 * self.vacant > self.entries.len()
+        let found = look(value.as_ref()?);
+        *value = None;
+        self.free.push(slot.at);
+        Some(found)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.entries.len() - self.vacant
+        self.entries.len() - self.free.len()
     }
 
+    /// The records, in no particular order (for counts).
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
         self.entries.iter().filter_map(|(_, value)| value.as_ref())
     }
 
+    /// The records in id order (the order of their opens), as a `BTreeMap` by id would
+    /// visit them: whatever is done to each (a wake-up) is done in an order that does
+    /// not depend on where records are.
     pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.entries.iter_mut().filter_map(|(_, value)| value.as_mut())
-    }
-}
-
-impl<V> Index<&u64> for StreamTable<V> {
-    type Output = V;
-
-    fn index(&self, id: &u64) -> &V {
-        self.get(id).expect("no stream with this id")
-    }
-}
-
-impl<V> IndexMut<&u64> for StreamTable<V> {
-    fn index_mut(&mut self, id: &u64) -> &mut V {
-        self.get_mut(id).expect("no stream with this id")
+        let mut records: Vec<(u64, &mut V)> =
+            self.entries.iter_mut().filter_map(|(id, value)| Some((*id, value.as_mut()?))).collect();
+        records.sort_unstable_by_key(|(id, _)| *id);
+        records.into_iter().map(|(_, value)| value)
     }
 }
 
@@ -192,68 +103,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_stay_in_id_order_whatever_the_order_of_inserts_and_removes() {
+    fn a_slot_finds_its_record_until_it_is_removed_even_once_its_position_is_reused() {
         let mut table = StreamTable::default();
-        for id in [3, 1, 7, 5] {
-            table.insert(id, id * 10);
+        let mut slots: Vec<Slot> = (0..4).map(|id| table.insert(id, id * 10)).collect();
+        assert_eq!(table.remove_with(&slots[1], |value| *value), Some(10));
+        assert_eq!(table.remove_with(&slots[1], |value| *value), None);
+        assert_eq!(table.get_mut_at(&slots[1]), None);
+        // Stream 4 gets the position stream 1 had: stream 1's slot finds nothing there.
+        slots.push(table.insert(4, 40));
+        assert_eq!(table.get_mut_at(&slots[1]), None);
+        assert_eq!(table.remove_with(&slots[1], |value| *value), None);
+        *table.get_mut_at(&slots[4]).expect("open") += 1;
+        for (slot, value) in slots.iter().zip([Some(0), None, Some(20), Some(30), Some(41)]) {
+            assert_eq!(table.get_mut_at(slot).copied(), value, "{}", slot.id);
         }
-        table.insert(5, 55);
-        assert_eq!(table.remove(&mut Slot::new(1)), Some(10));
-        assert_eq!(table.remove(&mut Slot::new(1)), None);
-        *table.get_or_insert_default(&mut Slot::new(4)) += 4;
-        table[&7] += 1;
-        assert_eq!(table.values().copied().collect::<Vec<_>>(), vec![30, 4, 55, 71]);
-        assert_eq!((table.len(), table.get(&2), table[&3]), (4, None, 30));
+        assert_eq!(table.len(), 4);
     }
 
     #[test]
-    fn a_slot_finds_its_record_after_the_front_is_swept_and_after_a_full_sweep() {
+    fn iteration_visits_the_records_in_id_order_wherever_they_are() {
         let mut table = StreamTable::default();
-        for id in 0..80 {
+        let slots: Vec<Slot> = (0..40).map(|id| table.insert(id, id)).collect();
+        // The oldest go last: the newest get their positions.
+        for slot in slots[..30].iter().rev() {
+            assert_eq!(table.remove_with(slot, |value| *value), Some(slot.id));
+        }
+        for id in 40..50 {
             table.insert(id, id);
         }
-        let mut slots: Vec<Slot> = (0..80).map(Slot::new).collect();
-        slots.iter_mut().for_each(|slot| assert_eq!(table.get_mut_at(slot).copied(), Some(slot.id)));
-        // The oldest go first: the vacant front is swept, the others keep their slots.
-        for slot in &mut slots[..41] {
-            assert_eq!(table.remove(slot), Some(slot.id));
-        }
-        assert!(table.base > 0 && table.vacant < 41, "the vacant front is swept");
-        let at = slots[60].at;
-        assert_eq!(table.get_mut_at(&mut slots[60]).copied(), Some(60));
-        assert_eq!(slots[60].at, at, "found where it was");
-        // Vacant slots between live ones: a sweep of them all.
-        for slot in slots[42..80].iter_mut().filter(|slot| slot.id % 4 != 1) {
-            table.remove(slot);
-        }
-        assert!(table.entries.len() < 39, "swept");
-        for slot in &mut slots {
-            let live = slot.id == 41 || (slot.id > 41 && slot.id % 4 == 1);
-            assert_eq!(table.get_mut_at(slot).copied(), live.then_some(slot.id), "{}", slot.id);
-        }
-    }
-
-    #[test]
-    fn vacant_slots_are_refilled_and_swept_without_changing_what_is_seen() {
-        let mut table = StreamTable::default();
-        for id in 0..40 {
-            table.insert(id, id);
-        }
-        for id in 0..30 {
-            assert_eq!(table.remove(&mut Slot::new(id)), Some(id));
-        }
-        assert_eq!(table.remove(&mut Slot::new(3)), None);
-        assert!(table.entries.len() < 40, "swept");
-        table.insert(35, 350);
-        *table.get_or_insert_default(&mut Slot::new(2)) += 2;
-        table.insert(50, 50);
-        assert_eq!(
-            table.values().copied().collect::<Vec<_>>(),
-            [vec![2, 30, 31, 32, 33, 34, 350], (36..40).collect(), vec![50]].concat()
-        );
-        assert_eq!(table.get_mut(&36).copied(), Some(36));
-        assert_eq!((table.len(), table.get(&10)), (12, None));
+        let ids: Vec<u64> = table.values_mut().map(|value| *value).collect();
+        assert_eq!(ids, (30..50).collect::<Vec<_>>());
+        let mut counted: Vec<u64> = table.values().copied().collect();
+        counted.sort_unstable();
+        assert_eq!(counted, ids);
+        assert_eq!(table.len(), 20);
         table.values_mut().for_each(|value| *value += 1);
-        assert_eq!(table[&2], 3);
+        assert_eq!(table.values().sum::<u64>(), ids.iter().sum::<u64>() + 20);
     }
 }

@@ -32,7 +32,6 @@ use std::ops::Range;
 use engine::model::StdStream;
 
 use super::log::{ContainerLog, LogCursor};
-use super::stream_table::{Slot, StreamTable};
 
 #[derive(Default)]
 struct Counted {
@@ -42,8 +41,13 @@ struct Counted {
     through: [u64; 2],
 }
 
+/// One open stream's slack, held by its reader: nothing but the sum of all of them is
+/// read here, so it needs no table by stream id (an insert at a stream's first chunk, a
+/// lookup per chunk, a removal per close; a search at the close of a stream that never
+/// handed a chunk). Callgrind: seed 2 433.3 M → 429.9 M instructions, seed 3 473.7 M →
+/// 469.9 M, seed 19 870.0 M → 864.6 M.
 #[derive(Default)]
-struct Slack {
+pub(crate) struct Slack {
     bytes: u64,
     /// The last chunk ended at a line boundary: the next one starts the slack afresh.
     at_boundary: bool,
@@ -65,7 +69,7 @@ pub(crate) struct Unsettled {
     counted_bytes: u64,
     /// Rendered for a reader, not handed out yet (every open stream).
     pending_bytes: u64,
-    slack: StreamTable<Slack>,
+    /// The sum of the open streams' [`Slack`].
     slack_bytes: u64,
     /// The highest `handed − settled` seen at a hand-out.
     pub(crate) max_seen: u64,
@@ -155,12 +159,11 @@ impl Unsettled {
         }
     }
 
-    /// Stream `stream` handed `len` bytes (and dropped `discarded` more it had
-    /// rendered); `at_boundary`: it has handed out everything rendered and the reader
-    /// holds no partial line. Checks the bound.
-    pub(crate) fn handed(&mut self, stream: &mut Slot, len: u64, discarded: u64, at_boundary: bool) {
+    /// The stream whose slack is `slack` handed `len` bytes (and dropped `discarded`
+    /// more it had rendered); `at_boundary`: it has handed out everything rendered and
+    /// the reader holds no partial line. Checks the bound.
+    pub(crate) fn handed(&mut self, slack: &mut Slack, len: u64, discarded: u64, at_boundary: bool) {
         self.pending_bytes -= len + discarded;
-        let slack = self.slack.get_or_insert_default(stream);
         let before = slack.bytes;
         slack.bytes = if slack.at_boundary { len } else { slack.bytes + len };
         slack.at_boundary = at_boundary;
@@ -214,12 +217,11 @@ impl Unsettled {
         }
     }
 
-    /// Stream `stream` is gone with `pending` bytes rendered and never handed.
-    pub(crate) fn closed(&mut self, stream: &mut Slot, pending: u64) {
+    /// The stream whose slack is `slack` is gone with `pending` bytes rendered and
+    /// never handed.
+    pub(crate) fn closed(&mut self, slack: &Slack, pending: u64) {
         self.pending_bytes -= pending;
-        if let Some(slack) = self.slack.remove(stream) {
-            self.slack_bytes -= slack.bytes;
-        }
+        self.slack_bytes -= slack.bytes;
     }
 
     /// Loki answered the lines of `stream` of log `serial` before `through`.
@@ -295,18 +297,19 @@ mod tests {
         let (log, ends) = log(2);
         assert_eq!(log.lines_cost(StdStream::Stdout, 0..10, 1_000), 10 * (LINE_FRAME_BYTES + 5));
         let mut count = unsettled(500);
+        let mut slack: [Slack; 10] = Default::default();
         count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
         assert_eq!(count.now().0, 0, "rendered, not handed");
-        count.handed(&mut Slot::new(7), 400, 0, false);
+        count.handed(&mut slack[7], 400, 0, false);
         assert_eq!(count.now(), (400, 400));
-        count.handed(&mut Slot::new(7), 50, 0, true);
+        count.handed(&mut slack[7], 50, 0, true);
         assert_eq!(count.now(), (450, 450));
         count.settle(&log, 0, StdStream::Stdout, 4);
         assert_eq!(count.now().0, 450 - 4 * 45);
         // A replay of lines Loki answered is not counted again.
         count.settle(&log, 0, StdStream::Stdout, 10);
         count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
-        count.handed(&mut Slot::new(8), 450, 0, true);
+        count.handed(&mut slack[8], 450, 0, true);
         assert_eq!(count.now().0, 0);
         assert!(count.violation.is_none());
     }
@@ -315,13 +318,14 @@ mod tests {
     fn more_than_the_bound_and_the_open_streams_slack_is_a_violation() {
         let (log, ends) = log(3);
         let mut count = unsettled(500);
+        let mut slack: [Slack; 10] = Default::default();
         count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
-        count.handed(&mut Slot::new(7), 450, 0, true);
+        count.handed(&mut slack[7], 450, 0, true);
         count.rendered(&log, 0, [0, 0], (ends[1], ends[2]), 450, &[]);
-        count.handed(&mut Slot::new(7), 450, 0, true);
+        count.handed(&mut slack[7], 450, 0, true);
         assert!(count.violation.is_none(), "900 ≤ 500 + the 450 of the last chunk");
         count.rendered(&log, 0, [0, 0], (ends[2], ends[3]), 450, &[]);
-        count.handed(&mut Slot::new(7), 450, 0, true);
+        count.handed(&mut slack[7], 450, 0, true);
         let violation = count.violation.clone().expect("1350 > 500 + 450");
         assert!(violation.contains("1350 bytes"), "{violation}");
     }
@@ -330,13 +334,14 @@ mod tests {
     fn a_stream_dropped_with_frames_unhanded_uncounts_them_and_a_crash_forgets_all() {
         let (log, ends) = log(1);
         let mut count = unsettled(500);
+        let mut slack: [Slack; 10] = Default::default();
         count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
-        count.handed(&mut Slot::new(7), 90, 0, false);
+        count.handed(&mut slack[7], 90, 0, false);
         count.uncount(&log, 0, [0, 0]);
-        count.closed(&mut Slot::new(7), 360);
+        count.closed(&slack[7], 360);
         assert_eq!(count.now(), (0, 0), "the two lines handed are under-counted: the safe side");
         count.rendered(&log, 0, [0, 0], (ends[0], ends[1]), 450, &[]);
-        count.handed(&mut Slot::new(9), 450, 0, true);
+        count.handed(&mut slack[9], 450, 0, true);
         assert_eq!(count.now().0, 450);
         count.forget();
         assert_eq!(count.now().0, 0);
@@ -358,8 +363,9 @@ mod tests {
             log.since_skipped(from, to, &qualify).into_iter().map(|(_, stream, lines)| (stream, lines)).collect();
         assert_eq!(skipped, vec![(StdStream::Stdout, 0..10), (StdStream::Stdout, 10..20)]);
         let mut count = unsettled(500);
+        let mut slack: [Slack; 10] = Default::default();
         count.rendered(&log, 0, [0, 0], (from, to), 450, &skipped);
-        count.handed(&mut Slot::new(7), 450, 0, true);
+        count.handed(&mut slack[7], 450, 0, true);
         assert_eq!(count.now().0, 10 * 45, "only the ten lines that passed");
         // Loki answers the last line: nothing is left, the skipped lines were never held.
         count.settle(&log, 0, StdStream::Stdout, 30);
