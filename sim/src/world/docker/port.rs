@@ -89,8 +89,18 @@ impl ContainerEngine for SimDocker {
             if let (false, Some(entries)) = (options.follow, options.tail) {
                 let answer = this.with(|state| {
                     state.begin_call(ApiCall::Logs)?;
-                    let container = state.containers.get(&id).ok_or_else(|| not_found(&id))?;
-                    Ok::<_, EngineError>(state.logs[container.serial].render_tail(entries, &mut state.timestamps))
+                    let serial = state.containers.get(&id).ok_or_else(|| not_found(&id))?.serial;
+                    let (log, mut runs) = (&state.logs[serial], Vec::new());
+                    log.tail_runs(entries, &mut runs);
+                    // Mostly the burst the agent read last: a slice of its kept frames.
+                    if let [run] = &runs[..] {
+                        if let Some(frames) = state.frames.run_frames(log, serial, run, &mut state.timestamps) {
+                            return Ok(frames);
+                        }
+                    }
+                    let mut answer = bytes::BytesMut::new();
+                    runs.iter().for_each(|run| log.write_run(run, &mut answer, &mut state.timestamps));
+                    Ok::<_, EngineError>(answer.freeze())
                 })?;
                 let chunks = (!answer.is_empty()).then_some(Ok(answer));
                 return Ok(Box::pin(futures::stream::iter(chunks)) as LogStream);

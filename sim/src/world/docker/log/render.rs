@@ -95,25 +95,19 @@ impl ContainerLog {
     }
 
     /// The frames of `run`, rendered onto `out`.
-    /// The last `entries` entries, as a non-follow `tail` request hands them (the agent's
-    /// stall probe): rendered at once, whole.
-    pub(crate) fn render_tail(&self, entries: u64, timestamps: &mut TimestampText) -> bytes::Bytes {
+    /// The runs of the last `entries` entries, as a non-follow `tail` request hands them
+    /// (the agent's stall probe asks for one), onto `runs`.
+    pub(crate) fn tail_runs(&self, entries: u64, runs: &mut Vec<RenderedRun>) {
         let cursor = self.normalise(self.seek(ReadRequest { since: None, tail: Some(entries) }).cursor);
         if entries == 1 {
             // The probe's case, without a plan: the last entry, unless rotation deleted it.
-            let Some(burst) = self.bursts.get(cursor.burst) else { return bytes::Bytes::new() };
-            let mut out = BytesMut::with_capacity(entry_frame_bytes(burst, self.tty, cursor.entry));
-            let run = RenderedRun { at: 0, burst: cursor.burst, from: cursor.entry, entries: 1 };
-            self.write_run(&run, &mut out, timestamps);
-            return out.freeze();
+            if cursor.burst < self.bursts.len() {
+                runs.push(RenderedRun { at: 0, burst: cursor.burst, from: cursor.entry, entries: 1 });
+            }
+            return;
         }
-        let (mut cursor, mut qualify, mut runs) = (cursor, [Qualify::From(cursor); 2], Vec::new());
-        let plan = self.plan_render(&mut cursor, &mut qualify, self.end(), usize::MAX, &mut runs);
-        let mut out = BytesMut::with_capacity(plan.bytes);
-        for run in &runs {
-            self.write_run(run, &mut out, timestamps);
-        }
-        out.freeze()
+        let (mut cursor, mut qualify) = (cursor, [Qualify::From(cursor); 2]);
+        self.plan_render(&mut cursor, &mut qualify, self.end(), usize::MAX, runs);
     }
 
     pub(crate) fn write_run(&self, run: &RenderedRun, out: &mut BytesMut, timestamps: &mut TimestampText) {
