@@ -213,6 +213,8 @@ pub struct Telemetry {
     pub container_streams_waiting: AtomicU64,
     pub container_stream_rotations_total: AtomicU64,
     pub container_stream_opens_total: AtomicU64,
+    /// The stall watchdog's probes of a silent stream: `[silent, behind]` (kept, reopened).
+    pub container_stream_probes_total: [AtomicU64; 2],
     pub container_stream_errors_total: AtomicU64,
     pub lines_in_total: AtomicU64,
     pub bytes_in_total: AtomicU64,
@@ -258,6 +260,7 @@ impl Default for Telemetry {
             container_streams_waiting: AtomicU64::new(0),
             container_stream_rotations_total: AtomicU64::new(0),
             container_stream_opens_total: AtomicU64::new(0),
+            container_stream_probes_total: Default::default(),
             container_stream_errors_total: AtomicU64::new(0),
             lines_in_total: AtomicU64::new(0),
             bytes_in_total: AtomicU64::new(0),

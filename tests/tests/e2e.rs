@@ -1198,8 +1198,11 @@ fn daemon_silent_log_stream_is_kept_not_reopened() {
     ]);
     wait_sink_lines(&daemon, "the last line", 3, |line| line.labels["container"] == name);
     // Two silences of six stall timeouts each: no reopen.
-    let reopens = daemon.metrics().unwrap().count("container_stream_opens_total") - opens;
+    let metrics = daemon.metrics().unwrap();
+    let reopens = metrics.count("container_stream_opens_total") - opens;
     assert_eq!(reopens, 0, "a silent stream was reopened\n{}", daemon.log_tail(30));
+    let silent = metrics.count(r#"container_stream_probes_total{result="silent"}"#);
+    assert!(silent >= 1, "the silences were never probed\n{}", daemon.log_tail(30));
     assert_file_sink_exactly(&mut daemon, &expected);
     drop(container);
     phases.done("every line on one stream");

@@ -161,6 +161,15 @@ impl EngineCollector {
             &[],
             get(&telemetry.container_stream_opens_total),
         );
+        f.by(
+            "container_stream_probes_total",
+            "Silent log streams the stall watchdog probed (the log's last entry), by result: \
+             silent (kept) or behind (stalled: reopened).",
+            counter,
+            "result",
+            [("silent", 0), ("behind", 1)]
+                .map(|(result, at)| (result, get(&telemetry.container_stream_probes_total[at]))),
+        );
         f.one(
             "container_stream_errors_total",
             "Docker log streams that failed to open or broke.",

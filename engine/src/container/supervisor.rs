@@ -37,8 +37,8 @@ use crate::pipeline::queue::{Chunk, ReaderHold};
 use crate::port::{ContainerCheckpoint, EngineError, LogOptions, LogStream};
 use crate::rt::{unit_from_bits, BoxFuture, BoxTimer, Instant, Rt};
 use crate::telemetry::events::{
-    InspectFailed, LinesRead, LogGapFound, MalformedFrame, StreamFailed, StreamOpened, StreamRotated, StreamYielded,
-    TailUnread,
+    InspectFailed, LinesRead, LogGapFound, MalformedFrame, StreamFailed, StreamOpened, StreamProbed, StreamRotated,
+    StreamYielded, TailUnread,
 };
 
 /// The most a probe's answer (one entry: at most a 16 KiB piece of a line, its header and
@@ -357,6 +357,7 @@ impl Supervisor {
         };
         #[cfg(feature = "broken-variants")]
         let caught_up = caught_up || shared.config.variant == crate::container::SupervisorVariant::ProbeTrustsSilence;
+        StreamProbed { behind: !caught_up }.emit(&shared.telemetry);
         self.machine.handle_probed(shared.rt.now(), caught_up);
     }
 

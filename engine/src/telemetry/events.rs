@@ -49,6 +49,18 @@ impl StreamOpened {
     }
 }
 
+/// The stall watchdog probed a silent stream: `behind` if the log's last entry was not
+/// the last line read (the stream is reopened), else it is only silent (kept).
+pub struct StreamProbed {
+    pub behind: bool,
+}
+
+impl StreamProbed {
+    pub fn emit(self, telemetry: &Telemetry) {
+        add(&telemetry.container_stream_probes_total[usize::from(self.behind)], 1);
+    }
+}
+
 /// A stream was dropped on schedule to be reopened (rotation).
 pub struct StreamRotated;
 

@@ -46,11 +46,15 @@ fn drops_are_counted_by_reason() {
 fn source_events_count_streams_and_lines() {
     let telemetry = Telemetry::default();
     StreamOpened.emit(&telemetry);
+    StreamProbed { behind: true }.emit(&telemetry);
+    StreamProbed { behind: false }.emit(&telemetry);
+    StreamProbed { behind: false }.emit(&telemetry);
     StreamRotated.emit(&telemetry);
     StreamFailed { container: "abc", error: &"connection reset" }.emit(&telemetry, at(0));
     LinesRead { lines: 5, bytes: 50, truncated: 1, duplicates: 2 }.emit(&telemetry);
     let get = Telemetry::get;
     assert_eq!(get(&telemetry.container_stream_opens_total), 1);
+    assert_eq!(telemetry.container_stream_probes_total.each_ref().map(get), [2, 1]);
     assert_eq!(get(&telemetry.container_stream_rotations_total), 1);
     assert_eq!(get(&telemetry.container_stream_errors_total), 1);
     assert_eq!(get(&telemetry.lines_in_total), 5);
