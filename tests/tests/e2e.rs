@@ -1197,12 +1197,14 @@ fn daemon_silent_log_stream_is_kept_not_reopened() {
         (StreamKey::new(&name, "stderr"), Vec::new()),
     ]);
     wait_sink_lines(&daemon, "the last line", 3, |line| line.labels["container"] == name);
-    // Two silences of six stall timeouts each: no reopen.
+    // Two silences of six stall timeouts each: no reopen for silence (it was about ten).
+    // A probe may still race a line Docker wrote but the stream had not handed over yet
+    // (then the stream is reopened: harmless), so up to one per line after a silence.
     let metrics = daemon.metrics().unwrap();
     let reopens = metrics.count("container_stream_opens_total") - opens;
-    assert_eq!(reopens, 0, "a silent stream was reopened\n{}", daemon.log_tail(30));
+    assert!(reopens <= 2, "a silent stream was reopened {reopens} times\n{}", daemon.log_tail(30));
     let silent = metrics.count(r#"container_stream_probes_total{result="silent"}"#);
-    assert!(silent >= 1, "the silences were never probed\n{}", daemon.log_tail(30));
+    assert!(silent >= 2, "the silences were probed {silent} times\n{}", daemon.log_tail(30));
     assert_file_sink_exactly(&mut daemon, &expected);
     drop(container);
     phases.done("every line on one stream");
