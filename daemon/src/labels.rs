@@ -113,9 +113,9 @@ mod tests {
     fn container(name: &str, labels: &[(&str, &str)]) -> ContainerInfo {
         ContainerInfo {
             id: ContainerId::new("0123456789abcdef"),
-            name: name.to_string(),
-            image: "busybox:1.36".to_string(),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            name: name.into(),
+            image: "busybox:1.36".into(),
+            labels: Arc::new(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
             running: true,
             tty: false,
         }

@@ -133,19 +133,19 @@ struct Labels2 {
 impl Labeler for Labels2 {
     fn labels(&self, info: &ContainerInfo, stream: StdStream) -> Option<Labels> {
         let mut by_name = self.by_name.lock().unwrap();
-        if let Some(labels) = by_name.get(info.name.as_str()) {
+        if let Some(labels) = by_name.get(&*info.name) {
             return Some(labels[stream.index()].clone());
         }
         let make = |stream: StdStream| -> Labels {
             Arc::new(
-                [("container".to_string(), info.name.clone()), ("stream".to_string(), stream.as_str().to_string())]
+                [("container".to_string(), info.name.to_string()), ("stream".to_string(), stream.as_str().to_string())]
                     .into_iter()
                     .collect(),
             )
         };
         let labels = [make(StdStream::Stdout), make(StdStream::Stderr)];
         let chosen = labels[stream.index()].clone();
-        by_name.insert(info.name.clone(), labels);
+        by_name.insert(info.name.to_string(), labels);
         Some(chosen)
     }
 }

@@ -103,8 +103,8 @@ async fn adapter_lists_inspects_and_streams_events_from_the_real_engine() {
 
     let listed = docker.list().await.unwrap();
     let mine = listed.iter().find(|info| info.id == id).expect("list shows the new container");
-    assert_eq!(mine.name, container.name());
-    assert_eq!(mine.image, capture_tests::image::TEST_IMAGE);
+    assert_eq!(&*mine.name, container.name());
+    assert_eq!(&*mine.image, capture_tests::image::TEST_IMAGE);
     assert_eq!(mine.labels.get("log-capturer-test").map(String::as_str), Some("1"));
     assert!(mine.running);
     assert_eq!(&docker.inspect(&id).await.unwrap(), mine);

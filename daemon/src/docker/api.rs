@@ -7,6 +7,7 @@
 //! same in every process.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerInspectResponse, ContainerSummary, ContainerSummaryStateEnum, EventMessage};
@@ -53,12 +54,12 @@ fn strip_slash(name: &str) -> &str {
 /// One element of the list, without `tty` (the list does not say; see `mod.rs`).
 pub(super) fn from_summary(summary: ContainerSummary) -> Result<ContainerInfo, EngineError> {
     let id = summary.id.filter(|id| !id.is_empty()).ok_or_else(|| protocol("container list", "empty Id"))?;
-    let name = summary.names.unwrap_or_default().first().map(|name| strip_slash(name).to_owned()).unwrap_or_default();
+    let name: Arc<str> = summary.names.unwrap_or_default().first().map_or("", |name| strip_slash(name)).into();
     Ok(ContainerInfo {
         id: ContainerId::new(id),
         name,
-        image: summary.image.unwrap_or_default(),
-        labels: sorted(summary.labels),
+        image: summary.image.unwrap_or_default().into(),
+        labels: Arc::new(sorted(summary.labels)),
         // A paused container runs (inspect says `Running` and `Paused`; the list says
         // `paused`): its follow stream stays open, and an `unpause` brings no event the
         // port carries, so taking it for stopped would leave its output unread until a
@@ -76,9 +77,9 @@ pub(super) fn from_inspect(inspect: ContainerInspectResponse) -> Result<Containe
     };
     Ok(ContainerInfo {
         id: ContainerId::new(id),
-        name: inspect.name.as_deref().map(strip_slash).unwrap_or_default().to_owned(),
-        image,
-        labels,
+        name: inspect.name.as_deref().map(strip_slash).unwrap_or_default().into(),
+        image: image.into(),
+        labels: Arc::new(labels),
         running: inspect.state.and_then(|state| state.running).unwrap_or(false),
         tty,
     })

@@ -359,11 +359,11 @@ async fn negotiates_with_docker_29_and_collects() {
     assert_eq!(containers.len(), 2);
     let (web, other) = (&containers[0], &containers[1]);
     assert_eq!(
-        (web.id.as_str(), web.name.as_str(), web.image.as_str(), web.running, web.tty),
+        (web.id.as_str(), &*web.name, &*web.image, web.running, web.tty),
         ("aaa", "web", "nginx:1", true, false)
     );
     assert_eq!(web.labels.get("a").map(String::as_str), Some("1"));
-    assert_eq!((other.name.as_str(), other.labels.is_empty(), other.running, other.tty), ("", true, false, true));
+    assert_eq!((&*other.name, other.labels.is_empty(), other.running, other.tty), ("", true, false, true));
 
     // The TTY flag is remembered: a second list inspects nothing.
     fake.clear_targets();
@@ -445,7 +445,7 @@ async fn inspect_statuses_map_to_error_classes() {
     let docker = DockerEngine::new(test_tasks(), fake.config());
     let info = docker.inspect(&ContainerId::new("abc")).await.unwrap();
     assert_eq!(
-        (info.id.as_str(), info.name.as_str(), info.image.as_str(), info.running, info.tty),
+        (info.id.as_str(), &*info.name, &*info.image, info.running, info.tty),
         ("abc", "n-abc", "img:abc", true, false)
     );
     assert_eq!(info.labels.get("tier").map(String::as_str), Some("db"));

@@ -188,7 +188,7 @@ impl Discovery {
             }
             ContainerEventKind::Rename if known => {
                 if let Some(name) = event.attributes.get("name") {
-                    let name = name.trim_start_matches('/').to_string();
+                    let name: Arc<str> = name.trim_start_matches('/').into();
                     self.update(&event.id, |info| info.name = name);
                 }
             }

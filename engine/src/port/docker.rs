@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -24,13 +25,21 @@ use crate::model::ContainerId;
 use crate::rt::BoxFuture;
 
 /// What `list` and `inspect` tell about a container.
+///
+/// The text parts are shared (`Arc`): discovery, the supervisors' state channel and the
+/// simulator's `list` copy the info on every reconcile and state change, and a copy is
+/// a few reference counts instead of a string per field and the label map's nodes
+/// (callgrind: seed 2, 105 k copies, their clones and drops were 3.7 % of the run;
+/// 374.3 M -> 361.2 M, seed 3 413.2 M -> 411.7 M, seed 19 861.2 M -> 858.1 M). An `Arc`
+/// of an `Eq` type compares by pointer first, so an unchanged copy is recognised
+/// without comparing its text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerInfo {
     pub id: ContainerId,
     /// Without Docker's leading `/`.
-    pub name: String,
-    pub image: String,
-    pub labels: BTreeMap<String, String>,
+    pub name: Arc<str>,
+    pub image: Arc<str>,
+    pub labels: Arc<BTreeMap<String, String>>,
     pub running: bool,
     /// `Config.Tty`: the container has a terminal, so its log stream is raw bytes (lines
     /// ending in `\r\n` or `\n`, each after its timestamp), not frames; all of it is

@@ -185,7 +185,7 @@ impl SimDocker {
         debug_assert_eq!(losses.ranges[LossCause::Rotation as usize], log.loss_ranges(LossCause::Rotation));
         ContainerReport {
             id: id.clone(),
-            name: container.info.name.clone(),
+            name: container.info.name.to_string(),
             running: container.info.running,
             removed: false,
             lines_written: log.lines_written(),
@@ -282,9 +282,9 @@ impl SimDocker {
             };
             let info = ContainerInfo {
                 id: id.clone(),
-                name: name.to_owned(),
-                image: image.to_owned(),
-                labels,
+                name: name.into(),
+                image: image.into(),
+                labels: Arc::new(labels),
                 running: false,
                 tty,
             };
@@ -454,7 +454,7 @@ impl SimDocker {
     pub fn rename(&self, id: &ContainerId, new_name: &str) -> Result<(), CommandError> {
         self.with(|state| {
             let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
-            let old_name = std::mem::replace(&mut container.info.name, new_name.to_owned());
+            let old_name = std::mem::replace(&mut container.info.name, new_name.into());
             state.publish(ContainerEventKind::Rename, id, &[("oldName", format!("/{old_name}"))]);
             Ok(())
         })

@@ -283,9 +283,9 @@ impl DockerState {
             return true;
         }
         let Some(container) = self.containers.get(id) else { return true };
-        let mut attributes = container.info.labels.clone();
-        attributes.insert("name".into(), container.info.name.clone());
-        attributes.insert("image".into(), container.info.image.clone());
+        let mut attributes = (*container.info.labels).clone();
+        attributes.insert("name".into(), container.info.name.to_string());
+        attributes.insert("image".into(), container.info.image.to_string());
         for (key, value) in extra {
             attributes.insert((*key).into(), value.clone());
         }
