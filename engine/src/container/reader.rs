@@ -185,11 +185,14 @@ impl LogReader {
         reader
     }
 
-    /// Whether `line` of `stream` (the log's last entry, as a reader from
-    /// [`Self::ready_probe`] read it) is the last line this reader handed out, with nothing
+    /// Whether the log's last entry, as `probe` (from [`Self::ready_probe`]) read it into
+    /// `runs`, is a whole line and the last line this reader handed out, with nothing
     /// partial read after it: then the stream being read is at the end of its log.
-    pub fn ends_with(&self, stream: StdStream, line: &Line) -> bool {
-        self.buffered_bytes() == 0 && self.last_line == Some(LineMark::of(stream, line))
+    pub fn ends_with(&self, probe: &LogReader, runs: &[Run]) -> bool {
+        let Some((stream, line)) = runs.last().and_then(|run| Some((run.stream, run.lines.last()?))) else {
+            return false;
+        };
+        probe.buffered_bytes() == 0 && self.buffered_bytes() == 0 && self.last_line == Some(LineMark::of(stream, line))
     }
 
     /// The format of the streams read from now on: a TTY container's (`tty`, raw

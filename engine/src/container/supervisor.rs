@@ -3,9 +3,9 @@
 //! Every decision (when to take a slot, open, rotate, declare a stall, read a stopped
 //! container to its end, back off, give up) is made by the sans-IO [`Machine`]; this
 //! task only performs the machine's actions — wait in the pool, open and drop the
-//! stream, inspect, probe the log's last entry, finish —, feeds it what happened, moves bytes from the stream
-//! through the [`LogReader`] into the queue, and sleeps until the machine's next
-//! timeout. The stream is polled here, by the owner, so "rotate" is simply dropping it
+//! stream, inspect, probe the log's last entry, finish —, feeds it what happened,
+//! moves bytes from the stream through the [`LogReader`] into the queue, and sleeps
+//! until the machine's next timeout. The stream is polled here, by the owner, so "rotate" is simply dropping it
 //! and opening a new one: no reader task can be left behind.
 //!
 //! One `biased` select waits for, in order: news from discovery (start, stop, rename,
@@ -345,10 +345,7 @@ impl Supervisor {
                         break;
                     }
                 }
-                let last = runs.last().and_then(|run| Some((run.stream, run.lines.last()?)));
-                let caught_up = answered
-                    && reader.buffered_bytes() == 0
-                    && last.is_some_and(|(stream, line)| self.reader.ends_with(stream, line));
+                let caught_up = answered && self.reader.ends_with(reader, &runs);
                 // Nothing of the answer is kept until the next probe.
                 reader.reopen();
                 caught_up

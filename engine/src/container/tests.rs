@@ -511,8 +511,7 @@ fn probe_says_caught_up(reader: &LogReader, last_entry: &Entry) -> bool {
     let mut slot = None;
     let probe = reader.ready_probe(&mut slot);
     let runs = feed(probe, &render(std::slice::from_ref(last_entry)), 1 << 20);
-    let last = runs.last().and_then(|run| Some((run.stream, run.lines.last()?)));
-    probe.buffered_bytes() == 0 && last.is_some_and(|(stream, line)| reader.ends_with(stream, line))
+    reader.ends_with(probe, &runs)
 }
 
 #[test]

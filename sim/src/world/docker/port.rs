@@ -19,7 +19,7 @@ use engine::rt::BoxFuture;
 use super::events::SimEventStream;
 use super::log::{ReadRequest, ReaderInfo};
 use super::log_stream::{filters_each, SimLogStream};
-use super::state::{ApiCall, EventSubscriber, OpenLogStream};
+use super::state::{ApiCall, DockerState, EventSubscriber, OpenLogStream};
 use super::{not_found, SimDocker};
 
 impl SimDocker {
@@ -31,6 +31,23 @@ impl SimDocker {
             self.rt.sleep(latency).await;
         }
     }
+}
+
+/// The answer to a non-follow request for the last `entries` entries of `id`'s log.
+fn tail_answer(state: &mut DockerState, id: &ContainerId, entries: u64) -> Result<bytes::Bytes, EngineError> {
+    state.begin_call(ApiCall::Logs)?;
+    let serial = state.containers.get(id).ok_or_else(|| not_found(id))?.serial;
+    let (log, mut runs) = (&state.logs[serial], Vec::new());
+    log.tail_runs(entries, &mut runs);
+    // Mostly the burst the agent read last: a slice of its kept frames.
+    if let [run] = &runs[..] {
+        if let Some(frames) = state.frames.run_frames(log, serial, run, &mut state.timestamps) {
+            return Ok(frames);
+        }
+    }
+    let mut answer = bytes::BytesMut::new();
+    runs.iter().for_each(|run| log.write_run(run, &mut answer, &mut state.timestamps));
+    Ok(answer.freeze())
 }
 
 impl ContainerEngine for SimDocker {
@@ -87,21 +104,7 @@ impl ContainerEngine for SimDocker {
         Box::pin(async move {
             this.api_latency().await;
             if let (false, Some(entries)) = (options.follow, options.tail) {
-                let answer = this.with(|state| {
-                    state.begin_call(ApiCall::Logs)?;
-                    let serial = state.containers.get(&id).ok_or_else(|| not_found(&id))?.serial;
-                    let (log, mut runs) = (&state.logs[serial], Vec::new());
-                    log.tail_runs(entries, &mut runs);
-                    // Mostly the burst the agent read last: a slice of its kept frames.
-                    if let [run] = &runs[..] {
-                        if let Some(frames) = state.frames.run_frames(log, serial, run, &mut state.timestamps) {
-                            return Ok(frames);
-                        }
-                    }
-                    let mut answer = bytes::BytesMut::new();
-                    runs.iter().for_each(|run| log.write_run(run, &mut answer, &mut state.timestamps));
-                    Ok::<_, EngineError>(answer.freeze())
-                })?;
+                let answer = this.with(|state| tail_answer(state, &id, entries))?;
                 let chunks = (!answer.is_empty()).then_some(Ok(answer));
                 return Ok(Box::pin(futures::stream::iter(chunks)) as LogStream);
             }

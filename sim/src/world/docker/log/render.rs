@@ -94,7 +94,6 @@ impl ContainerLog {
         plan
     }
 
-    /// The frames of `run`, rendered onto `out`.
     /// The runs of the last `entries` entries, as a non-follow `tail` request hands them
     /// (the agent's stall probe asks for one), onto `runs`.
     pub(crate) fn tail_runs(&self, entries: u64, runs: &mut Vec<RenderedRun>) {
@@ -110,6 +109,7 @@ impl ContainerLog {
         self.plan_render(&mut cursor, &mut qualify, self.end(), usize::MAX, runs);
     }
 
+    /// The frames of `run`, rendered onto `out`.
     pub(crate) fn write_run(&self, run: &RenderedRun, out: &mut BytesMut, timestamps: &mut TimestampText) {
         let burst = &self.bursts[run.burst];
         let end = run.from + run.entries;
