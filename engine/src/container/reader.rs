@@ -111,6 +111,9 @@ pub struct LogReader {
     /// The last line handed out: what the stall watchdog's probe of the log's last entry
     /// is compared with ([`Self::ends_with`]).
     last_line: Option<LineMark>,
+    /// Small chunks are copied before lines are sliced from them (see `read_chunk`);
+    /// not in a probe's reader, whose lines are only looked at.
+    compacts: bool,
 }
 
 /// What tells a line from its neighbours for [`LogReader::ends_with`]: its stream,
@@ -161,6 +164,7 @@ impl LogReader {
             line_bytes_max,
             run_bytes_max,
             last_line: None,
+            compacts: true,
         }
     }
 
@@ -182,6 +186,7 @@ impl LogReader {
         reader.queued = [None; 2];
         reader.high = [None; 2];
         reader.last_line = None;
+        reader.compacts = false;
         reader
     }
 
@@ -375,7 +380,7 @@ impl LogReader {
         // Only what is left once a replay's duplicates are skipped is copied, before the
         // first line is sliced out (a chunk of duplicates only is not copied at all):
         // callgrind, seed 85 436.2 M -> 435.1 M, seed 19 1,101.1 M -> 1,088.2 M.
-        let mut compact = !chunk.is_empty() && chunk.len() < COMPACT_BELOW_BYTES;
+        let mut compact = self.compacts && !chunk.is_empty() && chunk.len() < COMPACT_BELOW_BYTES;
         self.decoder.push(chunk);
         // `DuplicateReplay` (tests only) queues a reopen's replay again.
         #[cfg(feature = "broken-variants")]

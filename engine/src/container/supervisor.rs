@@ -347,7 +347,9 @@ impl Supervisor {
                 }
                 let caught_up = answered && self.reader.ends_with(reader, &runs);
                 // Nothing of the answer is kept until the next probe.
-                reader.reopen();
+                if reader.buffered_bytes() > 0 {
+                    reader.reopen();
+                }
                 caught_up
             }
             Err(_) => false,
