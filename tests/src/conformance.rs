@@ -152,6 +152,9 @@ pub struct Facts {
     pub since: SinceFacts,
     /// `tail=3` (with `since=0`, no follow): the entries returned, in order.
     pub tail_3: Vec<String>,
+    /// `tail=1` (no follow) returns exactly the log's last entry, timestamp included:
+    /// what the agent's stall probe compares with the last line it read.
+    pub tail_1_is_the_last_entry: bool,
     pub restart: RestartFacts,
     pub stop: StopFacts,
     pub removed: RemovedFacts,
@@ -328,6 +331,11 @@ pub async fn run_script(
     let tail =
         script.read_all(LogOptions { follow: false, since_secs: 0, tail: Some(3) }).await.context("logs with tail")?;
     let tail_3 = tail.iter().map(Entry::tagged).collect();
+    let last = script
+        .read_all(LogOptions { follow: false, since_secs: 0, tail: Some(1) })
+        .await
+        .context("logs with tail 1")?;
+    let tail_1_is_the_last_entry = last.len() == 1 && first.last() == last.first();
 
     // 5. Restart, with a following stream open across it.
     let mut follow = script.open(LogOptions { follow: true, since_secs: 0, tail: None }).await?;
@@ -379,6 +387,7 @@ pub async fn run_script(
             long_lines,
             since,
             tail_3,
+            tail_1_is_the_last_entry,
             restart,
             stop,
             removed,
@@ -420,6 +429,7 @@ pub fn reference_facts() -> Facts {
             format!("stdout:{}", piece('y', 16384, false)),
             format!("stdout:{}", piece('y', 8192, true)),
         ],
+        tail_1_is_the_last_entry: true,
         restart: RestartFacts {
             same_id_running: true,
             log_kept: true,
