@@ -51,13 +51,9 @@ pub async fn run_checkpointer(
         if let Some(checkpoint) = acks.take_dirty() {
             commit(&*rt, &*store, &acks, &telemetry, checkpoint).await;
         }
-        match timer.as_mut() {
-            Some(timer) => timer.as_mut().reset(next_commit),
-            None => timer = Some(rt.timer(next_commit)),
-        }
-        if let Some(timer) = timer.as_mut() {
-            timer.await;
-        }
+        let timer = timer.get_or_insert_with(|| rt.timer(next_commit));
+        timer.as_mut().reset(next_commit);
+        timer.await;
     }
 }
 

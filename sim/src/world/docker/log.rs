@@ -400,6 +400,15 @@ pub(crate) enum Qualify {
     Each(UnixNanos),
 }
 
+impl Qualify {
+    /// Whether a request's filters (`[stdout, stderr]`) filter a stream entry by entry
+    /// ([`Qualify::Each`]: its log's host clock stepped back): only then can `since` skip
+    /// lines past where a reader starts.
+    pub(crate) fn any_each(qualify: &[Qualify; 2]) -> bool {
+        qualify.iter().any(|qualify| matches!(qualify, Qualify::Each(_)))
+    }
+}
+
 /// Where a request starts reading, and from where each output stream qualifies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ReadStart {

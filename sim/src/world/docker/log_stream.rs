@@ -215,9 +215,7 @@ impl Reader {
                 state.unsettled.rendered(log, serial, counts_from, rendered, pending, &skipped);
             }
             // Lines of a stepped stream its `since` skipped (host clock step): a named loss.
-            if filters_each(&self.qualify) {
-                state.logs[serial].record_since_skips(self.rendered_from, self.cursor, &self.qualify);
-            }
+            state.logs[serial].record_since_skips(self.rendered_from, self.cursor, &self.qualify);
         }
         let log = &state.logs[serial];
         let exhausted_at = until.min(log.end());
@@ -274,16 +272,6 @@ impl Reader {
         let at_boundary = self.pending.is_empty() && !state.logs[serial].mid_line(self.cursor);
         state.unsettled.handed(&mut self.slack, len as u64, discarded as u64, at_boundary);
     }
-}
-
-/// Whether `qualify` filters a stream entry by entry ([`Qualify::Each`]: its log's host
-/// clock stepped back). Only then can a `since` filter skip lines past the start, and
-/// [`ContainerLog::record_since_skips`](super::log::ContainerLog::record_since_skips)
-/// returns at once otherwise: asked here, at every open and render, it spares that
-/// call (callgrind: seed 2 417.8 M → 417.5 M instructions, seed 3 455.9 M → 453.9 M,
-/// seed 19 850.8 M → 846.7 M).
-pub(super) fn filters_each(qualify: &[Qualify; 2]) -> bool {
-    qualify.iter().any(|qualify| matches!(qualify, Qualify::Each(_)))
 }
 
 /// Keep `waker` in `slot`, cloning only if it is not the one already there.
