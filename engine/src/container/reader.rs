@@ -132,10 +132,33 @@ struct LineMark {
 
 impl LineMark {
     fn of(stream: StdStream, line: &Line) -> LineMark {
+        LineMark::of_content(stream, line.ts, &line.bytes)
+    }
+
+    /// The mark of a line of `content` (what its [`Line`] would hold) stamped `ts`.
+    fn of_content(stream: StdStream, ts: UnixNanos, content: &[u8]) -> LineMark {
         let mut head = [0; 32];
-        let shown = line.bytes.len().min(head.len());
-        head[..shown].copy_from_slice(&line.bytes[..shown]);
-        LineMark { stream, ts: line.ts, len: line.bytes.len(), head }
+        let shown = content.len().min(head.len());
+        head[..shown].copy_from_slice(&content[..shown]);
+        LineMark { stream, ts, len: content.len(), head }
+    }
+
+    /// The mark of the line a replayed entry holds: its `payload` less the timestamp
+    /// `prefix` and the line end (`"\n"`, or for a TTY a terminal's `"\r\n"`), as the
+    /// live path would hand it out. `None` for a line the reader would truncate. Out of
+    /// line: called once per replay, from the loop that skips every replayed line.
+    #[inline(never)]
+    fn of_replayed(
+        stream: StdStream,
+        ts: UnixNanos,
+        payload: &[u8],
+        prefix: usize,
+        tty: bool,
+        line_bytes_max: usize,
+    ) -> Option<LineMark> {
+        let line = payload[prefix..].strip_suffix(b"\n")?;
+        let line = if tty { line.strip_suffix(b"\r").unwrap_or(line) } else { line };
+        (line.len() <= line_bytes_max).then(|| LineMark::of_content(stream, ts, line))
     }
 }
 
@@ -267,7 +290,19 @@ impl LogReader {
     /// reference-counted slice made and dropped per frame.
     #[inline]
     fn skip_queued_lines(&mut self, stats: &mut ReadStats) {
-        let LogReader { decoder, assemblers, timestamps, counters, queued, high, replaying, expecting, .. } = self;
+        let LogReader {
+            decoder,
+            assemblers,
+            timestamps,
+            counters,
+            queued,
+            high,
+            replaying,
+            expecting,
+            last_line,
+            line_bytes_max,
+            ..
+        } = self;
         // The common case once the streams are live: no frame to look at. A TTY stream is
         // all stdout, so its stderr (replaying until it serves a line, which is never)
         // does not count: without this, every live TTY entry was cut twice, for the
@@ -288,6 +323,7 @@ impl LogReader {
             Some((resume, if expecting[index] { high[index].map_or(resume, |high| high.max(resume)) } else { resume }))
         };
         let mut windows = [window(0), window(1)];
+        let tty = decoder.is_tty();
         // Counted here and added once: `stats` behind a reference was loaded and stored
         // per skipped line (callgrind: seed 19, ~1 M lines skipped, 928.2 M -> 922.1 M).
         let mut duplicates = 0;
@@ -311,7 +347,10 @@ impl LogReader {
             duplicates += 1;
             if (ResumeKey { ts, seq }) == resume {
                 // The resume line: the window closes (see `handle_chunk`); not expecting
-                // any more, a replay that stays open skips up to the resume key.
+                // any more, a replay that stays open skips up to the resume key. It is the
+                // last line handed out until a new one comes: what a probe compares with
+                // (after a restart, nothing else read may name it).
+                *last_line = LineMark::of_replayed(stream, ts, payload, prefix, tty, *line_bytes_max);
                 expecting[index] = false;
                 replaying[index] = !closes_at_resume_line();
                 windows[index] = replaying[index].then_some((resume, resume));
@@ -363,10 +402,13 @@ impl LogReader {
 
     /// Feed one chunk of the raw stream; new lines are appended to `runs`.
     pub fn handle_chunk(&mut self, chunk: Bytes, runs: &mut Vec<Run>, stats: &mut ReadStats) -> Result<(), ReadError> {
+        let lines_before = stats.lines;
         let result = self.read_chunk(chunk, runs, stats);
-        if let Some(run) = runs.last() {
-            if let Some(line) = run.lines.last() {
-                self.last_line = Some(LineMark::of(run.stream, line));
+        // Only a line of this chunk: `runs` may hold earlier chunks' lines, and a replay's
+        // resume line (marked as it is skipped) may be all this chunk held.
+        if stats.lines != lines_before {
+            if let Some((stream, line)) = runs.last().and_then(|run| Some((run.stream, run.lines.last()?))) {
+                self.last_line = Some(LineMark::of(stream, line));
             }
         }
         result
@@ -439,7 +481,14 @@ impl LogReader {
                     stats.duplicates += 1;
                     if self.queued[index] == Some(key) {
                         // The resume line itself: everything after it in the log is new,
-                        // even a line stamped before it (host clock stepped back).
+                        // even a line stamped before it (host clock stepped back). Marked
+                        // as the fast path marks it (see `skip_queued_lines`), if it is one
+                        // entry: a probe sees only a long line's last piece.
+                        #[cfg(not(feature = "broken-variants"))]
+                        let line = self.assemblers[index].single_entry(&completed);
+                        #[cfg(feature = "broken-variants")]
+                        let line = Some(&completed.bytes[..]);
+                        self.last_line = line.map(|line| LineMark::of_content(stream, line_ts, line));
                         self.expecting[index] = false;
                         self.replaying[index] = !closes_at_resume_line();
                     }

@@ -544,3 +544,44 @@ fn a_probe_tells_a_silent_stream_from_one_behind_its_log() {
         assert!(!probe_says_caught_up(&reader, &entries[4]), "split {split}: a long line's last piece");
     }
 }
+
+/// After a restart nothing new may be read before the log's end: the replay's resume
+/// line is then the last line handed out, and a probe of it says the stream is silent
+/// (it said "behind" until a new line came, so a quiet container was reopened every
+/// stall timeout after each restart). A replay that ends before the resume line, or a
+/// resume line too long to compare, still says "behind".
+#[test]
+fn after_a_restart_the_replayed_resume_line_is_what_a_probe_compares_with() {
+    let entries: Vec<Entry> = vec![
+        (StdStream::Stdout, 40 * SEC, b"first\n".to_vec()),
+        (StdStream::Stderr, 40 * SEC, b"an error\n".to_vec()),
+        (StdStream::Stdout, 40 * SEC + 5, b"second\r\n".to_vec()),
+        (StdStream::Stdout, 40 * SEC + 5, b"second\r\n".to_vec()),
+    ];
+    let checkpoint = ContainerCheckpoint {
+        stdout: Some(ResumeKey { ts: 40 * SEC + 5, seq: 1 }),
+        stderr: Some(ResumeKey { ts: 40 * SEC, seq: 0 }),
+        since: None,
+    };
+    for split in [1, 7, 1 << 20] {
+        let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, checkpoint);
+        reader.reopen();
+        let (runs, stats) = feed_counting(&mut reader, &render(&entries), split);
+        assert_eq!((runs.len(), stats.duplicates), (0, 4), "split {split}: all of it is a replay");
+        assert!(probe_says_caught_up(&reader, &entries[3]), "split {split}: the resume line is the log's last");
+        assert!(!probe_says_caught_up(&reader, &entries[1]), "split {split}");
+
+        // The replay stops before the resume line: the probe's last entry is not read.
+        let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, checkpoint);
+        reader.reopen();
+        feed(&mut reader, &render(&entries[..3]), split);
+        assert!(!probe_says_caught_up(&reader, &entries[3]), "split {split}: short of the resume line");
+    }
+    // A resume line over `line_bytes_max` is truncated when read: not compared.
+    let long: Vec<Entry> = vec![(StdStream::Stdout, 50 * SEC, [vec![b'x'; 40], b"\n".to_vec()].concat())];
+    let checkpoint = ContainerCheckpoint { stdout: Some(ResumeKey { ts: 50 * SEC, seq: 0 }), ..Default::default() };
+    let mut reader = LogReader::new(16, 1 << 20, 64 << 10, checkpoint);
+    reader.reopen();
+    feed(&mut reader, &render(&long), 1 << 20);
+    assert!(!probe_says_caught_up(&reader, &long[0]));
+}

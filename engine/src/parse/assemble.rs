@@ -145,6 +145,15 @@ impl Assembler {
         }
     }
 
+    /// The bytes [`Self::join`] would return for `completed` without copying or cutting
+    /// anything: a line of one entry within `line_bytes_max`. `None` for any other line.
+    pub fn single_entry<'a>(&self, completed: &'a Completed) -> Option<&'a [u8]> {
+        match &completed.content {
+            Content::Single(content) if content.len() <= self.line_bytes_max => Some(content),
+            _ => None,
+        }
+    }
+
     /// Bytes of the pending partial line kept so far (at most `line_bytes_max`).
     /// No partial line pending: the next entry starts a line.
     #[inline]
