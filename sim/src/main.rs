@@ -89,8 +89,21 @@ fn keep_freed_pages() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
 
+/// A panic in a seed stops the sweep (the `sim` profile aborts on panic, see the
+/// workspace's Cargo.toml): after the panic's own message, name the seed to replay.
+fn name_the_seed_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        if let Some(seed) = sim::sweep::seed_in_progress() {
+            eprintln!("seed {seed} panicked; replay it with `cargo xtask sim --seed {seed}`");
+        }
+    }));
+}
+
 fn main() -> ExitCode {
     keep_freed_pages();
+    name_the_seed_on_panic();
     let mut args = std::env::args().skip(1);
     let mut config = SweepConfig {
         from: 0,

@@ -4,6 +4,7 @@
 //! executor, so results do not depend on `--jobs`. Failing seeds are written to
 //! `corpus/` as small readable files that the tests replay.
 
+use std::cell::Cell;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -38,6 +39,17 @@ impl SweepReport {
     }
 }
 
+thread_local! {
+    /// The seed this thread is running, for a panic's message ([`seed_in_progress`]).
+    static RUNNING: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// The seed the calling thread is running in a sweep, if any: what a panic hook names so
+/// that the panic can be replayed (`cargo xtask sim --seed S`).
+pub fn seed_in_progress() -> Option<u64> {
+    RUNNING.with(Cell::get)
+}
+
 pub fn sweep(config: &SweepConfig) -> SweepReport {
     let started = WallInstant::now();
     let next = Arc::new(AtomicU64::new(0));
@@ -55,6 +67,7 @@ pub fn sweep(config: &SweepConfig) -> SweepReport {
                     break;
                 }
                 let seed = config.from + index;
+                RUNNING.with(|running| running.set(Some(seed)));
                 let options = Options::from_seed(seed, &config.overrides);
                 let mut outcome = run_seed(&options, config.run);
                 if outcome.violation.is_none() && config.determinism_every > 0 && index % config.determinism_every == 0
