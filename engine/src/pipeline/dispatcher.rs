@@ -19,6 +19,9 @@ use crate::rt::{BoxFuture, Instant, Rt};
 /// Sources a batch holds before [`BatchBuilder`] indexes them (see `position`).
 const SCAN_SOURCES_MAX: usize = 16;
 
+/// Sources a new batch has room for: most hold one or two.
+const STREAMS_FIRST: usize = 4;
+
 /// Accumulates lines into one batch at a time, grouped by source.
 pub struct BatchBuilder {
     bytes_max: usize,
@@ -131,7 +134,11 @@ impl BatchBuilder {
     fn take(&mut self) -> Batch {
         self.index.clear();
         self.opened_at = None;
-        std::mem::take(&mut self.open)
+        // The next batch's streams are allocated here, at their usual size, rather than
+        // grown from nothing by the first `push` (8,008 batches on seed 3). Callgrind: seed 2
+        // 351.82 M -> 351.43 M, seed 3 400.32 M -> 399.76 M, seed 19 870.42 M -> 870.02 M.
+        let next = Batch { streams: Vec::with_capacity(STREAMS_FIRST), ..Batch::default() };
+        std::mem::replace(&mut self.open, next)
     }
 }
 
