@@ -159,7 +159,7 @@ pub async fn run_dispatcher(
             _ = async { flush_timer.as_mut().expect("guarded").await }, if flush_timer.is_some() => {
                 flush_timer = None;
                 if let Some(batch) = builder.flush() {
-                    if batches.send(batch).await.is_err() {
+                    if send(&batches, batch).await.is_err() {
                         return;
                     }
                 }
@@ -169,7 +169,7 @@ pub async fn run_dispatcher(
         let Some(chunk) = chunk else { break };
         builder.handle_chunk(rt.now(), chunk, &mut full);
         for batch in full.drain(..) {
-            if batches.send(batch).await.is_err() {
+            if send(&batches, batch).await.is_err() {
                 return;
             }
         }
@@ -182,6 +182,20 @@ pub async fn run_dispatcher(
         }
     }
     if let Some(batch) = builder.flush() {
-        let _ = batches.send(batch).await;
+        let _ = send(&batches, batch).await;
+    }
+}
+
+/// `batches.send(batch)`, without its future when the channel has room (the usual case:
+/// the sink worker takes each batch before the next one is full): the same batch goes to
+/// the same place in the same order; only the semaphore's `Acquire` future is skipped,
+/// and with it a cooperative-budget point of tokio's (the task still yields at every
+/// `queue.recv()`). Callgrind: seed 2 351.43 M -> 350.70 M, seed 3 399.76 M -> 398.64 M,
+/// seed 19 870.02 M -> 869.26 M.
+async fn send(batches: &mpsc::Sender<Batch>, batch: Batch) -> Result<(), ()> {
+    match batches.try_send(batch) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Full(batch)) => batches.send(batch).await.map_err(drop),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
     }
 }
