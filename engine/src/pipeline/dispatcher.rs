@@ -2,9 +2,9 @@
 //!
 //! [`BatchBuilder`] is the sans-IO part: lines go in, full batches come out when they
 //! reach `batch_bytes_max` or `batch_lines_max`. The task around it adds the age bound:
-//! a flush timer armed when a batch opens and dropped when it is sent (no timer while
-//! idle). When the queue closes, the open batch is flushed and the task ends, which
-//! closes the sink worker's channel in turn.
+//! a flush timer armed when a batch opens and disarmed when it is sent (idle, the task
+//! waits on no deadline). When the queue closes, the open batch is flushed and the task
+//! ends, which closes the sink worker's channel in turn.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,10 +14,13 @@ use tokio::sync::mpsc;
 use crate::model::{Batch, BatchStream, Labels, SourceId};
 use crate::pipeline::queue::{Chunk, QueueReceiver};
 use crate::pipeline::PipelineConfig;
-use crate::rt::{BoxFuture, Instant, Rt};
+use crate::rt::{BoxTimer, Instant, Rt};
 
 /// Sources a batch holds before [`BatchBuilder`] indexes them (see `position`).
 const SCAN_SOURCES_MAX: usize = 16;
+
+/// Where a disarmed flush timer is moved: a deadline no run reaches.
+const NEVER: Instant = Instant::from_nanos(u64::MAX);
 
 /// Sources a new batch has room for: most hold one or two.
 const STREAMS_FIRST: usize = 4;
@@ -151,13 +154,19 @@ pub async fn run_dispatcher(
 ) {
     let mut builder = BatchBuilder::new(config.batch_bytes_max, config.batch_lines_max);
     let mut full = Vec::new();
-    let mut flush_timer: Option<BoxFuture<()>> = None;
+    // One flush timer, made on the first batch and reset to each batch's deadline, armed
+    // while a batch is open; disarmed, it is moved to [`NEVER`] (which cancels it: the
+    // old deadline wakes no one). A `sleep_until` per batch boxed a new sleep each time
+    // (callgrind: seed 2 350.70 M -> 350.21 M, seed 3 398.64 M -> 397.88 M, seed 19
+    // 869.26 M -> 868.75 M).
+    let mut flush_timer: Option<BoxTimer> = None;
+    let mut flush_armed = false;
     loop {
         let chunk = tokio::select! {
             biased;
             chunk = queue.recv() => chunk,
-            _ = async { flush_timer.as_mut().expect("guarded").await }, if flush_timer.is_some() => {
-                flush_timer = None;
+            _ = async { flush_timer.as_mut().expect("guarded").await }, if flush_armed => {
+                flush_armed = false;
                 if let Some(batch) = builder.flush() {
                     if send(&batches, batch).await.is_err() {
                         return;
@@ -174,11 +183,20 @@ pub async fn run_dispatcher(
             }
         }
         match builder.opened_at() {
-            Some(opened_at) if flush_timer.is_none() => {
-                flush_timer = Some(rt.sleep_until(opened_at + config.batch_wait));
+            Some(opened_at) if !flush_armed => {
+                let deadline = opened_at + config.batch_wait;
+                let timer = flush_timer.get_or_insert_with(|| rt.timer(deadline));
+                timer.as_mut().reset(deadline);
+                flush_armed = true;
             }
             Some(_) => {}
-            None => flush_timer = None,
+            None if flush_armed => {
+                flush_armed = false;
+                if let Some(timer) = flush_timer.as_mut() {
+                    timer.as_mut().reset(NEVER);
+                }
+            }
+            None => {}
         }
     }
     if let Some(batch) = builder.flush() {
