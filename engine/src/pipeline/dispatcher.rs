@@ -2,9 +2,9 @@
 //!
 //! [`BatchBuilder`] is the sans-IO part: lines go in, full batches come out when they
 //! reach `batch_bytes_max` or `batch_lines_max`. The task around it adds the age bound:
-//! a flush timer armed when a batch opens and dropped when it is sent (no timer while
-//! idle). When the queue closes, the open batch is flushed and the task ends, which
-//! closes the sink worker's channel in turn.
+//! a flush timer armed when a batch opens and disarmed when it is sent (idle, the task
+//! waits on no deadline). When the queue closes, the open batch is flushed and the task
+//! ends, which closes the sink worker's channel in turn.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,10 +14,16 @@ use tokio::sync::mpsc;
 use crate::model::{Batch, BatchStream, Labels, SourceId};
 use crate::pipeline::queue::{Chunk, QueueReceiver};
 use crate::pipeline::PipelineConfig;
-use crate::rt::{BoxFuture, Instant, Rt};
+use crate::rt::{BoxTimer, Instant, Rt};
 
 /// Sources a batch holds before [`BatchBuilder`] indexes them (see `position`).
 const SCAN_SOURCES_MAX: usize = 16;
+
+/// Where a disarmed flush timer is moved: a deadline no run reaches.
+const NEVER: Instant = Instant::from_nanos(u64::MAX);
+
+/// Sources a new batch has room for: most hold one or two.
+const STREAMS_FIRST: usize = 4;
 
 /// Accumulates lines into one batch at a time, grouped by source.
 pub struct BatchBuilder {
@@ -131,7 +137,11 @@ impl BatchBuilder {
     fn take(&mut self) -> Batch {
         self.index.clear();
         self.opened_at = None;
-        std::mem::take(&mut self.open)
+        // The next batch's streams are allocated here, at their usual size, rather than
+        // grown from nothing by the first `push` (8,008 batches on seed 3). Callgrind: seed 2
+        // 351.82 M -> 351.43 M, seed 3 400.32 M -> 399.76 M, seed 19 870.42 M -> 870.02 M.
+        let next = Batch { streams: Vec::with_capacity(STREAMS_FIRST), ..Batch::default() };
+        std::mem::replace(&mut self.open, next)
     }
 }
 
@@ -144,15 +154,21 @@ pub async fn run_dispatcher(
 ) {
     let mut builder = BatchBuilder::new(config.batch_bytes_max, config.batch_lines_max);
     let mut full = Vec::new();
-    let mut flush_timer: Option<BoxFuture<()>> = None;
+    // One flush timer, made on the first batch and reset to each batch's deadline, armed
+    // while a batch is open; disarmed, it is moved to [`NEVER`] (which cancels it: the
+    // old deadline wakes no one). A `sleep_until` per batch boxed a new sleep each time
+    // (callgrind: seed 2 350.70 M -> 350.21 M, seed 3 398.64 M -> 397.88 M, seed 19
+    // 869.26 M -> 868.75 M).
+    let mut flush_timer: Option<BoxTimer> = None;
+    let mut flush_armed = false;
     loop {
         let chunk = tokio::select! {
             biased;
             chunk = queue.recv() => chunk,
-            _ = async { flush_timer.as_mut().expect("guarded").await }, if flush_timer.is_some() => {
-                flush_timer = None;
+            _ = async { flush_timer.as_mut().expect("guarded").await }, if flush_armed => {
+                flush_armed = false;
                 if let Some(batch) = builder.flush() {
-                    if batches.send(batch).await.is_err() {
+                    if send(&batches, batch).await.is_err() {
                         return;
                     }
                 }
@@ -162,19 +178,42 @@ pub async fn run_dispatcher(
         let Some(chunk) = chunk else { break };
         builder.handle_chunk(rt.now(), chunk, &mut full);
         for batch in full.drain(..) {
-            if batches.send(batch).await.is_err() {
+            if send(&batches, batch).await.is_err() {
                 return;
             }
         }
         match builder.opened_at() {
-            Some(opened_at) if flush_timer.is_none() => {
-                flush_timer = Some(rt.sleep_until(opened_at + config.batch_wait));
+            Some(opened_at) if !flush_armed => {
+                let deadline = opened_at + config.batch_wait;
+                let timer = flush_timer.get_or_insert_with(|| rt.timer(deadline));
+                timer.as_mut().reset(deadline);
+                flush_armed = true;
             }
             Some(_) => {}
-            None => flush_timer = None,
+            None if flush_armed => {
+                flush_armed = false;
+                if let Some(timer) = flush_timer.as_mut() {
+                    timer.as_mut().reset(NEVER);
+                }
+            }
+            None => {}
         }
     }
     if let Some(batch) = builder.flush() {
-        let _ = batches.send(batch).await;
+        let _ = send(&batches, batch).await;
+    }
+}
+
+/// `batches.send(batch)`, without its future when the channel has room (the usual case:
+/// the sink worker takes each batch before the next one is full): the same batch goes to
+/// the same place in the same order; only the semaphore's `Acquire` future is skipped,
+/// and with it a cooperative-budget point of tokio's (the task still yields at every
+/// `queue.recv()`). Callgrind: seed 2 351.43 M -> 350.70 M, seed 3 399.76 M -> 398.64 M,
+/// seed 19 870.02 M -> 869.26 M.
+async fn send(batches: &mpsc::Sender<Batch>, batch: Batch) -> Result<(), ()> {
+    match batches.try_send(batch) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Full(batch)) => batches.send(batch).await.map_err(drop),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
     }
 }

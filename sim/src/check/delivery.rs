@@ -133,6 +133,9 @@ struct CheckedKey {
 
 const NO_KEY: u64 = u64::MAX;
 
+/// Room for this many keys when a stream's first line arrives (16 bytes each).
+const KEYS_FIRST: usize = 4096;
+
 impl CheckedKey {
     #[inline]
     fn new(position: Option<ResumeKey>) -> CheckedKey {
@@ -399,6 +402,14 @@ impl DeliveryChecker {
                 &mut self.duplicates_clock_step,
                 self.line_bytes_max,
             );
+            // A stream's keys start at `KEYS_FIRST` of room: grown from nothing by
+            // doubling, each stream was reallocated about ten times on the way to its few
+            // hundred or thousand lines (seed 3: 1,608 reallocations, 2.5 M Ir). Callgrind:
+            // seed 2 353.23 M -> 351.82 M, seed 3 401.71 M -> 400.32 M, seed 19 871.78 M ->
+            // 870.42 M (1,024 of room: seed 3 401.24 M).
+            if track.keys.capacity() == 0 {
+                track.keys.reserve(KEYS_FIRST);
+            }
             track.keys.reserve(stream.lines.len());
             self.docker.with_log(log, |written| {
                 // The burst of the last line checked, while it is one of generated lines.
