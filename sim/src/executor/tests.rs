@@ -179,6 +179,43 @@ fn a_reset_timer_fires_at_its_new_deadline_and_never_at_the_old_one() {
 }
 
 #[test]
+fn a_reset_timer_keeps_its_slot_until_polled_dropped_or_due() {
+    // Reset parks the timer's slot: dropped while parked, or reset into the past, the
+    // sleep gives the slot back and nothing fires; other timers keep their order.
+    let mut executor = Executor::new(1, WALL_START);
+    let rt = executor.rt();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let log = order.clone();
+    executor.spawn_world("timers", async move {
+        let secs = |s| Instant::ZERO + Duration::from_secs(s);
+        let mut dropped = rt.timer(secs(5));
+        let mut past = rt.timer(secs(6));
+        let mut moved = rt.timer(secs(7));
+        for timer in [&mut dropped, &mut past, &mut moved] {
+            assert!(futures::poll!(timer.as_mut()).is_pending());
+        }
+        rt.sleep(Duration::from_secs(1)).await;
+        dropped.as_mut().reset(secs(20));
+        past.as_mut().reset(secs(1));
+        moved.as_mut().reset(secs(3));
+        moved.as_mut().reset(secs(4));
+        drop(dropped);
+        past.as_mut().await;
+        log.lock().unwrap().push(rt.now());
+        let after = rt.sleep_until(secs(4));
+        moved.as_mut().await;
+        log.lock().unwrap().push(rt.now());
+        after.await;
+        log.lock().unwrap().push(rt.now());
+    });
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+    let secs = |s| Instant::ZERO + Duration::from_secs(s);
+    assert_eq!(*order.lock().unwrap(), vec![secs(1), secs(4), secs(4)]);
+    assert_eq!(executor.now(), secs(4), "the dropped timer's old and new deadlines fire nothing");
+    assert_eq!(executor.timers_pending(), 0);
+}
+
+#[test]
 fn sleep_in_the_past_is_ready_at_once() {
     let mut executor = Executor::new(1, WALL_START);
     let rt = executor.rt();

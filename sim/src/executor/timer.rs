@@ -220,6 +220,53 @@ impl Timers {
         }
     }
 
+    /// Cancel a live timer but keep its slot, and the waker in it, for the owner's next
+    /// registration ([`Self::rearm`]); returns `false` (and keeps nothing) if the timer
+    /// already fired. Counts as a cancellation: the queue entry is dead, `live` drops.
+    /// A parked slot is the owner's until [`Self::rearm`] or [`Self::release`].
+    pub(crate) fn park(&mut self, key: TimerKey) -> bool {
+        let entry = &mut self.slots[key.slot as usize];
+        if entry.sequence != key.sequence {
+            return false;
+        }
+        entry.sequence = FREE;
+        self.dead_one();
+        true
+    }
+
+    /// Register a timer in a slot parked by [`Self::park`], as [`Self::register`] would
+    /// (same sequence, same queue entry), keeping the slot's waker if `waker` wakes alike.
+    /// Returns the key and the identity of the waker the timer holds.
+    pub(crate) fn rearm(&mut self, slot: u32, deadline: u64, waker: &Waker) -> (TimerKey, WakerIdentity) {
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        let entry = &mut self.slots[slot as usize];
+        debug_assert!(entry.sequence == FREE, "a parked slot");
+        entry.sequence = sequence;
+        let identity = match &entry.action {
+            Some(TimerAction::Wake(current)) if current.will_wake(waker) => WakerIdentity::of(current),
+            _ => {
+                let waker = waker.clone();
+                let identity = WakerIdentity::of(&waker);
+                entry.action = Some(TimerAction::Wake(waker));
+                identity
+            }
+        };
+        self.queue.push(QueueEntry::new(deadline, sequence, slot));
+        self.live += 1;
+        (TimerKey { slot, sequence }, identity)
+    }
+
+    /// Free a slot parked by [`Self::park`]; returns its action for the caller to drop
+    /// outside the lock.
+    #[must_use = "drop the action outside the timers' lock"]
+    pub(crate) fn release(&mut self, slot: u32) -> Option<TimerAction> {
+        let entry = &mut self.slots[slot as usize];
+        debug_assert!(entry.sequence == FREE, "a parked slot");
+        self.free.push(slot);
+        entry.action.take()
+    }
+
     /// Whether the timer still waits (has neither fired nor been cancelled).
     pub(crate) fn is_live(&self, key: TimerKey) -> bool {
         self.slots[key.slot as usize].sequence == key.sequence
@@ -237,13 +284,19 @@ impl Timers {
         entry.sequence = FREE;
         let action = entry.action.take();
         self.free.push(key.slot);
+        self.dead_one();
+        action
+    }
+
+    /// A live timer was cancelled: its queue entry is dead.
+    #[inline]
+    fn dead_one(&mut self) {
         self.live -= 1;
         if self.live == 0 {
             self.queue.clear();
         } else if self.queue.len() > 2 * self.live + COMPACT_SLACK {
             self.compact();
         }
-        action
     }
 
     /// Drop the queue entries of cancelled timers at once. A timer that is reset again
@@ -335,18 +388,31 @@ impl WakerIdentity {
 pub(crate) struct Sleep {
     shared: Arc<Shared>,
     deadline: Instant,
-    key: Option<TimerKey>,
-    /// The identity of the waker the registered timer holds (meaningful while `key` is
-    /// set): a poll with a waker of that identity would change nothing, so it takes no
-    /// lock. Most polls of a sleep are such (a supervisor polls its sleep on every
+    hold: Hold,
+    /// The identity of the waker the registered timer holds (meaningful while `hold` is
+    /// [`Hold::Armed`]): a poll with a waker of that identity would change nothing, so it
+    /// takes no lock. Most polls of a sleep are such (a supervisor polls its sleep on every
     /// turn of its loop): seed 85 (callgrind) 460.1 M → 458.7 M Ir in all, this poll
     /// 10.1 M → 7.4 M.
     held: WakerIdentity,
 }
 
+/// What a [`Sleep`] holds of the timers.
+#[derive(Clone, Copy)]
+enum Hold {
+    Nothing,
+    /// A registered timer (live, or fired: then `now >= deadline`).
+    Armed(TimerKey),
+    /// A slot whose timer [`engine::rt::Timer::reset`] cancelled ([`Timers::park`]): the
+    /// next registration reuses it and the waker in it ([`Timers::rearm`]) instead of
+    /// freeing the slot and dropping the waker, then taking a slot and cloning the waker
+    /// again. The supervisor's stall alarm moves on every chunk.
+    Parked(u32),
+}
+
 impl Sleep {
     pub(crate) fn new(shared: Arc<Shared>, deadline: Instant) -> Sleep {
-        Sleep { shared, deadline, key: None, held: WakerIdentity::default() }
+        Sleep { shared, deadline, hold: Hold::Nothing, held: WakerIdentity::default() }
     }
 
     /// Register the timer with `waker`, or hand it `waker` (out of line: most polls do
@@ -354,10 +420,16 @@ impl Sleep {
     #[inline(never)]
     fn register(&mut self, waker: &Waker) {
         let mut timers = self.shared.timers.lock();
-        match self.key {
-            Some(key) if timers.is_live(key) => {
+        match self.hold {
+            Hold::Armed(key) if timers.is_live(key) => {
                 let held = timers.update_waker(key, waker);
                 drop(timers);
+                self.held = held;
+            }
+            Hold::Parked(slot) => {
+                let (key, held) = timers.rearm(slot, self.deadline.as_nanos(), waker);
+                drop(timers);
+                self.hold = Hold::Armed(key);
                 self.held = held;
             }
             // Not registered yet, or fired early? Fired means now >= deadline, handled
@@ -367,10 +439,22 @@ impl Sleep {
                 let held = WakerIdentity::of(&waker);
                 let key = timers.register(self.deadline.as_nanos(), waker);
                 drop(timers);
-                self.key = Some(key);
+                self.hold = Hold::Armed(key);
                 self.held = held;
             }
         }
+    }
+
+    /// Give back what the sleep holds (out of line: a sleep that completes normally holds
+    /// a fired timer, which needs nothing).
+    #[inline(never)]
+    fn release(&mut self) {
+        let action = match std::mem::replace(&mut self.hold, Hold::Nothing) {
+            Hold::Nothing => None,
+            Hold::Armed(key) => self.shared.timers.lock().cancel(key),
+            Hold::Parked(slot) => self.shared.timers.lock().release(slot),
+        };
+        drop(action);
     }
 }
 
@@ -382,15 +466,20 @@ impl Future for Sleep {
             // The clock never passes a live timer without firing it (it jumps to the
             // earliest deadline and fires everything due at once), so a registered timer
             // has fired by now: nothing to cancel, no lock to take.
-            if let Some(key) = self.key.take() {
-                debug_assert!(!self.shared.timers.lock().is_live(key));
+            match self.hold {
+                Hold::Armed(key) => {
+                    debug_assert!(!self.shared.timers.lock().is_live(key));
+                    self.hold = Hold::Nothing;
+                }
+                Hold::Parked(_) => self.release(),
+                Hold::Nothing => {}
             }
             return Poll::Ready(());
         }
         // A registered timer is live here: it has not fired (now < deadline, and the
-        // clock never passes a live timer), and only this sleep's drop cancels it (or the
-        // executor's, after which nothing polls).
-        if self.key.is_none() || WakerIdentity::of(cx.waker()) != self.held {
+        // clock never passes a live timer), and only this sleep's reset or drop cancels it
+        // (or the executor's, after which nothing polls).
+        if !matches!(self.hold, Hold::Armed(_)) || WakerIdentity::of(cx.waker()) != self.held {
             self.register(cx.waker());
         }
         Poll::Pending
@@ -399,25 +488,21 @@ impl Future for Sleep {
 
 impl engine::rt::Timer for Sleep {
     /// Cancels the registered timer (the next poll registers the new deadline), so the
-    /// old deadline wakes no one.
+    /// old deadline wakes no one. The slot is kept for that registration ([`Hold::Parked`]).
     fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
-        self.cancel();
-        self.deadline = deadline;
-    }
-}
-
-impl Sleep {
-    fn cancel(&mut self) {
-        if let Some(key) = self.key.take() {
-            let waker = self.shared.timers.lock().cancel(key);
-            drop(waker);
+        if let Hold::Armed(key) = self.hold {
+            let parked = self.shared.timers.lock().park(key);
+            self.hold = if parked { Hold::Parked(key.slot) } else { Hold::Nothing };
         }
+        self.deadline = deadline;
     }
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        self.cancel();
+        if !matches!(self.hold, Hold::Nothing) {
+            self.release();
+        }
     }
 }
 
