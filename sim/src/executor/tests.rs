@@ -304,6 +304,37 @@ fn drop_tasks_runs_destructors_and_spares_world_tasks() {
 }
 
 #[test]
+fn a_task_polled_many_times_is_still_woken_by_its_cancel() {
+    // The task's waker is registered for cancelling once, at its first pending poll
+    // (`task::Cancellable`): later polls skip it, and the cancel must still wake it.
+    let mut executor = Executor::new(5, WALL_START);
+    let tasks = Tasks::new(executor.rt());
+    let rt = executor.rt();
+    let turns = Arc::new(AtomicUsize::new(0));
+    let turns_in_task = turns.clone();
+    let ticker_rt = rt.clone();
+    let ticker = tasks.spawn(TaskKind::Heartbeat, async move {
+        loop {
+            ticker_rt.sleep(Duration::from_secs(1)).await;
+            turns_in_task.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let cancel = ticker.cancel_handle();
+    let outcome = Arc::new(Mutex::new(None));
+    let outcome_in_task = outcome.clone();
+    executor.spawn_world("owner", async move {
+        rt.sleep(Duration::from_millis(10_500)).await;
+        cancel.cancel();
+        *outcome_in_task.lock().unwrap() = Some((ticker.join().await, rt.now()));
+    });
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+    let at = Instant::ZERO + Duration::from_millis(10_500);
+    assert_eq!(*outcome.lock().unwrap(), Some((Err(engine::task::Cancelled), at)));
+    assert_eq!(turns.load(Ordering::SeqCst), 10);
+    assert_eq!(tasks.registry().alive_total(), 0);
+}
+
+#[test]
 fn engine_tasks_spawn_join_and_cancel_and_join() {
     let mut executor = Executor::new(11, WALL_START);
     let tasks = Tasks::new(executor.rt());
