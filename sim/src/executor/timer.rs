@@ -182,6 +182,10 @@ impl Timers {
         self.insert(deadline, TimerAction::Call(callback))
     }
 
+    /// Inlined into both callers: the call's prologue and epilogue were a fifth of it
+    /// (callgrind: seed 2 352.13 M -> 351.23 M, seed 3 399.81 M -> 398.38 M, seed 19
+    /// 860.91 M -> 858.90 M).
+    #[inline(always)]
     fn insert(&mut self, deadline: u64, action: TimerAction) -> TimerKey {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
