@@ -12,11 +12,13 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use futures::channel::oneshot;
-use futures::future::{AbortHandle, Abortable};
+use futures::task::AtomicWaker;
 
 use crate::rt::{Rt, TaskMeta};
 
@@ -212,10 +214,11 @@ impl Tasks {
         let site = SpawnSite::of(location);
         let id = self.registry.register(kind, site, self.rt.now());
         let guard = LiveGuard { registry: self.registry.clone(), id, kind };
-        let (abort, registration) = AbortHandle::new_pair();
+        let abort = Arc::new(Abort::default());
+        let registration = abort.clone();
         let (done_tx, done_rx) = oneshot::channel();
         let wrapped = async move {
-            let outcome = Abortable::new(future, registration).await.ok();
+            let outcome = Cancellable { future, abort: registration, registered: None }.await;
             // The inner future (and all it owned) is dropped by now; only then does the
             // task leave the registry and its owner learn that it is finished.
             drop(guard);
@@ -224,6 +227,65 @@ impl Tasks {
         let meta = TaskMeta { id, kind, site: location };
         self.rt.spawn_raw(meta, Box::pin(wrapped));
         TaskHandle { abort, done: Some(done_rx), cancel_on_drop: true, kind, site }
+    }
+}
+
+/// A task's cancellation: what `futures::future::Abortable` and its `AbortHandle` did,
+/// with one difference: the task's waker is handed to [`Abort::waker`] when it differs
+/// from the one handed last (a task's waker is the same at every poll, in tokio and in the
+/// simulator), not at every poll (two atomic read-modify-writes and a compare per poll of
+/// every task). Cancelling still wakes the task: the waker stays registered until
+/// [`Abort::abort`] takes it, and a poll after that sees `aborted` and ends the task.
+/// Callgrind: seed 2 353.06 M -> 352.13 M, seed 3 401.33 M -> 399.81 M, seed 19 864.18 M
+/// -> 860.91 M.
+#[derive(Default)]
+struct Abort {
+    aborted: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Abort {
+    /// Stop the task at its next poll (waking it for that poll). Does not wait.
+    fn abort(&self) {
+        self.aborted.store(true, Ordering::Relaxed);
+        self.waker.wake();
+    }
+
+    fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Relaxed)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A task's future until it completes (`Some`) or its task is aborted (`None`).
+    struct Cancellable<F> {
+        #[pin]
+        future: F,
+        abort: Arc<Abort>,
+        // A clone of the waker registered last: keeps its identity alive for the compare.
+        registered: Option<Waker>,
+    }
+}
+
+impl<F: Future> Future for Cancellable<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        let this = self.project();
+        if this.abort.is_aborted() {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if !this.registered.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
+            this.abort.waker.register(cx.waker());
+            *this.registered = Some(cx.waker().clone());
+        }
+        if this.abort.is_aborted() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
     }
 }
 
@@ -240,7 +302,7 @@ pub struct Cancelled;
 /// on every handle first. [`detach`](Self::detach) exists only for tests that model
 /// the predecessor's untracked spawns.
 pub struct TaskHandle<T> {
-    abort: AbortHandle,
+    abort: Arc<Abort>,
     done: Option<oneshot::Receiver<Option<T>>>,
     cancel_on_drop: bool,
     kind: TaskKind,
@@ -292,7 +354,7 @@ impl<T> TaskHandle<T> {
 
 /// Cancels a task without owning it (see [`TaskHandle::cancel_handle`]).
 #[derive(Clone)]
-pub struct CancelHandle(AbortHandle);
+pub struct CancelHandle(Arc<Abort>);
 
 impl CancelHandle {
     pub fn cancel(&self) {

@@ -179,6 +179,43 @@ fn a_reset_timer_fires_at_its_new_deadline_and_never_at_the_old_one() {
 }
 
 #[test]
+fn a_reset_timer_keeps_its_slot_until_polled_dropped_or_due() {
+    // Reset parks the timer's slot: dropped while parked, or reset into the past, the
+    // sleep gives the slot back and nothing fires; other timers keep their order.
+    let mut executor = Executor::new(1, WALL_START);
+    let rt = executor.rt();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let log = order.clone();
+    executor.spawn_world("timers", async move {
+        let secs = |s| Instant::ZERO + Duration::from_secs(s);
+        let mut dropped = rt.timer(secs(5));
+        let mut past = rt.timer(secs(6));
+        let mut moved = rt.timer(secs(7));
+        for timer in [&mut dropped, &mut past, &mut moved] {
+            assert!(futures::poll!(timer.as_mut()).is_pending());
+        }
+        rt.sleep(Duration::from_secs(1)).await;
+        dropped.as_mut().reset(secs(20));
+        past.as_mut().reset(secs(1));
+        moved.as_mut().reset(secs(3));
+        moved.as_mut().reset(secs(4));
+        drop(dropped);
+        past.as_mut().await;
+        log.lock().unwrap().push(rt.now());
+        let after = rt.sleep_until(secs(4));
+        moved.as_mut().await;
+        log.lock().unwrap().push(rt.now());
+        after.await;
+        log.lock().unwrap().push(rt.now());
+    });
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+    let secs = |s| Instant::ZERO + Duration::from_secs(s);
+    assert_eq!(*order.lock().unwrap(), vec![secs(1), secs(4), secs(4)]);
+    assert_eq!(executor.now(), secs(4), "the dropped timer's old and new deadlines fire nothing");
+    assert_eq!(executor.timers_pending(), 0);
+}
+
+#[test]
 fn sleep_in_the_past_is_ready_at_once() {
     let mut executor = Executor::new(1, WALL_START);
     let rt = executor.rt();
@@ -264,6 +301,37 @@ fn drop_tasks_runs_destructors_and_spares_world_tasks() {
     drop(handles);
     assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
     assert_eq!(dropped.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn a_task_polled_many_times_is_still_woken_by_its_cancel() {
+    // The task's waker is registered for cancelling once, at its first pending poll
+    // (`task::Cancellable`): later polls skip it, and the cancel must still wake it.
+    let mut executor = Executor::new(5, WALL_START);
+    let tasks = Tasks::new(executor.rt());
+    let rt = executor.rt();
+    let turns = Arc::new(AtomicUsize::new(0));
+    let turns_in_task = turns.clone();
+    let ticker_rt = rt.clone();
+    let ticker = tasks.spawn(TaskKind::Heartbeat, async move {
+        loop {
+            ticker_rt.sleep(Duration::from_secs(1)).await;
+            turns_in_task.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let cancel = ticker.cancel_handle();
+    let outcome = Arc::new(Mutex::new(None));
+    let outcome_in_task = outcome.clone();
+    executor.spawn_world("owner", async move {
+        rt.sleep(Duration::from_millis(10_500)).await;
+        cancel.cancel();
+        *outcome_in_task.lock().unwrap() = Some((ticker.join().await, rt.now()));
+    });
+    assert_eq!(executor.run_until(Instant::from_nanos(u64::MAX)), RunOutcome::Idle);
+    let at = Instant::ZERO + Duration::from_millis(10_500);
+    assert_eq!(*outcome.lock().unwrap(), Some((Err(engine::task::Cancelled), at)));
+    assert_eq!(turns.load(Ordering::SeqCst), 10);
+    assert_eq!(tasks.registry().alive_total(), 0);
 }
 
 #[test]
