@@ -29,6 +29,14 @@ pub enum ApiCall {
     Logs,
 }
 
+impl ApiCall {
+    pub(crate) const COUNT: usize = 4;
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// A fault of the events stream on a live connection ([`super::SimDocker::fault_events`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventFault {
@@ -165,7 +173,10 @@ pub(crate) struct DockerState {
     pub(crate) id_rng: SimRng,
     /// Chunking of log streams: depends on how the engine reads, kept apart from ids.
     pub(crate) chunk_rng: SimRng,
-    pub(crate) fail_next: BTreeMap<ApiCall, u32>,
+    /// Failures armed per call (by [`ApiCall::index`]): an array, not a map searched
+    /// at every call (callgrind: seeds 100..119, 195 k calls, 4,538.3 M -> 4,530.2 M;
+    /// seed 19 866.2 M -> 863.1 M).
+    pub(crate) fail_next: [u32; ApiCall::COUNT],
     /// The running agent is on a first run with `first_sight = "now"` and has not had
     /// a `list` answered yet: the containers of that first list are read from the
     /// instant it saw them (the oracle's excuse for what they wrote before). Containers
@@ -229,7 +240,7 @@ impl DockerState {
             next_stream_id: 0,
             id_rng: SimRng::derive(seed, 0x1D),
             chunk_rng: SimRng::derive(seed, 0xC4),
-            fail_next: BTreeMap::new(),
+            fail_next: [0; ApiCall::COUNT],
             first_sight_now: false,
             broken_tty_keeps_stderr: false,
             api_latency: Duration::ZERO,
@@ -252,9 +263,9 @@ impl DockerState {
     /// is armed for this call.
     pub(crate) fn begin_call(&mut self, call: ApiCall) -> Result<(), EngineError> {
         self.counters.api_calls += 1;
-        let armed = self.fail_next.get_mut(&call).filter(|count| **count > 0);
-        let failed = if let Some(count) = armed {
-            *count -= 1;
+        let armed = &mut self.fail_next[call.index()];
+        let failed = if *armed > 0 {
+            *armed -= 1;
             Some(EngineError::Unavailable(format!("injected failure of {call:?}")))
         } else if !self.daemon_up {
             Some(EngineError::Unavailable("docker daemon is not running".into()))
