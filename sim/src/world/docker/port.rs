@@ -65,9 +65,7 @@ impl ContainerEngine for SimDocker {
             this.with(|state| {
                 state.begin_call(ApiCall::List)?;
                 let first_list = std::mem::take(&mut state.first_sight_now);
-                let serials: Vec<usize> = state.containers.values().map(|container| container.serial).collect();
-                serials.into_iter().for_each(|serial| state.seen(serial, first_list));
-                Ok(state.containers.values().map(|container| container.info.clone()).collect())
+                Ok(state.list_seen(first_list))
             })
         })
     }

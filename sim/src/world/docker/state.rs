@@ -211,15 +211,34 @@ pub(crate) struct DockerState {
     pub(crate) frames: super::frames::FrameCache,
 }
 
+/// [`DockerState::seen`] on the fields it changes.
+fn seen_in(logs: &mut [ContainerLog], seen_by_agent: &mut Vec<bool>, serial: usize, first_list: bool) {
+    logs[serial].mark_seen(first_list);
+    if seen_by_agent.len() <= serial {
+        seen_by_agent.resize(serial + 1, false);
+    }
+    seen_by_agent[serial] = true;
+}
+
 impl DockerState {
     /// The agent learned of this container (by serial); `first_list`: from the first
     /// list of a first run under `first_sight = "now"` ([`Self::first_sight_now`]).
     pub(crate) fn seen(&mut self, serial: usize, first_list: bool) {
-        self.logs[serial].mark_seen(first_list);
-        if self.seen_by_agent.len() <= serial {
-            self.seen_by_agent.resize(serial + 1, false);
-        }
-        self.seen_by_agent[serial] = true;
+        seen_in(&mut self.logs, &mut self.seen_by_agent, serial, first_list);
+    }
+
+    /// A `list`: every container's info, each marked seen ([`Self::seen`]) in the
+    /// table's order. One pass, no list of serials first (6 k lists of ~55 containers
+    /// over seeds 100..119; callgrind 4,530.2 M -> 4,521.8 M, seed 2 348.0 M -> 346.7 M).
+    pub(crate) fn list_seen(&mut self, first_list: bool) -> Vec<ContainerInfo> {
+        let DockerState { containers, logs, seen_by_agent, .. } = self;
+        containers
+            .values()
+            .map(|container| {
+                seen_in(logs, seen_by_agent, container.serial, first_list);
+                container.info.clone()
+            })
+            .collect()
     }
 
     pub(crate) fn new(seed: u64) -> DockerState {
