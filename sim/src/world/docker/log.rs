@@ -611,6 +611,10 @@ impl ContainerLog {
         let line_bytes = if empty::writes_empty_lines(first_seq, first_ts, ts_step, stream_max_ts) {
             self.empty_lines += lines as u64;
             0
+        } else if line_bytes >= 20 {
+            // No `u64` has more digits: no logarithm per burst (~40 instructions; callgrind
+            // seeds 100..119 4,541.8 M -> 4,538.3 M).
+            line_bytes
         } else {
             line_bytes.max(decimal_digits(last_seq))
         };

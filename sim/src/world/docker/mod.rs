@@ -259,7 +259,7 @@ impl SimDocker {
 
     /// Make the next `count` calls of `call` fail with `Unavailable`.
     pub fn fail_next(&self, call: ApiCall, count: u32) {
-        self.with(|state| *state.fail_next.entry(call).or_insert(0) += count);
+        self.with(|state| state.fail_next[call.index()] += count);
     }
 
     // ---- container lifecycle ---------------------------------------------------------

@@ -29,6 +29,14 @@ pub enum ApiCall {
     Logs,
 }
 
+impl ApiCall {
+    pub(crate) const COUNT: usize = 4;
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// A fault of the events stream on a live connection ([`super::SimDocker::fault_events`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventFault {
@@ -165,7 +173,10 @@ pub(crate) struct DockerState {
     pub(crate) id_rng: SimRng,
     /// Chunking of log streams: depends on how the engine reads, kept apart from ids.
     pub(crate) chunk_rng: SimRng,
-    pub(crate) fail_next: BTreeMap<ApiCall, u32>,
+    /// Failures armed per call (by [`ApiCall::index`]): an array, not a map searched
+    /// at every call (callgrind: seeds 100..119, 195 k calls, 4,538.3 M -> 4,530.2 M;
+    /// seed 19 866.2 M -> 863.1 M).
+    pub(crate) fail_next: [u32; ApiCall::COUNT],
     /// The running agent is on a first run with `first_sight = "now"` and has not had
     /// a `list` answered yet: the containers of that first list are read from the
     /// instant it saw them (the oracle's excuse for what they wrote before). Containers
@@ -200,15 +211,34 @@ pub(crate) struct DockerState {
     pub(crate) frames: super::frames::FrameCache,
 }
 
+/// [`DockerState::seen`] on the fields it changes.
+fn seen_in(logs: &mut [ContainerLog], seen_by_agent: &mut Vec<bool>, serial: usize, first_list: bool) {
+    logs[serial].mark_seen(first_list);
+    if seen_by_agent.len() <= serial {
+        seen_by_agent.resize(serial + 1, false);
+    }
+    seen_by_agent[serial] = true;
+}
+
 impl DockerState {
     /// The agent learned of this container (by serial); `first_list`: from the first
     /// list of a first run under `first_sight = "now"` ([`Self::first_sight_now`]).
     pub(crate) fn seen(&mut self, serial: usize, first_list: bool) {
-        self.logs[serial].mark_seen(first_list);
-        if self.seen_by_agent.len() <= serial {
-            self.seen_by_agent.resize(serial + 1, false);
-        }
-        self.seen_by_agent[serial] = true;
+        seen_in(&mut self.logs, &mut self.seen_by_agent, serial, first_list);
+    }
+
+    /// A `list`: every container's info, each marked seen ([`Self::seen`]) in the
+    /// table's order. One pass, no list of serials first (6 k lists of ~55 containers
+    /// over seeds 100..119; callgrind 4,530.2 M -> 4,521.8 M, seed 2 348.0 M -> 346.7 M).
+    pub(crate) fn list_seen(&mut self, first_list: bool) -> Vec<ContainerInfo> {
+        let DockerState { containers, logs, seen_by_agent, .. } = self;
+        containers
+            .values()
+            .map(|container| {
+                seen_in(logs, seen_by_agent, container.serial, first_list);
+                container.info.clone()
+            })
+            .collect()
     }
 
     pub(crate) fn new(seed: u64) -> DockerState {
@@ -229,7 +259,7 @@ impl DockerState {
             next_stream_id: 0,
             id_rng: SimRng::derive(seed, 0x1D),
             chunk_rng: SimRng::derive(seed, 0xC4),
-            fail_next: BTreeMap::new(),
+            fail_next: [0; ApiCall::COUNT],
             first_sight_now: false,
             broken_tty_keeps_stderr: false,
             api_latency: Duration::ZERO,
@@ -252,9 +282,9 @@ impl DockerState {
     /// is armed for this call.
     pub(crate) fn begin_call(&mut self, call: ApiCall) -> Result<(), EngineError> {
         self.counters.api_calls += 1;
-        let armed = self.fail_next.get_mut(&call).filter(|count| **count > 0);
-        let failed = if let Some(count) = armed {
-            *count -= 1;
+        let armed = &mut self.fail_next[call.index()];
+        let failed = if *armed > 0 {
+            *armed -= 1;
             Some(EngineError::Unavailable(format!("injected failure of {call:?}")))
         } else if !self.daemon_up {
             Some(EngineError::Unavailable("docker daemon is not running".into()))
