@@ -306,7 +306,7 @@ fn drop_tasks_runs_destructors_and_spares_world_tasks() {
 #[test]
 fn a_task_polled_many_times_is_still_woken_by_its_cancel() {
     // The task's waker is registered for cancelling once, at its first pending poll
-    // (`task::Cancellable`): later polls skip it, and the cancel must still wake it.
+    // (`engine::task::Task`): later polls skip it, and the cancel must still wake it.
     let mut executor = Executor::new(5, WALL_START);
     let tasks = Tasks::new(executor.rt());
     let rt = executor.rt();

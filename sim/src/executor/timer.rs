@@ -9,10 +9,16 @@
 //! Of the timers that fire
 //! together, the executor wakes the sleepers first, then runs the callbacks.
 //!
+//! Slots are reused; which slot a timer gets never matters to the order (sequences are
+//! unique). A reset sleep keeps its slot for its next registration ([`Hold::Parked`]), and
+//! a slot keeps the waker of its last sleep if that is one of this executor's task wakers
+//! ([`TimerSlot::action`]): both only save clones and drops of wakers.
+//!
 //! Promises:
 //! - A [`Sleep`] completes at the first poll where `now >= deadline`; it registers a
 //!   timer only if it has to wait.
-//! - Dropping a [`Sleep`] cancels its timer at once (the slot is freed; the queue
+//! - Dropping or resetting a [`Sleep`] cancels its timer at once (the slot is freed or
+//!   parked; the queue
 //!   entry is skipped lazily, or dropped by [`Timers::compact`] once dead entries
 //!   outnumber live ones), so [`Timers::live`] counts exactly the sleeps and callbacks
 //!   still waiting and the executor's idle/deadlock verdict is never delayed by dead
