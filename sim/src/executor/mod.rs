@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Context;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use engine::rt::{Instant, Rt, TaskMeta, UnixNanos};
@@ -55,7 +55,7 @@ pub use self::timer::CallAt;
 
 use self::rt::Shared;
 use self::task::{PendingTask, TaskSlot};
-use self::timer::{Callback, Fired};
+use self::timer::Callback;
 use self::trace::TraceDigest;
 use self::waker::TaskWaker;
 
@@ -97,7 +97,7 @@ pub struct Executor {
     polls_per_instant_max: u64,
     /// Reused buffers, so that admitting spawns and firing timers do not allocate.
     admit_buffer: Vec<PendingTask>,
-    fire_buffer: Vec<Fired>,
+    fire_buffer: Vec<Waker>,
     call_buffer: Vec<(u64, Callback)>,
 }
 
@@ -320,13 +320,9 @@ impl Executor {
             // Wake, then call, outside the timers' lock, each in (deadline, registration)
             // order. A callback may register timers (they fire on a later round) and wake
             // tasks (queued after the sleepers woken here).
-            for fired in &self.fire_buffer {
-                match fired {
-                    Fired::Task(slot, generation) => self.shared.ready.lock().wake(*slot, *generation),
-                    Fired::Waker(waker) => waker.wake_by_ref(),
-                }
+            for waker in self.fire_buffer.drain(..) {
+                waker.wake();
             }
-            self.fire_buffer.clear();
             if !self.call_buffer.is_empty() {
                 self.run_callbacks(&mut polls_at_instant);
                 if polls_at_instant > self.polls_per_instant_max {

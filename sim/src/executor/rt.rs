@@ -28,7 +28,7 @@ use super::lock::Lock;
 use super::rng::{streams, SimRng};
 use super::task::{PendingTask, SimTask, SimTaskId, TaskOrigin};
 use super::timer::{CallAt, Sleep, Timers};
-use super::waker::{ReadyQueue, TaskWakers};
+use super::waker::ReadyQueue;
 
 /// State shared by the executor and every handle.
 pub(crate) struct Shared {
@@ -51,16 +51,15 @@ pub(crate) type SpawnHook = Box<dyn FnMut(&TaskMeta) + Send>;
 
 impl Shared {
     pub(crate) fn new(seed: u64, wall_start: UnixNanos) -> Shared {
-        let ready = Arc::new(Lock::new(ReadyQueue::default()));
         Shared {
             now: AtomicU64::new(0),
             wall_start,
             next_task_id: AtomicU64::new(0),
-            timers: Lock::new(Timers::new(TaskWakers::new(&ready))),
+            timers: Lock::new(Timers::default()),
             entropy: Lock::new(SimRng::derive(seed, streams::ENGINE)),
             spawns: Lock::new(Vec::new()),
             spawns_pending: AtomicBool::new(false),
-            ready,
+            ready: Arc::new(Lock::new(ReadyQueue::default())),
             spawn_hook: Lock::new(None),
         }
     }

@@ -107,6 +107,6 @@ pub(crate) struct TaskSlot {
 
 impl TaskSlot {
     pub(crate) fn new(pending: PendingTask, waker: Arc<TaskWaker>) -> TaskSlot {
-        TaskSlot { task: pending.task, future: pending.future, waker: waker.into_waker() }
+        TaskSlot { task: pending.task, future: pending.future, waker: Waker::from(waker) }
     }
 }

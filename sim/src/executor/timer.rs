@@ -39,7 +39,6 @@ use std::task::{Context, Poll, RawWakerVTable, Waker};
 use engine::rt::Instant;
 
 use super::rt::Shared;
-use super::waker::TaskWakers;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimerKey {
@@ -170,100 +169,52 @@ impl DeadlineQueue {
 struct TimerSlot {
     /// Sequence of the timer occupying the slot; [`FREE`] when the slot is free.
     sequence: u64,
-    /// What the timer does. A free slot may keep the waker of its last timer if that is a
-    /// task's own ([`TaskWakers`]): the next sleep registered there is most often the same
-    /// task's (free slots are reused last in, first out: a task that sleeps in a loop gets
-    /// its slot back), and then needs no clone; and firing it needs no drop.
     action: Option<TimerAction>,
 }
 
-/// A timer fired: what the executor wakes (outside the timers' lock), in firing order.
-pub(crate) enum Fired {
-    /// The task in `slot` of the executor's ready queue, of `generation`
-    /// ([`super::waker::ReadyQueue::wake`]): what its [`super::waker::TaskWaker`] does.
-    Task(u32, u32),
-    /// Any other waker.
-    Waker(Waker),
-}
-
+#[derive(Default)]
 pub(crate) struct Timers {
     queue: DeadlineQueue,
     slots: Vec<TimerSlot>,
     free: Vec<u32>,
     next_sequence: u64,
     live: usize,
-    task_wakers: TaskWakers,
 }
 
 impl Timers {
-    pub(crate) fn new(task_wakers: TaskWakers) -> Timers {
-        Timers {
-            queue: DeadlineQueue::default(),
-            slots: Vec::new(),
-            free: Vec::new(),
-            next_sequence: 0,
-            live: 0,
-            task_wakers,
-        }
-    }
-
-    /// Register a sleep's timer waking `waker`; returns its key and the identity of the
-    /// waker it holds.
-    pub(crate) fn register(&mut self, deadline: u64, waker: &Waker) -> (TimerKey, WakerIdentity) {
-        let slot = self.take_slot();
-        self.arm(slot, deadline, waker)
+    pub(crate) fn register(&mut self, deadline: u64, waker: Waker) -> TimerKey {
+        self.insert(deadline, TimerAction::Wake(waker))
     }
 
     /// Register a callback to run when the clock reaches `deadline`.
     pub(crate) fn register_call(&mut self, deadline: u64, callback: Callback) -> TimerKey {
-        let slot = self.take_slot();
-        let sequence = self.next_sequence;
-        self.next_sequence += 1;
-        let entry = &mut self.slots[slot as usize];
-        entry.sequence = sequence;
-        // A cached task waker dropped here only lowers a reference count (no lock).
-        entry.action = Some(TimerAction::Call(callback));
-        self.queue.push(QueueEntry::new(deadline, sequence, slot));
-        self.live += 1;
-        TimerKey { slot, sequence }
+        self.insert(deadline, TimerAction::Call(callback))
     }
 
-    /// A free slot (its sequence still [`FREE`]).
-    #[inline(always)]
-    fn take_slot(&mut self) -> u32 {
-        match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.slots.push(TimerSlot { sequence: FREE, action: None });
-                (self.slots.len() - 1) as u32
-            }
-        }
-    }
-
-    /// Register a sleep's timer in `slot` (free, or parked by its owner): the next
-    /// sequence, a queue entry, and the slot's waker kept if `waker` wakes alike.
     /// Inlined into both callers: the call's prologue and epilogue were a fifth of it
     /// (callgrind: seed 2 352.13 M -> 351.23 M, seed 3 399.81 M -> 398.38 M, seed 19
     /// 860.91 M -> 858.90 M).
     #[inline(always)]
-    fn arm(&mut self, slot: u32, deadline: u64, waker: &Waker) -> (TimerKey, WakerIdentity) {
+    fn insert(&mut self, deadline: u64, action: TimerAction) -> TimerKey {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        let entry = &mut self.slots[slot as usize];
-        debug_assert!(entry.sequence == FREE);
-        entry.sequence = sequence;
-        let identity = match &entry.action {
-            Some(TimerAction::Wake(current)) if current.will_wake(waker) => WakerIdentity::of(current),
-            _ => {
-                let waker = waker.clone();
-                let identity = WakerIdentity::of(&waker);
-                entry.action = Some(TimerAction::Wake(waker));
-                identity
+        let action = Some(action);
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                let entry = &mut self.slots[slot as usize];
+                debug_assert!(entry.sequence == FREE);
+                entry.sequence = sequence;
+                entry.action = action;
+                slot
+            }
+            None => {
+                self.slots.push(TimerSlot { sequence, action });
+                (self.slots.len() - 1) as u32
             }
         };
         self.queue.push(QueueEntry::new(deadline, sequence, slot));
         self.live += 1;
-        (TimerKey { slot, sequence }, identity)
+        TimerKey { slot, sequence }
     }
 
     /// Replace the waker of a live timer (the sleep moved to another task). Returns
@@ -297,30 +248,36 @@ impl Timers {
     }
 
     /// Register a timer in a slot parked by [`Self::park`], as [`Self::register`] would
-    /// (same sequence, same queue entry). Returns the key and the identity of the waker
-    /// the timer holds.
+    /// (same sequence, same queue entry), keeping the slot's waker if `waker` wakes alike.
+    /// Returns the key and the identity of the waker the timer holds.
     pub(crate) fn rearm(&mut self, slot: u32, deadline: u64, waker: &Waker) -> (TimerKey, WakerIdentity) {
-        self.arm(slot, deadline, waker)
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        let entry = &mut self.slots[slot as usize];
+        debug_assert!(entry.sequence == FREE, "a parked slot");
+        entry.sequence = sequence;
+        let identity = match &entry.action {
+            Some(TimerAction::Wake(current)) if current.will_wake(waker) => WakerIdentity::of(current),
+            _ => {
+                let waker = waker.clone();
+                let identity = WakerIdentity::of(&waker);
+                entry.action = Some(TimerAction::Wake(waker));
+                identity
+            }
+        };
+        self.queue.push(QueueEntry::new(deadline, sequence, slot));
+        self.live += 1;
+        (TimerKey { slot, sequence }, identity)
     }
 
-    /// Free a slot parked by [`Self::park`]; returns what the caller drops outside the
-    /// lock.
+    /// Free a slot parked by [`Self::park`]; returns its action for the caller to drop
+    /// outside the lock.
     #[must_use = "drop the action outside the timers' lock"]
     pub(crate) fn release(&mut self, slot: u32) -> Option<TimerAction> {
-        debug_assert!(self.slots[slot as usize].sequence == FREE, "a parked slot");
-        self.free.push(slot);
-        self.retire_action(slot)
-    }
-
-    /// The action of a slot whose timer is over: kept if it wakes one of this executor's
-    /// tasks (see [`TimerSlot::action`]), else taken for the caller to drop or run.
-    #[inline]
-    fn retire_action(&mut self, slot: u32) -> Option<TimerAction> {
         let entry = &mut self.slots[slot as usize];
-        match &entry.action {
-            Some(TimerAction::Wake(waker)) if self.task_wakers.recognise(waker).is_some() => None,
-            _ => entry.action.take(),
-        }
+        debug_assert!(entry.sequence == FREE, "a parked slot");
+        self.free.push(slot);
+        entry.action.take()
     }
 
     /// Whether the timer still waits (has neither fired nor been cancelled).
@@ -328,10 +285,9 @@ impl Timers {
         self.slots[key.slot as usize].sequence == key.sequence
     }
 
-    /// Cancel a timer; a no-op if it already fired. Returns what it would have done
-    /// (`None` for a sleep of one of this executor's tasks, whose waker stays in the
-    /// slot), for the caller to drop once the timers' lock is released (a callback may
-    /// own anything, even the last handle on the executor's shared state).
+    /// Cancel a timer; a no-op if it already fired. Returns what it would have done, for
+    /// the caller to drop once the timers' lock is released (a callback may own
+    /// anything, even the last handle on the executor's shared state).
     #[must_use = "drop the action outside the timers' lock"]
     pub(crate) fn cancel(&mut self, key: TimerKey) -> Option<TimerAction> {
         let entry = &mut self.slots[key.slot as usize];
@@ -339,8 +295,8 @@ impl Timers {
             return None;
         }
         entry.sequence = FREE;
+        let action = entry.action.take();
         self.free.push(key.slot);
-        let action = self.retire_action(key.slot);
         self.dead_one();
         action
     }
@@ -369,16 +325,16 @@ impl Timers {
         });
     }
 
-    /// Cancel every timer (the executor is being dropped); returns their actions, and the
-    /// wakers kept in free and parked slots, for the caller to drop outside the lock.
+    /// Cancel every timer (the executor is being dropped); returns their actions, for the
+    /// caller to drop outside the lock.
     pub(crate) fn cancel_all(&mut self) -> Vec<TimerAction> {
         let mut actions = Vec::new();
         for (slot, entry) in self.slots.iter_mut().enumerate() {
             if entry.sequence != FREE {
                 entry.sequence = FREE;
+                actions.extend(entry.action.take());
                 self.free.push(slot as u32);
             }
-            actions.extend(entry.action.take());
         }
         self.live = 0;
         self.queue.clear();
@@ -402,10 +358,10 @@ impl Timers {
         None
     }
 
-    /// Remove every live timer due at or before `now`: push what sleeps wake to `fired`
-    /// and the callbacks, with their sequences, to `calls`, each in (deadline,
+    /// Remove every live timer due at or before `now`: push the wakers of sleeps to
+    /// `wakers` and the callbacks, with their sequences, to `calls`, each in (deadline,
     /// registration) order.
-    pub(crate) fn fire_due(&mut self, now: u64, fired: &mut Vec<Fired>, calls: &mut Vec<(u64, Callback)>) {
+    pub(crate) fn fire_due(&mut self, now: u64, wakers: &mut Vec<Waker>, calls: &mut Vec<(u64, Callback)>) {
         while let Some(entry) = self.queue.peek() {
             let (deadline, sequence, slot) = entry.parts();
             if deadline > now {
@@ -415,20 +371,9 @@ impl Timers {
             let entry = &mut self.slots[slot as usize];
             if entry.sequence == sequence {
                 entry.sequence = FREE;
-                match &entry.action {
-                    Some(TimerAction::Wake(waker)) => match self.task_wakers.recognise(waker) {
-                        Some((task, generation)) => fired.push(Fired::Task(task, generation)),
-                        None => {
-                            if let Some(TimerAction::Wake(waker)) = entry.action.take() {
-                                fired.push(Fired::Waker(waker));
-                            }
-                        }
-                    },
-                    Some(TimerAction::Call(_)) => {
-                        if let Some(TimerAction::Call(callback)) = entry.action.take() {
-                            calls.push((sequence, callback));
-                        }
-                    }
+                match entry.action.take() {
+                    Some(TimerAction::Wake(waker)) => wakers.push(waker),
+                    Some(TimerAction::Call(callback)) => calls.push((sequence, callback)),
                     None => {}
                 }
                 self.free.push(slot);
@@ -503,7 +448,9 @@ impl Sleep {
             // Not registered yet, or fired early? Fired means now >= deadline, handled
             // by the poll, so a dead key can only be stale: register anew.
             _ => {
-                let (key, held) = timers.register(self.deadline.as_nanos(), waker);
+                let waker = waker.clone();
+                let held = WakerIdentity::of(&waker);
+                let key = timers.register(self.deadline.as_nanos(), waker);
                 drop(timers);
                 self.hold = Hold::Armed(key);
                 self.held = held;

@@ -13,7 +13,7 @@
 //!   of the next entry the schedule is a function of the seed.
 
 use std::sync::Arc;
-use std::task::{RawWakerVTable, Wake, Waker};
+use std::task::Wake;
 
 use super::lock::Lock;
 use super::rng::SimRng;
@@ -80,9 +80,6 @@ impl ReadyQueue {
 }
 
 /// The waker of one task: created at spawn, reused for every poll.
-///
-/// Made only by [`TaskWaker::into_waker`], so that every task waker shares one vtable,
-/// by which [`TaskWakers::recognise`] tells them from other wakers.
 pub(crate) struct TaskWaker {
     pub(crate) slot: u32,
     pub(crate) generation: u32,
@@ -96,69 +93,5 @@ impl Wake for TaskWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.ready.lock().wake(self.slot, self.generation);
-    }
-}
-
-impl TaskWaker {
-    /// The one place task wakers are made (one instantiation, so one vtable).
-    #[inline(never)]
-    pub(crate) fn into_waker(self: Arc<Self>) -> Waker {
-        Waker::from(self)
-    }
-}
-
-/// Tells the wakers of one executor's tasks from others, without waking: the timers keep
-/// such a waker in its slot after the timer fired or was cancelled (re-registering a sleep
-/// of the same task there then needs no clone), and the executor wakes the task straight
-/// into its ready queue instead of through the vtable and a reference count. Callgrind
-/// (with `Fired` woken by reference): seed 2 350.81 M -> 350.10 M, seed 3 397.71 M ->
-/// 396.71 M, seed 19 857.19 M -> 856.99 M; clones of wakers on seed 3 138 k -> 104 k.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct TaskWakers {
-    /// Address of the task wakers' vtable (0: recognise none).
-    vtable: usize,
-    /// Address of the ready queue they feed: another executor's task is not ours.
-    ready: usize,
-}
-
-impl TaskWakers {
-    pub(crate) fn new(ready: &Arc<Lock<ReadyQueue>>) -> TaskWakers {
-        let probe = Arc::new(TaskWaker { slot: u32::MAX, generation: 0, ready: ready.clone() }).into_waker();
-        TaskWakers { vtable: probe.vtable() as *const RawWakerVTable as usize, ready: Arc::as_ptr(ready) as usize }
-    }
-
-    /// `(slot, generation)` if `waker` is the waker of one of this executor's tasks.
-    #[inline]
-    pub(crate) fn recognise(&self, waker: &Waker) -> Option<(u32, u32)> {
-        if waker.vtable() as *const RawWakerVTable as usize != self.vtable {
-            return None;
-        }
-        // SAFETY: wakers with this vtable are made only by `TaskWaker::into_waker`, from
-        // `Arc<TaskWaker>`, whose data pointer is that of the `TaskWaker`; the waker holds
-        // a reference, so it is alive while `waker` is borrowed.
-        let task = unsafe { &*(waker.data() as *const TaskWaker) };
-        (Arc::as_ptr(&task.ready) as usize == self.ready).then_some((task.slot, task.generation))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-    use std::task::Waker;
-
-    use super::{Lock, ReadyQueue, TaskWaker, TaskWakers};
-
-    #[test]
-    fn only_this_executors_task_wakers_are_recognised() {
-        let ready = Arc::new(Lock::new(ReadyQueue::default()));
-        let other = Arc::new(Lock::new(ReadyQueue::default()));
-        let wakers = TaskWakers::new(&ready);
-        let ours = Arc::new(TaskWaker { slot: 3, generation: 7, ready: ready.clone() }).into_waker();
-        let theirs = Arc::new(TaskWaker { slot: 3, generation: 7, ready: other }).into_waker();
-        assert_eq!(wakers.recognise(&ours), Some((3, 7)));
-        assert_eq!(wakers.recognise(&ours.clone()), Some((3, 7)));
-        assert_eq!(wakers.recognise(&theirs), None);
-        assert_eq!(wakers.recognise(Waker::noop()), None);
-        assert_eq!(TaskWakers::default().recognise(&ours), None);
     }
 }
