@@ -10,9 +10,8 @@
 //! together, the executor wakes the sleepers first, then runs the callbacks.
 //!
 //! Slots are reused; which slot a timer gets never matters to the order (sequences are
-//! unique). A reset sleep keeps its slot for its next registration ([`Hold::Parked`]), and
-//! a slot keeps the waker of its last sleep if that is one of this executor's task wakers
-//! ([`TimerSlot::action`]): both only save clones and drops of wakers.
+//! unique). A reset sleep keeps its slot, with its waker, for its next registration
+//! ([`Hold::Parked`]): that only saves a clone and a drop of the waker.
 //!
 //! Promises:
 //! - A [`Sleep`] completes at the first poll where `now >= deadline`; it registers a
