@@ -506,6 +506,9 @@ pub(crate) struct ContainerLog {
     last_ts: [Option<UnixNanos>; 2],
     /// Per stream, whether its last burst is an open line (newline not yet written).
     open_line: [bool; 2],
+    /// Whether a burst of an open line was ever appended (only a literal line's head
+    /// is one): without one, no line is left open at a burst's end ([`Self::mid_line`]).
+    any_open: bool,
     /// Per stream, the first line none of whose entries was deleted.
     retained_from: [u64; 2],
     entries_total: u64,
@@ -747,6 +750,7 @@ impl ContainerLog {
         // An open line is not written yet: the next burst continues it (same seq).
         self.next_seq[stream.index()] = burst.first_seq + u64::from(!burst.open) * burst.lines as u64;
         self.open_line[stream.index()] = burst.open;
+        self.any_open |= burst.open;
         self.entries_total += burst.entries();
         self.stream_bursts_before.push([self.by_stream[0].len(), self.by_stream[1].len()]);
         self.by_stream[stream.index()].push(self.bursts.len());
