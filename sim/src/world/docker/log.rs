@@ -345,7 +345,9 @@ impl Burst {
         (self.line_bytes as usize) < ENTRY_CONTENT_MAX
             && self.literal.is_none()
             && !self.open
-            && decimal_digits(last_seq) <= self.line_bytes
+            // (No `u64` has more than 20 digits: no logarithm then, as in `append`;
+            // callgrind seeds 100..119 4,457.3 M -> 4,454.8 M.)
+            && (self.line_bytes >= 20 || decimal_digits(last_seq) <= self.line_bytes)
     }
 
     /// The last entry's timestamp: its line's, the burst's last line (a burst has a line,
@@ -381,10 +383,66 @@ pub(crate) struct RenderedRun {
 }
 
 /// A position in a log: entry `entry` of burst `burst` (arrival order).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogCursor {
     pub(crate) burst: usize,
     pub(crate) entry: u64,
+}
+
+/// Ordered by burst, then entry, as derived; written out so that `<`, `max` and `min`
+/// compare the fields directly, not through an `Ordering` (cursors are compared at every
+/// poll, render and hand-out; a derived `max` took ~19 instructions). Callgrind: seeds
+/// 100..119 4,521.8 M -> 4,507.4 M, seed 19 862.7 M -> 859.5 M.
+impl Ord for LogCursor {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.burst.cmp(&other.burst).then(self.entry.cmp(&other.entry))
+    }
+
+    #[inline]
+    fn max(self, other: Self) -> Self {
+        if other < self {
+            self
+        } else {
+            other
+        }
+    }
+
+    #[inline]
+    fn min(self, other: Self) -> Self {
+        if other < self {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+impl PartialOrd for LogCursor {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+
+    #[inline]
+    fn lt(&self, other: &Self) -> bool {
+        self.burst < other.burst || (self.burst == other.burst && self.entry < other.entry)
+    }
+
+    #[inline]
+    fn le(&self, other: &Self) -> bool {
+        self.burst < other.burst || (self.burst == other.burst && self.entry <= other.entry)
+    }
+
+    #[inline]
+    fn gt(&self, other: &Self) -> bool {
+        other.lt(self)
+    }
+
+    #[inline]
+    fn ge(&self, other: &Self) -> bool {
+        other.le(self)
+    }
 }
 
 /// From where an output stream's entries pass a request's `since` filter.
@@ -450,6 +508,9 @@ pub(crate) struct ContainerLog {
     last_ts: [Option<UnixNanos>; 2],
     /// Per stream, whether its last burst is an open line (newline not yet written).
     open_line: [bool; 2],
+    /// Whether a burst of an open line was ever appended (only a literal line's head
+    /// is one): without one, no line is left open at a burst's end ([`Self::mid_line`]).
+    any_open: bool,
     /// Per stream, the first line none of whose entries was deleted.
     retained_from: [u64; 2],
     entries_total: u64,
@@ -691,6 +752,7 @@ impl ContainerLog {
         // An open line is not written yet: the next burst continues it (same seq).
         self.next_seq[stream.index()] = burst.first_seq + u64::from(!burst.open) * burst.lines as u64;
         self.open_line[stream.index()] = burst.open;
+        self.any_open |= burst.open;
         self.entries_total += burst.entries();
         self.stream_bursts_before.push([self.by_stream[0].len(), self.by_stream[1].len()]);
         self.by_stream[stream.index()].push(self.bursts.len());
@@ -946,7 +1008,28 @@ impl ContainerLog {
 
 #[cfg(test)]
 mod tests {
-    use super::partition_point_near_end;
+    use super::{partition_point_near_end, LogCursor};
+
+    #[test]
+    fn cursors_order_as_their_burst_then_entry() {
+        let values = [0, 1, 2, usize::MAX];
+        let cursors: Vec<LogCursor> = values
+            .iter()
+            .flat_map(|&burst| values.iter().map(move |&entry| LogCursor { burst, entry: entry as u64 }))
+            .collect();
+        for a in &cursors {
+            for b in &cursors {
+                let (ka, kb) = ((a.burst, a.entry), (b.burst, b.entry));
+                assert_eq!(a.cmp(b), ka.cmp(&kb));
+                assert_eq!(a.partial_cmp(b), ka.partial_cmp(&kb));
+                assert_eq!((a < b, a <= b, a > b, a >= b), (ka < kb, ka <= kb, ka > kb, ka >= kb));
+                assert_eq!(((*a).max(*b), (*a).min(*b)), {
+                    let (max, min) = (ka.max(kb), ka.min(kb));
+                    (LogCursor { burst: max.0, entry: max.1 }, LogCursor { burst: min.0, entry: min.1 })
+                });
+            }
+        }
+    }
 
     #[test]
     fn the_search_from_the_end_finds_what_partition_point_finds() {

@@ -272,9 +272,17 @@ impl SimDocker {
 
     /// [`Self::create`], with a TTY (`docker create -t`) if `tty`.
     pub fn create_tty(&self, name: &str, image: &str, labels: BTreeMap<String, String>, tty: bool) -> ContainerId {
+        const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
         self.with(|state| {
             let id = loop {
-                let text: String = (0..4).map(|_| format!("{:016x}", state.id_rng.next_u64())).collect();
+                // 64 lowercase hex digits, four draws of 16 each (as `{:016x}` writes
+                // them), into one `String`: no formatter and no `String` per draw
+                // (callgrind: seeds 100..119 4,495.2 M -> 4,492.2 M).
+                let mut text = String::with_capacity(64);
+                for _ in 0..4 {
+                    let value = state.id_rng.next_u64();
+                    text.extend((0..16).rev().map(|digit| HEX_DIGITS[(value >> (4 * digit) & 0xF) as usize] as char));
+                }
                 let id = ContainerId::new(text);
                 if !state.containers.contains_key(&id) && !state.removed.contains_key(&id) {
                     break id;

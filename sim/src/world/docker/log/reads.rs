@@ -189,6 +189,22 @@ impl ContainerLog {
     /// Whether a line of either stream is started but not complete before `cursor`
     /// (a reader there holds a partial line).
     pub(crate) fn mid_line(&self, cursor: LogCursor) -> bool {
+        if !self.any_open {
+            // No burst ends in an open line: only a line of the cursor's own burst can be
+            // cut at it, without a search per stream (at every chunk handed that empties
+            // its render; callgrind seeds 100..119 4,507.4 M -> 4,502.8 M).
+            let inside = self
+                .bursts
+                .get(cursor.burst)
+                .is_some_and(|burst| !cursor.entry.is_multiple_of(burst.entries_per_line()));
+            debug_assert_eq!(inside, self.mid_line_of_streams(cursor));
+            return inside;
+        }
+        self.mid_line_of_streams(cursor)
+    }
+
+    /// [`Self::mid_line`], stream by stream.
+    fn mid_line_of_streams(&self, cursor: LogCursor) -> bool {
         [StdStream::Stdout, StdStream::Stderr].into_iter().any(|stream| {
             let indices = &self.by_stream[stream.index()];
             let next = self.stream_bursts_before(stream, cursor.burst);
@@ -204,6 +220,28 @@ impl ContainerLog {
     /// content) plus its content, counted up to `content_cap` (what a reader may keep of
     /// a line). Heads of open lines weigh nothing.
     pub(crate) fn lines_cost(&self, stream: StdStream, seqs: Range<u64>, content_cap: u64) -> u64 {
+        // Mostly lines of the stream's last burst (a render's, a settle of the lines
+        // just handed): no search. Only an open line's head shares its sequence number
+        // with a later burst, and weighs nothing. Callgrind: seeds 100..119 4,492.2 M ->
+        // 4,473.9 M, seed 3 394.6 M -> 393.2 M.
+        if let Some(&index) = self.by_stream[stream.index()].last() {
+            let burst = &self.bursts[index];
+            if burst.first_seq <= seqs.start {
+                let until = (burst.first_seq + burst.lines as u64).min(seqs.end);
+                let cost = if burst.open {
+                    0
+                } else {
+                    until.saturating_sub(seqs.start) * (LINE_FRAME_BYTES + (burst.line_bytes as u64).min(content_cap))
+                };
+                debug_assert_eq!(cost, self.lines_cost_searched(stream, seqs, content_cap));
+                return cost;
+            }
+        }
+        self.lines_cost_searched(stream, seqs, content_cap)
+    }
+
+    /// [`Self::lines_cost`], searching for the first burst of `seqs`.
+    fn lines_cost_searched(&self, stream: StdStream, seqs: Range<u64>, content_cap: u64) -> u64 {
         let indices = &self.by_stream[stream.index()];
         let mut at = partition_point_near_end(indices, |&index| {
             let burst = &self.bursts[index];
