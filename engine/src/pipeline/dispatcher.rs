@@ -180,9 +180,13 @@ pub async fn run_dispatcher(
         };
         let Some(chunk) = chunk else { break };
         builder.handle_chunk(rt.now(), chunk, &mut full);
-        for batch in full.drain(..) {
-            if send(&batches, batch).await.is_err() {
-                return;
+        // Most chunks fill no batch: no drain is made and dropped for them (callgrind: seed 2
+        // 348.64 M -> 348.23 M, seed 3 396.16 M -> 395.68 M, seed 19 867.18 M -> 866.74 M).
+        if !full.is_empty() {
+            for batch in full.drain(..) {
+                if send(&batches, batch).await.is_err() {
+                    return;
+                }
             }
         }
         match builder.opened_at() {
