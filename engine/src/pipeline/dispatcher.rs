@@ -64,7 +64,14 @@ impl BatchBuilder {
             self.open.bytes += bytes;
             let stream = &mut self.open.streams[position].lines;
             if stream.is_empty() {
-                *stream = lines;
+                // The stream's empty `Vec` has owned nothing if it never allocated (a new
+                // stream's): forgetting it is dropping it, without the out-of-line drop
+                // (callgrind: seed 2 348.23 M -> 348.05 M, seed 3 395.68 M -> 395.47 M,
+                // seed 19 866.74 M -> 866.53 M).
+                let empty = std::mem::replace(stream, lines);
+                if empty.capacity() == 0 {
+                    std::mem::forget(empty);
+                }
             } else {
                 stream.extend(lines);
             }
