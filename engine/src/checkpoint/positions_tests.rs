@@ -42,3 +42,31 @@ fn a_loaded_first_sight_is_kept() {
     assert_eq!(acks.get(&id).since, Some(100));
     assert_eq!(acks.snapshot(), checkpoint);
 }
+
+/// Acknowledgements find their container by a hint of where it was last found: entries
+/// that moved (a container removed or added before them) are still found, by the search.
+#[test]
+fn acknowledgements_land_on_their_container_while_entries_move() {
+    let acks = Acks::default();
+    let ids: Vec<ContainerId> = (0..5).map(|at| ContainerId::new(format!("{at:064}"))).collect();
+    ids.iter().for_each(|id| acks.track(id));
+    for (at, id) in ids.iter().enumerate() {
+        acks.acknowledge(&batch_of(id, 10 + at as i64));
+    }
+    acks.untrack(&ids[1]);
+    let late = ContainerId::new(format!("{:064}", 0));
+    assert_eq!(late, ids[0], "an equal id in another allocation");
+    acks.acknowledge(&batch_of(&late, 100));
+    for (at, id) in ids.iter().enumerate().skip(2) {
+        acks.acknowledge(&batch_of(id, 20 + at as i64));
+    }
+    let position = |id: &ContainerId| acks.get(id).stdout.map(|key| key.ts);
+    assert_eq!(position(&ids[0]), Some(100));
+    assert_eq!(position(&ids[1]), None, "untracked");
+    for (at, id) in ids.iter().enumerate().skip(2) {
+        assert_eq!(position(id), Some(20 + at as i64));
+    }
+    let taken = acks.take_dirty().unwrap();
+    assert_eq!(taken.containers.len(), 4);
+    assert_eq!(acks.snapshot(), taken);
+}

@@ -281,7 +281,13 @@ impl Inner {
                     (Answer::Reply(outcome), Some((ambiguous, rejected_before)))
                 }
             };
-            state.answers[slot as usize] = Some(answer);
+            // The slot is empty (`Request` empties it): filled, not replaced, so that no
+            // drop of an old answer is called (with the one in `Request::drop`, callgrind:
+            // seed 2 348.05 M -> 347.92 M, seed 3 395.47 M -> 395.26 M, seed 19 866.53 M
+            // -> 866.39 M).
+            let answer_slot = &mut state.answers[slot as usize];
+            debug_assert!(answer_slot.is_none(), "a slot is emptied when its request ends");
+            answer_slot.get_or_insert(answer);
             stored
         };
         if let Some((ambiguous, rejected_before)) = stored {
@@ -392,7 +398,11 @@ impl Drop for Request<'_> {
     fn drop(&mut self) {
         let mut state = self.server.state.lock();
         state.counters.in_flight -= 1;
-        state.answers[self.slot as usize] = None;
+        // Usually taken already: only an answer never read is dropped here.
+        let answer = &mut state.answers[self.slot as usize];
+        if answer.is_some() {
+            *answer = None;
+        }
         state.free_answers.push(self.slot);
     }
 }
