@@ -71,8 +71,9 @@ impl LogDecoder {
     /// without the line end (as [`Self::next_frame`] would hand it out, less its `'\n'`),
     /// the chunk holding it with the entry's offset there (to slice what it keeps), and
     /// the bytes buffered after it. Stops where `skip_while` would, and at a partial entry.
+    /// Hands `take` back, with whatever it gathered.
     #[inline]
-    pub fn take_lines_while(&mut self, take: impl super::LineTaker) {
+    pub fn take_lines_while<T: super::LineTaker>(&mut self, take: T) -> T {
         match self {
             LogDecoder::Framed(decoder) => decoder.take_lines_while(take),
             LogDecoder::Tty(decoder) => decoder.take_lines_while(take),

@@ -141,11 +141,12 @@ impl FrameDecoder {
     /// [`Self::next_frame`] and trimming the payload cost up to three), and the bytes
     /// buffered after the frame (what [`Self::buffered_bytes`] says once it is consumed).
     #[inline]
-    pub fn take_lines_while(&mut self, mut take: impl super::LineTaker) {
+    pub fn take_lines_while<T: super::LineTaker>(&mut self, mut take: T) -> T {
         self.walk_front(|stream, payload, chunk, start, rest| match payload.strip_suffix(b"\n") {
             Some(line) => take.take(stream, line, chunk, start, rest),
             None => false,
         });
+        take
     }
 
     /// The walk of [`Self::skip_while`]: `visit` gets each whole frame's stream and

@@ -187,12 +187,13 @@ impl TtyDecoder {
     /// line [`Self::next_frame`] hands out, less its `'\n'`), the chunk it lies in with
     /// the entry's offset there, to slice out what it keeps (zero-copy, where
     /// `next_frame` copies a `"\r\n"` entry), and the bytes buffered after the entry.
-    pub fn take_lines_while(&mut self, mut take: impl super::LineTaker) {
+    pub fn take_lines_while<T: super::LineTaker>(&mut self, mut take: T) -> T {
         self.walk_current(|current, start, end| {
             let raw = &current[start..end];
             let line = raw.strip_suffix(b"\r\n").or_else(|| raw.strip_suffix(b"\n")).expect("a whole line");
             take.take(StdStream::Stdout, line, current, start, current.len() - end)
         });
+        take
     }
 
     /// The walk of [`Self::skip_while`]: `visit` gets the current chunk and where each

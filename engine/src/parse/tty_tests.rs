@@ -187,7 +187,7 @@ proptest! {
             loop {
                 let mut refused = None;
                 let mut buffered_after = None;
-                decoder.take_lines_while(|stream, line: &[u8], chunk: &Bytes, start, buffered| {
+                let _ = decoder.take_lines_while(|stream, line: &[u8], chunk: &Bytes, start, buffered| {
                     assert_eq!(stream, StdStream::Stdout);
                     assert_eq!(&chunk[start..start + line.len()], line, "the line lies in the chunk at `start`");
                     let take = takes.get(step % 64).copied().unwrap_or(true);
