@@ -192,9 +192,11 @@ impl LogReader {
     }
 
     /// Make `probe` ready to read a probe of the log's last entry ([`Self::ends_with`]):
-    /// this reader's limits and format, nothing to resume from. A reader kept from an
-    /// earlier probe keeps its timestamp cache (a new one parsed each probe's timestamp
-    /// in full).
+    /// this reader's limits and format, nothing to resume from, and this reader's
+    /// timestamp cache: the log's last entry is most often of the second of the last line
+    /// read (a new probe reader parsed each probe's timestamp in full, and one kept from
+    /// the last probe still most of them: callgrind, seed 2 329.23 M -> 329.08 M, seed 3
+    /// 372.38 M -> 372.08 M).
     pub fn ready_probe<'a>(&self, probe: &'a mut Option<LogReader>) -> &'a mut LogReader {
         let reader = probe.get_or_insert_with(|| {
             LogReader::new(
@@ -206,6 +208,7 @@ impl LogReader {
         });
         reader.set_tty(self.decoder.is_tty());
         reader.reopen();
+        reader.timestamps.clone_from(&self.timestamps);
         reader.queued = [None; 2];
         reader.high = [None; 2];
         reader.last_line = None;
