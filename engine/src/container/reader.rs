@@ -114,6 +114,9 @@ pub struct LogReader {
     /// Small chunks are copied before lines are sliced from them (see `read_chunk`);
     /// not in a probe's reader, whose lines are only looked at.
     compacts: bool,
+    /// A probe's reader: the buffer its answers are read into, kept empty between probes
+    /// (see [`Self::take_spare_runs`]).
+    spare_runs: Vec<Run>,
 }
 
 /// What tells a line from its neighbours for [`LogReader::ends_with`]: its stream,
@@ -188,7 +191,21 @@ impl LogReader {
             run_bytes_max,
             last_line: None,
             compacts: true,
+            spare_runs: Vec::new(),
         }
+    }
+
+    /// A buffer to read a probe's answer into, empty: the one given back to
+    /// [`Self::keep_spare_runs`] after the last probe, so that one is not allocated per
+    /// probe.
+    pub fn take_spare_runs(&mut self) -> Vec<Run> {
+        std::mem::take(&mut self.spare_runs)
+    }
+
+    /// Keep `runs` (emptied) for the next [`Self::take_spare_runs`].
+    pub fn keep_spare_runs(&mut self, mut runs: Vec<Run>) {
+        runs.clear();
+        self.spare_runs = runs;
     }
 
     /// Make `probe` ready to read a probe of the log's last entry ([`Self::ends_with`]):
@@ -216,14 +233,16 @@ impl LogReader {
         reader
     }
 
-    /// Whether the log's last entry, as `probe` (from [`Self::ready_probe`]) read it into
-    /// `runs`, is a whole line and the last line this reader handed out, with nothing
-    /// partial read after it: then the stream being read is at the end of its log.
-    pub fn ends_with(&self, probe: &LogReader, runs: &[Run]) -> bool {
-        let Some((stream, line)) = runs.last().and_then(|run| Some((run.stream, run.lines.last()?))) else {
-            return false;
-        };
-        probe.buffered_bytes() == 0 && self.buffered_bytes() == 0 && self.last_line == Some(LineMark::of(stream, line))
+    /// Whether the log's last entry, as `probe` (from [`Self::ready_probe`]) read it, is a
+    /// whole line and the last line this reader handed out, with nothing partial read
+    /// after it: then the stream being read is at the end of its log. The probe's own
+    /// mark of the last line it handed out is that of the last line of its runs (it
+    /// resumes from nothing, so it skips no line), not worked out again from them.
+    pub fn ends_with(&self, probe: &LogReader) -> bool {
+        probe.last_line.is_some()
+            && probe.buffered_bytes() == 0
+            && self.buffered_bytes() == 0
+            && self.last_line == probe.last_line
     }
 
     /// The format of the streams read from now on: a TTY container's (`tty`, raw

@@ -332,7 +332,7 @@ impl Supervisor {
         let caught_up = match shared.docker.logs(&self.id, options).await {
             Ok(mut stream) => {
                 let reader = self.reader.ready_probe(&mut self.probe_reader);
-                let (mut runs, mut stats, mut read) = (Vec::new(), ReadStats::default(), 0);
+                let (mut runs, mut stats, mut read) = (reader.take_spare_runs(), ReadStats::default(), 0);
                 let mut answered = true;
                 while let Some(item) = stream.next().await {
                     let Ok(bytes) = item else {
@@ -345,11 +345,12 @@ impl Supervisor {
                         break;
                     }
                 }
-                let caught_up = answered && self.reader.ends_with(reader, &runs);
+                let caught_up = answered && self.reader.ends_with(reader);
                 // Nothing of the answer is kept until the next probe.
                 if reader.buffered_bytes() > 0 {
                     reader.reopen();
                 }
+                reader.keep_spare_runs(runs);
                 caught_up
             }
             Err(_) => false,
