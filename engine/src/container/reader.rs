@@ -139,10 +139,18 @@ impl LineMark {
     }
 
     /// The mark of a line of `content` (what its [`Line`] would hold) stamped `ts`.
+    /// A line of 32 bytes or more (most) has its head copied as one array, not by a
+    /// `memcpy` call of a length known only at run time (callgrind: seed 2 327.42 M ->
+    /// 327.32 M, seed 19 847.17 M -> 846.86 M, seed 3 unchanged).
     fn of_content(stream: StdStream, ts: UnixNanos, content: &[u8]) -> LineMark {
-        let mut head = [0; 32];
-        let shown = content.len().min(head.len());
-        head[..shown].copy_from_slice(&content[..shown]);
+        let head = match content.first_chunk::<32>() {
+            Some(head) => *head,
+            None => {
+                let mut head = [0; 32];
+                head[..content.len()].copy_from_slice(content);
+                head
+            }
+        };
         LineMark { stream, ts, len: content.len(), head }
     }
 
