@@ -243,6 +243,9 @@ impl LogReader {
         reader.timestamps.clone_from(&self.timestamps);
         reader.queued = [None; 2];
         reader.high = [None; 2];
+        // With nothing queued, nothing it reads can be a replay: its entries take the
+        // live path (callgrind: seed 2 326.73 M -> 321.40 M, seed 3 369.66 M -> 364.04 M).
+        reader.replaying = [false; 2];
         reader.last_line = None;
         reader.compacts = false;
         reader
