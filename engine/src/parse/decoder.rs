@@ -60,7 +60,7 @@ impl LogDecoder {
     /// Consume frames while `skip` says so: a loop of [`Self::peek_frame`] and
     /// [`Self::skip_frame`], without the dispatch and the checks per frame.
     #[inline]
-    pub fn skip_while(&mut self, skip: impl FnMut(StdStream, &[u8]) -> bool) {
+    pub fn skip_while<S: super::FrameSkipper>(&mut self, skip: S) -> S {
         match self {
             LogDecoder::Framed(decoder) => decoder.skip_while(skip),
             LogDecoder::Tty(decoder) => decoder.skip_while(skip),

@@ -130,8 +130,9 @@ impl FrameDecoder {
     /// is 600 k skipped frames on seed 1, which went from 1,497.1 M to 1,475.1 M
     /// instructions with it (callgrind).
     #[inline]
-    pub fn skip_while(&mut self, mut skip: impl FnMut(StdStream, &[u8]) -> bool) {
-        self.walk_front(|stream, payload, _, _, _| skip(stream, payload));
+    pub fn skip_while<S: super::FrameSkipper>(&mut self, mut skip: S) -> S {
+        self.walk_front(|stream, payload, _, _, _| skip.skip(stream, payload));
+        skip
     }
 
     /// Consume the frames that end a line while `take` says so, like [`Self::skip_while`]

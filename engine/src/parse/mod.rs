@@ -37,6 +37,20 @@ impl<F: FnMut(StdStream, &[u8], &Bytes, usize, usize) -> bool> LineTaker for F {
     }
 }
 
+/// What the decoders' `skip_while` hands each whole frame to: its stream and payload;
+/// true to consume it. A closure is one, and so is a type whose `skip` is
+/// `#[inline(always)]`: the reader's replay step is, for the reason [`LineTaker`] gives.
+pub trait FrameSkipper {
+    fn skip(&mut self, stream: StdStream, payload: &[u8]) -> bool;
+}
+
+impl<F: FnMut(StdStream, &[u8]) -> bool> FrameSkipper for F {
+    #[inline]
+    fn skip(&mut self, stream: StdStream, payload: &[u8]) -> bool {
+        self(stream, payload)
+    }
+}
+
 /// Test support: `bytes` cut at `cuts` (any offsets: clamped into the string and
 /// sorted here), as the chunks a stream would hand them, in order.
 #[cfg(test)]

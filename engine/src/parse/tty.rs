@@ -178,8 +178,9 @@ impl TtyDecoder {
     /// return next: exactly a loop of `peek_frame` and [`Self::skip_frame`] that stops
     /// at the first entry `skip` refuses or the first one not peekable, with the chunk
     /// advanced once.
-    pub fn skip_while(&mut self, mut skip: impl FnMut(StdStream, &[u8]) -> bool) {
-        self.walk_current(|current, start, end| skip(StdStream::Stdout, &current[start..end]));
+    pub fn skip_while<S: super::FrameSkipper>(&mut self, mut skip: S) -> S {
+        self.walk_current(|current, start, end| skip.skip(StdStream::Stdout, &current[start..end]));
+        skip
     }
 
     /// Consume whole lines while `take` says so, like [`Self::skip_while`]. `take` gets
