@@ -96,6 +96,13 @@ struct DeadlineQueue {
     far: BinaryHeap<Reverse<QueueEntry>>,
 }
 
+/// The earliest entry of a [`DeadlineQueue`], and whether `far` holds it.
+#[derive(Clone, Copy)]
+struct Head {
+    entry: QueueEntry,
+    far: bool,
+}
+
 /// Dead entries tolerated in the queue beyond one per live timer before
 /// [`Timers::compact`] drops them.
 const COMPACT_SLACK: usize = 32;
@@ -104,29 +111,38 @@ const COMPACT_SLACK: usize = 32;
 const SHIFT_MAX: usize = 8;
 
 impl DeadlineQueue {
-    #[inline]
+    #[cfg(test)]
     fn peek(&self) -> Option<QueueEntry> {
+        self.head().map(|head| head.entry)
+    }
+
+    /// The earliest entry, and which of the two queues holds it.
+    #[inline]
+    fn head(&self) -> Option<Head> {
         match (self.near.last(), self.far.peek()) {
-            (Some(&near), Some(&Reverse(far))) => Some(near.min(far)),
-            (Some(&near), None) => Some(near),
-            (None, far) => far.map(|&Reverse(far)| far),
+            (Some(&near), Some(&Reverse(far))) if far < near => Some(Head { entry: far, far: true }),
+            (Some(&near), _) => Some(Head { entry: near, far: false }),
+            (None, far) => far.map(|&Reverse(far)| Head { entry: far, far: true }),
         }
     }
 
-    /// Remove the earliest entry (the one [`Self::peek`] returns).
-    #[inline]
-    fn pop(&mut self) {
-        match (self.near.last(), self.far.peek()) {
-            (Some(near), Some(Reverse(far))) if far < near => {
-                self.far.pop();
-            }
-            (Some(_), _) => {
-                self.near.pop();
-            }
-            (None, _) => {
-                self.far.pop();
-            }
+    /// Remove the earliest entry, `head` (what [`Self::head`] returned, nothing pushed or
+    /// popped since). Most are `near`'s, a decrement inlined into the caller; only the
+    /// heap's pop is a call (it was all one call, which compared the two minimums again:
+    /// callgrind seed 2 329.56 M -> 329.32 M, seed 3 372.70 M -> 372.19 M, seed 19
+    /// 846.82 M -> 846.28 M).
+    #[inline(always)]
+    fn pop(&mut self, head: Head) {
+        if head.far {
+            self.pop_far();
+        } else {
+            self.near.pop();
         }
+    }
+
+    #[inline(never)]
+    fn pop_far(&mut self) {
+        self.far.pop();
     }
 
     fn clear(&mut self) {
@@ -347,12 +363,12 @@ impl Timers {
 
     /// The earliest deadline of a live timer.
     pub(crate) fn next_deadline(&mut self) -> Option<u64> {
-        while let Some(entry) = self.queue.peek() {
-            let (deadline, sequence, slot) = entry.parts();
+        while let Some(head) = self.queue.head() {
+            let (deadline, sequence, slot) = head.entry.parts();
             if self.slots[slot as usize].sequence == sequence {
                 return Some(deadline);
             }
-            self.queue.pop();
+            self.queue.pop(head);
         }
         None
     }
@@ -361,12 +377,12 @@ impl Timers {
     /// `wakers` and the callbacks, with their sequences, to `calls`, each in (deadline,
     /// registration) order.
     pub(crate) fn fire_due(&mut self, now: u64, wakers: &mut Vec<Waker>, calls: &mut Vec<(u64, Callback)>) {
-        while let Some(entry) = self.queue.peek() {
-            let (deadline, sequence, slot) = entry.parts();
+        while let Some(head) = self.queue.head() {
+            let (deadline, sequence, slot) = head.entry.parts();
             if deadline > now {
                 break;
             }
-            self.queue.pop();
+            self.queue.pop(head);
             let entry = &mut self.slots[slot as usize];
             if entry.sequence == sequence {
                 entry.sequence = FREE;
@@ -589,14 +605,14 @@ mod queue_entry_tests {
             if rng.chance(0.4) {
                 model.sort_unstable();
                 assert_eq!(queue.peek(), model.first().copied());
-                queue.pop();
+                queue.pop(queue.head().unwrap());
                 model.remove(0);
             }
         }
         model.sort_unstable();
         for entry in model {
             assert_eq!(queue.peek(), Some(entry));
-            queue.pop();
+            queue.pop(queue.head().unwrap());
         }
         assert_eq!(queue.peek(), None);
     }
