@@ -301,19 +301,19 @@ impl Executor {
             let limit = deadline.unwrap_or(0);
             {
                 let mut timers = self.shared.timers.lock();
-                match timers.next_deadline() {
+                match timers.next_timer() {
                     None => return RunOutcome::Idle,
                     Some(_) if deadline.is_none() => return RunOutcome::Stalled,
-                    Some(next_deadline) if next_deadline > limit => {
+                    Some(next) if next.deadline > limit => {
                         self.shared.advance_to(limit);
                         return RunOutcome::DeadlineReached;
                     }
-                    Some(next_deadline) => {
-                        if next_deadline > self.shared.now().as_nanos() {
+                    Some(next) => {
+                        if next.deadline > self.shared.now().as_nanos() {
                             polls_at_instant = 0;
                         }
-                        self.shared.advance_to(next_deadline);
-                        timers.fire_due(next_deadline, &mut self.fire_buffer, &mut self.call_buffer);
+                        self.shared.advance_to(next.deadline);
+                        timers.fire_due(next, &mut self.fire_buffer, &mut self.call_buffer);
                     }
                 }
             }
