@@ -41,12 +41,16 @@ impl ContainerLog {
             if before <= self.retained_from[index] {
                 continue;
             }
-            let handed_before = self.handed_key[index];
-            if let Some(last) = before.checked_sub(1) {
-                self.handed_key[index] = Some(handed_before.map_or(last, |key| key.max(last)));
-            }
             // Handed a line of the stream it had not had (any line after a deletion is).
-            if self.handed_key[index] != handed_before && !reader.tail {
+            // (`before` is at least 1 here.) The key is stored only when it moves, and
+            // whether it moved is that test, not a comparison of the `Option`s before and
+            // after (callgrind: seed 3 372.14 M -> 371.62 M, seed 19 845.31 M -> 843.03 M).
+            let last = before - 1;
+            let moved = self.handed_key[index].is_none_or(|key| key < last);
+            if moved {
+                self.handed_key[index] = Some(last);
+            }
+            if moved && !reader.tail {
                 if let Some(epoch) = self.deleted_since_read[index].take() {
                     // A resume line it could miss is a deleted one: at or before the last
                     // deleted line, whose timestamp the request's `since` must not pass.
