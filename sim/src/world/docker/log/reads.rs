@@ -32,9 +32,10 @@ impl ContainerLog {
         if self.read_frontier < cursor {
             self.read_frontier = cursor;
         }
+        let befores = self.lines_before_both(cursor);
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let index = stream.index();
-            let before = self.lines_before(stream, cursor);
+            let before = befores[index];
             // Lines before the cursor that rotation deleted were not handed: a cursor that
             // only passed their place (a render of the other stream's lines up to the
             // stream's first kept line) handed nothing of this stream (seed 424).
@@ -187,6 +188,29 @@ impl ContainerLog {
             Some(&index) => self.bursts[index].first_seq,
             None => self.next_seq[stream.index()],
         }
+    }
+
+    /// [`Self::lines_before`] of both streams (`[stdout, stderr]`), with one look-up of
+    /// the bursts of each before the cursor's (at every chunk handed, `mark_read_by`; callgrind: seed 19 843.03 M -> 842.47 M).
+    pub(crate) fn lines_before_both(&self, cursor: LogCursor) -> [u64; 2] {
+        let counts = match self.stream_bursts_before.get(cursor.burst) {
+            Some(counts) => *counts,
+            None => [self.by_stream[0].len(), self.by_stream[1].len()],
+        };
+        let of = |index: usize| match self.by_stream[index].get(counts[index]) {
+            Some(&burst) if burst == cursor.burst => {
+                let burst = &self.bursts[burst];
+                burst.first_seq + cursor.entry / burst.entries_per_line()
+            }
+            Some(&burst) => self.bursts[burst].first_seq,
+            None => self.next_seq[index],
+        };
+        let both = [of(0), of(1)];
+        debug_assert_eq!(
+            both,
+            [self.lines_before(StdStream::Stdout, cursor), self.lines_before(StdStream::Stderr, cursor)]
+        );
+        both
     }
 
     /// The first entry not deleted by rotation.
