@@ -97,7 +97,11 @@ impl ContainerLog {
     /// The runs of the last `entries` entries, as a non-follow `tail` request hands them
     /// (the agent's stall probe asks for one), onto `runs`.
     pub(crate) fn tail_runs(&self, entries: u64, runs: &mut Vec<RenderedRun>) {
-        let cursor = self.normalise(self.seek(ReadRequest { since: None, tail: Some(entries) }).cursor);
+        // `seek`'s cursor for a `tail` and no `since`, without building its filters (at
+        // every stall probe; callgrind: seed 3 371.49 M -> 370.53 M, seed 19 842.47 M ->
+        // 841.27 M).
+        let cursor = self.normalise(self.start.max(self.back_from_end(entries)));
+        debug_assert_eq!(cursor, self.normalise(self.seek(ReadRequest { since: None, tail: Some(entries) }).cursor));
         if entries == 1 {
             // The probe's case, without a plan: the last entry, unless rotation deleted it.
             if cursor.burst < self.bursts.len() {
