@@ -107,7 +107,13 @@ impl ContainerEngine for SimDocker {
         let this = self.clone();
         let id = id.clone();
         Box::pin(async move {
-            this.api_latency().await;
+            // `api_latency`, written out: no future of its own to build and poll at
+            // every open and stall probe (callgrind: seed 3 370.40 M -> 369.67 M, seed 19
+            // 840.45 M -> 838.91 M).
+            let latency = this.state.lock().api_latency;
+            if !latency.is_zero() {
+                this.rt.sleep(latency).await;
+            }
             if let (false, Some(entries)) = (options.follow, options.tail) {
                 let answer = this.with(|state| tail_answer(state, &id, entries))?;
                 let chunks = (!answer.is_empty()).then_some(Ok(answer));
