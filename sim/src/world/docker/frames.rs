@@ -70,7 +70,10 @@ impl FrameCache {
             self.logs.resize_with(serial + 1, Vec::new);
         }
         let kept = &mut self.logs[serial];
-        if let Some(at) = kept.iter().position(|(kept_burst, _)| *kept_burst == burst) {
+        // From the newest (a new burst is pushed last): mostly the one just written, or
+        // the one before (callgrind: seed 3 372.70 M -> 372.22 M, seed 19 846.82 M ->
+        // 845.74 M).
+        if let Some(at) = kept.iter().rposition(|(kept_burst, _)| *kept_burst == burst) {
             return Some(&kept[at].1);
         }
         let len = log.burst_frames_len(burst);

@@ -27,22 +27,31 @@ impl ContainerLog {
     /// with nothing to notice (the agent cannot know). The agent's
     /// `container_log_gaps_total` is checked against this count.
     pub(crate) fn mark_read_by(&mut self, cursor: LogCursor, reader: ReaderInfo) {
-        self.read_frontier = self.read_frontier.max(cursor);
+        // Stored only when it moves, not `max` and a store every time: at every chunk
+        // handed (callgrind: seed 19 845.74 M -> 845.31 M).
+        if self.read_frontier < cursor {
+            self.read_frontier = cursor;
+        }
+        let befores = self.lines_before_both(cursor);
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let index = stream.index();
-            let before = self.lines_before(stream, cursor);
+            let before = befores[index];
             // Lines before the cursor that rotation deleted were not handed: a cursor that
             // only passed their place (a render of the other stream's lines up to the
             // stream's first kept line) handed nothing of this stream (seed 424).
             if before <= self.retained_from[index] {
                 continue;
             }
-            let handed_before = self.handed_key[index];
-            if let Some(last) = before.checked_sub(1) {
-                self.handed_key[index] = Some(handed_before.map_or(last, |key| key.max(last)));
-            }
             // Handed a line of the stream it had not had (any line after a deletion is).
-            if self.handed_key[index] != handed_before && !reader.tail {
+            // (`before` is at least 1 here.) The key is stored only when it moves, and
+            // whether it moved is that test, not a comparison of the `Option`s before and
+            // after (callgrind: seed 3 372.14 M -> 371.62 M, seed 19 845.31 M -> 843.03 M).
+            let last = before - 1;
+            let moved = self.handed_key[index].is_none_or(|key| key < last);
+            if moved {
+                self.handed_key[index] = Some(last);
+            }
+            if moved && !reader.tail {
                 if let Some(epoch) = self.deleted_since_read[index].take() {
                     // A resume line it could miss is a deleted one: at or before the last
                     // deleted line, whose timestamp the request's `since` must not pass.
@@ -179,6 +188,29 @@ impl ContainerLog {
             Some(&index) => self.bursts[index].first_seq,
             None => self.next_seq[stream.index()],
         }
+    }
+
+    /// [`Self::lines_before`] of both streams (`[stdout, stderr]`), with one look-up of
+    /// the bursts of each before the cursor's (at every chunk handed, `mark_read_by`; callgrind: seed 19 843.03 M -> 842.47 M).
+    pub(crate) fn lines_before_both(&self, cursor: LogCursor) -> [u64; 2] {
+        let counts = match self.stream_bursts_before.get(cursor.burst) {
+            Some(counts) => *counts,
+            None => [self.by_stream[0].len(), self.by_stream[1].len()],
+        };
+        let of = |index: usize| match self.by_stream[index].get(counts[index]) {
+            Some(&burst) if burst == cursor.burst => {
+                let burst = &self.bursts[burst];
+                burst.first_seq + cursor.entry / burst.entries_per_line()
+            }
+            Some(&burst) => self.bursts[burst].first_seq,
+            None => self.next_seq[index],
+        };
+        let both = [of(0), of(1)];
+        debug_assert_eq!(
+            both,
+            [self.lines_before(StdStream::Stdout, cursor), self.lines_before(StdStream::Stderr, cursor)]
+        );
+        both
     }
 
     /// The first entry not deleted by rotation.

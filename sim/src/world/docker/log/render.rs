@@ -97,16 +97,30 @@ impl ContainerLog {
     /// The runs of the last `entries` entries, as a non-follow `tail` request hands them
     /// (the agent's stall probe asks for one), onto `runs`.
     pub(crate) fn tail_runs(&self, entries: u64, runs: &mut Vec<RenderedRun>) {
-        let cursor = self.normalise(self.seek(ReadRequest { since: None, tail: Some(entries) }).cursor);
         if entries == 1 {
-            // The probe's case, without a plan: the last entry, unless rotation deleted it.
-            if cursor.burst < self.bursts.len() {
-                runs.push(RenderedRun { at: 0, burst: cursor.burst, from: cursor.entry, entries: 1 });
-            }
+            runs.extend(self.last_entry_run());
             return;
         }
+        // `seek`'s cursor for a `tail` and no `since`, without building its filters (at
+        // every stall probe; callgrind: seed 3 371.49 M -> 370.53 M, seed 19 842.47 M ->
+        // 841.27 M).
+        let cursor = self.normalise(self.start.max(self.back_from_end(entries)));
+        debug_assert_eq!(cursor, self.normalise(self.seek(ReadRequest { since: None, tail: Some(entries) }).cursor));
         let (mut cursor, mut qualify) = (cursor, [Qualify::From(cursor); 2]);
         self.plan_render(&mut cursor, &mut qualify, self.end(), usize::MAX, runs);
+    }
+
+    /// The run of the log's last entry, unless rotation deleted it: the stall probe's
+    /// answer (`tail = 1`), with no plan and no run list.
+    pub(crate) fn last_entry_run(&self) -> Option<RenderedRun> {
+        let cursor = self.normalise(self.start.max(self.back_from_end(1)));
+        debug_assert_eq!(cursor, self.normalise(self.seek(ReadRequest { since: None, tail: Some(1) }).cursor));
+        (cursor.burst < self.bursts.len()).then_some(RenderedRun {
+            at: 0,
+            burst: cursor.burst,
+            from: cursor.entry,
+            entries: 1,
+        })
     }
 
     /// The frames of `run`, rendered onto `out`.
