@@ -240,15 +240,7 @@ impl Timers {
     pub(crate) fn update_waker(&mut self, key: TimerKey, waker: &Waker) -> WakerIdentity {
         let entry = &mut self.slots[key.slot as usize];
         debug_assert!(entry.sequence == key.sequence, "the timer is live");
-        match &entry.action {
-            Some(TimerAction::Wake(current)) if current.will_wake(waker) => WakerIdentity::of(current),
-            _ => {
-                let waker = waker.clone();
-                let identity = WakerIdentity::of(&waker);
-                entry.action = Some(TimerAction::Wake(waker));
-                identity
-            }
-        }
+        wake_alike(&mut entry.action, waker)
     }
 
     /// Cancel a live timer but keep its slot, and the waker in it, for the owner's next
@@ -274,15 +266,7 @@ impl Timers {
         let entry = &mut self.slots[slot as usize];
         debug_assert!(entry.sequence == FREE, "a parked slot");
         entry.sequence = sequence;
-        let identity = match &entry.action {
-            Some(TimerAction::Wake(current)) if current.will_wake(waker) => WakerIdentity::of(current),
-            _ => {
-                let waker = waker.clone();
-                let identity = WakerIdentity::of(&waker);
-                entry.action = Some(TimerAction::Wake(waker));
-                identity
-            }
-        };
+        let identity = wake_alike(&mut entry.action, waker);
         self.queue.push(QueueEntry::new(deadline, sequence, slot));
         self.live += 1;
         (TimerKey { slot, sequence }, identity)
@@ -426,6 +410,21 @@ pub(crate) struct WakerIdentity {
 impl WakerIdentity {
     fn of(waker: &Waker) -> WakerIdentity {
         WakerIdentity { data: waker.data() as usize, vtable: waker.vtable() as *const RawWakerVTable as usize }
+    }
+}
+
+/// Make a timer's `action` wake like `waker`: the waker it holds is kept if it wakes alike
+/// (no clone), else replaced by a clone of `waker`. The identity of the waker it holds then.
+#[inline]
+fn wake_alike(action: &mut Option<TimerAction>, waker: &Waker) -> WakerIdentity {
+    match action {
+        Some(TimerAction::Wake(current)) if current.will_wake(waker) => WakerIdentity::of(current),
+        _ => {
+            let waker = waker.clone();
+            let identity = WakerIdentity::of(&waker);
+            *action = Some(TimerAction::Wake(waker));
+            identity
+        }
     }
 }
 
