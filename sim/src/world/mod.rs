@@ -10,6 +10,7 @@
 //! std `HashMap` iteration, no clock but the [`engine::rt::Rt`] it was given), and no
 //! model holds its lock across an `.await` or while calling out to other code.
 
+pub(crate) mod by_address;
 pub mod checkpoint;
 pub mod docker;
 pub mod loki;

@@ -16,16 +16,17 @@
 //! 28M of its 1,121M); see `DeliveryChecker::handle_commit`. The progress check
 //! (`liveness::ProgressChecker`) keeps each container's log handle in one too.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use engine::model::ContainerId;
 
+use crate::world::by_address::{address, ByAddress};
+
 pub(crate) struct ByContainer<T> {
     entries: Vec<(ContainerId, T)>,
     by_text: BTreeMap<ContainerId, usize>,
-    by_address: HashMap<usize, usize, BuildHasherDefault<AddressHasher>>,
+    by_address: ByAddress,
     /// Per slot of an address, the entry last found there: believed only if that entry
     /// holds the very `Arc` (one comparison, where the table costs a hash and a probe;
     /// callgrind: seed 2 349.16 M -> 348.83 M, seed 3 396.77 M -> 396.45 M, seed 19
@@ -41,7 +42,7 @@ impl<T> Default for ByContainer<T> {
         ByContainer {
             entries: Vec::new(),
             by_text: BTreeMap::new(),
-            by_address: HashMap::default(),
+            by_address: ByAddress::default(),
             hints: [u32::MAX; HINTS],
         }
     }
@@ -87,41 +88,11 @@ impl<T: Default> ByContainer<T> {
     }
 }
 
-fn address(id: &ContainerId) -> usize {
-    Arc::as_ptr(&id.0) as *const u8 as usize
-}
-
 /// The hint slot of `id`'s allocation: ids share a size class, so neighbours' addresses
 /// are a multiple of it apart, and shifted by 4, apart by an odd multiple of 5 or 1.
 #[inline]
 fn hint_slot(id: &ContainerId) -> usize {
     (address(id) >> 4) % HINTS
-}
-
-/// Hashes one address: a multiply spreads it, the rotation brings the well-mixed high
-/// bits down to where the table takes its bucket index (addresses are aligned, so their
-/// low bits, and those of any odd multiple, are zero).
-#[derive(Default)]
-struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(u64::from(byte));
-        }
-    }
-
-    fn write_usize(&mut self, value: usize) {
-        self.write_u64(value as u64);
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = (self.0 ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0.rotate_left(26)
-    }
 }
 
 #[cfg(test)]

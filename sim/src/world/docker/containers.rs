@@ -2,7 +2,7 @@
 //!
 //! Owns: the records, in id order (iteration visits them as a `BTreeMap` would, so
 //! lists, reports and wake-ups keep their order), and an index of their positions by
-//! the address of each key's `Arc<str>` (a hash table).
+//! the address of each key's `Arc<str>` ([`ByAddress`]).
 //!
 //! Why: the engine asks by a [`ContainerId`] it got from this model (a `list`, an event),
 //! so a clone of the key's `Arc`: its address finds the record with integer compares,
@@ -17,53 +17,31 @@ use std::sync::Arc;
 
 use engine::model::ContainerId;
 
+use crate::world::by_address::{address, ByAddress};
+
 pub(crate) struct ContainerTable<V> {
     /// Sorted by id, ids distinct.
     entries: Vec<(ContainerId, V)>,
-    /// (address of the key's text, its position in `entries`), open addressing with
-    /// linear probing, a power of two long, at most half full; an empty slot has
-    /// address 0. A hash of the address finds a record in a probe or two where a
-    /// binary search by address took six steps (~108 instructions a lookup; 375 k
-    /// lookups over seeds 100..119, mostly `logs` and `emit`). Rebuilt at each insert
-    /// and removal (rare: a container's creation and removal).
-    by_address: Vec<(usize, usize)>,
+    /// Address of each key's text → its position in `entries`: a hash of the address
+    /// finds a record where a binary search by address took six steps (~108 instructions
+    /// a lookup; 375 k lookups over seeds 100..119, mostly `logs` and `emit`). Rebuilt at
+    /// each insert and removal (rare: a container's creation and removal). The std map
+    /// the oracle uses too, not a table written for this one (that saved 0.3 %: callgrind
+    /// seed 3 355.9 M -> 354.7 M, seed 19 813.5 M -> 811.8 M).
+    by_address: ByAddress,
 }
 
 impl<V> Default for ContainerTable<V> {
     fn default() -> Self {
-        ContainerTable { entries: Vec::new(), by_address: Vec::new() }
+        ContainerTable { entries: Vec::new(), by_address: ByAddress::default() }
     }
-}
-
-fn address(id: &ContainerId) -> usize {
-    Arc::as_ptr(&id.0).cast::<u8>() as usize
-}
-
-/// The first slot to probe for `address` in a table of `mask + 1` slots (at most
-/// 2^24): bits of its product with a large odd constant (Fibonacci hashing), which mix
-/// every bit of the address (allocations differ in their middle bits).
-fn slot_of(address: usize, mask: usize) -> usize {
-    ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & mask
 }
 
 impl<V> ContainerTable<V> {
     fn position(&self, id: &ContainerId) -> Option<usize> {
-        let address = address(id);
-        let mask = self.by_address.len().wrapping_sub(1);
-        if mask != usize::MAX {
-            let mut slot = slot_of(address, mask);
-            loop {
-                let (at, position) = self.by_address[slot];
-                if at == address {
-                    if Arc::ptr_eq(&self.entries[position].0 .0, &id.0) {
-                        return Some(position);
-                    }
-                    break;
-                }
-                if at == 0 {
-                    break;
-                }
-                slot = (slot + 1) & mask;
+        if let Some(&position) = self.by_address.get(&address(id)) {
+            if Arc::ptr_eq(&self.entries[position].0 .0, &id.0) {
+                return Some(position);
             }
         }
         self.entries.binary_search_by(|(key, _)| key.cmp(id)).ok()
@@ -71,18 +49,8 @@ impl<V> ContainerTable<V> {
 
     /// Index every entry's address anew.
     fn rebuild_index(&mut self) {
-        let slots = (2 * self.entries.len()).next_power_of_two().max(16);
         self.by_address.clear();
-        self.by_address.resize(slots, (0, 0));
-        let mask = slots - 1;
-        for (position, (id, _)) in self.entries.iter().enumerate() {
-            let address = address(id);
-            let mut slot = slot_of(address, mask);
-            while self.by_address[slot].0 != 0 {
-                slot = (slot + 1) & mask;
-            }
-            self.by_address[slot] = (address, position);
-        }
+        self.by_address.extend(self.entries.iter().enumerate().map(|(position, (id, _))| (address(id), position)));
     }
 
     pub(crate) fn get(&self, id: &ContainerId) -> Option<&V> {
