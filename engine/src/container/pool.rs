@@ -1,6 +1,6 @@
 //! The stream pool: at most `streams_max` container log streams open at once.
 //!
-//! Slots are handed out in FIFO order (tokio's semaphore is fair), and a supervisor
+//! Slots are handed out in FIFO order (a released slot goes to the oldest waiter), and a supervisor
 //! gives its slot back at every rotation and queues again. Holders yield to waiters: a
 //! waiter that has waited long calls [`StreamPool::ask_oldest_to_yield`], which asks the
 //! holder that has held its slot longest (and was not asked yet) to give it up; the
@@ -13,12 +13,49 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
 use crate::telemetry::events::{StreamSlotAcquired, StreamSlotReleased, StreamSlotWaitEnded, StreamSlotWaiting};
 use crate::telemetry::Telemetry;
+
+/// The slots and their holders, under one lock.
+///
+/// The slots are counted here, not by tokio's semaphore: the same FIFO hand-over (a
+/// released slot goes to the oldest waiter, which is woken; a free slot is taken at
+/// once, and only while nobody waits), with one lock per grant and per release where the
+/// semaphore's permits, its waiter list and the holders took two locks and several atomic
+/// updates. Callgrind: seed 19 (60 k slots granted) 813.55 M -> 792.06 M, seed 3
+/// 355.97 M -> 352.79 M, seed 2 313.46 M -> 311.84 M.
+struct PoolState {
+    /// Slots neither held nor granted to a waiter. Only nonzero while nobody waits.
+    free: usize,
+    /// Waiting acquires, oldest first: each its ticket (counting up) and its waker.
+    waiting: VecDeque<(u64, Waker)>,
+    /// Tickets granted a slot that their acquire has not taken yet.
+    granted: Vec<u64>,
+    next_ticket: u64,
+    holders: Holders,
+}
+
+impl PoolState {
+    /// A slot comes back: to the oldest waiter (returned, to be woken once the lock is
+    /// released), else to the free ones.
+    #[must_use = "wake the waiter once the lock is released"]
+    fn release(&mut self) -> Option<Waker> {
+        match self.waiting.pop_front() {
+            Some((ticket, waker)) => {
+                self.granted.push(ticket);
+                Some(waker)
+            }
+            None => {
+                self.free += 1;
+                None
+            }
+        }
+    }
+}
 
 /// Holders not asked to yield yet, oldest first.
 ///
@@ -43,14 +80,12 @@ pub struct StreamPool {
 }
 
 struct PoolInner {
-    slots: Arc<Semaphore>,
-    holders: Mutex<Holders>,
+    state: Mutex<PoolState>,
     telemetry: Arc<Telemetry>,
 }
 
 /// A held slot; dropping it frees the slot.
 pub struct StreamSlot {
-    _permit: OwnedSemaphorePermit,
     seq: u64,
     yield_request: Option<oneshot::Receiver<()>>,
     pool: Arc<PoolInner>,
@@ -70,12 +105,77 @@ impl StreamSlot {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        let mut holders = self.pool.holders.lock().unwrap();
+        let mut state = self.pool.state.lock().unwrap();
+        let holders = &mut state.holders;
         if let Ok(index) = holders.by_age.binary_search_by_key(&self.seq, |(seq, _)| *seq) {
             holders.by_age.remove(index);
         }
-        drop(holders);
+        let waiter = state.release();
+        drop(state);
         StreamSlotReleased.emit(&self.pool.telemetry);
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
+    }
+}
+
+/// Waits for a slot in FIFO order; dropped while waiting, it leaves the queue (and a
+/// slot already granted to it goes to the next waiter).
+struct Acquire<'a> {
+    pool: &'a PoolInner,
+    /// Its ticket while it waits (queued, or granted and not taken yet).
+    ticket: Option<u64>,
+}
+
+impl Future for Acquire<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.pool.state.lock().unwrap();
+        let Some(ticket) = self.ticket else {
+            if state.free > 0 {
+                state.free -= 1;
+                return Poll::Ready(());
+            }
+            let ticket = state.next_ticket;
+            state.next_ticket += 1;
+            state.waiting.push_back((ticket, cx.waker().clone()));
+            drop(state);
+            self.ticket = Some(ticket);
+            return Poll::Pending;
+        };
+        if let Some(at) = state.granted.iter().position(|granted| *granted == ticket) {
+            state.granted.swap_remove(at);
+            drop(state);
+            self.ticket = None;
+            return Poll::Ready(());
+        }
+        if let Ok(at) = state.waiting.binary_search_by_key(&ticket, |(ticket, _)| *ticket) {
+            let waker = &mut state.waiting[at].1;
+            if !waker.will_wake(cx.waker()) {
+                *waker = cx.waker().clone();
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Acquire<'_> {
+    fn drop(&mut self) {
+        let Some(ticket) = self.ticket else { return };
+        let mut state = self.pool.state.lock().unwrap();
+        if let Ok(at) = state.waiting.binary_search_by_key(&ticket, |(ticket, _)| *ticket) {
+            let removed = state.waiting.remove(at);
+            drop(state);
+            drop(removed);
+        } else if let Some(at) = state.granted.iter().position(|granted| *granted == ticket) {
+            state.granted.swap_remove(at);
+            let waiter = state.release();
+            drop(state);
+            if let Some(waiter) = waiter {
+                waiter.wake();
+            }
+        }
     }
 }
 
@@ -90,7 +190,14 @@ impl Drop for Waiting<'_> {
 impl StreamPool {
     pub fn new(streams_max: usize, telemetry: Arc<Telemetry>) -> StreamPool {
         assert!(streams_max > 0);
-        let inner = PoolInner { slots: Arc::new(Semaphore::new(streams_max)), holders: Mutex::default(), telemetry };
+        let state = PoolState {
+            free: streams_max,
+            waiting: VecDeque::new(),
+            granted: Vec::new(),
+            next_ticket: 0,
+            holders: Holders::default(),
+        };
+        let inner = PoolInner { state: Mutex::new(state), telemetry };
         StreamPool { inner: Arc::new(inner) }
     }
 
@@ -99,25 +206,26 @@ impl StreamPool {
         let pool = &self.inner;
         StreamSlotWaiting.emit(&pool.telemetry);
         let waiting = Waiting(&pool.telemetry);
-        let permit = pool.slots.clone().acquire_owned().await.expect("the pool is never closed");
+        Acquire { pool, ticket: None }.await;
         drop(waiting);
         StreamSlotAcquired.emit(&pool.telemetry);
         let (ask, yield_request) = oneshot::channel();
         let seq = {
-            let mut holders = pool.holders.lock().unwrap();
+            let mut state = pool.state.lock().unwrap();
+            let holders = &mut state.holders;
             let seq = holders.next;
             holders.next += 1;
             holders.by_age.push_back((seq, ask));
             seq
         };
-        StreamSlot { _permit: permit, seq, yield_request: Some(yield_request), pool: pool.clone() }
+        StreamSlot { seq, yield_request: Some(yield_request), pool: pool.clone() }
     }
 
     /// Ask the holder that has held its slot longest (and was not asked yet) to yield.
     /// False if there is none.
     pub fn ask_oldest_to_yield(&self) -> bool {
-        let mut holders = self.inner.holders.lock().unwrap();
-        while let Some((_, ask)) = holders.by_age.pop_front() {
+        let mut state = self.inner.state.lock().unwrap();
+        while let Some((_, ask)) = state.holders.by_age.pop_front() {
             if ask.send(()).is_ok() {
                 return true;
             }
