@@ -119,71 +119,94 @@ impl Drop for StreamSlot {
     }
 }
 
-/// Waits for a slot in FIFO order; dropped while waiting, it leaves the queue (and a
-/// slot already granted to it goes to the next waiter).
-struct Acquire<'a> {
-    pool: &'a PoolInner,
-    /// Its ticket while it waits (queued, or granted and not taken yet).
+/// The future of [`StreamPool::acquire`]: waits for a slot in FIFO order; dropped while
+/// waiting, it leaves the queue (and a slot already granted to it goes to the next
+/// waiter). A plain future rather than an `async fn`'s, so that a supervisor holds it
+/// without boxing it (an allocation per wait less), and a grant takes the slot and joins
+/// the holders under one lock (callgrind: seed 19 792.06 M -> 784.58 M, seed 3 352.79 M
+/// -> 352.27 M, seed 2 311.84 M -> 311.30 M). It tells the telemetry what the `async fn` did: waiting
+/// from its first poll, the wait ended when it completes or is dropped, then acquired.
+pub struct AcquireSlot {
+    pool: Arc<PoolInner>,
+    /// Its ticket while it waits (queued, or granted a slot not taken yet).
     ticket: Option<u64>,
+    /// Polled and not completed: the end of its wait is still to be told.
+    waiting: bool,
 }
 
-impl Future for Acquire<'_> {
-    type Output = ();
+impl Future for AcquireSlot {
+    type Output = StreamSlot;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.pool.state.lock().unwrap();
-        let Some(ticket) = self.ticket else {
-            if state.free > 0 {
-                state.free -= 1;
-                return Poll::Ready(());
-            }
-            let ticket = state.next_ticket;
-            state.next_ticket += 1;
-            state.waiting.push_back((ticket, cx.waker().clone()));
-            drop(state);
-            self.ticket = Some(ticket);
-            return Poll::Pending;
-        };
-        if let Some(at) = state.granted.iter().position(|granted| *granted == ticket) {
-            state.granted.swap_remove(at);
-            drop(state);
-            self.ticket = None;
-            return Poll::Ready(());
+    /// Out of line: polled about twice per grant, it made the supervisor's loop it was
+    /// inlined into slower (callgrind: seed 3 353.24 M -> 352.27 M, seed 19 787.14 M ->
+    /// 784.58 M).
+    #[inline(never)]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<StreamSlot> {
+        let this = &mut *self;
+        let pool = &*this.pool;
+        if !this.waiting {
+            StreamSlotWaiting.emit(&pool.telemetry);
+            this.waiting = true;
         }
-        if let Ok(at) = state.waiting.binary_search_by_key(&ticket, |(ticket, _)| *ticket) {
-            let waker = &mut state.waiting[at].1;
-            if !waker.will_wake(cx.waker()) {
-                *waker = cx.waker().clone();
+        let mut state = pool.state.lock().unwrap();
+        match this.ticket {
+            None if state.free > 0 => state.free -= 1,
+            None => {
+                let ticket = state.next_ticket;
+                state.next_ticket += 1;
+                state.waiting.push_back((ticket, cx.waker().clone()));
+                this.ticket = Some(ticket);
+                return Poll::Pending;
             }
+            Some(ticket) => match state.granted.iter().position(|granted| *granted == ticket) {
+                Some(at) => {
+                    state.granted.swap_remove(at);
+                    this.ticket = None;
+                }
+                None => {
+                    if let Ok(at) = state.waiting.binary_search_by_key(&ticket, |(ticket, _)| *ticket) {
+                        let waker = &mut state.waiting[at].1;
+                        if !waker.will_wake(cx.waker()) {
+                            *waker = cx.waker().clone();
+                        }
+                    }
+                    return Poll::Pending;
+                }
+            },
         }
-        Poll::Pending
+        let (ask, yield_request) = oneshot::channel();
+        let holders = &mut state.holders;
+        let seq = holders.next;
+        holders.next += 1;
+        holders.by_age.push_back((seq, ask));
+        drop(state);
+        this.waiting = false;
+        StreamSlotWaitEnded.emit(&pool.telemetry);
+        StreamSlotAcquired.emit(&pool.telemetry);
+        Poll::Ready(StreamSlot { seq, yield_request: Some(yield_request), pool: this.pool.clone() })
     }
 }
 
-impl Drop for Acquire<'_> {
+impl Drop for AcquireSlot {
     fn drop(&mut self) {
-        let Some(ticket) = self.ticket else { return };
-        let mut state = self.pool.state.lock().unwrap();
-        if let Ok(at) = state.waiting.binary_search_by_key(&ticket, |(ticket, _)| *ticket) {
-            let removed = state.waiting.remove(at);
-            drop(state);
-            drop(removed);
-        } else if let Some(at) = state.granted.iter().position(|granted| *granted == ticket) {
-            state.granted.swap_remove(at);
-            let waiter = state.release();
-            drop(state);
-            if let Some(waiter) = waiter {
-                waiter.wake();
+        if let Some(ticket) = self.ticket {
+            let mut state = self.pool.state.lock().unwrap();
+            if let Ok(at) = state.waiting.binary_search_by_key(&ticket, |(ticket, _)| *ticket) {
+                let removed = state.waiting.remove(at);
+                drop(state);
+                drop(removed);
+            } else if let Some(at) = state.granted.iter().position(|granted| *granted == ticket) {
+                state.granted.swap_remove(at);
+                let waiter = state.release();
+                drop(state);
+                if let Some(waiter) = waiter {
+                    waiter.wake();
+                }
             }
         }
-    }
-}
-
-struct Waiting<'a>(&'a Telemetry);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        StreamSlotWaitEnded.emit(self.0);
+        if self.waiting {
+            StreamSlotWaitEnded.emit(&self.pool.telemetry);
+        }
     }
 }
 
@@ -202,23 +225,8 @@ impl StreamPool {
     }
 
     /// Wait for a slot, in FIFO order. Dropping the future leaves the queue.
-    pub async fn acquire(&self) -> StreamSlot {
-        let pool = &self.inner;
-        StreamSlotWaiting.emit(&pool.telemetry);
-        let waiting = Waiting(&pool.telemetry);
-        Acquire { pool, ticket: None }.await;
-        drop(waiting);
-        StreamSlotAcquired.emit(&pool.telemetry);
-        let (ask, yield_request) = oneshot::channel();
-        let seq = {
-            let mut state = pool.state.lock().unwrap();
-            let holders = &mut state.holders;
-            let seq = holders.next;
-            holders.next += 1;
-            holders.by_age.push_back((seq, ask));
-            seq
-        };
-        StreamSlot { seq, yield_request: Some(yield_request), pool: pool.clone() }
+    pub fn acquire(&self) -> AcquireSlot {
+        AcquireSlot { pool: self.inner.clone(), ticket: None, waiting: false }
     }
 
     /// Ask the holder that has held its slot longest (and was not asked yet) to yield.

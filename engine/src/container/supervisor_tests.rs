@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use super::SlotWait;
-use crate::container::pool::StreamPool;
+use crate::container::pool::{StreamPool, StreamSlot};
+use crate::rt::BoxFuture;
 use crate::telemetry::Telemetry;
 
 /// A task's waker that counts its wakes.
@@ -31,7 +32,7 @@ fn the_slot_wait_is_polled_only_when_the_pool_woke_it() {
     let Poll::Ready(held) = held else { panic!("a free slot is granted at once") };
 
     let polls = Arc::new(AtomicUsize::new(0));
-    let mut wait = SlotWait::default();
+    let mut wait: SlotWait<BoxFuture<StreamSlot>> = SlotWait::default();
     assert!(wait.poll(&mut cx).is_pending(), "nothing waited for");
     wait.start(Box::pin({
         let (pool, polls) = (pool.clone(), polls.clone());
