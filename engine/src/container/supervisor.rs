@@ -29,7 +29,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 use crate::container::machine::{Action, DropWhy, FirstOpen, Inspected, Machine, MachineConfig, OpenFailure};
-use crate::container::pool::{AcquireSlot, StreamSlot};
+use crate::container::pool::{AcquireSlot, StreamSlot, YieldRequest};
 use crate::container::reader::{LogReader, ReadError, ReadStats, Run};
 use crate::container::{ContainerState, MonitorShared};
 use crate::model::{ContainerId, Labels, SourceId, StdStream};
@@ -65,6 +65,8 @@ pub struct Supervisor {
 struct Held {
     acquire: SlotWait,
     slot: Option<StreamSlot>,
+    /// What each slot hears the pool's yield requests through (one slot at a time).
+    yield_request: YieldRequest,
     stream: Option<LogStream>,
     #[cfg(feature = "broken-variants")]
     hook: Option<crate::container::broken::StreamHook>,
@@ -235,7 +237,7 @@ impl Supervisor {
         let shared = &self.shared;
         let telemetry = &shared.telemetry;
         match action {
-            Action::TakeSlot => held.acquire.start(shared.pool.acquire()),
+            Action::TakeSlot => held.acquire.start(shared.pool.acquire_for(held.yield_request.clone())),
             Action::NudgeHolder => {
                 shared.pool.ask_oldest_to_yield();
             }
