@@ -295,3 +295,7 @@ impl StreamPool {
         true
     }
 }
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;
