@@ -8,10 +8,10 @@
 //! until the machine's next timeout. The stream is polled here, by the owner, so "rotate" is simply dropping it
 //! and opening a new one: no reader task can be left behind.
 //!
-//! One `biased` select waits for, in order: news from discovery (start, stop, rename,
-//! removal), a yield request from the pool (someone waits for a slot), the slot this
-//! task queued for, the machine's timer (rotation, stall/heartbeat, backoff, the nudge
-//! of a waiter) and the stream. One timer ([`crate::rt::Timer`]) follows the machine's
+//! One biased select (a plain poll function, see `Event`) waits for, in order: news from
+//! discovery (start, stop, rename, removal), a yield request from the pool (someone waits
+//! for a slot), the slot this task queued for, the machine's timer (rotation,
+//! stall/heartbeat, backoff, the nudge of a waiter) and the stream. One timer ([`crate::rt::Timer`]) follows the machine's
 //! `poll_timeout`: moved when it moves, it wakes the task only when a deadline is due,
 //! and once it has registered the task's waker it is polled again only when its
 //! deadline has passed. Likewise the wait for a slot is polled again only when the
@@ -147,19 +147,29 @@ impl Supervisor {
             }
             // The timer follows the machine's deadline (see `Alarm`).
             timer.follow(&**rt, self.machine.poll_timeout());
-            let state_news = poll_fn(|cx| {
-                if state_closed {
-                    return Poll::Pending;
+            // A biased select, written out: the first of these that is ready, in this
+            // order (`tokio::select!`'s bookkeeping cost more than the polls: see `Event`).
+            let event = poll_fn(|cx| {
+                if !state_closed && (!state_armed || self.state.has_changed().unwrap_or(true)) {
+                    state_armed = true;
+                    if let Poll::Ready(changed) = state_changed.as_mut().poll(cx) {
+                        return Poll::Ready(Event::State(changed));
+                    }
                 }
-                if state_armed && !self.state.has_changed().unwrap_or(true) {
-                    return Poll::Pending;
+                if yield_requested(&mut held.slot, cx).is_ready() {
+                    return Poll::Ready(Event::YieldRequested);
                 }
-                state_armed = true;
-                state_changed.as_mut().poll(cx)
-            });
-            tokio::select! {
-                biased;
-                changed = state_news => {
+                if let Poll::Ready(slot) = held.acquire.poll(cx) {
+                    return Poll::Ready(Event::SlotGranted(slot));
+                }
+                if timer.poll(&**rt, cx).is_ready() {
+                    return Poll::Ready(Event::Timeout);
+                }
+                next_item(&mut held.stream, cx).map(Event::Item)
+            })
+            .await;
+            match event {
+                Event::State(changed) => {
                     if changed.is_err() {
                         // Discovery dropped the sender: as good as removed (it marks the
                         // state removed before it does).
@@ -172,17 +182,13 @@ impl Supervisor {
                     state_changed.set(next_change(self.state.clone()));
                     state_armed = false;
                 }
-                _ = poll_fn(|cx| yield_requested(&mut held.slot, cx)) => {
-                    self.machine.handle_yield_requested(rt.now())
-                }
-                slot = poll_fn(|cx| held.acquire.poll(cx)) => {
+                Event::YieldRequested => self.machine.handle_yield_requested(rt.now()),
+                Event::SlotGranted(slot) => {
                     held.slot = Some(slot);
                     self.machine.handle_slot_granted(rt.now());
                 }
-                _ = poll_fn(|cx| timer.poll(&**rt, cx)) => {
-                    self.machine.handle_timeout(rt.now());
-                }
-                item = poll_fn(|cx| next_item(&mut held.stream, cx)) => match item {
+                Event::Timeout => self.machine.handle_timeout(rt.now()),
+                Event::Item(item) => match item {
                     Some(Ok(bytes)) => {
                         // Reading is not an `async fn`: only queueing waits, and only when
                         // there are lines. A read's future, built and moved into this one
@@ -526,6 +532,20 @@ impl Alarm {
 /// Completes when `state` changes, or with an error once its sender is gone.
 async fn next_change(mut state: watch::Receiver<ContainerState>) -> Result<(), watch::error::RecvError> {
     state.changed().await
+}
+
+/// What the supervisor's wait ended with: its select's branch that was ready first. The
+/// select is a plain poll function returning one of these, polling the branches in
+/// order as `tokio::select!` with `biased` did (all its patterns are irrefutable, so no
+/// branch was ever disabled): the same polls, without the macro's per-pass bookkeeping
+/// (its branch mask and futures). Callgrind: seed 3 351.79 M -> 345.09 M, seed 19
+/// 780.49 M -> 753.21 M, seed 2 310.86 M -> 305.14 M.
+enum Event {
+    State(Result<(), watch::error::RecvError>),
+    YieldRequested,
+    SlotGranted(StreamSlot),
+    Timeout,
+    Item(Option<Result<bytes::Bytes, EngineError>>),
 }
 
 // The select's branches for what `Held` may hold: pending while it holds nothing.
