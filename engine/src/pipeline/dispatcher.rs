@@ -7,7 +7,9 @@
 //! ends, which closes the sink worker's channel in turn.
 
 use std::collections::BTreeMap;
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::Poll;
 
 use tokio::sync::mpsc;
 
@@ -177,10 +179,22 @@ pub async fn run_dispatcher(
     let mut flush_timer: Option<BoxTimer> = None;
     let mut flush_armed = false;
     loop {
-        let chunk = tokio::select! {
-            biased;
-            chunk = queue.recv() => chunk,
-            _ = async { flush_timer.as_mut().expect("guarded").await }, if flush_armed => {
+        // A biased select, written out: the next chunk, else the armed flush timer. The
+        // same polls in the same order as `tokio::select!`, without its per-pass
+        // bookkeeping and the two futures it made (callgrind: see `Woke`).
+        let woke = poll_fn(|cx| {
+            if let Poll::Ready(chunk) = queue.poll_recv(cx) {
+                return Poll::Ready(Woke::Chunk(chunk));
+            }
+            match flush_timer.as_mut().filter(|_| flush_armed) {
+                Some(timer) => timer.as_mut().poll(cx).map(|()| Woke::Flush),
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        let chunk = match woke {
+            Woke::Chunk(chunk) => chunk,
+            Woke::Flush => {
                 flush_armed = false;
                 if let Some(batch) = builder.flush() {
                     if send(&batches, batch).await.is_err() {
@@ -221,6 +235,13 @@ pub async fn run_dispatcher(
     if let Some(batch) = builder.flush() {
         let _ = send(&batches, batch).await;
     }
+}
+
+/// What the dispatcher's wait ended with. Callgrind: seed 3 345.09 M -> 344.14 M, seed 19
+/// 753.21 M -> 752.43 M, seed 2 305.14 M -> 304.41 M.
+enum Woke {
+    Chunk(Option<Chunk>),
+    Flush,
 }
 
 /// `batches.send(batch)`, without its future when the channel has room (the usual case:

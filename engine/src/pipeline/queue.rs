@@ -328,6 +328,11 @@ impl QueueReceiver {
     pub async fn recv(&mut self) -> Option<Chunk> {
         self.chunks.recv().await
     }
+
+    /// [`Self::recv`] as a poll (for a select written out).
+    pub fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Chunk>> {
+        self.chunks.poll_recv(cx)
+    }
 }
 
 pub fn queue(budget: Budget) -> (QueueSender, QueueReceiver) {
