@@ -706,7 +706,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         reject_older_than: (!options.loki_reject_older_than.is_zero()).then_some(options.loki_reject_older_than),
         ..LokiBehaviour::default()
     });
-    let store = SimCheckpointStore::new(rt.clone());
+    let store = SimCheckpointStore::new(exec.handle());
     let delivery = Arc::new(Mutex::new(DeliveryChecker::new(docker.clone(), options.line_bytes_max)));
     let observer = delivery.clone();
     let trace = run.trace.then(|| Arc::new(Mutex::new(Vec::new())));

@@ -28,7 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use engine::port::{Checkpoint, CheckpointError, CheckpointOrigin, CheckpointStore, LoadedCheckpoint};
-use engine::rt::{BoxFuture, Rt};
+use engine::rt::BoxFuture;
+
+use crate::executor::SimRt;
 
 /// The oracle's hook: every checkpoint the agent asks to commit, when it asks.
 pub type CommitObserver = Box<dyn FnMut(&Checkpoint) + Send>;
@@ -74,17 +76,19 @@ struct StoreState {
 #[derive(Clone)]
 pub struct SimCheckpointStore {
     state: Arc<Mutex<StoreState>>,
-    rt: Arc<dyn Rt>,
+    /// The simulator's own handle: its sleep is not boxed (one allocation per commit
+    /// less than `Rt::sleep`'s; callgrind: seed 3, 7,962 commits, 344.14 M -> 343.15 M).
+    rt: SimRt,
 }
 
 impl SimCheckpointStore {
     /// An empty store (a first start).
-    pub fn new(rt: Arc<dyn Rt>) -> SimCheckpointStore {
+    pub fn new(rt: SimRt) -> SimCheckpointStore {
         SimCheckpointStore { state: Arc::default(), rt }
     }
 
     /// A store that already holds `checkpoint` (e.g. a stale one from an old run).
-    pub fn with_checkpoint(rt: Arc<dyn Rt>, checkpoint: Checkpoint) -> SimCheckpointStore {
+    pub fn with_checkpoint(rt: SimRt, checkpoint: Checkpoint) -> SimCheckpointStore {
         let store = SimCheckpointStore::new(rt);
         let mut state = store.state.lock().unwrap();
         state.committed = checkpoint;

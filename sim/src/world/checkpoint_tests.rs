@@ -21,7 +21,7 @@ fn checkpoint(ts: i64) -> Checkpoint {
 #[test]
 fn commit_then_load_returns_it() {
     let mut executor = Executor::new(1, 0);
-    let store = SimCheckpointStore::new(executor.rt());
+    let store = SimCheckpointStore::new(executor.handle());
     let store2 = store.clone();
     let loaded = executor
         .block_on(async move {
@@ -38,7 +38,7 @@ fn commit_then_load_returns_it() {
 #[test]
 fn a_commit_cut_short_by_a_crash_keeps_the_previous_checkpoint() {
     let mut executor = Executor::new(2, 0);
-    let store = SimCheckpointStore::with_checkpoint(executor.rt(), checkpoint(1));
+    let store = SimCheckpointStore::with_checkpoint(executor.handle(), checkpoint(1));
     store.set_commit_latency(Duration::from_millis(10));
     let tasks = engine::task::Tasks::new(executor.rt());
     let store2 = store.clone();
@@ -57,7 +57,7 @@ fn a_commit_cut_short_by_a_crash_keeps_the_previous_checkpoint() {
 #[test]
 fn injected_failures_change_nothing() {
     let mut executor = Executor::new(3, 0);
-    let store = SimCheckpointStore::with_checkpoint(executor.rt(), checkpoint(1));
+    let store = SimCheckpointStore::with_checkpoint(executor.handle(), checkpoint(1));
     store.fail_next_commits(1);
     store.fail_next_loads(1);
     let store2 = store.clone();
@@ -87,7 +87,7 @@ fn commit_now(executor: &mut Executor, store: &SimCheckpointStore, checkpoint: C
 #[test]
 fn a_corrupt_current_generation_falls_back_to_the_previous_one() {
     let mut executor = Executor::new(3, 0);
-    let store = SimCheckpointStore::new(executor.rt());
+    let store = SimCheckpointStore::new(executor.handle());
     commit_now(&mut executor, &store, checkpoint(1));
     commit_now(&mut executor, &store, checkpoint(2));
     store.damage(CheckpointDamage::Corrupt);
@@ -107,7 +107,7 @@ fn a_corrupt_current_generation_falls_back_to_the_previous_one() {
 #[test]
 fn a_missing_current_generation_is_the_previous_rename_half_done() {
     let mut executor = Executor::new(4, 0);
-    let store = SimCheckpointStore::new(executor.rt());
+    let store = SimCheckpointStore::new(executor.handle());
     commit_now(&mut executor, &store, checkpoint(1));
     commit_now(&mut executor, &store, checkpoint(2));
     store.damage(CheckpointDamage::Missing);
@@ -119,7 +119,7 @@ fn a_missing_current_generation_is_the_previous_rename_half_done() {
 #[test]
 fn a_corrupt_only_generation_is_lost_never_fresh() {
     let mut executor = Executor::new(5, 0);
-    let store = SimCheckpointStore::new(executor.rt());
+    let store = SimCheckpointStore::new(executor.handle());
     commit_now(&mut executor, &store, checkpoint(1));
     // Missing with no previous generation would be a first run: corrupt instead.
     store.damage(CheckpointDamage::Missing);
@@ -134,7 +134,7 @@ fn only_a_store_never_written_is_fresh() {
     // As the daemon's file store: an empty checkpoint that was committed (every
     // container the first run saw was removed) is the current one, not a first run.
     let mut executor = Executor::new(6, 0);
-    let store = SimCheckpointStore::new(executor.rt());
+    let store = SimCheckpointStore::new(executor.handle());
     assert_eq!(load_now(&mut executor, &store).origin, CheckpointOrigin::Fresh);
     commit_now(&mut executor, &store, Checkpoint::default());
     let current = LoadedCheckpoint { checkpoint: Checkpoint::default(), origin: CheckpointOrigin::Current };
