@@ -3,7 +3,8 @@
 //!
 //! Owns: per log, the frames of up to [`FrameCache::BURSTS_KEPT`] bursts of at most
 //! [`FrameCache::BURST_BYTES_MAX`] bytes each, as immutable [`Bytes`] (chunks handed
-//! out may still share them after they are dropped from here).
+//! out may still share them after they are dropped from here), and the stall probe's
+//! last answer ([`FrameCache::last_entry`]).
 //!
 //! Why: a reopen asks for the log since its last line's second minus a skew, so each
 //! one renders the log's last burst or two again; a burst's frames never change (a log
@@ -19,12 +20,15 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::log::{ContainerLog, RenderedRun, TimestampText};
+use super::log::{ContainerLog, LogCursor, RenderedRun, TimestampText};
 
 #[derive(Default)]
 pub(crate) struct FrameCache {
     /// Per log (by serial): (burst, its frames), at most `BURSTS_KEPT`.
     logs: Vec<Vec<(usize, Bytes)>>,
+    /// Per log (by serial): the last answer of [`Self::last_entry`], with the log's
+    /// first kept entry and end it was found for.
+    last_entries: Vec<Option<((LogCursor, LogCursor), Bytes)>>,
 }
 
 impl FrameCache {
@@ -53,6 +57,35 @@ impl FrameCache {
             debug_assert!(expected[..] == run_frames[..], "kept frames differ from write_run");
         }
         Some(run_frames)
+    }
+
+    /// The frame of log `serial`'s last entry (empty if rotation deleted it): the stall
+    /// probe's answer (`tail = 1`). It depends only on where the log starts and ends
+    /// (entries are never changed, only added at the end or deleted from the start),
+    /// so the answer for the same bounds is the one found before: a probe mostly asks
+    /// of a quiet log, whose answer has not changed since its last probe (callgrind:
+    /// seed 2 310.59 M -> 309.77 M, seed 3 353.03 M -> 351.73 M, seed 19 810.14 M ->
+    /// 810.14 M).
+    pub(crate) fn last_entry(&mut self, log: &ContainerLog, serial: usize, timestamps: &mut TimestampText) -> Bytes {
+        let bounds = (log.first_kept(), log.end());
+        if let Some(Some((found_for, answer))) = self.last_entries.get(serial) {
+            if *found_for == bounds {
+                return answer.clone();
+            }
+        }
+        let answer = match log.last_entry_run() {
+            None => Bytes::new(),
+            Some(run) => self.run_frames(log, serial, &run, timestamps).unwrap_or_else(|| {
+                let mut answer = BytesMut::new();
+                log.write_run(&run, &mut answer, timestamps);
+                answer.freeze()
+            }),
+        };
+        if self.last_entries.len() <= serial {
+            self.last_entries.resize_with(serial + 1, || None);
+        }
+        self.last_entries[serial] = Some((bounds, answer.clone()));
+        answer
     }
 
     /// Every frame of burst `burst` of log `serial`, rendered now unless kept. Lent, not
@@ -109,6 +142,9 @@ impl FrameCache {
         if let Some(kept) = self.logs.get_mut(serial) {
             *kept = Vec::new();
         }
+        if let Some(last_entry) = self.last_entries.get_mut(serial) {
+            *last_entry = None;
+        }
     }
 }
 
@@ -120,6 +156,29 @@ mod tests {
     use engine::model::StdStream;
 
     use super::*;
+
+    #[test]
+    fn the_last_entry_is_found_anew_once_the_log_grows_or_rotates() {
+        const SECOND: i64 = 1_000_000_000;
+        let last_frame = |log: &ContainerLog| {
+            let mut frame = BytesMut::new();
+            if let Some(run) = log.last_entry_run() {
+                log.write_run(&run, &mut frame, &mut TimestampText::default());
+            }
+            frame
+        };
+        let mut log = ContainerLog::new(false, false);
+        let (mut frames, mut timestamps) = (FrameCache::default(), TimestampText::default());
+        assert!(frames.last_entry(&log, 0, &mut timestamps).is_empty());
+        log.append(StdStream::Stdout, 3, 20, 1_700_000_000 * SECOND, 1_000);
+        for _ in 0..2 {
+            assert_eq!(frames.last_entry(&log, 0, &mut timestamps)[..], last_frame(&log)[..]);
+        }
+        log.append(StdStream::Stderr, 2, 30, 1_700_000_001 * SECOND, 1_000);
+        assert_eq!(frames.last_entry(&log, 0, &mut timestamps)[..], last_frame(&log)[..]);
+        log.rotate(0);
+        assert!(frames.last_entry(&log, 0, &mut timestamps).is_empty());
+    }
 
     #[test]
     fn every_run_of_a_kept_burst_is_the_frames_write_run_renders() {
