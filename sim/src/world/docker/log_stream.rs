@@ -147,7 +147,13 @@ impl Reader {
     /// when not following).
     #[inline]
     fn refill(&mut self, state: &mut DockerState, limit: Option<LogCursor>, serial: usize) -> bool {
-        if self.pending.is_empty() && self.counts_from.is_some() && self.cursor == state.logs[serial].end() {
+        if !self.pending.is_empty() {
+            // Frames still to hand out (a chunk cut short): nothing rendered, and not
+            // exhausted. Answered here too, without the call (callgrind: seed 2 309.77 M
+            // -> 309.34 M, seed 3 351.73 M -> 351.27 M, seed 19 810.14 M -> 808.38 M).
+            return false;
+        }
+        if self.counts_from.is_some() && self.cursor == state.logs[serial].end() {
             // A reader that rendered before, at the end of the log with nothing pending
             // (most polls of a following stream): the render would find nothing, and
             // what it would set (`rendered_from`, `runs`, `qualify`) is read only after
@@ -161,72 +167,72 @@ impl Reader {
         self.render(state, limit, serial)
     }
 
-    /// [`Self::refill`] past its answer for a reader at the end of the log.
+    /// [`Self::refill`] of a reader with nothing pending, past its answer for one at the
+    /// end of the log.
     #[inline(never)]
     fn render(&mut self, state: &mut DockerState, limit: Option<LogCursor>, serial: usize) -> bool {
+        debug_assert!(self.pending.is_empty());
         let log = &state.logs[serial];
         let until = limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 });
-        if self.pending.is_empty() {
-            let target = state.chunk_bytes_max;
-            let (cursor, qualify) = (self.cursor, &self.qualify);
-            let counts_from = *self.counts_from.get_or_insert_with(|| {
-                let from = |stream: usize| match qualify[stream] {
-                    Qualify::From(at) => at.max(cursor),
-                    Qualify::Since(_) | Qualify::Each(_) => cursor,
-                };
-                Unsettled::start_lines(log, [from(0), from(1)])
-            });
-            self.rendered_from = self.cursor;
-            log.refresh_qualify(&mut self.qualify, self.info.since);
-            if self.runs.capacity() == 0 {
-                self.runs = state.buffers.runs();
-            }
-            self.runs.clear();
-            let plan = log.plan_render(&mut self.cursor, &mut self.qualify, until, target, &mut self.runs);
-            if plan.bytes > 0 {
-                // One burst's frames: a slice of the kept ones. Else rendered here.
-                let kept = match &self.runs[..] {
-                    [run] => state.frames.run_frames(log, serial, run, &mut state.timestamps),
-                    _ => None,
-                };
-                self.pending = match kept {
-                    Some(frames) => frames,
-                    None => {
-                        // The buffer is empty here: reuse its allocation if the engine
-                        // dropped every earlier chunk and it is big enough, else start a
-                        // new one (`reserve` would reallocate and copy the bytes already
-                        // handed out).
-                        if !self.buffer.try_reclaim(plan.bytes) {
-                            let spent = std::mem::replace(&mut self.buffer, state.buffers.buffer(plan.bytes));
-                            self.give_back_buffer(spent, &mut state.buffers);
-                        }
-                        self.buffer_used = true;
-                        for run in &self.runs {
-                            match state.frames.run_frames(log, serial, run, &mut state.timestamps) {
-                                Some(frames) => self.buffer.extend_from_slice(&frames),
-                                None => log.write_run(run, &mut self.buffer, &mut state.timestamps),
-                            }
-                        }
-                        debug_assert_eq!(self.buffer.len(), plan.bytes);
-                        self.buffer.split().freeze()
-                    }
-                };
-                let (last_frame, entries) = (plan.last_frame, plan.entries);
-                self.last_frame_len = last_frame;
-                self.rendered_len = plan.bytes;
-                state.counters.log_entries_delivered += entries;
-                let pending = self.pending.len() as u64;
-                let skipped: Vec<_> = log
-                    .since_skipped(self.rendered_from, self.cursor, &self.qualify)
-                    .into_iter()
-                    .map(|(_, stream, lines)| (stream, lines))
-                    .collect();
-                let rendered = (self.rendered_from, self.cursor);
-                state.unsettled.rendered(log, serial, counts_from, rendered, pending, &skipped);
-            }
-            // Lines of a stepped stream its `since` skipped (host clock step): a named loss.
-            state.logs[serial].record_since_skips(self.rendered_from, self.cursor, &self.qualify);
+        let target = state.chunk_bytes_max;
+        let (cursor, qualify) = (self.cursor, &self.qualify);
+        let counts_from = *self.counts_from.get_or_insert_with(|| {
+            let from = |stream: usize| match qualify[stream] {
+                Qualify::From(at) => at.max(cursor),
+                Qualify::Since(_) | Qualify::Each(_) => cursor,
+            };
+            Unsettled::start_lines(log, [from(0), from(1)])
+        });
+        self.rendered_from = self.cursor;
+        log.refresh_qualify(&mut self.qualify, self.info.since);
+        if self.runs.capacity() == 0 {
+            self.runs = state.buffers.runs();
         }
+        self.runs.clear();
+        let plan = log.plan_render(&mut self.cursor, &mut self.qualify, until, target, &mut self.runs);
+        if plan.bytes > 0 {
+            // One burst's frames: a slice of the kept ones. Else rendered here.
+            let kept = match &self.runs[..] {
+                [run] => state.frames.run_frames(log, serial, run, &mut state.timestamps),
+                _ => None,
+            };
+            self.pending = match kept {
+                Some(frames) => frames,
+                None => {
+                    // The buffer is empty here: reuse its allocation if the engine
+                    // dropped every earlier chunk and it is big enough, else start a
+                    // new one (`reserve` would reallocate and copy the bytes already
+                    // handed out).
+                    if !self.buffer.try_reclaim(plan.bytes) {
+                        let spent = std::mem::replace(&mut self.buffer, state.buffers.buffer(plan.bytes));
+                        self.give_back_buffer(spent, &mut state.buffers);
+                    }
+                    self.buffer_used = true;
+                    for run in &self.runs {
+                        match state.frames.run_frames(log, serial, run, &mut state.timestamps) {
+                            Some(frames) => self.buffer.extend_from_slice(&frames),
+                            None => log.write_run(run, &mut self.buffer, &mut state.timestamps),
+                        }
+                    }
+                    debug_assert_eq!(self.buffer.len(), plan.bytes);
+                    self.buffer.split().freeze()
+                }
+            };
+            let (last_frame, entries) = (plan.last_frame, plan.entries);
+            self.last_frame_len = last_frame;
+            self.rendered_len = plan.bytes;
+            state.counters.log_entries_delivered += entries;
+            let pending = self.pending.len() as u64;
+            let skipped: Vec<_> = log
+                .since_skipped(self.rendered_from, self.cursor, &self.qualify)
+                .into_iter()
+                .map(|(_, stream, lines)| (stream, lines))
+                .collect();
+            let rendered = (self.rendered_from, self.cursor);
+            state.unsettled.rendered(log, serial, counts_from, rendered, pending, &skipped);
+        }
+        // Lines of a stepped stream its `since` skipped (host clock step): a named loss.
+        state.logs[serial].record_since_skips(self.rendered_from, self.cursor, &self.qualify);
         let log = &state.logs[serial];
         let exhausted_at = until.min(log.end());
         self.pending.is_empty() && limit.is_some() && self.cursor >= exhausted_at
