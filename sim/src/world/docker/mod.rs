@@ -534,10 +534,20 @@ impl SimDocker {
     }
 
     /// Docker's own log rotation (`max-size`): keep only the last `keep_entries`
-    /// entries. Returns how many were deleted.
+    /// entries. Returns how many were deleted. Only while the container runs: the
+    /// json-file driver rotates in its write path (a write that would pass `max-size`),
+    /// so a stopped or paused container's log, which nothing writes, never rotates and
+    /// is never cut under a reader (the model did both: a stream read after an exit ended
+    /// at a rotation that real hosts never make).
     pub fn rotate_log(&self, id: &ContainerId, keep_entries: u64, effect: RotationEffect) -> Result<u64, CommandError> {
         self.with(|state| {
             let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
+            if !container.info.running {
+                return Err(CommandError::NotRunning);
+            }
+            if container.paused {
+                return Err(CommandError::Paused);
+            }
             let deleted = state.logs[container.serial].rotate(keep_entries);
             state.counters.entries_deleted_by_rotation += deleted;
             state.for_log_streams_of(id, |stream| match effect {

@@ -678,6 +678,23 @@ fn rotation_deletes_old_entries_and_reports_what_is_retained() {
 }
 
 #[test]
+fn only_a_running_containers_log_rotates() {
+    // The json-file driver rotates when a write would pass `max-size`: nothing writes to
+    // a paused or stopped container's log, so it never rotates under a reader.
+    let (_executor, docker) = world(21);
+    let id = running(&docker, "app");
+    docker.emit(&id, Burst::lines(StdStream::Stdout, 5)).unwrap();
+    docker.pause(&id).unwrap();
+    assert_eq!(docker.rotate_log(&id, 1, RotationEffect::End), Err(CommandError::Paused));
+    docker.unpause(&id).unwrap();
+    docker.stop(&id).unwrap();
+    assert_eq!(docker.rotate_log(&id, 1, RotationEffect::End), Err(CommandError::NotRunning));
+    assert_eq!(docker.counters().entries_deleted_by_rotation, 0);
+    docker.start(&id).unwrap();
+    assert_eq!(docker.rotate_log(&id, 1, RotationEffect::Continue), Ok(4));
+}
+
+#[test]
 fn rotation_can_end_or_stall_open_followers() {
     for (effect, ends) in
         [(RotationEffect::End, true), (RotationEffect::Stall, false), (RotationEffect::Continue, false)]
