@@ -5,6 +5,8 @@
 //! promises (any chunking, zero-copy where the entry lies in one chunk, bounded, poisoned
 //! after an error until [`LogDecoder::clear`]).
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 use super::frame::{Frame, FrameDecoder, FrameError};
@@ -77,6 +79,18 @@ impl LogDecoder {
         match self {
             LogDecoder::Framed(decoder) => decoder.take_lines_while(take),
             LogDecoder::Tty(decoder) => decoder.take_lines_while(take),
+        }
+    }
+
+    /// The line `chunk` holds if, pushed now, it would be all the decoder holds and one
+    /// whole entry ending a line: its stream and where it lies in `chunk`, less its line
+    /// end, as [`Self::take_lines_while`] would hand it out once `chunk` is pushed. Taking
+    /// it leaves the decoder as it is (empty), so `chunk` need not be pushed.
+    #[inline]
+    pub fn lone_line(&self, chunk: &[u8]) -> Option<(StdStream, Range<usize>)> {
+        match self {
+            LogDecoder::Framed(decoder) => decoder.lone_line(chunk),
+            LogDecoder::Tty(decoder) => decoder.lone_line(chunk),
         }
     }
 

@@ -22,6 +22,7 @@
 //!   expected to drop the stream and reopen it.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -182,6 +183,22 @@ impl FrameDecoder {
                 return;
             }
         }
+    }
+
+    /// The line `chunk` holds if, pushed now, it would be all the decoder holds and one
+    /// whole frame ending in `'\n'`: its stream and where its payload, less the `'\n'`,
+    /// lies in `chunk` (what [`Self::take_lines_while`] would hand out). Taking that line
+    /// leaves the decoder as it is, so the chunk need not be pushed at all.
+    #[inline]
+    pub fn lone_line(&self, chunk: &[u8]) -> Option<(StdStream, Range<usize>)> {
+        if self.poisoned.is_some() || self.header.is_some() || self.chunks_bytes != 0 {
+            return None;
+        }
+        let (stream, payload) = whole_frame(chunk, self.frame_bytes_max)?;
+        if HEADER_LEN + payload.len() != chunk.len() || payload.last() != Some(&b'\n') {
+            return None;
+        }
+        Some((stream, HEADER_LEN..chunk.len() - 1))
     }
 
     /// Consume the frame [`Self::peek_frame`] returned (a payload of `len` bytes), leaving

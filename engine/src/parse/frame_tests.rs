@@ -344,3 +344,19 @@ proptest! {
         prop_assert_eq!(error, Some(FrameError::TooLarge { len: 41, max: 40 }));
     }
 }
+
+/// A lone line is a chunk that is one whole frame ending in `'\n'`, pushed into an empty
+/// decoder: what taking it from the decoder would hand out.
+#[test]
+fn a_lone_line_is_one_whole_frame_into_an_empty_decoder() {
+    let mut decoder = FrameDecoder::new(FRAME_BYTES_MAX);
+    let one = encode_all(&[(StdStream::Stderr, b"ts line\n".to_vec())]);
+    assert_eq!(decoder.lone_line(&one), Some((StdStream::Stderr, HEADER_LEN..one.len() - 1)));
+    let two = encode_all(&[(StdStream::Stdout, b"a\n".to_vec()), (StdStream::Stdout, b"b\n".to_vec())]);
+    assert_eq!(decoder.lone_line(&two), None, "two frames");
+    assert_eq!(decoder.lone_line(&one[..one.len() - 1]), None, "a partial frame");
+    let partial = encode_all(&[(StdStream::Stdout, b"no end".to_vec())]);
+    assert_eq!(decoder.lone_line(&partial), None, "a partial line");
+    decoder.push(Bytes::copy_from_slice(&one[..3]));
+    assert_eq!(decoder.lone_line(&one), None, "something buffered");
+}
