@@ -501,6 +501,12 @@ impl LogReader {
         // callgrind, seed 85 436.2 M -> 435.1 M, seed 19 1,101.1 M -> 1,088.2 M.
         let mut compact = !self.probe && !chunk.is_empty() && chunk.len() < COMPACT_BELOW_BYTES;
         self.decoder.push(chunk);
+        // A frame begun in earlier chunks that this one ends: the skip below cannot pass
+        // it, so nothing is saved by compacting later. Copied with this chunk into one
+        // buffer, it is whole there, to be skipped or taken like any other.
+        if compact && self.decoder.join_pending() {
+            compact = false;
+        }
         // `DuplicateReplay` (tests only) queues a reopen's replay again.
         #[cfg(feature = "broken-variants")]
         let dedupe = !crate::container::broken::is_active(crate::container::SupervisorVariant::DuplicateReplay);

@@ -112,6 +112,17 @@ impl LogDecoder {
         }
     }
 
+    /// If the chunk pushed last ends a frame begun in earlier chunks, copy them into one
+    /// buffer, where that frame is whole: what [`Self::compact_last`] does, with that
+    /// frame in it (framed streams only: see [`FrameDecoder::join_pending`]). True if it
+    /// did.
+    pub fn join_pending(&mut self) -> bool {
+        match self {
+            LogDecoder::Framed(decoder) => decoder.join_pending(),
+            LogDecoder::Tty(_) => false,
+        }
+    }
+
     pub fn buffered_bytes(&self) -> usize {
         match self {
             LogDecoder::Framed(decoder) => decoder.buffered_bytes(),
