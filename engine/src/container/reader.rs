@@ -128,6 +128,13 @@ pub struct LogReader {
     /// A probe's reader: the buffer its answers are read into, kept empty between probes
     /// (see [`Self::take_spare_runs`]).
     spare_runs: Vec<Run>,
+    /// The replay windows of [`QueuedLines`], worked out at each skip (see
+    /// [`Self::skip_queued_lines`]) and meaningless between skips. Kept here, behind a
+    /// reference, so that the skip step loads a frame's stream's window by index: held
+    /// by the step, both windows were kept apart and one selected per frame, field by
+    /// field (callgrind: seed 19, 0.9 M skipped frames, 806.90 M -> 802.19 M; seed 3
+    /// 351.91 M -> 351.50 M).
+    windows: [Option<(ResumeKey, ResumeKey)>; 2],
 }
 
 /// What tells a line from its neighbours for [`LogReader::ends_with`]: its stream,
@@ -211,6 +218,7 @@ impl LogReader {
             last_line: None,
             probe: false,
             spare_runs: Vec::new(),
+            windows: [None; 2],
         }
     }
 
@@ -352,6 +360,7 @@ impl LogReader {
             expecting,
             last_line,
             line_bytes_max,
+            windows,
             ..
         } = self;
         // The common case once the streams are live: no frame to look at. A TTY stream is
@@ -373,7 +382,7 @@ impl LogReader {
             let resume = queued[index]?;
             Some((resume, if expecting[index] { high[index].map_or(resume, |high| high.max(resume)) } else { resume }))
         };
-        let windows = [window(0), window(1)];
+        *windows = [window(0), window(1)];
         let tty = decoder.is_tty();
         let skipped = decoder.skip_while(QueuedLines {
             windows,
@@ -609,7 +618,7 @@ impl LogReader {
 struct QueuedLines<'a> {
     /// Per stream, while it replays with nothing partial pending: its resume key and the
     /// greatest key its replay skips.
-    windows: [Option<(ResumeKey, ResumeKey)>; 2],
+    windows: &'a mut [Option<(ResumeKey, ResumeKey)>; 2],
     timestamps: &'a mut TimestampCache,
     counters: &'a mut [(UnixNanos, u32); 2],
     replaying: &'a mut [bool; 2],
