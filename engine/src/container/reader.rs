@@ -639,11 +639,8 @@ impl FrameSkipper for QueuedLines<'_> {
         if payload.last() != Some(&b'\n') {
             return false;
         }
+        // `TS<space>` ends in its space, so the `'\n'` is past it: the line is what follows.
         let Ok((ts, prefix)) = self.timestamps.timestamp_prefix(payload) else { return false };
-        if prefix == payload.len() {
-            // Nothing after the timestamp: not a line ending in `\n`.
-            return false;
-        }
         let counter = self.counters[index];
         let seq = if counter.0 == ts { counter.1 + 1 } else { 0 };
         if (ResumeKey { ts, seq }) > high {
