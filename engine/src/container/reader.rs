@@ -123,7 +123,7 @@ pub struct LogReader {
     last_line: Option<LineMark>,
     /// A probe's reader ([`Self::ready_probe`]): its lines are only looked at, so small
     /// chunks are not copied before lines are sliced from them (see `read_chunk`), and
-    /// its answer, one entry, is taken by [`Self::take_lone_line`].
+    /// its answer, one entry, is only marked by [`Self::mark_lone_line`].
     probe: bool,
     /// A probe's reader: the buffer its answers are read into, kept empty between probes
     /// (see [`Self::take_spare_runs`]).
@@ -441,39 +441,34 @@ impl LogReader {
     }
 
     /// A probe's answer: a chunk that is one whole line of a live stream (with nothing
-    /// buffered before it, nothing replayed: see [`Self::ready_probe`]), taken as
-    /// [`Self::read_chunk`] would take it (no replay to skip on a live stream,
-    /// [`Self::take_live_lines`], nothing left for the general path), without pushing
-    /// it into the decoder and walking it there. False, with nothing done, if it is not
-    /// such a line. Callgrind: seed 3 (15,934 probes) 355.97 M -> 353.28 M, seed 2
-    /// 313.46 M -> 310.81 M. Out of line: inlined, it saved seed 3 0.35 M more but cost
-    /// every other chunk (seed 19, few probes: 813.00 M -> 813.92 M).
+    /// buffered before it, nothing replayed: see [`Self::ready_probe`]). Only what the
+    /// reader marks of a probe's lines is looked at ([`Self::ends_with`]), so this one is
+    /// marked, keyed and counted as [`Self::read_chunk`] would take it (no replay to skip
+    /// on a live stream, [`LiveLines`], nothing left for the general path), but not
+    /// handed out: nothing is pushed into the decoder and walked there, no line sliced
+    /// out of the chunk or put in a run. False, with nothing done, if it is not such a
+    /// line. Callgrind: seed 3 (15,934 probes) 355.97 M -> 353.28 M taken this way, then
+    /// 348.11 M -> 346.10 M marked only (seed 2 305.27 M -> 303.39 M). Out of line:
+    /// inlined, it cost every other chunk (seed 19, few probes: 813.00 M -> 813.92 M).
     #[inline(never)]
-    fn take_lone_line(&mut self, chunk: &Bytes, runs: &mut Vec<Run>, stats: &mut ReadStats) -> bool {
+    fn mark_lone_line(&mut self, chunk: &[u8], stats: &mut ReadStats) -> bool {
         let Some((stream, line)) = self.decoder.lone_line(chunk) else { return false };
         let index = stream.index();
         if !self.is_live(index) {
             return false;
         }
-        let mut live = [false; 2];
-        live[index] = true;
-        let mut take = LiveLines {
-            live,
-            timestamps: &mut self.timestamps,
-            counters: &mut self.counters,
-            queued: &mut self.queued,
-            high: &mut self.high,
-            runs,
-            lines: 0,
-            bytes: 0,
-            line_bytes_max: self.line_bytes_max,
-            run_bytes_max: self.run_bytes_max,
-        };
-        if !take.take(stream, &chunk[line.clone()], chunk, line.start, 0) {
+        let entry = &chunk[line];
+        let Ok((ts, prefix)) = self.timestamps.timestamp_prefix(entry) else { return false };
+        let content = &entry[prefix..];
+        if content.len() > self.line_bytes_max {
             return false;
         }
-        stats.lines += take.lines;
-        stats.bytes += take.bytes;
+        let key = next_key(&mut self.counters[index], ts);
+        self.queued[index] = Some(key);
+        self.raise_high(index);
+        stats.lines += 1;
+        stats.bytes += content.len() as u64;
+        self.last_line = Some(LineMark::of_content(stream, ts, content));
         true
     }
 
@@ -482,14 +477,15 @@ impl LogReader {
         self.high[index] = self.high[index].max(self.queued[index]);
     }
 
-    /// Feed one chunk of the raw stream; new lines are appended to `runs`.
+    /// Feed one chunk of the raw stream; new lines are appended to `runs` (but for a
+    /// probe's answer of one whole line, which a probe's reader only marks: see
+    /// [`Self::mark_lone_line`]).
     pub fn handle_chunk(&mut self, chunk: Bytes, runs: &mut Vec<Run>, stats: &mut ReadStats) -> Result<(), ReadError> {
+        if self.probe && fast_paths() && self.mark_lone_line(&chunk, stats) {
+            return Ok(());
+        }
         let lines_before = stats.lines;
-        let result = if self.probe && fast_paths() && self.take_lone_line(&chunk, runs, stats) {
-            Ok(())
-        } else {
-            self.read_chunk(chunk, runs, stats)
-        };
+        let result = self.read_chunk(chunk, runs, stats);
         // Only a line of this chunk: `runs` may hold earlier chunks' lines, and a replay's
         // resume line (marked as it is skipped) may be all this chunk held.
         if stats.lines != lines_before {
