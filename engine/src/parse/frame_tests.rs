@@ -399,7 +399,7 @@ fn a_joined_frame_is_whole_in_one_chunk() {
     assert!(decoder.join_pending());
     assert_eq!(decoder.peek_frame(), Some((StdStream::Stderr, &b"ts a line\n"[..])));
     let mut lines = Vec::new();
-    decoder.take_lines_while(|stream, line: &[u8], _: &Bytes, _, _| {
+    let _ = decoder.take_lines_while(|stream, line: &[u8], _: &Bytes, _, _| {
         lines.push((stream, line.to_vec()));
         true
     });
