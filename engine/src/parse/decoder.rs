@@ -5,6 +5,8 @@
 //! promises (any chunking, zero-copy where the entry lies in one chunk, bounded, poisoned
 //! after an error until [`LogDecoder::clear`]).
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 use super::frame::{Frame, FrameDecoder, FrameError};
@@ -80,6 +82,18 @@ impl LogDecoder {
         }
     }
 
+    /// The line `chunk` holds if, pushed now, it would be all the decoder holds and one
+    /// whole entry ending a line: its stream and where it lies in `chunk`, less its line
+    /// end, as [`Self::take_lines_while`] would hand it out once `chunk` is pushed. Taking
+    /// it leaves the decoder as it is (empty), so `chunk` need not be pushed.
+    #[inline]
+    pub fn lone_line(&self, chunk: &[u8]) -> Option<(StdStream, Range<usize>)> {
+        match self {
+            LogDecoder::Framed(decoder) => decoder.lone_line(chunk),
+            LogDecoder::Tty(decoder) => decoder.lone_line(chunk),
+        }
+    }
+
     /// Consume what [`Self::peek_frame`] returned; `len` is the length of its bytes.
     #[inline]
     pub fn skip_frame(&mut self, len: usize) {
@@ -95,6 +109,17 @@ impl LogDecoder {
         match self {
             LogDecoder::Framed(decoder) => decoder.compact_last(),
             LogDecoder::Tty(decoder) => decoder.compact_last(),
+        }
+    }
+
+    /// If the chunk pushed last ends a frame begun in earlier chunks, copy them into one
+    /// buffer, where that frame is whole: what [`Self::compact_last`] does, with that
+    /// frame in it (framed streams only: see [`FrameDecoder::join_pending`]). True if it
+    /// did.
+    pub fn join_pending(&mut self) -> bool {
+        match self {
+            LogDecoder::Framed(decoder) => decoder.join_pending(),
+            LogDecoder::Tty(_) => false,
         }
     }
 

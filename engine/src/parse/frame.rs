@@ -8,8 +8,8 @@
 //! - Chunks may be split anywhere, including inside a header: any split of a byte
 //!   sequence yields the same frames.
 //! - A payload lying inside one pushed chunk is returned as a zero-copy slice of that
-//!   chunk; only payloads straddling chunks are copied (once, into a buffer of exactly
-//!   their size).
+//!   chunk; only payloads straddling chunks are copied (once: into a buffer of exactly
+//!   their size, or with the chunk that ends them by [`FrameDecoder::join_pending`]).
 //! - A payload longer than `frame_bytes_max` is an error as soon as its header is read,
 //!   before any of it is buffered. The decoder itself holds only what was pushed and not
 //!   yet returned ([`FrameDecoder::buffered_bytes`]); the caller bounds that by draining
@@ -22,6 +22,7 @@
 //!   expected to drop the stream and reopen it.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -184,6 +185,22 @@ impl FrameDecoder {
         }
     }
 
+    /// The line `chunk` holds if, pushed now, it would be all the decoder holds and one
+    /// whole frame ending in `'\n'`: its stream and where its payload, less the `'\n'`,
+    /// lies in `chunk` (what [`Self::take_lines_while`] would hand out). Taking that line
+    /// leaves the decoder as it is, so the chunk need not be pushed at all.
+    #[inline]
+    pub fn lone_line(&self, chunk: &[u8]) -> Option<(StdStream, Range<usize>)> {
+        if self.poisoned.is_some() || self.header.is_some() || self.chunks_bytes != 0 {
+            return None;
+        }
+        let (stream, payload) = whole_frame(chunk, self.frame_bytes_max)?;
+        if HEADER_LEN + payload.len() != chunk.len() || payload.last() != Some(&b'\n') {
+            return None;
+        }
+        Some((stream, HEADER_LEN..chunk.len() - 1))
+    }
+
     /// Consume the frame [`Self::peek_frame`] returned (a payload of `len` bytes), leaving
     /// the decoder as [`Self::next_frame`] would have, without handing out its payload.
     #[inline]
@@ -205,6 +222,36 @@ impl FrameDecoder {
         if let Some(last) = self.chunks.back_mut() {
             *last = Bytes::copy_from_slice(last);
         }
+    }
+
+    /// If the chunk pushed last ends a frame begun in earlier chunks (or all that was
+    /// buffered before it is less than a header), copy them all into one buffer of their
+    /// size, the frame's header written again if it was taken already: true if it did.
+    /// That frame is then whole in one chunk, and taken as a slice of it like any other,
+    /// where [`Self::next_frame`] copied its payload out on its own, for the general path
+    /// only. Its bytes are copied once either way, and the rest of the last chunk as
+    /// [`Self::compact_last`] would. A frame still incomplete is left as it is (a long
+    /// frame coming in many small chunks is not copied again at each). Callgrind: seed 2
+    /// 310.81 M -> 309.52 M, seed 3 (6.9 k such frames) 353.28 M -> 351.91 M, seed 19
+    /// (18.8 k) 813.00 M -> 806.90 M.
+    pub fn join_pending(&mut self) -> bool {
+        let joins = match self.header {
+            Some((_, len)) => self.chunks_bytes >= len,
+            None => self.chunks.len() > 1,
+        };
+        if !joins {
+            return false;
+        }
+        let mut buffer = Vec::with_capacity(self.buffered_bytes());
+        if let Some((stream, len)) = self.header.take() {
+            buffer.extend_from_slice(&header(stream, len));
+        }
+        for chunk in self.chunks.drain(..) {
+            buffer.extend_from_slice(&chunk);
+        }
+        self.chunks_bytes = buffer.len();
+        self.chunks.push_back(Bytes::from(buffer));
+        true
     }
 
     /// Bytes pushed and not yet returned in a frame (a consumed header still counts).
@@ -327,15 +374,22 @@ fn whole_frame(bytes: &[u8], frame_bytes_max: usize) -> Option<(StdStream, &[u8]
 ///
 /// Panics if `payload` is longer than `u32::MAX` bytes, which no frame can carry.
 pub fn encode_frame(stream: StdStream, payload: &[u8], out: &mut Vec<u8>) {
-    let len = u32::try_from(payload.len()).expect("a frame payload fits in u32");
+    out.reserve(HEADER_LEN + payload.len());
+    out.extend_from_slice(&header(stream, payload.len()));
+    out.extend_from_slice(payload);
+}
+
+/// The header of a frame of `len` payload bytes on `stream`.
+///
+/// Panics if `len` does not fit in `u32`, which no frame's length can exceed.
+fn header(stream: StdStream, len: usize) -> [u8; HEADER_LEN] {
+    let len = u32::try_from(len).expect("a frame payload fits in u32");
     let stream_type = match stream {
         StdStream::Stdout => 1,
         StdStream::Stderr => 2,
     };
-    out.reserve(HEADER_LEN + payload.len());
-    out.extend_from_slice(&[stream_type, 0, 0, 0]);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(payload);
+    let [a, b, c, d] = len.to_be_bytes();
+    [stream_type, 0, 0, 0, a, b, c, d]
 }
 
 #[cfg(test)]

@@ -166,6 +166,31 @@ fn arb_frames() -> impl Strategy<Value = Vec<(StdStream, Vec<u8>)>> {
 }
 
 proptest! {
+    /// Joining what is pending to each chunk that ends a frame changes no frame, and
+    /// leaves nothing pending on its own: every frame is whole in the front chunk then.
+    #[test]
+    fn joining_pending_frames_decodes_the_same_frames(
+        frames in arb_frames(),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let bytes = encode_all(&frames);
+        let mut decoder = FrameDecoder::new(FRAME_BYTES_MAX);
+        let mut decoded = Vec::new();
+        for chunk in crate::parse::chunks_cut_at(&bytes, &cuts) {
+            decoder.push(chunk);
+            let buffered = decoder.buffered_bytes();
+            if decoder.join_pending() {
+                prop_assert_eq!(decoder.buffered_bytes(), buffered);
+                prop_assert!(decoder.header.is_none() && decoder.chunks.len() == 1);
+            }
+            while let Some(frame) = decoder.next_frame().unwrap() {
+                decoded.push((frame.stream, frame.payload.to_vec()));
+            }
+        }
+        prop_assert_eq!(decoded, frames);
+        prop_assert_eq!(decoder.buffered_bytes(), 0);
+    }
+
     #[test]
     fn any_split_decodes_the_same_frames(
         frames in arb_frames(),
@@ -343,4 +368,41 @@ proptest! {
         prop_assert_eq!(decoded, frames);
         prop_assert_eq!(error, Some(FrameError::TooLarge { len: 41, max: 40 }));
     }
+}
+
+/// A lone line is a chunk that is one whole frame ending in `'\n'`, pushed into an empty
+/// decoder: what taking it from the decoder would hand out.
+#[test]
+fn a_lone_line_is_one_whole_frame_into_an_empty_decoder() {
+    let mut decoder = FrameDecoder::new(FRAME_BYTES_MAX);
+    let one = encode_all(&[(StdStream::Stderr, b"ts line\n".to_vec())]);
+    assert_eq!(decoder.lone_line(&one), Some((StdStream::Stderr, HEADER_LEN..one.len() - 1)));
+    let two = encode_all(&[(StdStream::Stdout, b"a\n".to_vec()), (StdStream::Stdout, b"b\n".to_vec())]);
+    assert_eq!(decoder.lone_line(&two), None, "two frames");
+    assert_eq!(decoder.lone_line(&one[..one.len() - 1]), None, "a partial frame");
+    let partial = encode_all(&[(StdStream::Stdout, b"no end".to_vec())]);
+    assert_eq!(decoder.lone_line(&partial), None, "a partial line");
+    decoder.push(Bytes::copy_from_slice(&one[..3]));
+    assert_eq!(decoder.lone_line(&one), None, "something buffered");
+}
+
+/// A frame begun in one chunk, its header taken, and ended by the next: joined, it is
+/// whole in one chunk, peeked and walked like any other.
+#[test]
+fn a_joined_frame_is_whole_in_one_chunk() {
+    let bytes = encode_all(&[(StdStream::Stderr, b"ts a line\n".to_vec()), (StdStream::Stdout, b"ts b\n".to_vec())]);
+    let mut decoder = FrameDecoder::new(FRAME_BYTES_MAX);
+    decoder.push(Bytes::copy_from_slice(&bytes[..12]));
+    assert_eq!(decoder.next_frame(), Ok(None));
+    assert!(!decoder.join_pending(), "the frame is not ended yet");
+    decoder.push(Bytes::copy_from_slice(&bytes[12..]));
+    assert!(decoder.join_pending());
+    assert_eq!(decoder.peek_frame(), Some((StdStream::Stderr, &b"ts a line\n"[..])));
+    let mut lines = Vec::new();
+    let _ = decoder.take_lines_while(|stream, line: &[u8], _: &Bytes, _, _| {
+        lines.push((stream, line.to_vec()));
+        true
+    });
+    assert_eq!(lines, [(StdStream::Stderr, b"ts a line".to_vec()), (StdStream::Stdout, b"ts b".to_vec())]);
+    assert_eq!(decoder.buffered_bytes(), 0);
 }

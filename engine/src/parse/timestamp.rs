@@ -85,16 +85,26 @@ pub fn timestamp_prefix(payload: &[u8]) -> Result<(UnixNanos, usize), TimestampE
 /// only its time of day besides. The result is [`take_timestamp`]'s for every payload: a
 /// hit needs the very same 19 bytes of date and time (or 11 of the date and its `T`) that
 /// were parsed and checked before, and anything else takes the full path.
-#[derive(Clone, Debug, Default)]
+///
+/// Before the first timestamp it caches the epoch's first second and day: true entries
+/// like any other, so a lookup needs no check of whether there is one (callgrind: seed 2
+/// 308.92 M -> 307.67 M, seed 3 351.50 M -> 350.32 M, seed 19 802.19 M -> 799.24 M).
+#[derive(Clone, Debug)]
 pub struct TimestampCache {
     /// `YYYY-MM-DDTHH:MM:SS.` of the last fixed-form timestamp parsed in full, and that
     /// second in nanoseconds since the epoch (a second whose nanoseconds do not fit in
-    /// `i64` is not cached).
-    date_time: Option<([u8; 20], UnixNanos)>,
+    /// `i64` is not cached: the entry before it stays).
+    date_time: ([u8; 20], UnixNanos),
     /// `YYYY-MM-DDT` of the last fixed-form timestamp whose date and time parsed, and
     /// that day's start in seconds since the epoch: a new second of the same day parses
     /// only its time of day.
-    day: Option<([u8; 11], i64)>,
+    day: ([u8; 11], i64),
+}
+
+impl Default for TimestampCache {
+    fn default() -> Self {
+        TimestampCache { date_time: (*b"1970-01-01T00:00:00.", 0), day: (*b"1970-01-01T", 0) }
+    }
 }
 
 impl TimestampCache {
@@ -132,7 +142,7 @@ impl TimestampCache {
         if payload.len() <= FIXED_LEN || payload[29..31] != *b"Z " {
             return None;
         }
-        let (text, second_nanos) = self.date_time.as_ref()?;
+        let (text, second_nanos) = &self.date_time;
         let date_time: &[u8; 20] = payload[..20].try_into().expect("the fixed form is longer");
         if text != date_time {
             return None;
@@ -165,12 +175,14 @@ impl TimestampCache {
                 };
                 let second_of_day = time_of_day(date_time).expect("parse_date_time checked the time of day");
                 let day: &[u8; 11] = date_time[..11].try_into().expect("the date and time are longer");
-                self.day = Some((*day, seconds - second_of_day));
+                self.day = (*day, seconds - second_of_day);
                 seconds
             }
         };
         let text: [u8; 20] = payload[..20].try_into().expect("the fixed form is longer");
-        self.date_time = seconds.checked_mul(NANOS_PER_SECOND).map(|second_nanos| (text, second_nanos));
+        if let Some(second_nanos) = seconds.checked_mul(NANOS_PER_SECOND) {
+            self.date_time = (text, second_nanos);
+        }
         match combine(seconds, fraction) {
             Some(ts) => Ok((ts, FIXED_LEN + 1)),
             None => timestamp_prefix(payload),
@@ -181,7 +193,7 @@ impl TimestampCache {
     /// day's (checked then).
     #[inline]
     fn second_of_cached_day(&self, date_time: &[u8; 19]) -> Option<i64> {
-        let (text, day_seconds) = self.day.as_ref()?;
+        let (text, day_seconds) = &self.day;
         let day: &[u8; 11] = date_time[..11].try_into().expect("the date and time are longer");
         if text != day {
             return None;

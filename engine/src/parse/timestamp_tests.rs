@@ -201,6 +201,28 @@ fn the_cache_reuses_the_day_and_rechecks_the_time_of_day() {
     }
 }
 
+/// A new cache holds the epoch's first second and day: entries like any other.
+#[test]
+fn a_new_cache_holds_the_epochs_first_second_and_day() {
+    let second = 1_000_000_000;
+    for (ts, corrupt) in [
+        (5, Some((25, b'x'))),
+        (5, Some((18, b'/'))),
+        (5, Some((9, b'0'))),
+        (0, None),
+        (999_999_999, None),
+        (61 * second + 5, None),
+        (2 * second, Some((11, b'3'))),
+        (86_400 * second, None),
+    ] {
+        assert_cache_agrees(&mut TimestampCache::default(), ts, corrupt);
+    }
+    let mut cache = TimestampCache::default();
+    for ts in [0, 7, 3_601 * second, 3_601 * second + 1, -1] {
+        assert_cache_agrees(&mut cache, ts, None);
+    }
+}
+
 /// Every byte at every place of the fraction, and every pair of bytes at two adjacent
 /// places (where a carry out of one byte could reach the next): `nine_digits` is `digits`.
 #[test]

@@ -25,6 +25,8 @@
 //! - Bytes after the last end stay buffered: a stream that ends mid-line leaves its
 //!   partial line unread, to be read again after reopening.
 
+use std::ops::Range;
+
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::frame::{Frame, FrameError};
@@ -195,6 +197,21 @@ impl TtyDecoder {
             take.take(StdStream::Stdout, line, current, start, current.len() - end)
         });
         take
+    }
+
+    /// The line `chunk` holds if, pushed now, it would be all the decoder holds and one
+    /// whole entry ending a line: its stream and where the entry, less its line end, lies
+    /// in `chunk` (what [`Self::take_lines_while`] would hand out). Taking that line
+    /// leaves the decoder as it is, so the chunk need not be pushed at all.
+    pub fn lone_line(&self, chunk: &[u8]) -> Option<(StdStream, Range<usize>)> {
+        if self.poisoned.is_some() || !self.pending.is_empty() || !self.current.is_empty() {
+            return None;
+        }
+        if entry_end(chunk)? != (chunk.len(), true) {
+            return None;
+        }
+        let line = chunk.strip_suffix(b"\r\n").or_else(|| chunk.strip_suffix(b"\n")).expect("a whole line");
+        Some((StdStream::Stdout, 0..line.len()))
     }
 
     /// The walk of [`Self::skip_while`]: `visit` gets the current chunk and where each

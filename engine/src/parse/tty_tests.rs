@@ -295,3 +295,19 @@ fn the_reader_reads_a_tty_stream_and_skips_its_replay_after_reopen() {
     reader.handle_chunk(Bytes::from(framed), &mut runs, &mut stats).unwrap();
     assert_eq!((runs[0].stream, &runs[0].lines[0].bytes[..]), (StdStream::Stderr, &b"five"[..]));
 }
+
+/// A lone line is a chunk that is one whole entry ending a line, pushed into an empty
+/// decoder: what taking it from the decoder would hand out, less its line end.
+#[test]
+fn a_lone_line_is_one_whole_entry_into_an_empty_decoder() {
+    let mut decoder = TtyDecoder::new(ENTRY_BYTES_MAX);
+    for end in ["\n", "\r\n"] {
+        let one = entry("hello", end);
+        assert_eq!(decoder.lone_line(one.as_bytes()), Some((StdStream::Stdout, 0..entry("hello", "").len())));
+    }
+    let two = [entry("a", "\n"), entry("b", "\n")].concat();
+    assert_eq!(decoder.lone_line(two.as_bytes()), None, "two entries");
+    assert_eq!(decoder.lone_line(entry("no end", "").as_bytes()), None, "a partial line");
+    decoder.push(Bytes::from(entry("x", "")));
+    assert_eq!(decoder.lone_line(entry("hello", "\n").as_bytes()), None, "something buffered");
+}
