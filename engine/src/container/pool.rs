@@ -135,7 +135,6 @@ impl YieldRequest {
         self.0.asked.store(true, Ordering::Release);
         self.0.waker.wake();
     }
-
 }
 
 impl Drop for StreamSlot {
