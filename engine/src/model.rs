@@ -113,14 +113,53 @@ pub enum SourceId {
 }
 
 /// The resume key of a container line: its Docker timestamp and how many earlier
-/// complete lines of the same stream carried the same timestamp. Ordered, so
-/// "already delivered" is `key <= acknowledged`.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// complete lines of the same stream carried the same timestamp. Ordered (by `ts`, then
+/// `seq`), so "already delivered" is `key <= acknowledged`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ResumeKey {
     /// Unix nanoseconds of the entry that ended the line.
     pub ts: UnixNanos,
     /// Lines of the same stream seen before this one with the same `ts`.
     pub seq: u32,
+}
+
+/// The derived order, with `<` and `>` written out timestamp first: the reader compares
+/// every replayed and every live line's key with a stream's high-water key, and keys
+/// that differ in their timestamps (most) are told apart by one comparison, where the
+/// derived operators compared both fields and selected (callgrind: seed 3 349.81 M ->
+/// 348.11 M, seed 19 796.50 M -> 789.89 M, seed 2 307.16 M -> 305.27 M).
+impl PartialOrd for ResumeKey {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+
+    #[inline]
+    fn lt(&self, other: &Self) -> bool {
+        self.ts <= other.ts && (self.ts < other.ts || self.seq < other.seq)
+    }
+
+    #[inline]
+    fn gt(&self, other: &Self) -> bool {
+        self.ts >= other.ts && (self.ts > other.ts || self.seq > other.seq)
+    }
+
+    #[inline]
+    fn le(&self, other: &Self) -> bool {
+        !self.gt(other)
+    }
+
+    #[inline]
+    fn ge(&self, other: &Self) -> bool {
+        !self.lt(other)
+    }
+}
+
+impl Ord for ResumeKey {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.ts.cmp(&other.ts).then(self.seq.cmp(&other.seq))
+    }
 }
 
 /// A source's position: what to resume after.
