@@ -151,6 +151,9 @@ impl Reader {
             // Frames still to hand out (a chunk cut short): nothing rendered, and not
             // exhausted. Answered here too, without the call (callgrind: seed 2 309.77 M
             // -> 309.34 M, seed 3 351.73 M -> 351.27 M, seed 19 810.14 M -> 808.38 M).
+            // The since-skips of the last render are asked again, as every poll after a
+            // render asks them: a burst open then may have closed since.
+            state.logs[serial].record_since_skips(self.rendered_from, self.cursor, &self.qualify);
             return false;
         }
         if self.counts_from.is_some() && self.cursor == state.logs[serial].end() {
