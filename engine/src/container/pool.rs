@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWakerVTable, Waker};
 
 use futures::task::AtomicWaker;
 
@@ -90,7 +90,17 @@ pub struct StreamSlot {
     seq: u64,
     /// How it hears that it is asked to yield, until it heard it.
     yield_request: Option<YieldRequest>,
+    /// The waker last registered for the yield request, by identity (its data and vtable
+    /// pointers, what `Waker::will_wake` compares), while it is still registered.
+    registered: Option<WakerIdentity>,
     pool: Arc<PoolInner>,
+}
+
+/// A waker's identity: equal for two wakers exactly when one `will_wake` the other.
+type WakerIdentity = (usize, usize);
+
+fn identity(waker: &Waker) -> WakerIdentity {
+    (waker.data() as usize, waker.vtable() as *const RawWakerVTable as usize)
 }
 
 impl StreamSlot {
@@ -99,7 +109,16 @@ impl StreamSlot {
         let Some(request) = &self.yield_request else { return Poll::Pending };
         // Registered before the flag is read again: an ask after the read reaches the task.
         if !request.0.asked.load(Ordering::Acquire) {
+            // The waker registered last is still there unless an ask took it, and an ask
+            // sets the flag first: not asked, the same waker needs no registration (two
+            // atomic compare-exchanges per poll of the holder, which polls it at every
+            // event it waits for).
+            let current = identity(cx.waker());
+            if self.registered == Some(current) {
+                return Poll::Pending;
+            }
             request.0.waker.register(cx.waker());
+            self.registered = Some(current);
             if !request.0.asked.load(Ordering::Acquire) {
                 return Poll::Pending;
             }
@@ -221,7 +240,7 @@ impl Future for AcquireSlot {
         this.waiting = false;
         StreamSlotWaitEnded.emit(&pool.telemetry);
         StreamSlotAcquired.emit(&pool.telemetry);
-        Poll::Ready(StreamSlot { seq, yield_request: Some(yield_request), pool: this.pool.clone() })
+        Poll::Ready(StreamSlot { seq, yield_request: Some(yield_request), registered: None, pool: this.pool.clone() })
     }
 }
 

@@ -115,3 +115,20 @@ fn a_yield_request_is_heard_once_and_not_by_the_next_slot() {
     assert!(pool.ask_oldest_to_yield(), "`_other` is still held");
     assert!(!pool.ask_oldest_to_yield(), "every holder was asked");
 }
+
+#[test]
+fn a_yield_request_wakes_the_waker_of_the_last_poll() {
+    let (pool, _) = pool(1);
+    let (first, second) = (Arc::new(CountingWaker::default()), Arc::new(CountingWaker::default()));
+    let (first_waker, second_waker) = (Waker::from(first.clone()), Waker::from(second.clone()));
+    let Poll::Ready(mut slot) = Waiter::new(pool.acquire()).poll() else { panic!("free") };
+    // Polled again and again with one waker (registered once), then with another: the
+    // ask wakes the second only.
+    for _ in 0..3 {
+        assert!(slot.poll_yield_requested(&mut Context::from_waker(&first_waker)).is_pending());
+    }
+    assert!(slot.poll_yield_requested(&mut Context::from_waker(&second_waker)).is_pending());
+    assert!(pool.ask_oldest_to_yield());
+    assert_eq!((first.0.load(Ordering::SeqCst), second.0.load(Ordering::SeqCst)), (0, 1));
+    assert!(slot.poll_yield_requested(&mut Context::from_waker(&first_waker)).is_ready());
+}

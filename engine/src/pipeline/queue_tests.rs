@@ -102,6 +102,23 @@ fn a_reader_cancelled_while_it_waits_to_queue_leaves_its_lines_counted() {
     assert_eq!(Telemetry::get(&telemetry_after.reader_lines_held), 0);
 }
 
+/// A closed queue (shutdown) refuses a reader's chunks: their lines stay counted as
+/// held, the refused chunk's and the ones after it, and its budget is refunded.
+#[test]
+fn a_closed_queue_leaves_a_readers_lines_counted() {
+    let telemetry = Arc::new(Telemetry::default());
+    let budget = Budget::new(8 * LINE_OVERHEAD_BYTES, telemetry.clone());
+    let (sender, receiver) = queue(budget.clone());
+    drop(receiver);
+    let mut chunks = vec![empty_lines(2), empty_lines(1)];
+    let refused = sender.send_read(&mut chunks).now_or_never().expect("nothing waits");
+    assert!(refused.is_err());
+    assert!(chunks.is_empty());
+    assert_eq!(Telemetry::get(&telemetry.reader_lines_held), 3);
+    assert_eq!(Telemetry::get(&telemetry.queue_lines), 0, "the refused chunk was refunded");
+    assert_eq!(budget.semaphore.available_permits(), 8 * LINE_OVERHEAD_BYTES);
+}
+
 /// Readers' buffers alone never wedge the pipeline: an empty one takes a chunk.
 #[test]
 fn an_empty_pipeline_takes_a_chunk_even_when_readers_hold_the_budget() {

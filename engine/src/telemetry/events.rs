@@ -288,7 +288,11 @@ impl QueueChanged {
     pub fn emit(self, telemetry: &Telemetry) {
         apply_delta(&telemetry.queue_lines, self.lines_delta);
         let bytes = apply_delta(&telemetry.queue_bytes, self.bytes_delta);
-        telemetry.queue_bytes_max_seen.fetch_max(bytes, Ordering::Relaxed);
+        // A high-water mark changes rarely: read first, and write (a locked
+        // compare-exchange loop) only above it.
+        if bytes > telemetry.queue_bytes_max_seen.load(Ordering::Relaxed) {
+            telemetry.queue_bytes_max_seen.fetch_max(bytes, Ordering::Relaxed);
+        }
     }
 }
 
