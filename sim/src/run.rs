@@ -402,18 +402,14 @@ impl World {
     fn sample(&mut self) -> Result<(), Failed> {
         self.check_deliveries()?;
         let now = self.exec.now();
-        let agent = self.incarnation.as_ref().map(|inc| (inc.tasks.registry().clone(), inc.telemetry.clone()));
+        // Borrowed, not cloned: two reference counts fewer per sample.
+        let agent = self.incarnation.as_ref().map(|inc| (&**inc.tasks.registry(), &*inc.telemetry));
         // A sender waits once the queue cannot take its run (at most a quarter of the
         // bound): from three quarters on, sources may be held.
-        let queue_full = agent.as_ref().is_some_and(|(_, telemetry)| {
+        let queue_full = agent.is_some_and(|(_, telemetry)| {
             Telemetry::get(&telemetry.queue_bytes) * 4 >= self.config.pipeline.queue_bytes_max as u64 * 3
         });
-        let result = self.budget.sample(
-            now,
-            &self.docker,
-            agent.as_ref().map(|(registry, telemetry)| (&**registry, &**telemetry)),
-            queue_full || self.loki.in_outage(),
-        );
+        let result = self.budget.sample(now, &self.docker, agent, queue_full || self.loki.in_outage());
         result.map_err(|(invariant, detail)| self.fail(invariant, detail))?;
         if let Some(inc) = &self.incarnation {
             let queued = Telemetry::get(&inc.telemetry.queue_bytes);
