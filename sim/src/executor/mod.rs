@@ -27,6 +27,7 @@
 //!
 //! A task that panics unwinds out of `run_until`; the executor is then unusable (drop it).
 
+mod confine;
 mod lock;
 mod rng;
 mod rt;
@@ -408,7 +409,7 @@ impl Executor {
                 }
             };
             let generation = self.shared.ready.lock().activate(slot);
-            let waker = Arc::new(TaskWaker { slot, generation, ready: self.shared.ready.clone() });
+            let waker = TaskWaker::new_waker(slot, generation, self.shared.ready.clone());
             if pending.task.is_world() {
                 self.live_world += 1;
             } else {

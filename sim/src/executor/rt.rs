@@ -14,8 +14,9 @@
 //! - `call_at` never runs the callback inline either: it runs from the executor's loop
 //!   when the clock reaches its deadline (see [`super::timer`]).
 //!
-//! Everything lives behind uncontended mutexes: the simulation is single-threaded, the
-//! locks exist only because the engine's futures must be `Send`.
+//! Everything lives behind [`Lock`]s confined to the thread that runs the seed (no atomic
+//! read-modify-write): the simulation is single-threaded, the locks exist only because
+//! the engine's futures must be `Send`.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,7 +35,8 @@ use super::waker::ReadyQueue;
 pub(crate) struct Shared {
     now: AtomicU64,
     wall_start: UnixNanos,
-    next_task_id: AtomicU64,
+    /// A lock, not an `AtomicU64`: its `fetch_add` was an atomic RMW per spawn.
+    next_task_id: Lock<SimTaskId>,
     pub(crate) timers: Lock<Timers>,
     entropy: Lock<SimRng>,
     pub(crate) spawns: Lock<Vec<PendingTask>>,
@@ -54,7 +56,7 @@ impl Shared {
         Shared {
             now: AtomicU64::new(0),
             wall_start,
-            next_task_id: AtomicU64::new(0),
+            next_task_id: Lock::new(0),
             timers: Lock::new(Timers::default()),
             entropy: Lock::new(SimRng::derive(seed, streams::ENGINE)),
             spawns: Lock::new(Vec::new()),
@@ -78,7 +80,12 @@ impl Shared {
     }
 
     pub(crate) fn spawn(&self, origin: TaskOrigin, future: BoxFuture<()>) -> SimTaskId {
-        let id = self.next_task_id.fetch_add(1, Ordering::Relaxed);
+        let id = {
+            let mut next = self.next_task_id.lock();
+            let id = *next;
+            *next += 1;
+            id
+        };
         let task = SimTask { id, origin };
         self.spawns.lock().push(PendingTask { task, future });
         self.spawns_pending.store(true, Ordering::Relaxed);

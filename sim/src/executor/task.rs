@@ -8,13 +8,10 @@
 //! Promises: world tasks are never counted as engine tasks, never dropped by
 //! [`super::Executor::drop_tasks`], and never appear in the engine's task registry.
 
-use std::sync::Arc;
 use std::task::Waker;
 
 use engine::rt::{BoxFuture, TaskMeta};
 use engine::task::{SpawnSite, TaskKind};
-
-use super::waker::TaskWaker;
 
 /// Executor-wide task id, in spawn order (engine and world tasks share the sequence).
 pub type SimTaskId = u64;
@@ -101,12 +98,13 @@ pub(crate) struct PendingTask {
 pub(crate) struct TaskSlot {
     pub(crate) task: SimTask,
     pub(crate) future: BoxFuture<()>,
-    /// Built once from an `Arc<TaskWaker>`; cloning it only bumps a reference count.
+    /// Built once ([`super::waker::TaskWaker::new_waker`]); cloning it only bumps a
+    /// (non-atomic) reference count.
     pub(crate) waker: Waker,
 }
 
 impl TaskSlot {
-    pub(crate) fn new(pending: PendingTask, waker: Arc<TaskWaker>) -> TaskSlot {
-        TaskSlot { task: pending.task, future: pending.future, waker: Waker::from(waker) }
+    pub(crate) fn new(pending: PendingTask, waker: Waker) -> TaskSlot {
+        TaskSlot { task: pending.task, future: pending.future, waker }
     }
 }
