@@ -16,9 +16,15 @@ use crate::port::{Checkpoint, ContainerCheckpoint, ContainerCheckpoints};
 
 #[derive(Default)]
 struct AcksState {
-    /// Only tracked containers have an entry here; sorted by id, each once (the store of
-    /// a [`ContainerCheckpoints`], kept as a `Vec` to be found by index, see [`Hints`]).
-    containers: Vec<(ContainerId, ContainerCheckpoint)>,
+    /// Only tracked containers have an entry here; sorted, each once (found by index,
+    /// see [`Hints`]). The positions of `ids[at]` are `positions[at]`.
+    ids: Vec<ContainerId>,
+    positions: Vec<ContainerCheckpoint>,
+    /// `ids` as the last snapshot shared them with the checkpoints, while the set of
+    /// containers has not changed since (`None` once it has): the next snapshot shares
+    /// them again, one reference count, where a copy of the ids took one per container
+    /// (see [`ContainerCheckpoints`]).
+    shared_ids: Option<Arc<[ContainerId]>>,
     tracked: BTreeSet<ContainerId>,
     dirty: bool,
     hints: Hints,
@@ -55,10 +61,10 @@ impl AcksState {
     fn search(&mut self, id: &ContainerId) -> Result<usize, usize> {
         let slot = Hints::slot(id);
         let hint = self.hints.0[slot] as usize;
-        if self.containers.get(hint).is_some_and(|(held, _)| Arc::ptr_eq(&held.0, &id.0)) {
+        if self.ids.get(hint).is_some_and(|held| Arc::ptr_eq(&held.0, &id.0)) {
             return Ok(hint);
         }
-        let found = self.containers.binary_search_by(|(held, _)| held.cmp(id));
+        let found = self.ids.binary_search(id);
         if let Ok(at) = found {
             self.hints.0[slot] = at as u32;
         }
@@ -66,8 +72,27 @@ impl AcksState {
     }
 
     fn get(&self, id: &ContainerId) -> Option<&ContainerCheckpoint> {
-        let found = self.containers.binary_search_by(|(held, _)| held.cmp(id));
-        found.ok().map(|at| &self.containers[at].1)
+        self.ids.binary_search(id).ok().map(|at| &self.positions[at])
+    }
+
+    /// A new entry at `at` (where the search said it goes): the set of containers changed.
+    fn insert(&mut self, at: usize, id: &ContainerId, positions: ContainerCheckpoint) {
+        self.ids.insert(at, id.clone());
+        self.positions.insert(at, positions);
+        self.shared_ids = None;
+    }
+
+    fn remove(&mut self, at: usize) {
+        self.ids.remove(at);
+        self.positions.remove(at);
+        self.shared_ids = None;
+    }
+
+    /// The checkpoint of every entry: the ids shared (copied only when the set of
+    /// containers changed since the last snapshot), the positions copied.
+    fn snapshot(&mut self) -> Checkpoint {
+        let ids = self.shared_ids.get_or_insert_with(|| self.ids.as_slice().into()).clone();
+        Checkpoint { containers: ContainerCheckpoints::from_parts(ids, self.positions.clone()) }
     }
 }
 
@@ -83,12 +108,16 @@ impl Acks {
     /// Start from a loaded checkpoint; every container in it is tracked.
     pub fn from_checkpoint(checkpoint: Checkpoint) -> Acks {
         let tracked = checkpoint.containers.keys().cloned().collect();
-        let containers = checkpoint.containers.into_tuple_vec();
-        Acks {
-            state: Mutex::new(AcksState { containers, tracked, dirty: false, hints: Hints::default() }),
-            changed: Notify::new(),
-            slowest_commit: Mutex::new(std::time::Duration::ZERO),
-        }
+        let (shared_ids, positions) = checkpoint.containers.into_parts();
+        let state = AcksState {
+            ids: shared_ids.to_vec(),
+            positions,
+            shared_ids: Some(shared_ids),
+            tracked,
+            dirty: false,
+            hints: Hints::default(),
+        };
+        Acks { state: Mutex::new(state), changed: Notify::new(), slowest_commit: Mutex::new(std::time::Duration::ZERO) }
     }
 
     /// Note how long one commit took (successful or not).
@@ -116,7 +145,7 @@ impl Acks {
         let mut state = self.state.lock().unwrap();
         state.tracked.remove(id);
         if let Ok(at) = state.search(id) {
-            state.containers.remove(at);
+            state.remove(at);
             state.dirty = true;
             self.changed.notify_one();
         }
@@ -133,11 +162,11 @@ impl Acks {
         let at = match state.search(id) {
             Ok(at) => at,
             Err(at) => {
-                state.containers.insert(at, (id.clone(), ContainerCheckpoint::default()));
+                state.insert(at, id, ContainerCheckpoint::default());
                 at
             }
         };
-        let entry = &mut state.containers[at].1;
+        let entry = &mut state.positions[at];
         if entry.has_position() || entry.since == Some(since) {
             return;
         }
@@ -149,10 +178,15 @@ impl Acks {
     /// Keep only the containers for which `keep` says yes (after the first reconcile).
     pub fn retain(&self, mut keep: impl FnMut(&ContainerId) -> bool) {
         let mut state = self.state.lock().unwrap();
-        let before = state.containers.len();
+        let state = &mut *state;
         state.tracked.retain(|id| keep(id));
-        state.containers.retain(|(id, _)| keep(id));
-        if state.containers.len() != before {
+        let kept: Vec<bool> = state.ids.iter().map(&mut keep).collect();
+        if kept.contains(&false) {
+            let mut flags = kept.iter().copied();
+            state.positions.retain(|_| flags.next() == Some(true));
+            let mut flags = kept.iter().copied();
+            state.ids.retain(|_| flags.next() == Some(true));
+            state.shared_ids = None;
             state.dirty = true;
             self.changed.notify_one();
         }
@@ -188,13 +222,13 @@ impl Acks {
             any |= match state.search(id) {
                 Ok(at) => {
                     debug_assert!(state.tracked.contains(id), "positions are kept for tracked containers only");
-                    advance(&mut state.containers[at].1)
+                    advance(&mut state.positions[at])
                 }
                 Err(_) if !state.tracked.contains(id) => continue,
                 Err(at) => {
                     let mut entry = ContainerCheckpoint::default();
                     let advanced = advance(&mut entry);
-                    state.containers.insert(at, (id.clone(), entry));
+                    state.insert(at, id, entry);
                     advanced
                 }
             };
@@ -212,12 +246,7 @@ impl Acks {
             return None;
         }
         state.dirty = false;
-        // The map's own `clone` copies entry by entry behind a drop guard; collecting the
-        // (already sorted, distinct) entries writes them in one tight loop instead
-        // (callgrind: seed 3, 7,868 commits of about 50 containers, 473.66 M -> 472.01 M;
-        // seed 19 870.00 M -> 869.22 M; seed 2, few commits, 433.27 M -> 433.37 M, layout).
-        let copy: Vec<_> = state.containers.iter().map(|(id, positions)| (id.clone(), *positions)).collect();
-        Some(Checkpoint { containers: ContainerCheckpoints::from_sorted_store_unchecked(copy) })
+        Some(state.snapshot())
     }
 
     /// Mark dirty again (a commit failed).
@@ -227,8 +256,7 @@ impl Acks {
     }
 
     pub fn snapshot(&self) -> Checkpoint {
-        let containers = self.state.lock().unwrap().containers.clone();
-        Checkpoint { containers: ContainerCheckpoints::from_sorted_store_unchecked(containers) }
+        self.state.lock().unwrap().snapshot()
     }
 
     /// Completes when positions changed since the last wake-up.

@@ -70,3 +70,36 @@ fn acknowledgements_land_on_their_container_while_entries_move() {
     assert_eq!(taken.containers.len(), 4);
     assert_eq!(acks.snapshot(), taken);
 }
+
+/// Snapshots share their ids while the set of containers stays the same (one reference
+/// count a commit, not one per container); a container added or removed gives new ones.
+#[test]
+fn snapshots_share_their_ids_until_the_set_of_containers_changes() {
+    let acks = Acks::default();
+    let ids: Vec<ContainerId> = (0..3).map(|at| ContainerId::new(format!("{at:064}"))).collect();
+    ids.iter().for_each(|id| acks.track(id));
+    acks.acknowledge(&batch_of(&ids[0], 10));
+    acks.acknowledge(&batch_of(&ids[2], 10));
+    let first = acks.take_dirty().unwrap();
+    acks.acknowledge(&batch_of(&ids[2], 20));
+    let second = acks.take_dirty().unwrap();
+    assert!(Arc::ptr_eq(first.containers.ids(), second.containers.ids()), "the same containers: shared");
+    assert_eq!(second.containers[&ids[2]].stdout.map(|key| key.ts), Some(20));
+    assert_eq!(first.containers[&ids[2]].stdout.map(|key| key.ts), Some(10), "positions are copies");
+    acks.acknowledge(&batch_of(&ids[1], 30));
+    let third = acks.take_dirty().unwrap();
+    assert!(!Arc::ptr_eq(second.containers.ids(), third.containers.ids()), "a container added");
+    assert_eq!(third.containers.keys().collect::<Vec<_>>(), ids.iter().collect::<Vec<_>>());
+    assert!(Arc::ptr_eq(third.containers.ids(), acks.snapshot().containers.ids()));
+    acks.untrack(&ids[0]);
+    let fourth = acks.take_dirty().unwrap();
+    assert_eq!(fourth.containers.keys().collect::<Vec<_>>(), ids[1..].iter().collect::<Vec<_>>());
+    acks.retain(|id| *id != ids[1]);
+    let fifth = acks.take_dirty().unwrap();
+    assert_eq!(fifth.containers.keys().collect::<Vec<_>>(), [&ids[2]]);
+    assert_eq!(fifth.containers[&ids[2]].stdout.map(|key| key.ts), Some(20));
+
+    // A loaded checkpoint's ids are shared by the first snapshot.
+    let loaded = Acks::from_checkpoint(fifth.clone());
+    assert!(Arc::ptr_eq(loaded.snapshot().containers.ids(), fifth.containers.ids()));
+}

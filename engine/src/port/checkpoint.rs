@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ContainerId, ResumeKey};
+use crate::model::ResumeKey;
 use crate::rt::BoxFuture;
 
 /// Positions of one container, per output stream; and, until it has one, its first
@@ -46,18 +46,7 @@ pub struct Checkpoint {
     pub containers: ContainerCheckpoints,
 }
 
-/// The positions of every container of a checkpoint, ordered by id: a map kept as one
-/// sorted `Vec` (`litemap`, serialised as a JSON map like the `BTreeMap` it replaced).
-///
-/// Why not a `BTreeMap`: the checkpoint task copies the whole map at every commit (up to
-/// once a second) and the store drops a generation each time, while a commit changes
-/// only the few containers acknowledged since the last one. A `Vec` is copied as one
-/// allocation and a reference count per id, and dropped likewise; a `BTreeMap` walks its
-/// nodes both times. Lookups are a binary search, as in a B-tree; inserting a container
-/// moves the ones after it, at most a few hundred. Seed 85 of the simulator (callgrind,
-/// 7,010 commits of about 55 containers): 625.2 M → 585.4 M Ir in all; the checkpoint
-/// task 56 M → 25 M.
-pub type ContainerCheckpoints = litemap::LiteMap<ContainerId, ContainerCheckpoint>;
+pub use super::container_checkpoints::ContainerCheckpoints;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CheckpointError {

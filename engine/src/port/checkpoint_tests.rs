@@ -60,33 +60,3 @@ fn a_first_sight_is_written_only_when_recorded_and_old_files_still_load() {
     assert_eq!(text, r#"{"containers":{"abc":{"since":100}}}"#);
     assert_eq!(serde_json::from_str::<Checkpoint>(&text).unwrap(), checkpoint);
 }
-
-#[test]
-fn container_checkpoints_are_a_map_ordered_by_id() {
-    let at = |ts| ContainerCheckpoint { stdout: Some(crate::model::ResumeKey { ts, seq: 0 }), ..Default::default() };
-    let mut containers = ContainerCheckpoints::new();
-    assert_eq!(containers.insert(ContainerId::new("b"), at(1)), None);
-    assert_eq!(containers.insert(ContainerId::new("a"), at(2)), None);
-    assert_eq!(containers.insert(ContainerId::new("c"), at(3)), None);
-    assert_eq!(containers.insert(ContainerId::new("b"), at(4)), Some(at(1)));
-    let keys: Vec<&str> = containers.keys().map(ContainerId::as_str).collect();
-    assert_eq!(keys, ["a", "b", "c"]);
-    assert_eq!(containers.get(&ContainerId::new("b")), Some(&at(4)));
-    assert_eq!(containers.remove(&ContainerId::new("a")), Some(at(2)));
-    assert_eq!(containers.remove(&ContainerId::new("a")), None);
-    containers.entry(ContainerId::new("0")).or_default().since = Some(7);
-    assert_eq!(containers[&ContainerId::new("0")].since, Some(7));
-    assert_eq!(containers.len(), 3);
-    containers.retain(|id, _| id.as_str() != "c");
-    let keys: Vec<&str> = containers.keys().map(ContainerId::as_str).collect();
-    assert_eq!(keys, ["0", "b"]);
-
-    // Built and read as a map: a later entry of an id wins, the text is a JSON object.
-    let built: ContainerCheckpoints =
-        [(ContainerId::new("b"), at(1)), (ContainerId::new("a"), at(2)), (ContainerId::new("b"), at(4))]
-            .into_iter()
-            .collect();
-    let text = serde_json::to_string(&built).unwrap();
-    assert_eq!(text, r#"{"a":{"stdout":{"ts":2,"seq":0}},"b":{"stdout":{"ts":4,"seq":0}}}"#);
-    assert_eq!(serde_json::from_str::<ContainerCheckpoints>(&text).unwrap(), built);
-}

@@ -5,6 +5,7 @@
 //! so that the traits stay object safe and the engine can hold `Arc<dyn …>`.
 
 pub mod checkpoint;
+pub mod container_checkpoints;
 pub mod docker;
 pub mod labeler;
 pub mod sink;

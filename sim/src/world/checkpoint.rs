@@ -134,7 +134,7 @@ impl SimCheckpointStore {
         let mut state = self.state.lock().unwrap();
         let state = &mut *state;
         for checkpoint in std::iter::once(&mut state.committed).chain(state.previous.as_mut()) {
-            checkpoint.containers.iter_mut().for_each(|(_, positions)| positions.since = None);
+            checkpoint.containers.values_mut().for_each(|positions| positions.since = None);
             checkpoint.containers.retain(|_, positions| positions.has_position());
         }
         let empty = |checkpoint: &Checkpoint| checkpoint.containers.is_empty();
