@@ -14,11 +14,11 @@ use std::task::{Context, Poll};
 use engine::port::{ContainerEvent, EngineError};
 use futures::Stream;
 
-use super::state::{DockerState, StreamEnd};
-use crate::executor::Lock;
+use super::state::StreamEnd;
+use super::DockerShared;
 
 pub(crate) struct SimEventStream {
-    pub(crate) state: Arc<Lock<DockerState>>,
+    pub(crate) docker: Arc<DockerShared>,
     pub(crate) stream_id: u64,
     pub(crate) done: bool,
 }
@@ -30,9 +30,9 @@ impl Stream for SimEventStream {
         if self.done {
             return Poll::Ready(None);
         }
-        let state_arc = self.state.clone();
-        let mut state = state_arc.lock();
-        let subscriber = state.event_streams.get_mut(&self.stream_id).expect("open stream has a record");
+        let this = &mut *self;
+        let mut state = this.docker.state.lock();
+        let subscriber = state.event_streams.get_mut(&this.stream_id).expect("open stream has a record");
         if let Some(event) = subscriber.queue.pop_front() {
             state.counters.events_delivered += 1;
             if let Some(serial) = state.serials.get(&event.id).copied() {
@@ -42,11 +42,11 @@ impl Stream for SimEventStream {
         }
         match subscriber.end.clone() {
             Some(StreamEnd::Eof) => {
-                self.done = true;
+                this.done = true;
                 Poll::Ready(None)
             }
             Some(StreamEnd::Error(error)) => {
-                self.done = true;
+                this.done = true;
                 Poll::Ready(Some(Err(error)))
             }
             None => {
@@ -59,7 +59,7 @@ impl Stream for SimEventStream {
 
 impl Drop for SimEventStream {
     fn drop(&mut self) {
-        let mut state = self.state.lock();
+        let mut state = self.docker.state.lock();
         state.event_streams.remove(&self.stream_id);
         state.counters.event_streams_open = state.event_streams.len();
         if state.event_streams.is_empty() {

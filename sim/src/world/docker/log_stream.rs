@@ -30,7 +30,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use engine::model::StdStream;
 use engine::port::EngineError;
-use engine::rt::{BoxFuture, Rt};
+use engine::rt::BoxFuture;
 use futures::Stream;
 
 use super::buffers::BufferPool;
@@ -38,7 +38,8 @@ use super::log::{LogCursor, Qualify, ReadStart, ReaderInfo, RenderedRun};
 use super::state::{DockerState, StreamEnd};
 use super::stream_table::Slot;
 use super::unsettled::{Slack, Unsettled};
-use crate::executor::{Lock, SimRng};
+use super::DockerShared;
+use crate::executor::SimRng;
 
 /// A fault injected into an open log stream (or armed for the next one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,8 +63,7 @@ enum Phase {
 }
 
 pub(crate) struct SimLogStream {
-    state: Arc<Lock<DockerState>>,
-    rt: Arc<dyn Rt>,
+    docker: Arc<DockerShared>,
     /// Its id, and where its record is in `state.log_streams`.
     record: Slot,
     /// The container's serial: its log is `state.logs[serial]`.
@@ -108,8 +108,7 @@ struct Reader {
 
 impl SimLogStream {
     pub(crate) fn new(
-        state: Arc<Lock<DockerState>>,
-        rt: Arc<dyn Rt>,
+        docker: Arc<DockerShared>,
         record: Slot,
         serial: usize,
         start: ReadStart,
@@ -132,7 +131,7 @@ impl SimLogStream {
             info,
             slack: Slack::default(),
         };
-        SimLogStream { state, rt, record, serial, reader, trickle_sleep: None, phase: Phase::Streaming }
+        SimLogStream { docker, record, serial, reader, trickle_sleep: None, phase: Phase::Streaming }
     }
 
     fn finish(&mut self) -> Poll<Option<Result<Bytes, EngineError>>> {
@@ -322,7 +321,7 @@ impl Stream for SimLogStream {
             }
             this.trickle_sleep = None;
         }
-        let mut guard = this.state.lock();
+        let mut guard = this.docker.state.lock();
         let state = &mut *guard;
         let (serial, reader) = (this.serial, &mut this.reader);
         let record = state.log_streams.get_mut_at(&this.record).expect("open stream has a record");
@@ -392,7 +391,7 @@ impl Stream for SimLogStream {
             let chunk = reader.take_chunk(state, serial, max);
             drop(guard);
             if let Some(StreamFault::Trickle { delay, .. }) = fault {
-                this.trickle_sleep = Some(this.rt.sleep(delay));
+                this.trickle_sleep = Some(this.docker.rt.sleep(delay));
             }
             return Poll::Ready(Some(Ok(chunk)));
         }
@@ -408,7 +407,7 @@ impl Stream for SimLogStream {
 
 impl Drop for SimLogStream {
     fn drop(&mut self) {
-        let mut state = self.state.lock();
+        let mut state = self.docker.state.lock();
         let reader = &mut self.reader;
         // What `discard`, `give_back_buffer` and `give_runs` would do nothing with is
         // not handed to them: most streams end with nothing pending, and many never

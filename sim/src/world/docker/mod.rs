@@ -161,20 +161,27 @@ pub struct ContainerReport {
 /// The simulated Docker engine. Cheap to clone (a shared handle).
 #[derive(Clone)]
 pub struct SimDocker {
-    state: Arc<Lock<DockerState>>,
-    rt: Arc<dyn Rt>,
+    shared: Arc<DockerShared>,
+}
+
+/// What every handle and open stream shares: the state behind its lock, and the runtime.
+/// One reference count per clone (each port call clones its handle, each open stream keeps
+/// one), where an `Arc` of each cost two atomic updates per clone and two per drop.
+pub(crate) struct DockerShared {
+    pub(crate) state: Lock<DockerState>,
+    pub(crate) rt: Arc<dyn Rt>,
 }
 
 impl SimDocker {
     /// A daemon with no containers. `seed` feeds the model's own streams (container ids,
     /// chunk boundaries); derive it from the world seed.
     pub fn new(rt: Arc<dyn Rt>, seed: u64) -> SimDocker {
-        SimDocker { state: Arc::new(Lock::new(DockerState::new(seed))), rt }
+        SimDocker { shared: Arc::new(DockerShared { state: Lock::new(DockerState::new(seed)), rt }) }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut DockerState) -> T) -> T {
-        let now = self.rt.now();
-        let mut state = self.state.lock();
+        let now = self.shared.rt.now();
+        let mut state = self.shared.state.lock();
         state.now = now;
         f(&mut state)
     }
@@ -226,7 +233,7 @@ impl SimDocker {
     /// The host clock's reading, which Docker stamps entries with: the wall clock minus
     /// the clock steps back so far.
     fn host_wall(&self, state: &DockerState) -> UnixNanos {
-        self.rt.wall() - state.clock_back
+        self.shared.rt.wall() - state.clock_back
     }
 
     /// The host clock steps back by `back` (an NTP correction): every container's

@@ -26,9 +26,9 @@ impl SimDocker {
     async fn api_latency(&self) {
         // Not through `with`: reading the latency needs no clock reading (the call's own
         // `with` takes it, and nothing reads it in between).
-        let latency = self.state.lock().api_latency;
+        let latency = self.shared.state.lock().api_latency;
         if !latency.is_zero() {
-            self.rt.sleep(latency).await;
+            self.shared.rt.sleep(latency).await;
         }
     }
 }
@@ -107,7 +107,7 @@ impl ContainerEngine for SimDocker {
                     state.counters.event_streams_open_max.max(state.event_streams.len());
                 Ok::<u64, EngineError>(stream_id)
             })?;
-            let stream = SimEventStream { state: this.state.clone(), stream_id, done: false };
+            let stream = SimEventStream { docker: this.shared.clone(), stream_id, done: false };
             Ok(Box::pin(stream) as EventStream)
         })
     }
@@ -119,9 +119,9 @@ impl ContainerEngine for SimDocker {
             // `api_latency`, written out: no future of its own to build and poll at
             // every open and stall probe (callgrind: seed 3 370.40 M -> 369.67 M, seed 19
             // 840.45 M -> 838.91 M).
-            let latency = this.state.lock().api_latency;
+            let latency = this.shared.state.lock().api_latency;
             if !latency.is_zero() {
-                this.rt.sleep(latency).await;
+                this.shared.rt.sleep(latency).await;
             }
             if let (false, Some(entries)) = (options.follow, options.tail) {
                 let answer = this.with(|state| tail_answer(state, &id, entries))?;
@@ -146,7 +146,7 @@ impl ContainerEngine for SimDocker {
                     // not the agent's (a named loss, as with "now").
                     // The agent's rule (`cut_after_tail`) compares with its own wall clock, which
                     // the simulated host clock steps do not move.
-                    log.skip_before_tail(start.cursor, this.rt.wall());
+                    log.skip_before_tail(start.cursor, this.shared.rt.wall());
                 }
                 let following = options.follow && container.info.running;
                 let limit = (!following).then(|| log.end());
@@ -164,15 +164,15 @@ impl ContainerEngine for SimDocker {
                 let info = ReaderInfo { opened_epoch: log.rotation_epoch(), since, tail: options.tail.is_some() };
                 Ok::<_, EngineError>((record, serial, start, rng, info))
             })?;
-            // The stream takes the handle's `Arc`s, and the record the id this call owns:
+            // The stream takes the handle's `Arc`, and the record the id this call owns:
             // no clone of each and a drop at the end (atomic operations, 60 k opens on seed 19).
             let (record, serial, start, rng, info) = opened;
-            let SimDocker { state, rt } = this;
+            let SimDocker { shared } = this;
             // Allocated first, then built in place: `Box::pin(value)` built the stream
             // on the stack and copied it into the allocation (~370 bytes per open).
             // Callgrind: seed 2 429.0 M → 427.7 M instructions, seed 3 469.0 M → 467.7 M,
             // seed 19 863.3 M → 859.9 M.
-            let stream = Box::write(Box::new_uninit(), SimLogStream::new(state, rt, record, serial, start, rng, info));
+            let stream = Box::write(Box::new_uninit(), SimLogStream::new(shared, record, serial, start, rng, info));
             Ok(Box::into_pin(stream) as LogStream)
         })
     }
