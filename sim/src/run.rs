@@ -34,7 +34,7 @@ use crate::check::delivery::DeliveryChecker;
 use crate::check::leaks::{census, describe, Census};
 use crate::check::liveness::{self, ProgressChecker};
 use crate::check::{quiet, shutdown, Invariant, Violation};
-use crate::executor::{streams, Executor, RunOutcome, SimRng};
+use crate::executor::{streams, Executor, Lock, RunOutcome, SimRng};
 use crate::scenario::{Action, Options, Schedule};
 use crate::world::docker::{Burst, SimDocker};
 use crate::world::loki::{LokiBehaviour, SimLoki};
@@ -191,7 +191,9 @@ struct World {
     docker: SimDocker,
     loki: SimLoki,
     store: SimCheckpointStore,
-    delivery: Arc<Mutex<DeliveryChecker>>,
+    /// The line check, behind the executor's lock (no atomic update per delivery or
+    /// commit: the seed's thread owns it).
+    delivery: Arc<Lock<DeliveryChecker>>,
     budget: BudgetChecker,
     /// The first breach of the task budget the executor's spawn hook saw.
     spawn_breach: Arc<Mutex<Option<String>>>,
@@ -270,7 +272,7 @@ impl World {
             self.opens_before += Telemetry::get(&incarnation.telemetry.container_stream_opens_total);
             self.refused_before += incarnation.telemetry.dropped(DropReason::SinkTooOld);
             self.counted_before = self.counted_before.plus(AgentLossCounts::of(&incarnation.telemetry));
-            let mut delivery = self.delivery.lock().unwrap();
+            let mut delivery = self.delivery.lock();
             // From what the restart will load (the previous generation if the world
             // damaged the current one): duplicates back to there are allowed, no further,
             // and the world's account of gaps a reader can notice starts from its lines.
@@ -385,7 +387,7 @@ impl World {
     }
 
     fn check_deliveries(&self) -> Result<(), Failed> {
-        let first = self.delivery.lock().unwrap().first_violation.clone();
+        let first = self.delivery.lock().first_violation.clone();
         if let Some((invariant, detail)) = first {
             return Err(self.fail(invariant, detail));
         }
@@ -420,7 +422,7 @@ impl World {
             self.at_bound = at_bound;
         }
         if self.incarnation.is_some() && self.docker.is_daemon_up() && !self.loki.in_outage() {
-            let delivery = self.delivery.lock().unwrap();
+            let delivery = self.delivery.lock();
             let result = self.progress.sample(now, &self.docker, &delivery);
             drop(delivery);
             result.map_err(|(invariant, detail)| self.fail(invariant, detail))?;
@@ -429,7 +431,7 @@ impl World {
         }
         self.note(|| {
             let counters = self.docker.counters();
-            let delivered = self.delivery.lock().unwrap().lines_delivered;
+            let delivered = self.delivery.lock().lines_delivered;
             let engine = match &self.incarnation {
                 Some(inc) => {
                     let t = &inc.telemetry;
@@ -470,7 +472,7 @@ impl World {
 
     /// Lines written and not (yet) delivered, over containers that still exist.
     fn backlog(&self) -> Option<String> {
-        liveness::backlog(&self.docker, &self.delivery.lock().unwrap())
+        liveness::backlog(&self.docker, &self.delivery.lock())
     }
 }
 
@@ -703,7 +705,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         ..LokiBehaviour::default()
     });
     let store = SimCheckpointStore::new(exec.handle());
-    let delivery = Arc::new(Mutex::new(DeliveryChecker::new(docker.clone(), options.line_bytes_max)));
+    let delivery = Arc::new(Lock::new(DeliveryChecker::new(docker.clone(), options.line_bytes_max)));
     let observer = delivery.clone();
     let trace = run.trace.then(|| Arc::new(Mutex::new(Vec::new())));
     let delivery_trace = trace.clone();
@@ -717,10 +719,10 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
                 accepted.batch.streams.len()
             ));
         }
-        observer.lock().unwrap().handle_delivery(accepted.batch, accepted.ambiguous, accepted.rejected_before)
+        observer.lock().handle_delivery(accepted.batch, accepted.ambiguous, accepted.rejected_before)
     });
     let committed = delivery.clone();
-    store.set_observer(move |checkpoint| committed.lock().unwrap().handle_commit(checkpoint));
+    store.set_observer(move |checkpoint| committed.lock().handle_commit(checkpoint));
     store.set_commit_latency(options.checkpoint_latency);
     // The pool's promise: no running container waits longer than `slot_wait_max` for a
     // slot (holders yield); the budget is sampled once a simulated minute, so the bound
@@ -763,7 +765,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     let result = drive(&mut world, options, &schedule, &mut played, &mut losses);
     let incarnation_counter =
         |get: fn(&Telemetry) -> u64| world.incarnation.as_ref().map_or(0, |inc| get(&inc.telemetry));
-    let delivery = world.delivery.lock().unwrap();
+    let delivery = world.delivery.lock();
     let containers = world.docker.containers();
     let lines_written = containers.iter().map(|report| report.lines_written[0] + report.lines_written[1]).sum();
     let empty_lines_written = containers.iter().map(|report| report.empty_lines_written).sum();
@@ -889,7 +891,7 @@ fn drive_with(
         world.docker.forget_seen();
         // Under "now" it committed its first sights: not the real first start's.
         world.store.forget_first_sights();
-        world.delivery.lock().unwrap().forget_first_sights();
+        world.delivery.lock().forget_first_sights();
         restart_at = Some(Instant::ZERO + options.late_start);
     }
     while world.exec.now() < end || restart_at.is_some() {
@@ -954,7 +956,7 @@ fn drive_with(
     // Completeness: every line of every container, removed ones included, delivered or
     // lost for a named reason; the agent's count of Loki's refusals is Loki's.
     {
-        let delivery = world.delivery.lock().unwrap();
+        let delivery = world.delivery.lock();
         let result = completeness::check(&world.docker, &delivery);
         drop(delivery);
         *losses = result.map_err(|(invariant, detail)| world.fail(invariant, detail))?;

@@ -24,13 +24,13 @@
 //! exactly what was acknowledged in between), and sees every checkpoint as its commit is
 //! asked for (`set_observer`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use engine::port::{Checkpoint, CheckpointError, CheckpointOrigin, CheckpointStore, LoadedCheckpoint};
 use engine::rt::BoxFuture;
 
-use crate::executor::SimRt;
+use crate::executor::{Lock, SimRt};
 
 /// The oracle's hook: every checkpoint the agent asks to commit, when it asks.
 pub type CommitObserver = Box<dyn FnMut(&Checkpoint) + Send>;
@@ -75,7 +75,7 @@ struct StoreState {
 /// The simulated checkpoint store. Cheap to clone (a shared handle).
 #[derive(Clone)]
 pub struct SimCheckpointStore {
-    state: Arc<Mutex<StoreState>>,
+    state: Arc<Lock<StoreState>>,
     /// The simulator's own handle: its sleep is not boxed (one allocation per commit
     /// less than `Rt::sleep`'s; callgrind: seed 3, 7,962 commits, 344.14 M -> 343.15 M).
     rt: SimRt,
@@ -90,7 +90,7 @@ impl SimCheckpointStore {
     /// A store that already holds `checkpoint` (e.g. a stale one from an old run).
     pub fn with_checkpoint(rt: SimRt, checkpoint: Checkpoint) -> SimCheckpointStore {
         let store = SimCheckpointStore::new(rt);
-        let mut state = store.state.lock().unwrap();
+        let mut state = store.state.lock();
         state.committed = checkpoint;
         state.current = Current::Readable;
         drop(state);
@@ -99,39 +99,39 @@ impl SimCheckpointStore {
 
     /// Virtual time a commit takes before it becomes durable.
     pub fn set_commit_latency(&self, latency: Duration) {
-        self.state.lock().unwrap().commit_latency = latency;
+        self.state.lock().commit_latency = latency;
     }
 
     /// Install the observer every commit's checkpoint is shown to as it is asked for.
     pub fn set_observer(&self, observer: impl FnMut(&Checkpoint) + Send + 'static) {
-        self.state.lock().unwrap().observer = Some(Box::new(observer));
+        self.state.lock().observer = Some(Box::new(observer));
     }
 
     pub fn fail_next_commits(&self, count: u32) {
-        self.state.lock().unwrap().fail_next_commits += count;
+        self.state.lock().fail_next_commits += count;
     }
 
     /// Whether a commit failure is armed (a shutdown's final commit may fail then).
     pub fn failures_armed(&self) -> bool {
-        self.state.lock().unwrap().fail_next_commits > 0
+        self.state.lock().fail_next_commits > 0
     }
 
     /// Drop every armed failure (the disk is fixed).
     pub fn heal(&self) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         state.fail_next_commits = 0;
         state.fail_next_loads = 0;
     }
 
     pub fn fail_next_loads(&self, count: u32) {
-        self.state.lock().unwrap().fail_next_loads += count;
+        self.state.lock().fail_next_loads += count;
     }
 
     /// Forget the first sights every generation recorded (containers left with no
     /// position go): the agent that saw them was only the simulator's probe, and an
     /// undamaged store with nothing else in it is fresh again (its files deleted).
     pub fn forget_first_sights(&self) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         let state = &mut *state;
         for checkpoint in std::iter::once(&mut state.committed).chain(state.previous.as_mut()) {
             checkpoint.containers.values_mut().for_each(|positions| positions.since = None);
@@ -146,14 +146,14 @@ impl SimCheckpointStore {
 
     /// The last committed checkpoint (the current generation, damaged or not).
     pub fn committed(&self) -> Checkpoint {
-        self.state.lock().unwrap().committed.clone()
+        self.state.lock().committed.clone()
     }
 
     /// The world damages the current generation at rest (see the module docs). A
     /// `Missing` current generation with no previous one would be a first run, which is
     /// how a person asks for one, not a fault: then it is made `Corrupt` instead.
     pub fn damage(&self, damage: CheckpointDamage) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         if state.current != Current::Readable {
             return;
         }
@@ -170,12 +170,12 @@ impl SimCheckpointStore {
 
     /// Damages played so far.
     pub fn damages(&self) -> u64 {
-        self.state.lock().unwrap().damages
+        self.state.lock().damages
     }
 
     /// What a restarted agent will load, and where it comes from (no side effect).
     pub fn to_be_loaded(&self) -> LoadedCheckpoint {
-        Self::loadable(&self.state.lock().unwrap())
+        Self::loadable(&self.state.lock())
     }
 
     fn loadable(state: &StoreState) -> LoadedCheckpoint {
@@ -195,11 +195,11 @@ impl SimCheckpointStore {
 
     /// Successful commits so far.
     pub fn commits_total(&self) -> u64 {
-        self.state.lock().unwrap().commits_total
+        self.state.lock().commits_total
     }
 
     pub fn commit_failures(&self) -> u64 {
-        self.state.lock().unwrap().commit_failures
+        self.state.lock().commit_failures
     }
 }
 
@@ -212,7 +212,7 @@ impl CheckpointStore for SimCheckpointStore {
     fn load_with_origin(&self) -> BoxFuture<Result<LoadedCheckpoint, CheckpointError>> {
         let state = self.state.clone();
         Box::pin(async move {
-            let mut state = state.lock().unwrap();
+            let mut state = state.lock();
             if state.fail_next_loads > 0 {
                 state.fail_next_loads -= 1;
                 return Err(CheckpointError::Io("injected load failure".into()));
@@ -231,7 +231,7 @@ impl CheckpointStore for SimCheckpointStore {
         let this = self.clone();
         Box::pin(async move {
             let latency = {
-                let mut state = this.state.lock().unwrap();
+                let mut state = this.state.lock();
                 if let Some(observer) = state.observer.as_mut() {
                     observer(&checkpoint);
                 }
@@ -240,7 +240,7 @@ impl CheckpointStore for SimCheckpointStore {
             if !latency.is_zero() {
                 this.rt.sleep(latency).await;
             }
-            let mut state = this.state.lock().unwrap();
+            let mut state = this.state.lock();
             if state.fail_next_commits > 0 {
                 state.fail_next_commits -= 1;
                 state.commit_failures += 1;
