@@ -251,13 +251,18 @@ impl Discovery {
         for info in list {
             if let Some(known) = find_ahead(&mut ahead, &self.known, &info.id) {
                 // Same as `update` with `*current = info`, without copying the info to
-                // compare: most reconciles change nothing.
+                // compare: most reconciles change nothing. A container listed not running
+                // as before may still have run since the last list, its start and die
+                // events both lost: its supervisor is asked to look (a recheck).
                 known.state.send_if_modified(|state| {
-                    let changed = state.info != info;
-                    if changed {
+                    if state.info != info {
                         state.info = info;
+                    } else if !info.running {
+                        state.rechecks += 1;
+                    } else {
+                        return false;
                     }
-                    changed
+                    true
                 });
             } else {
                 let id = info.id.clone();
@@ -309,7 +314,7 @@ impl Discovery {
             }
             (None, FirstSight::Tail(lines)) => FirstOpen::Tail(lines),
         };
-        let (state, state_rx) = watch::channel(ContainerState { info, removed: false });
+        let (state, state_rx) = watch::channel(ContainerState { info, removed: false, rechecks: 0 });
         let supervisor = Supervisor::new(shared.clone(), id.clone(), state_rx, resume, first_open);
         let task = shared.tasks.spawn(TaskKind::Container, supervisor.run());
         self.known.insert(id, Known { state, task });

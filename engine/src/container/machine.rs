@@ -44,6 +44,11 @@
 //!   machine waits, holding nothing, for a start or the removal); a stream opened
 //!   before the stop is reopened once, so the end of the log is read by a request made
 //!   after the stop, never cut by a timer.
+//! - **Recheck**: a reconcile that lists the container not running, as discovery already
+//!   believed, asks an idle machine whose log was read to its end for a probe of the
+//!   log's last entry ([`Machine::handle_recheck`]): a run between two lists whose start
+//!   and die events were both lost changes nothing else. Not the last line read → the log
+//!   is read again from the last position.
 //! - **Backoff**: a failed open, stream error or failed inspect releases the slot and
 //!   waits `backoff_min × 2^(failures−1)` capped at `backoff_max`, scaled by
 //!   `1 − 0.2 × unit`; any data resets the count.
@@ -226,6 +231,9 @@ pub struct Machine {
     /// A holder asked to yield while it could not (opening, inspecting): yield at the
     /// next chance.
     yield_pending: bool,
+    /// The probe in flight was asked by a recheck ([`Machine::handle_recheck`]), not by
+    /// the stall watchdog.
+    recheck_probe: bool,
 }
 
 impl Machine {
@@ -246,6 +254,7 @@ impl Machine {
             first_open,
             rotate_at: None,
             yield_pending: false,
+            recheck_probe: false,
         }
     }
 
@@ -450,10 +459,41 @@ impl Machine {
         }
     }
 
+    /// Discovery's reconcile listed the container not running, as it already believed.
+    /// A start, a few writes and an exit between two lists, with the start and die
+    /// events both lost, leave the list as it was, and nothing else would tell: so an
+    /// idle machine whose log was read to its end asks Docker for the log's last entry
+    /// ([`Action::Probe`], no slot), and reads the log again if that is not the last line
+    /// read ([`Machine::handle_probed`]). One short request per exited container per
+    /// reconcile, as the watchdog makes one per silent running container per
+    /// `stall_timeout`. (Simulator seed 1082 with giant lines off: 38 lines of such a run
+    /// were never read.)
+    pub fn handle_recheck(&mut self, _now: Instant) {
+        // Broken (tests only): the tail dropped at the stop is believed read for good.
+        #[cfg(feature = "broken-variants")]
+        if crate::container::broken::is_active(crate::container::SupervisorVariant::TailDropped) {
+            return;
+        }
+        let idle_and_read = self.phase == Phase::Idle && self.read_to_end && !self.recheck_probe;
+        if idle_and_read && !self.running && !self.removed && self.collected {
+            self.recheck_probe = true;
+            self.actions.push_back(Action::Probe);
+        }
+    }
+
     /// Docker answered the probe: `caught_up` if its last entry is the last line read
     /// (the stream is only silent: kept, the watchdog armed again from now); else, or if
-    /// the probe failed, the stream is reopened (the watchdog proper).
+    /// the probe failed, the stream is reopened (the watchdog proper). A recheck's probe
+    /// that is not caught up makes the log unread again: it is read to its end anew.
     pub fn handle_probed(&mut self, now: Instant, caught_up: bool) {
+        if std::mem::take(&mut self.recheck_probe) {
+            if !caught_up && self.phase == Phase::Idle && !self.running && !self.removed {
+                self.read_to_end = false;
+                self.tail_read = false;
+                self.settle(now);
+            }
+            return;
+        }
         let Phase::Streaming(mut stream) = self.phase else { return };
         if caught_up {
             stream.stall_at = now + self.config.stall_timeout;

@@ -160,6 +160,66 @@ fn an_exited_container_is_read_to_its_end_then_waits_without_a_slot() {
     assert_eq!(actions(&mut machine), [Action::TakeSlot]);
 }
 
+/// Seed 1082 (giant lines off): the container ran again between two reconciles, its
+/// start and die events both lost, and the lists before and after showed it exited.
+#[test]
+fn a_recheck_of_an_exited_container_reads_a_run_nobody_reported() {
+    let mut machine = new_machine(FirstOpen::Since(0));
+    machine.handle_state(at(0), false, false, true);
+    machine.handle_slot_granted(at(1));
+    machine.handle_opened(at(1), WALL, 0.0);
+    machine.handle_data(at(2), Some(7));
+    machine.handle_stream_ended(at(3));
+    actions(&mut machine);
+    // A reconcile lists it exited, as believed: Docker is asked for the log's last entry,
+    // which takes no slot; it is the last line read, so nothing more happens.
+    machine.handle_recheck(at(300));
+    assert_eq!(actions(&mut machine), [Action::Probe]);
+    machine.handle_probed(at(300), true);
+    assert_eq!(actions(&mut machine), []);
+    assert!(machine.read_to_end() && machine.tail_read());
+    assert_eq!(machine.poll_timeout(), None);
+    // The next one finds an entry past it: the log is read again from where it was.
+    machine.handle_recheck(at(600));
+    assert_eq!(actions(&mut machine), [Action::Probe]);
+    machine.handle_probed(at(600), false);
+    assert_eq!(actions(&mut machine), [Action::TakeSlot]);
+    assert!(!machine.read_to_end() && !machine.tail_read());
+    machine.handle_slot_granted(at(601));
+    assert_eq!(actions(&mut machine), [open_since(7)]);
+    machine.handle_opened(at(601), WALL, 0.0);
+    machine.handle_data(at(602), Some(9));
+    machine.handle_stream_ended(at(603));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::ReleaseSlot]);
+    assert!(machine.read_to_end() && machine.tail_read());
+}
+
+/// A recheck asks only an idle machine whose log was read to its end, of a container
+/// not running, collected and not removed; a running one has the watchdog.
+#[test]
+fn a_recheck_is_ignored_unless_an_exited_container_was_read_to_its_end() {
+    // Running, streaming.
+    let mut machine = streaming(0);
+    machine.handle_recheck(at(300));
+    assert_eq!(actions(&mut machine), []);
+    // Exited, not read yet (waiting for a slot).
+    let mut machine = new_machine(FirstOpen::Since(0));
+    machine.handle_state(at(0), false, false, true);
+    actions(&mut machine);
+    machine.handle_recheck(at(300));
+    assert_eq!(actions(&mut machine), []);
+    // Exited and read, but no longer collected.
+    let mut machine = new_machine(FirstOpen::Since(0));
+    machine.handle_state(at(0), false, false, true);
+    machine.handle_slot_granted(at(1));
+    machine.handle_opened(at(1), WALL, 0.0);
+    machine.handle_stream_ended(at(3));
+    machine.handle_state(at(4), false, false, false);
+    actions(&mut machine);
+    machine.handle_recheck(at(300));
+    assert_eq!(actions(&mut machine), []);
+}
+
 #[test]
 fn a_stop_while_streaming_reopens_once_after_the_stop_and_reads_to_the_end() {
     let mut machine = streaming(0);

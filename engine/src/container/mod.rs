@@ -108,7 +108,8 @@ pub enum SupervisorVariant {
     #[cfg(feature = "broken-variants")]
     DuplicateEmptyLines,
     /// At a stop or removal the supervisor drops its stream at once instead of reading
-    /// the log to its end, and believes the tail read (so it counts nothing).
+    /// the log to its end, and believes the tail read (so it counts nothing), for good:
+    /// a reconcile's recheck does not look again.
     #[cfg(feature = "broken-variants")]
     TailDropped,
     /// The stall watchdog's probe always finds the stream at the end of its log: a
@@ -161,6 +162,10 @@ pub fn set_thread_variant(variant: SupervisorVariant) {
 pub struct ContainerState {
     pub info: ContainerInfo,
     pub removed: bool,
+    /// Reconciles that listed the container not running, as discovery already believed:
+    /// each asks the supervisor to look at the end of its log again (see
+    /// `Machine::handle_recheck`).
+    pub rechecks: u64,
 }
 
 /// Everything discovery and the supervisors share.

@@ -58,6 +58,8 @@ pub struct Supervisor {
     labels: Option<[Labels; 2]>,
     /// Reads the stall watchdog's probes (see [`LogReader::ready_probe`]).
     probe_reader: Option<LogReader>,
+    /// Discovery's rechecks seen (see [`ContainerState::rechecks`]).
+    rechecks: u64,
 }
 
 /// What the task holds besides the machine: the pool wait, the slot and the stream.
@@ -95,7 +97,7 @@ impl Supervisor {
             SourceId::Container { id: id.clone(), stream: StdStream::Stderr },
         ];
         let hold = shared.queue.reader_hold();
-        Supervisor { shared, id, state, reader, hold, machine, sources, labels: None, probe_reader: None }
+        Supervisor { shared, id, state, reader, hold, machine, sources, labels: None, probe_reader: None, rechecks: 0 }
     }
 
     /// The task body: runs until the container is removed (or the task is cancelled).
@@ -228,6 +230,9 @@ impl Supervisor {
             };
         let now = self.shared.rt.now();
         self.machine.handle_state(now, state.info.running, state.removed, self.labels.is_some());
+        if state.rechecks != std::mem::replace(&mut self.rechecks, state.rechecks) {
+            self.machine.handle_recheck(now);
+        }
     }
 
     fn unit(&self) -> f64 {
