@@ -34,7 +34,7 @@ use crate::container::reader::{LogReader, ReadError, ReadStats, Run};
 use crate::container::{ContainerState, MonitorShared};
 use crate::model::{ContainerId, Labels, SourceId, StdStream};
 use crate::pipeline::queue::{Chunk, ReaderHold};
-use crate::port::{ContainerCheckpoint, EngineError, LogOptions, LogStream};
+use crate::port::{ContainerCheckpoint, ContainerInfo, EngineError, LogOptions, LogStream};
 use crate::rt::{unit_from_bits, BoxTimer, Instant, Rt};
 use crate::telemetry::events::{
     InspectFailed, LinesRead, LogGapFound, MalformedFrame, StreamFailed, StreamOpened, StreamProbed, StreamRotated,
@@ -60,6 +60,8 @@ pub struct Supervisor {
     probe_reader: Option<LogReader>,
     /// Discovery's rechecks seen (see [`ContainerState::rechecks`]).
     rechecks: u64,
+    /// The info `labels` were worked out for.
+    labeled: Option<ContainerInfo>,
 }
 
 /// What the task holds besides the machine: the pool wait, the slot and the stream.
@@ -97,7 +99,19 @@ impl Supervisor {
             SourceId::Container { id: id.clone(), stream: StdStream::Stderr },
         ];
         let hold = shared.queue.reader_hold();
-        Supervisor { shared, id, state, reader, hold, machine, sources, labels: None, probe_reader: None, rechecks: 0 }
+        Supervisor {
+            shared,
+            id,
+            state,
+            reader,
+            hold,
+            machine,
+            sources,
+            labels: None,
+            probe_reader: None,
+            rechecks: 0,
+            labeled: None,
+        }
     }
 
     /// The task body: runs until the container is removed (or the task is cancelled).
@@ -221,16 +235,25 @@ impl Supervisor {
 
     /// Hand discovery's latest view to the machine.
     fn take_state(&mut self) {
-        let state = self.state.borrow_and_update().clone();
-        let labeler = &self.shared.labeler;
-        self.labels =
-            match (labeler.labels(&state.info, StdStream::Stdout), labeler.labels(&state.info, StdStream::Stderr)) {
+        // The labels are worked out again only when the info changed: most news is a
+        // recheck (every reconcile, for each container not running), which changes
+        // nothing else. Callgrind, seed 2 (30 s reconciles): 323.75 M -> 314.40 M.
+        let state = self.state.borrow_and_update();
+        let (running, removed, rechecks) = (state.info.running, state.removed, state.rechecks);
+        let changed = self.labeled.as_ref() != Some(&state.info);
+        let info = changed.then(|| state.info.clone());
+        drop(state);
+        if let Some(info) = info {
+            let labeler = &self.shared.labeler;
+            self.labels = match (labeler.labels(&info, StdStream::Stdout), labeler.labels(&info, StdStream::Stderr)) {
                 (Some(stdout), Some(stderr)) => Some([stdout, stderr]),
                 _ => None, // excluded (for now: a rename may change that)
             };
+            self.labeled = Some(info);
+        }
         let now = self.shared.rt.now();
-        self.machine.handle_state(now, state.info.running, state.removed, self.labels.is_some());
-        if state.rechecks != std::mem::replace(&mut self.rechecks, state.rechecks) {
+        self.machine.handle_state(now, running, removed, self.labels.is_some());
+        if rechecks != std::mem::replace(&mut self.rechecks, rechecks) {
             self.machine.handle_recheck(now);
         }
     }
