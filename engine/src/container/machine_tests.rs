@@ -162,8 +162,8 @@ fn an_exited_container_is_read_to_its_end_then_waits_without_a_slot() {
 
 /// Seed 1082 (giant lines off): the container ran again between two reconciles, its
 /// start and die events both lost, and the lists before and after showed it exited.
-#[test]
-fn a_recheck_of_an_exited_container_reads_a_run_nobody_reported() {
+/// A machine for an exited container whose log was read to its end (last line at 7 s).
+fn exited_and_read() -> Machine {
     let mut machine = new_machine(FirstOpen::Since(0));
     machine.handle_state(at(0), false, false, true);
     machine.handle_slot_granted(at(1));
@@ -171,6 +171,12 @@ fn a_recheck_of_an_exited_container_reads_a_run_nobody_reported() {
     machine.handle_data(at(2), Some(7));
     machine.handle_stream_ended(at(3));
     actions(&mut machine);
+    machine
+}
+
+#[test]
+fn a_recheck_of_an_exited_container_reads_a_run_nobody_reported() {
+    let mut machine = exited_and_read();
     // A reconcile lists it exited, as believed: Docker is asked for the log's last entry,
     // which takes no slot; it is the last line read, so nothing more happens.
     machine.handle_recheck(at(300));
@@ -209,11 +215,7 @@ fn a_recheck_is_ignored_unless_an_exited_container_was_read_to_its_end() {
     machine.handle_recheck(at(300));
     assert_eq!(actions(&mut machine), []);
     // Exited and read, but no longer collected.
-    let mut machine = new_machine(FirstOpen::Since(0));
-    machine.handle_state(at(0), false, false, true);
-    machine.handle_slot_granted(at(1));
-    machine.handle_opened(at(1), WALL, 0.0);
-    machine.handle_stream_ended(at(3));
+    let mut machine = exited_and_read();
     machine.handle_state(at(4), false, false, false);
     actions(&mut machine);
     machine.handle_recheck(at(300));
