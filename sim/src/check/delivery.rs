@@ -840,3 +840,42 @@ mod covered_from_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod commit_check_tests {
+    use std::sync::Arc;
+
+    use engine::model::{ContainerId, ResumeKey};
+    use engine::port::{Checkpoint, ContainerCheckpoint, ContainerCheckpoints};
+
+    use super::DeliveryChecker;
+    use crate::check::Invariant;
+    use crate::executor::Executor;
+    use crate::world::docker::SimDocker;
+
+    fn checkpoint(ids: &Arc<[ContainerId]>, stdout: Option<ResumeKey>) -> Checkpoint {
+        let positions = vec![ContainerCheckpoint { stdout, stderr: None, since: None }; ids.len()];
+        Checkpoint { containers: ContainerCheckpoints::from_parts(ids.clone(), positions) }
+    }
+
+    /// A position committed past what Loki stored fails the commit check on both of its
+    /// scans: a checkpoint that shares the last one's ids (one `Arc`: the checkpoint
+    /// task's steady state, most commits) and one whose ids were listed anew (a container
+    /// came or went). Nothing was delivered here, so any committed key is ahead of Loki.
+    #[test]
+    fn a_position_ahead_of_loki_fails_with_the_ids_shared_or_listed_anew() {
+        let executor = Executor::new(1, 1_700_000_000 * 1_000_000_000);
+        let ids: Arc<[ContainerId]> = (0..3).map(|at| ContainerId::new(format!("{at:064}"))).collect();
+        let ahead = Some(ResumeKey { ts: 5, seq: 0 });
+        for listed_anew in [false, true] {
+            let mut checker = DeliveryChecker::new(SimDocker::new(executor.rt(), 1), 64 << 10);
+            checker.handle_commit(&checkpoint(&ids, None));
+            assert!(checker.first_violation.is_none(), "nothing committed yet");
+            let next_ids = if listed_anew { ids.iter().cloned().collect() } else { ids.clone() };
+            checker.handle_commit(&checkpoint(&next_ids, ahead));
+            let (invariant, detail) = checker.first_violation.clone().expect("a position ahead of Loki");
+            assert_eq!(invariant, Invariant::NoLoss, "listed anew: {listed_anew}");
+            assert!(detail.starts_with("checkpoint:"), "{detail}");
+        }
+    }
+}
