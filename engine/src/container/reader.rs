@@ -116,6 +116,10 @@ pub struct LogReader {
     /// Per stream: the stream was opened with `tail` at this wall time and has served no
     /// line yet (see [`LogReader::cut_after_tail`]).
     tail_cut: [Option<UnixNanos>; 2],
+    /// Per stream: its queued key names a tail's cut group (`seq` at its maximum), and
+    /// the stream being read served a line of that group: a line after the group stamped
+    /// otherwise is new, even one stamped before it (see [`LogReader::cut_after_tail`]).
+    cut_group_seen: [bool; 2],
     line_bytes_max: usize,
     run_bytes_max: usize,
     /// The last line handed out: what the stall watchdog's probe of the log's last entry
@@ -213,6 +217,7 @@ impl LogReader {
             replaying: [true; 2],
             expecting: [false; 2],
             tail_cut: [None; 2],
+            cut_group_seen: [false; 2],
             line_bytes_max,
             run_bytes_max,
             last_line: None,
@@ -298,6 +303,7 @@ impl LogReader {
         self.replaying = [true; 2];
         self.expecting = [false; 2];
         self.tail_cut = [None; 2];
+        self.cut_group_seen = [false; 2];
     }
 
     /// The stream was just opened with `tail = N`: Docker counted N json-file entries back
@@ -308,7 +314,10 @@ impl LogReader {
     /// replay is, and a reopen's replay skips all of it (without this, a reopen after a
     /// tail open delivered lines of that group again under other keys). Only a group
     /// stamped at or before `opened_at` (the wall clock at the open) can have been cut:
-    /// a first line written after the open is delivered.
+    /// a first line written after the open is delivered. The group is the lines of its
+    /// timestamp that follow its first one; a line after them stamped otherwise is new,
+    /// also one stamped before the group (the host clock stepped back between them), on
+    /// this stream and on a reopen's replay once that has served the group again.
     pub fn cut_after_tail(&mut self, opened_at: UnixNanos) {
         self.tail_cut = [Some(opened_at); 2];
     }
@@ -380,6 +389,11 @@ impl LogReader {
                 return None;
             }
             let resume = queued[index]?;
+            // A tail's cut group ends the replay at its last line, which no key names:
+            // the general path sees it through (rare: until the stream's next line).
+            if resume.seq == u32::MAX {
+                return None;
+            }
             Some((resume, if expecting[index] { high[index].map_or(resume, |high| high.max(resume)) } else { resume }))
         };
         *windows = [window(0), window(1)];
@@ -472,6 +486,18 @@ impl LogReader {
         true
     }
 
+    /// Whether a replayed line stamped `ts` comes after the tail's cut group its stream's
+    /// queued key names, if any (see [`Self::cut_after_tail`]): a line of the group marks
+    /// it served; the first line after it stamped otherwise is past it.
+    fn past_cut_group(&mut self, index: usize, ts: UnixNanos) -> bool {
+        let Some(cut) = self.queued[index].filter(|key| key.seq == u32::MAX) else { return false };
+        if ts == cut.ts {
+            self.cut_group_seen[index] = true;
+            return false;
+        }
+        self.cut_group_seen[index]
+    }
+
     /// The stream's high-water key is at least its last queued key.
     fn raise_high(&mut self, index: usize) {
         self.high[index] = self.high[index].max(self.queued[index]);
@@ -552,6 +578,7 @@ impl LogReader {
                 self.queued[index] = Some(ResumeKey { ts: line_ts, seq: u32::MAX });
                 self.raise_high(index);
                 self.replaying[index] = true;
+                self.cut_group_seen[index] = true;
                 stats.duplicates += 1;
                 continue;
             }
@@ -561,7 +588,7 @@ impl LogReader {
             if dedupe && self.replaying[index] {
                 let high =
                     if self.expecting[index] { self.high[index].max(self.queued[index]) } else { self.queued[index] };
-                if high.is_some_and(|high| key <= high) {
+                if high.is_some_and(|high| key <= high) && !self.past_cut_group(index, line_ts) {
                     stats.duplicates += 1;
                     if self.queued[index] == Some(key) {
                         // The resume line itself: everything after it in the log is new,

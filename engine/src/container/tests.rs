@@ -450,6 +450,43 @@ fn a_tail_open_skips_the_first_timestamp_group_and_a_reopen_does_not_bring_it_ba
     assert_eq!(texts(&runs, StdStream::Stdout), ["d"]);
 }
 
+/// After a tail's cut group, a line stamped before the group (the host clock stepped back
+/// between them) is a new line, not part of the group: delivered, on the first open and
+/// on a reopen that replays the cut (the world's seed 6976: `tail = 10`, a clock step of
+/// 97 s between the first two lines; the reader skipped the second as a duplicate).
+#[test]
+fn a_line_after_a_tail_cut_stamped_before_it_is_delivered() {
+    let all: Vec<Entry> = vec![
+        (StdStream::Stdout, 9 * SEC, b"early\n".to_vec()),
+        (StdStream::Stdout, 20 * SEC, b"cut\n".to_vec()),
+        (StdStream::Stdout, 20 * SEC, b"cut too\n".to_vec()),
+        // The clock stepped back 5 s.
+        (StdStream::Stdout, 16 * SEC, b"stepped\n".to_vec()),
+        (StdStream::Stdout, 17 * SEC, b"next\n".to_vec()),
+    ];
+    // The tail starts at "cut": its group is skipped, what follows it is delivered.
+    let mut reader = reader();
+    reader.reopen();
+    reader.cut_after_tail(21 * SEC);
+    let (runs, stats) = feed_counting(&mut reader, &render(&all[1..]), 7);
+    assert_eq!(texts(&runs, StdStream::Stdout), ["stepped", "next"]);
+    assert_eq!((stats.lines, stats.gaps), (2, 0));
+    // Read up to the group only, then reopened: the replay from before the whole log
+    // skips what came before the group and the group, and delivers what follows it.
+    let mut reader = self::reader();
+    reader.reopen();
+    reader.cut_after_tail(21 * SEC);
+    let (runs, _) = feed_counting(&mut reader, &render(&all[1..3]), 64);
+    assert!(runs.is_empty());
+    let since = reader.since_secs(Duration::from_secs(15)).unwrap();
+    assert_eq!(since, 5);
+    reader.reopen();
+    reader.expect_resume_position(since);
+    let (runs, stats) = feed_counting(&mut reader, &render(&since_filter(&all, since)), 5);
+    assert_eq!(texts(&runs, StdStream::Stdout), ["stepped", "next"]);
+    assert_eq!((stats.lines, stats.gaps), (2, 0));
+}
+
 /// A small read's lines are copied out of the buffer the read came in (a transport's,
 /// much larger), also after a reopen's duplicates were skipped at its start; a large
 /// read's lines are slices of it.
