@@ -467,8 +467,14 @@ impl DeliveryChecker {
                     }
                     let line = &lines[at];
                     at += 1;
+                    // What a json-file rotation kept of a line it cut: the reader takes it
+                    // for a line of its own (nothing tells it the head is gone), in the cut
+                    // line's place. Checked as that line, whose loss the rotation named.
+                    let fragment = written.and_then(|log| log.cut_line_fragment(*std_stream, &line.bytes, line_bytes_max));
                     // An empty line is named by its timestamp (see `ContainerLog::empty_line_at`).
-                    let parsed = if line.bytes.is_empty() {
+                    let parsed = if let Some(seq) = fragment {
+                        Some((seq, 0))
+                    } else if line.bytes.is_empty() {
                         written.and_then(|log| log.empty_line_at(*std_stream, line.ts)).map(|seq| (seq, 0))
                     } else {
                         seq_and_text_of(&line.bytes)
@@ -517,8 +523,20 @@ impl DeliveryChecker {
                             next = seq;
                         }
                     }
+                    if fragment.is_some() && written.is_some_and(|log| log.excused_through(*std_stream, seq) <= seq) {
+                        failure = Some((
+                            Invariant::NoLoss,
+                            format!(
+                                "container {} {}: the part of line {seq} a json-file rotation kept was delivered \
+                                 as a line, but the rotation deleted nothing of it unread",
+                                id.short(),
+                                std_stream.as_str()
+                            ),
+                        ));
+                        break;
+                    }
                     let refused = refused_before.is_some_and(|cutoff| line.ts < cutoff);
-                    if seq >= next && !refused {
+                    if seq >= next && !refused && fragment.is_none() {
                         let matches = match run.as_ref().filter(|run| run.holds(seq)) {
                             Some(run) => Some(run.matches(seq_digits, &line.bytes)),
                             None => written.and_then(|log| {
@@ -560,7 +578,10 @@ impl DeliveryChecker {
                     if seq == next {
                         track.push_key(resume_key);
                         track.step_replay = false;
-                        if refused {
+                        if fragment.is_some() {
+                            // The line is the rotation's loss; this is what was left of it.
+                            *lines_excused += 1;
+                        } else if refused {
                             *lines_refused += 1;
                         } else {
                             *lines_delivered += 1;

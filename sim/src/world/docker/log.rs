@@ -513,6 +513,11 @@ pub(crate) struct ContainerLog {
     any_open: bool,
     /// Per stream, the first line none of whose entries was deleted.
     retained_from: [u64; 2],
+    /// Per stream, the lines of several entries (longer than one 16 KiB piece) a rotation
+    /// cut, as (line, first entry of it kept): Docker still serves the rest, which a
+    /// reader opened after the rotation takes for a line of its own (see
+    /// [`Self::cut_line_fragment`]).
+    cut_lines: [Vec<(u64, u64)>; 2],
     entries_total: u64,
     entries_deleted: u64,
     /// The furthest position whose frames some reader has been handed whole (reset when
@@ -869,6 +874,9 @@ impl ContainerLog {
         let mut retained = self.retained_from;
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             retained[stream.index()] = self.first_whole_line(stream);
+            if let Some(cut) = self.cut_line(stream) {
+                self.cut_lines[stream.index()].push(cut);
+            }
             if retained[stream.index()] > self.retained_from[stream.index()] {
                 self.rotations_deleting[stream.index()] += 1;
                 self.deleted_since_read[stream.index()] = Some(self.rotation_epoch);
@@ -992,6 +1000,40 @@ impl ContainerLog {
         burst.first_seq + skip.div_ceil(per_line).max(u64::from(head_deleted))
     }
 
+    /// The line of `stream` the log's first kept entry is in the middle of (a line of
+    /// several entries whose first ones were deleted), and the first of its entries kept.
+    fn cut_line(&self, stream: StdStream) -> Option<(u64, u64)> {
+        let burst = self.bursts.get(self.start.burst).filter(|burst| burst.stream == stream)?;
+        let per_line = burst.entries_per_line();
+        let part = self.start.entry % per_line;
+        (part != 0).then(|| (burst.first_seq + self.start.entry / per_line, part))
+    }
+
+    /// The line a rotation cut (see [`Self::cut_line`]) whose kept entries `content` is,
+    /// as the agent's reader makes them one line (the truncation rule applied), if any:
+    /// Docker serves what the rotation kept of it, and a reader cannot tell that from a
+    /// whole line. The line itself is a loss the rotation named; this part is what the
+    /// log still held of it.
+    pub(crate) fn cut_line_fragment(&self, stream: StdStream, content: &[u8], line_bytes_max: usize) -> Option<u64> {
+        let marker = engine::parse::assemble::TRUNCATION_MARKER;
+        self.cut_lines[stream.index()].iter().rev().find_map(|&(seq, part)| {
+            let indices = &self.by_stream[stream.index()];
+            let at = indices.partition_point(|&index| self.bursts[index].first_seq <= seq).checked_sub(1)?;
+            let burst = &self.bursts[indices[at]];
+            let per_line = burst.entries_per_line();
+            let first_entry = (seq - burst.first_seq) * per_line;
+            let mut kept = BytesMut::new();
+            for entry in first_entry + part..first_entry + per_line {
+                render::put_content_part(burst, entry, &mut kept);
+            }
+            if kept.len() > line_bytes_max {
+                kept.truncate(line_bytes_max);
+                kept.extend_from_slice(marker);
+            }
+            (kept[..] == *content).then_some(seq)
+        })
+    }
+
     fn count_between(&self, from: LogCursor, to: LogCursor) -> u64 {
         if to <= from {
             return 0;
@@ -1029,6 +1071,45 @@ mod tests {
                 });
             }
         }
+    }
+
+    /// Docker's json-file rotation can cut a line of several 16 KiB entries: a reader
+    /// opened after it is served the entries kept and takes them for a line. The model
+    /// names the line lost to the rotation and knows exactly what it kept of it (the
+    /// world's seed 7887: 88,055 bytes, the first four entries deleted).
+    #[test]
+    fn a_rotation_that_cuts_a_long_line_names_what_it_kept_of_it() {
+        use engine::model::StdStream;
+        use engine::parse::assemble::TRUNCATION_MARKER;
+
+        use super::{ContainerLog, ENTRY_CONTENT_MAX};
+
+        const SECOND: i64 = 1_000_000_000;
+        let mut log = ContainerLog::new(false, false);
+        log.append(StdStream::Stdout, 2, 20, 1_700_000_000 * SECOND, 1_000);
+        // Line 2: three entries (16 KiB, 16 KiB, the rest).
+        log.append(StdStream::Stdout, 1, 40_000, 1_700_000_001 * SECOND, 1_000);
+        log.append(StdStream::Stderr, 1, 20, 1_700_000_002 * SECOND, 1_000);
+        // Keeps the last three entries: line 2's last two and the stderr line.
+        log.rotate(3);
+        let pad = log.bursts[1].pad;
+        let kept = vec![pad; 40_000 - ENTRY_CONTENT_MAX];
+        assert_eq!(log.cut_line_fragment(StdStream::Stdout, &kept, 64 << 10), Some(2));
+        assert_eq!(log.excused_through(StdStream::Stdout, 0), 3, "the cut line is the rotation's loss");
+        // Nothing else is what the rotation kept: not less, not more, not on stderr.
+        assert_eq!(log.cut_line_fragment(StdStream::Stdout, &kept[1..], 64 << 10), None);
+        assert_eq!(log.cut_line_fragment(StdStream::Stdout, &[&kept[..], &[pad]].concat(), 64 << 10), None);
+        assert_eq!(log.cut_line_fragment(StdStream::Stderr, &kept, 64 << 10), None);
+        // Over `line_bytes_max`, it is what the reader makes of it: truncated, marked.
+        let truncated = [&kept[..10_000], TRUNCATION_MARKER].concat();
+        assert_eq!(log.cut_line_fragment(StdStream::Stdout, &truncated, 10_000), Some(2));
+        assert_eq!(log.cut_line_fragment(StdStream::Stdout, &kept, 10_000), None);
+        // A rotation that cuts no line names none.
+        let mut whole = ContainerLog::new(false, false);
+        whole.append(StdStream::Stdout, 1, 40_000, 1_700_000_001 * SECOND, 1_000);
+        whole.append(StdStream::Stdout, 1, 20, 1_700_000_002 * SECOND, 1_000);
+        whole.rotate(1);
+        assert_eq!(whole.cut_line_fragment(StdStream::Stdout, &kept, 64 << 10), None);
     }
 
     #[test]

@@ -387,7 +387,7 @@ fn render_entry_tty(burst: &Burst, entry: u64, out: &mut BytesMut, timestamps: &
 }
 
 /// The content bytes of entry `entry` of `burst` (without any line end).
-fn put_content_part(burst: &Burst, entry: u64, out: &mut BytesMut) {
+pub(super) fn put_content_part(burst: &Burst, entry: u64, out: &mut BytesMut) {
     let per_line = burst.entries_per_line();
     let seq = burst.first_seq + entry / per_line;
     let part = (entry % per_line) as usize;
