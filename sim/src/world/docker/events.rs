@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use engine::port::{ContainerEvent, EngineError};
+use engine::port::{ContainerEvent, ContainerEventKind, EngineError};
 use futures::Stream;
 
 use super::state::StreamEnd;
@@ -35,7 +35,11 @@ impl Stream for SimEventStream {
         let subscriber = state.event_streams.get_mut(&this.stream_id).expect("open stream has a record");
         if let Some(event) = subscriber.queue.pop_front() {
             state.counters.events_delivered += 1;
-            if let Some(serial) = state.serials.get(&event.id).copied() {
+            // A `destroy` alone teaches the agent nothing it could act on: the log is
+            // gone with the container (its loss is the removal's, owed by nobody).
+            if let Some(serial) =
+                state.serials.get(&event.id).copied().filter(|_| event.kind != ContainerEventKind::Destroy)
+            {
                 state.seen(serial, false);
             }
             return Poll::Ready(Some(Ok(event)));
