@@ -875,7 +875,10 @@ impl ContainerLog {
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             retained[stream.index()] = self.first_whole_line(stream);
             if let Some(cut) = self.cut_line(stream) {
-                self.cut_lines[stream.index()].push(cut);
+                let cuts = &mut self.cut_lines[stream.index()];
+                if cuts.last() != Some(&cut) {
+                    cuts.push(cut);
+                }
             }
             if retained[stream.index()] > self.retained_from[stream.index()] {
                 self.rotations_deleting[stream.index()] += 1;
@@ -1020,6 +1023,13 @@ impl ContainerLog {
             let indices = &self.by_stream[stream.index()];
             let at = indices.partition_point(|&index| self.bursts[index].first_seq <= seq).checked_sub(1)?;
             let burst = &self.bursts[indices[at]];
+            // Its length first: most lines checked here are not it (only once the length
+            // matches are its bytes rendered).
+            let kept_len = burst.line_bytes as usize - part as usize * ENTRY_CONTENT_MAX;
+            let len = if kept_len > line_bytes_max { line_bytes_max + marker.len() } else { kept_len };
+            if len != content.len() {
+                return None;
+            }
             let per_line = burst.entries_per_line();
             let first_entry = (seq - burst.first_seq) * per_line;
             let mut kept = BytesMut::new();
