@@ -389,7 +389,12 @@ impl SimDocker {
             if running {
                 Self::halt(state, id, 137)?;
             }
-            if !state.publish(ContainerEventKind::Destroy, id, &[]) {
+            // Nobody hears a `destroy` while no events connection is open (dockerd down,
+            // the connection dropped): the agent learns of it at its next list, as of one
+            // lost (the world's seed 18227: removed while dockerd was down, the lists
+            // after it failed, and the agent monitored it on).
+            let heard = !state.event_streams.is_empty();
+            if !state.publish(ContainerEventKind::Destroy, id, &[]) || !heard {
                 let now = state.now;
                 state.unannounced_removals.push(now);
             }
@@ -446,7 +451,8 @@ impl SimDocker {
     }
 
     /// Containers removed at or after `since` whose `destroy` event an [`EventFault`]
-    /// lost or held back: the agent may monitor them until its next reconcile.
+    /// lost or held back, or no events connection heard: the agent may monitor them
+    /// until its next reconcile.
     pub fn unannounced_removals_since(&self, since: engine::rt::Instant) -> usize {
         self.with(|state| {
             let removals = &state.unannounced_removals;
