@@ -12,11 +12,12 @@
 //! lines. Keys are per stream because stdout and stderr timestamps interleave out of
 //! order. The resume key is always the last line queued; after a step back it is
 //! stamped before lines queued earlier, which the next reopen replays again: so while
-//! the replay must still show the resume line (it is at or after `since`), a line is a
-//! duplicate if its key is not past the greatest key queued (the stream's high-water
-//! key), and the window closes at the resume line itself. Cost: if json-file rotation
-//! deleted the resume line, lines stamped between it and the high-water key are skipped
-//! (after a step only; the gap is counted at the first line past the high-water key).
+//! the replay must still show the resume line (it is at or after `since`), a line past
+//! the resume key is a duplicate if its key is not past the greatest key queued (the
+//! stream's high-water key) and lies in a span of keys queued (see `Spans`), and the
+//! window closes at the resume line itself. Cost: if json-file rotation deleted the resume line, new lines
+//! stamped inside a span of queued keys past it are skipped (after a step only; the
+//! gap is counted at the first line taken as new).
 //! A replay that cannot show the resume line (stamped before `since`) cannot tell the
 //! lines stamped after it that were queued before it from new ones: it delivers them
 //! (duplicates, never loss).
@@ -107,6 +108,9 @@ pub struct LogReader {
     /// Per stream: the greatest key queued (the last one's, unless timestamps stepped
     /// back): what a replay skips up to.
     high: [Option<ResumeKey>; 2],
+    /// Per stream: the spans of keys queued (see [`Spans`]): what a replay that lost its
+    /// resume line must still skip past the resume key.
+    spans: [Spans; 2],
     /// Per stream: nothing was queued yet from the stream being read, so what it hands
     /// out may still be a replay of queued lines (worth trying [`Self::skip_queued_line`]).
     replaying: [bool; 2],
@@ -214,6 +218,8 @@ impl LogReader {
             counters: [(UnixNanos::MIN, 0); 2],
             queued: [resume.stdout, resume.stderr],
             high: [resume.stdout, resume.stderr],
+            // A restart knows no span before its checkpoint's key (see `Spans`).
+            spans: Default::default(),
             replaying: [true; 2],
             expecting: [false; 2],
             tail_cut: [None; 2],
@@ -267,6 +273,7 @@ impl LogReader {
         reader.timestamps.clone_from(&self.timestamps);
         reader.queued = [None; 2];
         reader.high = [None; 2];
+        reader.spans = Default::default();
         // With nothing queued, nothing it reads can be a replay: its entries take the
         // live path (callgrind: seed 2 326.73 M -> 321.40 M, seed 3 369.66 M -> 364.04 M).
         reader.replaying = [false; 2];
@@ -364,7 +371,6 @@ impl LogReader {
             timestamps,
             counters,
             queued,
-            high,
             replaying,
             expecting,
             last_line,
@@ -394,7 +400,9 @@ impl LogReader {
             if resume.seq == u32::MAX {
                 return None;
             }
-            Some((resume, if expecting[index] { high[index].map_or(resume, |high| high.max(resume)) } else { resume }))
+            // A key past the resume key may be a line queued before a step back or a
+            // new one: the general path tells them apart (`Spans::holds`), rare.
+            Some((resume, resume))
         };
         *windows = [window(0), window(1)];
         let tty = decoder.is_tty();
@@ -428,13 +436,14 @@ impl LogReader {
             return;
         }
         let (line_bytes_max, run_bytes_max) = (self.line_bytes_max, self.run_bytes_max);
-        let LogReader { decoder, timestamps, counters, queued, high, .. } = self;
+        let LogReader { decoder, timestamps, counters, queued, high, spans, .. } = self;
         let walked = decoder.take_lines_while(LiveLines {
             live,
             timestamps,
             counters,
             queued,
             high,
+            spans,
             runs,
             lines: 0,
             bytes: 0,
@@ -478,6 +487,7 @@ impl LogReader {
             return false;
         }
         let key = next_key(&mut self.counters[index], ts);
+        self.spans[index].queue(key);
         self.queued[index] = Some(key);
         self.raise_high(index);
         stats.lines += 1;
@@ -575,7 +585,9 @@ impl LogReader {
             };
             let key = next_key(&mut self.counters[index], line_ts);
             if std::mem::take(&mut self.tail_cut[index]).is_some_and(|opened_at| line_ts <= opened_at) {
-                self.queued[index] = Some(ResumeKey { ts: line_ts, seq: u32::MAX });
+                let cut = ResumeKey { ts: line_ts, seq: u32::MAX };
+                self.spans[index].queue(cut);
+                self.queued[index] = Some(cut);
                 self.raise_high(index);
                 self.replaying[index] = true;
                 self.cut_group_seen[index] = true;
@@ -586,9 +598,17 @@ impl LogReader {
             // line past its resume point, a live line whose timestamp steps back (host
             // clock step, stderr lag beyond `since_skew`) is delivered, never skipped.
             if dedupe && self.replaying[index] {
-                let high =
-                    if self.expecting[index] { self.high[index].max(self.queued[index]) } else { self.queued[index] };
-                if high.is_some_and(|high| key <= high) && !self.past_cut_group(index, line_ts) {
+                // Up to the resume key, a replay of queued lines. Past it, while the replay
+                // must still show the resume line, a line queued before it (stamped after
+                // it: the timestamps stepped back since) only if its key lies in a span of
+                // queued keys; any other is new, and the resume line was deleted
+                // (json-file rotation deletes the log's front: all the replay holds is
+                // after it).
+                let replayed = self.queued[index].is_some_and(|resume| key <= resume)
+                    || (self.expecting[index]
+                        && self.high[index].is_some_and(|high| key <= high)
+                        && self.spans[index].holds(key));
+                if replayed && !self.past_cut_group(index, line_ts) {
                     stats.duplicates += 1;
                     if self.queued[index] == Some(key) {
                         // The resume line itself: everything after it in the log is new,
@@ -615,6 +635,7 @@ impl LogReader {
             let assembled = completed;
             #[cfg(not(feature = "broken-variants"))]
             let assembled = self.assemblers[index].join(completed);
+            self.spans[index].queue(key);
             self.queued[index] = Some(key);
             self.raise_high(index);
             self.replaying[index] = !closes_at_resume_line();
@@ -697,6 +718,7 @@ struct LiveLines<'a> {
     counters: &'a mut [(UnixNanos, u32); 2],
     queued: &'a mut [Option<ResumeKey>; 2],
     high: &'a mut [Option<ResumeKey>; 2],
+    spans: &'a mut [Spans; 2],
     runs: &'a mut Vec<Run>,
     /// Lines taken and their content bytes, for [`ReadStats`].
     lines: u64,
@@ -718,6 +740,7 @@ impl LineTaker for LiveLines<'_> {
             return false;
         }
         let key = next_key(&mut self.counters[index], ts);
+        self.spans[index].queue(key);
         self.queued[index] = Some(key);
         if self.high[index].is_none_or(|high| high < key) {
             self.high[index] = Some(key);
@@ -728,6 +751,55 @@ impl LineTaker for LiveLines<'_> {
         let line = Line { ts, bytes, position: Position::Container(key) };
         push_line(self.runs, stream, line, len, self.run_bytes_max, buffered);
         true
+    }
+}
+
+/// The keys one stream queued, as spans: a span grows while each key follows the last
+/// within [`Spans::GAP_NANOS`], and a key stamped before the last (a host clock step back,
+/// stderr lag beyond `since_skew`) or later than that starts the next. Every queued key
+/// lies in a span, so a replayed line past the resume key that lies in none was never
+/// queued: new. Lines queued before the resume line but stamped after it exist only after
+/// a step back, and a replay that lost its resume line to json-file rotation cannot tell
+/// them from new lines by their keys' order: with the high-water key alone it skipped
+/// every line up to it. Seed 32,895 lost 237 lines of a flood stamped 110.76 s that
+/// followed its deleted resume line (110.76 s), because lines at 128.6–129.7 s had been
+/// queued before a 97.7 s step back; seed 30,736 49 lines at 993.35 s between spans at
+/// 612.9 s and 1,053.6 s. Only the last [`Spans::KEPT`] are kept apart (a step goes back
+/// minutes, not hours): older ones merge into one covering them (skipping more of a
+/// replay, as before spans were kept). A restart knows no span before its checkpoint's
+/// key, nor does it need one: its high-water key is that key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Spans {
+    /// (first, last) key of each span, oldest first.
+    spans: std::collections::VecDeque<(ResumeKey, ResumeKey)>,
+}
+
+impl Spans {
+    /// Keys further apart than this (1 s) start a new span.
+    const GAP_NANOS: i64 = 1_000_000_000;
+    const KEPT: usize = 64;
+
+    #[inline(always)]
+    fn queue(&mut self, key: ResumeKey) {
+        match self.spans.back_mut() {
+            Some((_, last)) if key >= *last && key.ts.saturating_sub(last.ts) <= Self::GAP_NANOS => *last = key,
+            _ => self.start(key),
+        }
+    }
+
+    #[inline(never)]
+    fn start(&mut self, key: ResumeKey) {
+        if self.spans.len() >= Self::KEPT {
+            if let (Some(oldest), Some(next)) = (self.spans.pop_front(), self.spans.front_mut()) {
+                *next = (oldest.0.min(next.0), oldest.1.max(next.1));
+            }
+        }
+        self.spans.push_back((key, key));
+    }
+
+    /// Whether `key` lies in a span of queued keys.
+    fn holds(&self, key: ResumeKey) -> bool {
+        self.spans.iter().any(|(first, last)| *first <= key && key <= *last)
     }
 }
 

@@ -291,6 +291,48 @@ fn a_replay_that_lost_the_resume_position_counts_a_gap() {
     assert_eq!(replay(&entries[4..], 43), (vec!["line-4".to_string(), "line-5".into()], 0));
 }
 
+#[test]
+fn a_replay_that_lost_its_resume_line_after_a_clock_step_skips_only_keys_queued_before() {
+    // Seed 32,895: a-1, a-2 at 128–129 s queued, the clock steps back, a flood f-0..f-5
+    // stamped 110 s (1 µs apart) follows; f-0..f-2 queued (resume key f-2's, high-water
+    // key a-2's). json-file rotation deletes the log through f-3 (unread), and the reopen
+    // (`since` 108 s) serves f-4, f-5, then g-1 at 236 s. f-4 and f-5 are stamped between
+    // the resume key and the high-water key, but no queued key lies near them: new.
+    let flood = |n: i64| (StdStream::Stdout, 110 * SEC + n * 1_000, format!("f-{n}\n").into_bytes());
+    let mut log: Vec<Entry> =
+        vec![(StdStream::Stdout, 128 * SEC, b"a-1\n".to_vec()), (StdStream::Stdout, 129 * SEC, b"a-2\n".to_vec())];
+    log.extend((0..6).map(flood));
+    log.push((StdStream::Stdout, 236 * SEC, b"g-1\n".to_vec()));
+    for split in [1, 7, 1 << 20] {
+        let replay = |served: &[Entry]| {
+            let mut reader = reader();
+            let runs = feed(&mut reader, &render(&log[..5]), 1 << 20);
+            assert_eq!(texts(&runs, StdStream::Stdout), ["a-1", "a-2", "f-0", "f-1", "f-2"]);
+            reader.reopen();
+            reader.expect_resume_position(108);
+            let (runs, stats) = feed_counting(&mut reader, &render(&since_filter(served, 108)), split);
+            (texts(&runs, StdStream::Stdout), stats.gaps)
+        };
+        assert_eq!(replay(&log[6..]), (vec!["f-4".to_string(), "f-5".into(), "g-1".into()], 1), "split {split}");
+        // The log still holds the resume line: a-1, a-2 and f-0..f-2 are skipped, no gap.
+        assert_eq!(
+            replay(&log),
+            (vec!["f-3".to_string(), "f-4".into(), "f-5".into(), "g-1".into()], 0),
+            "split {split}"
+        );
+    }
+    // A line stamped inside a span of queued keys cannot be told from one of them: a
+    // replay that lost its resume line skips it still (a-3 at 128.5 s, between a-1 and a-2).
+    let mut reader = reader();
+    let _ = feed(&mut reader, &render(&log[..5]), 1 << 20);
+    reader.reopen();
+    reader.expect_resume_position(108);
+    let served: Vec<Entry> =
+        vec![(StdStream::Stdout, 128 * SEC + SEC / 2, b"a-3\n".to_vec()), log[7].clone(), log[8].clone()];
+    let runs = feed(&mut reader, &render(&served), 1 << 20);
+    assert_eq!(texts(&runs, StdStream::Stdout), ["f-5", "g-1"]);
+}
+
 /// A log whose streams each keep their own timestamps in order, with stderr allowed to
 /// run up to 1.5 s behind stdout in arrival order, and some lines split in pieces.
 fn arbitrary_log() -> impl Strategy<Value = Vec<Entry>> {
