@@ -18,6 +18,9 @@
 //! window closes at the resume line itself. Cost: if json-file rotation deleted the resume line, new lines
 //! stamped inside a span of queued keys past it are skipped (after a step only; the
 //! gap is counted at the first line taken as new).
+//! Keys count the lines of a timestamp from the first one a stream served, so a replay
+//! of a timestamp group whose front rotation deleted keys its lines low: the lines of the
+//! resume line's timestamp are told apart by their marks instead (see `Group`).
 //! A replay that cannot show the resume line (stamped before `since`) cannot tell the
 //! lines stamped after it that were queued before it from new ones: it delivers them
 //! (duplicates, never loss).
@@ -111,6 +114,9 @@ pub struct LogReader {
     /// Per stream: the spans of keys queued (see [`Spans`]): what a replay that lost its
     /// resume line must still skip past the resume key.
     spans: [Spans; 2],
+    /// Per stream: the marks of the lines queued at the last queued line's timestamp (see
+    /// [`Group`]): which lines of the resume line's timestamp a replay already queued.
+    groups: [Group; 2],
     /// Per stream: nothing was queued yet from the stream being read, so what it hands
     /// out may still be a replay of queued lines (worth trying [`Self::skip_queued_line`]).
     replaying: [bool; 2],
@@ -220,6 +226,7 @@ impl LogReader {
             high: [resume.stdout, resume.stderr],
             // A restart knows no span before its checkpoint's key (see `Spans`).
             spans: Default::default(),
+            groups: Default::default(),
             replaying: [true; 2],
             expecting: [false; 2],
             tail_cut: [None; 2],
@@ -274,6 +281,7 @@ impl LogReader {
         reader.queued = [None; 2];
         reader.high = [None; 2];
         reader.spans = Default::default();
+        reader.groups = Default::default();
         // With nothing queued, nothing it reads can be a replay: its entries take the
         // live path (callgrind: seed 2 326.73 M -> 321.40 M, seed 3 369.66 M -> 364.04 M).
         reader.replaying = [false; 2];
@@ -371,6 +379,7 @@ impl LogReader {
             timestamps,
             counters,
             queued,
+            groups,
             replaying,
             expecting,
             last_line,
@@ -401,7 +410,12 @@ impl LogReader {
                 return None;
             }
             // A key past the resume key may be a line queued before a step back or a
-            // new one: the general path tells them apart (`Spans::holds`), rare.
+            // new one: the general path tells them apart (`Spans::holds`), rare. So it
+            // does the lines of the resume line's timestamp when their marks are known
+            // (`Group`): all but those are skipped here.
+            if expecting[index] && groups[index].names(resume) {
+                return Some((resume, ResumeKey { ts: resume.ts.saturating_sub(1), seq: u32::MAX }));
+            }
             Some((resume, resume))
         };
         *windows = [window(0), window(1)];
@@ -436,7 +450,7 @@ impl LogReader {
             return;
         }
         let (line_bytes_max, run_bytes_max) = (self.line_bytes_max, self.run_bytes_max);
-        let LogReader { decoder, timestamps, counters, queued, high, spans, .. } = self;
+        let LogReader { decoder, timestamps, counters, queued, high, spans, groups, .. } = self;
         let walked = decoder.take_lines_while(LiveLines {
             live,
             timestamps,
@@ -444,6 +458,7 @@ impl LogReader {
             queued,
             high,
             spans,
+            groups,
             runs,
             lines: 0,
             bytes: 0,
@@ -488,6 +503,7 @@ impl LogReader {
         }
         let key = next_key(&mut self.counters[index], ts);
         self.spans[index].queue(key);
+        self.groups[index].queue(key, Some(LineMark::of_content(stream, ts, content)));
         self.queued[index] = Some(key);
         self.raise_high(index);
         stats.lines += 1;
@@ -587,6 +603,7 @@ impl LogReader {
             if std::mem::take(&mut self.tail_cut[index]).is_some_and(|opened_at| line_ts <= opened_at) {
                 let cut = ResumeKey { ts: line_ts, seq: u32::MAX };
                 self.spans[index].queue(cut);
+                self.groups[index].queue(cut, None);
                 self.queued[index] = Some(cut);
                 self.raise_high(index);
                 self.replaying[index] = true;
@@ -604,13 +621,32 @@ impl LogReader {
                 // queued keys; any other is new, and the resume line was deleted
                 // (json-file rotation deletes the log's front: all the replay holds is
                 // after it).
-                let replayed = self.queued[index].is_some_and(|resume| key <= resume)
-                    || (self.expecting[index]
-                        && self.high[index].is_some_and(|high| key <= high)
-                        && self.spans[index].holds(key));
+                // At the resume line's timestamp, a key counts the lines of that
+                // timestamp this stream served before it, which rotation may have cut
+                // at the front of the log: the lines' marks tell them apart instead.
+                let by_mark = self.expecting[index]
+                    .then(|| self.queued[index].filter(|resume| resume.ts == line_ts))
+                    .flatten()
+                    .and_then(|resume| {
+                        #[cfg(not(feature = "broken-variants"))]
+                        let line = self.assemblers[index].single_entry(&completed);
+                        #[cfg(feature = "broken-variants")]
+                        let line = Some(&completed.bytes[..]);
+                        self.groups[index].replayed(resume, LineMark::of_content(stream, line_ts, line?))
+                    });
+                let (replayed, resume_line) = match by_mark {
+                    Some(seen) => seen,
+                    None => (
+                        self.queued[index].is_some_and(|resume| key <= resume)
+                            || (self.expecting[index]
+                                && self.high[index].is_some_and(|high| key <= high)
+                                && self.spans[index].holds(key)),
+                        self.queued[index] == Some(key),
+                    ),
+                };
                 if replayed && !self.past_cut_group(index, line_ts) {
                     stats.duplicates += 1;
-                    if self.queued[index] == Some(key) {
+                    if resume_line {
                         // The resume line itself: everything after it in the log is new,
                         // even a line stamped before it (host clock stepped back). Marked
                         // as the fast path marks it (see `skip_queued_lines`), if it is one
@@ -636,6 +672,8 @@ impl LogReader {
             #[cfg(not(feature = "broken-variants"))]
             let assembled = self.assemblers[index].join(completed);
             self.spans[index].queue(key);
+            let mark = (!assembled.truncated).then(|| LineMark::of_content(stream, line_ts, &assembled.bytes));
+            self.groups[index].queue(key, mark);
             self.queued[index] = Some(key);
             self.raise_high(index);
             self.replaying[index] = !closes_at_resume_line();
@@ -719,6 +757,7 @@ struct LiveLines<'a> {
     queued: &'a mut [Option<ResumeKey>; 2],
     high: &'a mut [Option<ResumeKey>; 2],
     spans: &'a mut [Spans; 2],
+    groups: &'a mut [Group; 2],
     runs: &'a mut Vec<Run>,
     /// Lines taken and their content bytes, for [`ReadStats`].
     lines: u64,
@@ -741,6 +780,7 @@ impl LineTaker for LiveLines<'_> {
         }
         let key = next_key(&mut self.counters[index], ts);
         self.spans[index].queue(key);
+        self.groups[index].queue(key, Some(LineMark::of_content(stream, ts, &entry[prefix..])));
         self.queued[index] = Some(key);
         if self.high[index].is_none_or(|high| high < key) {
             self.high[index] = Some(key);
@@ -800,6 +840,57 @@ impl Spans {
     /// Whether `key` lies in a span of queued keys.
     fn holds(&self, key: ResumeKey) -> bool {
         self.spans.iter().any(|(first, last)| *first <= key && key <= *last)
+    }
+}
+
+/// The marks of the lines one stream queued at one timestamp, in order: those of the
+/// last queued line's. Keys count the lines of a timestamp from the first the stream
+/// served, and json-file rotation may delete the front of such a group: a replay then
+/// counts what is left from 0, so its lines' keys name lines queued before, and a
+/// replay that lost its resume line skipped them all. Seed 28,193: 41 lines stamped
+/// 1,919.52 s, the resume line the 19th; rotation deleted the first 32, and the 9 left
+/// were keyed 0..8, at or before the resume key: skipped, never queued. Their marks
+/// say which were queued. Unknown after a restart (no content in a checkpoint), for a
+/// tail's cut group, a truncated line or a group of more than [`Group::MARKS_MAX`]
+/// lines: then keys decide, as before.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Group {
+    ts: Option<UnixNanos>,
+    marks: Vec<LineMark>,
+    /// Some line of the group has no mark kept.
+    unknown: bool,
+}
+
+impl Group {
+    const MARKS_MAX: usize = 256;
+
+    #[inline(always)]
+    fn queue(&mut self, key: ResumeKey, mark: Option<LineMark>) {
+        if self.ts != Some(key.ts) {
+            self.ts = Some(key.ts);
+            self.marks.clear();
+            self.unknown = false;
+        }
+        match mark {
+            Some(mark) if !self.unknown && self.marks.len() < Self::MARKS_MAX => self.marks.push(mark),
+            _ => self.unknown = true,
+        }
+    }
+
+    /// Whether the group holds every line queued at the resume key's timestamp, the
+    /// resume line last.
+    fn names(&self, resume: ResumeKey) -> bool {
+        self.ts == Some(resume.ts) && !self.unknown && self.marks.len() == resume.seq as usize + 1
+    }
+
+    /// For a replayed line of the resume key's timestamp, marked `mark`: (whether it
+    /// was queued, whether it is the resume line), if the group says.
+    fn replayed(&self, resume: ResumeKey, mark: LineMark) -> Option<(bool, bool)> {
+        if !self.names(resume) {
+            return None;
+        }
+        let (last, before) = self.marks.split_last()?;
+        Some(if *last == mark { (true, true) } else { (before.contains(&mark), false) })
     }
 }
 

@@ -333,6 +333,34 @@ fn a_replay_that_lost_its_resume_line_after_a_clock_step_skips_only_keys_queued_
     assert_eq!(texts(&runs, StdStream::Stdout), ["f-5", "g-1"]);
 }
 
+#[test]
+fn a_replay_of_a_timestamp_group_whose_front_rotation_deleted_skips_only_the_lines_queued() {
+    // Seed 28,193: lines g-0..g-5 share one timestamp (50 s); g-0..g-3 were queued (the
+    // resume key is (50 s, 3)). json-file rotation deletes the front of the log, and the
+    // replay counts what is left of the group from 0: the marks of the group's lines,
+    // not their keys, say which were queued.
+    let mut log: Vec<Entry> = (0..6).map(|n| (StdStream::Stdout, 50 * SEC, format!("g-{n}\n").into_bytes())).collect();
+    log.push((StdStream::Stdout, 51 * SEC, b"h-1\n".to_vec()));
+    for split in [1, 7, 1 << 20] {
+        let replay = |served: &[Entry]| {
+            let mut reader = reader();
+            let runs = feed(&mut reader, &render(&log[..4]), 1 << 20);
+            assert_eq!(texts(&runs, StdStream::Stdout), ["g-0", "g-1", "g-2", "g-3"]);
+            reader.reopen();
+            reader.expect_resume_position(49);
+            let (runs, stats) = feed_counting(&mut reader, &render(served), split);
+            (texts(&runs, StdStream::Stdout), stats.gaps)
+        };
+        // Deleted through g-4 (the resume line with it): g-5, keyed (50 s, 0), is new.
+        assert_eq!(replay(&log[5..]), (vec!["g-5".to_string(), "h-1".into()], 1), "split {split}");
+        // Deleted through g-1: the resume line g-3 comes keyed (50 s, 1), and g-4, g-5
+        // after it are new.
+        assert_eq!(replay(&log[2..]), (vec!["g-4".to_string(), "g-5".into(), "h-1".into()], 0), "split {split}");
+        // Nothing deleted: as before.
+        assert_eq!(replay(&log), (vec!["g-4".to_string(), "g-5".into(), "h-1".into()], 0), "split {split}");
+    }
+}
+
 /// A log whose streams each keep their own timestamps in order, with stderr allowed to
 /// run up to 1.5 s behind stdout in arrival order, and some lines split in pieces.
 fn arbitrary_log() -> impl Strategy<Value = Vec<Entry>> {
