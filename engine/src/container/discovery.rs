@@ -180,9 +180,29 @@ impl Discovery {
         let known = self.known.contains_key(&event.id);
         match event.kind {
             ContainerEventKind::Destroy => self.retire(&event.id),
-            ContainerEventKind::Die | ContainerEventKind::Stop if known => {
-                self.update(&event.id, |info| info.running = false)
+            // A `die` of a container believed not running: it ran again, and its `start`
+            // was lost (an event fault), so what it wrote then is unread. Its supervisor
+            // reads the log to its end again, or counts the tail unread if a `docker rm`
+            // deleted it first (the world's seed 25785: a container stopped at 11,917 s
+            // was started again at 11,955 s, that `start` lost, wrote 45 lines and was
+            // removed by `docker rm -f` at 12,082 s, `die` and `destroy` together; the
+            // agent believed its log read to the end and counted nothing; seed 27309: the
+            // `die` and `stop` of a stop held back past the next `start`, so that the
+            // agent believed the running container stopped). A `stop` comes after the
+            // `die` of the same stop, and says nothing new. A duplicated `die` is taken
+            // for a run too: one more read of the log to its end (Docker's events carry
+            // no id to tell a duplicate; their time is not passed on).
+            ContainerEventKind::Die if known => {
+                if let Some(known) = self.known.get(&event.id) {
+                    known.state.send_modify(|state| {
+                        if !state.info.running {
+                            state.runs_unseen += 1;
+                        }
+                        state.info.running = false;
+                    });
+                }
             }
+            ContainerEventKind::Stop if known => self.update(&event.id, |info| info.running = false),
             ContainerEventKind::Start | ContainerEventKind::Restart if known => {
                 self.update(&event.id, |info| info.running = true)
             }
@@ -320,7 +340,7 @@ impl Discovery {
             }
             (None, FirstSight::Tail(lines)) => FirstOpen::Tail(lines),
         };
-        let (state, state_rx) = watch::channel(ContainerState { info, removed: false, rechecks: 0 });
+        let (state, state_rx) = watch::channel(ContainerState { info, removed: false, rechecks: 0, runs_unseen: 0 });
         let supervisor = Supervisor::new(shared.clone(), id.clone(), state_rx, resume, first_open);
         let task = shared.tasks.spawn(TaskKind::Container, supervisor.run());
         self.known.insert(id, Known { state, task });

@@ -493,6 +493,24 @@ impl Machine {
         }
     }
 
+    /// A `die` came while the container was believed not running: it ran again unseen
+    /// (its `start` lost), and what it wrote then is unread. The log is read to its end
+    /// again; a stream opened while it was stopped may end where the log ended then, so
+    /// its end reads on with a new request. Removed before that, the tail is counted
+    /// unread ([`Action::Finish`]). Called before the [`Machine::handle_state`] that the
+    /// same news brings. A duplicated or late `die` costs one more read to the end (or a
+    /// tail counted that was read, if a removal follows at once).
+    pub fn handle_ran_unseen(&mut self) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        self.read_to_end = false;
+        self.tail_read = false;
+        if let Phase::Streaming(stream) = &mut self.phase {
+            stream.opened_stopped = false;
+        }
+    }
+
     /// Docker answered the probe: `caught_up` if its last entry is the last line read
     /// (the stream is only silent: kept, the watchdog armed again from now); else, or if
     /// the probe failed, the stream is reopened (the watchdog proper). A recheck's probe

@@ -203,6 +203,47 @@ fn a_recheck_of_an_exited_container_reads_a_run_nobody_reported() {
     assert!(machine.read_to_end() && machine.tail_read());
 }
 
+/// Seed 25785: a container stopped and read to its end was started again, that `start`
+/// lost; it wrote, and `docker rm -f` sent its `die` and `destroy` together. The `die`
+/// says it ran unseen: removed before its log was read again, the tail counts unread.
+#[test]
+fn a_die_of_a_container_believed_stopped_makes_its_log_unread() {
+    let mut machine = exited_and_read();
+    assert!(machine.read_to_end() && machine.tail_read());
+    machine.handle_ran_unseen();
+    machine.handle_state(at(300), false, true, true);
+    assert_eq!(actions(&mut machine), [Action::Finish]);
+    assert!(!machine.tail_read());
+    // Not removed: the log is read again from where it was, to its end.
+    let mut machine = exited_and_read();
+    machine.handle_ran_unseen();
+    machine.handle_state(at(300), false, false, true);
+    assert_eq!(actions(&mut machine), [Action::TakeSlot]);
+    machine.handle_slot_granted(at(301));
+    assert_eq!(actions(&mut machine), [open_since(7)]);
+    machine.handle_opened(at(301), WALL, 0.0);
+    machine.handle_data(at(302), Some(9));
+    machine.handle_stream_ended(at(303));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::ReleaseSlot]);
+    assert!(machine.read_to_end() && machine.tail_read());
+}
+
+/// A stream opened while the container was stopped may end where the log ended then: a
+/// `die` heard while it is open (the container ran meanwhile) has its end read on.
+#[test]
+fn a_die_heard_while_a_stopped_containers_stream_is_open_reads_on_after_its_end() {
+    let mut machine = new_machine(FirstOpen::Since(0));
+    machine.handle_state(at(0), false, false, true);
+    machine.handle_slot_granted(at(1));
+    machine.handle_opened(at(1), WALL, 0.0);
+    machine.handle_data(at(2), Some(7));
+    actions(&mut machine);
+    machine.handle_ran_unseen();
+    machine.handle_state(at(3), false, false, true);
+    machine.handle_stream_ended(at(4));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), open_since(7)]);
+}
+
 /// A recheck asks only an idle machine whose log was read to its end, of a container
 /// not running, collected and not removed; a running one has the watchdog.
 #[test]

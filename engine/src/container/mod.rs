@@ -166,6 +166,9 @@ pub struct ContainerState {
     /// each asks the supervisor to look at the end of its log again (see
     /// `Machine::handle_recheck`).
     pub rechecks: u64,
+    /// `die` events of the container while discovery believed it not running: each says
+    /// it ran again unseen, its start lost (see `Machine::handle_ran_unseen`).
+    pub runs_unseen: u64,
 }
 
 /// Everything discovery and the supervisors share.
