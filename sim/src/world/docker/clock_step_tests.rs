@@ -125,3 +125,27 @@ fn lines_a_clock_step_already_lost_are_not_lost_again_to_the_removal() {
     assert!(report.removed);
     assert_eq!((report.lost_to_clock_step, report.lost_to_removal), ([4, 0], [0, 0]));
 }
+
+#[test]
+fn a_deleted_resume_line_is_noticeable_at_the_first_line_stamped_after_it() {
+    use super::log::{ContainerLog, LogCursor, ReaderInfo};
+    // Seed 34291: stdout 0..5 at 100 s, read to its end (resume line 4). The clock steps
+    // back 30 s: lines 5..8 are stamped 80 s, then 9..11 110 s. A rotation keeping 6
+    // entries deletes lines 0..5, the resume line among them.
+    let mut log = ContainerLog::new(false, false);
+    log.append(StdStream::Stdout, 5, 20, WALL_START + 100 * SECOND, 1_000);
+    let first = ReaderInfo { opened_epoch: 0, since: None, tail: false };
+    log.mark_read_by(LogCursor { burst: 1, entry: 0 }, first);
+    log.clock_stepped_back(30 * SECOND);
+    log.append(StdStream::Stdout, 3, 20, WALL_START + 80 * SECOND, 1_000);
+    log.append(StdStream::Stdout, 3, 20, WALL_START + 110 * SECOND, 1_000);
+    log.rotate(6);
+    let reopened = ReaderInfo { opened_epoch: 1, since: Some(WALL_START + 98 * SECOND), tail: false };
+    // Lines 5 and 6, stamped before the resume line: the agent takes them for replayed
+    // lines (their keys are below its resume key), so it has nothing to notice yet.
+    log.mark_read_by(LogCursor { burst: 1, entry: 2 }, reopened);
+    assert_eq!(log.gaps_noticeable(), [0, 0]);
+    // Line 9, stamped after it: past its resume key without having seen it.
+    log.mark_read_by(LogCursor { burst: 2, entry: 1 }, reopened);
+    assert_eq!(log.gaps_noticeable(), [1, 0]);
+}

@@ -69,6 +69,14 @@ impl ContainerLog {
             if before <= key.seq + 1 {
                 continue;
             }
+            // A line stamped before the resume line (the host clock stepped back between
+            // them) is taken by the reader for one of the replay: it notices the gap at
+            // the first line stamped after its resume line, not before (seed 34291: a
+            // resume line at 13,729.5 s deleted, the replay from `since` 13,727 s handed
+            // lines stamped 13,727..13,729 s after it, which the agent skipped).
+            if self.line_ts(stream, last).is_some_and(|ts| ts < key.ts) {
+                continue;
+            }
             self.key_deleted[index] = None;
             let replay_holds_key = reader.since.is_none_or(|since| key.ts >= since);
             if reader.opened_epoch >= key.epoch && !reader.tail && replay_holds_key {
