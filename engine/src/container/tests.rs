@@ -358,6 +358,20 @@ fn a_replay_of_a_timestamp_group_whose_front_rotation_deleted_skips_only_the_lin
         assert_eq!(replay(&log[2..]), (vec!["g-4".to_string(), "g-5".into(), "h-1".into()], 0), "split {split}");
         // Nothing deleted: as before.
         assert_eq!(replay(&log), (vec!["g-4".to_string(), "g-5".into(), "h-1".into()], 0), "split {split}");
+        // Only g-0 was queued (the resume key (50 s, 0): the replay's fast path takes the
+        // resume line by its mark). Deleted through g-0: g-1, keyed (50 s, 0) too, is new.
+        let replay_of_one = |served: &[Entry]| {
+            let mut reader = reader();
+            let runs = feed(&mut reader, &render(&log[..1]), 1 << 20);
+            assert_eq!(texts(&runs, StdStream::Stdout), ["g-0"]);
+            reader.reopen();
+            reader.expect_resume_position(49);
+            let (runs, stats) = feed_counting(&mut reader, &render(served), split);
+            (texts(&runs, StdStream::Stdout), stats.gaps)
+        };
+        let rest: Vec<String> = (1..6).map(|n| format!("g-{n}")).chain(["h-1".to_string()]).collect();
+        assert_eq!(replay_of_one(&log[1..]), (rest.clone(), 1), "split {split}");
+        assert_eq!(replay_of_one(&log), (rest, 0), "split {split}");
     }
 }
 
