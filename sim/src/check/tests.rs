@@ -172,3 +172,63 @@ fn empty_lines_are_named_by_their_timestamps() {
     checker.handle_delivery(&emptied, false, None);
     assert!(checker.first_violation.expect("an emptied line is caught").1.contains("no empty line"));
 }
+
+/// A line a json-file rotation cut between its 16 KiB entries: what the rotation kept
+/// arrives as a line of its own (Docker serves it; no reader can tell it from a whole
+/// line), and the check takes exactly that in the cut line's place — and nothing else:
+/// other bytes, the same bytes out of place, or the remains of a line the rotation did
+/// not delete unread (a reader had it before) all fail.
+#[test]
+fn the_remains_of_a_line_a_rotation_cut_pass_only_as_kept_in_place_and_unread() {
+    const GIANT: usize = 40_000;
+    const ENTRY: usize = 16 * 1024;
+    let giant: Vec<u8> = (0..GIANT).map(|at| b'a' + (at % 26) as u8).collect();
+    let remains = |id: &ContainerId, seq: u64, bytes: &[u8]| {
+        let bytes = bytes.to_vec();
+        batch(id, &[seq], move |_| bytes.clone())
+    };
+    // Lines 0..9, then line 10 of three entries; the rotation keeps its last two.
+    let cut_world = || {
+        let (executor, docker, id) = world();
+        assert_eq!(docker.emit_line(&id, StdStream::Stdout, &giant).unwrap(), 10);
+        (executor, docker, id)
+    };
+    let (_executor, docker, id) = cut_world();
+    docker.rotate_log(&id, 2, RotationEffect::Continue).unwrap();
+    let mut checker = DeliveryChecker::new(docker.clone(), 64 << 10);
+    checker.handle_delivery(&remains(&id, 10, &giant[ENTRY..]), false, None);
+    assert_eq!(checker.first_violation, None);
+    assert_eq!((checker.lines_excused, checker.lines_delivered), (11, 0), "the cut line is the rotation's loss");
+    assert_eq!(completeness::check(&docker, &checker).unwrap().json_file_rotation, 11);
+    // One byte other than kept.
+    let mut changed = giant[ENTRY..].to_vec();
+    changed[100] ^= 1;
+    let mut checker = DeliveryChecker::new(docker.clone(), 64 << 10);
+    checker.handle_delivery(&remains(&id, 10, &changed), false, None);
+    assert_eq!(checker.first_violation.as_ref().map(|(invariant, _)| *invariant), Some(Invariant::NoLoss));
+    // The kept bytes, but again after the cut line's place (no crash window covers it).
+    let mut checker = DeliveryChecker::new(docker.clone(), 64 << 10);
+    checker.handle_delivery(&remains(&id, 10, &giant[ENTRY..]), false, None);
+    checker.handle_delivery(&remains(&id, 10, &giant[ENTRY..]), false, None);
+    assert_eq!(checker.first_violation.as_ref().map(|(invariant, _)| *invariant), Some(Invariant::NoDuplicates));
+    // A reader had the whole log before the rotation: nothing of line 10 was lost, so its
+    // remains as a line are a line cut short on the way.
+    let (mut executor, docker, id) = cut_world();
+    let options = engine::port::LogOptions { follow: false, since_secs: 0, tail: None };
+    let (reader_docker, reader_id) = (docker.clone(), id.clone());
+    executor
+        .block_on(async move {
+            use engine::port::ContainerEngine;
+            use futures::StreamExt;
+            let mut stream = reader_docker.logs(&reader_id, options).await.unwrap();
+            while stream.next().await.is_some() {}
+        })
+        .unwrap();
+    docker.rotate_log(&id, 2, RotationEffect::Continue).unwrap();
+    let mut checker = DeliveryChecker::new(docker.clone(), 64 << 10);
+    checker.handle_delivery(&batch(&id, &(0..10).collect::<Vec<_>>(), written), false, None);
+    checker.handle_delivery(&remains(&id, 10, &giant[ENTRY..]), false, None);
+    let (invariant, detail) = checker.first_violation.expect("remains of a line nobody lost");
+    assert_eq!(invariant, Invariant::NoLoss);
+    assert!(detail.contains("deleted nothing of it unread"), "{detail}");
+}
