@@ -334,6 +334,36 @@ fn a_replay_that_lost_its_resume_line_after_a_clock_step_skips_only_keys_queued_
 }
 
 #[test]
+fn a_replay_after_a_restart_and_a_clock_step_skips_the_lines_queued_before_the_restart() {
+    // Seed 49,976: a-1, a-2 at 128–129 s queued and acknowledged; the clock steps back and
+    // the agent restarts from a-2's key (`since` 126 s, a skew of 3 s); b-0..b-2 stamped
+    // 127.5 s (1 µs apart) follow. The next reopen resumes from b-2 (`since` 124 s) and
+    // its replay serves a-1 and a-2 again, stamped after the resume key: queued before
+    // the restart, not new.
+    let b = |n: i64| (StdStream::Stdout, 127 * SEC + SEC / 2 + n * 1_000, format!("b-{n}\n").into_bytes());
+    let mut log: Vec<Entry> =
+        vec![(StdStream::Stdout, 128 * SEC, b"a-1\n".to_vec()), (StdStream::Stdout, 129 * SEC, b"a-2\n".to_vec())];
+    log.extend((0..3).map(b));
+    log.push((StdStream::Stdout, 236 * SEC, b"c-1\n".to_vec()));
+    for split in [1, 7, 1 << 20] {
+        let acknowledged =
+            ContainerCheckpoint { stdout: Some(ResumeKey { ts: 129 * SEC, seq: 0 }), stderr: None, since: None };
+        let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, acknowledged);
+        let since = reader.since_secs(Duration::from_secs(3)).unwrap();
+        assert_eq!(since, 126);
+        reader.expect_resume_position(since);
+        let runs = feed(&mut reader, &render(&since_filter(&log[..5], since)), split);
+        assert_eq!(texts(&runs, StdStream::Stdout), ["b-0", "b-1", "b-2"], "split {split}");
+        reader.reopen();
+        let since = reader.since_secs(Duration::from_secs(3)).unwrap();
+        assert_eq!(since, 124);
+        reader.expect_resume_position(since);
+        let (runs, stats) = feed_counting(&mut reader, &render(&since_filter(&log, since)), split);
+        assert_eq!((texts(&runs, StdStream::Stdout), stats.gaps), (vec!["c-1".to_string()], 0), "split {split}");
+    }
+}
+
+#[test]
 fn a_replay_of_a_timestamp_group_whose_front_rotation_deleted_skips_only_the_lines_queued() {
     // Seed 28,193: lines g-0..g-5 share one timestamp (50 s); g-0..g-3 were queued (the
     // resume key is (50 s, 3)). json-file rotation deletes the front of the log, and the
