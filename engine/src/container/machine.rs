@@ -221,6 +221,9 @@ pub struct Machine {
     /// Docker said "stopped" or "gone" while discovery still says running: believed
     /// until discovery's running flag changes or this instant ([`Machine::recheck_after`]).
     docker_stopped: Option<Instant>,
+    /// Docker said the container does not exist: it never runs again (ids are not
+    /// reused), so looking again leaves a tail read as read.
+    docker_gone: bool,
     /// The log was read to its end since the container last stopped.
     read_to_end: bool,
     /// A stream ended by itself while the container was stopped or removed (a proven
@@ -251,6 +254,7 @@ impl Machine {
             removed: false,
             collected: false,
             docker_stopped: None,
+            docker_gone: false,
             read_to_end: false,
             tail_read: false,
             slot_held: false,
@@ -568,9 +572,21 @@ impl Machine {
                 self.settle(now);
             }
             Phase::Idle if self.docker_stopped.is_some_and(|at| now >= at) => {
-                // Discovery still says running: look again.
+                // Discovery still says running: look again. After Docker's "stopped" the
+                // container may have started again unseen and written since: its tail is
+                // unread too, until a stream ends by itself after a stop, so that a
+                // removal before that counts it (the world's seed 52171: read to its end
+                // at 7,851 s after Docker said stopped, the `die`, `stop` and `start` held
+                // back and heard together at 7,910 s, so discovery's view never changed;
+                // looked at again at 7,881 s and read while it ran, the tail still
+                // believed read, and a `docker rm -f` at 10,451 s during a Loki outage
+                // deleted 77 lines the stream, held up by the full queue, never read:
+                // counted nothing). A container Docker said gone never runs again.
                 self.docker_stopped = None;
                 self.read_to_end = false;
+                if !self.docker_gone {
+                    self.tail_read = false;
+                }
                 self.settle(now);
             }
             _ => {}
@@ -610,6 +626,7 @@ impl Machine {
 
     /// Docker says the container does not exist: nothing more to read.
     fn gone(&mut self, now: Instant) {
+        self.docker_gone = true;
         if self.running {
             self.docker_stopped = Some(now + self.recheck_after());
         }

@@ -377,6 +377,63 @@ fn a_start_nobody_reports_after_docker_said_stopped_is_found_within_slot_wait_ma
     assert_eq!(actions(&mut machine), [open_since(100)]);
 }
 
+/// Seed 52171: Docker said stopped and a request made after the stop read the log to its
+/// end (7,851 s); the container started again 26 s later, its `die`, `stop` and `start`
+/// held back and heard together, so discovery's view (running) never changed. The look
+/// again after `slot_wait_max` reads it while it runs, and its tail is no longer read: a
+/// `docker rm -f` before a stream ends by itself after a stop counts it unread (77 lines
+/// deleted unread while the stream was held up by a full queue; nothing counted).
+#[test]
+fn a_look_again_after_docker_said_stopped_makes_the_tail_unread() {
+    let mut machine = streaming(0);
+    machine.handle_data(at(1), Some(3));
+    machine.handle_stream_ended(at(10));
+    machine.handle_inspected(at(10), Inspected::Stopped, 0.0);
+    machine.handle_opened(at(10), WALL, 0.0);
+    machine.handle_stream_ended(at(10));
+    actions(&mut machine);
+    assert!(machine.read_to_end() && machine.tail_read());
+    // It starts at 36 s; the events heard together leave discovery's view as it was.
+    machine.handle_state(at(36), true, false, true);
+    assert_eq!(actions(&mut machine), []);
+    assert_eq!(machine.poll_timeout(), Some(at(40)));
+    machine.handle_timeout(at(40));
+    assert_eq!(actions(&mut machine), [Action::TakeSlot]);
+    assert!(!machine.read_to_end() && !machine.tail_read());
+    machine.handle_slot_granted(at(40));
+    assert_eq!(actions(&mut machine), [open_since(3)]);
+    machine.handle_opened(at(40), WALL, 0.0);
+    machine.handle_data(at(41), Some(5));
+    // Removed at 2,600 s; the stream, held up, is given up at its stall.
+    machine.handle_state(at(2600), false, true, true);
+    assert_eq!(actions(&mut machine), []);
+    machine.handle_timeout(at(2600));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Stall), Action::ReleaseSlot, Action::Finish]);
+    assert!(!machine.tail_read());
+}
+
+/// A container Docker said gone, while discovery still says running (its `destroy`
+/// lost), never runs again: the look again finds it gone, and the tail the stream read
+/// to the removal stays read.
+#[test]
+fn a_look_again_after_docker_said_gone_keeps_the_tail_read() {
+    let mut machine = streaming(0);
+    machine.handle_data(at(1), Some(3));
+    machine.handle_stream_ended(at(10));
+    machine.handle_inspected(at(10), Inspected::NotFound, 0.0);
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::Inspect, Action::ReleaseSlot]);
+    assert!(machine.tail_read());
+    assert_eq!(machine.poll_timeout(), Some(at(40)));
+    machine.handle_timeout(at(40));
+    machine.handle_slot_granted(at(40));
+    machine.handle_open_failed(at(40), OpenFailure::NotFound, 0.0);
+    assert_eq!(actions(&mut machine), [Action::TakeSlot, open_since(3), Action::ReleaseSlot]);
+    // The reconcile finds it gone.
+    machine.handle_state(at(300), true, true, true);
+    assert_eq!(actions(&mut machine), [Action::Finish]);
+    assert!(machine.tail_read());
+}
+
 #[test]
 fn backoff_doubles_to_its_cap_and_data_resets_it() {
     let mut machine = new_machine(FirstOpen::Since(0));
