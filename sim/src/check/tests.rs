@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use engine::model::{Batch, BatchStream, ContainerId, Line, Position, ResumeKey, SourceId, StdStream};
+use engine::port::{Checkpoint, ContainerCheckpoint};
 
 use crate::check::completeness;
 use crate::check::delivery::DeliveryChecker;
@@ -231,4 +232,33 @@ fn the_remains_of_a_line_a_rotation_cut_pass_only_as_kept_in_place_and_unread() 
     let (invariant, detail) = checker.first_violation.expect("remains of a line nobody lost");
     assert_eq!(invariant, Invariant::NoLoss);
     assert!(detail.contains("deleted nothing of it unread"), "{detail}");
+}
+
+/// A checkpoint naming the given stdout position of `id`.
+fn checkpoint_at(id: &ContainerId, stdout: ResumeKey) -> Checkpoint {
+    let positions = ContainerCheckpoint { stdout: Some(stdout), ..ContainerCheckpoint::default() };
+    Checkpoint { containers: [(id.clone(), positions)].into_iter().collect() }
+}
+
+#[test]
+fn a_commit_may_name_the_key_of_a_line_delivered_again_and_no_key_past_what_loki_stored() {
+    // After a host clock step back a line can reach Loki a second time (by its sequence
+    // number) with a key greater than any before: seed 65174's restart shipped lines a
+    // `tail` first open had left out, stamped after the lines it served. Loki stored it,
+    // and the agent's next commit names its key.
+    let (_executor, docker, id) = world();
+    let mut checker = DeliveryChecker::new(docker, 64 << 10);
+    checker.handle_delivery(&batch(&id, &(0..10).collect::<Vec<_>>(), written), false, None);
+    checker.handle_crash(&checkpoint_at(&id, ResumeKey { ts: WALL_START + 4, seq: 0 }));
+    let later = ResumeKey { ts: WALL_START + 100, seq: 0 };
+    let mut again = batch(&id, &[6], written);
+    again.streams[0].lines[0].position = Position::Container(later);
+    checker.handle_delivery(&again, false, None);
+    assert_eq!(checker.first_violation, None, "a duplicate inside the crash window");
+    checker.handle_commit(&checkpoint_at(&id, later));
+    assert_eq!(checker.first_violation, None, "Loki stored the line at that key");
+    checker.handle_commit(&checkpoint_at(&id, ResumeKey { ts: WALL_START + 101, seq: 0 }));
+    let (invariant, detail) = checker.first_violation.expect("a commit past every stored key");
+    assert_eq!(invariant, Invariant::NoLoss);
+    assert!(detail.contains("but Loki had only up to"), "{detail}");
 }
