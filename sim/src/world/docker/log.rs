@@ -1060,7 +1060,26 @@ impl ContainerLog {
 
 #[cfg(test)]
 mod tests {
-    use super::{partition_point_near_end, LogCursor};
+    use super::{partition_point_near_end, ContainerLog, LogCursor, ReadRequest, StdStream};
+
+    #[test]
+    fn a_tail_reader_counts_past_the_first_timestamp_group_it_drops() {
+        const SEC: i64 = 1_000_000_000;
+        let mut log = ContainerLog::new(false, false);
+        log.append(StdStream::Stdout, 5, 20, 10 * SEC, 1_000); // 0..5, 1 µs apart
+        log.append(StdStream::Stdout, 4, 20, 11 * SEC, 0); // 5..9, one timestamp
+        log.append(StdStream::Stderr, 3, 20, 12 * SEC, 1_000); // stderr 0..3
+        log.append(StdStream::Stdout, 2, 20, 20 * SEC, 1_000); // 9..11, after the open
+        let tail = |n: u64| log.seek(ReadRequest { since: None, tail: Some(n) }).cursor;
+        // Tail 8 starts at stdout line 6, inside the group stamped 11 s: the agent drops
+        // lines 6..9; stderr's first line is a group of one.
+        assert_eq!(log.past_tail_cut_groups(tail(8), 15 * SEC), [9, 1]);
+        // Tail 12 starts at stdout line 2, 1 µs from its neighbours: a group of one.
+        assert_eq!(log.past_tail_cut_groups(tail(12), 15 * SEC), [3, 1]);
+        // A first line stamped after the open is not dropped.
+        assert_eq!(log.past_tail_cut_groups(tail(2), 15 * SEC), [9, 3]);
+        assert_eq!(log.past_tail_cut_groups(tail(8), 10 * SEC), [6, 0]);
+    }
 
     #[test]
     fn cursors_order_as_their_burst_then_entry() {

@@ -30,7 +30,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use engine::model::StdStream;
 use engine::port::EngineError;
-use engine::rt::BoxFuture;
+use engine::rt::{BoxFuture, UnixNanos};
 use futures::Stream;
 
 use super::buffers::BufferPool;
@@ -104,6 +104,9 @@ struct Reader {
     info: ReaderInfo,
     /// Its stream's slack in the world's account of unsettled bytes ([`Slack`]).
     slack: Slack,
+    /// The host clock when the request was made: a `tail` reader's cut group is stamped
+    /// at or before it (see `ContainerLog::past_tail_cut_groups`).
+    opened_at: UnixNanos,
 }
 
 impl SimLogStream {
@@ -130,6 +133,7 @@ impl SimLogStream {
             rendered_from: cursor,
             info,
             slack: Slack::default(),
+            opened_at: docker.rt.wall(),
         };
         SimLogStream { docker, record, serial, reader, trickle_sleep: None, phase: Phase::Streaming }
     }
@@ -178,12 +182,21 @@ impl Reader {
         let until = limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 });
         let target = state.chunk_bytes_max;
         let (cursor, qualify) = (self.cursor, &self.qualify);
+        let tail_opened_at = self.info.tail.then_some(self.opened_at);
         let counts_from = *self.counts_from.get_or_insert_with(|| {
             let from = |stream: usize| match qualify[stream] {
                 Qualify::From(at) => at.max(cursor),
                 Qualify::Since(_) | Qualify::Each(_) => cursor,
             };
-            Unsettled::start_lines(log, [from(0), from(1)])
+            let start = Unsettled::start_lines(log, [from(0), from(1)]);
+            // The agent drops a tail's first timestamp group unread (a first-sight loss).
+            match tail_opened_at {
+                Some(opened_at) => {
+                    let past = log.past_tail_cut_groups(cursor, opened_at);
+                    [start[0].max(past[0]), start[1].max(past[1])]
+                }
+                None => start,
+            }
         });
         self.rendered_from = self.cursor;
         log.refresh_qualify(&mut self.qualify, self.info.since);
