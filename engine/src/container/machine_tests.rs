@@ -462,15 +462,22 @@ fn backoff_doubles_to_its_cap_and_data_resets_it() {
 }
 
 #[test]
-fn a_waiter_nudges_the_oldest_holder_every_half_slot_wait_max() {
+fn a_waiter_nudges_the_oldest_holder_at_three_quarters_of_slot_wait_max_then_every_quarter() {
+    // slot_wait_max = 30 s: the first nudge at 22.5 s, then every 7.5 s.
+    let ms = |ms: u64| at(0) + Duration::from_millis(ms);
     let mut machine = new_machine(FirstOpen::Since(0));
     machine.handle_state(at(0), true, false, true);
     assert_eq!(actions(&mut machine), [Action::TakeSlot]);
-    assert_eq!(machine.poll_timeout(), Some(at(15)));
-    machine.handle_timeout(at(15));
+    assert_eq!(machine.poll_timeout(), Some(ms(22_500)));
+    machine.handle_timeout(ms(22_499));
+    assert_eq!(actions(&mut machine), []);
+    machine.handle_timeout(ms(22_500));
     assert_eq!(actions(&mut machine), [Action::NudgeHolder]);
     assert_eq!(machine.poll_timeout(), Some(at(30)));
-    machine.handle_slot_granted(at(16));
+    machine.handle_timeout(at(30));
+    assert_eq!(actions(&mut machine), [Action::NudgeHolder]);
+    assert_eq!(machine.poll_timeout(), Some(ms(37_500)));
+    machine.handle_slot_granted(at(31));
     assert_eq!(actions(&mut machine), [open_since(0)]);
 }
 

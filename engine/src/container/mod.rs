@@ -8,7 +8,7 @@
 //!   sans-IO [`discovery_timing::DiscoveryTiming`].
 //! - [`supervisor`] owns one container's log stream and performs what its sans-IO
 //!   [`machine::Machine`] decides: take a slot from the [`pool::StreamPool`] (FIFO,
-//!   `streams_max`, holders yield to waiters after `slot_wait_max / 2`), open the log
+//!   `streams_max`, holders yield to waiters after `slot_wait_max × 3/4`), open the log
 //!   since the last position it queued (after a restart of the agent: the last
 //!   acknowledged one), rotate it every 0.7–1.0 × `rotate_every` by dropping it and
 //!   reopening, reopen it when it stalls, read a stopped or removed container's log to
