@@ -58,7 +58,7 @@ impl ProgressChecker {
     /// `stall_timeout` and `slot_wait_max` are the agent's: a stalled stream is reopened
     /// after the first; a container that waits for a stream slot gets one within twice
     /// the second (the pool's promise, as the starvation check holds it: a waiter nudges
-    /// the oldest holder every `slot_wait_max / 2`, and with four times as many
+    /// the oldest holder at ¾ of `slot_wait_max`, then every ¼, and with four times as many
     /// containers as slots the nudges queue up). With the default 30 s the stall timeout
     /// (60 s or more) is the longer. The margin covers one sampling period and a reopen's
     /// back-off.

@@ -192,8 +192,9 @@ impl Options {
             // containers are down: exited, replaced by jobs, or not yet seen.
             rotate_every: overrides.rotate_every.unwrap_or(Duration::from_secs(240)),
             // From well below the container count to above it. A starved pool costs
-            // 1.6–2.0× a full one per seed (every waiter makes a holder yield every
-            // `slot_wait_max / 2`: 19–29k reopens in 4 h against 3.3k), and the starved
+            // 1.6–2.0× a full one per seed (every waiter made a holder yield every
+            // `slot_wait_max / 2`: 19–29k reopens in 4 h against 3.3k; since the first
+            // nudge waits ¾ of it, a 13-slot seed 0.77× that), and the starved
             // seeds, a quarter, took a third of the sweep. The two starved sizes come in
             // an eighth of the seeds (about 125 of the default 1,000, 6 of CI's 50):
             // polls per seed 0.89×. The rest keep their shares: 5 short of the

@@ -12,7 +12,9 @@
 //!   agent's `line_bytes_max` plus the truncation marker: the rest a reader discards at
 //!   once, counted as truncated). A line already counted for this agent is not counted
 //!   again, nor is one Loki has already answered (in any incarnation of the agent): a
-//!   reopen's replay, and a restart's, is skipped (settled) as it is handed.
+//!   reopen's replay, and a restart's, is skipped (settled) as it is handed. Nor is the
+//!   first timestamp group a `tail` open hands, which the agent drops unread
+//!   (`ContainerLog::past_tail_cut_groups`).
 //! - **Settled**: when Loki answers a line (stores it, or refuses it with a count), every
 //!   counted line of that stream up to it is settled: the pipeline is FIFO per source, so
 //!   lines before it were stored, refused or dropped by the agent with a counted reason.
