@@ -182,22 +182,21 @@ impl Reader {
         let until = limit.unwrap_or(LogCursor { burst: usize::MAX, entry: 0 });
         let target = state.chunk_bytes_max;
         let (cursor, qualify) = (self.cursor, &self.qualify);
-        let tail_opened_at = self.info.tail.then_some(self.opened_at);
+        let first_render = self.counts_from.is_none();
         let counts_from = *self.counts_from.get_or_insert_with(|| {
             let from = |stream: usize| match qualify[stream] {
                 Qualify::From(at) => at.max(cursor),
                 Qualify::Since(_) | Qualify::Each(_) => cursor,
             };
-            let start = Unsettled::start_lines(log, [from(0), from(1)]);
-            // The agent drops a tail's first timestamp group unread (a first-sight loss).
-            match tail_opened_at {
-                Some(opened_at) => {
-                    let past = log.past_tail_cut_groups(cursor, opened_at);
-                    [start[0].max(past[0]), start[1].max(past[1])]
-                }
-                None => start,
-            }
+            Unsettled::start_lines(log, [from(0), from(1)])
         });
+        // The agent drops a tail's first timestamp group unread (a first-sight loss), and
+        // skips it again, with the lines before it, in a later replay.
+        if first_render && self.info.tail {
+            let past = log.past_tail_cut_groups(cursor, self.opened_at);
+            state.unsettled.count_as_counted(serial, past);
+        }
+        let log = &state.logs[serial];
         self.rendered_from = self.cursor;
         log.refresh_qualify(&mut self.qualify, self.info.since);
         if self.runs.capacity() == 0 {

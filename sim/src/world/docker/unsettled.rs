@@ -92,6 +92,21 @@ impl Unsettled {
         [log.lines_before(StdStream::Stdout, from[0]), log.lines_before(StdStream::Stderr, from[1])]
     }
 
+    /// Every line of log `serial` before `lines` (per stream) counts as counted for this
+    /// agent: a `tail` reader's first timestamp group, which the agent drops unread, and
+    /// the lines before its window, which a later replay hands again and the agent skips
+    /// as at or before that group's key. Without it a reopen's replay counted them anew
+    /// (seed 89064: 1,554 lines of a job's log, never to settle).
+    pub(crate) fn count_as_counted(&mut self, serial: usize, lines: [u64; 2]) {
+        if self.counted.len() <= serial {
+            self.counted.resize_with(serial + 1, Counted::default);
+        }
+        let through = &mut self.counted[serial].through;
+        for (through, lines) in through.iter_mut().zip(lines) {
+            *through = (*through).max(lines);
+        }
+    }
+
     /// A reader of log `serial`, counting from `start` on, rendered from `from_cursor` (where
     /// its cursor was) up to `cursor`, `pending` bytes more than before. Lines rotation
     /// deleted before `from_cursor` was reached were never handed: not counted. Nor are the
