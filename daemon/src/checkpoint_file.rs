@@ -204,6 +204,7 @@ mod tests {
                 stdout: Some(ResumeKey { ts: 1_700_000_000_123_456_789, seq }),
                 stderr: None,
                 since: None,
+                ..Default::default()
             },
         );
         checkpoint

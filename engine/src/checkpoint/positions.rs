@@ -201,18 +201,27 @@ impl Acks {
             let Some(last) = stream.lines.last() else { continue };
             let SourceId::Container { id, stream: std_stream } = &stream.source;
             let Position::Container(key) = last.position;
+            // The greatest key of the batch's lines: above the last one only after the
+            // timestamps stepped back (see `ContainerCheckpoint::stdout_high`).
+            let high = stream.lines.iter().map(|line| line.position).max().map(|Position::Container(high)| high);
+            let high = high.filter(|high| *high > key);
             let advance = |entry: &mut ContainerCheckpoint| {
-                let slot = match std_stream {
-                    StdStream::Stdout => &mut entry.stdout,
-                    StdStream::Stderr => &mut entry.stderr,
+                let (slot, high_slot) = match std_stream {
+                    StdStream::Stdout => (&mut entry.stdout, &mut entry.stdout_high),
+                    StdStream::Stderr => (&mut entry.stderr, &mut entry.stderr_high),
                 };
                 let advanced = slot.is_none_or(|acked| acked < key);
+                let before = (*slot).max(*high_slot);
                 if advanced {
                     *slot = Some(key);
                     // A position beats the first sight from now on.
                     entry.since = None;
                 }
-                advanced
+                // The high key is kept only while it is above the position.
+                let greatest = before.max(high).max(*slot);
+                let raised = greatest > before;
+                *high_slot = greatest.filter(|greatest| Some(*greatest) > *slot);
+                advanced || raised
             };
             // The id is cloned only for a container's first position. Only tracked
             // containers have positions, so a container with one needs no look-up in

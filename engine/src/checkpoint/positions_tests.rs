@@ -103,3 +103,36 @@ fn snapshots_share_their_ids_until_the_set_of_containers_changes() {
     let loaded = Acks::from_checkpoint(fifth.clone());
     assert!(Arc::ptr_eq(loaded.snapshot().containers.ids(), fifth.containers.ids()));
 }
+
+/// Seed 117,342: a batch whose last line was stamped after a clock step back, before lines
+/// acknowledged with it, keeps the greatest key apart from the position, until the
+/// position passes it.
+#[test]
+fn an_acknowledgement_keeps_the_greatest_key_above_the_position() {
+    let acks = Acks::default();
+    let id = ContainerId::new("abc");
+    acks.track(&id);
+    let line =
+        |ts: i64| Line { ts, bytes: Bytes::from_static(b"x"), position: Position::Container(ResumeKey { ts, seq: 0 }) };
+    let source = SourceId::Container { id: id.clone(), stream: StdStream::Stdout };
+    let lines = vec![line(105), line(106), line(98)];
+    let stepped =
+        Batch { streams: vec![BatchStream { source, labels: Default::default(), lines }], bytes: 3, lines: 3 };
+    acks.acknowledge(&stepped);
+    let committed = acks.take_dirty().unwrap();
+    let entry = committed.containers[&id];
+    assert_eq!(entry.stdout, Some(ResumeKey { ts: 98, seq: 0 }));
+    assert_eq!(entry.stdout_high, Some(ResumeKey { ts: 106, seq: 0 }));
+    assert_eq!(entry.high()[0], Some(ResumeKey { ts: 106, seq: 0 }));
+    // A line below the high key moves the position only.
+    acks.acknowledge(&batch_of(&id, 99));
+    let entry = acks.take_dirty().unwrap().containers[&id];
+    assert_eq!(
+        (entry.stdout, entry.stdout_high),
+        (Some(ResumeKey { ts: 99, seq: 0 }), Some(ResumeKey { ts: 106, seq: 0 }))
+    );
+    // Past it: the high key is the position again, not kept apart.
+    acks.acknowledge(&batch_of(&id, 200));
+    let entry = acks.take_dirty().unwrap().containers[&id];
+    assert_eq!((entry.stdout, entry.stdout_high), (Some(ResumeKey { ts: 200, seq: 0 }), None));
+}

@@ -223,9 +223,9 @@ impl LogReader {
             timestamps: TimestampCache::default(),
             counters: [(UnixNanos::MIN, 0); 2],
             queued: [resume.stdout, resume.stderr],
-            high: [resume.stdout, resume.stderr],
-            // A restart knows only its checkpoint's key (see `Spans::through`).
-            spans: [Spans::through(resume.stdout), Spans::through(resume.stderr)],
+            high: resume.high(),
+            // A restart knows only its checkpoint's keys (see `Spans::through`).
+            spans: resume.high().map(Spans::through),
             groups: Default::default(),
             replaying: [true; 2],
             expecting: [false; 2],

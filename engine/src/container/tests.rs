@@ -172,8 +172,12 @@ fn a_split_line_is_merged_and_a_reopen_mid_line_reads_it_whole() {
 fn a_restart_resumes_after_the_acknowledged_keys() {
     let entries: Vec<Entry> =
         (0..6).map(|n| (StdStream::Stdout, 30 * SEC + n / 2, format!("line-{n}\n").into_bytes())).collect();
-    let acknowledged =
-        ContainerCheckpoint { stdout: Some(ResumeKey { ts: 30 * SEC + 1, seq: 0 }), stderr: None, since: None };
+    let acknowledged = ContainerCheckpoint {
+        stdout: Some(ResumeKey { ts: 30 * SEC + 1, seq: 0 }),
+        stderr: None,
+        since: None,
+        ..Default::default()
+    };
     let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, acknowledged);
     let since = reader.since_secs(Duration::from_secs(1)).unwrap();
     let runs = feed(&mut reader, &render(&since_filter(&entries, since)), 9);
@@ -346,8 +350,12 @@ fn a_replay_after_a_restart_and_a_clock_step_skips_the_lines_queued_before_the_r
     log.extend((0..3).map(b));
     log.push((StdStream::Stdout, 236 * SEC, b"c-1\n".to_vec()));
     for split in [1, 7, 1 << 20] {
-        let acknowledged =
-            ContainerCheckpoint { stdout: Some(ResumeKey { ts: 129 * SEC, seq: 0 }), stderr: None, since: None };
+        let acknowledged = ContainerCheckpoint {
+            stdout: Some(ResumeKey { ts: 129 * SEC, seq: 0 }),
+            stderr: None,
+            since: None,
+            ..Default::default()
+        };
         let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, acknowledged);
         let since = reader.since_secs(Duration::from_secs(3)).unwrap();
         assert_eq!(since, 126);
@@ -361,6 +369,31 @@ fn a_replay_after_a_restart_and_a_clock_step_skips_the_lines_queued_before_the_r
         let (runs, stats) = feed_counting(&mut reader, &render(&since_filter(&log, since)), split);
         assert_eq!((texts(&runs, StdStream::Stdout), stats.gaps), (vec!["c-1".to_string()], 0), "split {split}");
     }
+}
+
+#[test]
+fn a_restart_skips_the_lines_acknowledged_above_its_position_after_a_clock_step() {
+    // Seed 117,342: a-0, a-1 stamped 105 s, then (the clock stepped back) b-0..b-2 stamped
+    // 98 s, all acknowledged in one batch: the position is b-2's key, below a-0 and a-1,
+    // and the checkpoint keeps a-1's as the stream's high key. The restart's replay
+    // (`since` 95 s) serves a-0, a-1 again past the position: acknowledged, not new.
+    let mut log: Vec<Entry> =
+        (0..2).map(|n| (StdStream::Stdout, 105 * SEC + n * 1_000, format!("a-{n}\n").into_bytes())).collect();
+    log.extend((0..3).map(|n| (StdStream::Stdout, 98 * SEC, format!("b-{n}\n").into_bytes())));
+    log.push((StdStream::Stdout, 200 * SEC, b"c-0\n".to_vec()));
+    let restart = |stdout_high: Option<ResumeKey>| {
+        let acknowledged =
+            ContainerCheckpoint { stdout: Some(ResumeKey { ts: 98 * SEC, seq: 2 }), stdout_high, ..Default::default() };
+        let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, acknowledged);
+        let since = reader.since_secs(Duration::from_secs(3)).unwrap();
+        assert_eq!(since, 95);
+        reader.expect_resume_position(since);
+        texts(&feed(&mut reader, &render(&since_filter(&log, since)), 1 << 20), StdStream::Stdout)
+    };
+    assert_eq!(restart(Some(ResumeKey { ts: 105 * SEC + 1_000, seq: 0 })), ["c-0"]);
+    // A checkpoint written before high keys were kept: a-0 taken for new closes the
+    // replay, and everything after it is delivered again (duplicates, as before).
+    assert_eq!(restart(None), ["a-0", "a-1", "b-0", "b-1", "b-2", "c-0"]);
 }
 
 #[test]
@@ -510,7 +543,7 @@ proptest! {
         // Whatever was queued before, the first live line past it closes the replay
         // window; from a fresh start there is no window at all.
         let queued = resume.map(|secs| ResumeKey { ts: secs * SEC, seq: 0 });
-        let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, ContainerCheckpoint { stdout: queued, stderr: queued, since: None });
+        let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, ContainerCheckpoint { stdout: queued, stderr: queued, since: None, ..Default::default() });
         let runs = feed(&mut reader, &render(&entries), split);
         for stream in [StdStream::Stdout, StdStream::Stderr] {
             let expected: Vec<String> = entries
@@ -713,6 +746,7 @@ fn after_a_restart_the_replayed_resume_line_is_what_a_probe_compares_with() {
         stdout: Some(ResumeKey { ts: 40 * SEC + 5, seq: 1 }),
         stderr: Some(ResumeKey { ts: 40 * SEC, seq: 0 }),
         since: None,
+        ..Default::default()
     };
     for split in [1, 7, 1 << 20] {
         let mut reader = LogReader::new(1024, 1 << 20, 64 << 10, checkpoint);

@@ -30,12 +30,29 @@ pub struct ContainerCheckpoint {
     /// skipped, would be shipped). Absent in files written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<i64>,
+    /// Per stream, the greatest key acknowledged, where it is above the stream's
+    /// position: after a host clock step back a batch's last line (the position) is
+    /// stamped before lines acknowledged earlier, which a restart's replay hands again
+    /// past the position. The restarted reader skips them up to this key (seed 117342:
+    /// lines stamped 10,905.08 s acknowledged in the batch whose last line, stamped
+    /// 10,898.87 s after a 96 s step, became the position; the restart delivered them
+    /// again). Absent in files written before it existed (they resume as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_high: Option<ResumeKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_high: Option<ResumeKey>,
 }
 
 impl ContainerCheckpoint {
     /// Whether any stream has an acknowledged position.
     pub fn has_position(&self) -> bool {
         self.stdout.is_some() || self.stderr.is_some()
+    }
+
+    /// Per stream (`[stdout, stderr]`), the greatest key acknowledged: the high key where
+    /// one is kept, else the position.
+    pub fn high(&self) -> [Option<ResumeKey>; 2] {
+        [self.stdout.max(self.stdout_high), self.stderr.max(self.stderr_high)]
     }
 }
 

@@ -90,12 +90,22 @@ fn written_as_the_litemap_wrote_it() {
     assert_eq!(serde_json::to_string(&checkpoint).unwrap(), r#"{"containers":[]}"#, "empty: a sequence");
     assert_eq!(serde_json::to_string_pretty(&checkpoint).unwrap(), "{\n  \"containers\": []\n}");
     let containers = &mut checkpoint.containers;
-    containers
-        .insert(ContainerId::new("f00d"), ContainerCheckpoint { stdout: key(5, 1), stderr: key(-3, 0), since: None });
-    containers.insert(ContainerId::new("abc"), ContainerCheckpoint { stdout: None, stderr: None, since: Some(100) });
+    containers.insert(
+        ContainerId::new("f00d"),
+        ContainerCheckpoint { stdout: key(5, 1), stderr: key(-3, 0), since: None, ..Default::default() },
+    );
+    containers.insert(
+        ContainerId::new("abc"),
+        ContainerCheckpoint { stdout: None, stderr: None, since: Some(100), ..Default::default() },
+    );
     containers.insert(
         ContainerId::new("0123456789abcdef0123"),
-        ContainerCheckpoint { stdout: key(1_700_000_000_123_456_789, u32::MAX), stderr: None, since: Some(-1) },
+        ContainerCheckpoint {
+            stdout: key(1_700_000_000_123_456_789, u32::MAX),
+            stderr: None,
+            since: Some(-1),
+            ..Default::default()
+        },
     );
     let old = concat!(
         r#"{"containers":{"0123456789abcdef0123":{"stdout":{"ts":1700000000123456789,"seq":4294967295},"since":-1},"#,

@@ -821,6 +821,7 @@ mod covered_from_tests {
             stdout: keys[(at + shift) % keys.len()],
             stderr: keys[(at * 3 + shift) % keys.len()],
             since: None,
+            ..Default::default()
         };
         let entries: Vec<ContainerCheckpoint> = (0..ids.len()).map(|at| positions(at, 0)).collect();
         for checked_len in 0..=entries.len() {
@@ -886,7 +887,8 @@ mod commit_check_tests {
     use crate::world::docker::SimDocker;
 
     fn checkpoint(ids: &Arc<[ContainerId]>, stdout: Option<ResumeKey>) -> Checkpoint {
-        let positions = vec![ContainerCheckpoint { stdout, stderr: None, since: None }; ids.len()];
+        let positions =
+            vec![ContainerCheckpoint { stdout, stderr: None, since: None, ..Default::default() }; ids.len()];
         Checkpoint { containers: ContainerCheckpoints::from_parts(ids.clone(), positions) }
     }
 

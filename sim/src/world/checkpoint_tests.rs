@@ -13,7 +13,8 @@ use crate::executor::Executor;
 
 fn checkpoint(ts: i64) -> Checkpoint {
     let mut checkpoint = Checkpoint::default();
-    let position = ContainerCheckpoint { stdout: Some(ResumeKey { ts, seq: 0 }), stderr: None, since: None };
+    let position =
+        ContainerCheckpoint { stdout: Some(ResumeKey { ts, seq: 0 }), stderr: None, since: None, ..Default::default() };
     checkpoint.containers.insert(ContainerId::new("c1"), position);
     checkpoint
 }
