@@ -204,7 +204,6 @@ impl Acks {
             // The greatest key of the batch's lines: above the last one only after the
             // timestamps stepped back (see `ContainerCheckpoint::stdout_high`).
             let high = stream.lines.iter().map(|line| line.position).max().map(|Position::Container(high)| high);
-            let high = high.filter(|high| *high > key);
             let advance = |entry: &mut ContainerCheckpoint| {
                 let (slot, high_slot) = match std_stream {
                     StdStream::Stdout => (&mut entry.stdout, &mut entry.stdout_high),
