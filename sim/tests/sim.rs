@@ -325,14 +325,19 @@ fn a_tail_dropped_at_stop_is_caught() {
 
 #[test]
 fn a_probe_that_trusts_silence_is_caught() {
-    // The stall watchdog's probe says "at the end of its log" whatever Docker answers: a
-    // stalled stream (stream fault, json-file rotation) is kept until its rotation, and
-    // the container's output waits unread past the stall timeout + 90 s.
+    // The probe says "at the end of its log" whatever Docker answers. The stall
+    // watchdog's: a stalled stream (stream fault, json-file rotation) is kept until its
+    // rotation, and the container's output waits unread past the stall timeout + 90 s
+    // (progress). A waiter's: it never nudges a holder, however much it has to read
+    // (starvation, where the pool is smaller than the containers).
     // Played where stalls are many (a stream fault per container every 20 min, a
     // quarter of them stalls) and the watchdog is quick (60 s): the rotation (at
     // 210-300 s) comes after the progress bound (60 s + 90 s).
-    let caught =
-        assert_caught_in(stalling_world, SupervisorVariant::ProbeTrustsSilence, Invariant::Liveness, "unread output");
+    let caught = first_failure_in(stalling_world, SupervisorVariant::ProbeTrustsSilence);
+    let (violation, block) = (caught.violation.as_ref().unwrap(), failure_block(&caught));
+    assert_eq!(violation.invariant, Invariant::Liveness, "{block}");
+    let named = ["unread output", "has had no log stream"].iter().any(|detail| violation.detail.contains(detail));
+    assert!(named, "a stalled or starved container expected in:\n{block}");
     // The shipped probe passes the same world.
     let outcome = run_seed(&caught.options, RunConfig::default());
     assert!(outcome.violation.is_none(), "{}", failure_block(&outcome));

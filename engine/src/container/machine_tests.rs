@@ -482,6 +482,50 @@ fn a_waiter_nudges_the_oldest_holder_at_three_quarters_of_slot_wait_max_then_eve
 }
 
 #[test]
+fn a_waiter_that_read_lines_before_probes_first_and_nudges_only_if_its_log_is_behind() {
+    // slot_wait_max = 30 s. A holder that yielded after queueing lines waits again.
+    let ms = |ms: u64| at(40) + Duration::from_millis(ms);
+    let mut machine = streaming(0);
+    machine.handle_data(at(5), Some(4));
+    machine.handle_yield_requested(at(40));
+    assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Yield), Action::ReleaseSlot, Action::TakeSlot]);
+    // At ¾ of the bound it asks Docker for its log's last entry instead of nudging.
+    machine.handle_timeout(ms(22_500));
+    assert_eq!(actions(&mut machine), [Action::Probe]);
+    // Read to the end: no holder is made to yield; it queues again at the back, its
+    // wait starting afresh.
+    machine.handle_probed(ms(22_600), true);
+    assert_eq!(actions(&mut machine), [Action::ReleaseSlot, Action::TakeSlot]);
+    assert_eq!(machine.poll_timeout(), Some(ms(45_100)));
+    // Behind: it nudges, then every ¼ of the bound without asking again.
+    machine.handle_timeout(ms(45_100));
+    assert_eq!(actions(&mut machine), [Action::Probe]);
+    machine.handle_probed(ms(45_200), false);
+    assert_eq!(actions(&mut machine), [Action::NudgeHolder]);
+    assert_eq!(machine.poll_timeout(), Some(ms(52_600)));
+    machine.handle_timeout(ms(52_600));
+    assert_eq!(actions(&mut machine), [Action::NudgeHolder]);
+    machine.handle_slot_granted(ms(53_000));
+    assert_eq!(actions(&mut machine), [open_since(4)]);
+}
+
+#[test]
+fn a_waiter_that_never_queued_a_line_or_is_stopped_nudges_without_a_probe() {
+    // Nothing read yet: nothing a probe could compare with.
+    let mut machine = new_machine(FirstOpen::Since(0));
+    machine.handle_state(at(0), true, false, true);
+    assert_eq!(actions(&mut machine), [Action::TakeSlot]);
+    machine.handle_timeout(Instant::from_nanos(22_500_000_000));
+    assert_eq!(actions(&mut machine), [Action::NudgeHolder]);
+    // Stopped, its log not read to the end: read it whatever a probe would say.
+    let mut machine = Machine::new(config(), FirstOpen::Since(0), Some(4));
+    machine.handle_state(at(0), false, false, true);
+    assert_eq!(actions(&mut machine), [Action::TakeSlot]);
+    machine.handle_timeout(Instant::from_nanos(22_500_000_000));
+    assert_eq!(actions(&mut machine), [Action::NudgeHolder]);
+}
+
+#[test]
 fn a_holder_asked_to_yield_drops_its_stream_and_queues_again() {
     let mut machine = streaming(0);
     machine.handle_yield_requested(at(40));

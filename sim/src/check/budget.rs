@@ -8,9 +8,9 @@
 //! - monitored ≤ containers that exist (per minute);
 //! - queued bytes ≤ `queue_bytes_max`, at every change (the pipeline's high-water mark;
 //!   the world's own count is checked at every chunk handed, `world::docker::unsettled`);
-//! - no running container goes without a log stream for longer than the starvation
-//!   bound while Docker is up and the pipeline flows (the FIFO pool, whose holders
-//!   yield to waiters, must give everyone a turn).
+//! - no running container with unread output goes without a log stream for longer than
+//!   the starvation bound while Docker is up and the pipeline flows (the FIFO pool,
+//!   whose holders yield to waiters with lines to read, must give everyone a turn).
 
 use std::time::Duration;
 
@@ -125,12 +125,13 @@ impl BudgetChecker {
             self.excuse_all();
             return Ok(());
         }
-        // Clocks of containers that are streamed, stopped or gone are dropped.
+        // Clocks of containers that are streamed, read to the end, stopped or gone are
+        // dropped.
         std::mem::swap(&mut self.unstreamed_since, &mut self.unstreamed_before);
         self.unstreamed_since.clear();
         let mut previous = self.unstreamed_before.drain(..).peekable();
         // Both lists are in id order: the model answers from its map of containers by id.
-        for (id, opens) in docker.running_unstreamed() {
+        for (id, opens) in docker.unread_unstreamed() {
             while previous.next_if(|(before, ..)| *before < id).is_some() {}
             // A container streamed between two samples (a log request since the last
             // one) starts a new clock: samples alone would take a slot held for less

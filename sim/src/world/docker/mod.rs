@@ -696,15 +696,17 @@ impl SimDocker {
         })
     }
 
-    /// Ids of running containers with no log stream open, in id order: the starvation
-    /// check's question, answered without building reports.
-    /// Running containers with no open log stream now, each with the number of log
-    /// requests ever made for it (a checker that samples sees from a change of that
-    /// number that the container was streamed in between).
-    pub fn running_unstreamed(&self) -> Vec<(ContainerId, u64)> {
+    /// Running containers with unread output and no log stream open, in id order (the
+    /// starvation check's question, answered without building reports), each with the
+    /// number of log requests ever made for it (a checker that samples sees from a change
+    /// of that number that the container was streamed in between). A container with
+    /// nothing unread needs no stream: the agent may leave it waiting (a waiter whose
+    /// probe finds its log read to the end makes no holder yield).
+    pub fn unread_unstreamed(&self) -> Vec<(ContainerId, u64)> {
         self.with(|state| {
-            let unstreamed =
-                state.containers.iter().filter(|(_, c)| c.info.running && state.open_streams[c.serial].is_empty());
+            let unstreamed = state.containers.iter().filter(|(_, c)| {
+                c.info.running && state.open_streams[c.serial].is_empty() && state.logs[c.serial].has_unread()
+            });
             unstreamed.map(|(id, c)| (id.clone(), c.opens_total)).collect()
         })
     }
