@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's tasks, one dispatch `match` (like rust-analyzer's).
 //!
 //! - `cargo xtask sim [FLAGS]`: the simulator sweep in the `sim` profile (release with
-//!   fat LTO; defaults: 1,000
+//!   fat LTO, and profile-guided optimisation where `llvm-profdata` is at hand: [`pgo`];
+//!   `--no-pgo` builds without it; defaults: 1,000
 //!   seeds × 55 containers × 4 simulated hours, rotation every 4 min). Flags are passed
 //!   to `capture-sim`: `--seeds N --from S --containers C --hours H --jobs J
 //!   --rotate-every SECS --calm --per-seed`, and `--seed S` replays one seed with a full
@@ -20,6 +21,7 @@
 //!
 //! Dependencies stay few so this compiles in seconds.
 
+mod pgo;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -31,8 +33,9 @@ const TASKS: &str = "\
 cargo xtask <task>
 
 tasks:
-  sim [FLAGS]   simulator sweep (release): --seeds N --from S --containers C --hours H
-                --jobs J --rotate-every SECS --calm --per-seed | --seed S (replay with trace)
+  sim [FLAGS]   simulator sweep (release, PGO unless --no-pgo): --seeds N --from S
+                --containers C --hours H --jobs J --rotate-every SECS --calm --per-seed
+                | --seed S (replay with trace)
   test          tidy, fmt --check, clippy -D warnings, then workspace tests + corpus
                 replay + a 50-seed sweep (what CI runs)
   tidy          repository rules clippy cannot check (xtask/src/tidy.rs)
@@ -92,10 +95,9 @@ fn commit() -> String {
 }
 
 fn sim(flags: &[String]) -> Result<()> {
-    run(cargo()
-        .args(["run", "--quiet", "--profile", "sim", "--package", "capture-sim", "--bin", "capture-sim", "--"])
-        .args(["--commit", &commit()])
-        .args(flags))
+    let pgo = !flags.iter().any(|flag| flag == "--no-pgo");
+    let flags = flags.iter().filter(|flag| *flag != "--no-pgo");
+    run(Command::new(pgo::simulator(pgo)?).args(["--commit", &commit()]).args(flags))
 }
 
 fn test() -> Result<()> {
