@@ -263,7 +263,7 @@ impl Schedule {
         // or below changes.
         let mut tiny_floods = SimRng::derive(options.seed, streams::WORLD ^ 0x71D7);
         for _ in 0..options.floods {
-            // A flood: about a third of the containers write, at once, two to four times
+            // A flood: about a third of the containers write, at once, 1.5 to 3 times
             // `queue_bytes_max` between them, mostly while Loki is down, so the queue
             // reaches its bound and the readers must wait. Half the floods of the smallest
             // queue (1 MiB) are of lines of a few bytes (their sequence number), one per
@@ -279,7 +279,7 @@ impl Schedule {
             }
             let chosen: Vec<u32> = (0..options.containers).filter(|_| rng.chance(0.33)).collect();
             let chosen = if chosen.is_empty() { vec![rng.below(options.containers as u64) as u32] } else { chosen };
-            let target = options.queue_bytes_max as u64 * rng.range(2..5);
+            let target = options.queue_bytes_max as u64 * rng.range(3..7) / 2;
             for slot in chosen.iter().copied() {
                 let line_bytes = rng.range(300..3_000) * 3;
                 let (line_bytes, per_line) = if tiny { (1, 64) } else { (line_bytes, line_bytes) };
