@@ -763,7 +763,14 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
         spawn_breach: Arc::default(),
         progress: {
             let mut progress = ProgressChecker::new(options.stall_timeout, options.slot_wait_max);
-            progress.unannounced_grace = options.reconcile_every + Duration::from_secs(60);
+            // A run whose `start` and `die` were both lost is found by the agent's next
+            // recheck of the containers it lists not running: at most one per
+            // `stall_timeout`, at a reconcile (every ⌈stall_timeout / reconcile_every⌉-th,
+            // `Discovery::recheck_due`).
+            let reconcile = options.reconcile_every.as_nanos().max(1);
+            let every = options.stall_timeout.as_nanos().div_ceil(reconcile).max(1);
+            let recheck_every = options.reconcile_every * u32::try_from(every).expect("a few reconciles");
+            progress.unannounced_grace = recheck_every + Duration::from_secs(60);
             progress
         },
         at_bound: false,

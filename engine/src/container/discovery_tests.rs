@@ -1,5 +1,5 @@
 //! Tests of discovery's plumbing that need no runtime: the first-sight `since` (taken
-//! and recorded), a Docker call that never answers gives way to the shutdown signal,
+//! and recorded), how often exited containers are rechecked, a Docker call that never answers gives way to the shutdown signal,
 //! and the reconcile's in-order walks of the known containers find what `get` finds
 //! and miss what `contains` misses.
 
@@ -13,8 +13,23 @@ use std::ops::Bound;
 use proptest::prelude::*;
 use tokio::sync::watch;
 
-use crate::container::discovery::{find_ahead, first_sight_since, not_in_sorted, or_shutdown, recorded_first_sight};
+use crate::container::discovery::{
+    find_ahead, first_sight_since, not_in_sorted, or_shutdown, reconciles_per_recheck, recorded_first_sight,
+};
 use crate::rt::BoxFuture;
+
+#[test]
+fn exited_containers_are_rechecked_at_most_once_per_stall_timeout() {
+    let secs = std::time::Duration::from_secs;
+    // The defaults: every second reconcile.
+    assert_eq!(reconciles_per_recheck(secs(120), secs(60)), 2);
+    assert_eq!(reconciles_per_recheck(secs(60), secs(30)), 2);
+    assert_eq!(reconciles_per_recheck(secs(300), secs(120)), 3);
+    // Reconciles as rare as the watchdog or rarer: every one.
+    assert_eq!(reconciles_per_recheck(secs(60), secs(60)), 1);
+    assert_eq!(reconciles_per_recheck(secs(60), secs(300)), 1);
+    assert_eq!(reconciles_per_recheck(secs(60), std::time::Duration::ZERO), u32::MAX);
+}
 
 #[test]
 fn a_docker_call_that_never_answers_gives_way_to_shutdown() {
