@@ -466,7 +466,13 @@ fn first_sight_now_applied_to_containers_started_later_is_caught() {
     // Only the containers of a first run's first reconcile are read from "now"; one
     // started while the agent runs is read from its beginning (the world excuses only
     // what the first list's containers wrote before it).
-    let now = |seed| Options { first_sight_now: true, first_sight_tail: 0, ..Options::from_seed(seed, &small()) };
+    // Bursts every minute: a container started later writes before discovery sees it.
+    let now = |seed| Options {
+        first_sight_now: true,
+        first_sight_tail: 0,
+        burst_every_mean: Duration::from_secs(60),
+        ..Options::from_seed(seed, &small())
+    };
     // The backlog skipped is unread output the world owes the agent: a stall at once.
     assert_caught_in(now, SupervisorVariant::FirstSightForAll, Invariant::Liveness, "unread output");
 }
