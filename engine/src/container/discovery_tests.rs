@@ -1,7 +1,7 @@
 //! Tests of discovery's plumbing that need no runtime: the first-sight `since` (taken
-//! and recorded), how often exited containers are rechecked, a Docker call that never answers gives way to the shutdown signal,
-//! and the reconcile's in-order walks of the known containers find what `get` finds
-//! and miss what `contains` misses.
+//! and recorded), how often exited containers are rechecked, a Docker call that never
+//! answers gives way to the shutdown signal, and the reconcile's in-order walks of the
+//! known containers find what `get` finds and miss what `contains` misses.
 
 use std::future::Future;
 use std::pin::pin;

@@ -50,10 +50,11 @@
 //!   before the stop is reopened once, so the end of the log is read by a request made
 //!   after the stop, never cut by a timer.
 //! - **Recheck**: a reconcile that lists the container not running, as discovery already
-//!   believed, asks (at most once per `stall_timeout`: `Discovery::recheck_due`) an idle machine whose log was read to its end for a probe of the
-//!   log's last entry ([`Machine::handle_recheck`]): a run between two lists whose start
-//!   and die events were both lost changes nothing else. Not the last line read → the log
-//!   is read again from the last position.
+//!   believed, asks (at most once per `stall_timeout`: `Discovery::recheck_due`) an idle
+//!   machine whose log was read to its end for a probe of the log's last entry
+//!   ([`Machine::handle_recheck`]): a run between two lists whose start and die events
+//!   were both lost changes nothing else. Not the last line read → the log is read again
+//!   from the last position.
 //! - **Backoff**: a failed open, stream error or failed inspect releases the slot and
 //!   waits `backoff_min × 2^(failures−1)` capped at `backoff_max`, scaled by
 //!   `1 − 0.2 × unit`; any data resets the count.
@@ -493,8 +494,8 @@ impl Machine {
     /// ([`Action::Probe`], no slot), and reads the log again if that is not the last line
     /// read ([`Machine::handle_probed`]). One short request per exited container per
     /// reconcile, at most one per `stall_timeout` (discovery's choice), as the watchdog
-    /// makes one per silent running container per `stall_timeout`. (Simulator seed 1082 with giant lines off: 38 lines of such a run
-    /// were never read.)
+    /// makes one per silent running container per `stall_timeout`. (Simulator seed 1082
+    /// with giant lines off: 38 lines of such a run were never read.)
     pub fn handle_recheck(&mut self, _now: Instant) {
         // Broken (tests only): the tail dropped at the stop is believed read for good.
         #[cfg(feature = "broken-variants")]
