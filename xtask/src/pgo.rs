@@ -76,9 +76,14 @@ fn optimised(root: &Path, tool: &Path) -> Result<PathBuf> {
     Ok(dir.join("use/sim/capture-sim"))
 }
 
-/// The simulator in the `sim` profile, in `target_dir`, with `flag` added to rustc's.
+/// The simulator in the `sim` profile, in `target_dir`, with `flag` added to rustc's
+/// (the caller's `CARGO_ENCODED_RUSTFLAGS`, else its `RUSTFLAGS`, which the former
+/// would override).
 fn build(target_dir: &Path, flag: &str) -> Result<()> {
-    let mut flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let mut flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_else(|_| {
+        let plain = std::env::var("RUSTFLAGS").unwrap_or_default();
+        plain.split_whitespace().collect::<Vec<_>>().join("\x1f")
+    });
     if !flags.is_empty() {
         flags.push('\x1f');
     }
