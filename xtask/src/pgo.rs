@@ -12,7 +12,7 @@
 //! It needs `llvm-profdata` of the LLVM that rustc is built on (`rustc -vV`): Debian's
 //! `llvm-N` has it, and is installed when it is missing and `apt-get` can. Without it,
 //! or with `--no-pgo`, the plain `sim` profile is built and said so. Each build has a
-//! target directory of its own (under `target/pgo/`), so neither invalidates the other
+//! target directory of its own (under `target/pgo/`, or `pgo/` in `CARGO_TARGET_DIR`), so neither invalidates the other
 //! nor the plain one. The training runs again only when the instrumented binary
 //! changed; the optimised build follows the profile (rustc lists it in its dep-info).
 
@@ -30,10 +30,10 @@ const TRAINING_SEEDS: &str = "100";
 /// The simulator binary to run: optimised with a profile if `pgo` and `llvm-profdata`
 /// is (or can be made) available, else the plain `sim` profile's.
 pub fn simulator(pgo: bool) -> Result<PathBuf> {
-    let root = project_root();
+    let target = target_dir();
     if pgo {
         match profdata_tool()? {
-            Some(tool) => return optimised(&root, &tool),
+            Some(tool) => return optimised(&target.join("pgo"), &tool),
             None => eprintln!(
                 "xtask: no llvm-profdata for rustc's LLVM: building the simulator without profile-guided \
                  optimisation (the sweep runs about 1.1× longer; on Debian `apt-get install llvm-{}`)",
@@ -42,12 +42,21 @@ pub fn simulator(pgo: bool) -> Result<PathBuf> {
         }
     }
     run(cargo().args(["build", "--quiet", "--profile", "sim", "--package", "capture-sim", "--bin", "capture-sim"]))?;
-    Ok(root.join("target/sim/capture-sim"))
+    Ok(target.join("sim/capture-sim"))
 }
 
-/// Instrumented build, training (if the instrumented binary changed), optimised build.
-fn optimised(root: &Path, tool: &Path) -> Result<PathBuf> {
-    let dir = root.join("target/pgo");
+/// Where cargo builds: `CARGO_TARGET_DIR` if set (relative to the working directory, as
+/// cargo takes it), else the workspace's `target/`.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => std::env::current_dir().map_or_else(|_| PathBuf::from(&dir), |cwd| cwd.join(&dir)),
+        None => project_root().join("target"),
+    }
+}
+
+/// Instrumented build, training (if the instrumented binary changed), optimised build,
+/// all under `dir`.
+fn optimised(dir: &Path, tool: &Path) -> Result<PathBuf> {
     let (raw, profile) = (dir.join("raw"), dir.join("merged.profdata"));
     build(&dir.join("generate"), &format!("-Cprofile-generate={}", raw.display()))?;
     let instrumented = dir.join("generate/sim/capture-sim");
