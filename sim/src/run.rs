@@ -706,7 +706,7 @@ pub fn run_seed(options: &Options, run: RunConfig) -> SeedOutcome {
     engine::container::set_thread_variant(run.variant);
     let exec = Executor::new(options.seed, WALL_START);
     let rt = exec.rt();
-    let docker = SimDocker::new(rt.clone(), SimRng::derive(options.seed, streams::DOCKER).next_u64());
+    let docker = SimDocker::new(exec.handle(), SimRng::derive(options.seed, streams::DOCKER).next_u64());
     docker.set_broken_tty_keeps_stderr(run.broken_tty_keeps_stderr);
     let truncated_line_max = options.line_bytes_max + engine::parse::assemble::TRUNCATION_MARKER.len();
     docker.set_unsettled_bound(options.queue_bytes_max, truncated_line_max);

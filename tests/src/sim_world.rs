@@ -188,7 +188,7 @@ impl WorldControl for SimWorld {
 /// virtual wall clock starts at `wall_start`.
 pub fn run_script_on_the_model(seed: u64, wall_start: UnixNanos) -> Result<Observations> {
     let mut executor = Executor::new(seed, wall_start);
-    let docker = SimDocker::new(executor.rt(), seed);
+    let docker = SimDocker::new(executor.handle(), seed);
     let engine: Arc<dyn ContainerEngine> = Arc::new(docker.clone());
     let world = Arc::new(SimWorld::new(docker, executor.handle()));
     let rt: Arc<dyn Rt> = executor.rt();
@@ -201,7 +201,7 @@ pub fn run_script_on_the_model(seed: u64, wall_start: UnixNanos) -> Result<Obser
 /// Runs the TTY script ([`run_tty_script`]) against a fresh model on a fresh executor.
 pub fn run_tty_script_on_the_model(seed: u64, wall_start: UnixNanos) -> Result<TtyFacts> {
     let mut executor = Executor::new(seed, wall_start);
-    let docker = SimDocker::new(executor.rt(), seed);
+    let docker = SimDocker::new(executor.handle(), seed);
     let engine: Arc<dyn ContainerEngine> = Arc::new(docker.clone());
     let world = Arc::new(SimWorld::new(docker, executor.handle()));
     let rt: Arc<dyn Rt> = executor.rt();

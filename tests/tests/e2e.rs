@@ -98,6 +98,7 @@ async fn adapter_lists_inspects_and_streams_events_from_the_real_engine() {
     eprintln!("engine {} API {} (min {})", version.version, version.api_version, version.min_api_version);
 
     let mut events = docker.events().await.unwrap();
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
     let container = TestContainer::run("adapter", &LinePrinter::new("adapter", 3, 3).script()).unwrap();
     let id = ContainerId::new(container.id());
 
@@ -124,6 +125,10 @@ async fn adapter_lists_inspects_and_streams_events_from_the_real_engine() {
             .unwrap();
         if event.id == id {
             assert_eq!(event.attributes.get("name").map(String::as_str), Some(container.name()));
+            // Docker's `timeNano`, by the host clock (the machine tells a later run's
+            // `die` by it): not before the container was asked for (1 s of slack).
+            let time = event.time.expect("events carry Docker's time");
+            assert!(time >= before - 1_000_000_000, "event time {time} before the run at {before}");
             kinds.push(event.kind);
         }
     }

@@ -118,7 +118,7 @@ pub(super) fn from_event(event: EventMessage) -> Result<Option<ContainerEvent>, 
     if id.is_empty() {
         return Err(protocol("event", format!("{action} event without a container id")));
     }
-    Ok(Some(ContainerEvent { kind, id: ContainerId::new(id), attributes }))
+    Ok(Some(ContainerEvent { kind, id: ContainerId::new(id), attributes, time: event.time_nano }))
 }
 
 /// What `GET /version` says about the engine.

@@ -32,23 +32,26 @@ use tokio::sync::watch;
 
 use crate::container::discovery_timing::{DiscoveryCall, DiscoveryTiming};
 use crate::container::machine::FirstOpen;
+use crate::container::retired::{Retired, TailOutcome};
 use crate::container::supervisor::Supervisor;
 use crate::container::{ContainerState, FirstSight, MonitorShared};
 use crate::model::{ContainerId, StdStream};
 use crate::port::{ContainerCheckpoint, ContainerEvent, ContainerEventKind, ContainerInfo, EngineError, EventStream};
 use crate::rt::{unit_from_bits, BoxFuture};
 use crate::task::{TaskHandle, TaskKind};
-use crate::telemetry::events::{ContainersCounted, DockerDown, DockerUp};
+use crate::telemetry::events::{ContainersCounted, DockerDown, DockerUp, TailUnread};
 
 struct Known {
     state: watch::Sender<ContainerState>,
-    task: TaskHandle<()>,
+    task: TaskHandle<TailOutcome>,
 }
 
 pub struct Discovery {
     shared: Arc<MonitorShared>,
     known: BTreeMap<ContainerId, Known>,
-    retiring: FuturesUnordered<BoxFuture<()>>,
+    retiring: FuturesUnordered<BoxFuture<(ContainerId, TailOutcome)>>,
+    /// Containers retired, for the events about them that come late.
+    retired: Retired,
     /// No checkpoint was found: containers of the first reconcile get `first_sight`.
     first_run: bool,
     reconciled: bool,
@@ -66,6 +69,7 @@ impl Discovery {
             shared,
             known: BTreeMap::new(),
             retiring: FuturesUnordered::new(),
+            retired: Retired::default(),
             first_run,
             reconciled: false,
             inspect_failed: false,
@@ -144,7 +148,12 @@ impl Discovery {
             tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => break,
-                Some(()) = self.retiring.next(), if !self.retiring.is_empty() => self.update_gauge(),
+                Some((id, outcome)) = self.retiring.next(), if !self.retiring.is_empty() => {
+                    if self.retired.joined(&id, outcome) {
+                        TailUnread.emit(&shared.telemetry);
+                    }
+                    self.update_gauge();
+                }
                 event = next_event(&mut events) => match event {
                     Some(Ok(event)) => {
                         if !self.handle_event(event).await {
@@ -176,7 +185,11 @@ impl Discovery {
         for (_, known) in std::mem::take(&mut self.known) {
             let _ = known.task.cancel_and_join().await;
         }
-        while self.retiring.next().await.is_some() {}
+        while let Some((id, outcome)) = self.retiring.next().await {
+            if self.retired.joined(&id, outcome) {
+                TailUnread.emit(&self.shared.telemetry);
+            }
+        }
         self.update_gauge();
     }
 
@@ -197,6 +210,21 @@ impl Discovery {
     /// Apply one event; false if shutdown was signalled while asking Docker about it.
     async fn handle_event(&mut self, event: ContainerEvent) -> bool {
         let known = self.known.contains_key(&event.id);
+        if !known && self.retired.contains(&event.id) {
+            // Gone: nothing to ask Docker. A run's event held back past the `destroy`
+            // may still say that lines were deleted unread (see `retired`).
+            let ran = matches!(
+                event.kind,
+                ContainerEventKind::Start
+                    | ContainerEventKind::Restart
+                    | ContainerEventKind::Die
+                    | ContainerEventKind::Stop
+            );
+            if ran && self.retired.ran_late(&event.id) {
+                TailUnread.emit(&self.shared.telemetry);
+            }
+            return true;
+        }
         match event.kind {
             ContainerEventKind::Destroy => self.retire(&event.id),
             // A `die` of a container believed not running: it ran again, and its `start`
@@ -218,6 +246,7 @@ impl Discovery {
                             state.runs_unseen += 1;
                         }
                         state.info.running = false;
+                        state.died_at = event.time.or(state.died_at);
                     });
                 }
             }
@@ -360,7 +389,8 @@ impl Discovery {
             }
             (None, FirstSight::Tail(lines)) => FirstOpen::Tail(lines),
         };
-        let (state, state_rx) = watch::channel(ContainerState { info, removed: false, rechecks: 0, runs_unseen: 0 });
+        let (state, state_rx) =
+            watch::channel(ContainerState { info, removed: false, rechecks: 0, runs_unseen: 0, died_at: None });
         let supervisor = Supervisor::new(shared.clone(), id.clone(), state_rx, resume, first_open);
         let task = shared.tasks.spawn(TaskKind::Container, supervisor.run());
         self.known.insert(id, Known { state, task });
@@ -369,6 +399,7 @@ impl Discovery {
 
     fn retire(&mut self, id: &ContainerId) {
         let Some(known) = self.known.remove(id) else { return };
+        self.retired.retire(id, known.state.borrow().info.running);
         known.state.send_modify(|state| state.removed = true);
         drop(known.state);
         let acks = self.shared.acks.clone();
@@ -379,9 +410,10 @@ impl Discovery {
         // seed-302: one container task alive after a mid-run shutdown).
         let cancel_if_dropped = CancelOnDrop(task.cancel_handle());
         self.retiring.push(Box::pin(async move {
-            let _ = task.join().await;
+            let outcome = task.join().await.unwrap_or(TailOutcome::Other);
             drop(cancel_if_dropped);
             acks.untrack(&id);
+            (id, outcome)
         }));
         self.update_gauge();
     }

@@ -229,6 +229,9 @@ pub struct Machine {
     /// Docker said "stopped" or "gone" while discovery still says running: believed
     /// until discovery's running flag changes or this instant ([`Machine::recheck_after`]).
     docker_stopped: Option<Instant>,
+    /// The host clock when Docker said "stopped" (with `docker_stopped`): a `die`
+    /// stamped after it is of a later run ([`Machine::handle_died`]).
+    docker_stopped_wall: UnixNanos,
     /// Docker said the container does not exist: it never runs again (ids are not
     /// reused), so looking again leaves a tail read as read.
     docker_gone: bool,
@@ -265,6 +268,7 @@ impl Machine {
             removed: false,
             collected: false,
             docker_stopped: None,
+            docker_stopped_wall: 0,
             docker_gone: false,
             read_to_end: false,
             tail_read: false,
@@ -456,8 +460,8 @@ impl Machine {
         self.back_off(now, unit);
     }
 
-    /// Docker answered the inspect.
-    pub fn handle_inspected(&mut self, now: Instant, answer: Inspected, unit: f64) {
+    /// Docker answered the inspect; `wall` is the host clock now.
+    pub fn handle_inspected(&mut self, now: Instant, wall: UnixNanos, answer: Inspected, unit: f64) {
         let Phase::Inspecting { yielded } = self.phase else { return };
         match answer {
             Inspected::Running => {
@@ -472,6 +476,7 @@ impl Machine {
             Inspected::Stopped => {
                 if self.running {
                     self.docker_stopped = Some(now + self.recheck_after());
+                    self.docker_stopped_wall = wall;
                 }
                 // The stream that ended was opened while believed running: read the rest
                 // with a request made after the stop.
@@ -524,6 +529,30 @@ impl Machine {
         self.tail_read = false;
         if let Phase::Streaming(stream) = &mut self.phase {
             stream.opened_stopped = false;
+        }
+    }
+
+    /// Discovery heard a `die` that happened at `at` (Docker's clock, as the host's).
+    /// Called before the [`Machine::handle_state`] that the same news brings. If Docker
+    /// had said "stopped" before that instant while discovery still believed the
+    /// container running (the stop's events lost or held back), this `die` is not of
+    /// that stop: the container ran again since, its `start` lost, and what it wrote is
+    /// unread ([`Machine::handle_ran_unseen`]). A `die` of the stop Docker told of
+    /// happened before Docker said so (the world's seed 41926: a container stopped at
+    /// 14,124.9 s, Docker said so, a request made after the stop read its log to the end;
+    /// the stop's `die` and the `start` after it lost, it ran again from 14,141.9 s, wrote
+    /// 26 lines and was removed by `docker rm -f` at 14,194.4 s; the agent heard that
+    /// run's `die` with the `destroy` and believed the tail read). Docker
+    /// logs a `die` just after its inspect says "stopped", so a `die` of that stop may be
+    /// stamped a little after an inspect made in between: it costs one more read of the
+    /// log to its end (or a tail counted unread, if the removal comes with it).
+    pub fn handle_died(&mut self, at: UnixNanos) {
+        if self.phase != Phase::Done
+            && self.docker_stopped.is_some()
+            && !self.docker_gone
+            && at > self.docker_stopped_wall
+        {
+            self.handle_ran_unseen();
         }
     }
 

@@ -8,6 +8,7 @@ use crate::rt::Instant;
 
 const SEC: u64 = 1_000_000_000;
 const WALL: i64 = 1_700_000_000 * 1_000_000_000;
+const SECOND: i64 = 1_000_000_000;
 
 fn at(secs: u64) -> Instant {
     Instant::from_nanos(secs * SEC)
@@ -298,18 +299,18 @@ fn an_end_while_running_asks_docker_first() {
     machine.handle_data(at(1), Some(3));
     machine.handle_stream_ended(at(2));
     assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::Inspect]);
-    machine.handle_inspected(at(2), Inspected::Running, 0.0);
+    machine.handle_inspected(at(2), WALL, Inspected::Running, 0.0);
     assert_eq!(actions(&mut machine), [open_since(3)]);
     // Still running, nothing read: back off instead of spinning.
     let mut machine = streaming(0);
     machine.handle_stream_ended(at(2));
-    machine.handle_inspected(at(2), Inspected::Running, 0.0);
+    machine.handle_inspected(at(2), WALL, Inspected::Running, 0.0);
     assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::Inspect, Action::ReleaseSlot]);
     assert_eq!(machine.poll_timeout(), Some(at(2) + Duration::from_millis(500)));
     // Stopped (the event is late): read the rest with a request made after the stop.
     let mut machine = streaming(0);
     machine.handle_stream_ended(at(2));
-    machine.handle_inspected(at(2), Inspected::Stopped, 0.0);
+    machine.handle_inspected(at(2), WALL, Inspected::Stopped, 0.0);
     assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::Inspect, open_since(0)]);
     machine.handle_opened(at(2), WALL, 0.0);
     machine.handle_stream_ended(at(3));
@@ -327,7 +328,7 @@ fn an_end_while_running_asks_docker_first() {
 fn a_tail_read_before_discovery_heard_of_the_stop_counts_as_read_at_the_removal() {
     let mut machine = streaming(0);
     machine.handle_stream_ended(at(2));
-    machine.handle_inspected(at(2), Inspected::Stopped, 0.0);
+    machine.handle_inspected(at(2), WALL, Inspected::Stopped, 0.0);
     machine.handle_opened(at(2), WALL, 0.0);
     machine.handle_stream_ended(at(3));
     actions(&mut machine);
@@ -353,7 +354,7 @@ fn a_start_nobody_reports_after_docker_said_stopped_is_found_within_slot_wait_ma
     actions(&mut machine);
     // Docker comes back at 4303 s: the exited container's stream ends at once.
     machine.handle_stream_ended(at(4307));
-    machine.handle_inspected(at(4307), Inspected::Stopped, 0.0);
+    machine.handle_inspected(at(4307), WALL, Inspected::Stopped, 0.0);
     machine.handle_opened(at(4307), WALL, 0.0);
     machine.handle_stream_ended(at(4307));
     assert_eq!(
@@ -388,7 +389,7 @@ fn a_look_again_after_docker_said_stopped_makes_the_tail_unread() {
     let mut machine = streaming(0);
     machine.handle_data(at(1), Some(3));
     machine.handle_stream_ended(at(10));
-    machine.handle_inspected(at(10), Inspected::Stopped, 0.0);
+    machine.handle_inspected(at(10), WALL, Inspected::Stopped, 0.0);
     machine.handle_opened(at(10), WALL, 0.0);
     machine.handle_stream_ended(at(10));
     actions(&mut machine);
@@ -412,6 +413,47 @@ fn a_look_again_after_docker_said_stopped_makes_the_tail_unread() {
     assert!(!machine.tail_read());
 }
 
+/// Seed 41926: Docker said stopped while discovery believed the container running (its
+/// `die` lost), and a request made after the stop read the log to its end. A `die`
+/// heard later tells, by its time, whether it is that stop's (held back: the tail stays
+/// read) or a later run's, its `start` lost (the tail is unread: counted if a removal
+/// comes with it, else read again).
+#[test]
+fn a_die_stamped_after_docker_said_stopped_is_a_later_runs() {
+    let stopped_and_read = || {
+        let mut machine = streaming(0);
+        machine.handle_data(at(1), Some(3));
+        machine.handle_stream_ended(at(10));
+        machine.handle_inspected(at(10), WALL + 10 * SECOND, Inspected::Stopped, 0.0);
+        machine.handle_opened(at(10), WALL, 0.0);
+        machine.handle_stream_ended(at(10));
+        actions(&mut machine);
+        assert!(machine.read_to_end() && machine.tail_read());
+        machine
+    };
+    // The stop's own `die`, stamped before Docker said so (or at that instant), heard
+    // with the removal: the tail stays read.
+    for died in [WALL + 9 * SECOND, WALL + 10 * SECOND] {
+        let mut machine = stopped_and_read();
+        machine.handle_died(died);
+        machine.handle_state(at(80), false, true, true);
+        assert_eq!(actions(&mut machine), [Action::Finish]);
+        assert!(machine.tail_read());
+    }
+    // A later run's `die`, heard with the removal: the tail is unread.
+    let mut machine = stopped_and_read();
+    machine.handle_died(WALL + 70 * SECOND);
+    machine.handle_state(at(80), false, true, true);
+    assert_eq!(actions(&mut machine), [Action::Finish]);
+    assert!(!machine.tail_read());
+    // Without the removal: the log is read again, to its end.
+    let mut machine = stopped_and_read();
+    machine.handle_died(WALL + 70 * SECOND);
+    machine.handle_state(at(80), false, false, true);
+    assert_eq!(actions(&mut machine), [Action::TakeSlot]);
+    assert!(!machine.read_to_end());
+}
+
 /// A container Docker said gone, while discovery still says running (its `destroy`
 /// lost), never runs again: the look again finds it gone, and the tail the stream read
 /// to the removal stays read.
@@ -420,7 +462,7 @@ fn a_look_again_after_docker_said_gone_keeps_the_tail_read() {
     let mut machine = streaming(0);
     machine.handle_data(at(1), Some(3));
     machine.handle_stream_ended(at(10));
-    machine.handle_inspected(at(10), Inspected::NotFound, 0.0);
+    machine.handle_inspected(at(10), WALL, Inspected::NotFound, 0.0);
     assert_eq!(actions(&mut machine), [Action::DropStream(DropWhy::Ended), Action::Inspect, Action::ReleaseSlot]);
     assert!(machine.tail_read());
     assert_eq!(machine.poll_timeout(), Some(at(40)));

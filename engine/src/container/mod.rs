@@ -16,6 +16,8 @@
 //!   task, so a stream cannot outlive its rotation: "drop, then reopen".
 //! - [`reader`] is the sans-IO part: frames → timestamps → merged lines → resume keys and
 //!   deduplication of a reopen's replay against what was already queued.
+//! - [`retired`] remembers the containers discovery retired, for the events about them
+//!   that come after their `destroy` (a run unseen before the removal: a tail unread).
 //!
 //! `ContainerState` (what discovery tells a supervisor) and `MonitorShared` (what they
 //! all share) live here, so discovery, the supervisor and the broken variants import
@@ -39,6 +41,7 @@ pub mod discovery_timing;
 pub mod machine;
 pub mod pool;
 pub mod reader;
+pub mod retired;
 pub mod supervisor;
 
 /// What to read of a container seen for the first time on a first run (no checkpoint).
@@ -169,6 +172,8 @@ pub struct ContainerState {
     /// `die` events of the container while discovery believed it not running: each says
     /// it ran again unseen, its start lost (see `Machine::handle_ran_unseen`).
     pub runs_unseen: u64,
+    /// When the last `die` heard happened, by Docker's clock (see `Machine::handle_died`).
+    pub died_at: Option<crate::rt::UnixNanos>,
 }
 
 /// Everything discovery and the supervisors share.
@@ -243,5 +248,7 @@ impl Default for MonitorConfig {
 mod discovery_tests;
 #[cfg(test)]
 mod machine_tests;
+#[cfg(test)]
+mod retired_tests;
 #[cfg(test)]
 mod tests;

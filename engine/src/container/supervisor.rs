@@ -31,11 +31,12 @@ use tokio::sync::watch;
 use crate::container::machine::{Action, DropWhy, FirstOpen, Inspected, Machine, MachineConfig, OpenFailure};
 use crate::container::pool::{AcquireSlot, StreamSlot, YieldRequest};
 use crate::container::reader::{LogReader, ReadError, ReadStats, Run};
+use crate::container::retired::TailOutcome;
 use crate::container::{ContainerState, MonitorShared};
 use crate::model::{ContainerId, Labels, SourceId, StdStream};
 use crate::pipeline::queue::{Chunk, ReaderHold};
 use crate::port::{ContainerCheckpoint, ContainerInfo, EngineError, LogOptions, LogStream};
-use crate::rt::{unit_from_bits, BoxTimer, Instant, Rt};
+use crate::rt::{unit_from_bits, BoxTimer, Instant, Rt, UnixNanos};
 use crate::telemetry::events::{
     InspectFailed, LinesRead, LogGapFound, MalformedFrame, StreamFailed, StreamOpened, StreamProbed, StreamRotated,
     StreamYielded, TailUnread,
@@ -62,6 +63,8 @@ pub struct Supervisor {
     rechecks: u64,
     /// Discovery's unseen runs seen (see [`ContainerState::runs_unseen`]).
     runs_unseen: u64,
+    /// The last `die` time seen (see [`ContainerState::died_at`]).
+    died_at: Option<UnixNanos>,
     /// The info `labels` were worked out for.
     labeled: Option<ContainerInfo>,
 }
@@ -113,12 +116,14 @@ impl Supervisor {
             probe_reader: None,
             rechecks: 0,
             runs_unseen: 0,
+            died_at: None,
             labeled: None,
         }
     }
 
-    /// The task body: runs until the container is removed (or the task is cancelled).
-    pub async fn run(mut self) {
+    /// The task body: runs until the container is removed (or the task is cancelled),
+    /// and says whether it counted the tail unread.
+    pub async fn run(mut self) -> TailOutcome {
         #[cfg(feature = "broken-variants")]
         crate::container::broken::on_start(&self.shared);
         let shared = self.shared.clone();
@@ -141,18 +146,18 @@ impl Supervisor {
             // `async fn` call, whose future cost more than most actions (callgrind: seed 1,
             // 273 k actions, 1,443.5 M -> 1,435.5 M instructions).
             while let Some(action) = self.machine.poll_action() {
-                let go_on = match action {
+                let ended = match action {
                     Action::Open(options) => {
                         self.open(options, &mut held).await;
-                        true
+                        None
                     }
                     Action::Inspect => {
                         self.inspect().await;
-                        true
+                        None
                     }
                     Action::Probe => {
                         self.probe().await;
-                        true
+                        None
                     }
                     action => self.perform_at_once(action, &mut held),
                 };
@@ -160,8 +165,8 @@ impl Supervisor {
                 if let Some(hook) = held.dropped_hook.take() {
                     hook.after_stream().await;
                 }
-                if !go_on {
-                    return;
+                if let Some(outcome) = ended {
+                    return outcome;
                 }
             }
             // The timer follows the machine's deadline (see `Alarm`).
@@ -215,7 +220,7 @@ impl Supervisor {
                         // 1,435.5 M -> 1,409.5 M instructions, seed 85 626.1 M -> 618.4 M).
                         let result = self.read(bytes, &mut runs, &mut chunks);
                         if !chunks.is_empty() && shared.queue.send_read(&mut chunks).await.is_err() {
-                            return; // The queue is closed: shutdown.
+                            return TailOutcome::Other; // The queue is closed: shutdown.
                         }
                         self.handle_read(result);
                     }
@@ -243,7 +248,7 @@ impl Supervisor {
         // nothing else. Callgrind, seed 2 (30 s reconciles): 323.75 M -> 314.40 M.
         let state = self.state.borrow_and_update();
         let (running, removed, rechecks) = (state.info.running, state.removed, state.rechecks);
-        let runs_unseen = state.runs_unseen;
+        let (runs_unseen, died_at) = (state.runs_unseen, state.died_at);
         let changed = self.labeled.as_ref() != Some(&state.info);
         let info = changed.then(|| state.info.clone());
         drop(state);
@@ -260,6 +265,9 @@ impl Supervisor {
         if runs_unseen != std::mem::replace(&mut self.runs_unseen, runs_unseen) {
             self.machine.handle_ran_unseen();
         }
+        if let Some(at) = died_at.filter(|_| died_at != std::mem::replace(&mut self.died_at, died_at)) {
+            self.machine.handle_died(at);
+        }
         self.machine.handle_state(now, running, removed, self.labels.is_some());
         if rechecks != std::mem::replace(&mut self.rechecks, rechecks) {
             self.machine.handle_recheck(now);
@@ -274,8 +282,8 @@ impl Supervisor {
     }
 
     /// Perform one action of the machine that needs no waiting (all but opening and
-    /// inspecting); false when the task must end.
-    fn perform_at_once(&mut self, action: Action, held: &mut Held) -> bool {
+    /// inspecting); `Some` when the task must end, with how.
+    fn perform_at_once(&mut self, action: Action, held: &mut Held) -> Option<TailOutcome> {
         let shared = &self.shared;
         let telemetry = &shared.telemetry;
         match action {
@@ -305,15 +313,20 @@ impl Supervisor {
             Action::Finish => {
                 #[cfg(feature = "broken-variants")]
                 if shared.config.variant == crate::container::SupervisorVariant::TailUncounted {
-                    return false;
+                    // Said counted: discovery counts none for it either.
+                    return Some(TailOutcome::Counted);
                 }
-                if self.labels.is_some() && !self.machine.tail_read() {
-                    TailUnread.emit(telemetry);
+                if self.labels.is_none() {
+                    return Some(TailOutcome::Other);
                 }
-                return false;
+                if self.machine.tail_read() {
+                    return Some(TailOutcome::Read);
+                }
+                TailUnread.emit(telemetry);
+                return Some(TailOutcome::Counted);
             }
         }
-        true
+        None
     }
 
     /// [`Action::Open`].
@@ -362,7 +375,7 @@ impl Supervisor {
                 Inspected::Failed
             }
         };
-        self.machine.handle_inspected(rt.now(), answer, self.unit());
+        self.machine.handle_inspected(rt.now(), rt.wall(), answer, self.unit());
     }
 
     /// [`Action::Probe`]: is the log's last entry (a non-follow request with `tail = 1`)

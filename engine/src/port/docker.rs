@@ -65,6 +65,8 @@ pub struct ContainerEvent {
     pub id: ContainerId,
     /// Event attributes (`name`, `image`, labels, ...).
     pub attributes: BTreeMap<String, String>,
+    /// When it happened, by the host clock (Docker's `timeNano`), if said.
+    pub time: Option<crate::rt::UnixNanos>,
 }
 
 /// Options of one log request.

@@ -902,7 +902,7 @@ mod commit_check_tests {
         let ids: Arc<[ContainerId]> = (0..3).map(|at| ContainerId::new(format!("{at:064}"))).collect();
         let ahead = Some(ResumeKey { ts: 5, seq: 0 });
         for listed_anew in [false, true] {
-            let mut checker = DeliveryChecker::new(SimDocker::new(executor.rt(), 1), 64 << 10);
+            let mut checker = DeliveryChecker::new(SimDocker::new(executor.handle(), 1), 64 << 10);
             checker.handle_commit(&checkpoint(&ids, None));
             assert!(checker.first_violation.is_none(), "nothing committed yet");
             let next_ids = if listed_anew { ids.iter().cloned().collect() } else { ids.clone() };

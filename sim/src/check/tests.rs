@@ -18,7 +18,7 @@ const LINE_BYTES: u32 = 20;
 
 fn world() -> (Executor, SimDocker, ContainerId) {
     let executor = Executor::new(1, WALL_START);
-    let docker = SimDocker::new(executor.rt(), 1);
+    let docker = SimDocker::new(executor.handle(), 1);
     let id = docker.create("app", "sim/app:latest", Default::default());
     docker.start(&id).unwrap();
     let burst = Burst { line_bytes: LINE_BYTES, ..Burst::lines(StdStream::Stdout, 10) };
@@ -107,7 +107,7 @@ fn a_gap_is_allowed_only_over_lines_rotation_deleted_unread() {
 /// timestamp as written.
 fn world_with_empty_lines() -> (Executor, SimDocker, ContainerId, Vec<i64>) {
     let mut executor = Executor::new(1, WALL_START);
-    let docker = SimDocker::new(executor.rt(), 1);
+    let docker = SimDocker::new(executor.handle(), 1);
     let id = docker.create("app", "sim/app:latest", Default::default());
     docker.start(&id).unwrap();
     docker.emit(&id, Burst::lines(StdStream::Stdout, 96)).unwrap();

@@ -6,7 +6,10 @@
 //!
 //! Promises:
 //! - `now()` is virtual time; it moves only when the executor has nothing runnable, and
-//!   only forward. `wall()` is the executor's `wall_start` plus `now()`.
+//!   only forward. `wall()` is the host clock: the executor's `wall_start` plus `now()`,
+//!   less the host clock's steps back so far ([`SimRt::step_wall_back`]), which the
+//!   agent and the simulated Docker read alike, as they share a host;
+//!   `reference_wall()` is a clock no step moves (another host's: Loki's).
 //! - `rand_u64()` draws from its own stream ([`super::rng::streams::ENGINE`]), separate
 //!   from the executor's scheduling choices and from the world's.
 //! - `spawn_raw` never polls the future inline: it is queued and becomes runnable when
@@ -19,7 +22,7 @@
 //! the engine's futures must be `Send`.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +38,8 @@ use super::waker::ReadyQueue;
 pub(crate) struct Shared {
     now: AtomicU64,
     wall_start: UnixNanos,
+    /// The host clock's steps back so far (nanoseconds).
+    wall_back: AtomicI64,
     /// A lock, not an `AtomicU64`: its `fetch_add` was an atomic RMW per spawn.
     next_task_id: Lock<SimTaskId>,
     pub(crate) timers: Lock<Timers>,
@@ -56,6 +61,7 @@ impl Shared {
         Shared {
             now: AtomicU64::new(0),
             wall_start,
+            wall_back: AtomicI64::new(0),
             next_task_id: Lock::new(0),
             timers: Lock::new(Timers::default()),
             entropy: Lock::new(SimRng::derive(seed, streams::ENGINE)),
@@ -105,8 +111,22 @@ impl SimRt {
         self.shared.now()
     }
 
+    /// The host clock (see the module docs).
     pub fn wall(&self) -> UnixNanos {
+        self.reference_wall() - self.shared.wall_back.load(Ordering::Relaxed)
+    }
+
+    /// A wall clock no host clock step moves (another host's).
+    pub fn reference_wall(&self) -> UnixNanos {
         self.shared.wall_start + self.shared.now().as_nanos() as i64
+    }
+
+    /// The host clock steps back by `back` (an NTP correction): `wall()` reads that much
+    /// earlier from now on, for the agent and the simulated Docker alike.
+    pub fn step_wall_back(&self, back: Duration) {
+        let back = i64::try_from(back.as_nanos()).unwrap_or(i64::MAX);
+        let stepped = self.shared.wall_back.load(Ordering::Relaxed).saturating_add(back);
+        self.shared.wall_back.store(stepped, Ordering::Relaxed);
     }
 
     pub fn wall_start(&self) -> UnixNanos {

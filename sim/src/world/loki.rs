@@ -297,7 +297,8 @@ impl Inner {
 
     fn decide(&self, state: &mut LokiState, batch: &Batch) -> Verdict {
         let now = self.rt.now();
-        let wall = self.rt.wall();
+        // Loki runs on another host: its clock does not step with the agent's.
+        let wall = self.rt.reference_wall();
         if state.retry_not_before.take().is_some_and(|not_before| now < not_before) {
             state.counters.early_retries += 1;
         }

@@ -403,7 +403,7 @@ impl Stream for SimLogStream {
             let chunk = reader.take_chunk(state, serial, max);
             drop(guard);
             if let Some(StreamFault::Trickle { delay, .. }) = fault {
-                this.trickle_sleep = Some(this.docker.rt.sleep(delay));
+                this.trickle_sleep = Some(Box::pin(this.docker.rt.sleep(delay)));
             }
             return Poll::Ready(Some(Ok(chunk)));
         }

@@ -65,7 +65,9 @@ use std::time::Duration;
 
 use engine::model::{ContainerId, StdStream};
 use engine::port::{ContainerEventKind, ContainerInfo, EngineError};
-use engine::rt::{Rt, UnixNanos};
+use engine::rt::UnixNanos;
+
+use crate::executor::SimRt;
 
 pub use self::log::{decimal_digits, line_content, line_seq, LossCause, ENTRY_CONTENT_MAX};
 pub use self::log_stream::StreamFault;
@@ -169,20 +171,22 @@ pub struct SimDocker {
 /// one), where an `Arc` of each cost two atomic updates per clone and two per drop.
 pub(crate) struct DockerShared {
     pub(crate) state: Lock<DockerState>,
-    pub(crate) rt: Arc<dyn Rt>,
+    /// The host's runtime: its `wall()` is the host clock, which the agent reads too.
+    pub(crate) rt: SimRt,
 }
 
 impl SimDocker {
     /// A daemon with no containers. `seed` feeds the model's own streams (container ids,
     /// chunk boundaries); derive it from the world seed.
-    pub fn new(rt: Arc<dyn Rt>, seed: u64) -> SimDocker {
+    pub fn new(rt: SimRt, seed: u64) -> SimDocker {
         SimDocker { shared: Arc::new(DockerShared { state: Lock::new(DockerState::new(seed)), rt }) }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut DockerState) -> T) -> T {
-        let now = self.shared.rt.now();
+        let (now, wall) = (self.shared.rt.now(), self.shared.rt.wall());
         let mut state = self.shared.state.lock();
         state.now = now;
+        state.wall = wall;
         f(&mut state)
     }
 
@@ -230,19 +234,20 @@ impl SimDocker {
         });
     }
 
-    /// The host clock's reading, which Docker stamps entries with: the wall clock minus
-    /// the clock steps back so far.
-    fn host_wall(&self, state: &DockerState) -> UnixNanos {
-        self.shared.rt.wall() - state.clock_back
+    /// The host clock's reading, which Docker stamps entries with (the runtime's wall
+    /// clock, stepped back with the host's: see [`Self::step_clock_back`]).
+    fn host_wall(&self) -> UnixNanos {
+        self.shared.rt.wall()
     }
 
     /// The host clock steps back by `back` (an NTP correction): every container's
     /// entries from now on are stamped that much earlier, so each stream's timestamps
-    /// step back once (see the log model's docs).
+    /// step back once (see the log model's docs). The agent's wall clock steps with it:
+    /// it runs on the same host (its first sight "now" and its tail cut read it).
     pub fn step_clock_back(&self, back: Duration) {
+        self.shared.rt.step_wall_back(back);
         let back = back.as_nanos() as i64;
         self.with(|state| {
-            state.clock_back += back;
             state.counters.clock_steps += 1;
             for log in &mut state.logs {
                 log.clock_stepped_back(back);
@@ -484,7 +489,7 @@ impl SimDocker {
     /// Write a burst of output. Returns the sequence numbers of the new lines.
     pub fn emit(&self, id: &ContainerId, burst: Burst) -> Result<Range<u64>, CommandError> {
         self.with(|state| {
-            let wall = self.host_wall(state);
+            let wall = self.host_wall();
             // One lookup: the container's log and followers are reached through it.
             let container = state.containers.get(id).ok_or(CommandError::NoSuchContainer)?;
             if !container.info.running {
@@ -510,7 +515,7 @@ impl SimDocker {
     /// apply to it. Returns the sequence number.
     pub fn emit_line(&self, id: &ContainerId, stream: StdStream, content: &[u8]) -> Result<u64, CommandError> {
         self.with(|state| {
-            let wall = self.host_wall(state);
+            let wall = self.host_wall();
             let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
             if !container.info.running {
                 return Err(CommandError::NotRunning);
@@ -534,7 +539,7 @@ impl SimDocker {
             "a line head is whole 16 KiB pieces without a newline"
         );
         self.with(|state| {
-            let wall = self.host_wall(state);
+            let wall = self.host_wall();
             let container = state.containers.get_mut(id).ok_or(CommandError::NoSuchContainer)?;
             if !container.info.running {
                 return Err(CommandError::NotRunning);

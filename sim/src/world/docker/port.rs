@@ -144,8 +144,8 @@ impl ContainerEngine for SimDocker {
                 if options.tail.is_some() {
                     // `first_sight = { tail = N }`: what lies before the last N entries is
                     // not the agent's (a named loss, as with "now").
-                    // The agent's rule (`cut_after_tail`) compares with its own wall clock, which
-                    // the simulated host clock steps do not move.
+                    // The agent's rule (`cut_after_tail`) compares with its own wall clock: the
+                    // host clock, which Docker stamps with too.
                     log.skip_before_tail(start.cursor, this.shared.rt.wall());
                 }
                 let following = options.follow && container.info.running;

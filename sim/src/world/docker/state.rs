@@ -139,9 +139,6 @@ pub(crate) struct DockerState {
     /// up by id in a `BTreeMap` (seed 1: 54 k closes; 1,403 M instructions before,
     /// 1,396 M after).
     pub(crate) open_streams: Vec<Vec<Slot>>,
-    /// How far the host clock has stepped back in total (NTP corrections): Docker
-    /// stamps entries with the wall clock minus this.
-    pub(crate) clock_back: i64,
     /// Every container's log serial, removed ones included (the oracle checks content
     /// delivered after a removal).
     pub(crate) serials: BTreeMap<ContainerId, usize>,
@@ -200,6 +197,8 @@ pub(crate) struct DockerState {
     pub(crate) events_disturbed: BTreeMap<ContainerId, engine::rt::Instant>,
     /// Virtual time at the latest command (set by `SimDocker::with`).
     pub(crate) now: engine::rt::Instant,
+    /// The host clock then (events carry it, as Docker's `timeNano`).
+    pub(crate) wall: engine::rt::UnixNanos,
     /// The world's count of bytes handed to the agent and not settled.
     pub(crate) unsettled: super::unsettled::Unsettled,
     /// Timestamp text for every reader's renders: a cache, shared so that its date
@@ -246,7 +245,6 @@ impl DockerState {
             containers: ContainerTable::default(),
             logs: Vec::new(),
             open_streams: Vec::new(),
-            clock_back: 0,
             serials: BTreeMap::new(),
             removed: BTreeMap::new(),
             removed_since_forget: Default::default(),
@@ -271,6 +269,7 @@ impl DockerState {
             unannounced_removals: Vec::new(),
             events_disturbed: BTreeMap::new(),
             now: engine::rt::Instant::ZERO,
+            wall: 0,
             unsettled: Default::default(),
             timestamps: TimestampText::default(),
             buffers: Default::default(),
@@ -319,7 +318,7 @@ impl DockerState {
         for (key, value) in extra {
             attributes.insert((*key).into(), value.clone());
         }
-        let event = ContainerEvent { kind, id: id.clone(), attributes };
+        let event = ContainerEvent { kind, id: id.clone(), attributes, time: Some(self.wall) };
         let fault = match &mut self.event_fault {
             Some((fault, left)) => {
                 let fault = *fault;

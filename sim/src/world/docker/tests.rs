@@ -27,7 +27,7 @@ struct Entry {
 
 fn world(seed: u64) -> (Executor, SimDocker) {
     let executor = Executor::new(seed, WALL_START);
-    let docker = SimDocker::new(executor.rt(), seed);
+    let docker = SimDocker::new(executor.handle(), seed);
     (executor, docker)
 }
 
