@@ -8,7 +8,6 @@ use crate::rt::Instant;
 
 const SEC: u64 = 1_000_000_000;
 const WALL: i64 = 1_700_000_000 * 1_000_000_000;
-const SECOND: i64 = 1_000_000_000;
 
 fn at(secs: u64) -> Instant {
     Instant::from_nanos(secs * SEC)
@@ -424,7 +423,7 @@ fn a_die_stamped_after_docker_said_stopped_is_a_later_runs() {
         let mut machine = streaming(0);
         machine.handle_data(at(1), Some(3));
         machine.handle_stream_ended(at(10));
-        machine.handle_inspected(at(10), WALL + 10 * SECOND, Inspected::Stopped, 0.0);
+        machine.handle_inspected(at(10), WALL + 10 * SEC as i64, Inspected::Stopped, 0.0);
         machine.handle_opened(at(10), WALL, 0.0);
         machine.handle_stream_ended(at(10));
         actions(&mut machine);
@@ -433,7 +432,7 @@ fn a_die_stamped_after_docker_said_stopped_is_a_later_runs() {
     };
     // The stop's own `die`, stamped before Docker said so (or at that instant), heard
     // with the removal: the tail stays read.
-    for died in [WALL + 9 * SECOND, WALL + 10 * SECOND] {
+    for died in [WALL + 9 * SEC as i64, WALL + 10 * SEC as i64] {
         let mut machine = stopped_and_read();
         machine.handle_died(died);
         machine.handle_state(at(80), false, true, true);
@@ -442,13 +441,13 @@ fn a_die_stamped_after_docker_said_stopped_is_a_later_runs() {
     }
     // A later run's `die`, heard with the removal: the tail is unread.
     let mut machine = stopped_and_read();
-    machine.handle_died(WALL + 70 * SECOND);
+    machine.handle_died(WALL + 70 * SEC as i64);
     machine.handle_state(at(80), false, true, true);
     assert_eq!(actions(&mut machine), [Action::Finish]);
     assert!(!machine.tail_read());
     // Without the removal: the log is read again, to its end.
     let mut machine = stopped_and_read();
-    machine.handle_died(WALL + 70 * SECOND);
+    machine.handle_died(WALL + 70 * SEC as i64);
     machine.handle_state(at(80), false, false, true);
     assert_eq!(actions(&mut machine), [Action::TakeSlot]);
     assert!(!machine.read_to_end());

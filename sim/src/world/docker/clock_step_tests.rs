@@ -149,3 +149,31 @@ fn a_deleted_resume_line_is_noticeable_at_the_first_line_stamped_after_it() {
     log.mark_read_by(LogCursor { burst: 2, entry: 1 }, reopened);
     assert_eq!(log.gaps_noticeable(), [1, 0]);
 }
+
+/// The agent runs on the Docker host: its wall clock (the runtime's) steps back with the
+/// stamps, and events carry that clock (Docker's `timeNano`); Loki's clock, another
+/// host's, does not step.
+#[test]
+fn the_agents_clock_and_event_times_step_back_with_the_host() {
+    let (mut executor, docker) = world(23);
+    let rt = executor.handle();
+    executor.advance_for(Duration::from_secs(100));
+    let (host, other) = (rt.wall(), rt.reference_wall());
+    assert_eq!(host, other);
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let (events_docker, times_seen) = (docker.clone(), times.clone());
+    executor.spawn_world("events", async move {
+        let mut events = events_docker.events().await.unwrap();
+        while let Some(Ok(event)) = events.next().await {
+            times_seen.lock().unwrap().push(event.time);
+        }
+    });
+    executor.run_until_stalled();
+    docker.step_clock_back(Duration::from_secs(30));
+    assert_eq!(rt.wall(), host - 30 * SECOND);
+    assert_eq!(rt.reference_wall(), other);
+    running(&docker, "app");
+    executor.run_until_stalled();
+    let stepped = Some(host - 30 * SECOND);
+    assert_eq!(*times.lock().unwrap(), [stepped, stepped], "create and start");
+}
