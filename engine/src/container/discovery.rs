@@ -149,9 +149,7 @@ impl Discovery {
                 biased;
                 _ = self.shutdown.changed() => break,
                 Some((id, outcome)) = self.retiring.next(), if !self.retiring.is_empty() => {
-                    if self.retired.joined(&id, outcome) {
-                        TailUnread.emit(&shared.telemetry);
-                    }
+                    self.joined(&id, outcome);
                     self.update_gauge();
                 }
                 event = next_event(&mut events) => match event {
@@ -186,11 +184,17 @@ impl Discovery {
             let _ = known.task.cancel_and_join().await;
         }
         while let Some((id, outcome)) = self.retiring.next().await {
-            if self.retired.joined(&id, outcome) {
-                TailUnread.emit(&self.shared.telemetry);
-            }
+            self.joined(&id, outcome);
         }
         self.update_gauge();
+    }
+
+    /// A retired container's supervisor ended with `outcome`: its tail is counted here
+    /// if a run's event came after its `destroy` (see `retired`).
+    fn joined(&mut self, id: &ContainerId, outcome: TailOutcome) {
+        if self.retired.joined(id, outcome) {
+            TailUnread.emit(&self.shared.telemetry);
+        }
     }
 
     fn unit(&self) -> f64 {
